@@ -1,0 +1,82 @@
+"""Gradient descent on the MSE: full batch, mini-batch and stochastic, with divergence detection."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import gradient_step, gradients_from_residuals, mse, predict
+
+# A run has diverged when its loss is not finite or has grown past this factor times its start.
+DIVERGENCE_FACTOR = 1e6
+
+
+@dataclass(frozen=True)
+class DescentResult:
+    """What a run of gradient descent returns; arrays keep the input dtype."""
+
+    weights: np.ndarray  # (m, 1), the parameters after the last update made
+    bias: np.generic  # scalar of the run's dtype
+    loss_curve: np.ndarray  # (k + 1,): point i is the loss before update i; see `descend`
+    diverged_at: int | None  # iteration whose loss showed divergence, or None
+    trajectory: np.ndarray | None  # (k + 1, m + 1): [W^T, b] before update i, when asked for
+
+    @property
+    def status(self):
+        """'ok' or 'diverged at iteration k'."""
+        return "ok" if self.diverged_at is None else f"diverged at iteration {self.diverged_at}"
+
+
+def divergence_point(losses, factor=DIVERGENCE_FACTOR):
+    """Index of the first loss that is non-finite or above factor * losses[0], or None."""
+    losses = np.asarray(losses, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(losses) | (losses > factor * losses[0])
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if hits.size else None
+
+
+def _is_divergent(loss, first_loss):
+    return not np.isfinite(loss) or loss > DIVERGENCE_FACTOR * first_loss
+
+
+def descend(X, y, W0, b0, lr, iterations, batches=None, keep_trajectory=False):
+    """Run `iterations` updates of gradient descent from (W0, b0) and return a DescentResult.
+
+    batches=None is full-batch descent. Otherwise `batches` is a list of at least `iterations`
+    index arrays (see batches.batch_indices) and update i uses rows batches[i]; the loss
+    recorded before that update is the loss on that batch, as Keras logs it.
+    Point `iterations` of the loss curve is always the full-data loss of the final parameters.
+    A non-finite loss, or one past DIVERGENCE_FACTOR times the first, stops the run there.
+    """
+    dtype = X.dtype
+    W = np.array(W0, dtype=dtype).reshape(-1, 1)  # (m, 1), a copy: the caller's array is untouched
+    b = dtype.type(b0)
+    losses = np.empty(iterations + 1, dtype=dtype)
+    trajectory = np.empty((iterations + 1, W.shape[0] + 1), dtype=dtype) if keep_trajectory else None
+    diverged_at = None
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below, not raised
+        for i in range(iterations):
+            X_i, y_i = (X, y) if batches is None else (X[batches[i]], y[batches[i]])
+            residuals = y_i - predict(X_i, W, b)  # (batch, 1), reused by loss and gradients
+            losses[i] = np.mean(residuals ** 2)  # the MSE before update i, as the lesson logs it
+            if trajectory is not None:
+                trajectory[i] = np.append(W[:, 0], b)
+            if _is_divergent(losses[i], losses[0]):
+                diverged_at = i
+                break
+            grad_W, grad_b = gradients_from_residuals(X_i, residuals)
+            W, b = gradient_step(W, b, grad_W, grad_b, lr)
+        else:
+            i = iterations
+            losses[i] = mse(y, predict(X, W, b))  # the final parameters, on all the data
+            if trajectory is not None:
+                trajectory[i] = np.append(W[:, 0], b)
+            if _is_divergent(losses[i], losses[0]):
+                diverged_at = i
+    end = i + 1
+    return DescentResult(
+        weights=W,
+        bias=b,
+        loss_curve=losses[:end],
+        diverged_at=diverged_at,
+        trajectory=None if trajectory is None else trajectory[:end],
+    )

@@ -1,0 +1,34 @@
+"""The linear model, its loss and its analytic gradients, in plain numpy.
+
+Shapes: X is (n, m), y is (n, 1), W is (m, 1), b is a scalar of X's dtype.
+Every function keeps the dtype of its inputs: float32 in, float32 out.
+"""
+import numpy as np
+
+
+def predict(X, W, b):
+    """Predictions y_hat = X @ W + b, shape (n, 1)."""
+    return X @ W + b
+
+
+def mse(y, y_hat):
+    """Mean squared error mean((y - y_hat)**2), with no 1/2 factor (Keras' "mse")."""
+    return np.mean((y - y_hat) ** 2)
+
+
+def gradients_from_residuals(X, residuals):
+    """Analytic gradients from residuals R = y - y_hat: dL/dW = -2/n X^T R (m, 1), dL/db = -2/n sum(R)."""
+    n = X.shape[0]
+    scale = X.dtype.type(-2.0 / n)  # a dtype scalar, so float32 stays float32
+    return scale * (X.T @ residuals), scale * residuals.sum()
+
+
+def gradients(X, y, W, b):
+    """Analytic gradients of the MSE with respect to W and b at (W, b)."""
+    return gradients_from_residuals(X, y - predict(X, W, b))
+
+
+def gradient_step(W, b, grad_W, grad_b, lr):
+    """One gradient-descent update: returns (W - lr * grad_W, b - lr * grad_b)."""
+    lr = W.dtype.type(lr)
+    return W - lr * grad_W, b - lr * grad_b

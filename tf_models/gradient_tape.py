@@ -1,0 +1,172 @@
+"""Linear regression trained with tf.GradientTape, checking autodiff against the analytic gradients.
+
+Each step computes the loss under a GradientTape, takes the autodiff gradients, computes the
+lesson's analytic gradients -2/n X^T R and -2/n sum(R) from the same residuals, records how far
+apart they are, and applies the autodiff update. Modes: "xla" (the whole loop in one
+tf.function compiled by XLA), "graph" (one tf.function, no XLA), "eager" (a Python loop).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from .devices import label_of, tf_device_name
+
+MODES = ("xla", "graph", "eager")
+# Largest allowed analytic-vs-autodiff difference, relative to the size of the summed terms.
+GRADIENT_TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
+
+
+class GradientMismatchError(RuntimeError):
+    """Autodiff and the analytic gradients disagree beyond the dtype's tolerance."""
+
+
+@dataclass(frozen=True)
+class TapeResult:
+    """A GradientTape run: parameters, loss curve and the per-step gradient check."""
+
+    weights: np.ndarray  # (m, 1)
+    bias: np.generic
+    loss_curve: np.ndarray  # (k + 1,): loss before update i; the last point is the final parameters
+    diverged_at: int | None
+    grad_abs_diff: np.ndarray  # (k,): max |autodiff - analytic| over W and b, per step
+    grad_rel_diff: np.ndarray  # (k,): the same over the scale of the summed terms 2/n sum|x r|
+    device: str  # label of the device the variables actually live on
+
+
+def _loss_and_gradients(X, y, W, b):
+    """Loss, autodiff gradients and analytic gradients at the current (W, b), one forward pass."""
+    n = tf.cast(tf.shape(X)[0], X.dtype)
+    with tf.GradientTape() as tape:
+        residuals = y - (tf.matmul(X, W) + b)  # (n, 1)
+        loss = tf.reduce_mean(tf.square(residuals))
+    auto_W, auto_b = tape.gradient(loss, [W, b])
+    analytic_W = -2.0 / n * tf.matmul(X, residuals, transpose_a=True)  # (m, 1): -2/n X^T R
+    analytic_b = -2.0 / n * tf.reduce_sum(residuals)
+    abs_diff = tf.maximum(tf.reduce_max(tf.abs(auto_W - analytic_W)), tf.abs(auto_b - analytic_b))
+    # scale of the terms each gradient sums: 2/n sum_i |x_ij r_i| and 2/n sum_i |r_i|
+    abs_r = tf.abs(residuals)
+    scale = 2.0 / n * tf.maximum(
+        tf.reduce_max(tf.matmul(tf.abs(X), abs_r, transpose_a=True)), tf.reduce_sum(abs_r))
+    rel_diff = abs_diff / tf.maximum(scale, tf.constant(np.finfo(X.dtype.as_numpy_dtype).tiny, X.dtype))
+    return loss, auto_W, auto_b, abs_diff, rel_diff
+
+
+def _is_divergent(loss, first_loss, factor):
+    return tf.logical_or(tf.logical_not(tf.math.is_finite(loss)), loss > factor * first_loss)
+
+
+def make_tape_trainer(X, y, lr, iterations, mode="xla", device="cpu", divergence_factor=1e6):
+    """Build a trainer: a callable (W0, b0) -> TapeResult. Its first call traces and compiles.
+
+    X (n, m) and y (n, 1) are copied to `device` once; every call restarts from (W0, b0).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown GradientTape mode {mode!r}; use one of {MODES}")
+    dtype = tf.as_dtype(X.dtype)
+    with tf.device(tf_device_name(device)):
+        X_t, y_t = tf.constant(X), tf.constant(y)
+        W = tf.Variable(tf.zeros((X.shape[1], 1), dtype), name="W")
+        b = tf.Variable(tf.zeros((), dtype), name="b")
+    lr_t = tf.constant(lr, dtype)
+    factor = tf.constant(divergence_factor, dtype)
+
+    def loop(W0, b0):
+        W.assign(W0)
+        b.assign(b0)
+        losses = tf.TensorArray(dtype, size=iterations + 1, element_shape=())
+        abs_diffs = tf.TensorArray(dtype, size=iterations, element_shape=())
+        rel_diffs = tf.TensorArray(dtype, size=iterations, element_shape=())
+        first_loss = tf.reduce_mean(tf.square(y_t - (tf.matmul(X_t, W) + b)))
+        steps_done = tf.constant(0)
+        diverged = tf.constant(False)
+        for i in tf.range(iterations):
+            loss, grad_W, grad_b, abs_diff, rel_diff = _loss_and_gradients(X_t, y_t, W, b)
+            losses = losses.write(i, loss)
+            abs_diffs = abs_diffs.write(i, abs_diff)
+            rel_diffs = rel_diffs.write(i, rel_diff)
+            if _is_divergent(loss, first_loss, factor):
+                diverged = tf.constant(True)
+                break
+            W.assign_sub(lr_t * grad_W)
+            b.assign_sub(lr_t * grad_b)
+            steps_done = i + 1
+        if not diverged:
+            final_loss = tf.reduce_mean(tf.square(y_t - (tf.matmul(X_t, W) + b)))
+            losses = losses.write(iterations, final_loss)
+            diverged = _is_divergent(final_loss, first_loss, factor)
+        # unwritten TensorArray slots stack as zeros; `steps_done` tells where the run ended
+        return W.read_value(), b.read_value(), losses.stack(), abs_diffs.stack(), rel_diffs.stack(), steps_done, diverged
+
+    if mode == "eager":
+        def loop_eager(W0, b0):
+            W.assign(W0)
+            b.assign(b0)
+            losses, abs_diffs, rel_diffs = [], [], []
+            first_loss = None
+            diverged = False
+            for i in range(iterations + 1):
+                loss, grad_W, grad_b, abs_diff, rel_diff = _loss_and_gradients(X_t, y_t, W, b)
+                first_loss = loss if first_loss is None else first_loss
+                losses.append(loss)
+                if bool(_is_divergent(loss, first_loss, factor)):
+                    diverged = True
+                if i == iterations or diverged:
+                    break
+                abs_diffs.append(abs_diff)
+                rel_diffs.append(rel_diff)
+                W.assign_sub(lr_t * grad_W)
+                b.assign_sub(lr_t * grad_b)
+            if diverged and i < iterations:
+                abs_diffs.append(abs_diff)
+                rel_diffs.append(rel_diff)
+            pad = lambda values, size: tf.stack(values + [tf.zeros((), dtype)] * (size - len(values)))
+            return (W.read_value(), b.read_value(), pad(losses, iterations + 1), pad(abs_diffs, iterations),
+                    pad(rel_diffs, iterations), tf.constant(min(i, iterations)), tf.constant(diverged))
+        run = loop_eager
+    else:
+        run = tf.function(loop, jit_compile=(mode == "xla"))
+
+    def train(W0, b0):
+        with tf.device(tf_device_name(device)):
+            W_out, b_out, losses, abs_d, rel_d, steps, diverged = run(
+                tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)))
+        steps, diverged = int(steps.numpy()), bool(diverged.numpy())  # .numpy(): the result is on the host
+        # a run that diverged at update k has k + 1 losses; a finished run has iterations + 1
+        end = steps + 1
+        return TapeResult(
+            weights=W_out.numpy(), bias=X.dtype.type(b_out.numpy()), loss_curve=losses.numpy()[:end],
+            diverged_at=steps if diverged else None,
+            grad_abs_diff=abs_d.numpy()[:min(end, iterations)], grad_rel_diff=rel_d.numpy()[:min(end, iterations)],
+            device=label_of(W.device),
+        )
+
+    return train
+
+
+def finite_difference_check(X, y, W, b, step=1e-6):
+    """Autodiff gradient at (W, b) against central differences, both in float64.
+
+    Returns (max_abs_diff, max_rel_diff), the relative one over the largest gradient entry.
+    The loss is quadratic, so central differences are exact up to rounding.
+    """
+    X64, y64 = tf.constant(np.asarray(X, np.float64)), tf.constant(np.asarray(y, np.float64))
+    theta = np.append(np.asarray(W, np.float64).ravel(), np.float64(b))  # (m + 1,): [W, b]
+
+    def loss_at(params):
+        params = tf.constant(params)
+        return tf.reduce_mean(tf.square(y64 - (tf.matmul(X64, tf.reshape(params[:-1], (-1, 1))) + params[-1])))
+
+    params = tf.Variable(theta)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(y64 - (tf.matmul(X64, tf.reshape(params[:-1], (-1, 1))) + params[-1])))
+    autodiff = tape.gradient(loss, params).numpy()
+    numeric = np.empty_like(theta)
+    for j in range(theta.size):
+        h = step * max(1.0, abs(theta[j]))
+        up, down = theta.copy(), theta.copy()
+        up[j] += h
+        down[j] -= h
+        numeric[j] = (float(loss_at(up)) - float(loss_at(down))) / (2 * h)
+    abs_diff = float(np.max(np.abs(autodiff - numeric)))
+    return abs_diff, abs_diff / max(float(np.max(np.abs(autodiff))), np.finfo(np.float64).tiny)
