@@ -1,0 +1,30 @@
+"""The studies beyond the lesson's single run. Each is one module with the same three functions:
+
+    run(ctx: ExperimentContext) -> pandas.DataFrame   # compute; the driver writes <NAME>.csv
+    plot(table: pandas.DataFrame, out_dir: Path) -> list[Path]   # figures from the table alone
+    report_section(table: pandas.DataFrame) -> str   # markdown for report.md, from the table alone
+
+so figures and the report can be redrawn from the CSV without computing again.
+"""
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import EXPERIMENTS, StudyConfig
+
+
+@dataclass(frozen=True)
+class ExperimentContext:
+    """What an experiment gets from the driver."""
+
+    config: StudyConfig  # the whole run's configuration (seed, dtypes, quick/full, lr, ...)
+    out_dir: Path  # the folder being written (a temporary one, renamed into place on success)
+    devices: tuple = ("cpu",)  # device labels TensorFlow runs use
+    progress: object = field(default=None)  # callable(str) for live progress, or None
+
+
+def load(name):
+    """The module of experiment `name` (one of config.EXPERIMENTS)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+    return importlib.import_module(f"{__name__}.{name}")

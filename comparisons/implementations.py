@@ -1,0 +1,125 @@
+"""Adapters: every implementation behind one call, make_trainer(name, ...)(W0, b0) -> RunResult.
+
+numpy, Keras and GradientTape return their own result types; here they become one RunResult,
+the same divergence rule is applied to all, and the GradientTape gradient check is enforced.
+TensorFlow is imported only when a TensorFlow implementation is asked for.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import handrolled
+
+from .config import IMPLEMENTATIONS
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """One row of gradient_check.csv."""
+
+    iteration: int
+    method: str  # "analytic_vs_autodiff" or "finite_difference"
+    max_abs_diff: float
+    max_rel_diff: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One implementation's run on one device in one dtype."""
+
+    implementation: str
+    device: str
+    dtype: str
+    weights: np.ndarray  # (m, 1)
+    bias: float
+    loss_curve: np.ndarray  # (k + 1,) with k = iterations, or the iteration of divergence
+    diverged_at: int | None
+    gradient_checks: tuple = field(default=())  # GradientCheck rows (gradient_tape only)
+    jit_compile: bool | None = None  # whether XLA compiled it (TensorFlow only)
+
+    @property
+    def status(self):
+        """'ok' or 'diverged at iteration k'."""
+        return "ok" if self.diverged_at is None else f"diverged at iteration {self.diverged_at}"
+
+
+def split_name(name):
+    """'keras:numpy_input' -> ('keras', 'numpy_input'); 'numpy' -> ('numpy', '')."""
+    base, _, variant = name.partition(":")
+    return base, variant
+
+
+def is_tensorflow(name):
+    """Whether an implementation runs in TensorFlow (and so on TensorFlow's devices)."""
+    return split_name(name)[0] in ("keras", "gradient_tape")
+
+
+def _truncate_at_divergence(losses):
+    """(curve up to and including the first divergent point, that point or None)."""
+    point = handrolled.divergence_point(losses)
+    return (losses, None) if point is None else (losses[:point + 1], point)
+
+
+def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
+    """A callable (W0, b0) -> RunResult for implementation `name` on `device`.
+
+    X (n, m) and y (n, 1) are already in the run's dtype. `batches` (a list of index arrays,
+    one per update) switches to mini-batch descent in the given sample order.
+    """
+    if name not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown implementation {name!r}; known: {', '.join(IMPLEMENTATIONS)}")
+    base, variant = split_name(name)
+    dtype = str(X.dtype)
+
+    if base == "numpy":
+        def train(W0, b0):
+            r = handrolled.descend(X, y, W0, b0, lr, iterations, batches=batches)
+            return RunResult(name, "cpu", dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at)
+        return train
+
+    if base == "keras":
+        from tf_models.keras_model import make_keras_trainer
+
+        keras_train = make_keras_trainer(X, y, lr, iterations, feed=variant or "dataset",
+                                         device=device, batches=batches)
+
+        def train(W0, b0):
+            r = keras_train(W0, b0)
+            curve, diverged_at = _truncate_at_divergence(r.loss_curve)
+            return RunResult(name, r.device, dtype, r.weights, float(r.bias), curve, diverged_at,
+                             jit_compile=r.jit_compile)
+        return train
+
+    from tf_models.gradient_tape import GRADIENT_TOLERANCE, GradientMismatchError, make_tape_trainer
+
+    if batches is not None:
+        raise ValueError("gradient_tape trains full batch only")
+    mode = variant or "xla"
+    tape_train = make_tape_trainer(X, y, lr, iterations, mode=mode, device=device,
+                                   divergence_factor=handrolled.DIVERGENCE_FACTOR)
+
+    def train(W0, b0):
+        r = tape_train(W0, b0)
+        checks = tuple(GradientCheck(i, "analytic_vs_autodiff", float(a), float(rel))
+                       for i, (a, rel) in enumerate(zip(r.grad_abs_diff, r.grad_rel_diff)))
+        finite = [c.max_rel_diff for c in checks if np.isfinite(c.max_rel_diff)]
+        worst = max(finite, default=0.0)
+        if worst > GRADIENT_TOLERANCE[dtype]:
+            raise GradientMismatchError(
+                f"{name} on {r.device} ({dtype}): autodiff and analytic gradients differ by "
+                f"{worst:.3g} (relative), above the {GRADIENT_TOLERANCE[dtype]:g} tolerance")
+        return RunResult(name, r.device, dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
+                         gradient_checks=checks, jit_compile=(mode == "xla"))
+    return train
+
+
+def finite_difference_checks(X, y, W0, b0, result):
+    """Finite-difference rows for a run: the autodiff gradient at the start and at the end."""
+    from tf_models.gradient_tape import finite_difference_check
+
+    rows = []
+    for iteration, (W, b) in ((0, (W0, b0)), (len(result.loss_curve) - 1, (result.weights, result.bias))):
+        if np.all(np.isfinite(W)) and np.isfinite(b):
+            abs_diff, rel_diff = finite_difference_check(X, y, W, b)
+            rows.append(GradientCheck(iteration, "finite_difference", abs_diff, rel_diff))
+    return tuple(rows)

@@ -1,0 +1,53 @@
+"""Gradient-descent stability from the Hessian of the MSE: the largest stable step and convergence speed.
+
+For L(W, b) = mean((y - X W - b)^2) the Hessian is H = 2/n A^T A with A = [X, 1] (n, m + 1).
+Full-batch descent contracts along each eigenvector by |1 - lr * lambda|, so it converges iff
+lr < 2 / lambda_max, and the slowest direction shrinks by (1 - lr * lambda_min) per step.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Eigenvalues of the Hessian and what they say about a step size."""
+
+    lambda_min: float
+    lambda_max: float
+
+    @property
+    def max_stable_lr(self):
+        """The largest stable step, 2 / lambda_max (descent diverges above it)."""
+        return 2.0 / self.lambda_max
+
+    @property
+    def condition_number(self):
+        return self.lambda_max / self.lambda_min if self.lambda_min > 0 else math.inf
+
+    def predicted_iterations(self, lr, tol):
+        """Iterations for the slowest error component to shrink by `tol`: log(tol) / log(|1 - lr * lambda_min|).
+
+        The lesson-style estimate uses the slowest eigenvalue; when lr is close to the threshold the
+        fastest one can be the bottleneck instead, so the factor is the larger of the two |1 - lr*lambda|.
+        """
+        rate = max(abs(1.0 - lr * self.lambda_min), abs(1.0 - lr * self.lambda_max))
+        if rate >= 1.0:
+            return math.inf
+        if rate == 0.0:
+            return 1.0
+        return math.log(tol) / math.log(rate)
+
+
+def hessian(X):
+    """The MSE's Hessian 2/n [X, 1]^T [X, 1], shape (m + 1, m + 1), in float64."""
+    X = np.asarray(X, dtype=np.float64)
+    design = np.hstack([X, np.ones((X.shape[0], 1))])
+    return 2.0 / X.shape[0] * design.T @ design
+
+
+def analyse(X):
+    """Stability of full-batch descent on features X (n, m)."""
+    eigenvalues = np.linalg.eigvalsh(hessian(X))  # ascending; the Hessian is symmetric
+    return Stability(lambda_min=float(eigenvalues[0]), lambda_max=float(eigenvalues[-1]))

@@ -1,0 +1,50 @@
+"""The one timing harness: a warm-up call, then timed repeats; median, min and max.
+
+The callables timed here return numpy arrays, so a timer stops only once the result is on the
+host. Data generation and imports happen before, outside the timed region.
+"""
+import statistics
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of one warm-up call and of each timed repeat."""
+
+    first_call_s: float  # includes tracing and compilation for TensorFlow
+    repeat_s: tuple  # the timed calls after the warm-up
+
+    @property
+    def repeats(self):
+        return len(self.repeat_s)
+
+    @property
+    def median_s(self):
+        return statistics.median(self.repeat_s)
+
+    @property
+    def min_s(self):
+        return min(self.repeat_s)
+
+    @property
+    def max_s(self):
+        return max(self.repeat_s)
+
+
+def time_calls(fn, repeats, budget_s=float("inf")):
+    """Call fn() once as warm-up, then up to `repeats` more times, timing each call.
+
+    A slow callable gets fewer repeats: they stop once `budget_s` seconds of timed calls
+    would be exceeded, but at least one is always made. Returns (warm-up result, Timing).
+    """
+    start = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - start
+    planned = max(1, min(repeats, int(budget_s // max(first, 1e-9))))
+    times = []
+    for _ in range(planned):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return result, Timing(first_call_s=first, repeat_s=tuple(times))
