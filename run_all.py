@@ -1,0 +1,188 @@
+"""Run the study: every implementation on the same data from the same start, then write results/.
+
+    python run_all.py                 # the lesson's settings, both dtypes, every device, all experiments
+    python run_all.py --quick         # a small, fast run
+    python run_all.py --help          # every option
+
+This file only orchestrates; the work lives in comparisons/.
+"""
+import argparse
+import datetime
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from comparisons.config import EXPERIMENTS, IMPLEMENTATIONS, StudyConfig
+from comparisons.errors import UsageError
+
+QUICK_ITERATIONS = 100  # --quick: fewer updates (keras:numpy_input costs ~20 ms per update here)
+QUICK_REPEATS = 2
+QUICK_TIME_BUDGET_S = 2.0
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive finite number")
+    return value
+
+
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
+        return value
+    return parse
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one `error:` line and exit 2."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see --help)")
+
+
+def build_parser():
+    """The command line of SPEC.md."""
+    defaults = StudyConfig()
+    p = _Parser(prog="run_all.py", description=(
+        "Linear regression by gradient descent, hand-rolled in numpy and in TensorFlow/Keras, trained on the "
+        "same data from the same start and compared: weights, loss curves, gradients, time. Writes the "
+        "results contract (CSV tables, figures, report.md, tensorboard/) to --out."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default=defaults.out, help="results folder; written beside it and renamed into place on success")
+    p.add_argument("--seed", type=_int_at_least(0), default=defaults.seed, help="seed for data, initial parameters and sample order")
+    p.add_argument("--n-samples", type=_int_at_least(2), default=defaults.n_samples, help="synthetic data: number of samples n")
+    p.add_argument("--features", type=_int_at_least(1), default=defaults.features, help="synthetic data: number of features m")
+    p.add_argument("--noise", type=_non_negative_float, default=defaults.noise, help="synthetic data: standard deviation of the noise on y")
+    p.add_argument("--iterations", type=_int_at_least(1), default=None,
+                   help=f"gradient-descent updates N (default {defaults.iterations}; {QUICK_ITERATIONS} with --quick)")
+    p.add_argument("--lr", type=_positive_float, default=defaults.lr, help="learning rate")
+    p.add_argument("--dtype", choices=["float32", "float64", "both"], default="both", help="floating-point type of the runs")
+    p.add_argument("--device", default=defaults.device, help="auto (CPU, plus GPUs TensorFlow detects), cpu, gpu or gpu:K")
+    p.add_argument("--repeats", type=_int_at_least(1), default=None,
+                   help=f"timed calls after one warm-up (default {defaults.repeats}; {QUICK_REPEATS} with --quick)")
+    p.add_argument("--only", default=None, metavar="NAME[,NAME]",
+                   help="run only these implementations: " + ", ".join(IMPLEMENTATIONS))
+    p.add_argument("--data", default=None, metavar="FILE.csv", help="train on a CSV file instead of synthetic data (needs --target)")
+    p.add_argument("--target", default=None, metavar="COL", help="the CSV column to predict")
+    p.add_argument("--columns", default=None, metavar="A,B,C", help="CSV feature columns (default: every other numeric column)")
+    p.add_argument("--standardize", action="store_true", help="train on z-scored features; weights are still reported in raw units")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                   help="mini-batch size (1 = stochastic); samples follow a seeded permutation shared by numpy and keras")
+    p.add_argument("--experiments", default="all", metavar="NAME[,NAME]|all|none",
+                   help="studies beyond the single run: " + ", ".join(EXPERIMENTS))
+    p.add_argument("--full", action="store_true", help="the large versions of the experiments (n up to 10^7; minutes)")
+    p.add_argument("--quick", action="store_true", help="a small, fast run (fewer iterations and repeats, quick experiments)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _names(text, known, what):
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UsageError(f"unknown {what} {', '.join(unknown) or repr(text)}; choose from {', '.join(known)}")
+    return names
+
+
+def config_from_args(args, argv):
+    """Validate the parsed arguments into a StudyConfig (UsageError on bad input)."""
+    if (args.data is None) != (args.target is None):
+        raise UsageError("--data and --target go together: give the CSV file and the column to predict")
+    if args.columns and not args.data:
+        raise UsageError("--columns selects CSV columns; it needs --data FILE.csv --target COL")
+    if args.quick and args.full:
+        raise UsageError("--quick and --full contradict each other; choose one")
+    experiments = args.experiments.strip()
+    experiments = (EXPERIMENTS if experiments == "all" else () if experiments == "none"
+                   else _names(experiments, EXPERIMENTS, "experiment"))
+    return StudyConfig(
+        out=args.out, seed=args.seed, n_samples=args.n_samples, features=args.features, noise=args.noise,
+        iterations=args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations),
+        lr=args.lr, dtypes=("float32", "float64") if args.dtype == "both" else (args.dtype,),
+        device=args.device.strip().lower(),
+        repeats=args.repeats or (QUICK_REPEATS if args.quick else StudyConfig.repeats),
+        only=_names(args.only, IMPLEMENTATIONS, "implementation") if args.only else IMPLEMENTATIONS,
+        data=args.data, target=args.target,
+        feature_columns=tuple(c.strip() for c in args.columns.split(",")) if args.columns else None,
+        standardize=args.standardize, batch_size=args.batch_size, experiments=experiments,
+        full=args.full, quick=args.quick, debug=args.debug,
+        time_budget_s=QUICK_TIME_BUDGET_S if args.quick else StudyConfig.time_budget_s,
+        command_line=tuple(argv),
+    )
+
+
+def check_out_dir(out):
+    """The results folder must be a folder (or not exist yet) in a writable parent."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"--out {out}: its parent folder {parent} does not exist or is not a folder; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write in {parent}; choose a writable place")
+    return out
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv=None):
+    """Parse, run, write; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    signal.signal(signal.SIGTERM, _interrupt)
+    staging = None
+    try:
+        args = build_parser().parse_args(argv)
+        config = config_from_args(args, ["run_all.py", *argv])
+        out = check_out_dir(config.out)
+        from comparisons import pipeline  # heavy imports (numpy, pandas, TensorFlow) only past --help
+
+        staging = out.resolve().parent / f".{out.name}.tmp-{os.getpid()}"
+        return pipeline.run(config, out, staging)
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        reason = str(exc) or "SIGINT"
+        print(f"error: interrupted ({reason}); the previous results, if any, are untouched", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failure inside the study: one line, unless --debug
+        if debug:
+            raise
+        print(f"error: the study failed: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

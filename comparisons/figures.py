@@ -1,0 +1,105 @@
+"""Figures of the single run, drawn from the tables alone (so they can be redrawn without training)."""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MARKERS = "os^vD<>xP*"
+
+
+def _label(row):
+    return f"{row.implementation} [{row.device}, {row.dtype}]"
+
+
+def loss_curves(results_dir):
+    """loss_curves.png: every run's loss on a log scale, and its relative gap to numpy below."""
+    results_dir = Path(results_dir)
+    curves = pd.read_csv(results_dir / "loss_curves.csv")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 8), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    groups = list(curves.groupby(["implementation", "device", "dtype"], sort=False))
+    for k, ((impl, device, dtype), g) in enumerate(groups):
+        style = "-" if dtype == "float64" else "--"
+        every = max(1, len(g) // 12)
+        top.plot(g.iteration, g.loss, style, marker=MARKERS[k % len(MARKERS)], markevery=(k % every, every),
+                 markersize=5, linewidth=1.2, alpha=0.85, label=f"{impl} [{device}, {dtype}]")
+        reference = curves[(curves.implementation == "numpy") & (curves.dtype == dtype)]
+        if impl != "numpy" and len(reference):
+            merged = g.merge(reference[["iteration", "loss"]], on="iteration", suffixes=("", "_numpy"))
+            gap = np.abs(merged.loss - merged.loss_numpy) / np.abs(merged.loss_numpy)
+            bottom.plot(merged.iteration, np.maximum(gap, 1e-18), style, marker=MARKERS[k % len(MARKERS)],
+                        markevery=(k % every, every), markersize=4, linewidth=1, label=f"{impl} [{device}, {dtype}]")
+    top.set_yscale("log")
+    top.set_ylabel("MSE loss (log scale)")
+    top.set_title("Loss before each update (solid: float64, dashed: float32)")
+    top.legend(fontsize=7, ncol=2)
+    top.grid(True, which="both", alpha=0.3)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("iteration (update number)")
+    bottom.set_ylabel("|loss - numpy loss| / numpy loss")
+    bottom.set_title("Relative gap to the hand-rolled numpy run of the same dtype (floored at 1e-18)")
+    bottom.axhline(np.finfo(np.float64).eps, color="grey", linewidth=0.8, linestyle=":")
+    bottom.axhline(np.finfo(np.float32).eps, color="grey", linewidth=0.8, linestyle="-.")
+    bottom.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path = results_dir / "loss_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def timings(results_dir):
+    """timings.png: steady-state median per implementation (bars) with min-max whiskers, log scale."""
+    results_dir = Path(results_dir)
+    table = pd.read_csv(results_dir / "timings.csv")
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.8))
+    labels = [_label(r) for r in table.itertuples()]
+    median_ms = 1e3 * table.median_s
+    err = [median_ms - 1e3 * table.min_s, 1e3 * table.max_s - median_ms]
+    colors = ["tab:blue" if d == "float64" else "tab:orange" for d in table.dtype]
+    y = np.arange(len(table))
+    ax.barh(y, median_ms, xerr=err, color=colors, alpha=0.8, capsize=3)
+    ax.scatter(1e3 * table.first_call_s, y, marker="|", s=200, color="black", label="first call (incl. compile)")
+    for yi, (m, r) in enumerate(zip(median_ms, table.repeats)):
+        ax.text(m, yi, f" {m:.3g} ms (n={r})", va="center", fontsize=7)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel(f"wall-clock time of a whole run of {int(table.iterations.max())} iterations, ms (log scale)")
+    ax.set_title("Steady-state median (bar), min-max (whiskers) and first call (|); blue float64, orange float32")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    path = results_dir / "timings.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def fitted_line(results_dir, X, y):
+    """fit.png for one-feature data: the points and the lines learned by each implementation."""
+    results_dir = Path(results_dir)
+    weights = pd.read_csv(results_dir / "weights.csv")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter(X[:, 0], y[:, 0], s=14, alpha=0.5, label="data")
+    grid = np.linspace(X[:, 0].min(), X[:, 0].max(), 50)
+    parameters = [p for p in weights.parameter.unique() if p != "bias"]
+    for k, ((impl, device, dtype), g) in enumerate(weights.groupby(["implementation", "device", "dtype"], sort=False)):
+        values = dict(zip(g.parameter, g.value))
+        w, b = values[parameters[0]], values["bias"]
+        if not (np.isfinite(w) and np.isfinite(b)):
+            continue
+        ax.plot(grid, w * grid + b, linewidth=1, marker=MARKERS[k % len(MARKERS)], markevery=(k, 10), markersize=4,
+                label=f"{impl} [{device}, {dtype}]: y = {w:.4f} x + {b:.4f}")
+    ax.set_xlabel(parameters[0])
+    ax.set_ylabel("target")
+    ax.set_title("The learned lines over the data")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    path = results_dir / "fit.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

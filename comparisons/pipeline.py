@@ -1,0 +1,163 @@
+"""The study end to end: data, single run, experiments, tables, figures, report, atomic publish.
+
+Everything is written into a staging folder beside --out and renamed into place only when the
+whole run succeeded, so a failed or interrupted run leaves the previous results untouched.
+"""
+import datetime
+import json
+import shutil
+import sys
+import time
+import traceback
+
+from tqdm import tqdm
+
+from . import environment as env_info
+from . import experiments as experiment_registry
+from .data import initial_parameters, make_synthetic
+from .errors import UsageError
+from .implementations import is_tensorflow
+from . import stability
+from .study import plan, preflight_message, run_single
+
+
+def load_data(config):
+    """The Dataset to study, the Dataset to train on, its to-raw mapping, and whether scales differ widely."""
+    if config.data:
+        from .csv_data import load_csv
+
+        dataset = load_csv(config.data, config.target, config.feature_columns)
+    else:
+        dataset = make_synthetic(config.n_samples, config.features, config.noise, config.seed)
+    if config.batch_size is not None and config.batch_size > dataset.n:
+        raise UsageError(f"--batch-size {config.batch_size} is larger than the {dataset.n} samples; use 1..{dataset.n}")
+    from .standardize import scales_differ_widely, standardize
+
+    widely = scales_differ_widely(dataset.X)
+    if config.standardize:
+        trained, to_raw = standardize(dataset)
+    else:
+        trained, to_raw = dataset, (lambda W, b: (W, b))
+    return dataset, trained, to_raw, widely
+
+
+def resolve_devices(config):
+    """Device labels for TensorFlow runs, with TensorFlow imported quietly; UsageError if unavailable."""
+    needs_tf = config.device != "cpu" or any(is_tensorflow(n) for n in config.only) or bool(config.experiments)
+    if not needs_tf:
+        return ["cpu"], None
+    from .tf_runtime import import_tensorflow
+
+    import_tensorflow()
+    from tf_models.devices import DeviceError, resolve_devices as resolve
+
+    try:
+        return resolve(config.device), True
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def publish(staging, out):
+    """Swap the staging folder into place: the old results go only once the new ones are there."""
+    old = out.resolve().parent / f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run(config, out, staging):
+    """Run the whole study and publish it to `out`; returns the exit code."""
+    started = datetime.datetime.now(datetime.timezone.utc)
+    clock = time.perf_counter()
+    dataset, trained, to_raw, widely = load_data(config)
+    devices, uses_tf = resolve_devices(config)
+    numerics = tf_report = None
+    if uses_tf:
+        from tf_models.devices import configure_numerics, device_report
+
+        numerics = configure_numerics(config.seed, deterministic=True)
+        tf_report = device_report()
+    triples, _ = plan(config, devices)
+    initial = initial_parameters(trained.m, config.seed)
+    staging.mkdir()
+
+    bar = tqdm(total=len(triples) + len(config.experiments), desc="study", unit="run", file=sys.stderr,
+               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+
+    def progress(text):
+        bar.set_postfix_str(text, refresh=True)
+
+    def step_done(text):
+        progress(text)
+        bar.update(1)
+
+    counting = {"n": 0}
+
+    def single_progress(text):
+        if counting["n"]:
+            bar.update(1)
+        counting["n"] += 1
+        progress(text)
+
+    line = preflight_message(stability.analyse(trained.X), config.lr, widely)
+    if line:
+        tqdm.write(line, file=sys.stderr)
+    output = run_single(config, dataset, trained, to_raw, initial, devices, progress=single_progress,
+                        scales_differ=widely)
+    if counting["n"]:
+        bar.update(1)
+
+    experiment_status = {}
+    for name in config.experiments:
+        module = experiment_registry.load(name)
+        progress(f"experiment {name}")
+        ctx = experiment_registry.ExperimentContext(config=config, out_dir=staging, devices=tuple(devices),
+                                                    progress=progress)
+        began = time.perf_counter()
+        try:
+            table = module.run(ctx)
+            table.to_csv(staging / f"{name}.csv", index=False, float_format="%.17g")
+            experiment_status[name] = {"status": "ok", "seconds": round(time.perf_counter() - began, 2)}
+        except (KeyboardInterrupt, UsageError):
+            raise
+        except Exception as exc:  # an experiment's failure is reported, the rest of the study goes on
+            if config.debug:
+                raise
+            experiment_status[name] = {"status": f"failed: {type(exc).__name__}: {exc}",
+                                       "seconds": round(time.perf_counter() - began, 2),
+                                       "traceback": traceback.format_exc(limit=5)}
+            tqdm.write(f"warning: experiment {name} failed ({type(exc).__name__}: {exc}); the study goes on",
+                       file=sys.stderr)
+        bar.update(1)
+    bar.close()
+    (staging / "experiments.json").write_text(json.dumps(experiment_status, indent=2))
+
+    from . import tables
+
+    environment = env_info.collect(config, started, tf_report=tf_report, numerics=numerics,
+                                   jit={r.implementation: r.jit_compile for r in output.runs if r.jit_compile is not None})
+    environment["wall_clock_s"] = round(time.perf_counter() - clock, 2)
+    written = tables.write_all(output, config, environment, staging)
+
+    from . import report
+
+    report.build(staging)
+    publish(staging, out)
+    print(summary(written, output), file=sys.stderr)
+    print(f"report: {out / 'report.md'}  ({time.perf_counter() - clock:.0f} s)", file=sys.stderr)
+    return 0
+
+
+def summary(tables, output):
+    """A short terminal table: status, final loss, steady time and speedup of each run."""
+    runs, timings = tables["runs.csv"], tables["timings.csv"]
+    merged = runs.merge(timings, on=["implementation", "device", "dtype"])
+    lines = [f"{'implementation':<22}{'device':<8}{'dtype':<9}{'status':<26}{'final loss':>12}{'median ms':>11}{'x numpy':>9}"]
+    for row in merged.itertuples():
+        lines.append(f"{row.implementation:<22}{row.device:<8}{row.dtype:<9}{row.status:<26}"
+                     f"{row.final_loss:>12.6g}{1e3 * row.median_s:>11.2f}{row.speedup_vs_numpy:>9.2f}")
+    if output.preflight:
+        lines.append(output.preflight)
+    return "\n".join(lines)

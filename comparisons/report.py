@@ -1,0 +1,225 @@
+"""report.md and the figures, rebuilt from the tables in a results folder (no training).
+
+    python -m comparisons.report results/
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import experiments as experiment_registry
+from . import figures
+
+TOLERANCE = {"float64": 1e-10, "float32": 1e-4}  # relative loss agreement with numpy, per dtype
+
+
+def _md_table(frame, float_format="{:.6g}"):
+    """A DataFrame as a markdown table."""
+    def cell(value):
+        if isinstance(value, (float, np.floating)):
+            return float_format.format(value)
+        return str(value)
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def _setup_section(d, study, env, config):
+    versions = env.get("versions", {})
+    tf = env.get("tensorflow") or {}
+    lines = [
+        "## Set-up",
+        f"- data: {study['data_source']}",
+        f"- model: y_hat = X W + b with {study['n_features']} feature(s) ({', '.join(study['feature_names'])}), "
+        f"target `{study['target']}`; loss mean((y - y_hat)^2); full batch unless a batch size is given "
+        f"(batch size: {study['batch_size'] or 'n, full batch'})",
+        f"- learning rate {config['lr']}, {config['iterations']} iterations, dtypes {', '.join(config['dtypes'])}, "
+        f"seed {config['seed']}; standardized features: {'yes (weights below are in raw units)' if study['standardized'] else 'no'}",
+        f"- initial parameters (shared by every implementation): W0 = {np.round(study['initial_weights'], 6).tolist()}, "
+        f"b0 = {study['initial_bias']:.6f}",
+        f"- Hessian 2/n [X,1]^T [X,1] of the trained features: lambda_min = {study['lambda_min']:.4g}, "
+        f"lambda_max = {study['lambda_max']:.4g}, so the largest stable step is 2/lambda_max = {study['max_stable_lr']:.4g}",
+        f"- devices TensorFlow saw: {', '.join(tf.get('physical_devices', [])) or 'TensorFlow not loaded'}; "
+        f"GPUs: {', '.join(tf.get('gpus', [])) or 'none'}",
+        f"- machine: {env.get('cpu_model')}, {env.get('cpu_cores_usable')} usable cores, {env.get('platform')}; "
+        f"BLAS: {env.get('blas', {}).get('name')} {env.get('blas', {}).get('version', '')}",
+        f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        f"- numerics: {env.get('numerics')}; XLA (jit_compile) per implementation: {env.get('xla_jit_compile')}",
+        f"- run started {env.get('started_at')}, took {env.get('wall_clock_s')} s; commit {env.get('git_commit')}; "
+        f"command: `{' '.join(env.get('command_line', []))}`",
+    ]
+    if study.get("preflight"):
+        lines.append(f"- **pre-flight:** {study['preflight']}")
+    for skip in study.get("skipped", []):
+        lines.append(f"- not run: `{skip['implementation']}` {skip['reason']}")
+    return "\n".join(lines)
+
+
+def _weights_section(weights, runs):
+    wide = weights.pivot_table(index=["implementation", "device", "dtype"], columns="parameter", values="value",
+                               sort=False).reset_index()
+    parameters = [c for c in wide.columns if c not in ("implementation", "device", "dtype")]
+    parameters = [p for p in parameters if p != "bias"] + ["bias"]
+    wide = wide[["implementation", "device", "dtype", *parameters]]
+    ols = wide[wide.implementation == "ols"][parameters].to_numpy()[0]
+    wide["max |diff to ols|"] = np.abs(wide[parameters].to_numpy() - ols).max(axis=1)
+    status = runs.set_index(["implementation", "device", "dtype"]).status
+    wide["status"] = [status.get((r.implementation, r.device, r.dtype), "reference")
+                      for r in wide.itertuples()]
+    text = ["## Learned weights, the truth and least squares",
+            "Final parameters of every run in the units of the input columns, beside the closed-form "
+            "least-squares solution (`ols`) and, for synthetic data, the generator's parameters (`true`). "
+            "Gradient descent converges to `ols`, not to `true`: the noise makes the best fit differ from "
+            "the generator.", "", _md_table(wide)]
+    diverged = runs[runs.status != "ok"]
+    if len(diverged):
+        text += ["", "Runs that diverged were stopped at the iteration named in `status`; their weights "
+                 "are the last ones reached and mean nothing."]
+    return "\n".join(text)
+
+
+def _equivalence_section(equivalence, grads):
+    eq = equivalence.copy()
+    eq["tolerance"] = eq.dtype.map(TOLERANCE)
+    eq["within"] = np.where(eq.max_rel_loss_diff <= eq.tolerance, "yes", "NO")
+    worst = eq.groupby("dtype").max_rel_loss_diff.max().to_dict() if len(eq) else {}
+    text = ["## Equivalence with the hand-rolled run",
+            "Each run against `numpy` in the same dtype: the largest relative difference over every point of "
+            "the loss curve, and the largest absolute difference of the final weights and bias.",
+            "", _md_table(eq) if len(eq) else "_only one implementation ran_", ""]
+    if worst:
+        text.append("Largest relative loss difference: " + ", ".join(f"{k}: {v:.3g}" for k, v in worst.items())
+                    + ". float64 agreement at the 1e-15 level means the implementations do the same arithmetic up "
+                    "to the order of summation; float32 differs at its own rounding level (~1e-7).")
+    text += ["", "## Gradient check",
+             "`gradient_tape` computes the loss under `tf.GradientTape` and, at every step, also the analytic "
+             "gradients -2/n X^T R and -2/n sum(R) from the same residuals. `max_rel_diff` divides the difference "
+             "by the size of the summed terms, 2/n max_j sum_i |x_ij r_i|, so it stays meaningful as the gradient "
+             "goes to zero. The finite-difference rows compare autodiff with central differences in float64 at "
+             "the start and the end."]
+    if len(grads):
+        summary = grads.groupby(["implementation", "device", "dtype", "method"], sort=False).agg(
+            checks=("iteration", "size"), max_abs_diff=("max_abs_diff", "max"),
+            max_rel_diff=("max_rel_diff", "max")).reset_index()
+        text += ["", _md_table(summary)]
+    else:
+        text += ["", "_no gradient_tape run in this study_"]
+    return "\n".join(text)
+
+
+def _timings_section(timings, env):
+    t = timings.copy()
+    t["median_ms"] = 1e3 * t.median_s
+    t["first_call_ms"] = 1e3 * t.first_call_s
+    shown = t[["implementation", "device", "dtype", "iterations", "repeats", "first_call_ms", "median_ms",
+               "per_iteration_us", "speedup_vs_numpy"]]
+    text = ["## Timings",
+            "One warm-up call (its time, `first_call`, includes tracing and XLA compilation), then timed calls of a "
+            "whole training run; each timer stops once the results are numpy arrays on the host. Slow variants get "
+            "fewer timed repeats (the `repeats` column says how many). `speedup_vs_numpy` is numpy's median over "
+            "this median in the same dtype; above 1 is faster than numpy.", "", _md_table(shown, "{:.4g}"), "",
+            "![timings](timings.png)", "", "**Reading the timings.**"]
+    med = {(r.implementation, r.dtype): r for r in t.itertuples()}
+    for dtype in sorted(t.dtype.unique()):
+        ref = med.get(("numpy", dtype))
+        if ref is None:
+            continue
+        line = [f"- {dtype}: numpy takes {ref.per_iteration_us:.1f} us per update at this size."]
+        idiom = med.get(("keras:numpy_input", dtype))
+        if idiom is not None:
+            line.append(f"The idiomatic `model.fit(X, y, epochs=N)` costs {idiom.per_iteration_us / 1e3:.1f} ms per "
+                        f"epoch ({idiom.median_ms / ref.median_ms:.0f}x numpy): every epoch re-enters Keras' Python "
+                        "loop (callbacks, a fresh data iterator over the numpy arrays, metric resets, a host sync for "
+                        "the logs), and at 100 samples that overhead is everything.")
+        fast = med.get(("keras", dtype))
+        if fast is not None:
+            line.append(f"The same `Dense(1)` fed a repeated `tf.data` batch with all steps in one "
+                        f"`steps_per_execution` call runs {fast.per_iteration_us:.1f} us per update after a "
+                        f"{fast.first_call_ms:.0f} ms first call.")
+        xla, graph, eager = (med.get((f"gradient_tape{v}", dtype)) for v in ("", ":graph", ":eager"))
+        if xla is not None:
+            line.append(f"The whole GradientTape loop compiled by XLA runs {xla.per_iteration_us:.2f} us per update, "
+                        f"{xla.speedup_vs_numpy:.1f}x numpy, per-step gradient check included; compilation costs "
+                        f"{xla.first_call_ms:.0f} ms once.")
+        if graph is not None:
+            line.append(f"Without XLA the same `tf.function` loop takes {graph.per_iteration_us:.1f} us per update: "
+                        "each of its ~20 small ops is a separate kernel launch, which XLA fuses.")
+        if eager is not None:
+            line.append(f"Eager, one Python iteration per step, it takes {eager.per_iteration_us:.0f} us per update.")
+        text.append(" ".join(line))
+    gpus = (env.get("tensorflow") or {}).get("gpus") or []
+    if gpus:
+        text.append(f"- GPU ({', '.join(gpus)}): compare the gpu rows with the cpu rows above; at 100 samples a "
+                    "GPU cannot win, a step is a few microseconds of work against kernel-launch latency.")
+    else:
+        text.append("- No GPU was detected, so every TensorFlow run is on the CPU. At the lesson's 100 samples a GPU "
+                    "could not help anyway: one update is a few hundred floating-point operations, far below the "
+                    "launch latency of a GPU kernel; it pays off only when X is large (see the scaling experiment).")
+    return "\n".join(text)
+
+
+def _experiments_section(results_dir):
+    status_file = results_dir / "experiments.json"
+    status = json.loads(status_file.read_text()) if status_file.exists() else {}
+    parts = []
+    for name, info in status.items():
+        table_file = results_dir / f"{name}.csv"
+        if info.get("status") != "ok" or not table_file.exists():
+            parts.append(f"## Experiment `{name}`\n\n**Failed:** {info.get('status')}")
+            continue
+        module = experiment_registry.load(name)
+        table = pd.read_csv(table_file)
+        module.plot(table, results_dir)
+        parts.append(module.report_section(table) + f"\n\n_({info.get('seconds')} s)_")
+    return "\n\n".join(parts)
+
+
+def build(results_dir):
+    """Draw the figures and write report.md in `results_dir` from its tables."""
+    d = Path(results_dir)
+    study = json.loads((d / "study.json").read_text())
+    env = json.loads((d / "environment.json").read_text())
+    config = json.loads((d / "config.json").read_text())
+    weights, runs = pd.read_csv(d / "weights.csv"), pd.read_csv(d / "runs.csv")
+    equivalence, grads = pd.read_csv(d / "equivalence.csv"), pd.read_csv(d / "gradient_check.csv")
+    timings = pd.read_csv(d / "timings.csv")
+    figures.loss_curves(d)
+    figures.timings(d)
+    fit = ""
+    if (d / "data.csv").exists() and study["n_features"] == 1:
+        data = pd.read_csv(d / "data.csv")
+        figures.fitted_line(d, data.iloc[:, :1].to_numpy(), data.iloc[:, -1:].to_numpy())
+        fit = "\n\n![the learned lines over the data](fit.png)"
+    diverged = runs[runs.status != "ok"]
+    status_text = ("Every run finished its iterations." if diverged.empty else
+                   "Some runs diverged and were stopped: " + "; ".join(
+                       f"`{r.implementation}` [{r.device}, {r.dtype}] {r.status}" for r in diverged.itertuples()) + ".")
+    sections = [
+        "# Linear regression by gradient descent: hand-rolled numpy vs TensorFlow",
+        "The same model, trained by the same full-batch gradient descent on the same data from the same starting "
+        "point, by hand in numpy, as a Keras `Dense(1)` layer, and as a `tf.GradientTape` loop. "
+        "This report is generated from the tables beside it (`python -m comparisons.report <folder>` rebuilds it).",
+        _setup_section(d, study, env, config),
+        _weights_section(weights, runs),
+        "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
+        _equivalence_section(equivalence, grads),
+        _timings_section(timings, env),
+        _experiments_section(d),
+        "## Files\n\n`weights.csv`, `loss_curves.csv`, `gradient_check.csv`, `timings.csv`, `equivalence.csv` "
+        "(the results contract), `runs.csv` (status of each run), `study.json` (data and stability), `config.json`, "
+        "`environment.json`, one CSV and PNG per experiment, and `tensorboard/` "
+        "(`tensorboard --logdir tensorboard` overlays the loss curves).",
+    ]
+    (d / "report.md").write_text("\n\n".join(s for s in sections if s) + "\n")
+    return d / "report.md"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
+        print("error: usage: python -m comparisons.report RESULTS_FOLDER (a folder written by run_all.py)",
+              file=sys.stderr)
+        sys.exit(2)
+    print(build(sys.argv[1]))

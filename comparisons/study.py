@@ -1,0 +1,90 @@
+"""The lesson's single run, done by every implementation on every device in every dtype.
+
+Compute only: returns a StudyOutput of plain results; tables.py writes them, figures.py and
+report.py draw from the tables.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import handrolled
+
+from . import stability
+from .data import order_seed
+from .implementations import finite_difference_checks, is_tensorflow, make_trainer, split_name
+from .timing import time_calls
+
+FULL_BATCH_ONLY = ("keras:numpy_input", "gradient_tape", "gradient_tape:graph", "gradient_tape:eager")
+
+
+@dataclass(frozen=True)
+class StudyOutput:
+    """Everything the single run produced, in memory."""
+
+    dataset: object  # data.Dataset as given (raw units)
+    trained: object  # the Dataset actually trained on (z-scored under --standardize)
+    to_raw: object  # callable (W, b) -> (W, b) in raw units
+    initial: tuple  # (W0 (m, 1), b0) in the trained space
+    runs: list  # RunResult per (implementation, device, dtype)
+    timings: dict  # (implementation, device, dtype) -> Timing
+    stability: object  # stability.Stability of the trained features
+    preflight: str | None  # the warning when --lr is above the largest stable step
+    skipped: list = field(default_factory=list)  # (implementation, reason)
+    ols: tuple = ()  # (W, b) float64, raw units
+
+
+def plan(config, devices):
+    """The (implementation, device, dtype) triples to run, and the implementations skipped with why."""
+    triples, skipped = [], []
+    for name in config.only:
+        if config.batch_size is not None and name in FULL_BATCH_ONLY:
+            skipped.append((name, "trains full batch only; not run with --batch-size"))
+            continue
+        for dtype in config.dtypes:
+            for device in (devices if is_tensorflow(name) else ["cpu"]):
+                triples.append((name, device, dtype))
+    return triples, skipped
+
+
+def preflight_message(analysis, lr, scales_differ):
+    """One line when lr is above 2 / lambda_max (full batch diverges there), else None."""
+    if lr <= analysis.max_stable_lr:
+        return None
+    hint = "; the features' scales differ widely, try --standardize" if scales_differ else ""
+    return (f"warning: --lr {lr:g} is above the largest stable step 2/lambda_max = {analysis.max_stable_lr:.4g} "
+            f"for this data, so full-batch descent will diverge{hint}; running anyway to show it")
+
+
+def run_single(config, dataset, trained, to_raw, initial, devices, progress=None, scales_differ=False):
+    """Train every planned implementation, time it, and gather the results."""
+    analysis = stability.analyse(trained.X)
+    triples, skipped = plan(config, devices)
+    batches = None
+    if config.batch_size is not None:
+        steps = config.iterations
+        order = handrolled.sample_order(trained.n, handrolled.epochs_needed(trained.n, config.batch_size, steps),
+                                        order_seed(config.seed))
+        batches = handrolled.batch_indices(order, config.batch_size, steps)
+    W0, b0 = initial
+    runs, timings = [], {}
+    for name, device, dtype in triples:
+        if progress:
+            progress(f"{name} on {device}, {dtype}")
+        X, y = trained.X.astype(dtype), trained.y.astype(dtype)
+        trainer = make_trainer(name, X, y, config.lr, config.iterations, device=device, batches=batches)
+        result, timing = time_calls(lambda: trainer(W0, b0), config.repeats, config.time_budget_s)
+        if split_name(name)[0] == "gradient_tape":
+            checks = result.gradient_checks + finite_difference_checks(X, y, W0, b0, result)
+            result = type(result)(**{**result.__dict__, "gradient_checks": checks})
+        runs.append(result)
+        timings[(name, result.device, dtype)] = timing
+    return StudyOutput(
+        dataset=dataset, trained=trained, to_raw=to_raw, initial=initial, runs=runs, timings=timings,
+        stability=analysis, preflight=preflight_message(analysis, config.lr, scales_differ), skipped=skipped,
+        ols=handrolled.ols(dataset.X, dataset.y),
+    )
+
+
+def final_parameters_raw(output, run):
+    """A run's final (W (m, 1), b) in the units of the input columns."""
+    return output.to_raw(np.asarray(run.weights, np.float64), float(run.bias))

@@ -1,0 +1,135 @@
+"""Write the results contract's tables (CSV), TensorBoard runs and JSON from a StudyOutput."""
+import json
+
+import numpy as np
+import pandas as pd
+
+from .study import final_parameters_raw
+
+TABLE_COLUMNS = {
+    "weights.csv": ["implementation", "device", "dtype", "parameter", "value"],
+    "loss_curves.csv": ["implementation", "device", "dtype", "iteration", "loss"],
+    "gradient_check.csv": ["implementation", "device", "dtype", "iteration", "method", "max_abs_diff", "max_rel_diff"],
+    "timings.csv": ["implementation", "device", "dtype", "n_samples", "n_features", "iterations", "repeats",
+                    "first_call_s", "median_s", "min_s", "max_s", "per_iteration_us", "speedup_vs_numpy"],
+    "equivalence.csv": ["implementation", "device", "dtype", "reference", "max_rel_loss_diff", "max_abs_weight_diff"],
+    "runs.csv": ["implementation", "device", "dtype", "status", "iterations_run", "final_loss", "jit_compile"],
+}
+
+
+def weights_table(output):
+    """weights.csv: every run's final parameters in raw units, plus the ols and true references."""
+    names = list(output.dataset.feature_names) + ["bias"]
+    rows = []
+
+    def add(implementation, device, dtype, W, b):
+        for parameter, value in zip(names, list(np.asarray(W, np.float64).ravel()) + [float(b)]):
+            rows.append((implementation, device, dtype, parameter, value))
+
+    for run in output.runs:
+        add(run.implementation, run.device, run.dtype, *final_parameters_raw(output, run))
+    add("ols", "cpu", "float64", *output.ols)
+    if output.dataset.true_weights is not None:
+        add("true", "n/a", "float64", output.dataset.true_weights, output.dataset.true_bias)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["weights.csv"])
+
+
+def loss_curves_table(output):
+    """loss_curves.csv: point i is the loss before update i; the last point the final parameters."""
+    frames = [pd.DataFrame({"implementation": r.implementation, "device": r.device, "dtype": r.dtype,
+                            "iteration": np.arange(len(r.loss_curve)), "loss": np.asarray(r.loss_curve, np.float64)})
+              for r in output.runs]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TABLE_COLUMNS["loss_curves.csv"])
+
+
+def gradient_check_table(output):
+    """gradient_check.csv: analytic vs autodiff every iteration, finite differences at start and end."""
+    rows = [(r.implementation, r.device, r.dtype, c.iteration, c.method, c.max_abs_diff, c.max_rel_diff)
+            for r in output.runs for c in r.gradient_checks]
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["gradient_check.csv"])
+
+
+def timings_table(output, config):
+    """timings.csv: warm-up and steady-state times, per iteration, and the speedup over numpy."""
+    numpy_median = {dtype: t.median_s for (name, _, dtype), t in output.timings.items() if name == "numpy"}
+    rows = []
+    for run in output.runs:
+        t = output.timings[(run.implementation, run.device, run.dtype)]
+        iterations = len(run.loss_curve) - 1  # a diverged run stopped early
+        reference = numpy_median.get(run.dtype)
+        rows.append((run.implementation, run.device, run.dtype, output.trained.n, output.trained.m, iterations,
+                     t.repeats, t.first_call_s, t.median_s, t.min_s, t.max_s,
+                     1e6 * t.median_s / max(iterations, 1),
+                     reference / t.median_s if reference else np.nan))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["timings.csv"])
+
+
+def equivalence_table(output):
+    """equivalence.csv: each run against numpy in the same dtype, over the points both reached."""
+    reference = {r.dtype: r for r in output.runs if r.implementation == "numpy"}
+    rows = []
+    for run in output.runs:
+        ref = reference.get(run.dtype)
+        if ref is None or run is ref:
+            continue
+        k = min(len(ref.loss_curve), len(run.loss_curve))
+        a, b = np.asarray(run.loss_curve[:k], np.float64), np.asarray(ref.loss_curve[:k], np.float64)
+        with np.errstate(all="ignore"):
+            rel = np.abs(a - b) / np.maximum(np.abs(b), np.finfo(np.float64).tiny)
+            theta = np.append(np.ravel(run.weights), run.bias).astype(np.float64)
+            theta_ref = np.append(np.ravel(ref.weights), ref.bias).astype(np.float64)
+            weight_diff = float(np.max(np.abs(theta - theta_ref)))
+        rows.append((run.implementation, run.device, run.dtype, "numpy", float(np.max(rel)), weight_diff))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["equivalence.csv"])
+
+
+def runs_table(output):
+    """runs.csv: each run's status (ok or diverged at iteration k), length and final loss."""
+    rows = [(r.implementation, r.device, r.dtype, r.status, len(r.loss_curve) - 1, float(r.loss_curve[-1]),
+             r.jit_compile) for r in output.runs]
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["runs.csv"])
+
+
+def write_tensorboard(output, out_dir):
+    """One TensorBoard run per implementation/device/dtype with the loss as a scalar per iteration."""
+    import tensorflow as tf
+
+    for run in output.runs:
+        name = f"{run.implementation.replace(':', '_')}_{run.device.replace(':', '')}_{run.dtype}"
+        writer = tf.summary.create_file_writer(str(out_dir / "tensorboard" / name))
+        with writer.as_default():
+            for step, loss in enumerate(np.asarray(run.loss_curve, np.float64)):
+                tf.summary.scalar("loss", loss, step=step)
+        writer.close()
+
+
+def write_all(output, config, environment, out_dir):
+    """Write every table of the results contract, config.json, environment.json and tensorboard/."""
+    tables = {
+        "weights.csv": weights_table(output),
+        "loss_curves.csv": loss_curves_table(output),
+        "gradient_check.csv": gradient_check_table(output),
+        "timings.csv": timings_table(output, config),
+        "equivalence.csv": equivalence_table(output),
+        "runs.csv": runs_table(output),
+    }
+    for file_name, table in tables.items():
+        table.to_csv(out_dir / file_name, index=False, float_format="%.17g")
+    study = {
+        "data_source": output.dataset.source, "n_samples": output.dataset.n, "n_features": output.dataset.m,
+        "feature_names": list(output.dataset.feature_names), "target": output.dataset.target_name,
+        "standardized": config.standardize, "batch_size": config.batch_size,
+        "initial_weights": np.ravel(output.initial[0]).tolist(), "initial_bias": float(output.initial[1]),
+        "lambda_min": output.stability.lambda_min, "lambda_max": output.stability.lambda_max,
+        "max_stable_lr": output.stability.max_stable_lr, "preflight": output.preflight,
+        "skipped": [{"implementation": n, "reason": why} for n, why in output.skipped],
+    }
+    (out_dir / "study.json").write_text(json.dumps(study, indent=2))
+    (out_dir / "config.json").write_text(config.to_json())
+    (out_dir / "environment.json").write_text(json.dumps(environment, indent=2, default=str))
+    if output.dataset.n * output.dataset.m <= 1_000_000:  # the data itself, for the fit figure
+        data = pd.DataFrame(output.dataset.X, columns=list(output.dataset.feature_names))
+        data[output.dataset.target_name] = output.dataset.y[:, 0]
+        data.to_csv(out_dir / "data.csv", index=False, float_format="%.17g")
+    write_tensorboard(output, out_dir)
+    return tables
