@@ -1,0 +1,62 @@
+"""Device resolution and placement: what runs where, and clean failures when a GPU is asked for."""
+import numpy as np
+import pytest
+
+from comparisons.implementations import make_trainer
+
+
+def test_auto_without_gpu_is_cpu(tf_ready):
+    from tf_models.devices import detected_gpus, resolve_devices
+
+    assert resolve_devices("auto") == ["cpu"] + detected_gpus()
+    assert resolve_devices("cpu") == ["cpu"]
+
+
+def test_gpu_without_gpu_fails_cleanly(tf_ready):
+    from tf_models.devices import DeviceError, detected_gpus, resolve_devices
+
+    if detected_gpus():
+        pytest.skip("a GPU is present: this checks the no-GPU failure")
+    with pytest.raises(DeviceError, match="detected no GPU.*sees: .*CPU"):
+        resolve_devices("gpu")
+    with pytest.raises(DeviceError, match="unknown device"):
+        resolve_devices("tpu")
+
+
+def test_labels_and_device_names():
+    from tf_models.devices import label_of, tf_device_name
+
+    assert tf_device_name("cpu") == "/CPU:0" and tf_device_name("gpu:1") == "/GPU:1"
+    assert label_of("/job:localhost/replica:0/task:0/device:CPU:0") == "cpu"
+    assert label_of("/job:localhost/replica:0/task:0/device:GPU:1") == "gpu:1"
+
+
+@pytest.mark.parametrize("name", ["keras", "gradient_tape", "gradient_tape:eager"])
+def test_results_carry_the_device_the_variables_live_on(tf_ready, lesson_data, name):
+    data, initial = lesson_data
+    result = make_trainer(name, data.X, data.y, 0.05, 3, device="cpu")(*initial)
+    assert result.device == "cpu"
+
+
+def test_logical_devices_and_numerics(tf_ready):
+    tf = tf_ready
+    assert any(d.device_type == "CPU" for d in tf.config.list_logical_devices())
+    assert tf.config.experimental.tensor_float_32_execution_enabled() is False
+    with tf.device("/CPU:0"):
+        x = tf.constant([1.0])
+    assert x.device.endswith("CPU:0")
+
+
+def _gpu_or_skip(tf):
+    if not tf.config.list_physical_devices("GPU"):
+        pytest.skip("no GPU detected by TensorFlow on this machine; GPU placement cannot be checked")
+
+
+@pytest.mark.parametrize("name", ["keras", "gradient_tape"])
+def test_runs_on_gpu_and_matches_cpu(tf_ready, lesson_data, name):
+    _gpu_or_skip(tf_ready)
+    data, initial = lesson_data
+    cpu = make_trainer(name, data.X, data.y, 0.05, 50, device="cpu")(*initial)
+    gpu = make_trainer(name, data.X, data.y, 0.05, 50, device="gpu:0")(*initial)
+    assert gpu.device == "gpu:0"
+    np.testing.assert_allclose(gpu.loss_curve, cpu.loss_curve, rtol=1e-10)

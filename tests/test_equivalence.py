@@ -1,0 +1,97 @@
+"""Every implementation against the hand-rolled numpy run: loss curve, gradients and weights.
+
+One helper, parametrised over implementations and dtypes (as tinygrad's helper_test_op).
+Tolerances: float64 rounding differs only by summation order (~1e-15), so 1e-10 relative is
+generous yet catches any real difference; float32 carries ~1e-7 per op, so 1e-4.
+"""
+import numpy as np
+import pytest
+
+import handrolled
+from comparisons.config import IMPLEMENTATIONS
+from comparisons.data import order_seed
+from comparisons.implementations import finite_difference_checks, make_trainer
+
+RTOL = {"float64": 1e-10, "float32": 1e-4}
+ITERATIONS = 60  # small: keras:numpy_input costs ~20 ms per iteration
+TF_NAMES = [n for n in IMPLEMENTATIONS if n != "numpy"]
+
+
+def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS, batches=None):
+    """Run `name` and numpy from the same start; compare every loss point, the weights and the bias."""
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    W0, b0 = initial
+    reference = make_trainer("numpy", X, y, lr, iterations, batches=batches)(W0, b0)
+    result = make_trainer(name, X, y, lr, iterations, batches=batches)(W0, b0)
+    assert result.diverged_at == reference.diverged_at
+    assert len(result.loss_curve) == len(reference.loss_curve)
+    np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=RTOL[dtype], atol=0)
+    if reference.diverged_at is None:  # a diverged run's last weights depend on where it stopped
+        scale = max(1.0, float(np.abs(reference.weights).max()))
+        np.testing.assert_allclose(result.weights, reference.weights, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+        assert result.bias == pytest.approx(reference.bias, rel=RTOL[dtype])
+    assert result.dtype == dtype and np.asarray(result.weights).dtype == np.dtype(dtype)
+    return result
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", TF_NAMES)
+def test_matches_numpy(tf_ready, lesson_data, name, dtype):
+    data, initial = lesson_data
+    result = assert_equivalent(name, data, initial, dtype)
+    assert result.device == "cpu"
+
+
+@pytest.mark.parametrize("name", ["keras", "gradient_tape", "gradient_tape:graph"])
+def test_matches_numpy_with_several_features(tf_ready, name):
+    from comparisons.data import initial_parameters, make_synthetic
+
+    data = make_synthetic(64, 5, 0.5, seed=3)
+    assert_equivalent(name, data, initial_parameters(5, seed=3), "float64", lr=0.02, iterations=40)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gradient_tape_autodiff_equals_analytic_every_step(tf_ready, lesson_data, dtype):
+    data, initial = lesson_data
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    result = make_trainer("gradient_tape", X, y, 0.05, ITERATIONS)(*initial)
+    checks = [c for c in result.gradient_checks if c.method == "analytic_vs_autodiff"]
+    assert [c.iteration for c in checks] == list(range(ITERATIONS))
+    bound = 1e-12 if dtype == "float64" else 1e-4
+    assert max(c.max_abs_diff for c in checks) < bound
+    fd = finite_difference_checks(X, y, *initial, result)
+    assert [c.iteration for c in fd] == [0, ITERATIONS]
+    assert max(c.max_rel_diff for c in fd) < (1e-6 if dtype == "float64" else 1e-3)
+
+
+def test_gradient_mismatch_is_an_error(tf_ready, lesson_data, monkeypatch):
+    """A tolerance the arithmetic cannot meet must stop the run, not end up in a footnote."""
+    import tf_models.gradient_tape as gt
+
+    monkeypatch.setitem(gt.GRADIENT_TOLERANCE, "float64", -1.0)
+    data, initial = lesson_data
+    with pytest.raises(gt.GradientMismatchError):
+        make_trainer("gradient_tape", data.X, data.y, 0.05, 5)(*initial)
+
+
+@pytest.mark.parametrize("batch_size", [1, 32, 100])
+def test_keras_minibatch_follows_the_same_order(tf_ready, lesson_data, batch_size):
+    data, initial = lesson_data
+    steps = 50
+    order = handrolled.sample_order(data.n, handrolled.epochs_needed(data.n, batch_size, steps), order_seed(0))
+    batches = handrolled.batch_indices(order, batch_size, steps)
+    assert_equivalent("keras", data, initial, "float64", iterations=steps, batches=batches)
+
+
+@pytest.mark.parametrize("name", ["keras", "gradient_tape", "gradient_tape:eager"])
+def test_divergence_is_reported_at_the_same_iteration(tf_ready, lesson_data, name):
+    data, initial = lesson_data
+    result = assert_equivalent(name, data, initial, "float64", lr=10.0, iterations=40)
+    assert result.diverged_at is not None and result.status.startswith("diverged at iteration")
+
+
+def test_whole_lesson_run_agrees_to_1e_10(tf_ready, lesson_data):
+    """The lesson's settings (lr 0.05, 1000 iterations, float64) for the fast implementations."""
+    data, initial = lesson_data
+    for name in ["keras", "gradient_tape", "gradient_tape:graph"]:
+        assert_equivalent(name, data, initial, "float64", iterations=1000)
