@@ -84,10 +84,10 @@ def run(config, out, staging):
     staging.mkdir()
 
     bar = tqdm(total=len(triples) + len(config.experiments), desc="study", unit="run", file=sys.stderr,
-               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+               dynamic_ncols=True, bar_format="{desc:<44.44} {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
 
     def progress(text):
-        bar.set_postfix_str(text, refresh=True)
+        bar.set_description_str(text, refresh=True)
 
     def step_done(text):
         progress(text)

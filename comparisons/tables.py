@@ -30,7 +30,7 @@ def weights_table(output):
         add(run.implementation, run.device, run.dtype, *final_parameters_raw(output, run))
     add("ols", "cpu", "float64", *output.ols)
     if output.dataset.true_weights is not None:
-        add("true", "n/a", "float64", output.dataset.true_weights, output.dataset.true_bias)
+        add("true", "none", "float64", output.dataset.true_weights, output.dataset.true_bias)
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["weights.csv"])
 
 
