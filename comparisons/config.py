@@ -38,7 +38,7 @@ class StudyConfig:
     full: bool = False  # the large versions of the experiments
     quick: bool = False  # a small, fast run
     debug: bool = False  # show tracebacks
-    time_budget_s: float = 20.0  # a slow variant gets fewer timed repeats past this much time (at least 1)
+    time_budget_s: float = 6.0  # timed repeats of one run stop at about this many seconds (0 repeats: the warm-up is the time)
     command_line: tuple = field(default_factory=tuple)  # argv, recorded for environment.json
 
     def with_changes(self, **changes):

@@ -110,7 +110,7 @@ def _equivalence_section(equivalence, grads):
     return "\n".join(text)
 
 
-def _timings_section(timings, env):
+def _timings_section(timings, env, config):
     t = timings.copy()
     t["median_ms"] = 1e3 * t.median_s
     t["first_call_ms"] = 1e3 * t.first_call_s
@@ -119,7 +119,9 @@ def _timings_section(timings, env):
     text = ["## Timings",
             "One warm-up call (its time, `first_call`, includes tracing and XLA compilation), then timed calls of a "
             "whole training run; each timer stops once the results are numpy arrays on the host. Slow variants get "
-            "fewer timed repeats (the `repeats` column says how many). `speedup_vs_numpy` is numpy's median over "
+            "fewer timed repeats (the `repeats` column says how many): timed calls stop after about "
+            f"{config.get('time_budget_s', '?')} s, and a run slower than that is not repeated at all (`repeats` 0: its "
+            "times are the warm-up call's, compilation included, which for those variants is a small share). `speedup_vs_numpy` is numpy's median over "
             "this median in the same dtype; above 1 is faster than numpy.", "", _md_table(shown, "{:.4g}"), "",
             "![timings](timings.png)", "", "**Reading the timings.**"]
     med = {(r.implementation, r.dtype): r for r in t.itertuples()}
@@ -206,7 +208,7 @@ def build(results_dir):
         _weights_section(weights, runs),
         "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
         _equivalence_section(equivalence, grads),
-        _timings_section(timings, env),
+        _timings_section(timings, env, config),
         _experiments_section(d),
         "## Files\n\n`weights.csv`, `loss_curves.csv`, `gradient_check.csv`, `timings.csv`, `equivalence.csv` "
         "(the results contract), `runs.csv` (status of each run), `study.json` (data and stability), `config.json`, "

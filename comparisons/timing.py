@@ -3,6 +3,7 @@
 The callables timed here return numpy arrays, so a timer stops only once the result is on the
 host. Data generation and imports happen before, outside the timed region.
 """
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -20,28 +21,34 @@ class Timing:
         return len(self.repeat_s)
 
     @property
+    def _timed(self):
+        # with no repeat (too slow for the budget) the warm-up call is the only measurement
+        return self.repeat_s or (self.first_call_s,)
+
+    @property
     def median_s(self):
-        return statistics.median(self.repeat_s)
+        return statistics.median(self._timed)
 
     @property
     def min_s(self):
-        return min(self.repeat_s)
+        return min(self._timed)
 
     @property
     def max_s(self):
-        return max(self.repeat_s)
+        return max(self._timed)
 
 
 def time_calls(fn, repeats, budget_s=float("inf")):
     """Call fn() once as warm-up, then up to `repeats` more times, timing each call.
 
-    A slow callable gets fewer repeats: they stop once `budget_s` seconds of timed calls
-    would be exceeded, but at least one is always made. Returns (warm-up result, Timing).
+    A slow callable gets fewer repeats: only as many as fit in `budget_s` seconds at the
+    warm-up's pace. When not even one fits, none is made (Timing.repeats == 0) and the
+    warm-up call is the measurement. Returns (warm-up result, Timing).
     """
     start = time.perf_counter()
     result = fn()
     first = time.perf_counter() - start
-    planned = max(1, min(repeats, int(budget_s // max(first, 1e-9))))
+    planned = repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(first, 1e-9)))
     times = []
     for _ in range(planned):
         start = time.perf_counter()
