@@ -7,12 +7,11 @@
 This file only orchestrates; the work lives in comparisons/.
 """
 import argparse
-import datetime
 import os
 import shutil
 import signal
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 from comparisons.config import EXPERIMENTS, IMPLEMENTATIONS, StudyConfig
@@ -141,8 +140,10 @@ def check_out_dir(out):
     parent = out.resolve().parent
     if not parent.is_dir():
         raise UsageError(f"--out {out}: its parent folder {parent} does not exist or is not a folder; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: cannot write in {parent}; choose a writable place")
+    try:  # try it for real: permission bits say little to root or on special file systems
+        tempfile.TemporaryDirectory(dir=parent, prefix=f".{out.name}.probe-").cleanup()
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write in {parent} ({exc.strerror}); choose a writable place") from None
     return out
 
 

@@ -40,6 +40,26 @@ def blas_info():
         return {"error": str(exc)}
 
 
+def openblas_runtime():
+    """Threads and core type of the OpenBLAS numpy loaded, asked of the library itself (None if not OpenBLAS)."""
+    import ctypes
+
+    try:
+        paths = {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+                 if "openblas" in line.lower() and line.split()[-1].startswith("/")}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        lib = ctypes.CDLL(path)
+        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"), ("openblas_", "")):
+            threads, config = (getattr(lib, f"{prefix}get_num_threads{suffix}", None),
+                               getattr(lib, f"{prefix}get_config{suffix}", None))
+            if threads and config:
+                config.restype = ctypes.c_char_p
+                return {"library": Path(path).name, "threads": int(threads()), "config": config().decode()}
+    return None
+
+
 def git_commit():
     """The repository's HEAD commit (with '+dirty' when the work tree has changes), or None."""
     root = Path(__file__).resolve().parent.parent
@@ -68,7 +88,7 @@ def collect(config, started_at, tf_report=None, numerics=None, jit=None):
         "cpu_model": cpu_model(),
         "cpu_cores_logical": os.cpu_count(),
         "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "blas": blas_info(),
+        "blas": {**blas_info(), "runtime": openblas_runtime()},
         "thread_settings": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "tensorflow": tf_report,
         "numerics": numerics,  # TF32, op determinism
