@@ -1,6 +1,6 @@
 # The README's two commands: `make run` and `make test`. Both create .venv on first use and
 # install the pinned dependencies once; the stamp file makes later calls instant.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
@@ -21,7 +21,7 @@ report: $(STAMP)
 	$(PY) -m comparisons.report results
 
 $(STAMP): pyproject.toml constraints.txt
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 2; }
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on the PATH; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
