@@ -1,0 +1,179 @@
+"""Learning-rate stability against theory: the Hessian's 2 / lambda_max threshold and predicted convergence speed.
+
+For the MSE the Hessian is H = 2/n [X, 1]^T [X, 1] (comparisons.stability). Full-batch descent
+is stable iff lr < 2 / lambda_max. Every implementation is run at rates from far below to above
+that threshold (including the lesson's 0.05, 0.25 and 10) and must land on the side theory says.
+
+Convergence speed: with e_k = theta_k - theta_ols (theta = [W; b]), ||e_k|| <= rate^k ||e_0|| where
+rate = max |1 - lr * lambda| over the Hessian's eigenvalues, so the predicted number of iterations
+to shrink the parameter distance by `TOLERANCE` is log(TOLERANCE) / log(rate). The measured number is
+the first iteration of the numpy float64 run with ||theta_k - theta_ols|| <= TOLERANCE * ||theta_0 - theta_ols||.
+"""
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import handrolled
+
+from .. import stability
+from ..data import initial_parameters, make_synthetic
+from ..implementations import make_trainer
+
+NAME = "lr_sweep"
+LESSON_RATES = (0.05, 0.25, 10.0)  # the lesson's rate, its 1-D example's step, and its diverging step
+TOLERANCE = 1e-6  # relative parameter distance to OLS at which a run counts as converged
+# Implementations too slow per step for long sweeps: fewer iterations, on rates far from the threshold only.
+SLOW = {"keras:numpy_input": 25, "gradient_tape:eager": 200}
+
+
+def threshold_factors(config):
+    """Rates to sweep, as multiples of the threshold 2 / lambda_max."""
+    if config.quick:
+        return (0.01, 0.5, 0.95, 1.05, 2.0)
+    if config.full:
+        return (1e-3, 1e-2, 0.1, 0.3, 0.5, 0.8, 0.9, 0.99, 1.01, 1.1, 1.5, 2.0, 5.0)
+    return (1e-3, 0.1, 0.5, 0.99, 1.01, 2.0)
+
+
+def implementations(config):
+    """The implementations swept (quick: the three base ones; otherwise all, the slow ones on few rates)."""
+    from ..config import IMPLEMENTATIONS
+
+    names = [n for n in IMPLEMENTATIONS if n in config.only] or list(IMPLEMENTATIONS)
+    if config.quick:
+        names = [n for n in names if n in ("numpy", "keras", "gradient_tape")]
+    return names
+
+
+def side(lr, threshold):
+    """'stable' below the threshold, 'unstable' at or above it."""
+    return "stable" if lr < threshold else "unstable"
+
+
+def measured_iterations(X, y, W0, b0, lr, cap, tol=TOLERANCE):
+    """First iteration at which the numpy float64 run is within tol * its initial distance of OLS, or -1 within `cap`."""
+    W_ols, b_ols = handrolled.ols(X, y)
+    target = np.append(W_ols[:, 0], b_ols)  # (m + 1,): [W; b] of least squares
+    result = handrolled.descend(X, y, W0, b0, lr, cap, keep_trajectory=True)
+    distance = np.linalg.norm(result.trajectory - target, axis=1)  # (k + 1,)
+    hit = np.flatnonzero(distance <= tol * distance[0])
+    return int(hit[0]) if hit.size else -1
+
+
+def run(ctx):
+    """Run every implementation at each rate; record side, final loss, divergence and iterations to tolerance."""
+    config = ctx.config
+    data = make_synthetic(config.n_samples, config.features, config.noise, config.seed)
+    W0, b0 = initial_parameters(data.m, config.seed)
+    analysis = stability.analyse(data.X)
+    threshold = analysis.max_stable_lr
+    rates = sorted({float(threshold * f) for f in threshold_factors(config)} | set(LESSON_RATES))
+    far = [lr for lr in rates if lr in LESSON_RATES or not 0.5 <= lr / threshold <= 2.0]
+    cap = 20_000 if config.quick else 200_000
+    rows = []
+    for lr in rates:
+        predicted = analysis.predicted_iterations(lr, TOLERANCE)
+        measured = (measured_iterations(data.X, data.y, W0, b0, lr, min(cap, int(1.5 * predicted) + 10))
+                    if math.isfinite(predicted) else -1)
+        for name in implementations(config):
+            iterations = SLOW.get(name, config.iterations)
+            if name in SLOW and lr not in far:
+                continue  # a short run cannot tell the sides apart near the threshold
+            for dtype in config.dtypes:
+                if name in SLOW and dtype != config.dtypes[-1]:
+                    continue  # one dtype for the slow ones
+                if ctx.progress:
+                    ctx.progress(f"lr_sweep {name} {dtype} lr={lr:.4g}")
+                X, y = data.X.astype(dtype), data.y.astype(dtype)
+                began = time.perf_counter()
+                result = make_trainer(name, X, y, float(lr), iterations, device="cpu")(W0, b0)
+                seconds = time.perf_counter() - began
+                observed = "stable" if result.diverged_at is None else "unstable"
+                rows.append({
+                    "implementation": name, "dtype": dtype, "lr": lr, "lr_over_threshold": lr / threshold,
+                    "threshold": threshold, "lambda_min": analysis.lambda_min, "lambda_max": analysis.lambda_max,
+                    "iterations": iterations, "theory_side": side(lr, threshold), "observed_side": observed,
+                    "agrees_with_theory": observed == side(lr, threshold),
+                    "initial_loss": float(result.loss_curve[0]), "final_loss": float(result.loss_curve[-1]),
+                    "diverged_at": -1 if result.diverged_at is None else result.diverged_at,
+                    "predicted_iterations": predicted if math.isfinite(predicted) else -1.0,
+                    "measured_iterations": measured, "tolerance": TOLERANCE, "seconds": seconds,
+                })
+    return pd.DataFrame(rows)
+
+
+def plot(table, out_dir):
+    """Final loss against lr with the threshold, and predicted vs measured iterations: lr_sweep.png."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_l, ax_i) = plt.subplots(1, 2, figsize=(13, 5))
+    threshold = table.threshold.iloc[0]
+    markers = "osD^v<>"
+    for k, ((name, dtype), rows) in enumerate(table.groupby(["implementation", "dtype"])):
+        ok, bad = rows[rows.diverged_at < 0], rows[rows.diverged_at >= 0]
+        label = f"{name} [{dtype}]"
+        ax_l.loglog(ok.lr, ok.final_loss, markers[k % len(markers)], mfc="none", label=label, alpha=0.8)
+        ax_l.loglog(bad.lr, np.minimum(np.nan_to_num(bad.final_loss, posinf=1e300), 1e300), "x", color="red",
+                    alpha=0.8)
+    ax_l.axvline(threshold, color="black", ls="--", label=f"2 / lambda_max = {threshold:.3g}")
+    for lr in LESSON_RATES:
+        ax_l.axvline(lr, color="grey", ls=":", lw=1)
+    ax_l.set(xlabel="learning rate (log)", ylabel="loss at the last iteration run (MSE, log)",
+             title="final loss; red x = diverged (loss at the iteration of divergence)")
+    ax_l.legend(fontsize=7)
+    per_lr = table.drop_duplicates("lr")
+    good = per_lr[(per_lr.predicted_iterations > 0) & (per_lr.measured_iterations >= 0)]
+    ax_i.loglog(good.lr, good.predicted_iterations, "-o", label="predicted log(tol) / log(max|1 - lr lambda|)")
+    ax_i.loglog(good.lr, good.measured_iterations, "s", mfc="none", label="measured (numpy, float64)")
+    ax_i.axvline(threshold, color="black", ls="--")
+    ax_i.set(xlabel="learning rate (log)", ylabel="iterations to shrink ||theta - theta_ols|| by 1e-6 (log)",
+             title="iterations to tolerance")
+    ax_i.legend(fontsize=8)
+    for ax in (ax_l, ax_i):
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path = Path(out_dir) / f"{NAME}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def report_section(table):
+    """Markdown: the threshold, whether every implementation agreed with it, and predicted vs measured iterations."""
+    t = table.iloc[0]
+    disagree = table[~table.agrees_with_theory.astype(bool)]
+    per_lr = table.groupby("lr").observed_side.nunique()
+    lines = [
+        "## Learning-rate stability against the Hessian", "", f"![final loss and iterations against lr]({NAME}.png)", "",
+        f"The Hessian of the MSE, 2/n [X, 1]^T [X, 1], has eigenvalues {t.lambda_min:.4g} to {t.lambda_max:.4g} "
+        f"(condition number {t.lambda_max / t.lambda_min:.3g}), so full-batch descent is stable only for "
+        f"lr < 2 / lambda_max = **{t.threshold:.4g}**. The lesson's 0.05 is "
+        f"{0.05 / t.threshold:.2f}x the threshold, its 0.25 is {0.25 / t.threshold:.2f}x, and 10 is {10 / t.threshold:.1f}x.",
+        "",
+        (f"All {table.implementation.nunique()} implementations ({', '.join(sorted(table.implementation.unique()))}) "
+         f"in {', '.join(sorted(table.dtype.unique()))} land on the side theory predicts at every one of the "
+         f"{table.lr.nunique()} rates ({len(table)} runs), including {table.lr_over_threshold.min():.3g}x to "
+         f"{table.lr_over_threshold.max():.3g}x the threshold and the pair just below and above it."
+         if disagree.empty and (per_lr == 1).all() else
+         f"**{len(disagree)} runs disagree with theory**: " + "; ".join(
+             f"{r.implementation} [{r.dtype}] at lr {r.lr:.4g} was {r.observed_side}" for r in disagree.itertuples())),
+        f"Slow implementations ran fewer iterations ({', '.join(f'{k}: {v}' for k, v in SLOW.items())}) and only "
+        "on the lesson's rates and rates outside 0.5x-2x of the threshold, where that is enough to tell the sides apart.",
+        "",
+        f"Iterations to bring the distance to the least-squares parameters down to {t.tolerance:g} of its start "
+        "(predicted: log(tol) / log(max_i |1 - lr lambda_i|), an upper bound; measured: the numpy float64 run):", "",
+        "| lr | lr / threshold | predicted | measured | measured / predicted |", "|---|---|---|---|---|",
+    ]
+    for r in table.drop_duplicates("lr").itertuples():
+        if r.predicted_iterations > 0:
+            measured = "not reached" if r.measured_iterations < 0 else f"{int(r.measured_iterations)}"
+            ratio = "" if r.measured_iterations < 0 else f"{r.measured_iterations / r.predicted_iterations:.2f}"
+            lines.append(f"| {r.lr:.4g} | {r.lr_over_threshold:.3g} | {r.predicted_iterations:.0f} | {measured} | {ratio} |")
+        else:
+            lines.append(f"| {r.lr:.4g} | {r.lr_over_threshold:.3g} | never (unstable) | - | |")
+    return "\n".join(lines)
