@@ -258,3 +258,34 @@ def test_msft_raw_descent_diverges_where_standardized_matches_ols(msft):
     W_std, b_std = to_raw(*handrolled.ols(trained.X, trained.y))
     assert _rel(W_std, W_exact) < 1e-10 and _rel(b_std, b_exact) < 1e-10
     assert _rel(W, W_exact) < 1e-6
+
+
+def test_msft_end_to_end_standardized_weights_are_raw_units(tmp_path):
+    """The driver on msft.csv: --standardize reports raw-unit weights equal to least squares; raw lr 0.05 diverges."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parent.parent
+    data = load_csv(_msft_path(), "Close", ["Open", "High", "Low", "Volume"])
+    W_exact, b_exact = _exact_ols(data.X, data.y)
+    common = ["--data", str(_msft_path()), "--target", "Close", "--columns", "Open,High,Low,Volume", "--only", "numpy",
+              "--dtype", "float64", "--repeats", "1", "--experiments", "none"]
+    runs = {}
+    for name, extra in {"std": ["--standardize", "--lr", "0.3", "--iterations", "4000"], "raw": ["--lr", "0.05"]}.items():
+        proc = subprocess.run([sys.executable, str(repo / "run_all.py"), "--out", str(tmp_path / name), *common, *extra],
+                              cwd=repo, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = proc
+    weights = pd.read_csv(tmp_path / "std" / "weights.csv")
+    numpy_rows = weights[weights.implementation == "numpy"].set_index("parameter").value
+    assert list(numpy_rows.index) == ["Open", "High", "Low", "Volume", "bias"]
+    assert _rel(numpy_rows.iloc[:4].to_numpy().reshape(-1, 1), W_exact) < 1e-6
+    assert _rel(numpy_rows["bias"], b_exact) < 1e-6
+    assert "true" not in set(weights.implementation)  # real data has no generator truth
+    assert "sha256" in (tmp_path / "std" / "report.md").read_text()
+    assert "warning" not in runs["std"].stderr
+    status = pd.read_csv(tmp_path / "raw" / "runs.csv").status
+    assert status.str.startswith("diverged at iteration").all()
+    assert "try --standardize" in runs["raw"].stderr

@@ -1,0 +1,178 @@
+"""Bad input through the driver: one `error:` line, exit 2, no traceback, and the previous results untouched.
+
+Each case runs `python run_all.py` in a subprocess, as a user would, with a small fast configuration, so
+that a case the driver fails to reject shows up as a run that succeeded (and replaced the results).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent  # the repository root, where run_all.py lives
+
+FAST = ("--only", "numpy", "--dtype", "float64", "--iterations", "10", "--repeats", "1", "--experiments", "none")
+GOOD_CSV = "a,b,y\n1,2,3\n2,5,4\n3,1,9\n4,4,10\n"
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def previous(tmp_path):
+    """An earlier results folder with known bytes, alone in its parent (tmp_path/out); inputs go in tmp_path."""
+    folder = tmp_path / "out" / "results"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "report.md").write_text("# an earlier run\n")
+    (folder / "weights.csv").write_text("implementation,device,dtype,parameter,value\nnumpy,cpu,float64,x1,3\n")
+    (folder / "sub" / "blob.bin").write_bytes(bytes(range(256)))
+    return folder
+
+
+def _run(*args, cwd=REPO):
+    """Run the driver; the environment is the user's (no extra quieting), so stray start-up noise shows."""
+    return subprocess.run([sys.executable, str(REPO / "run_all.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _assert_usage_error(proc, *words):
+    """Exit 2, exactly one non-empty stderr line starting `error:` that contains `words`; returns it."""
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, f"exit {proc.returncode}, stderr: {proc.stderr}"
+    assert len(lines) == 1, f"expected one stderr line, got: {lines}"
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0], f"{word!r} missing from: {lines[0]}"
+    return lines[0]
+
+
+def _assert_untouched(previous, before):
+    """The previous results are byte-for-byte the same and nothing else (no staging folder) sits beside them."""
+    assert _snapshot(previous) == before
+    assert [p.name for p in previous.parent.iterdir()] == ["results"]
+
+
+# (csv text or None for a missing file, target, extra args, words in the message; {path} is the CSV's path)
+CSV_CASES = {
+    "missing file": (None, "y", (), ["{path}", "nope.csv", "no such file"]),
+    "empty file": ("", "y", (), ["{path}", "empty"]),
+    "missing target column": (GOOD_CSV, "price", (), ["{path}", "'price'", "'a', 'b', 'y'"]),
+    "missing feature column": (GOOD_CSV, "y", ("--columns", "a,zz"), ["{path}", "'zz'"]),
+    "non-numeric values": ("a,b,y\n1,2,3\n2,five,4\n3,1,9\n4,4,10\n", "y", (), ["{path}", "'b'", "'five'", "line 3"]),
+    "NaN": ("a,b,y\n1,2,3\n2,5,4\n3,nan,9\n4,4,10\n", "y", (), ["{path}", "'b'", "line 4"]),
+    "empty cell": ("a,b,y\n1,2,3\n2,5,4\n3,1,9\n4,4,\n", "y", (), ["{path}", "'y'", "empty", "line 5"]),
+    "inf": ("a,b,y\n1,2,3\ninf,5,4\n3,1,9\n4,4,10\n", "y", (), ["{path}", "'a'", "infinite", "line 3"]),
+    "fewer than 2 rows": ("a,y\n1,2\n", "y", (), ["{path}", "1 data row", "at least 2"]),
+    "header only": ("a,y\n", "y", (), ["{path}", "no data rows"]),
+    "constant feature": ("a,b,y\n1,2,3\n2,2,4\n3,2,9\n4,2,10\n", "y", (), ["{path}", "'b'", "constant"]),
+    "duplicate column names": ("a,b,b,y\n1,2,3,4\n2,5,6,4\n3,1,2,9\n4,4,1,10\n", "y", (), ["{path}", "'b'", "more than once"]),
+    "target among features": (GOOD_CSV, "y", ("--columns", "a,y"), ["{path}", "'y'", "target"]),
+    "batch size above n": (GOOD_CSV, "y", ("--batch-size", "5"), ["--batch-size", "4 samples"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CSV_CASES), ids=list(CSV_CASES))
+def test_bad_csv_is_one_error_line_and_keeps_results(tmp_path, previous, case):
+    text, target, extra, words = CSV_CASES[case]
+    path = tmp_path / ("nope.csv" if text is None else "data.csv")
+    if text is not None:
+        path.write_text(text)
+    before = _snapshot(previous)
+    proc = _run("--out", str(previous), "--data", str(path), "--target", target, *FAST, *extra)
+    _assert_usage_error(proc, *(word.format(path=path) for word in words))
+    _assert_untouched(previous, before)
+
+
+def test_data_folder_instead_of_file(tmp_path, previous):
+    before = _snapshot(previous)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    _assert_usage_error(_run("--out", str(previous), "--data", str(folder), "--target", "y", *FAST), "folder")
+    _assert_untouched(previous, before)
+
+
+# (args, words in the message); these use the synthetic data (n = 100)
+ARG_CASES = {
+    "lr zero": (("--lr", "0"), ["--lr"]),
+    "lr negative": (("--lr", "-1"), ["--lr", "-1"]),
+    "lr not a number": (("--lr", "abc"), ["--lr", "abc"]),
+    "lr nan": (("--lr", "nan"), ["--lr"]),
+    "iterations zero": (("--iterations", "0"), ["--iterations"]),
+    "batch size zero": (("--batch-size", "0"), ["--batch-size"]),
+    "batch size above n": (("--batch-size", "101"), ["--batch-size", "101"]),
+    "unknown implementation": (("--only", "nosuch"), ["nosuch", "numpy"]),
+    "unknown device": (("--device", "tpu"), ["tpu"]),
+    "target without data": (("--target", "y"), ["--data"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ARG_CASES), ids=list(ARG_CASES))
+def test_bad_argument_is_one_error_line_and_keeps_results(previous, case):
+    args, words = ARG_CASES[case]
+    before = _snapshot(previous)
+    _assert_usage_error(_run("--out", str(previous), *_without(FAST, args), *args), *words)
+    _assert_untouched(previous, before)
+
+
+def _without(options, override):
+    """FAST minus any option that `override` sets, so the case's own value is the only one."""
+    names, kept = set(override[::2]), []
+    for name, value in zip(options[::2], options[1::2]):
+        if name not in names:
+            kept += [name, value]
+    return kept
+
+
+def test_device_gpu_without_gpu_says_what_tensorflow_saw(previous):
+    from tf_models.devices import detected_gpus
+
+    from comparisons.tf_runtime import import_tensorflow
+
+    import_tensorflow()
+    if detected_gpus():
+        pytest.skip("a GPU is visible here")
+    before = _snapshot(previous)
+    line = _assert_usage_error(_run("--out", str(previous), *_without(FAST, ("--only",)), "--only", "numpy,keras",
+                                    "--device", "gpu"), "--device gpu", "GPU", "CPU")
+    assert "sees" in line or "saw" in line
+    _assert_untouched(previous, before)
+
+
+def test_out_pointing_at_a_file_leaves_it_alone(tmp_path, previous):
+    target = tmp_path / "notes.txt"
+    target.write_bytes(b"keep me\n")
+    before = _snapshot(previous)
+    _assert_usage_error(_run("--out", str(target), *FAST), str(target), "file")
+    assert target.read_bytes() == b"keep me\n"
+    _assert_untouched(previous, before)
+
+
+def test_out_under_a_file(tmp_path, previous):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_bytes(b"keep me\n")
+    before = _snapshot(previous)
+    _assert_usage_error(_run("--out", str(blocker / "results"), *FAST), "notes.txt")
+    assert blocker.read_bytes() == b"keep me\n"
+    _assert_untouched(previous, before)
+
+
+def test_out_in_an_unwritable_place(previous):
+    before = _snapshot(previous)  # /proc refuses new entries even to root
+    _assert_usage_error(_run("--out", "/proc/linreg-results", *FAST), "/proc")
+    assert not any("linreg-results" in p.name for p in Path("/proc").iterdir())
+    _assert_untouched(previous, before)
+
+
+def test_a_good_csv_run_succeeds_with_the_same_fast_flags(tmp_path, previous):
+    """The control: the flags above are fine, so each failure really comes from its bad input."""
+    path = tmp_path / "good.csv"
+    path.write_text(GOOD_CSV)
+    proc = _run("--out", str(previous), "--data", str(path), "--target", "y", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (previous / "sub").exists()  # replaced by the new run
+    weights = (previous / "weights.csv").read_text()
+    assert ",a," in weights and ",b," in weights and "true" not in weights
+    assert [p.name for p in previous.parent.iterdir()] == ["results"]
