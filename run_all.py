@@ -8,6 +8,7 @@ This file only orchestrates; the work lives in comparisons/.
 """
 import argparse
 import os
+import re
 import shutil
 import signal
 import sys
@@ -113,6 +114,9 @@ def config_from_args(args, argv):
         raise UsageError("--columns selects CSV columns; it needs --data FILE.csv --target COL")
     if args.quick and args.full:
         raise UsageError("--quick and --full contradict each other; choose one")
+    device = args.device.strip().lower()
+    if not re.fullmatch(r"auto|cpu|gpu(:\d+)?", device):
+        raise UsageError(f"unknown device {args.device!r}; use auto, cpu, gpu or gpu:K")
     experiments = args.experiments.strip()
     experiments = (EXPERIMENTS if experiments == "all" else () if experiments == "none"
                    else _names(experiments, EXPERIMENTS, "experiment"))
@@ -120,7 +124,7 @@ def config_from_args(args, argv):
         out=args.out, seed=args.seed, n_samples=args.n_samples, features=args.features, noise=args.noise,
         iterations=args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations),
         lr=args.lr, dtypes=("float32", "float64") if args.dtype == "both" else (args.dtype,),
-        device=args.device.strip().lower(),
+        device=device,
         repeats=args.repeats or (QUICK_REPEATS if args.quick else StudyConfig.repeats),
         only=_names(args.only, IMPLEMENTATIONS, "implementation") if args.only else IMPLEMENTATIONS,
         data=args.data, target=args.target,

@@ -40,9 +40,12 @@ def standardize(dataset):
 
 
 def scales_differ_widely(X, ratio=100.0):
-    """Whether the features' standard deviations span more than `ratio` (max / min): a hint to --standardize."""
-    sigma = np.asarray(X, dtype=np.float64).std(axis=0)
-    if sigma.size < 2:
-        return False
-    smallest = sigma.min()
-    return bool(smallest == 0 or sigma.max() / smallest > ratio)
+    """Whether the columns of [X, 1] differ in scale (root mean square) by more than `ratio`: a hint to --standardize.
+
+    The constant column of the bias counts too: one feature in the millions is badly scaled
+    against the bias even when it is alone.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    scales = np.append(np.sqrt(np.mean(X ** 2, axis=0)), 1.0)  # the bias column's scale is 1
+    smallest = scales.min()
+    return bool(smallest == 0 or scales.max() / smallest > ratio)

@@ -7,5 +7,10 @@ def ols(X, y):
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1, 1)
     design = np.hstack([X, np.ones((X.shape[0], 1))])  # (n, m + 1): the bias is the last column
-    theta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    # scale each column to unit norm first: columns of very different sizes (prices next to a
+    # volume of 1e7) would otherwise cost lstsq digits; the solution is scaled back after
+    norms = np.linalg.norm(design, axis=0)
+    norms[norms == 0] = 1.0
+    theta, *_ = np.linalg.lstsq(design / norms, y, rcond=None)
+    theta = theta / norms[:, None]
     return theta[:-1], float(theta[-1, 0])

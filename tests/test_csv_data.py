@@ -193,8 +193,11 @@ def test_synthetic_truth_is_carried_into_trained_units():
 def test_scales_differ_widely():
     assert scales_differ_widely(_wide_scales().X)
     assert not scales_differ_widely(make_synthetic(100, 3, 0.5, seed=0).X)
-    assert not scales_differ_widely(np.arange(10.0).reshape(-1, 1) * 1e6)  # one feature: nothing to compare
-    X = np.column_stack([np.arange(10.0), 99 * np.arange(10.0)])
+    # one feature in the millions is badly scaled against the bias column of ones
+    assert scales_differ_widely(np.arange(10.0).reshape(-1, 1) * 1e6)
+    assert not scales_differ_widely(np.arange(10.0).reshape(-1, 1))
+    base = 1 + np.arange(10.0) / 10  # root mean square ~1.5
+    X = np.column_stack([base, 60 * base])  # scales 1 (bias), ~1.5 and ~90
     assert not scales_differ_widely(X) and scales_differ_widely(X, ratio=50)
 
 
