@@ -67,6 +67,56 @@ def publish(staging, out):
         shutil.rmtree(old, ignore_errors=True)
 
 
+class Progress:
+    """A tqdm bar over the runs and experiments, on stderr; the text names what runs now."""
+
+    def __init__(self, total):
+        self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{desc:<44.44} {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+        self.started = 0
+
+    def start(self, text):
+        """A new item begins: the one before it is done."""
+        if self.started:
+            self.bar.update(1)
+        self.started += 1
+        self.note(text)
+
+    def note(self, text):
+        self.bar.set_description_str(text, refresh=True)
+
+    def close(self):
+        if self.started:
+            self.bar.update(1)
+        self.bar.close()  # finishes the bar's line, so a message after it starts on a line of its own
+
+
+def run_experiments(config, devices, staging, progress):
+    """Run each selected experiment, write its table; a failing one is reported and the rest go on."""
+    status = {}
+    for name in config.experiments:
+        module = experiment_registry.load(name)
+        progress.start(f"experiment {name}")
+        ctx = experiment_registry.ExperimentContext(config=config, out_dir=staging, devices=tuple(devices),
+                                                    progress=progress.note)
+        began = time.perf_counter()
+        try:
+            table = module.run(ctx)
+            table.to_csv(staging / f"{name}.csv", index=False, float_format="%.17g")
+            status[name] = {"status": "ok", "seconds": round(time.perf_counter() - began, 2)}
+        except (KeyboardInterrupt, UsageError):
+            raise
+        except Exception as exc:  # an experiment's failure is reported, the rest of the study goes on
+            if config.debug:
+                raise
+            status[name] = {"status": f"failed: {type(exc).__name__}: {exc}",
+                            "seconds": round(time.perf_counter() - began, 2),
+                            "traceback": traceback.format_exc(limit=5)}
+            tqdm.write(f"warning: experiment {name} failed ({type(exc).__name__}: {exc}); the study goes on",
+                       file=sys.stderr)
+    return status
+
+
 def run(config, out, staging):
     """Run the whole study and publish it to `out`; returns the exit code."""
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -81,68 +131,26 @@ def run(config, out, staging):
         tf_report = device_report()
     triples, _ = plan(config, devices)
     initial = initial_parameters(trained.m, config.seed)
-    staging.mkdir()
-
-    bar = tqdm(total=len(triples) + len(config.experiments), desc="study", unit="run", file=sys.stderr,
-               dynamic_ncols=True, bar_format="{desc:<44.44} {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
-
-    def progress(text):
-        bar.set_description_str(text, refresh=True)
-
-    def step_done(text):
-        progress(text)
-        bar.update(1)
-
-    counting = {"n": 0}
-
-    def single_progress(text):
-        if counting["n"]:
-            bar.update(1)
-        counting["n"] += 1
-        progress(text)
-
     line = preflight_message(stability.analyse(trained.X), config.lr, widely)
     if line:
-        tqdm.write(line, file=sys.stderr)
-    output = run_single(config, dataset, trained, to_raw, initial, devices, progress=single_progress,
-                        scales_differ=widely)
-    if counting["n"]:
-        bar.update(1)
+        print(line, file=sys.stderr)
+    staging.mkdir()
 
-    experiment_status = {}
-    for name in config.experiments:
-        module = experiment_registry.load(name)
-        progress(f"experiment {name}")
-        ctx = experiment_registry.ExperimentContext(config=config, out_dir=staging, devices=tuple(devices),
-                                                    progress=progress)
-        began = time.perf_counter()
-        try:
-            table = module.run(ctx)
-            table.to_csv(staging / f"{name}.csv", index=False, float_format="%.17g")
-            experiment_status[name] = {"status": "ok", "seconds": round(time.perf_counter() - began, 2)}
-        except (KeyboardInterrupt, UsageError):
-            raise
-        except Exception as exc:  # an experiment's failure is reported, the rest of the study goes on
-            if config.debug:
-                raise
-            experiment_status[name] = {"status": f"failed: {type(exc).__name__}: {exc}",
-                                       "seconds": round(time.perf_counter() - began, 2),
-                                       "traceback": traceback.format_exc(limit=5)}
-            tqdm.write(f"warning: experiment {name} failed ({type(exc).__name__}: {exc}); the study goes on",
-                       file=sys.stderr)
-        bar.update(1)
-    bar.close()
+    progress = Progress(len(triples) + len(config.experiments))
+    try:
+        output = run_single(config, dataset, trained, to_raw, initial, devices, progress=progress.start,
+                            scales_differ=widely)
+        experiment_status = run_experiments(config, devices, staging, progress)
+    finally:
+        progress.close()
     (staging / "experiments.json").write_text(json.dumps(experiment_status, indent=2))
 
-    from . import tables
+    from . import report, tables
 
     environment = env_info.collect(config, started, tf_report=tf_report, numerics=numerics,
                                    jit={r.implementation: r.jit_compile for r in output.runs if r.jit_compile is not None})
     environment["wall_clock_s"] = round(time.perf_counter() - clock, 2)
     written = tables.write_all(output, config, environment, staging)
-
-    from . import report
-
     report.build(staging)
     publish(staging, out)
     print(summary(written, output), file=sys.stderr)

@@ -63,8 +63,16 @@ def test_values_are_sane(quick_results):
     weights = pd.read_csv(out / "weights.csv")
     ols = weights[weights.implementation == "ols"].set_index("parameter").value
     numpy64 = weights[(weights.implementation == "numpy") & (weights.dtype == "float64")].set_index("parameter").value
-    # 100 iterations at lr 0.05 do not converge fully: within 0.2 of the least-squares answer
-    assert np.abs(numpy64 - ols).max() < 0.2
+    study = json.loads((out / "study.json").read_text())
+    start = pd.Series(study["initial_weights"] + [study["initial_bias"]], index=["x1", "bias"])
+    # 100 updates at lr 0.05 are not converged (the slow direction shrinks by 1 - lr * lambda_min per step),
+    # but they must have closed most of the distance to least squares and nearly reached its loss
+    assert np.abs(numpy64 - ols).max() < 0.25 * np.abs(start - ols).max()
+    curves = pd.read_csv(out / "loss_curves.csv")
+    final = curves[(curves.implementation == "numpy") & (curves.dtype == "float64")].loss.iloc[-1]
+    data = pd.read_csv(out / "data.csv")
+    ols_loss = np.mean((data.y - ols["x1"] * data.x1 - ols["bias"]) ** 2)
+    assert ols_loss < final < 1.5 * ols_loss
     eq = pd.read_csv(out / "equivalence.csv")
     assert (eq.max_rel_loss_diff <= eq.dtype.map(TOLERANCE)).all(), eq
     grads = pd.read_csv(out / "gradient_check.csv")
@@ -72,7 +80,10 @@ def test_values_are_sane(quick_results):
     assert len(autodiff) and autodiff.max_abs_diff.max() < 1e-12
     assert set(grads.method) == {"analytic_vs_autodiff", "finite_difference"}
     timings = pd.read_csv(out / "timings.csv")
-    assert (timings.median_s > 0).all() and (timings.repeats >= 1).all()
+    assert (timings.median_s > 0).all() and (timings.min_s <= timings.median_s).all()
+    assert (timings[timings.implementation == "numpy"].repeats == 2).all()  # --quick: 2 timed repeats
+    unrepeated = timings[timings.repeats == 0]  # too slow for the time budget: the warm-up is the measurement
+    assert (unrepeated.median_s == unrepeated.first_call_s).all()
     assert np.allclose(timings[timings.implementation == "numpy"].speedup_vs_numpy, 1.0)
     env = json.loads((out / "environment.json").read_text())
     for key in ("versions", "cpu_model", "blas", "tensorflow", "numerics", "seed", "command_line",
