@@ -82,7 +82,7 @@ def run(ctx):
             iterations = SLOW.get(name, config.iterations)
             if name in SLOW and lr not in far:
                 continue  # a short run cannot tell the sides apart near the threshold
-            for dtype in config.dtypes:
+            for dtype in (config.dtypes[-1:] if config.quick else config.dtypes):  # quick: one dtype
                 if name in SLOW and dtype != config.dtypes[-1]:
                     continue  # one dtype for the slow ones
                 if ctx.progress:
