@@ -6,8 +6,9 @@ IMPLEMENTATIONS = (
     "numpy",                  # hand-rolled batch gradient descent (handrolled/)
     "keras",                  # Dense(1) + SGD + "mse", model.fit on a repeated tf.data batch, steps_per_execution
     "keras:numpy_input",      # the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)
-    "gradient_tape",          # whole loop in one tf.function compiled by XLA, analytic-vs-autodiff check per step
-    "gradient_tape:graph",    # the same loop in one tf.function without XLA
+    "gradient_tape",          # whole loop in one tf.function, analytic-vs-autodiff check per step; XLA while X is small
+    "gradient_tape:xla",      # the same loop, always compiled by XLA
+    "gradient_tape:graph",    # the same loop in one tf.function, never XLA
     "gradient_tape:eager",    # the same step in a plain Python loop, eager TensorFlow
 )
 REFERENCES = ("ols", "true")

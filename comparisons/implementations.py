@@ -70,6 +70,7 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
         raise ValueError(f"unknown implementation {name!r}; known: {', '.join(IMPLEMENTATIONS)}")
     base, variant = split_name(name)
     dtype = str(X.dtype)
+    lr = float(lr)  # Keras' SGD rejects an integer learning rate
 
     if base == "numpy":
         def train(W0, b0):
@@ -94,8 +95,7 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
 
     if batches is not None:
         raise ValueError("gradient_tape trains full batch only")
-    mode = variant or "xla"
-    tape_train = make_tape_trainer(X, y, lr, iterations, mode=mode, device=device,
+    tape_train = make_tape_trainer(X, y, lr, iterations, mode=variant or "auto", device=device,
                                    divergence_factor=handrolled.DIVERGENCE_FACTOR)
 
     def train(W0, b0):
@@ -109,7 +109,7 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
                 f"{name} on {r.device} ({dtype}): autodiff and analytic gradients differ by "
                 f"{worst:.3g} (relative), above the {GRADIENT_TOLERANCE[dtype]:g} tolerance")
         return RunResult(name, r.device, dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
-                         gradient_checks=checks, jit_compile=(mode == "xla"))
+                         gradient_checks=checks, jit_compile=r.jit_compile)
     return train
 
 

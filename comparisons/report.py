@@ -110,7 +110,7 @@ def _equivalence_section(equivalence, grads):
     return "\n".join(text)
 
 
-def _timings_section(timings, env, config):
+def _timings_section(timings, runs, env, config):
     t = timings.copy()
     t["median_ms"] = 1e3 * t.median_s
     t["first_call_ms"] = 1e3 * t.first_call_s
@@ -124,31 +124,36 @@ def _timings_section(timings, env, config):
             "times are the warm-up call's, compilation included, which for those variants is a small share). `speedup_vs_numpy` is numpy's median over "
             "this median in the same dtype; above 1 is faster than numpy.", "", _md_table(shown, "{:.4g}"), "",
             "![timings](timings.png)", "", "**Reading the timings.**"]
-    med = {(r.implementation, r.dtype): r for r in t.itertuples()}
-    for dtype in sorted(t.dtype.unique()):
-        ref = med.get(("numpy", dtype))
+    jit = runs.set_index(["implementation", "device", "dtype"]).jit_compile.to_dict()
+    med = {(r.implementation, r.device, r.dtype): r for r in t.itertuples()}
+    for device, dtype in sorted(set(zip(t.device, t.dtype))):
+        ref = med.get(("numpy", "cpu", dtype))
         if ref is None:
             continue
-        line = [f"- {dtype}: numpy takes {ref.per_iteration_us:.1f} us per update at this size."]
-        idiom = med.get(("keras:numpy_input", dtype))
+        line = [f"- {device}, {dtype}: numpy takes {ref.per_iteration_us:.1f} us per update at this size."]
+        idiom = med.get(("keras:numpy_input", device, dtype))
         if idiom is not None:
             line.append(f"The idiomatic `model.fit(X, y, epochs=N)` costs {idiom.per_iteration_us / 1e3:.1f} ms per "
                         f"epoch ({idiom.median_ms / ref.median_ms:.0f}x numpy): every epoch re-enters Keras' Python "
-                        "loop (callbacks, a fresh data iterator over the numpy arrays, metric resets, a host sync for "
-                        "the logs), and at 100 samples that overhead is everything.")
-        fast = med.get(("keras", dtype))
+                        "loop (callbacks, a new iterator over the numpy arrays, metric resets, logs copied to the "
+                        "host), and at this size that overhead is all there is.")
+        fast = med.get(("keras", device, dtype))
         if fast is not None:
-            line.append(f"The same `Dense(1)` fed a repeated `tf.data` batch with all steps in one "
-                        f"`steps_per_execution` call runs {fast.per_iteration_us:.1f} us per update after a "
-                        f"{fast.first_call_ms:.0f} ms first call.")
-        xla, graph, eager = (med.get((f"gradient_tape{v}", dtype)) for v in ("", ":graph", ":eager"))
-        if xla is not None:
-            line.append(f"The whole GradientTape loop compiled by XLA runs {xla.per_iteration_us:.2f} us per update, "
-                        f"{xla.speedup_vs_numpy:.1f}x numpy, per-step gradient check included; compilation costs "
-                        f"{xla.first_call_ms:.0f} ms once.")
-        if graph is not None:
-            line.append(f"Without XLA the same `tf.function` loop takes {graph.per_iteration_us:.1f} us per update: "
-                        "each of its ~20 small ops is a separate kernel launch, which XLA fuses.")
+            line.append(f"The same `Dense(1)` fed a repeated `tf.data` batch, all steps in one `steps_per_execution` "
+                        f"call, does the whole fit in {fast.median_ms:.0f} ms ({fast.per_iteration_us:.0f} us per "
+                        f"update, fit's fixed cost included) after a {fast.first_call_ms:.0f} ms first call.")
+        for variant, what in (("", "The default GradientTape loop"), (":xla", "The loop always compiled by XLA"),
+                              (":graph", "The loop as a plain graph, no XLA")):
+            row = med.get((f"gradient_tape{variant}", device, dtype))
+            if row is not None:
+                compiled = "XLA" if jit.get((row.implementation, row.device, row.dtype)) else "no XLA"
+                line.append(f"{what} ({compiled}) runs {row.per_iteration_us:.2f} us per update, "
+                            f"{row.speedup_vs_numpy:.2g}x numpy's speed, its per-step gradient check included; "
+                            f"tracing{' and compiling' if compiled == 'XLA' else ''} cost {row.first_call_ms:.0f} ms once.")
+        if med.get(("gradient_tape:graph", device, dtype)) is not None:
+            line.append("Without XLA every small op of a step (matrix products, subtractions, reductions, the "
+                        "check) is dispatched as its own kernel; XLA fuses them into a few.")
+        eager = med.get(("gradient_tape:eager", device, dtype))
         if eager is not None:
             line.append(f"Eager, one Python iteration per step, it takes {eager.per_iteration_us:.0f} us per update.")
         text.append(" ".join(line))
@@ -208,7 +213,7 @@ def build(results_dir):
         _weights_section(weights, runs),
         "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
         _equivalence_section(equivalence, grads),
-        _timings_section(timings, env, config),
+        _timings_section(timings, runs, env, config),
         _experiments_section(d),
         "## Files\n\n`weights.csv`, `loss_curves.csv`, `gradient_check.csv`, `timings.csv`, `equivalence.csv` "
         "(the results contract), `runs.csv` (status of each run), `study.json` (data and stability), `config.json`, "

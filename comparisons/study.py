@@ -14,7 +14,8 @@ from .data import order_seed
 from .implementations import finite_difference_checks, is_tensorflow, make_trainer, split_name
 from .timing import time_calls
 
-FULL_BATCH_ONLY = ("keras:numpy_input", "gradient_tape", "gradient_tape:graph", "gradient_tape:eager")
+FULL_BATCH_ONLY = ("keras:numpy_input", "gradient_tape", "gradient_tape:xla", "gradient_tape:graph",
+                   "gradient_tape:eager")
 
 
 @dataclass(frozen=True)

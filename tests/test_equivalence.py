@@ -95,3 +95,16 @@ def test_whole_lesson_run_agrees_to_1e_10(tf_ready, lesson_data):
     data, initial = lesson_data
     for name in ["keras", "gradient_tape", "gradient_tape:graph"]:
         assert_equivalent(name, data, initial, "float64", iterations=1000)
+
+
+def test_default_gradient_tape_compiles_with_xla_only_while_x_is_small(tf_ready, lesson_data):
+    from tf_models.gradient_tape import XLA_MAX_BYTES, resolve_mode
+
+    small, large = np.empty((100, 1)), np.empty((XLA_MAX_BYTES // 8 + 1, 1))
+    assert resolve_mode("auto", small) == "xla" and resolve_mode("auto", large) == "graph"
+    assert resolve_mode("graph", small) == "graph" and resolve_mode("xla", large) == "xla"
+    with pytest.raises(ValueError):
+        resolve_mode("fast", small)
+    data, initial = lesson_data
+    assert make_trainer("gradient_tape", data.X, data.y, 0.05, 3)(*initial).jit_compile is True
+    assert make_trainer("gradient_tape:graph", data.X, data.y, 0.05, 3)(*initial).jit_compile is False

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import stability
 from ..data import initial_parameters, make_synthetic
-from ..implementations import make_trainer
+from ..implementations import is_tensorflow, make_trainer
 from ..timing import time_calls
 
 NAME = "scaling"
@@ -23,7 +23,7 @@ PASSES = 2  # reads of X per iteration without fusion: X W and X^T r
 BANDWIDTH_BOUND = 2.0  # a point within this factor of the floor counts as bandwidth-bound
 # Rough fixed cost per iteration (s), only used to choose iteration counts so each call takes ~target_s.
 OVERHEAD_S = {"numpy": 1e-5, "keras": 3e-4, "keras:numpy_input": 3e-2, "gradient_tape": 3e-5,
-              "gradient_tape:graph": 1e-4, "gradient_tape:eager": 2.5e-3}
+              "gradient_tape:xla": 3e-5, "gradient_tape:graph": 1e-4, "gradient_tape:eager": 2.5e-3}
 # The slow variants: the largest n they run at (per-step overhead makes bigger runs pointless and long).
 MAX_N = {"keras:numpy_input": 100, "gradient_tape:eager": 10_000}
 MAX_N_FULL = {"keras:numpy_input": 10_000, "gradient_tape:eager": 1_000_000}
@@ -96,13 +96,14 @@ def run(ctx):
             for dtype in dtypes:
                 X, y = data.X.astype(dtype), data.y.astype(dtype)
                 floor = floor_per_iteration(X.nbytes, bandwidth)
-                for name in names:
+                for name, device in [(name, device) for name in names
+                                     for device in (ctx.devices if is_tensorflow(name) else ("cpu",))]:
                     if n > (MAX_N_FULL if config.full else MAX_N).get(name, math.inf):
                         continue
                     iterations = choose_iterations(name, X.nbytes, bandwidth, target_s)
                     if ctx.progress:
                         ctx.progress(f"scaling {name} n={n} m={m} {dtype} x{iterations}")
-                    trainer = make_trainer(name, X, y, float(lr), iterations, device="cpu")
+                    trainer = make_trainer(name, X, y, float(lr), iterations, device=device)
                     began = time.perf_counter()
                     trainer(W0, b0)  # tracing and compiling happen here, outside the steady timing below
                     compile_s = time.perf_counter() - began
@@ -110,13 +111,14 @@ def run(ctx):
                     result, timing = time_calls(lambda: trainer(W0, b0), repeats, budget_s=repeats * 2 * target_s)
                     per_iteration = timing.median_s / iterations
                     rows.append({
-                        "implementation": name, "device": "cpu", "dtype": dtype, "n_samples": n, "n_features": m,
+                        "implementation": name, "device": result.device, "dtype": dtype, "n_samples": n, "n_features": m,
                         "iterations": iterations, "repeats": timing.repeats, "lr": lr,
                         "first_call_s": compile_s, "median_s": timing.median_s, "min_s": timing.min_s,
                         "max_s": timing.max_s, "per_iteration_s": per_iteration, "x_bytes": X.nbytes,
                         "bandwidth_gbs": bandwidth / 1e9, "bandwidth_sum_gbs": bw["sum"] / 1e9,
                         "bandwidth_gemv_gbs": bw["gemv"] / 1e9, "floor_per_iteration_s": floor,
                         "ratio_to_floor": per_iteration / floor, "status": result.status,
+                        "jit_compile": result.jit_compile,
                     })
             del data
     return pd.DataFrame(rows)
@@ -134,9 +136,9 @@ def plot(table, out_dir):
     fig, axes = plt.subplots(rows_n, cols, figsize=(6.5 * cols, 4.6 * rows_n), squeeze=False)
     for ax, (m, dtype) in zip(axes.flat, panels):
         part = table[(table.n_features == m) & (table.dtype == dtype)]
-        for name, rows in part.groupby("implementation"):
+        for (name, device), rows in part.groupby(["implementation", "device"]):
             rows = rows.sort_values("n_samples")
-            ax.loglog(rows.n_samples, rows.per_iteration_s, "-o", ms=4, label=name)
+            ax.loglog(rows.n_samples, rows.per_iteration_s, "-o", ms=4, label=f"{name} [{device}]")
         floor = part.drop_duplicates("n_samples").sort_values("n_samples")
         ax.loglog(floor.n_samples, floor.floor_per_iteration_s, "k--", lw=2,
                   label=f"floor: 2 x X.nbytes / {floor.bandwidth_gbs.iloc[0]:.1f} GB/s")
@@ -178,17 +180,20 @@ def report_section(table):
               f"{BANDWIDTH_BOUND:g}x the floor; the per-iteration time at the smallest n is the fixed overhead):", "",
               "| implementation | m | dtype | overhead per iteration at n = " + f"{int(table.n_samples.min())} (us) | bandwidth-bound from n = |",
               "|---|---|---|---|---|"]
-    for (name, m, dtype), rows in table.groupby(["implementation", "n_features", "dtype"]):
+    for (name, device, m, dtype), rows in table.groupby(["implementation", "device", "n_features", "dtype"]):
         small = rows.loc[rows.n_samples.idxmin()]
         start = transition_n(rows)
-        lines.append(f"| {name} | {m} | {dtype} | {small.per_iteration_s * 1e6:.1f} | "
+        lines.append(f"| {name} [{device}] | {m} | {dtype} | {small.per_iteration_s * 1e6:.1f} | "
                      f"{f'{start:,}' if start else f'not within {n_max:,}'} |")
     lines += ["", "With m = 1 the floor counts only X, but every iteration also streams n-long vectors (y, X W, the "
               "residuals and their squares) that together move several times X's bytes, so m = 1 cannot approach it; "
               "with m = 32, X dominates the traffic and the floor is the honest bound. At least 8 iterations per call "
               "keep the extra first/final loss passes over X to a small share of the time."]
-    lines += ["", "`gradient_tape` also checks autodiff against the analytic gradient every step, which reads X "
-              "once more (|X|^T |r| for the relative scale), so its honest floor is nearer three passes than two. "
+    lines += ["", "`gradient_tape` also checks autodiff against the analytic gradient every step, and X^T R for the "
+              "check reads X a third time, so its honest floor is three passes, 1.5x the two-pass one. Its default "
+              "compiles with XLA only while X is small (`jit_compile` column): XLA's CPU code for these skinny "
+              "products is single-threaded and loses to the plain graph once X streams from memory "
+              "(compare `gradient_tape:xla` and `gradient_tape:graph`). "
               "`keras:numpy_input` and `gradient_tape:eager` pay milliseconds of Python and dispatch per step, so "
               "they ran only up to the sizes listed and stay overhead-bound."]
     return "\n".join(lines)
