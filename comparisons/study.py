@@ -3,6 +3,7 @@
 Compute only: returns a StudyOutput of plain results; tables.py writes them, figures.py and
 report.py draw from the tables.
 """
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,8 +76,7 @@ def run_single(config, dataset, trained, to_raw, initial, devices, progress=None
         trainer = make_trainer(name, X, y, config.lr, config.iterations, device=device, batches=batches)
         result, timing = time_calls(lambda: trainer(W0, b0), config.repeats, config.time_budget_s)
         if split_name(name)[0] == "gradient_tape":
-            checks = result.gradient_checks + finite_difference_checks(X, y, W0, b0, result)
-            result = type(result)(**{**result.__dict__, "gradient_checks": checks})
+            result = dataclasses.replace(result, finite_difference=finite_difference_checks(X, y, W0, b0, result))
         runs.append(result)
         timings[(name, result.device, dtype)] = timing
     return StudyOutput(
