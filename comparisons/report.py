@@ -97,8 +97,8 @@ def _equivalence_section(equivalence, grads):
     text += ["", "## Gradient check",
              "`gradient_tape` computes the loss under `tf.GradientTape` and, at every step, also the analytic "
              "gradients -2/n X^T R and -2/n sum(R) from the same residuals. `max_rel_diff` divides the difference "
-             "by the size of the summed terms, 2/n max_j sum_i |x_ij r_i|, so it stays meaningful as the gradient "
-             "goes to zero. The finite-difference rows compare autodiff with central differences in float64 at "
+             "by a bound on the size of the terms the gradient sums, 2/n max|r| max(max_j sum_i |x_ij|, n), so it "
+             "stays meaningful as the gradient itself goes to zero; rounding makes it a few float epsilons. The finite-difference rows compare autodiff with central differences in float64 at "
              "the start and the end."]
     if len(grads):
         summary = grads.groupby(["implementation", "device", "dtype", "method"], sort=False).agg(
