@@ -6,10 +6,11 @@ apart they are, and applies the autodiff update. Modes: "xla" (the whole loop in
 tf.function compiled by XLA), "graph" (one tf.function, no XLA), "eager" (a Python loop), and
 "auto", the study's default: XLA while X is small, plain graph once X is large.
 
-Why "auto": measured on a 2-core CPU, XLA fuses the ~20 small ops of a step and wins by 10x and
-more while a step is overhead (X of a few MB or less), but its CPU code for the skinny products
-X @ W and X^T R runs on one thread, so once X must stream from memory the plain graph, whose
-matrix products use every core, is 2-3x faster. The crossover sat between 4 and 13 MB of X.
+Why "auto": measured on a 2-core CPU, XLA fuses the small ops of a step (matrix products, subtractions, reductions, the check) and wins by 10x and
+more while a step is mostly overhead (X of a few MB or less). Once X must stream from memory,
+XLA's code for the skinny products X @ W and X^T R spends about twice the CPU time of the Eigen
+kernels the plain graph calls (both use every core), so the graph is about 2x faster there.
+The crossover sat between 4 and 13 MB of X.
 """
 from dataclasses import dataclass
 

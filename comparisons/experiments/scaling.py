@@ -192,7 +192,8 @@ def report_section(table):
     lines += ["", "`gradient_tape` also checks autodiff against the analytic gradient every step, and X^T R for the "
               "check reads X a third time, so its honest floor is three passes, 1.5x the two-pass one. Its default "
               "compiles with XLA only while X is small (`jit_compile` column): XLA's CPU code for these skinny "
-              "products is single-threaded and loses to the plain graph once X streams from memory "
+              "products spends about twice the CPU time of the Eigen kernels the plain graph calls (both use every core), "
+              "so it loses once X streams from memory "
               "(compare `gradient_tape:xla` and `gradient_tape:graph`). "
               "`keras:numpy_input` and `gradient_tape:eager` pay milliseconds of Python and dispatch per step, so "
               "they ran only up to the sizes listed and stay overhead-bound."]
