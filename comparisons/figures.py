@@ -96,11 +96,13 @@ def fitted_line(results_dir, X, y):
         w, b = values[parameters[0]], values["bias"]
         if not (np.isfinite(w) and np.isfinite(b)):
             continue
-        ax.plot(grid, w * grid + b, linewidth=1, marker=MARKERS[k % len(MARKERS)], markevery=(k, 10), markersize=4,
-                label=f"{impl} [{device}, {dtype}]: y = {w:.4f} x + {b:.4f}")
+        style = {"ols": dict(color="black", linewidth=2.5, alpha=0.6),
+                 "true": dict(color="grey", linewidth=1.5, linestyle="--")}.get(
+            impl, dict(linewidth=1, marker=MARKERS[k % len(MARKERS)], markevery=(k, 10), markersize=4))
+        ax.plot(grid, w * grid + b, label=f"{impl} [{device}, {dtype}]: y = {w:.4f} x + {b:.4f}", **style)
     ax.set_xlabel(parameters[0])
     ax.set_ylabel("target")
-    ax.set_title("The learned lines over the data")
+    ax.set_title("The learned lines over the data\n(black: least squares, grey dashed: the generator)", fontsize=10)
     ax.legend(fontsize=6)
     fig.tight_layout()
     path = results_dir / "fit.png"
