@@ -45,6 +45,13 @@ def _int_at_least(minimum):
     return parse
 
 
+def _seed(text):
+    value = _int_at_least(0)(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"{text} is too large: seeds go from 0 to {2**32 - 1}")
+    return value
+
+
 def _non_negative_float(text):
     try:
         value = float(text)
@@ -71,7 +78,7 @@ def build_parser():
         "results contract (CSV tables, figures, report.md, tensorboard/) to --out."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default=defaults.out, help="results folder; written beside it and renamed into place on success")
-    p.add_argument("--seed", type=_int_at_least(0), default=defaults.seed, help="seed for data, initial parameters and sample order")
+    p.add_argument("--seed", type=_seed, default=defaults.seed, help="seed for data, initial parameters and sample order")
     p.add_argument("--n-samples", type=_int_at_least(2), default=defaults.n_samples, help="synthetic data: number of samples n")
     p.add_argument("--features", type=_int_at_least(1), default=defaults.features, help="synthetic data: number of features m")
     p.add_argument("--noise", type=_non_negative_float, default=defaults.noise, help="synthetic data: standard deviation of the noise on y")
@@ -139,6 +146,8 @@ def config_from_args(args, argv):
 def check_out_dir(out):
     """The results folder must be a folder (or not exist yet) in a writable parent."""
     out = Path(out)
+    if out.name in ("", ".", "..") or Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise UsageError(f"--out {out} is the current folder or one above it; name a results folder, e.g. --out results")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
     parent = out.resolve().parent

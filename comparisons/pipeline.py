@@ -6,6 +6,7 @@ whole run succeeded, so a failed or interrupted run leaves the previous results 
 import datetime
 import json
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -60,9 +61,19 @@ def resolve_devices(config):
 def publish(staging, out):
     """Swap the staging folder into place: the old results go only once the new ones are there."""
     old = out.resolve().parent / f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
-    if out.exists():
-        out.rename(old)
-    staging.rename(out)
+    # no SIGINT/SIGTERM between the two renames: an interrupt there would leave no folder at `out`
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        if out.exists():
+            out.rename(old)
+        try:
+            staging.rename(out)
+        except OSError:
+            if old.exists():
+                old.rename(out)  # put the previous results back
+            raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
 
@@ -129,7 +140,10 @@ def run(config, out, staging):
 
         numerics = configure_numerics(config.seed, deterministic=True)
         tf_report = device_report()
-    triples, _ = plan(config, devices)
+    triples, skipped = plan(config, devices)
+    if not triples:
+        raise UsageError("nothing to run: " + "; ".join(f"{n} {why}" for n, why in skipped)
+                         + "; choose other implementations with --only or drop --batch-size")
     initial = initial_parameters(trained.m, config.seed)
     line = preflight_message(stability.analyse(trained.X), config.lr, widely)
     if line:

@@ -105,7 +105,17 @@ ARG_CASES = {
     "unknown implementation": (("--only", "nosuch"), ["nosuch", "numpy"]),
     "unknown device": (("--device", "tpu"), ["tpu"]),
     "target without data": (("--target", "y"), ["--data"]),
+    "seed too large": (("--seed", "4294967296"), ["--seed", "4294967295"]),
+    "nothing left to run": (("--only", "gradient_tape", "--batch-size", "8"), ["nothing to run", "gradient_tape"]),
 }
+
+
+def test_out_as_the_current_folder(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "run_all.py"), "--out", ".", "--quick", "--experiments", "none"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    _assert_usage_error(proc, "current folder")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("case", list(ARG_CASES), ids=list(ARG_CASES))
