@@ -34,7 +34,7 @@ def load_data(config):
         raise UsageError(f"--batch-size {config.batch_size} is larger than the {dataset.n} samples; use 1..{dataset.n}")
     from .standardize import scales_differ_widely, standardize
 
-    widely = scales_differ_widely(dataset.X)
+    widely = scales_differ_widely(dataset.X) and not config.standardize  # the hint is moot once standardised
     if config.standardize:
         trained, to_raw = standardize(dataset)
     else:

@@ -158,13 +158,17 @@ def _timings_section(timings, runs, env, config):
             line.append(f"Eager, one Python iteration per step, it takes {eager.per_iteration_us:.0f} us per update.")
         text.append(" ".join(line))
     gpus = (env.get("tensorflow") or {}).get("gpus") or []
+    cells = int((t.n_samples * t.n_features).max())
+    small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
     if gpus:
-        text.append(f"- GPU ({', '.join(gpus)}): compare the gpu rows with the cpu rows above; at 100 samples a "
-                    "GPU cannot win, a step is a few microseconds of work against kernel-launch latency.")
+        text.append(f"- GPU ({', '.join(gpus)}): compare the gpu rows with the cpu rows above"
+                    + ("; with X this small a step is microseconds of work against kernel-launch latency, so the GPU "
+                       "cannot win." if small else "."))
     else:
-        text.append("- No GPU was detected, so every TensorFlow run is on the CPU. At the lesson's 100 samples a GPU "
-                    "could not help anyway: one update is a few hundred floating-point operations, far below the "
-                    "launch latency of a GPU kernel; it pays off only when X is large (see the scaling experiment).")
+        text.append("- No GPU was detected, so every TensorFlow run is on the CPU."
+                    + (f" With X of {cells:,} numbers a GPU could not help anyway: an update is a few flops per entry, "
+                       "less work than the launch latency of a GPU kernel; it pays off only when X is large (see the "
+                       "scaling experiment)." if small else ""))
     return "\n".join(text)
 
 

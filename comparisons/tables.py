@@ -94,8 +94,9 @@ def runs_table(output):
 
 def write_tensorboard(output, out_dir):
     """One TensorBoard run per implementation/device/dtype with the loss as a scalar per iteration."""
-    import tensorflow as tf
+    from .tf_runtime import import_tensorflow
 
+    tf = import_tensorflow()  # quietly, if no TensorFlow run loaded it yet
     for run in output.runs:
         name = f"{run.implementation.replace(':', '_')}_{run.device.replace(':', '')}_{run.dtype}"
         writer = tf.summary.create_file_writer(str(out_dir / "tensorboard" / name))
