@@ -11,6 +11,14 @@ import pandas as pd  # noqa: E402
 MARKERS = "os^vD<>xP*"
 
 
+def save(fig, path):
+    """Lay out, write as PNG and close a figure; returns the path. Every figure of the study goes through here."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _label(row):
     return f"{row.implementation} [{row.device}, {row.dtype}]"
 
@@ -46,11 +54,7 @@ def loss_curves(results_dir):
     bottom.axhline(np.finfo(np.float64).eps, color="grey", linewidth=0.8, linestyle=":")
     bottom.axhline(np.finfo(np.float32).eps, color="grey", linewidth=0.8, linestyle="-.")
     bottom.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    path = results_dir / "loss_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, results_dir / "loss_curves.png")
 
 
 def timings(results_dir):
@@ -76,11 +80,7 @@ def timings(results_dir):
     ax.set_title("Median of timed runs (bar), min-max (whiskers), first call (|)\nblue: float64, orange: float32; n = timed repeats", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    path = results_dir / "timings.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, results_dir / "timings.png")
 
 
 def fitted_line(results_dir, X, y):
@@ -104,8 +104,4 @@ def fitted_line(results_dir, X, y):
     ax.set_ylabel("target")
     ax.set_title("The learned lines over the data\n(black: least squares, grey dashed: the generator)", fontsize=10)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    path = results_dir / "fit.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, results_dir / "fit.png")

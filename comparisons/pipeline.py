@@ -145,15 +145,16 @@ def run(config, out, staging):
         raise UsageError("nothing to run: " + "; ".join(f"{n} {why}" for n, why in skipped)
                          + "; choose other implementations with --only or drop --batch-size")
     initial = initial_parameters(trained.m, config.seed)
-    line = preflight_message(stability.analyse(trained.X), config.lr, widely)
+    analysis = stability.analyse(trained.X)
+    line = preflight_message(analysis, config.lr, widely)
     if line:
         print(line, file=sys.stderr)
     staging.mkdir()
 
     progress = Progress(len(triples) + len(config.experiments))
     try:
-        output = run_single(config, dataset, trained, to_raw, initial, devices, progress=progress.start,
-                            scales_differ=widely)
+        output = run_single(config, dataset, trained, to_raw, initial, devices, analysis, preflight=line,
+                            progress=progress.start)
         experiment_status = run_experiments(config, devices, staging, progress)
     finally:
         progress.close()

@@ -10,7 +10,6 @@ import numpy as np
 
 import handrolled
 
-from . import stability
 from .data import order_seed
 from .implementations import finite_difference_checks, is_tensorflow, make_trainer, split_name
 from .timing import time_calls
@@ -57,9 +56,12 @@ def preflight_message(analysis, lr, scales_differ):
             f"for this data, so full-batch descent will diverge{hint}; running anyway to show it")
 
 
-def run_single(config, dataset, trained, to_raw, initial, devices, progress=None, scales_differ=False):
-    """Train every planned implementation, time it, and gather the results."""
-    analysis = stability.analyse(trained.X)
+def run_single(config, dataset, trained, to_raw, initial, devices, analysis, preflight=None, progress=None):
+    """Train every planned implementation, time it, and gather the results.
+
+    `analysis` is stability.analyse of the trained features and `preflight` its warning, both
+    computed by the caller before training so the warning can be shown first.
+    """
     triples, skipped = plan(config, devices)
     batches = None
     if config.batch_size is not None:
@@ -81,7 +83,7 @@ def run_single(config, dataset, trained, to_raw, initial, devices, progress=None
         timings[(name, result.device, dtype)] = timing
     return StudyOutput(
         dataset=dataset, trained=trained, to_raw=to_raw, initial=initial, runs=runs, timings=timings,
-        stability=analysis, preflight=preflight_message(analysis, config.lr, scales_differ), skipped=skipped,
+        stability=analysis, preflight=preflight, skipped=skipped,
         ols=handrolled.ols(dataset.X, dataset.y),
     )
 

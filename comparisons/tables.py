@@ -49,7 +49,7 @@ def gradient_check_table(output):
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["gradient_check.csv"])
 
 
-def timings_table(output, config):
+def timings_table(output):
     """timings.csv: warm-up and steady-state times, per iteration, and the speedup over numpy."""
     numpy_median = {dtype: t.median_s for (name, _, dtype), t in output.timings.items() if name == "numpy"}
     rows = []
@@ -112,7 +112,7 @@ def write_all(output, config, environment, out_dir):
         "weights.csv": weights_table(output),
         "loss_curves.csv": loss_curves_table(output),
         "gradient_check.csv": gradient_check_table(output),
-        "timings.csv": timings_table(output, config),
+        "timings.csv": timings_table(output),
         "equivalence.csv": equivalence_table(output),
         "runs.csv": runs_table(output),
     }

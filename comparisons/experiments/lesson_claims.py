@@ -550,9 +550,7 @@ COLOURS = {"holds": "#4caf50", "wrong": "#e53935", "imprecise": "#fb8c00"}
 
 def plot(table, out_dir):
     """One coloured row per claim with its verdict: lesson_claims.png."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..figures import plt, save  # matplotlib with the Agg backend, loaded only to draw
 
     fig, ax = plt.subplots(figsize=(11, 0.42 * len(table) + 1.2))
     for i, row in enumerate(table.itertuples()):
@@ -566,11 +564,7 @@ def plot(table, out_dir):
     counts = table.verdict.value_counts()
     ax.set_title("The lesson's claims, tested: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS),
                  loc="left")
-    fig.tight_layout()
-    path = Path(out_dir) / f"{NAME}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, Path(out_dir) / f"{NAME}.png")]
 
 
 def report_section(table):

@@ -110,9 +110,7 @@ def run(ctx):
 
 def plot(table, out_dir):
     """Final loss against lr with the threshold, and predicted vs measured iterations: lr_sweep.png."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..figures import plt, save  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_l, ax_i) = plt.subplots(1, 2, figsize=(13, 5))
     threshold = table.threshold.iloc[0]
@@ -139,11 +137,7 @@ def plot(table, out_dir):
     ax_i.legend(fontsize=8)
     for ax in (ax_l, ax_i):
         ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    path = Path(out_dir) / f"{NAME}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, Path(out_dir) / f"{NAME}.png")]
 
 
 def report_section(table):

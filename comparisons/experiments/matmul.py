@@ -201,9 +201,7 @@ def run(ctx):
 
 def plot(table, out_dir):
     """GFLOP/s against n for each method and dtype, log-log: matmul.png."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..figures import plt, save  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(12, 4.8))
     for (method, device, dtype), rows in table.groupby(["method", "device", "dtype"]):
@@ -219,11 +217,7 @@ def plot(table, out_dir):
     for ax in (ax_t, ax_g):
         ax.grid(True, which="both", alpha=0.3)
     ax_g.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(out_dir) / f"{NAME}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, Path(out_dir) / f"{NAME}.png")]
 
 
 def report_section(table):

@@ -126,9 +126,7 @@ def run(ctx):
 
 def plot(table, out_dir):
     """Per-iteration time against n (log-log) with the two-pass floor, one panel per (m, dtype): scaling.png."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..figures import plt, save  # matplotlib with the Agg backend, loaded only to draw
 
     panels = sorted(table.groupby(["n_features", "dtype"]).groups)
     cols = min(2, len(panels))
@@ -148,11 +146,7 @@ def plot(table, out_dir):
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle("Per-iteration time against the memory-bandwidth roofline (CPU)")
-    fig.tight_layout()
-    path = Path(out_dir) / f"{NAME}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, Path(out_dir) / f"{NAME}.png")]
 
 
 def report_section(table):

@@ -103,9 +103,7 @@ def run(ctx):
 
 def plot(table, out_dir):
     """Full-data loss above OLS against epochs and against wall-clock time: variants.png."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..figures import plt, save  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(13, 5))
     colours = dict(zip(sorted(table.batch_size.unique(), reverse=True), ("C0", "C1", "C2", "C3")))
@@ -124,11 +122,7 @@ def plot(table, out_dir):
     for ax in (ax_e, ax_t):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(out_dir) / f"{NAME}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, Path(out_dir) / f"{NAME}.png")]
 
 
 def report_section(table):
