@@ -4,6 +4,7 @@ numpy, Keras and GradientTape return their own result types; here they become on
 the same divergence rule is applied to all, and the GradientTape gradient check is enforced.
 TensorFlow is imported only when a TensorFlow implementation is asked for.
 """
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,11 +39,17 @@ class RunResult:
     grad_rel_diff: np.ndarray | None = None  # (k,) the same, relative to the size of the summed terms
     finite_difference: tuple = field(default=())  # GradientCheck rows at the start and the end
     jit_compile: bool | None = None  # whether XLA compiled it (TensorFlow only)
+    updates_per_call: int | None = None  # updates one call performed; Keras runs all N even past divergence
 
     @property
     def status(self):
         """'ok' or 'diverged at iteration k'."""
         return "ok" if self.diverged_at is None else f"diverged at iteration {self.diverged_at}"
+
+    @property
+    def updates_done(self):
+        """How many parameter updates one (timed) call of this run performed."""
+        return len(self.loss_curve) - 1 if self.updates_per_call is None else self.updates_per_call
 
     @property
     def gradient_checks(self):
@@ -98,7 +105,7 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
             r = keras_train(W0, b0)
             curve, diverged_at = _truncate_at_divergence(r.loss_curve)
             return RunResult(name, r.device, dtype, r.weights, float(r.bias), curve, diverged_at,
-                             jit_compile=r.jit_compile)
+                             jit_compile=r.jit_compile, updates_per_call=iterations)
         return train
 
     from tf_models.gradient_tape import GRADIENT_TOLERANCE, GradientMismatchError, make_tape_trainer
@@ -119,6 +126,28 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
         return RunResult(name, r.device, dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
                          grad_abs_diff=r.grad_abs_diff, grad_rel_diff=r.grad_rel_diff, jit_compile=r.jit_compile)
     return train
+
+
+def stop_at_divergence(result, X, y, lr, W0, b0, batches=None):
+    """A Keras result whose run went past its divergence point, given the parameters at that point.
+
+    fit(steps_per_execution=N) cannot stop between steps, so a diverged Keras run ends with the
+    parameters of all N updates (often inf or NaN). The parameters numpy and gradient_tape stop
+    with, those after `diverged_at` updates, come from a second Keras run of exactly that many
+    updates from the same start, outside any timed call. Other results are returned unchanged.
+    """
+    k = result.diverged_at
+    if split_name(result.implementation)[0] != "keras" or k is None or k >= result.updates_done:
+        return result
+    if k == 0:
+        weights, bias = np.asarray(W0, X.dtype).reshape(-1, 1), float(b0)
+    else:
+        from tf_models.keras_model import make_keras_trainer
+
+        short = make_keras_trainer(X, y, float(lr), k, feed=split_name(result.implementation)[1] or "dataset",
+                                   device=result.device, batches=None if batches is None else batches[:k])(W0, b0)
+        weights, bias = short.weights, float(short.bias)
+    return dataclasses.replace(result, weights=weights, bias=bias)
 
 
 def finite_difference_checks(X, y, W0, b0, result):

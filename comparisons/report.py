@@ -76,8 +76,10 @@ def _weights_section(weights, runs):
             "the generator.", "", _md_table(wide)]
     diverged = runs[runs.status != "ok"]
     if len(diverged):
-        text += ["", "Runs that diverged were stopped at the iteration named in `status`; their weights "
-                 "are the last ones reached and mean nothing."]
+        text += ["", "Runs that diverged were stopped at the iteration k named in `status`; their weights are the "
+                 "parameters after k updates, the ones whose loss crossed the divergence line, and mean nothing as a "
+                 "fit. Keras cannot stop inside one `fit` call, so its timed runs do all the updates and its weights "
+                 "come from a second, untimed run of exactly k updates from the same start."]
     return "\n".join(text)
 
 
@@ -122,7 +124,8 @@ def _timings_section(timings, runs, env, config):
             "fewer timed repeats (the `repeats` column says how many): timed calls stop after about "
             f"{config.get('time_budget_s', '?')} s, and a run slower than that is not repeated at all (`repeats` 0: its "
             "times are the warm-up call's, compilation included, which for those variants is a small share). `speedup_vs_numpy` is numpy's median over "
-            "this median in the same dtype; above 1 is faster than numpy.", "", _md_table(shown, "{:.4g}"), "",
+            "this median in the same dtype (per update when a diverged run stopped early and the counts in "
+            "`iterations` differ); above 1 is faster than numpy.", "", _md_table(shown, "{:.4g}"), "",
             "![timings](timings.png)", "", "**Reading the timings.**"]
     jit = runs.set_index(["implementation", "device", "dtype"]).jit_compile.to_dict()
     med = {(r.implementation, r.device, r.dtype): r for r in t.itertuples()}
@@ -134,7 +137,7 @@ def _timings_section(timings, runs, env, config):
         idiom = med.get(("keras:numpy_input", device, dtype))
         if idiom is not None:
             line.append(f"The idiomatic `model.fit(X, y, epochs=N)` costs {idiom.per_iteration_us / 1e3:.1f} ms per "
-                        f"epoch ({idiom.median_ms / ref.median_ms:.0f}x numpy): every epoch re-enters Keras' Python "
+                        f"epoch ({idiom.per_iteration_us / ref.per_iteration_us:.0f}x numpy's time per update): every epoch re-enters Keras' Python "
                         "loop (callbacks, a new iterator over the numpy arrays, metric resets, logs copied to the "
                         "host), and at this size that overhead is all there is.")
         fast = med.get(("keras", device, dtype))

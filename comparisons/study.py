@@ -11,7 +11,7 @@ import numpy as np
 import handrolled
 
 from .data import order_seed
-from .implementations import finite_difference_checks, is_tensorflow, make_trainer, split_name
+from .implementations import finite_difference_checks, is_tensorflow, make_trainer, split_name, stop_at_divergence
 from .timing import time_calls
 
 FULL_BATCH_ONLY = ("keras:numpy_input", "gradient_tape", "gradient_tape:xla", "gradient_tape:graph",
@@ -77,6 +77,8 @@ def run_single(config, dataset, trained, to_raw, initial, devices, analysis, pre
         X, y = trained.X.astype(dtype), trained.y.astype(dtype)
         trainer = make_trainer(name, X, y, config.lr, config.iterations, device=device, batches=batches)
         result, timing = time_calls(lambda: trainer(W0, b0), config.repeats, config.time_budget_s)
+        # untimed: a diverged Keras run's parameters at its divergence point, and the finite differences
+        result = stop_at_divergence(result, X, y, config.lr, W0, b0, batches=batches)
         if split_name(name)[0] == "gradient_tape":
             result = dataclasses.replace(result, finite_difference=finite_difference_checks(X, y, W0, b0, result))
         runs.append(result)

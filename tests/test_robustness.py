@@ -66,6 +66,15 @@ def test_divergent_run_is_reported_and_others_finish(tmp_path):
     assert runs.status.str.startswith("diverged at iteration").all()
     assert runs.status.nunique() == 1  # every implementation stops at the same iteration
     assert "diverged at iteration" in (out / "report.md").read_text()
+    k = int(runs.status[0].rsplit(" ", 1)[1])
+    # every implementation ends with the parameters after k updates, Keras included (it cannot stop
+    # inside one fit call, so they come from a second run of k updates): float64 agreement
+    weights = pd.read_csv(out / "weights.csv").pivot_table(index="implementation", columns="parameter", values="value")
+    for name in ("keras", "gradient_tape"):
+        assert weights.loc[name].to_numpy() == pytest.approx(weights.loc["numpy"].to_numpy(), rel=1e-10)
+    # timings say how many updates a timed call really did: numpy and the tape stop, Keras does all 50
+    iterations = pd.read_csv(out / "timings.csv").set_index("implementation").iterations
+    assert iterations.to_dict() == {"numpy": k, "keras": 50, "gradient_tape": k}
     assert "warning: --lr 10 is above the largest stable step" in stderr
 
 
