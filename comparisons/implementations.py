@@ -151,12 +151,19 @@ def stop_at_divergence(result, X, y, lr, W0, b0, batches=None):
 
 
 def finite_difference_checks(X, y, W0, b0, result):
-    """Finite-difference rows for a run: the autodiff gradient at the start and at the end."""
-    from tf_models.gradient_tape import finite_difference_check
+    """Finite-difference rows for a run: the autodiff gradient at the start and at the end.
+
+    Raises GradientMismatchError when the two disagree beyond the rounding error of the differences.
+    """
+    from tf_models.gradient_tape import GradientMismatchError, finite_difference_check
 
     rows = []
     for iteration, (W, b) in ((0, (W0, b0)), (len(result.loss_curve) - 1, (result.weights, result.bias))):
         if np.all(np.isfinite(W)) and np.isfinite(b):
-            abs_diff, rel_diff = finite_difference_check(X, y, W, b)
+            abs_diff, rel_diff, within = finite_difference_check(X, y, W, b)
+            if not within:
+                raise GradientMismatchError(
+                    f"{result.implementation} on {result.device} ({result.dtype}): autodiff and central "
+                    f"differences differ by {abs_diff:.3g} at iteration {iteration}, beyond their rounding error")
             rows.append(GradientCheck(iteration, "finite_difference", abs_diff, rel_diff))
     return tuple(rows)

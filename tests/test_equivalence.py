@@ -10,7 +10,7 @@ import pytest
 import handrolled
 from comparisons.config import IMPLEMENTATIONS
 from comparisons.data import order_seed
-from comparisons.implementations import finite_difference_checks, make_trainer
+from comparisons.implementations import finite_difference_checks, make_trainer, stop_at_divergence
 
 RTOL = {"float64": 1e-10, "float32": 1e-4}
 ITERATIONS = 60  # small: keras:numpy_input costs ~20 ms per iteration
@@ -23,13 +23,14 @@ def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS
     W0, b0 = initial
     reference = make_trainer("numpy", X, y, lr, iterations, batches=batches)(W0, b0)
     result = make_trainer(name, X, y, lr, iterations, batches=batches)(W0, b0)
+    result = stop_at_divergence(result, X, y, lr, W0, b0, batches=batches)  # Keras past a divergence point
     assert result.diverged_at == reference.diverged_at
     assert len(result.loss_curve) == len(reference.loss_curve)
     np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=RTOL[dtype], atol=0)
-    if reference.diverged_at is None:  # a diverged run's last weights depend on where it stopped
-        scale = max(1.0, float(np.abs(reference.weights).max()))
-        np.testing.assert_allclose(result.weights, reference.weights, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
-        assert result.bias == pytest.approx(reference.bias, rel=RTOL[dtype])
+    # the final parameters, also of a diverged run: those after as many updates as numpy made
+    scale = max(1.0, float(np.abs(reference.weights).max()))
+    np.testing.assert_allclose(result.weights, reference.weights, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+    assert result.bias == pytest.approx(reference.bias, rel=RTOL[dtype])
     assert result.dtype == dtype and np.asarray(result.weights).dtype == np.dtype(dtype)
     return result
 
@@ -64,6 +65,20 @@ def test_gradient_tape_autodiff_equals_analytic_every_step(tf_ready, lesson_data
     # both sides are float64 whatever the run's dtype; central differences of a quadratic carry only rounding,
     # ~eps * loss / h ~ 1e-8 absolute, ~5e-10 relative to the size of the summed terms
     assert max(c.max_rel_diff for c in fd) < 1e-8
+
+
+def test_finite_differences_hold_far_from_the_fit_and_catch_a_mismatch(tf_ready, lesson_data, monkeypatch):
+    """The rounding bound of the central differences is met where residuals are huge, and it is enforced."""
+    import tf_models.gradient_tape as gt
+
+    data, (W0, b0) = lesson_data
+    X, y = 1e3 * data.X, 1e6 * data.y  # residuals ~1e6: the loss difference loses ~12 of 16 digits
+    abs_diff, rel_diff, within = gt.finite_difference_check(X, y, W0, b0)
+    assert within and rel_diff < 1e-6
+    result = make_trainer("gradient_tape", data.X, data.y, 0.05, 5)(W0, b0)
+    monkeypatch.setattr(gt, "FINITE_DIFFERENCE_SAFETY", 0.0)  # no difference at all allowed: must stop the run
+    with pytest.raises(gt.GradientMismatchError, match="central differences"):
+        finite_difference_checks(data.X, data.y, W0, b0, result)
 
 
 def test_gradient_mismatch_is_an_error(tf_ready, lesson_data, monkeypatch):

@@ -163,35 +163,43 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
     return train
 
 
+FINITE_DIFFERENCE_SAFETY = 100  # how far past its estimated rounding error a difference may go
+
+
 def finite_difference_check(X, y, W, b, step=1e-6):
     """Autodiff gradient at (W, b) against central differences, both in float64.
 
-    Returns (max_abs_diff, max_rel_diff), the relative one over 2/n max|r| max(sum_i |x_ij|, n).
-    The loss is quadratic, so central differences are exact up to rounding.
+    Returns (max_abs_diff, max_rel_diff, within): the relative one over 2/n max|r| max(sum_i |x_ij|, n),
+    and whether every component agrees within FINITE_DIFFERENCE_SAFETY times its rounding error.
+    The loss is quadratic, so central differences carry no truncation error, only rounding.
     """
     X64, y64 = tf.constant(np.asarray(X, np.float64)), tf.constant(np.asarray(y, np.float64))
     theta = np.append(np.asarray(W, np.float64).ravel(), np.float64(b))  # (m + 1,): [W, b]
 
     def loss_at(params):
-        params = tf.constant(params)
         return tf.reduce_mean(tf.square(y64 - (tf.matmul(X64, tf.reshape(params[:-1], (-1, 1))) + params[-1])))
 
     params = tf.Variable(theta)
     with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(y64 - (tf.matmul(X64, tf.reshape(params[:-1], (-1, 1))) + params[-1])))
+        loss = loss_at(params)
     autodiff = tape.gradient(loss, params).numpy()
+    steps = step * np.maximum(1.0, np.abs(theta))  # (m + 1,)
     numeric = np.empty_like(theta)
     for j in range(theta.size):
-        h = step * max(1.0, abs(theta[j]))
         up, down = theta.copy(), theta.copy()
-        up[j] += h
-        down[j] -= h
-        numeric[j] = (float(loss_at(up)) - float(loss_at(down))) / (2 * h)
-    abs_diff = float(np.max(np.abs(autodiff - numeric)))
+        up[j] += steps[j]
+        down[j] -= steps[j]
+        numeric[j] = (float(loss_at(tf.constant(up))) - float(loss_at(tf.constant(down)))) / (2 * steps[j])
+    abs_diffs = np.abs(autodiff - numeric)  # (m + 1,)
     # relative to the same bound on the summed terms as the per-step check, so that a gradient
     # near zero at convergence does not turn rounding noise into a large relative error
     X_np, y_np = np.asarray(X, np.float64), np.asarray(y, np.float64)
     residuals = y_np - (X_np @ theta[:-1].reshape(-1, 1) + theta[-1])
-    n = X_np.shape[0]
+    n, m = X_np.shape
     scale = 2.0 / n * np.abs(residuals).max() * max(np.abs(X_np).sum(axis=0).max(), n)
-    return abs_diff, float(abs_diff / max(scale, np.finfo(np.float64).tiny))
+    # each loss carries a rounding error of about eps * loss * (sqrt(n) + m) from its sums, and the
+    # difference quotient divides two of them by 2h; autodiff adds a few eps of the summed terms
+    eps = np.finfo(np.float64).eps
+    rounding = eps * (np.sqrt(n) + m + 2) * (float(loss) / steps + scale)  # (m + 1,)
+    within = bool(np.all(abs_diffs <= FINITE_DIFFERENCE_SAFETY * rounding))
+    return float(abs_diffs.max()), float(abs_diffs.max() / max(scale, np.finfo(np.float64).tiny)), within
