@@ -102,14 +102,18 @@ class Progress:
         self.bar.close()  # finishes the bar's line, so a message after it starts on a line of its own
 
 
-def run_experiments(config, devices, staging, progress):
-    """Run each selected experiment, write its table; a failing one is reported and the rest go on."""
+def run_experiments(config, devices, staging, progress, data=None, initial=None):
+    """Run each selected experiment, write its table; a failing one is reported and the rest go on.
+
+    `data` and `initial` are the single run's trained Dataset and start, for the experiments that
+    study the data itself (lr_sweep, variants); None lets them use the lesson's generator.
+    """
     status = {}
     for name in config.experiments:
         module = experiment_registry.load(name)
         progress.start(f"experiment {name}")
         ctx = experiment_registry.ExperimentContext(config=config, out_dir=staging, devices=tuple(devices),
-                                                    progress=progress.note)
+                                                    progress=progress.note, data=data, initial=initial)
         began = time.perf_counter()
         try:
             table = module.run(ctx)
@@ -155,7 +159,7 @@ def run(config, out, staging):
     try:
         output = run_single(config, dataset, trained, to_raw, initial, devices, analysis, preflight=line,
                             progress=progress.start)
-        experiment_status = run_experiments(config, devices, staging, progress)
+        experiment_status = run_experiments(config, devices, staging, progress, data=trained, initial=initial)
     finally:
         progress.close()
     (staging / "experiments.json").write_text(json.dumps(experiment_status, indent=2))

@@ -62,6 +62,22 @@ def test_all_implementations_agree_on_the_side_of_the_threshold(tmp_path, tf_rea
     assert "## " in lr_sweep.report_section(table) and "lr_sweep.png" in lr_sweep.report_section(table)
 
 
+def test_sweep_studies_the_data_it_is_given(tmp_path):
+    """With --data the sweep's threshold is that data's, not the lesson's generator's."""
+    import dataclasses
+
+    from comparisons.data import initial_parameters, make_synthetic
+
+    data = make_synthetic(40, 2, 0.1, seed=5)
+    data = dataclasses.replace(data, X=10 * data.X, source="a file")  # a threshold 100x below the lesson's
+    ctx = dataclasses.replace(_ctx(tmp_path, iterations=300, only=("numpy",)), data=data,
+                              initial=initial_parameters(2, seed=5))
+    table = lr_sweep.run(ctx)
+    assert table.threshold.iloc[0] == pytest.approx(stability.analyse(data.X).max_stable_lr, rel=1e-12)
+    assert set(table.data_source) == {"a file"} and "Data: a file." in lr_sweep.report_section(table)
+    assert table.agrees_with_theory.all()
+
+
 # --- variants -------------------------------------------------------------------------------------------
 
 def test_numpy_and_keras_paths_coincide_for_every_batch_size(tf_ready, lesson_data):

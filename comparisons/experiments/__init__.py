@@ -21,6 +21,19 @@ class ExperimentContext:
     out_dir: Path  # the folder being written (a temporary one, renamed into place on success)
     devices: tuple = ("cpu",)  # device labels TensorFlow runs use
     progress: object = field(default=None)  # callable(str) for live progress, or None
+    data: object = None  # the single run's Dataset as trained (CSV, z-scored, ...); None: the lesson's generator
+    initial: tuple | None = None  # its initial (W0 (m, 1), b0), shared with the single run
+
+
+def study_data(ctx):
+    """(Dataset, W0, b0): the single run's data and start when given, else the generator at the config's sizes."""
+    from ..data import initial_parameters, make_synthetic
+
+    if ctx.data is not None:
+        return (ctx.data, *ctx.initial)
+    config = ctx.config
+    return (make_synthetic(config.n_samples, config.features, config.noise, config.seed),
+            *initial_parameters(config.features, config.seed))
 
 
 def load(name):

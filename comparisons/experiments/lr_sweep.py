@@ -19,8 +19,8 @@ import pandas as pd
 import handrolled
 
 from .. import stability
-from ..data import initial_parameters, make_synthetic
 from ..implementations import make_trainer
+from . import study_data
 
 NAME = "lr_sweep"
 LESSON_RATES = (0.05, 0.25, 10.0)  # the lesson's rate, its 1-D example's step, and its diverging step
@@ -69,8 +69,7 @@ def measured_iterations(X, y, W0, b0, lr, cap, tol=TOLERANCE):
 def run(ctx):
     """Run every implementation at each rate; record side, final loss, divergence and iterations to tolerance."""
     config = ctx.config
-    data = make_synthetic(config.n_samples, config.features, config.noise, config.seed)
-    W0, b0 = initial_parameters(data.m, config.seed)
+    data, W0, b0 = study_data(ctx)  # the study's own data: a CSV file's threshold is the one that matters
     analysis = stability.analyse(data.X)
     threshold = analysis.max_stable_lr
     rates = sorted({float(threshold * f) for f in threshold_factors(config)} | set(LESSON_RATES))
@@ -104,6 +103,7 @@ def run(ctx):
                     "diverged_at": -1 if result.diverged_at is None else result.diverged_at,
                     "predicted_iterations": predicted if math.isfinite(predicted) else -1.0,
                     "measured_iterations": measured, "tolerance": TOLERANCE, "seconds": seconds,
+                    "data_source": data.source,
                 })
     return pd.DataFrame(rows)
 
@@ -147,7 +147,7 @@ def report_section(table):
     per_lr = table.groupby("lr").observed_side.nunique()
     lines = [
         "## Learning-rate stability against the Hessian", "", f"![final loss and iterations against lr]({NAME}.png)", "",
-        f"The Hessian of the MSE, 2/n [X, 1]^T [X, 1], has eigenvalues {t.lambda_min:.4g} to {t.lambda_max:.4g} "
+        f"Data: {t.data_source}. The Hessian of the MSE, 2/n [X, 1]^T [X, 1], has eigenvalues {t.lambda_min:.4g} to {t.lambda_max:.4g} "
         f"(condition number {t.lambda_max / t.lambda_min:.3g}), so full-batch descent is stable only for "
         f"lr < 2 / lambda_max = **{t.threshold:.4g}**. The lesson's 0.05 is "
         f"{0.05 / t.threshold:.2f}x the threshold, its 0.25 is {0.25 / t.threshold:.2f}x, and 10 is {10 / t.threshold:.1f}x.",

@@ -156,6 +156,7 @@ def report_section(table):
     lines = ["## Scaling against the memory roofline", "", f"![per-iteration time against n]({NAME}.png)", "",
              f"Measured memory read bandwidth: **{t.bandwidth_gbs:.1f} GB/s** (best of a contiguous sum, "
              f"{t.bandwidth_sum_gbs:.1f} GB/s, and a BLAS matrix-vector product, {t.bandwidth_gemv_gbs:.1f} GB/s). "
+             "The data come from the lesson's generator at each size (never from a `--data` file, whose size is fixed). "
              "A full-batch iteration reads X at least twice (X W, then X^T r), so its floor is 2 x X.nbytes / bandwidth. "
              f"Iteration counts were chosen per point so each timed call lasts a fraction of a second.", ""]
     big = table[table.n_samples == n_max].sort_values(["n_features", "dtype", "ratio_to_floor"])

@@ -13,13 +13,15 @@ import pandas as pd
 
 import handrolled
 
-from ..data import initial_parameters, make_synthetic, order_seed
+from ..data import order_seed
 from ..implementations import make_trainer
 from ..timing import time_calls
+from . import study_data
 
 NAME = "variants"
 DTYPE = "float64"  # the equivalence check needs float64
 IMPLEMENTATIONS = ("numpy", "keras")
+STEP_CAP = 20_000  # most single-sample updates per run (the epochs shrink on large data)
 AGREEMENT = 1e-10  # largest relative difference of per-step batch losses that counts as "the same path"
 
 
@@ -85,17 +87,17 @@ def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3):
 def run(ctx):
     """Each batch size for numpy and Keras on the study's data (float64); per-epoch table, per-step CSV."""
     config = ctx.config
-    data = make_synthetic(config.n_samples, config.features, config.noise, config.seed)
-    W0, b0 = initial_parameters(data.m, config.seed)
+    data, W0, b0 = study_data(ctx)
     X, y = data.X.astype(DTYPE), data.y.astype(DTYPE)
-    epochs = epochs_for(config)
+    # batch size 1 makes n updates per epoch: on a large file fewer epochs keep it to STEP_CAP updates
+    epochs = min(epochs_for(config), max(1, STEP_CAP // data.n))
     rows, steps = [], []
     for batch_size in batch_sizes(data.n):
         if ctx.progress:
             ctx.progress(f"variants batch size {batch_size}")
         epoch_rows, step_rows = run_variant(X, y, W0, b0, config.lr, batch_size, epochs, config.seed,
                                             repeats=2 if config.quick else 3)
-        rows += epoch_rows
+        rows += [{**row, "data_source": data.source} for row in epoch_rows]
         steps += step_rows
     pd.DataFrame(steps).to_csv(Path(ctx.out_dir) / f"{NAME}_steps.csv", index=False, float_format="%.17g")
     return pd.DataFrame(rows)
@@ -132,7 +134,8 @@ def report_section(table):
     keras_rows = last[last.implementation == "keras"]
     worst = keras_rows.max_rel_step_loss_diff_vs_numpy.max() if not keras_rows.empty else math.nan
     lines = ["## Batch, mini-batch and stochastic descent", "", f"![loss against epochs and time]({NAME}.png)", "",
-             f"numpy and Keras trained on the same float64 data with lr = {table.lr.iloc[0]:g}, for {epochs} epochs per "
+             f"numpy and Keras trained on the same float64 data ({table.data_source.iloc[0]}) with lr = "
+             f"{table.lr.iloc[0]:g}, for {epochs} epochs per "
              "batch size, each fed the same seeded sample order (one permutation per epoch). Full-data loss per "
              "epoch comes from the numpy trajectory; each implementation's own per-step batch loss is in "
              f"`{NAME}_steps.csv`.", ""]
