@@ -58,7 +58,28 @@ def _setup_section(d, study, env, config):
     return "\n".join(lines)
 
 
-def _weights_section(weights, runs):
+def _convergence_sentence(wide, iterations):
+    """How close the finished runs came to ols, and how far ols is from the truth, read off the table."""
+    finished = wide[wide.status == "ok"]
+    if finished.empty:
+        return "No run finished, so none can be compared with `ols`."
+    gaps = finished.groupby("dtype")["max |diff to ols|"].max()
+    scale = max(1.0, float(np.abs(wide[wide.implementation == "ols"].iloc[:, 3:-2].to_numpy()).max()))
+    parts = [f"{dtype}: {gap:.2g}" for dtype, gap in gaps.items()]
+    # float32 carries ~6e-8 relative per operation: 1e-4 of the parameters' size is as close as it can get
+    reached = all(gap <= (1e-4 if dtype == "float32" else 1e-5) * scale for dtype, gap in gaps.items())
+    text = (f"After {iterations} iterations the finished runs are within {', '.join(parts)} of `ols` "
+            + ("(largest parameter difference): descent has converged to the least-squares fit." if reached else
+               "(largest parameter difference): descent has not yet reached the least-squares fit; more iterations "
+               "or a larger stable step (see the Hessian above) would close the gap."))
+    true = wide[wide.implementation == "true"]
+    if len(true):
+        text += (f" `ols` itself is {float(true['max |diff to ols|'].iloc[0]):.3g} from `true`: with noise in y, the "
+                 "best fit to this sample is not the generator's line, and no amount of descent changes that.")
+    return text
+
+
+def _weights_section(weights, runs, iterations):
     wide = weights.pivot_table(index=["implementation", "device", "dtype"], columns="parameter", values="value",
                                sort=False).reset_index()
     parameters = [c for c in wide.columns if c not in ("implementation", "device", "dtype")]
@@ -71,9 +92,8 @@ def _weights_section(weights, runs):
                       for r in wide.itertuples()]
     text = ["## Learned weights, the truth and least squares",
             "Final parameters of every run in the units of the input columns, beside the closed-form "
-            "least-squares solution (`ols`) and, for synthetic data, the generator's parameters (`true`). "
-            "Gradient descent converges to `ols`, not to `true`: the noise makes the best fit differ from "
-            "the generator.", "", _md_table(wide)]
+            "least-squares solution (`ols`) and, for synthetic data, the generator's parameters (`true`).",
+            "", _md_table(wide), "", _convergence_sentence(wide, iterations)]
     diverged = runs[runs.status != "ok"]
     if len(diverged):
         text += ["", "Runs that diverged were stopped at the iteration k named in `status`; their weights are the "
@@ -93,23 +113,47 @@ def _equivalence_section(equivalence, grads):
             "the loss curve, and the largest absolute difference of the final weights and bias.",
             "", _md_table(eq) if len(eq) else "_only one implementation ran_", ""]
     if worst:
-        text.append("Largest relative loss difference: " + ", ".join(f"{k}: {v:.3g}" for k, v in worst.items())
-                    + ". float64 agreement at the 1e-15 level means the implementations do the same arithmetic up "
-                    "to the order of summation; float32 differs at its own rounding level (~1e-7).")
+        outside = eq[eq.within != "yes"]
+        text.append("Largest relative loss difference, in units of the dtype's rounding (machine epsilon): " + ", ".join(
+            f"{k}: {v:.3g} = {v / np.finfo(k).eps:.3g} eps" for k, v in worst.items()) + ". "
+            + ("Every run is within its tolerance" if outside.empty else
+               f"**{len(outside)} run(s) are outside their tolerance**: " + ", ".join(
+                   f"`{r.implementation}` [{r.device}, {r.dtype}]" for r in outside.itertuples()))
+            + (". A few eps over a whole loss curve is the rounding of one summation order against another: "
+               "the implementations do the same arithmetic." if all(v <= 100 * np.finfo(k).eps for k, v in worst.items())
+               else "."))
     text += ["", "## Gradient check",
              "`gradient_tape` computes the loss under `tf.GradientTape` and, at every step, also the analytic "
              "gradients -2/n X^T R and -2/n sum(R) from the same residuals. `max_rel_diff` divides the difference "
              "by a bound on the size of the terms the gradient sums, 2/n max|r| max(max_j sum_i |x_ij|, n), so it "
-             "stays meaningful as the gradient itself goes to zero; rounding makes it a few float epsilons. The finite-difference rows compare autodiff with central differences in float64 at "
-             "the start and the end."]
+             "stays meaningful as the gradient itself goes to zero. A difference above the dtype's tolerance stops the run "
+             "with an error. The finite-difference rows compare autodiff with central differences in float64 at "
+             "the start and the end; they must agree within 100x the differences' own rounding error, or the run stops too."]
     if len(grads):
         summary = grads.groupby(["implementation", "device", "dtype", "method"], sort=False).agg(
             checks=("iteration", "size"), max_abs_diff=("max_abs_diff", "max"),
             max_rel_diff=("max_rel_diff", "max")).reset_index()
         text += ["", _md_table(summary)]
+        per_step = summary[summary.method == "analytic_vs_autodiff"].groupby("dtype").max_rel_diff.max()
+        if len(per_step):
+            text += ["", "Largest per-step relative difference: " + ", ".join(
+                f"{dtype}: {v:.3g} = {v / np.finfo(dtype).eps:.2g} eps" for dtype, v in per_step.items())
+                + ": autodiff and the lesson's formulas differ only by rounding."
+                if all(v <= 100 * np.finfo(dtype).eps for dtype, v in per_step.items()) else
+                "Largest per-step relative difference: " + ", ".join(f"{d}: {v:.3g}" for d, v in per_step.items()) + "."]
     else:
         text += ["", "_no gradient_tape run in this study_"]
     return "\n".join(text)
+
+
+def _numerics_note(env):
+    """Under which numerical settings the timings were taken (they are the equivalence settings)."""
+    numerics = env.get("numerics") or {}
+    if not numerics:
+        return "No TensorFlow run, so no TensorFlow numerics settings apply."
+    return (f"TensorFlow ran with op determinism {'on' if numerics.get('op_determinism') else 'off'} and TF32 "
+            f"{'on' if numerics.get('tf32_enabled') else 'off'}, the settings the equivalence needs; on a GPU "
+            "determinism can pick slower kernels, on the CPU it changes little for this model.")
 
 
 def _timings_section(timings, runs, env, config):
@@ -125,7 +169,7 @@ def _timings_section(timings, runs, env, config):
             f"{config.get('time_budget_s', '?')} s, and a run slower than that is not repeated at all (`repeats` 0: its "
             "times are the warm-up call's, compilation included, which for those variants is a small share). `speedup_vs_numpy` is numpy's median over "
             "this median in the same dtype (per update when a diverged run stopped early and the counts in "
-            "`iterations` differ); above 1 is faster than numpy.", "", _md_table(shown, "{:.4g}"), "",
+            "`iterations` differ); above 1 is faster than numpy. " + _numerics_note(env), "", _md_table(shown, "{:.4g}"), "",
             "![timings](timings.png)", "", "**Reading the timings.**"]
     jit = runs.set_index(["implementation", "device", "dtype"]).jit_compile.to_dict()
     med = {(r.implementation, r.device, r.dtype): r for r in t.itertuples()}
@@ -213,11 +257,14 @@ def build(results_dir):
                        f"`{r.implementation}` [{r.device}, {r.dtype}] {r.status}" for r in diverged.itertuples()) + ".")
     sections = [
         "# Linear regression by gradient descent: hand-rolled numpy vs TensorFlow",
-        "The same model, trained by the same full-batch gradient descent on the same data from the same starting "
-        "point, by hand in numpy, as a Keras `Dense(1)` layer, and as a `tf.GradientTape` loop. "
+        "The same model, trained by the same "
+        + ("full-batch gradient descent" if not study.get("batch_size") else
+           f"mini-batch descent (batches of {study['batch_size']}, one shared sample order)")
+        + " on the same data from the same starting point, by hand in numpy, as a Keras `Dense(1)` layer, and as a "
+        "`tf.GradientTape` loop. "
         "This report is generated from the tables beside it (`python -m comparisons.report <folder>` rebuilds it).",
         _setup_section(d, study, env, config),
-        _weights_section(weights, runs),
+        _weights_section(weights, runs, config["iterations"]),
         "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
         _equivalence_section(equivalence, grads),
         _timings_section(timings, runs, env, config),
@@ -236,4 +283,9 @@ if __name__ == "__main__":
         print("error: usage: python -m comparisons.report RESULTS_FOLDER (a folder written by run_all.py)",
               file=sys.stderr)
         sys.exit(2)
-    print(build(sys.argv[1]))
+    try:
+        print(build(sys.argv[1]))
+    except (FileNotFoundError, KeyError) as exc:  # a folder not written by run_all.py, or by an older version
+        print(f"error: {sys.argv[1]} lacks what the report is drawn from ({type(exc).__name__}: {exc}); "
+              "point at a folder written by run_all.py, or run the study again", file=sys.stderr)
+        sys.exit(2)

@@ -147,7 +147,7 @@ def report_section(table):
     per_lr = table.groupby("lr").observed_side.nunique()
     lines = [
         "## Learning-rate stability against the Hessian", "", f"![final loss and iterations against lr]({NAME}.png)", "",
-        f"Data: {t.data_source}. The Hessian of the MSE, 2/n [X, 1]^T [X, 1], has eigenvalues {t.lambda_min:.4g} to {t.lambda_max:.4g} "
+        f"Data: {t.get('data_source', 'not recorded')}. The Hessian of the MSE, 2/n [X, 1]^T [X, 1], has eigenvalues {t.lambda_min:.4g} to {t.lambda_max:.4g} "
         f"(condition number {t.lambda_max / t.lambda_min:.3g}), so full-batch descent is stable only for "
         f"lr < 2 / lambda_max = **{t.threshold:.4g}**. The lesson's 0.05 is "
         f"{0.05 / t.threshold:.2f}x the threshold, its 0.25 is {0.25 / t.threshold:.2f}x, and 10 is {10 / t.threshold:.1f}x.",

@@ -134,7 +134,7 @@ def report_section(table):
     keras_rows = last[last.implementation == "keras"]
     worst = keras_rows.max_rel_step_loss_diff_vs_numpy.max() if not keras_rows.empty else math.nan
     lines = ["## Batch, mini-batch and stochastic descent", "", f"![loss against epochs and time]({NAME}.png)", "",
-             f"numpy and Keras trained on the same float64 data ({table.data_source.iloc[0]}) with lr = "
+             f"numpy and Keras trained on the same float64 data ({table.iloc[0].get('data_source', 'not recorded')}) with lr = "
              f"{table.lr.iloc[0]:g}, for {epochs} epochs per "
              "batch size, each fed the same seeded sample order (one permutation per epoch). Full-data loss per "
              "epoch comes from the numpy trajectory; each implementation's own per-step batch loss is in "
