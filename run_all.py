@@ -95,6 +95,8 @@ def build_parser():
     p.add_argument("--target", default=None, metavar="COL", help="the CSV column to predict")
     p.add_argument("--columns", default=None, metavar="A,B,C", help="CSV feature columns (default: every other numeric column)")
     p.add_argument("--standardize", action="store_true", help="train on z-scored features; weights are still reported in raw units")
+    p.add_argument("--center-target", action="store_true",
+                   help="with --standardize: also train on y - mean(y); the bias is still reported in raw units")
     p.add_argument("--batch-size", type=_int_at_least(1), default=None,
                    help="mini-batch size (1 = stochastic); samples follow a seeded permutation shared by numpy and keras")
     p.add_argument("--experiments", default="all", metavar="NAME[,NAME]|all|none",
@@ -119,6 +121,8 @@ def config_from_args(args, argv):
         raise UsageError("--data and --target go together: give the CSV file and the column to predict")
     if args.columns and not args.data:
         raise UsageError("--columns selects CSV columns; it needs --data FILE.csv --target COL")
+    if args.center_target and not args.standardize:
+        raise UsageError("--center-target goes with --standardize (it centres the target of the z-scored training data)")
     if args.quick and args.full:
         raise UsageError("--quick and --full contradict each other; choose one")
     device = args.device.strip().lower()
@@ -136,7 +140,7 @@ def config_from_args(args, argv):
         only=_names(args.only, IMPLEMENTATIONS, "implementation") if args.only else IMPLEMENTATIONS,
         data=args.data, target=args.target,
         feature_columns=tuple(c.strip() for c in args.columns.split(",")) if args.columns else None,
-        standardize=args.standardize, batch_size=args.batch_size, experiments=experiments,
+        standardize=args.standardize, center_target=args.center_target, batch_size=args.batch_size, experiments=experiments,
         full=args.full, quick=args.quick, debug=args.debug,
         time_budget_s=QUICK_TIME_BUDGET_S if args.quick else StudyConfig.time_budget_s,
         command_line=tuple(argv),

@@ -34,6 +34,7 @@ class StudyConfig:
     target: str | None = None  # the CSV column to predict
     feature_columns: tuple | None = None  # CSV columns used as features (default: all other numeric)
     standardize: bool = False  # train on z-scored features, report weights in raw units
+    center_target: bool = False  # with standardize: also train on y - mean(y) (bias mapped back)
     batch_size: int | None = None  # None = full batch; 1..n = mini-batch / SGD with a seeded order
     experiments: tuple = EXPERIMENTS  # studies beyond the single run
     full: bool = False  # the large versions of the experiments

@@ -36,7 +36,7 @@ def load_data(config):
 
     widely = scales_differ_widely(dataset.X) and not config.standardize  # the hint is moot once standardised
     if config.standardize:
-        trained, to_raw = standardize(dataset)
+        trained, to_raw = standardize(dataset, center_target=config.center_target)
     else:
         trained, to_raw = dataset, (lambda W, b: (W, b))
     return dataset, trained, to_raw, widely

@@ -37,7 +37,8 @@ def _setup_section(d, study, env, config):
         f"target `{study['target']}`; loss mean((y - y_hat)^2); full batch unless a batch size is given "
         f"(batch size: {study['batch_size'] or 'n, full batch'})",
         f"- learning rate {config['lr']}, {config['iterations']} iterations, dtypes {', '.join(config['dtypes'])}, "
-        f"seed {config['seed']}; standardized features: {'yes (weights below are in raw units)' if study['standardized'] else 'no'}",
+        f"seed {config['seed']}; standardized features: {'yes (weights below are in raw units)' if study['standardized'] else 'no'}"
+        + ("; target centred (the bias below is in raw units too)" if config.get("center_target") else ""),
         f"- initial parameters (shared by every implementation): W0 = {np.round(study['initial_weights'], 6).tolist()}, "
         f"b0 = {study['initial_bias']:.6f}",
         f"- Hessian 2/n [X,1]^T [X,1] of the trained features: lambda_min = {study['lambda_min']:.4g}, "

@@ -4,6 +4,8 @@ With z = (x - mu) / sigma (population std), a model y_hat = Z W_std + b_std is t
 y_hat = X W_raw + b_raw with W_raw = W_std / sigma and b_raw = b_std - sum(W_std * mu / sigma). It is a
 reparametrisation of the same predictions, so the MSE of every iterate is unchanged and the loss curves
 of raw and standardised runs stay directly comparable; only the path of descent (its conditioning) differs.
+Centring the target too (y - mean(y)) shifts every prediction and the bias by the same constant, so
+the residuals, and with them the MSE, are again unchanged.
 """
 import dataclasses
 
@@ -12,8 +14,12 @@ import numpy as np
 from .errors import UsageError
 
 
-def standardize(dataset):
-    """(the dataset with z-scored features and the same target, to_raw(W_std, b_std) -> (W_raw (m, 1), b_raw))."""
+def standardize(dataset, center_target=False):
+    """(the dataset with z-scored features, to_raw(W_std, b_std) -> (W_raw (m, 1), b_raw)).
+
+    center_target=True also subtracts the target's mean: the bias then starts near its optimum (0)
+    and descent only has to find the weights; to_raw adds the mean back to the bias.
+    """
     X = np.asarray(dataset.X, dtype=np.float64)
     mu = X.mean(axis=0)  # (m,)
     sigma = X.std(axis=0)  # (m,), population std (ddof=0)
@@ -22,19 +28,22 @@ def standardize(dataset):
         raise UsageError(f"feature {constant[0]!r} is constant, so it cannot be standardised; leave it out")
     mu_col, sigma_col = mu.reshape(-1, 1), sigma.reshape(-1, 1)  # (m, 1)
 
+    y_mean = float(np.mean(dataset.y)) if center_target else 0.0  # subtracted from y, added back to b
+
     def to_raw(W_std, b_std):
         """Parameters trained on z-scored features, in the units of the original columns (float64)."""
         W_std = np.asarray(W_std, dtype=np.float64).reshape(-1, 1)
         W_raw = W_std / sigma_col
-        return W_raw, float(b_std) - float(np.sum(W_raw * mu_col))
+        return W_raw, float(b_std) + y_mean - float(np.sum(W_raw * mu_col))
 
     true_weights, true_bias = dataset.true_weights, dataset.true_bias
     if true_weights is not None:  # the generator's parameters, expressed in the trained units
-        true_bias = float(true_bias + np.sum(true_weights * mu_col))
+        true_bias = float(true_bias + np.sum(true_weights * mu_col)) - y_mean
         true_weights = true_weights * sigma_col
     trained = dataclasses.replace(
-        dataset, X=(X - mu) / sigma, true_weights=true_weights, true_bias=true_bias,
-        source=f"{dataset.source}; features z-scored (population std)",
+        dataset, X=(X - mu) / sigma, y=np.asarray(dataset.y, np.float64) - y_mean,
+        true_weights=true_weights, true_bias=true_bias,
+        source=f"{dataset.source}; features z-scored (population std)" + ("; target centred" if center_target else ""),
     )
     return trained, to_raw
 

@@ -105,6 +105,7 @@ ARG_CASES = {
     "unknown implementation": (("--only", "nosuch"), ["nosuch", "numpy"]),
     "unknown device": (("--device", "tpu"), ["tpu"]),
     "target without data": (("--target", "y"), ["--data"]),
+    "centred target without standardize": (("--center-target",), ["--center-target", "--standardize"]),
     "seed too large": (("--seed", "4294967296"), ["--seed", "4294967295"]),
     "nothing left to run": (("--only", "gradient_tape", "--batch-size", "8"), ["nothing to run", "gradient_tape"]),
 }

@@ -146,23 +146,36 @@ def test_standardized_features_are_z_scores_and_target_is_kept():
     np.testing.assert_array_equal(data.X, _wide_scales().X)  # the input is untouched
 
 
+def test_centred_target_has_mean_zero_and_is_named_in_the_source():
+    data = _wide_scales()
+    trained, _ = standardize(data, center_target=True)
+    assert abs(float(trained.y.mean())) < 1e-9 * float(np.abs(data.y).max())
+    np.testing.assert_allclose(trained.y + data.y.mean(), data.y, rtol=1e-14)
+    assert "target centred" in trained.source
+
+
 def _rel(a, b):
     return np.max(np.abs(np.asarray(a, float) - np.asarray(b, float)) / np.abs(np.asarray(b, float)))
 
 
-def test_closed_form_on_z_scores_maps_back_to_raw_ols():
+CENTRED = pytest.mark.parametrize("center", [False, True], ids=["raw_target", "centred_target"])
+
+
+@CENTRED
+def test_closed_form_on_z_scores_maps_back_to_raw_ols(center):
     data = _wide_scales()
     W_ref, b_ref = handrolled.ols(data.X, data.y)
-    trained, to_raw = standardize(data)
+    trained, to_raw = standardize(data, center_target=center)
     W, b = to_raw(*handrolled.ols(trained.X, trained.y))
     assert W.shape == (3, 1)
     assert _rel(W, W_ref) < 1e-10 and _rel(b, b_ref) < 1e-10
 
 
-def test_descent_on_z_scores_maps_back_to_raw_ols():
+@CENTRED
+def test_descent_on_z_scores_maps_back_to_raw_ols(center):
     data = _wide_scales()
     W_ref, b_ref = handrolled.ols(data.X, data.y)
-    trained, to_raw = standardize(data)
+    trained, to_raw = standardize(data, center_target=center)
     W0, b0 = initial_parameters(3, seed=0)
     run = handrolled.descend(trained.X, trained.y, W0, b0, lr=0.1, iterations=3000)
     assert run.diverged_at is None
@@ -170,9 +183,10 @@ def test_descent_on_z_scores_maps_back_to_raw_ols():
     assert _rel(W, W_ref) < 1e-6 and _rel(b, b_ref) < 1e-6
 
 
-def test_reparametrisation_keeps_the_mse():
+@CENTRED
+def test_reparametrisation_keeps_the_mse(center):
     data = _wide_scales()
-    trained, to_raw = standardize(data)
+    trained, to_raw = standardize(data, center_target=center)
     rng = np.random.default_rng(5)
     for _ in range(5):
         W_std, b_std = rng.standard_normal((3, 1)), float(rng.standard_normal())
@@ -182,9 +196,10 @@ def test_reparametrisation_keeps_the_mse():
         assert loss_raw == pytest.approx(loss_std, rel=1e-9)
 
 
-def test_synthetic_truth_is_carried_into_trained_units():
+@CENTRED
+def test_synthetic_truth_is_carried_into_trained_units(center):
     data = make_synthetic(100, 3, 0.5, seed=2)
-    trained, to_raw = standardize(data)
+    trained, to_raw = standardize(data, center_target=center)
     W, b = to_raw(trained.true_weights, trained.true_bias)
     np.testing.assert_allclose(W, data.true_weights, rtol=1e-12)
     assert b == pytest.approx(data.true_bias, rel=1e-12)
@@ -276,7 +291,8 @@ def test_msft_end_to_end_standardized_weights_are_raw_units(tmp_path):
     common = ["--data", str(_msft_path()), "--target", "Close", "--columns", "Open,High,Low,Volume", "--only", "numpy",
               "--dtype", "float64", "--repeats", "1", "--experiments", "none"]
     runs = {}
-    for name, extra in {"std": ["--standardize", "--lr", "0.3", "--iterations", "4000"], "raw": ["--lr", "0.05"]}.items():
+    for name, extra in {"std": ["--standardize", "--lr", "0.3", "--iterations", "4000"], "raw": ["--lr", "0.05"],
+                        "centred": ["--standardize", "--center-target", "--lr", "0.3", "--iterations", "4000"]}.items():
         proc = subprocess.run([sys.executable, str(repo / "run_all.py"), "--out", str(tmp_path / name), *common, *extra],
                               cwd=repo, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
@@ -287,6 +303,11 @@ def test_msft_end_to_end_standardized_weights_are_raw_units(tmp_path):
     assert _rel(numpy_rows.iloc[:4].to_numpy().reshape(-1, 1), W_exact) < 1e-6
     assert _rel(numpy_rows["bias"], b_exact) < 1e-6
     assert "true" not in set(weights.implementation)  # real data has no generator truth
+    centred = pd.read_csv(tmp_path / "centred" / "weights.csv")
+    centred_rows = centred[centred.implementation == "numpy"].set_index("parameter").value
+    assert _rel(centred_rows.iloc[:4].to_numpy().reshape(-1, 1), W_exact) < 1e-6
+    assert _rel(centred_rows["bias"], b_exact) < 1e-6  # the mean of Close added back: raw units
+    assert "target centred" in (tmp_path / "centred" / "report.md").read_text()
     assert "sha256" in (tmp_path / "std" / "report.md").read_text()
     assert "warning" not in runs["std"].stderr
     status = pd.read_csv(tmp_path / "raw" / "runs.csv").status
