@@ -107,9 +107,17 @@ def test_learning_rate_threshold_from_the_hessian():
     W0, b0 = initial_parameters(3, seed=5)
     threshold = analyse(data.X).max_stable_lr
     assert threshold == pytest.approx(2 / np.linalg.eigvalsh(hessian(data.X)).max())
-    below = handrolled.descend(data.X, data.y, W0, b0, 0.98 * threshold, 3000)
+    below = handrolled.descend(data.X, data.y, W0, b0, 0.98 * threshold, 3000, keep_trajectory=True)
     above = handrolled.descend(data.X, data.y, W0, b0, 1.05 * threshold, 3000)
-    assert below.diverged_at is None and below.loss_curve[-1] < below.loss_curve[0]
+    assert below.diverged_at is None
+    # converges, at the rate theory gives: ||theta_k - theta_ols|| <= max_i |1 - lr lambda_i|^k ||theta_0 - theta_ols||
+    eigenvalues = np.linalg.eigvalsh(hessian(data.X))
+    rate = np.max(np.abs(1 - 0.98 * threshold * eigenvalues))
+    W_ols, b_ols = handrolled.ols(data.X, data.y)
+    distance = np.linalg.norm(below.trajectory - np.append(W_ols[:, 0], b_ols), axis=1)  # (3001,)
+    k = np.arange(len(distance))
+    assert np.all(distance <= rate ** k * distance[0] * (1 + 1e-9) + 1e-12)
+    assert distance[-1] < 1e-6 * distance[0]
     assert above.diverged_at is not None  # reported, not raised
     assert above.status == f"diverged at iteration {above.diverged_at}"
     assert len(above.loss_curve) == above.diverged_at + 1

@@ -89,3 +89,45 @@ def test_same_seed_same_results(tmp_path):
         outputs.append(out)
     for name in ["weights.csv", "loss_curves.csv", "gradient_check.csv"]:
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+
+
+def test_failure_after_staging_keeps_previous_results(previous_results, monkeypatch, capsys):
+    """A study that fails late (tables written, the report not) exits 1 and leaves no trace but the old folder."""
+    import run_all
+    from comparisons import report
+
+    before = _snapshot(previous_results)
+    seen = []
+
+    def broken_build(folder):
+        seen.append(sorted(p.name for p in folder.iterdir()))  # the staging folder, full of tables by now
+        raise RuntimeError("the disk filled up while drawing")
+
+    monkeypatch.setattr(report, "build", broken_build)
+    code = run_all.main(["--out", str(previous_results), "--only", "numpy", "--dtype", "float64", "--iterations", "20",
+                         "--repeats", "1", "--experiments", "none"])
+    assert code == 1
+    assert seen and "weights.csv" in seen[0]  # it really failed after staging was written
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: the study failed: RuntimeError: the disk filled up while drawing")
+    assert _snapshot(previous_results) == before
+    assert sorted(p.name for p in previous_results.parent.iterdir()) == ["results"]
+
+
+def test_publish_puts_the_old_results_back_when_the_swap_fails(previous_results, tmp_path):
+    """If the new folder cannot be renamed into place, the previous one is renamed back."""
+    from pathlib import Path
+
+    from comparisons.pipeline import publish
+
+    class Unmovable(type(Path())):
+        def rename(self, target):
+            raise OSError("rename refused")
+
+    staging = Unmovable(tmp_path / ".results.tmp-1")
+    staging.mkdir()
+    (staging / "report.md").write_text("# the new run\n")
+    before = _snapshot(previous_results)
+    with pytest.raises(OSError, match="rename refused"):
+        publish(staging, previous_results)
+    assert _snapshot(previous_results) == before
