@@ -60,3 +60,25 @@ def test_runs_on_gpu_and_matches_cpu(tf_ready, lesson_data, name):
     gpu = make_trainer(name, data.X, data.y, 0.05, 50, device="gpu:0")(*initial)
     assert gpu.device == "gpu:0"
     np.testing.assert_allclose(gpu.loss_curve, cpu.loss_curve, rtol=1e-10)
+
+
+def test_resolution_and_plan_with_two_gpus_seen(tf_ready, monkeypatch):
+    """The GPU branches of device resolution, exercised on the CPU by showing TensorFlow's answer two GPUs."""
+    import tf_models.devices as devices
+    from comparisons.config import StudyConfig
+    from comparisons.study import plan
+
+    real = tf_ready.config.list_physical_devices
+    fake = [tf_ready.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(2)]
+    monkeypatch.setattr(devices.tf.config, "list_physical_devices",
+                        lambda kind=None: fake if kind == "GPU" else real(kind))
+    assert devices.resolve_devices("auto") == ["cpu", "gpu:0", "gpu:1"]
+    assert devices.resolve_devices("gpu") == ["gpu:0", "gpu:1"]
+    assert devices.resolve_devices("gpu:1") == ["gpu:1"]
+    with pytest.raises(devices.DeviceError, match="detected only gpu:0, gpu:1"):
+        devices.resolve_devices("gpu:2")
+    # numpy runs on the CPU only; each TensorFlow implementation on every resolved device, in every dtype
+    triples, _ = plan(StudyConfig(only=("numpy", "keras")), ["cpu", "gpu:0", "gpu:1"])
+    assert [t for t in triples if t[0] == "numpy"] == [("numpy", "cpu", "float32"), ("numpy", "cpu", "float64")]
+    assert {(d, dt) for n, d, dt in triples if n == "keras"} == {
+        (d, dt) for d in ("cpu", "gpu:0", "gpu:1") for dt in ("float32", "float64")}
