@@ -78,7 +78,10 @@ def _truncate_at_divergence(losses):
 
 
 def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
-    """A callable (W0, b0) -> RunResult for implementation `name` on `device`.
+    """A callable (W0, b0[, rate]) -> RunResult for implementation `name` on `device`.
+
+    `rate` (default `lr`) lets one trainer serve several learning rates without tracing or
+    compiling again: TensorFlow gets the rate as an input, Keras as its optimizer's variable.
 
     X (n, m) and y (n, 1) are already in the run's dtype. `batches` (a list of index arrays,
     one per update) switches to mini-batch descent in the given sample order.
@@ -90,8 +93,8 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
     lr = float(lr)  # Keras' SGD rejects an integer learning rate
 
     if base == "numpy":
-        def train(W0, b0):
-            r = handrolled.descend(X, y, W0, b0, lr, iterations, batches=batches)
+        def train(W0, b0, rate=lr):
+            r = handrolled.descend(X, y, W0, b0, float(rate), iterations, batches=batches)
             return RunResult(name, "cpu", dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at)
         return train
 
@@ -101,8 +104,8 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
         keras_train = make_keras_trainer(X, y, lr, iterations, feed=variant or "dataset",
                                          device=device, batches=batches)
 
-        def train(W0, b0):
-            r = keras_train(W0, b0)
+        def train(W0, b0, rate=lr):
+            r = keras_train(W0, b0, lr=float(rate))
             curve, diverged_at = _truncate_at_divergence(r.loss_curve)
             return RunResult(name, r.device, dtype, r.weights, float(r.bias), curve, diverged_at,
                              jit_compile=r.jit_compile, updates_per_call=iterations)
@@ -115,8 +118,8 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
     tape_train = make_tape_trainer(X, y, lr, iterations, mode=variant or "auto", device=device,
                                    divergence_factor=handrolled.DIVERGENCE_FACTOR)
 
-    def train(W0, b0):
-        r = tape_train(W0, b0)
+    def train(W0, b0, rate=lr):
+        r = tape_train(W0, b0, lr=float(rate))
         finite = r.grad_rel_diff[np.isfinite(r.grad_rel_diff)]  # a diverged last step may overflow
         worst = float(finite.max()) if finite.size else 0.0
         if worst > GRADIENT_TOLERANCE[dtype]:

@@ -107,6 +107,18 @@ def test_divergence_is_reported_at_the_same_iteration(tf_ready, lesson_data, nam
     assert result.diverged_at is not None and result.status.startswith("diverged at iteration")
 
 
+@pytest.mark.parametrize("name", ["keras", "gradient_tape", "gradient_tape:graph"])
+def test_one_trainer_serves_several_learning_rates(tf_ready, lesson_data, name):
+    """The rate passed at call time is the one used (no stale compiled constant), in either order."""
+    data, (W0, b0) = lesson_data
+    trainer = make_trainer(name, data.X, data.y, 0.05, 30)
+    for lr in (0.3, 0.05, 10.0):
+        reference = make_trainer("numpy", data.X, data.y, lr, 30)(W0, b0)
+        result = trainer(W0, b0, lr)
+        assert result.diverged_at == reference.diverged_at
+        np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=1e-10, atol=0)
+
+
 def test_whole_lesson_run_agrees_to_1e_10(tf_ready, lesson_data):
     """The lesson's settings (lr 0.05, 1000 iterations, float64) for the fast implementations."""
     data, initial = lesson_data

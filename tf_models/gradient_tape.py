@@ -87,10 +87,9 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
         col_abs = tf.constant(np.abs(X).sum(axis=0, dtype=X.dtype).reshape(-1, 1))  # (m, 1), once per trainer
         W = tf.Variable(tf.zeros((X.shape[1], 1), dtype), name="W")
         b = tf.Variable(tf.zeros((), dtype), name="b")
-    lr_t = tf.constant(lr, dtype)
     factor = tf.constant(divergence_factor, dtype)
 
-    def loop(W0, b0):
+    def loop(W0, b0, lr_t):
         W.assign(W0)
         b.assign(b0)
         losses = tf.TensorArray(dtype, size=iterations + 1, element_shape=())
@@ -118,7 +117,7 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
         return W.read_value(), b.read_value(), losses.stack(), abs_diffs.stack(), rel_diffs.stack(), steps_done, diverged
 
     if mode == "eager":
-        def loop_eager(W0, b0):
+        def loop_eager(W0, b0, lr_t):
             W.assign(W0)
             b.assign(b0)
             losses, abs_diffs, rel_diffs = [], [], []
@@ -146,10 +145,12 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
     else:
         run = tf.function(loop, jit_compile=(mode == "xla"))
 
-    def train(W0, b0):
+    def train(W0, b0, lr=lr):
+        """One run from (W0, b0); another lr reuses the traced (and compiled) loop, as lr is an input."""
         with tf.device(tf_device_name(device)):
             W_out, b_out, losses, abs_d, rel_d, steps, diverged = run(
-                tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)))
+                tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
+                tf.constant(lr, dtype))
         steps, diverged = int(steps.numpy()), bool(diverged.numpy())  # .numpy(): the result is on the host
         # a run that diverged at update k has k + 1 losses; a finished run has iterations + 1
         end = steps + 1

@@ -108,8 +108,10 @@ def make_keras_trainer(X, y, lr, iterations, feed="dataset", device="cpu", batch
         final_loss_fn = keras.losses.MeanSquaredError()
     dense = model.layers[-1]
 
-    def train(W0, b0):
+    def train(W0, b0, lr=lr):
+        """One fit from (W0, b0); another lr is assigned to the optimizer's variable, no recompilation."""
         dense.set_weights([np.asarray(W0, dtype).reshape(m, 1), np.asarray([b0], dtype)])
+        model.optimizer.learning_rate = float(lr)
         with floatx(dtype), tf.device(tf_device_name(device)):
             if feed == "dataset":
                 model.fit(data, epochs=1, steps_per_epoch=iterations, verbose=0, shuffle=False)

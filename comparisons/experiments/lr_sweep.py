@@ -75,7 +75,7 @@ def run(ctx):
     rates = sorted({float(threshold * f) for f in threshold_factors(config)} | set(LESSON_RATES))
     far = [lr for lr in rates if lr in LESSON_RATES or not 0.5 <= lr / threshold <= 2.0]
     cap = 20_000 if config.quick else 200_000
-    rows = []
+    rows, trainers = [], {}
     for lr in rates:
         predicted = analysis.predicted_iterations(lr, TOLERANCE)
         measured = (measured_iterations(data.X, data.y, W0, b0, lr, min(cap, int(1.5 * predicted) + 10))
@@ -89,9 +89,11 @@ def run(ctx):
                     continue  # one dtype for the slow ones
                 if ctx.progress:
                     ctx.progress(f"lr_sweep {name} {dtype} lr={lr:.4g}")
-                X, y = data.X.astype(dtype), data.y.astype(dtype)
+                if (name, dtype) not in trainers:  # one per implementation and dtype: the rate is an input
+                    X, y = data.X.astype(dtype), data.y.astype(dtype)
+                    trainers[name, dtype] = make_trainer(name, X, y, float(lr), iterations, device="cpu")
                 began = time.perf_counter()
-                result = make_trainer(name, X, y, float(lr), iterations, device="cpu")(W0, b0)
+                result = trainers[name, dtype](W0, b0, float(lr))
                 seconds = time.perf_counter() - began
                 observed = "stable" if result.diverged_at is None else "unstable"
                 rows.append({
