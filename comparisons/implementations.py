@@ -161,7 +161,8 @@ def finite_difference_checks(X, y, W0, b0, result):
     from tf_models.gradient_tape import GradientMismatchError, finite_difference_check
 
     rows = []
-    for iteration, (W, b) in ((0, (W0, b0)), (len(result.loss_curve) - 1, (result.weights, result.bias))):
+    points = {0: (W0, b0), len(result.loss_curve) - 1: (result.weights, result.bias)}  # one row if it stopped at 0
+    for iteration, (W, b) in points.items():
         if np.all(np.isfinite(W)) and np.isfinite(b):
             abs_diff, rel_diff, within = finite_difference_check(X, y, W, b)
             if not within:

@@ -59,20 +59,29 @@ def _setup_section(d, study, env, config):
     return "\n".join(lines)
 
 
-def _convergence_sentence(wide, iterations):
+def _convergence_sentence(wide, parameters, iterations, batch_size):
     """How close the finished runs came to ols, and how far ols is from the truth, read off the table."""
     finished = wide[wide.status == "ok"]
     if finished.empty:
         return "No run finished, so none can be compared with `ols`."
-    gaps = finished.groupby("dtype")["max |diff to ols|"].max()
-    scale = max(1.0, float(np.abs(wide[wide.implementation == "ols"].iloc[:, 3:-2].to_numpy()).max()))
-    parts = [f"{dtype}: {gap:.2g}" for dtype, gap in gaps.items()]
-    # float32 carries ~6e-8 relative per operation: 1e-4 of the parameters' size is as close as it can get
-    reached = all(gap <= (1e-4 if dtype == "float32" else 1e-5) * scale for dtype, gap in gaps.items())
-    text = (f"After {iterations} iterations the finished runs are within {', '.join(parts)} of `ols` "
-            + ("(largest parameter difference): descent has converged to the least-squares fit." if reached else
-               "(largest parameter difference): descent has not yet reached the least-squares fit; more iterations "
-               "or a larger stable step (see the Hessian above) would close the gap."))
+    ols = wide[wide.implementation == "ols"][parameters].to_numpy()[0]
+    # each parameter against its own size; a parameter near 0 against 1e-6 of the largest, not against 0
+    floor = np.maximum(np.abs(ols), 1e-6 * np.abs(ols).max())
+    relative = pd.Series((np.abs(finished[parameters].to_numpy() - ols) / floor).max(axis=1), index=finished.index)
+    worst = relative.groupby(finished.dtype).max().to_dict()
+    parts = [f"{dtype} {gap:.2g}" for dtype, gap in sorted(worst.items())]
+    # float32 carries ~6e-8 relative per operation: 1e-4 is as close as it can be expected to get
+    reached = all(gap <= (1e-4 if dtype == "float32" else 1e-5) for dtype, gap in worst.items())
+    text = (f"After {iterations} iterations the finished runs differ from `ols` by at most {', '.join(parts)} "
+            "(relative to each parameter's size): ")
+    if reached:
+        text += "descent has converged to the least-squares fit."
+    elif batch_size:
+        text += (f"mini-batch descent with a fixed step (batches of {batch_size}) does not settle at the least-squares "
+                 "fit; it wanders around it, closer the smaller the step.")
+    else:
+        text += ("full-batch descent has not yet reached the least-squares fit; more iterations, or a step closer "
+                 "to the stable limit (see the Hessian above), would close the gap.")
     true = wide[wide.implementation == "true"]
     if len(true):
         text += (f" `ols` itself is {float(true['max |diff to ols|'].iloc[0]):.3g} from `true`: with noise in y, the "
@@ -80,7 +89,7 @@ def _convergence_sentence(wide, iterations):
     return text
 
 
-def _weights_section(weights, runs, iterations):
+def _weights_section(weights, runs, iterations, batch_size=None):
     wide = weights.pivot_table(index=["implementation", "device", "dtype"], columns="parameter", values="value",
                                sort=False).reset_index()
     parameters = [c for c in wide.columns if c not in ("implementation", "device", "dtype")]
@@ -94,13 +103,15 @@ def _weights_section(weights, runs, iterations):
     text = ["## Learned weights, the truth and least squares",
             "Final parameters of every run in the units of the input columns, beside the closed-form "
             "least-squares solution (`ols`) and, for synthetic data, the generator's parameters (`true`).",
-            "", _md_table(wide), "", _convergence_sentence(wide, iterations)]
+            "", _md_table(wide), "", _convergence_sentence(wide, parameters, iterations, batch_size)]
     diverged = runs[runs.status != "ok"]
     if len(diverged):
         text += ["", "Runs that diverged were stopped at the iteration k named in `status`; their weights are the "
                  "parameters after k updates, the ones whose loss crossed the divergence line, and mean nothing as a "
-                 "fit. Keras cannot stop inside one `fit` call, so its timed runs do all the updates and its weights "
-                 "come from a second, untimed run of exactly k updates from the same start."]
+                 "fit."]
+        if diverged.implementation.str.startswith("keras").any():
+            text[-1] += (" Keras cannot stop inside one `fit` call, so its timed runs do all the updates and its "
+                         "weights come from a second, untimed run of exactly k updates from the same start.")
     return "\n".join(text)
 
 
@@ -169,14 +180,19 @@ def _timings_section(timings, runs, env, config):
             "fewer timed repeats (the `repeats` column says how many): timed calls stop after about "
             f"{config.get('time_budget_s', '?')} s, and a run slower than that is not repeated at all (`repeats` 0: its "
             "times are the warm-up call's, compilation included, which for those variants is a small share). `speedup_vs_numpy` is numpy's median over "
-            "this median in the same dtype (per update when a diverged run stopped early and the counts in "
-            "`iterations` differ); above 1 is faster than numpy. " + _numerics_note(env), "", _md_table(shown, "{:.4g}"), "",
+            "this median in the same dtype, above 1 faster than numpy; it is left empty (nan) where a diverged run "
+            "stopped early and the two did different numbers of updates (`iterations`). " + _numerics_note(env), "", _md_table(shown, "{:.4g}"), "",
             "![timings](timings.png)", "", "**Reading the timings.**"]
     jit = runs.set_index(["implementation", "device", "dtype"]).jit_compile.to_dict()
     med = {(r.implementation, r.device, r.dtype): r for r in t.itertuples()}
     for device, dtype in sorted(set(zip(t.device, t.dtype))):
         ref = med.get(("numpy", "cpu", dtype))
         if ref is None:
+            continue
+        stopped = runs[(runs.dtype == dtype) & runs.device.isin([device, "cpu"]) & (runs.status != "ok")]
+        if len(stopped):
+            text.append(f"- {device}, {dtype}: some runs diverged, so these times cover different numbers of updates, "
+                        "mostly fixed costs; they are not read as speeds here.")
             continue
         line = [f"- {device}, {dtype}: numpy takes {ref.per_iteration_us:.1f} us per update at this size."]
         idiom = med.get(("keras:numpy_input", device, dtype))
@@ -265,7 +281,7 @@ def build(results_dir):
         "`tf.GradientTape` loop. "
         "This report is generated from the tables beside it (`python -m comparisons.report <folder>` rebuilds it).",
         _setup_section(d, study, env, config),
-        _weights_section(weights, runs, config["iterations"]),
+        _weights_section(weights, runs, config["iterations"], study.get("batch_size")),
         "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
         _equivalence_section(equivalence, grads),
         _timings_section(timings, runs, env, config),

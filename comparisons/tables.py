@@ -51,21 +51,33 @@ def gradient_check_table(output):
 
 def timings_table(output):
     """timings.csv: warm-up and steady-state times, per iteration, and the speedup over numpy."""
-    def per_update_s(run):
-        return output.timings[(run.implementation, run.device, run.dtype)].median_s / max(run.updates_done, 1)
-
-    numpy_per_update = {r.dtype: per_update_s(r) for r in output.runs if r.implementation == "numpy"}
+    numpy_runs = {r.dtype: r for r in output.runs if r.implementation == "numpy"}
     rows = []
     for run in output.runs:
         t = output.timings[(run.implementation, run.device, run.dtype)]
         # `iterations` is what one timed call did: a diverged numpy or gradient_tape run stopped
-        # early, Keras always does all N; the speedup compares time per update, which is the ratio
-        # of medians whenever both ran the same number of updates
-        reference = numpy_per_update.get(run.dtype)
+        # early, Keras always does all N. The speedup is the ratio of medians, so it is left empty
+        # when the two did different numbers of updates (fixed costs make a per-update ratio mislead)
+        reference = numpy_runs.get(run.dtype)
+        same_work = reference is not None and reference.updates_done == run.updates_done
+        speedup = (output.timings[("numpy", "cpu", run.dtype)].median_s / t.median_s) if same_work else np.nan
         rows.append((run.implementation, run.device, run.dtype, output.trained.n, output.trained.m, run.updates_done,
-                     t.repeats, t.first_call_s, t.median_s, t.min_s, t.max_s, 1e6 * per_update_s(run),
-                     reference / per_update_s(run) if reference else np.nan))
+                     t.repeats, t.first_call_s, t.median_s, t.min_s, t.max_s,
+                     1e6 * t.median_s / max(run.updates_done, 1), speedup))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["timings.csv"])
+
+
+def _absolute_gaps(a, b):
+    """|a - b| elementwise, with equal values (the same inf, or NaN on both sides) counting as no gap."""
+    with np.errstate(all="ignore"):
+        gaps = np.abs(a - b)
+    return np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, gaps)
+
+
+def _relative_gaps(a, b):
+    """|a - b| / |b| elementwise, as _absolute_gaps (a curve that overflowed alike is no difference)."""
+    with np.errstate(all="ignore"):
+        return _absolute_gaps(a, b) / np.fmax(np.abs(b), np.finfo(np.float64).tiny)  # fmax: a NaN b is no divisor
 
 
 def equivalence_table(output):
@@ -78,14 +90,11 @@ def equivalence_table(output):
             continue
         k = min(len(ref.loss_curve), len(run.loss_curve))
         a, b = np.asarray(run.loss_curve[:k], np.float64), np.asarray(ref.loss_curve[:k], np.float64)
-        with np.errstate(all="ignore"):
-            rel = np.abs(a - b) / np.maximum(np.abs(b), np.finfo(np.float64).tiny)
-            theta = np.append(np.ravel(run.weights), run.bias).astype(np.float64)
-            theta_ref = np.append(np.ravel(ref.weights), ref.bias).astype(np.float64)
-            # a diverged run stops wherever its implementation could stop: its weights compare to nothing
-            both_ok = run.diverged_at is None and ref.diverged_at is None
-            weight_diff = float(np.max(np.abs(theta - theta_ref))) if both_ok else np.nan
-        rows.append((run.implementation, run.device, run.dtype, "numpy", float(np.max(rel)), weight_diff))
+        theta = np.append(np.ravel(run.weights), run.bias).astype(np.float64)
+        theta_ref = np.append(np.ravel(ref.weights), ref.bias).astype(np.float64)
+        # every run, diverged or not, ends with the parameters after the same number of updates
+        rows.append((run.implementation, run.device, run.dtype, "numpy", float(np.max(_relative_gaps(a, b))),
+                     float(np.max(_absolute_gaps(theta, theta_ref)))))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["equivalence.csv"])
 
 

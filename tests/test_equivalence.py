@@ -67,14 +67,32 @@ def test_gradient_tape_autodiff_equals_analytic_every_step(tf_ready, lesson_data
     assert max(c.max_rel_diff for c in fd) < 1e-8
 
 
-def test_finite_differences_hold_far_from_the_fit_and_catch_a_mismatch(tf_ready, lesson_data, monkeypatch):
-    """The rounding bound of the central differences is met where residuals are huge, and it is enforced."""
+@pytest.mark.parametrize("noise, shift", [(0.5, 0.0), (0.0, 0.0), (1e-3, 1e3), (0.5, 1e5)],
+                         ids=["lesson", "noiseless", "tiny_noise_large_mean", "large_mean"])
+def test_finite_differences_hold_at_the_start_at_the_fit_and_far_away(tf_ready, noise, shift):
+    """The rounding bound of the central differences is met wherever the check is made: at the
+    start, at the least-squares point (residuals ~0 against a large y) and where residuals are huge."""
+    import tf_models.gradient_tape as gt
+    from comparisons.data import initial_parameters, make_synthetic
+
+    data = make_synthetic(100, 3, noise, seed=1)
+    y = data.y + shift
+    W0, b0 = initial_parameters(3, seed=1)
+    W_ols, b_ols = handrolled.ols(data.X, y)
+    for X_, y_, W, b in [(data.X, y, W0, b0), (data.X, y, W_ols, b_ols), (1e3 * data.X, 1e6 * y, W0, b0)]:
+        assert gt.finite_difference_check(X_, y_, W, b)[2]
+
+
+def test_finite_difference_bound_catches_a_small_formula_error(tf_ready, lesson_data, monkeypatch):
+    """A gradient wrong by 1e-4 relative lies outside the bound; a zero-safety check stops the run."""
     import tf_models.gradient_tape as gt
 
     data, (W0, b0) = lesson_data
-    X, y = 1e3 * data.X, 1e6 * data.y  # residuals ~1e6: the loss difference loses ~12 of 16 digits
-    abs_diff, rel_diff, within = gt.finite_difference_check(X, y, W0, b0)
-    assert within and rel_diff < 1e-6
+    numeric, rounding = gt.central_differences(data.X, data.y, W0, b0)
+    grad_W, grad_b = handrolled.gradients(data.X, data.y, W0, b0)
+    exact = np.append(np.ravel(grad_W), grad_b)
+    assert np.all(np.abs(numeric - exact) <= gt.FINITE_DIFFERENCE_SAFETY * rounding)  # the truth passes
+    assert np.all(np.abs(numeric - exact * (1 + 1e-4)) > gt.FINITE_DIFFERENCE_SAFETY * rounding)  # a slip does not
     result = make_trainer("gradient_tape", data.X, data.y, 0.05, 5)(W0, b0)
     monkeypatch.setattr(gt, "FINITE_DIFFERENCE_SAFETY", 0.0)  # no difference at all allowed: must stop the run
     with pytest.raises(gt.GradientMismatchError, match="central differences"):

@@ -89,15 +89,16 @@ def run(ctx):
     config = ctx.config
     data, W0, b0 = study_data(ctx)
     X, y = data.X.astype(DTYPE), data.y.astype(DTYPE)
-    # batch size 1 makes n updates per epoch: on a large file fewer epochs keep it to STEP_CAP updates
+    # batch size 1 makes n updates per epoch: on a large file fewer epochs keep it to STEP_CAP updates,
+    # and a batch size whose single epoch would pass STEP_CAP updates is left out (the report says so)
     epochs = min(epochs_for(config), max(1, STEP_CAP // data.n))
     rows, steps = [], []
-    for batch_size in batch_sizes(data.n):
+    for batch_size in [b for b in batch_sizes(data.n) if math.ceil(data.n / b) <= STEP_CAP]:
         if ctx.progress:
             ctx.progress(f"variants batch size {batch_size}")
         epoch_rows, step_rows = run_variant(X, y, W0, b0, config.lr, batch_size, epochs, config.seed,
                                             repeats=2 if config.quick else 3)
-        rows += [{**row, "data_source": data.source} for row in epoch_rows]
+        rows += [{**row, "data_source": data.source, "n_samples": data.n} for row in epoch_rows]
         steps += step_rows
     pd.DataFrame(steps).to_csv(Path(ctx.out_dir) / f"{NAME}_steps.csv", index=False, float_format="%.17g")
     return pd.DataFrame(rows)
@@ -139,6 +140,11 @@ def report_section(table):
              "batch size, each fed the same seeded sample order (one permutation per epoch). Full-data loss per "
              "epoch comes from the numpy trajectory; each implementation's own per-step batch loss is in "
              f"`{NAME}_steps.csv`.", ""]
+    n = table.iloc[0].get("n_samples", math.nan)
+    left_out = [b for b in (32, 1) if b < n and b not in set(table.batch_size)]
+    if left_out:
+        lines += [f"Left out: batch size {', '.join(map(str, left_out))}, whose one epoch of the {int(n):,} rows would "
+                  f"take more than {STEP_CAP:,} updates.", ""]
     lines.append(("numpy and Keras follow the same path at every batch size: the largest relative difference "
                   f"of their per-step batch losses is {worst:.2g} (threshold {AGREEMENT:g}), the largest parameter "
                   f"difference {keras_rows.max_abs_param_diff_vs_numpy.max():.2g}.")
