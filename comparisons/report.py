@@ -80,8 +80,8 @@ def _convergence_sentence(wide, parameters, iterations, batch_size):
         text += (f"mini-batch descent with a fixed step (batches of {batch_size}) does not settle at the least-squares "
                  "fit; it wanders around it, closer the smaller the step.")
     else:
-        text += ("full-batch descent has not yet reached the least-squares fit; more iterations, or a step closer "
-                 "to the stable limit (see the Hessian above), would close the gap.")
+        text += ("full-batch descent has not yet reached the least-squares fit; more iterations, or a step nearer "
+                 "the fastest fixed one, 2/(lambda_min + lambda_max) with the Hessian above, would close the gap.")
     true = wide[wide.implementation == "true"]
     if len(true):
         text += (f" `ols` itself is {float(true['max |diff to ols|'].iloc[0]):.3g} from `true`: with noise in y, the "
