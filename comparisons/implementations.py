@@ -39,6 +39,7 @@ class RunResult:
     grad_rel_diff: np.ndarray | None = None  # (k,) the same, relative to the size of the summed terms
     finite_difference: tuple = field(default=())  # GradientCheck rows at the start and the end
     jit_compile: bool | None = None  # whether XLA compiled it (TensorFlow only)
+    mode: str | None = None  # how gradient_tape ran its loop: xla, graph, blocked or eager
     updates_per_call: int | None = None  # updates one call performed; Keras runs all N even past divergence
 
     @property
@@ -127,7 +128,8 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
                 f"{name} on {r.device} ({dtype}): autodiff and analytic gradients differ by "
                 f"{worst:.3g} (relative), above the {GRADIENT_TOLERANCE[dtype]:g} tolerance")
         return RunResult(name, r.device, dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
-                         grad_abs_diff=r.grad_abs_diff, grad_rel_diff=r.grad_rel_diff, jit_compile=r.jit_compile)
+                         grad_abs_diff=r.grad_abs_diff, grad_rel_diff=r.grad_rel_diff, jit_compile=r.jit_compile,
+                         mode=r.mode)
     return train
 
 

@@ -184,6 +184,7 @@ def _timings_section(timings, runs, env, config):
             "stopped early and the two did different numbers of updates (`iterations`). " + _numerics_note(env), "", _md_table(shown, "{:.4g}"), "",
             "![timings](timings.png)", "", "**Reading the timings.**"]
     jit = runs.set_index(["implementation", "device", "dtype"]).jit_compile.to_dict()
+    modes = runs.set_index(["implementation", "device", "dtype"])["mode"].to_dict() if "mode" in runs else {}
     med = {(r.implementation, r.device, r.dtype): r for r in t.itertuples()}
     for device, dtype in sorted(set(zip(t.device, t.dtype))):
         ref = med.get(("numpy", "cpu", dtype))
@@ -211,7 +212,10 @@ def _timings_section(timings, runs, env, config):
             row = med.get((f"gradient_tape{variant}", device, dtype))
             if row is not None:
                 compiled = "XLA" if jit.get((row.implementation, row.device, row.dtype)) else "no XLA"
-                line.append(f"{what} ({compiled}) runs {row.per_iteration_us:.2f} us per update, "
+                how = modes.get((row.implementation, row.device, row.dtype))
+                how = compiled if not isinstance(how, str) else {"xla": "XLA", "graph": "a graph, no XLA",
+                                                                  "blocked": "a graph taking X in blocks"}.get(how, how)
+                line.append(f"{what} ({how}) runs {row.per_iteration_us:.2f} us per update, "
                             f"{row.speedup_vs_numpy:.2g}x numpy's speed, its per-step gradient check included; "
                             f"tracing{' and compiling' if compiled == 'XLA' else ''} cost {row.first_call_ms:.0f} ms once.")
         if med.get(("gradient_tape:graph", device, dtype)) is not None:

@@ -13,7 +13,7 @@ TABLE_COLUMNS = {
     "timings.csv": ["implementation", "device", "dtype", "n_samples", "n_features", "iterations", "repeats",
                     "first_call_s", "median_s", "min_s", "max_s", "per_iteration_us", "speedup_vs_numpy"],
     "equivalence.csv": ["implementation", "device", "dtype", "reference", "max_rel_loss_diff", "max_abs_weight_diff"],
-    "runs.csv": ["implementation", "device", "dtype", "status", "iterations_run", "final_loss", "jit_compile"],
+    "runs.csv": ["implementation", "device", "dtype", "status", "iterations_run", "final_loss", "jit_compile", "mode"],
 }
 
 
@@ -101,7 +101,7 @@ def equivalence_table(output):
 def runs_table(output):
     """runs.csv: each run's status (ok or diverged at iteration k), length and final loss."""
     rows = [(r.implementation, r.device, r.dtype, r.status, len(r.loss_curve) - 1, float(r.loss_curve[-1]),
-             r.jit_compile) for r in output.runs]
+             r.jit_compile, r.mode) for r in output.runs]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["runs.csv"])
 
 
