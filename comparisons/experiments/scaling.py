@@ -157,8 +157,9 @@ def _blocked_comparison(table):
         return ""
     parts = []
     for (m, dtype), rows in big.groupby(["n_features", "dtype"]):
-        by_name = rows.set_index("implementation").per_iteration_s
-        if {"gradient_tape", "gradient_tape:graph"} <= set(by_name.index):
+        rows = rows.set_index("implementation")
+        by_name = rows.per_iteration_s
+        if {"gradient_tape", "gradient_tape:graph"} <= set(by_name.index) and rows["mode"]["gradient_tape"] == "blocked":
             parts.append(f"m = {m}, {dtype}: {1e3 * by_name['gradient_tape']:.3g} ms against "
                          f"{1e3 * by_name['gradient_tape:graph']:.3g} ms")
     return (f"At n = {int(n_max):,}, blocked against whole per iteration: " + "; ".join(parts) + ".") if parts else ""
