@@ -208,14 +208,14 @@ def _timings_section(timings, runs, env, config):
                         f"call, does the whole fit in {fast.median_ms:.0f} ms ({fast.per_iteration_us:.0f} us per "
                         f"update, fit's fixed cost included) after a {fast.first_call_ms:.0f} ms first call.")
         for variant, what in (("", "The default GradientTape loop"), (":xla", "The loop always compiled by XLA"),
-                              (":graph", "The loop as a plain graph, no XLA")):
+                              (":graph", "The loop as a plain graph (no XLA, no blocks)")):
             row = med.get((f"gradient_tape{variant}", device, dtype))
             if row is not None:
                 compiled = "XLA" if jit.get((row.implementation, row.device, row.dtype)) else "no XLA"
                 how = modes.get((row.implementation, row.device, row.dtype))
                 how = compiled if not isinstance(how, str) else {"xla": "XLA", "graph": "a graph, no XLA",
                                                                   "blocked": "a graph taking X in blocks"}.get(how, how)
-                line.append(f"{what} ({how}) runs {row.per_iteration_us:.2f} us per update, "
+                line.append(f"{what}{f' ({how})' if not variant else ''} runs {row.per_iteration_us:.2f} us per update, "
                             f"{row.speedup_vs_numpy:.2g}x numpy's speed, its per-step gradient check included; "
                             f"tracing{' and compiling' if compiled == 'XLA' else ''} cost {row.first_call_ms:.0f} ms once.")
         if med.get(("gradient_tape:graph", device, dtype)) is not None:
