@@ -123,7 +123,7 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
             X_blocks, y_blocks = tf.reshape(X_t[:whole], (-1, rows, m)), tf.reshape(y_t[:whole], (-1, rows, 1))
             X_rest, y_rest = X_t[whole:], y_t[whole:]
         col_abs = tf.constant(np.abs(X).sum(axis=0, dtype=X.dtype).reshape(-1, 1))  # (m, 1), once per trainer
-        W = tf.Variable(tf.zeros((X.shape[1], 1), dtype), name="W")
+        W = tf.Variable(tf.zeros((m, 1), dtype), name="W")
         b = tf.Variable(tf.zeros((), dtype), name="b")
     factor = tf.constant(divergence_factor, dtype)
 
@@ -214,6 +214,17 @@ def _loss64(X64, y64, params):
     return tf.reduce_mean(tf.square(y64 - (tf.matmul(X64, tf.reshape(params[:-1], (-1, 1))) + params[-1])))
 
 
+def _float64_point(X, y, W, b):
+    """The problem at (W, b) in float64, prepared once for both checks below.
+
+    Returns X (n, m), y (n, 1), theta = [W; b] (m + 1,), X and y as tensors, and |r| (n,).
+    """
+    X_np, y_np = np.asarray(X, np.float64), np.asarray(y, np.float64)
+    theta = np.append(np.asarray(W, np.float64).ravel(), np.float64(b))  # (m + 1,): [W, b]
+    abs_residuals = np.abs(y_np[:, 0] - X_np @ theta[:-1] - theta[-1])  # (n,)
+    return X_np, y_np, theta, tf.constant(X_np), tf.constant(y_np), abs_residuals
+
+
 def central_differences(X, y, W, b, step=1e-6):
     """(numeric gradient (m + 1,), its rounding error (m + 1,)) of the MSE at (W, b), in float64.
 
@@ -221,9 +232,10 @@ def central_differences(X, y, W, b, step=1e-6):
     residual r_i = y_i - x_i W - b is off by about eps (m + 2) (|y_i| + |x_i| |W| + |b|), which moves
     r_i^2 by twice |r_i| that much; r_i at the nudged points is up to h |x_ij| larger than here.
     """
-    X_np, y_np = np.asarray(X, np.float64), np.asarray(y, np.float64)
-    theta = np.append(np.asarray(W, np.float64).ravel(), np.float64(b))  # (m + 1,): [W, b]
-    X64, y64 = tf.constant(X_np), tf.constant(y_np)
+    return _central_differences(*_float64_point(X, y, W, b), step)
+
+
+def _central_differences(X_np, y_np, theta, X64, y64, residuals, step):
     n, m = X_np.shape
     steps = step * np.maximum(1.0, np.abs(theta))  # (m + 1,)
     numeric, losses = np.empty_like(theta), np.empty_like(theta)
@@ -237,7 +249,6 @@ def central_differences(X, y, W, b, step=1e-6):
     eps = np.finfo(np.float64).eps
     abs_X1 = np.hstack([np.abs(X_np), np.ones((n, 1))])  # (n, m + 1): |[X, 1]|
     residual_error = eps * (m + 2) * (np.abs(y_np[:, 0]) + abs_X1 @ np.abs(theta))  # (n,)
-    residuals = np.abs(y_np[:, 0] - X_np @ theta[:-1] - theta[-1])  # (n,)
     # per loss: sum over i of 2 |r_i| dr_i / n, plus the rounding of the mean itself
     per_loss = (2 * np.mean(residuals * residual_error) + 2 * steps * (abs_X1.T @ residual_error) / n
                 + eps * (np.sqrt(n) + 2) * losses)  # (m + 1,)
@@ -251,19 +262,18 @@ def finite_difference_check(X, y, W, b, step=1e-6):
     and whether every component agrees within FINITE_DIFFERENCE_SAFETY times the rounding error
     of the differences (plus a few eps of the summed terms for autodiff's own rounding).
     """
-    X_np, y_np = np.asarray(X, np.float64), np.asarray(y, np.float64)
-    theta = np.append(np.asarray(W, np.float64).ravel(), np.float64(b))  # (m + 1,): [W, b]
+    point = _float64_point(X, y, W, b)
+    X_np, _, theta, X64, y64, residuals = point
     params = tf.Variable(theta)
     with tf.GradientTape() as tape:
-        loss = _loss64(tf.constant(X_np), tf.constant(y_np), params)
+        loss = _loss64(X64, y64, params)
     autodiff = tape.gradient(loss, params).numpy()
-    numeric, rounding = central_differences(X_np, y_np, W, b, step)
+    numeric, rounding = _central_differences(*point, step)
     abs_diffs = np.abs(autodiff - numeric)  # (m + 1,)
     # relative to the same bound on the summed terms as the per-step check, so that a gradient
     # near zero at convergence does not turn rounding noise into a large relative error
-    residuals = y_np - (X_np @ theta[:-1].reshape(-1, 1) + theta[-1])
     n, m = X_np.shape
-    scale = 2.0 / n * np.abs(residuals).max() * max(np.abs(X_np).sum(axis=0).max(), n)
+    scale = 2.0 / n * residuals.max() * max(np.abs(X_np).sum(axis=0).max(), n)
     autodiff_rounding = np.finfo(np.float64).eps * (np.sqrt(n) + m + 2) * scale
     within = bool(np.all(abs_diffs <= FINITE_DIFFERENCE_SAFETY * (rounding + autodiff_rounding)))
     return float(abs_diffs.max()), float(abs_diffs.max() / max(scale, np.finfo(np.float64).tiny)), within
