@@ -59,12 +59,11 @@ def _setup_section(d, study, env, config):
     return "\n".join(lines)
 
 
-def _convergence_sentence(wide, parameters, iterations, batch_size):
-    """How close the finished runs came to ols, and how far ols is from the truth, read off the table."""
+def _convergence_sentence(wide, parameters, ols, iterations, batch_size):
+    """How close the finished runs came to ols (its parameters, in `parameters` order), and ols to the truth."""
     finished = wide[wide.status == "ok"]
     if finished.empty:
         return "No run finished, so none can be compared with `ols`."
-    ols = wide[wide.implementation == "ols"][parameters].to_numpy()[0]
     # each parameter against its own size; a parameter near 0 against 1e-6 of the largest, not against 0
     floor = np.maximum(np.abs(ols), 1e-6 * np.abs(ols).max())
     relative = pd.Series((np.abs(finished[parameters].to_numpy() - ols) / floor).max(axis=1), index=finished.index)
@@ -103,7 +102,7 @@ def _weights_section(weights, runs, iterations, batch_size=None):
     text = ["## Learned weights, the truth and least squares",
             "Final parameters of every run in the units of the input columns, beside the closed-form "
             "least-squares solution (`ols`) and, for synthetic data, the generator's parameters (`true`).",
-            "", _md_table(wide), "", _convergence_sentence(wide, parameters, iterations, batch_size)]
+            "", _md_table(wide), "", _convergence_sentence(wide, parameters, ols, iterations, batch_size)]
     diverged = runs[runs.status != "ok"]
     if len(diverged):
         text += ["", "Runs that diverged were stopped at the iteration k named in `status`; their weights are the "
