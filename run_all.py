@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from comparisons.config import EXPERIMENTS, IMPLEMENTATIONS, StudyConfig
+from comparisons.config import DEFAULT_IMPLEMENTATIONS, EXPERIMENTS, IMPLEMENTATIONS, StudyConfig
 from comparisons.errors import UsageError
 
 QUICK_ITERATIONS = 100  # --quick: fewer updates (keras:numpy_input costs ~20 ms per update here)
@@ -137,7 +137,7 @@ def config_from_args(args, argv):
         lr=args.lr, dtypes=("float32", "float64") if args.dtype == "both" else (args.dtype,),
         device=device,
         repeats=args.repeats or (QUICK_REPEATS if args.quick else StudyConfig.repeats),
-        only=_names(args.only, IMPLEMENTATIONS, "implementation") if args.only else IMPLEMENTATIONS,
+        only=_names(args.only, IMPLEMENTATIONS, "implementation") if args.only else DEFAULT_IMPLEMENTATIONS,
         data=args.data, target=args.target,
         feature_columns=tuple(c.strip() for c in args.columns.split(",")) if args.columns else None,
         standardize=args.standardize, center_target=args.center_target, batch_size=args.batch_size, experiments=experiments,

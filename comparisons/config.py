@@ -2,16 +2,8 @@
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-IMPLEMENTATIONS = (
-    "numpy",                  # hand-rolled batch gradient descent (handrolled/)
-    "keras",                  # Dense(1) + SGD + "mse", model.fit on a repeated tf.data batch, steps_per_execution
-    "keras:numpy_input",      # the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)
-    "gradient_tape",          # whole loop in one tf.function, analytic-vs-autodiff check per step; XLA while X is small
-    "gradient_tape:xla",      # the same loop, always compiled by XLA
-    "gradient_tape:graph",    # the same loop in one tf.function, never XLA
-    "gradient_tape:eager",    # the same step in a plain Python loop, eager TensorFlow
-)
-REFERENCES = ("ols", "true")
+from .registry import DEFAULT_IMPLEMENTATIONS, IMPLEMENTATIONS  # noqa: F401 (re-exported for the driver)
+
 EXPERIMENTS = ("scaling", "lr_sweep", "variants", "matmul", "lesson_claims")
 
 
@@ -29,7 +21,7 @@ class StudyConfig:
     dtypes: tuple = ("float32", "float64")  # --dtype both
     device: str = "auto"  # auto = the CPU, plus the GPU when TensorFlow sees one
     repeats: int = 5  # timed calls after one warm-up
-    only: tuple = IMPLEMENTATIONS  # which implementations run
+    only: tuple = DEFAULT_IMPLEMENTATIONS  # which implementations run (registry.py: every one marked default)
     data: str | None = None  # a CSV file instead of the generator
     target: str | None = None  # the CSV column to predict
     feature_columns: tuple | None = None  # CSV columns used as features (default: all other numeric)

@@ -11,7 +11,7 @@ import numpy as np
 
 import handrolled
 
-from .config import IMPLEMENTATIONS
+from .registry import IMPLEMENTATIONS, is_tensorflow, split_name  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,6 @@ class RunResult:
             GradientCheck(i, "analytic_vs_autodiff", float(a), float(r))
             for i, (a, r) in enumerate(zip(self.grad_abs_diff, self.grad_rel_diff)))
         return per_step + tuple(self.finite_difference)
-
-
-def split_name(name):
-    """'keras:numpy_input' -> ('keras', 'numpy_input'); 'numpy' -> ('numpy', '')."""
-    base, _, variant = name.partition(":")
-    return base, variant
-
-
-def is_tensorflow(name):
-    """Whether an implementation runs in TensorFlow (and so on TensorFlow's devices)."""
-    return split_name(name)[0] in ("keras", "gradient_tape")
 
 
 def _truncate_at_divergence(losses):

@@ -11,12 +11,9 @@ import numpy as np
 import handrolled
 
 from .data import order_seed
-from .implementations import finite_difference_checks, is_tensorflow, make_trainer, split_name, stop_at_divergence
+from .implementations import finite_difference_checks, make_trainer, stop_at_divergence
+from .registry import get as implementation, is_tensorflow, split_name
 from .timing import time_calls
-
-FULL_BATCH_ONLY = ("keras:numpy_input", "gradient_tape", "gradient_tape:xla", "gradient_tape:graph",
-                   "gradient_tape:eager")
-
 
 @dataclass(frozen=True)
 class StudyOutput:
@@ -38,7 +35,7 @@ def plan(config, devices):
     """The (implementation, device, dtype) triples to run, and the implementations skipped with why."""
     triples, skipped = [], []
     for name in config.only:
-        if config.batch_size is not None and name in FULL_BATCH_ONLY:
+        if config.batch_size is not None and implementation(name).full_batch_only:
             skipped.append((name, "trains full batch only; not run with --batch-size"))
             continue
         for dtype in config.dtypes:

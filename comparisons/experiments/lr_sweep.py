@@ -18,15 +18,13 @@ import pandas as pd
 
 import handrolled
 
-from .. import stability
+from .. import registry, stability
 from ..implementations import make_trainer
 from . import study_data
 
 NAME = "lr_sweep"
 LESSON_RATES = (0.05, 0.25, 10.0)  # the lesson's rate, its 1-D example's step, and its diverging step
 TOLERANCE = 1e-6  # relative parameter distance to OLS at which a run counts as converged
-# Implementations too slow per step for long sweeps: fewer iterations, on rates far from the threshold only.
-SLOW = {"keras:numpy_input": 25, "gradient_tape:eager": 200}
 WORK_CAP = 2 * 10**9  # most entries of [X, 1] one run may stream (iterations x n x (m + 1)): large files run shorter
 SHORT_RUN = 25  # the fewest updates a run makes on the rates far from the threshold
 
@@ -42,11 +40,9 @@ def threshold_factors(config):
 
 def implementations(config):
     """The implementations swept (quick: the three base ones; otherwise all, the slow ones on few rates)."""
-    from ..config import IMPLEMENTATIONS
-
-    names = [n for n in IMPLEMENTATIONS if n in config.only] or list(IMPLEMENTATIONS)
+    names = registry.swept(config.only)
     if config.quick:
-        names = [n for n in names if n in ("numpy", "keras", "gradient_tape")]
+        names = [n for n in names if not registry.get(n).variant]
     elif not config.full and "gradient_tape" in names:
         # at the lesson's size the default gradient_tape is the XLA loop itself: sweeping both only recompiles
         names = [n for n in names if n != "gradient_tape:xla"]
@@ -85,11 +81,12 @@ def run(ctx):
                     if math.isfinite(predicted) else -1)
         for name in implementations(config):
             # slow implementations, and every one on large data, make fewer updates per rate
-            iterations = min(SLOW.get(name, config.iterations), max(SHORT_RUN, WORK_CAP // cells))
+            slow = registry.slow_iterations(name)
+            iterations = min(slow or config.iterations, max(SHORT_RUN, WORK_CAP // cells))
             if iterations < config.iterations and lr not in far:
                 continue  # a short run cannot tell the sides apart near the threshold
             for dtype in (config.dtypes[-1:] if config.quick else config.dtypes):  # quick: one dtype
-                if name in SLOW and dtype != config.dtypes[-1]:
+                if slow and dtype != config.dtypes[-1]:
                     continue  # one dtype for the slow ones
                 if ctx.progress:
                     ctx.progress(f"lr_sweep {name} {dtype} lr={lr:.4g}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import stability
+from .. import registry, stability
 from ..data import initial_parameters, make_synthetic
 from ..implementations import is_tensorflow, make_trainer
 from ..timing import time_calls
@@ -21,19 +21,21 @@ from ..timing import time_calls
 NAME = "scaling"
 PASSES = 2  # reads of X per iteration without fusion: X W and X^T r
 BANDWIDTH_BOUND = 2.0  # a point within this factor of the floor counts as bandwidth-bound
-# Rough fixed cost per iteration (s), only used to choose iteration counts so each call takes ~target_s.
-OVERHEAD_S = {"numpy": 1e-5, "keras": 3e-4, "keras:numpy_input": 3e-2, "gradient_tape": 3e-5,
-              "gradient_tape:xla": 3e-5, "gradient_tape:graph": 1e-4, "gradient_tape:eager": 2.5e-3}
-# The slow variants: the largest n they run at (per-step overhead makes bigger runs pointless and long).
-MAX_N = {"keras:numpy_input": 100, "gradient_tape:eager": 10_000}
-MAX_N_FULL = {"keras:numpy_input": 10_000, "gradient_tape:eager": 1_000_000}
+
+
+def max_n(name, full):
+    """The largest n a slow variant runs at (its fixed cost per step makes bigger runs long and pointless), or None."""
+    cost = registry.step_cost_s(name)
+    if cost >= 1e-2:  # Python and Keras machinery per step: keras:numpy_input
+        return 10_000 if full else 100
+    if cost >= 1e-3:  # eager dispatch per op: gradient_tape:eager
+        return 1_000_000 if full else 10_000
+    return None
 
 
 def plan(config):
     """(sample sizes, feature counts, dtypes, implementations, seconds per timed call, repeats) for a run."""
-    from ..config import IMPLEMENTATIONS
-
-    names = [n for n in IMPLEMENTATIONS if n in config.only] or list(IMPLEMENTATIONS)
+    names = registry.swept(config.only)
     if config.quick:
         return (100, 100_000), (32,), (config.dtypes[0],), [n for n in names if n in ("numpy", "gradient_tape")], 0.03, 2
     if config.full:
@@ -48,7 +50,7 @@ def floor_per_iteration(x_bytes, bandwidth, passes=PASSES):
 
 def choose_iterations(name, x_bytes, bandwidth, target_s, low=8, high=2000):
     """Iterations so one call takes about target_s: target / (overhead + floor), clamped to [low, high]."""
-    estimate = OVERHEAD_S.get(name, 1e-4) + floor_per_iteration(x_bytes, bandwidth) * 1.5
+    estimate = registry.step_cost_s(name) + floor_per_iteration(x_bytes, bandwidth) * 1.5
     return int(min(high, max(low, round(target_s / estimate))))
 
 
@@ -98,7 +100,7 @@ def run(ctx):
                 floor = floor_per_iteration(X.nbytes, bandwidth)
                 for name, device in [(name, device) for name in names
                                      for device in (ctx.devices if is_tensorflow(name) else ("cpu",))]:
-                    if n > (MAX_N_FULL if config.full else MAX_N).get(name, math.inf):
+                    if n > (max_n(name, config.full) or math.inf):
                         continue
                     iterations = choose_iterations(name, X.nbytes, bandwidth, target_s)
                     if ctx.progress:

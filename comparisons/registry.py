@@ -1,0 +1,84 @@
+"""Every implementation of the study, declared once: its name and what the rest of the study needs to know.
+
+Adding a variant touches this table (and the adapter in implementations.py that builds it); the
+command line, the run plan, the experiments and the report read their lists from here.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One implementation of the regression and how the study treats it."""
+
+    name: str  # "base" or "base:variant", stable: tables, reports and tests use it
+    summary: str  # one line for --help and the report
+    tensorflow: bool  # runs in TensorFlow (so on TensorFlow's devices, and imports it)
+    full_batch_only: bool  # cannot follow a --batch-size sample order
+    distributed: bool = False  # runs over several replicas or worker processes (tf.distribute)
+    step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts only
+    default: bool = True  # part of the default run (False: only when named with --only)
+
+    @property
+    def base(self):
+        """'keras:numpy_input' -> 'keras'."""
+        return self.name.partition(":")[0]
+
+    @property
+    def variant(self):
+        """'keras:numpy_input' -> 'numpy_input'; '' for a base implementation."""
+        return self.name.partition(":")[2]
+
+
+REGISTRY = {impl.name: impl for impl in (
+    Implementation("numpy", "hand-rolled batch gradient descent (handrolled/)", False, False, step_cost_s=1e-5),
+    Implementation("keras", "Dense(1) + SGD + mse, fit on a repeated tf.data batch with steps_per_execution",
+                   True, False, step_cost_s=3e-4),
+    Implementation("keras:numpy_input", "the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)",
+                   True, True, step_cost_s=3e-2),
+    Implementation("gradient_tape", "whole loop in one tf.function, autodiff checked against the analytic gradient "
+                   "every step; XLA while X is small", True, True, step_cost_s=3e-5),
+    Implementation("gradient_tape:xla", "the same loop, always compiled by XLA", True, True, step_cost_s=3e-5),
+    Implementation("gradient_tape:graph", "the same loop in one tf.function, never XLA", True, True, step_cost_s=1e-4),
+    Implementation("gradient_tape:eager", "the same step in a plain Python loop, eager TensorFlow", True, True,
+                   step_cost_s=2.5e-3),
+)}
+
+IMPLEMENTATIONS = tuple(REGISTRY)  # every name, in the order tables and figures list them
+DEFAULT_IMPLEMENTATIONS = tuple(name for name, impl in REGISTRY.items() if impl.default)
+
+
+def get(name):
+    """The Implementation called `name` (ValueError naming the known ones otherwise)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown implementation {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+def split_name(name):
+    """'keras:numpy_input' -> ('keras', 'numpy_input'); 'numpy' -> ('numpy', '')."""
+    base, _, variant = name.partition(":")
+    return base, variant
+
+
+def is_tensorflow(name):
+    """Whether an implementation runs in TensorFlow (and so on TensorFlow's devices)."""
+    return get(name).tensorflow
+
+
+def step_cost_s(name, fallback=1e-4):
+    """The rough fixed cost per update of `name`, for planning how many iterations to time."""
+    impl = REGISTRY.get(name)
+    return impl.step_cost_s if impl else fallback
+
+
+def swept(only):
+    """The single-process implementations among `only`, in registry order (all defaults if none): what experiments sweep."""
+    names = [name for name, impl in REGISTRY.items() if name in only and not impl.distributed]
+    return names or [name for name in DEFAULT_IMPLEMENTATIONS if not REGISTRY[name].distributed]
+
+
+def slow_iterations(name, budget_s=0.5, fewest=25):
+    """Iterations a slow implementation gets in a sweep (about budget_s of fixed cost), or None if it is not slow."""
+    cost = step_cost_s(name)
+    return max(fewest, round(budget_s / cost)) if cost >= 1e-3 else None
