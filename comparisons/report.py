@@ -12,7 +12,7 @@ import pandas as pd
 from . import experiments as experiment_registry
 from . import figures
 
-TOLERANCE = {"float64": 1e-10, "float32": 1e-4}  # relative loss agreement with numpy, per dtype
+from .tolerances import EQUIVALENCE as TOLERANCE  # relative loss agreement with numpy, per dtype
 
 
 def _md_table(frame, float_format="{:.6g}"):

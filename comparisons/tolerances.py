@@ -1,0 +1,6 @@
+"""The study's agreement tolerances, defined once: tests, tables and the report read them from here."""
+
+# Relative agreement of every loss-curve point (and the weights) with numpy of the same dtype.
+# float64 rounding is ~1.1e-16 per operation, so 1e-10 leaves room for 1000 steps of accumulated
+# rounding and still catches any algorithmic difference; float32 carries ~6e-8 per operation.
+EQUIVALENCE = {"float64": 1e-10, "float32": 1e-4}
