@@ -12,7 +12,11 @@ MARKERS = "os^vD<>xP*"
 
 
 def save(fig, path):
-    """Lay out, write as PNG and close a figure; returns the path. Every figure of the study goes through here."""
+    """Lay out, write as PNG and close a figure; returns the path. Every figure of the study goes through here.
+
+    Each figure is built by a function returning its Figure unsaved (`*_figure(table)` here, `figure(table)`
+    in an experiment module), so tests can inspect its artists; the saving wrapper only calls save().
+    """
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -23,10 +27,8 @@ def _label(row):
     return f"{row.implementation} [{row.device}, {row.dtype}]"
 
 
-def loss_curves(results_dir):
-    """loss_curves.png: every run's loss on a log scale, and its relative gap to numpy below."""
-    results_dir = Path(results_dir)
-    curves = pd.read_csv(results_dir / "loss_curves.csv")
+def loss_curves_figure(curves):
+    """The Figure of loss_curves.png from loss_curves.csv's rows: losses above, gaps to numpy below."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 8), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     groups = list(curves.groupby(["implementation", "device", "dtype"], sort=False))
     for k, ((impl, device, dtype), g) in enumerate(groups):
@@ -54,39 +56,51 @@ def loss_curves(results_dir):
     bottom.axhline(np.finfo(np.float64).eps, color="grey", linewidth=0.8, linestyle=":")
     bottom.axhline(np.finfo(np.float32).eps, color="grey", linewidth=0.8, linestyle="-.")
     bottom.grid(True, which="both", alpha=0.3)
-    return save(fig, results_dir / "loss_curves.png")
+    return fig
+
+
+def loss_curves(results_dir):
+    """loss_curves.png: every run's loss on a log scale, and its relative gap to numpy below."""
+    results_dir = Path(results_dir)
+    return save(loss_curves_figure(pd.read_csv(results_dir / "loss_curves.csv")), results_dir / "loss_curves.png")
+
+
+def timings_figure(table):
+    """The Figure of timings.png from timings.csv's rows: median bars, min-max whiskers, first-call ticks, log x."""
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.8))
+    ax.set_xscale("log")  # before any limit or bar: a limit set on a linear axis would pin the left edge at 0
+    labels = [_label(r) for r in table.itertuples()]
+    median_ms, low_ms, high_ms = 1e3 * table.median_s, 1e3 * table.min_s, 1e3 * table.max_s
+    first_ms = 1e3 * table.first_call_s
+    colors = ["tab:blue" if d == "float64" else "tab:orange" for d in table.dtype]
+    y = np.arange(len(table))
+    ax.barh(y, median_ms, xerr=[median_ms - low_ms, high_ms - median_ms], color=colors, alpha=0.8, capsize=3)
+    ax.scatter(first_ms, y, marker="|", s=200, color="black", label="first call (incl. compile)")
+    ends = np.maximum(high_ms, first_ms)  # where each row's drawing ends: its label goes just past it
+    for yi, (m, r, x) in enumerate(zip(median_ms, table.repeats, ends)):
+        shown = f"{m / 1e3:.3g} s" if m >= 1e3 else f"{m:.3g} ms"
+        ax.text(x * 1.15, yi, f"median {shown} (n={r})", va="center", fontsize=7)
+    # every bar, whisker and tick inside: half a decade below the smallest value, room for the labels right
+    left = np.minimum(low_ms, first_ms).min() / 3
+    ax.set_xlim(left, ends.max() * 12)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"wall-clock time of a whole run of {int(table.iterations.max())} iterations, ms (log scale)")
+    ax.set_title("Median of timed runs (bar), min-max (whiskers), first call (|)\n"
+                 "blue: float64, orange: float32; n = timed repeats", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig
 
 
 def timings(results_dir):
     """timings.png: steady-state median per implementation (bars) with min-max whiskers, log scale."""
     results_dir = Path(results_dir)
-    table = pd.read_csv(results_dir / "timings.csv")
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.8))
-    labels = [_label(r) for r in table.itertuples()]
-    median_ms = 1e3 * table.median_s
-    err = [median_ms - 1e3 * table.min_s, 1e3 * table.max_s - median_ms]
-    colors = ["tab:blue" if d == "float64" else "tab:orange" for d in table.dtype]
-    y = np.arange(len(table))
-    ax.barh(y, median_ms, xerr=err, color=colors, alpha=0.8, capsize=3)
-    ax.scatter(1e3 * table.first_call_s, y, marker="|", s=200, color="black", label="first call (incl. compile)")
-    right = np.maximum(1e3 * table.max_s, 1e3 * table.first_call_s) * 1.15
-    for yi, (m, r, x) in enumerate(zip(median_ms, table.repeats, right)):
-        ax.text(x, yi, f"{m:.4g} ms (n={r})", va="center", fontsize=7)
-    ax.set_xlim(right=right.max() * 6)
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel(f"wall-clock time of a whole run of {int(table.iterations.max())} iterations, ms (log scale)")
-    ax.set_title("Median of timed runs (bar), min-max (whiskers), first call (|)\nblue: float64, orange: float32; n = timed repeats", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(True, axis="x", which="both", alpha=0.3)
-    return save(fig, results_dir / "timings.png")
+    return save(timings_figure(pd.read_csv(results_dir / "timings.csv")), results_dir / "timings.png")
 
 
-def fitted_line(results_dir, X, y):
-    """fit.png for one-feature data: the points and the lines learned by each implementation."""
-    results_dir = Path(results_dir)
-    weights = pd.read_csv(results_dir / "weights.csv")
+def fitted_line_figure(weights, X, y):
+    """The Figure of fit.png from weights.csv's rows and the one-feature data X (n, 1), y (n, 1)."""
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.scatter(X[:, 0], y[:, 0], s=14, alpha=0.5, label="data")
     grid = np.linspace(X[:, 0].min(), X[:, 0].max(), 50)
@@ -104,4 +118,10 @@ def fitted_line(results_dir, X, y):
     ax.set_ylabel("target")
     ax.set_title("The learned lines over the data\n(black: least squares, grey dashed: the generator)", fontsize=10)
     ax.legend(fontsize=6)
-    return save(fig, results_dir / "fit.png")
+    return fig
+
+
+def fitted_line(results_dir, X, y):
+    """fit.png for one-feature data: the points and the lines learned by each implementation."""
+    results_dir = Path(results_dir)
+    return save(fitted_line_figure(pd.read_csv(results_dir / "weights.csv"), X, y), results_dir / "fit.png")
