@@ -20,6 +20,7 @@ import handrolled
 
 from .. import registry, stability
 from ..implementations import make_trainer
+from ..prose import join, md_table, plural
 from . import study_data
 
 NAME = "lr_sweep"
@@ -111,17 +112,16 @@ def run(ctx):
     return pd.DataFrame(rows)
 
 
-def plot(table, out_dir):
-    """Final loss against lr with the threshold, and predicted vs measured iterations: lr_sweep.png."""
-    from ..figures import plt, save  # matplotlib with the Agg backend, loaded only to draw
+def figure(table):
+    """Final loss against lr with the threshold, and predicted vs measured iterations (the Figure, unsaved)."""
+    from ..figures import plt  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_l, ax_i) = plt.subplots(1, 2, figsize=(13, 5))
     threshold = table.threshold.iloc[0]
     markers = "osD^v<>"
     for k, ((name, dtype), rows) in enumerate(table.groupby(["implementation", "dtype"])):
         ok, bad = rows[rows.diverged_at < 0], rows[rows.diverged_at >= 0]
-        label = f"{name} [{dtype}]"
-        ax_l.loglog(ok.lr, ok.final_loss, markers[k % len(markers)], mfc="none", label=label, alpha=0.8)
+        ax_l.loglog(ok.lr, ok.final_loss, markers[k % len(markers)], mfc="none", label=f"{name} [{dtype}]", alpha=0.8)
         ax_l.loglog(bad.lr, np.minimum(np.nan_to_num(bad.final_loss, posinf=1e300), 1e300), "x", color="red",
                     alpha=0.8)
     ax_l.axvline(threshold, color="black", ls="--", label=f"2 / lambda_max = {threshold:.3g}")
@@ -130,8 +130,7 @@ def plot(table, out_dir):
     ax_l.set(xlabel="learning rate (log)", ylabel="loss at the last iteration run (MSE, log)",
              title="final loss; red x = diverged (loss at the iteration of divergence)")
     ax_l.legend(fontsize=7)
-    per_lr = table.drop_duplicates("lr")
-    good = per_lr[(per_lr.predicted_iterations > 0) & (per_lr.measured_iterations >= 0)]
+    good = _iteration_rows(table)
     ax_i.loglog(good.lr, good.predicted_iterations, "-o", label="predicted log(tol) / log(max|1 - lr lambda|)")
     ax_i.loglog(good.lr, good.measured_iterations, "s", mfc="none", label="measured (numpy, float64)")
     ax_i.axvline(threshold, color="black", ls="--")
@@ -140,7 +139,67 @@ def plot(table, out_dir):
     ax_i.legend(fontsize=8)
     for ax in (ax_l, ax_i):
         ax.grid(True, which="both", alpha=0.3)
-    return [save(fig, Path(out_dir) / f"{NAME}.png")]
+    return fig
+
+
+def plot(table, out_dir):
+    """lr_sweep.png."""
+    from ..figures import save
+
+    return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
+
+
+def _iteration_rows(table):
+    """One row per stable rate whose numpy run reached the tolerance: predicted and measured iterations."""
+    per_lr = table.drop_duplicates("lr")
+    return per_lr[(per_lr.predicted_iterations > 0) & (per_lr.measured_iterations >= 0)]
+
+
+def _coverage(table):
+    """'numpy and keras in float32 and float64 at 9 rates; `x` in float64 at 5 rates': who ran where, from the table."""
+    cover = table.groupby("implementation", sort=False).agg(
+        dtypes=("dtype", lambda d: join(sorted(set(d)))), rates=("lr", "nunique"))
+    groups = cover.reset_index().groupby(["dtypes", "rates"], sort=False).implementation.apply(list)
+    return "; ".join(f"{join(f'`{n}`' for n in names)} in {dtypes} at {plural(rates, 'rate')}"
+                     for (dtypes, rates), names in groups.items())
+
+
+def agreement_sentence(table):
+    """Whether every run landed on the side theory predicts, naming who ran at which rates and dtypes."""
+    disagree = table[~table.agrees_with_theory.astype(bool)]
+    ratios = table.lr_over_threshold
+    near = ratios[(ratios > 0.95) & (ratios < 1.05)]
+    span = (f"{ratios.min():.3g}x to {ratios.max():.3g}x the threshold"
+            + (f", nearest it {join(f'{r:.3g}x' for r in sorted(near.unique()))}" if len(near) else ""))
+    if disagree.empty:
+        return (f"Every one of the {len(table)} runs landed on the side theory predicts ({span}): "
+                f"{_coverage(table)}.")
+    return (f"**{plural(len(disagree), 'run')} of {len(table)} disagree with theory**: " + "; ".join(
+        f"`{r.implementation}` [{r.dtype}] at lr {r.lr:.4g} ({r.lr_over_threshold:.3g}x) was {r.observed_side}"
+        for r in disagree.itertuples()) + f". Runs made ({span}): {_coverage(table)}.")
+
+
+def _prediction_sentence(table):
+    """How far the measured iterations to tolerance are from the predicted upper bound, or '' if none."""
+    good = _iteration_rows(table)
+    if good.empty:
+        return ""
+    share = good.measured_iterations / good.predicted_iterations
+    return (f"At the {plural(len(good), 'stable rate')} the numpy float64 run needed {share.min():.2f} to "
+            f"{share.max():.2f} of the predicted iterations to close the distance to least squares to "
+            f"{good.tolerance.iloc[0]:g} of its start.")
+
+
+def findings(table):
+    """Findings: the threshold and whether the runs obeyed it; how good the predicted iteration counts were."""
+    t = table.iloc[0]
+    disagree = int((~table.agrees_with_theory.astype(bool)).sum())
+    first = (f"Full-batch descent is stable only below 2/lambda_max = {t.threshold:.3g} here; "
+             + (f"all {len(table)} runs of the sweep ({table.implementation.nunique()} implementations, "
+                f"{table.lr_over_threshold.min():.3g}x to {table.lr_over_threshold.max():.3g}x the threshold) "
+                "landed on the side it predicts."
+                if disagree == 0 else f"**{disagree} of {len(table)} runs of the sweep did not** land on the predicted side."))
+    return [first] + [s for s in [_prediction_sentence(table)] if s]
 
 
 def _short_runs(table):
@@ -151,37 +210,32 @@ def _short_runs(table):
 
 
 def report_section(table):
-    """Markdown: the threshold, whether every implementation agreed with it, and predicted vs measured iterations."""
+    """Markdown: the threshold, whether every run agreed with it, and predicted vs measured iterations."""
     t = table.iloc[0]
-    disagree = table[~table.agrees_with_theory.astype(bool)]
-    per_lr = table.groupby("lr").observed_side.nunique()
+    iterations = table.drop_duplicates("lr")[["lr", "lr_over_threshold", "predicted_iterations", "measured_iterations"]]
+    stable = iterations.predicted_iterations > 0
+    reached = iterations.measured_iterations >= 0
+    shown = pd.DataFrame({
+        "lr": iterations.lr.map("{:.4g}".format), "lr / threshold": iterations.lr_over_threshold.map("{:.3g}".format),
+        "predicted": np.where(stable, iterations.predicted_iterations.map("{:.0f}".format), "never (unstable)"),
+        "measured": np.where(reached, iterations.measured_iterations.astype(int).astype(str),
+                             np.where(stable, "not reached", "-")),
+        "measured / predicted": np.where(stable & reached, (iterations.measured_iterations
+                                                            / iterations.predicted_iterations).map("{:.2f}".format), ""),
+    })
     lines = [
         "## Learning-rate stability against the Hessian", "", f"![final loss and iterations against lr]({NAME}.png)", "",
-        f"Data: {t.get('data_source', 'not recorded')}. The Hessian of the MSE, 2/n [X, 1]^T [X, 1], has eigenvalues {t.lambda_min:.4g} to {t.lambda_max:.4g} "
-        f"(condition number {t.lambda_max / t.lambda_min:.3g}), so full-batch descent is stable only for "
-        f"lr < 2 / lambda_max = **{t.threshold:.4g}**. The lesson's 0.05 is "
-        f"{0.05 / t.threshold:.2f}x the threshold, its 0.25 is {0.25 / t.threshold:.2f}x, and 10 is {10 / t.threshold:.1f}x.",
-        "",
-        (f"All {table.implementation.nunique()} implementations ({', '.join(sorted(table.implementation.unique()))}) "
-         f"in {', '.join(sorted(table.dtype.unique()))} land on the side theory predicts at every one of the "
-         f"{table.lr.nunique()} rates ({len(table)} runs), including {table.lr_over_threshold.min():.3g}x to "
-         f"{table.lr_over_threshold.max():.3g}x the threshold and the pair just below and above it."
-         if disagree.empty and (per_lr == 1).all() else
-         f"**{len(disagree)} runs disagree with theory**: " + "; ".join(
-             f"{r.implementation} [{r.dtype}] at lr {r.lr:.4g} was {r.observed_side}" for r in disagree.itertuples())),
+        f"Data: {t.get('data_source', 'not recorded')}. The Hessian of the MSE, 2/n [X, 1]^T [X, 1], has eigenvalues "
+        f"{t.lambda_min:.4g} to {t.lambda_max:.4g} (condition number {t.lambda_max / t.lambda_min:.3g}), so full-batch "
+        f"descent is stable only for lr < 2 / lambda_max = **{t.threshold:.4g}**. The lesson's rates are "
+        + join(f"{lr:g} = {lr / t.threshold:.3g}x" for lr in LESSON_RATES) + " the threshold.",
+        "", agreement_sentence(table),
         "Runs shorter than the rest (the `iterations` column: slow implementations, and every implementation when "
         "the data are large) were made only at the lesson's rates and rates outside 0.5x-2x of the threshold, "
         f"where that is enough to tell the sides apart. Here: {_short_runs(table)}.",
         "",
         f"Iterations to bring the distance to the least-squares parameters down to {t.tolerance:g} of its start "
-        "(predicted: log(tol) / log(max_i |1 - lr lambda_i|), an upper bound; measured: the numpy float64 run):", "",
-        "| lr | lr / threshold | predicted | measured | measured / predicted |", "|---|---|---|---|---|",
+        "(predicted: log(tol) / log(max_i |1 - lr lambda_i|), an upper bound; measured: the numpy float64 run). "
+        + _prediction_sentence(table), "", md_table(shown),
     ]
-    for r in table.drop_duplicates("lr").itertuples():
-        if r.predicted_iterations > 0:
-            measured = "not reached" if r.measured_iterations < 0 else f"{int(r.measured_iterations)}"
-            ratio = "" if r.measured_iterations < 0 else f"{r.measured_iterations / r.predicted_iterations:.2f}"
-            lines.append(f"| {r.lr:.4g} | {r.lr_over_threshold:.3g} | {r.predicted_iterations:.0f} | {measured} | {ratio} |")
-        else:
-            lines.append(f"| {r.lr:.4g} | {r.lr_over_threshold:.3g} | never (unstable) | - | |")
     return "\n".join(lines)

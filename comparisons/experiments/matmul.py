@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..prose import md_table
 from ..timing import time_calls
 
 NAME = "matmul"
-METHODS = ("python_loop", "numpy", "tf_eager", "tf_function", "strassen_1level")
 STRASSEN_EXPONENT = math.log2(7)  # 2.807: seven half-size products instead of eight
-CLASSICAL_EXPONENT = 3.0
 FIT_MIN_N = 256  # below this, per-call overhead and unfilled caches bend the time curve
 # Largest |C - reference| over the largest |reference| that still counts as agreement.
 AGREEMENT_TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
@@ -109,11 +108,6 @@ def is_classical_probe(rel_err):
     return bool(rel_err < 1e-3)
 
 
-def closer_to_classical(exponent):
-    """Whether a measured exponent is nearer 3 (classical GEMM) than 2.807 (Strassen)."""
-    return abs(exponent - CLASSICAL_EXPONENT) < abs(exponent - STRASSEN_EXPONENT)
-
-
 def _methods(device):
     """(method, device, make(A, B) -> callable returning the product on the host) for each library method."""
     import tensorflow as tf
@@ -199,9 +193,9 @@ def run(ctx):
     return pd.DataFrame(rows)
 
 
-def plot(table, out_dir):
-    """GFLOP/s against n for each method and dtype, log-log: matmul.png."""
-    from ..figures import plt, save  # matplotlib with the Agg backend, loaded only to draw
+def figure(table):
+    """Time and GFLOP/s against n for each method and dtype, log-log (the Figure, unsaved)."""
+    from ..figures import plt  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(12, 4.8))
     for (method, device, dtype), rows in table.groupby(["method", "device", "dtype"]):
@@ -217,7 +211,53 @@ def plot(table, out_dir):
     for ax in (ax_t, ax_g):
         ax.grid(True, which="both", alpha=0.3)
     ax_g.legend(fontsize=7)
-    return [save(fig, Path(out_dir) / f"{NAME}.png")]
+    return fig
+
+
+def plot(table, out_dir):
+    """matmul.png."""
+    from ..figures import save
+
+    return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
+
+
+def probes(table):
+    """(library products' probe errors, one-level Strassen's probe errors) from the table's scale-probe column."""
+    rows = table.dropna(subset=["scale_probe_rel_err"])
+    return (rows[rows.method != "strassen_1level"].scale_probe_rel_err,
+            rows[rows.method == "strassen_1level"].scale_probe_rel_err)
+
+
+def loop_speedup(table):
+    """(n, numpy's float64 speedup over the triple loop) at the largest n both ran, or None."""
+    loop = table[(table.method == "python_loop") & (table.dtype == "float64")]
+    lib = table[(table.method == "numpy") & (table.dtype == "float64")].set_index("n").min_s
+    shared = sorted(set(loop.n) & set(lib.index))
+    if not shared:
+        return None
+    n = shared[-1]
+    return int(n), float(loop.set_index("n").min_s[n] / lib[n])
+
+
+def findings(table):
+    """Findings: which algorithm numpy's matmul is, from the probe and the exponent; the loop against numpy."""
+    library, strassen = probes(table)
+    kept = int(library.map(is_classical_probe).sum())
+    exponent = exponent_of(table)
+    time_part = f"; its float64 time grows as n^{exponent:.2f}" if math.isfinite(exponent) else ""
+    if len(library) and kept == len(library):
+        first = (f"numpy's matmul is the classical product, not Strassen: all {len(library)} numpy and TensorFlow "
+                 f"products kept the small block of the scale probe"
+                 + (" that one Strassen step loses" if len(strassen) and not strassen.map(is_classical_probe).any() else "")
+                 + time_part + ".")
+    else:
+        first = (f"{len(library) - kept} of {len(library)} library products lost the scale probe's small block, "
+                 f"as a Strassen-type product would{time_part}.")
+    out = [first]
+    speedup = loop_speedup(table)
+    if speedup:
+        out.append(f"At n = {speedup[0]} numpy.matmul is {speedup[1]:,.0f}x faster than the lesson's triple Python loop.")
+    return out
 
 
 def report_section(table):
@@ -235,8 +275,8 @@ def report_section(table):
         if not same.empty:
             lines.append(f"At n = {int(big.n)} numpy.matmul is {big.min_s / same.min_s.iloc[0]:,.0f}x faster than the loop.")
     best = lib.loc[lib.groupby(["method", "device", "dtype"]).gflops.idxmax()]
-    lines += ["", "| method | device | dtype | best GFLOP/s | at n |", "|---|---|---|---|---|"]
-    lines += [f"| {r.method} | {r.device} | {r.dtype} | {r.gflops:.1f} | {int(r.n)} |" for r in best.itertuples()]
+    best = best[["method", "device", "dtype", "gflops", "n"]].rename(columns={"gflops": "best GFLOP/s", "n": "at n"})
+    lines += ["", md_table(best, "{:.1f}")]
     disagree = table[~table.agrees.astype(bool)]
     lines += ["", ("Every product agrees with a float64 reference of the same inputs "
                    f"(largest relative difference {table.max_rel_diff.max():.2g}; float64 loop vs numpy: "
@@ -245,9 +285,8 @@ def report_section(table):
                    + ", ".join(f"{r.method} n={r.n} {r.dtype}" for r in disagree.itertuples()) + ".")]
     exponent = exponent_of(table)
     blas = table.blas.iloc[0]
-    probes = table.dropna(subset=["scale_probe_rel_err"])
-    lib_probe = probes[probes.method != "strassen_1level"]
-    classical = lib_probe[lib_probe.scale_probe_rel_err.map(is_classical_probe)]
+    lib_probe, strassen = probes(table)
+    classical = lib_probe[lib_probe.map(is_classical_probe)]
     lines += ["", f"**Which algorithm?** numpy calls **{blas}**. Two pieces of evidence, both computed here:", "",
               f"- time scaling: numpy's float64 time grows as n^{exponent:.2f} over n >= {FIT_MIN_N} (best of "
               f"repeats; classical GEMM gives 3, Strassen {STRASSEN_EXPONENT:.3f}; on a shared machine this fit "
@@ -256,11 +295,10 @@ def report_section(table):
               "is ~1e100 (1e15 in float32) and whose second is ~1. The classical product only adds exact zeros "
               "to the small block; Strassen mixes the blocks in sums like (A11 + A22)(B11 + B22) and the small "
               f"block vanishes in the cancellation. {len(classical)} of {len(lib_probe)} numpy/TensorFlow products "
-              f"keep the small block (largest relative error {lib_probe.scale_probe_rel_err.max():.2g})"]
-    strassen = probes[probes.method == "strassen_1level"]
+              f"keep the small block (largest relative error {lib_probe.max():.2g})"]
     if not strassen.empty:
         lines[-1] += (f"; the one-level Strassen written here loses it (relative error "
-                      f"{strassen.scale_probe_rel_err.min():.2g}).")
+                      f"{strassen.min():.2g}).")
     else:
         lines[-1] += "."
     all_classical = len(classical) == len(lib_probe) and len(lib_probe) > 0

@@ -15,6 +15,7 @@ import handrolled
 
 from ..data import order_seed
 from ..implementations import make_trainer
+from ..prose import join, md_table
 from ..timing import time_calls
 from . import study_data
 
@@ -104,9 +105,9 @@ def run(ctx):
     return pd.DataFrame(rows)
 
 
-def plot(table, out_dir):
-    """Full-data loss above OLS against epochs and against wall-clock time: variants.png."""
-    from ..figures import plt, save  # matplotlib with the Agg backend, loaded only to draw
+def figure(table):
+    """Full-data loss above OLS against epochs and against wall-clock time (the Figure, unsaved)."""
+    from ..figures import plt  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(13, 5))
     colours = dict(zip(sorted(table.batch_size.unique(), reverse=True), ("C0", "C1", "C2", "C3")))
@@ -125,15 +126,46 @@ def plot(table, out_dir):
     for ax in (ax_e, ax_t):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    return [save(fig, Path(out_dir) / f"{NAME}.png")]
+    return fig
+
+
+def plot(table, out_dir):
+    """variants.png."""
+    from ..figures import save
+
+    return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
+
+
+def _last_epoch(table):
+    """(epochs, numpy's rows at the last epoch by batch size, the largest keras-vs-numpy step difference or nan)."""
+    epochs = int(table.epoch.max())
+    last = table[table.epoch == epochs]
+    keras_rows = last[last.implementation == "keras"]
+    worst = keras_rows.max_rel_step_loss_diff_vs_numpy.max() if not keras_rows.empty else math.nan
+    return epochs, last[last.implementation == "numpy"].set_index("batch_size").sort_index(), worst
+
+
+def findings(table):
+    """Findings: whether Keras follows numpy's mini-batch path, and what the batch size buys per epoch."""
+    epochs, numpy_last, worst = _last_epoch(table)
+    sizes = list(numpy_last.index)
+    out = []
+    if not math.isnan(worst):
+        out.append(f"Fed the same sample order, Keras follows numpy's path at batch sizes {join(sizes)} "
+                   f"(largest relative difference of the per-step losses {worst:.2g})." if worst <= AGREEMENT else
+                   f"**Keras and numpy part ways on the same sample order**: per-step losses differ by up to {worst:.2g}.")
+    if len(sizes) >= 2:
+        small, full = numpy_last.iloc[0], numpy_last.iloc[-1]
+        out.append(f"After {epochs} epochs batch size {sizes[0]} is {small.full_loss - small.ols_loss:.2g} above the "
+                   f"least-squares loss and batch size {sizes[-1]} {full.full_loss - full.ols_loss:.2g}.")
+    return out
 
 
 def report_section(table):
     """Markdown: agreement of numpy and Keras per batch size, and what each variant buys per epoch and per second."""
-    last = table[table.epoch == table.epoch.max()]
-    epochs = int(table.epoch.max())
+    epochs, _, worst = _last_epoch(table)
+    last = table[table.epoch == epochs]
     keras_rows = last[last.implementation == "keras"]
-    worst = keras_rows.max_rel_step_loss_diff_vs_numpy.max() if not keras_rows.empty else math.nan
     lines = ["## Batch, mini-batch and stochastic descent", "", f"![loss against epochs and time]({NAME}.png)", "",
              f"numpy and Keras trained on the same float64 data ({table.iloc[0].get('data_source', 'not recorded')}) with lr = "
              f"{table.lr.iloc[0]:g}, for {epochs} epochs per "
@@ -145,22 +177,26 @@ def report_section(table):
     if left_out:
         lines += [f"Left out: batch size {', '.join(map(str, left_out))}, whose one epoch of the {int(n):,} rows would "
                   f"take more than {STEP_CAP:,} updates.", ""]
-    lines.append(("numpy and Keras follow the same path at every batch size: the largest relative difference "
-                  f"of their per-step batch losses is {worst:.2g} (threshold {AGREEMENT:g}), the largest parameter "
-                  f"difference {keras_rows.max_abs_param_diff_vs_numpy.max():.2g}.")
-                 if worst <= AGREEMENT else
-                 f"**numpy and Keras differ**: relative per-step loss difference up to {worst:.2g} (threshold {AGREEMENT:g}).")
-    lines += ["", "| batch size | updates/epoch | excess loss after 1 epoch | after the last | numpy ms/epoch | keras ms/epoch | keras first call (s) |",
-              "|---|---|---|---|---|---|---|"]
-    for batch_size, rows in table.groupby("batch_size", sort=False):
-        np_rows, k_rows = rows[rows.implementation == "numpy"], rows[rows.implementation == "keras"]
-        one = np_rows[np_rows.epoch == 1].iloc[0]
-        end = np_rows[np_rows.epoch == epochs].iloc[0]
-        per_epoch = int(one.steps)
+    if math.isnan(worst):
+        lines.append("Only numpy ran (no Keras rows): there is no second implementation to compare its path with.")
+    elif worst <= AGREEMENT:
+        lines.append("numpy and Keras follow the same path at every batch size: the largest relative difference "
+                     f"of their per-step batch losses is {worst:.2g} (threshold {AGREEMENT:g}), the largest parameter "
+                     f"difference {keras_rows.max_abs_param_diff_vs_numpy.max():.2g}.")
+    else:
+        lines.append(f"**numpy and Keras differ**: relative per-step loss difference up to {worst:.2g} "
+                     f"(threshold {AGREEMENT:g}).")
+    rows = []
+    for batch_size, group in table.groupby("batch_size", sort=False):
+        np_rows, k_rows = group[group.implementation == "numpy"], group[group.implementation == "keras"]
+        one, end = np_rows[np_rows.epoch == 1].iloc[0], np_rows[np_rows.epoch == epochs].iloc[0]
         ms = lambda r: f"{r.median_s.iloc[0] / epochs * 1e3:.3g}" if not r.empty else "-"
-        first = f"{k_rows.first_call_s.iloc[0]:.2f}" if not k_rows.empty else "-"
-        lines.append(f"| {batch_size} | {per_epoch} | {one.full_loss - one.ols_loss:.3g} | "
-                     f"{end.full_loss - end.ols_loss:.3g} | {ms(np_rows)} | {ms(k_rows)} | {first} |")
+        rows.append({"batch size": batch_size, "updates/epoch": int(one.steps),
+                     "excess loss after 1 epoch": f"{one.full_loss - one.ols_loss:.3g}",
+                     "after the last": f"{end.full_loss - end.ols_loss:.3g}", "numpy ms/epoch": ms(np_rows),
+                     "keras ms/epoch": ms(k_rows),
+                     "keras first call (s)": f"{k_rows.first_call_s.iloc[0]:.2f}" if not k_rows.empty else "-"})
+    lines += ["", md_table(pd.DataFrame(rows))]
     by_size = {b: r[(r.implementation == "numpy") & (r.epoch == epochs)].iloc[0] for b, r in table.groupby("batch_size")}
     sizes = sorted(by_size)
     if len(sizes) >= 2:
