@@ -172,6 +172,7 @@ def run(config, out, staging):
     written = tables.write_all(output, config, environment, staging)
     report.build(staging)
     publish(staging, out)
+    report.sync_readme(out)  # the README's findings block, when `out` is the repository's results/
     print(summary(written, output), file=sys.stderr)
     print(f"report: {out / 'report.md'}  ({time.perf_counter() - clock:.0f} s)", file=sys.stderr)
     return 0

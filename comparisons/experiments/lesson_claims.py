@@ -470,19 +470,22 @@ def plot(table, out_dir):
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 
 
-def _short(key):
-    """The few words naming a claim, or its key for a claim this version no longer has."""
-    return BY_KEY[key].short if key in BY_KEY else f"`{key}`"
+def keys(table):
+    """Each row's claim key; a table written before the key column existed names its claims by their text."""
+    if "key" in table:
+        return list(table.key)
+    by_text = {claim.text: claim.key for claim in CLAIMS}
+    return [by_text.get(text, text) for text in table.claim]
 
 
 def findings(table):
     """Findings: the verdict counts, naming the claims found wrong."""
     counts = table.verdict.value_counts()
-    wrong = table[table.verdict == "wrong"]
-    text = (f"Of the lesson's {len(table)} testable claims, {counts.get('holds', 0)} hold, "
-            f"{counts.get('wrong', 0)} are wrong and {counts.get('imprecise', 0)} imprecise")
-    if "key" in table and len(wrong):
-        text += ". Wrong: " + "; ".join(_short(k) for k in wrong.key)
+    wrong = [key for key, v in zip(keys(table), table.verdict) if v == "wrong"]
+    text = (f"Of the lesson's {len(table)} testable claims, {counts.get('holds', 0)} hold, {len(wrong)} "
+            f"{'is' if len(wrong) == 1 else 'are'} wrong and {counts.get('imprecise', 0)} imprecise")
+    if wrong:
+        text += ". Wrong: " + "; ".join(BY_KEY[k].short if k in BY_KEY else f"`{k}`" for k in wrong)
     return [text + "."]
 
 
