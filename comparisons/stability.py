@@ -22,10 +22,6 @@ class Stability:
         """The largest stable step, 2 / lambda_max (descent diverges above it)."""
         return 2.0 / self.lambda_max
 
-    @property
-    def condition_number(self):
-        return self.lambda_max / self.lambda_min if self.lambda_min > 0 else math.inf
-
     def predicted_iterations(self, lr, tol):
         """Iterations for the slowest error component to shrink by `tol`: log(tol) / log(|1 - lr * lambda_min|).
 
