@@ -117,3 +117,87 @@ def test_fitted_lines_one_per_finite_run():
 @pytest.mark.parametrize("name", ["loss_curves", "timings"])
 def test_committed_figures_exist(name):
     assert (RESULTS / f"{name}.png").stat().st_size > 10_000
+
+
+# --- the experiments' figures, from their committed tables ---------------------------------------------
+
+def _labelled_lines(ax):
+    return {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+
+
+def _inside(ax, xs, ys):
+    """Every finite plotted point inside the axis limits."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    return bool(np.all((x0 <= xs[ok]) & (xs[ok] <= x1) & (y0 <= ys[ok]) & (ys[ok] <= y1)))
+
+
+def test_lr_sweep_figure_has_every_run_and_the_threshold():
+    from comparisons.experiments import lr_sweep
+
+    table = pd.read_csv(RESULTS / "lr_sweep.csv")
+    fig = lr_sweep.figure(table)
+    losses, iterations = fig.axes
+    lines = _labelled_lines(losses)
+    for (name, dtype), rows in table.groupby(["implementation", "dtype"]):
+        line = lines[f"{name} [{dtype}]"]
+        finished = rows[rows.diverged_at < 0]
+        np.testing.assert_allclose(line.get_xdata(), finished.lr)
+        np.testing.assert_allclose(line.get_ydata(), finished.final_loss)
+        assert _inside(losses, finished.lr, finished.final_loss)
+    threshold = next(line for label, line in lines.items() if label.startswith("2 / lambda_max"))
+    assert list(threshold.get_xdata()) == [table.threshold.iloc[0]] * 2
+    assert losses.get_xscale() == "log" and losses.get_xlim()[0] > 0
+    per_rate = table.drop_duplicates("lr")
+    stable = per_rate[(per_rate.predicted_iterations > 0) & (per_rate.measured_iterations >= 0)]
+    measured = _labelled_lines(iterations)["measured (numpy, float64)"]
+    np.testing.assert_allclose(measured.get_ydata(), stable.measured_iterations)
+    assert _inside(iterations, stable.lr, stable.predicted_iterations)
+
+
+def test_variants_figure_has_a_line_per_implementation_and_batch_size():
+    from comparisons.experiments import variants
+
+    table = pd.read_csv(RESULTS / "variants.csv")
+    by_epoch, by_time = variants.figure(table).axes
+    lines = _labelled_lines(by_epoch)
+    assert set(lines) == {f"{n}, batch {b}" for n, b in zip(table.implementation, table.batch_size)}
+    for (name, batch_size), rows in table.groupby(["implementation", "batch_size"]):
+        excess = np.maximum(rows.sort_values("epoch").full_loss - rows.sort_values("epoch").ols_loss, 1e-17)
+        np.testing.assert_allclose(lines[f"{name}, batch {batch_size}"].get_ydata(), excess)
+        assert _inside(by_epoch, rows.epoch, excess)
+    assert by_epoch.get_yscale() == "log" and by_epoch.get_ylim()[0] > 0
+    assert len(_labelled_lines(by_time)) == len(lines)
+
+
+def test_matmul_figure_has_every_method_and_its_times():
+    from comparisons.experiments import matmul
+
+    table = pd.read_csv(RESULTS / "matmul.csv")
+    times, rates = matmul.figure(table).axes
+    lines = _labelled_lines(times)
+    groups = table.groupby(["method", "device", "dtype"])
+    assert set(lines) == {f"{m} [{d}, {t}]" for m, d, t in groups.groups}
+    for (method, device, dtype), rows in groups:
+        rows = rows.sort_values("n")
+        np.testing.assert_allclose(lines[f"{method} [{device}, {dtype}]"].get_ydata(), rows.min_s)
+        assert _inside(times, rows.n, rows.min_s) and _inside(rates, rows.n, rows.gflops)
+    assert [t.get_text() for t in rates.get_legend().get_texts()] == sorted(lines, key=list(lines).index)
+    assert times.get_yscale() == rates.get_yscale() == "log"
+
+
+def test_lesson_claims_figure_has_a_bar_per_claim_in_its_verdicts_colour():
+    from matplotlib.colors import to_hex
+
+    from comparisons.experiments import lesson_claims
+
+    table = pd.read_csv(RESULTS / "lesson_claims.csv")
+    ax = lesson_claims.figure(table).axes[0]
+    bars = _bars(ax)
+    assert len(bars) == len(table)
+    top_down = sorted(bars, key=lambda b: -b.get_y())
+    assert [to_hex(b.get_facecolor()) for b in top_down] == [lesson_claims.COLOURS[v] for v in table.verdict]
+    counts = table.verdict.value_counts()
+    assert ax.get_title(loc="left") == "The lesson's claims, tested: " + ", ".join(
+        f"{counts.get(v, 0)} {v}" for v in ("holds", "wrong", "imprecise"))
