@@ -1,7 +1,7 @@
 """The matmul race from the lesson's last cell: triple Python loop vs numpy.matmul vs tf.linalg.matmul.
 
 The lesson says numpy multiplies matrices with Strassen's O(n^2.807) algorithm. numpy calls its
-BLAS (here OpenBLAS), whose GEMM is the classical O(n^3) product, blocked for the caches and
+BLAS (environment.json names it), whose GEMM is the classical O(n^3) product, blocked for the caches and
 vectorised; the evidence computed here is the exponent of time against n on large sizes.
 """
 import math
