@@ -1,10 +1,12 @@
-"""The studies beyond the lesson's single run. Each is one module with the same three functions:
+"""The studies beyond the lesson's single run. Each is one module with the same functions:
 
     run(ctx: ExperimentContext) -> pandas.DataFrame   # compute; the driver writes <NAME>.csv
     plot(table: pandas.DataFrame, out_dir: Path) -> list[Path]   # figures from the table alone
     report_section(table: pandas.DataFrame) -> str   # markdown for report.md, from the table alone
+    findings(table: pandas.DataFrame) -> list[str]   # optional: at most two sentences for the Findings
 
-so figures and the report can be redrawn from the CSV without computing again.
+so figures and the report can be redrawn from the CSV without computing again. plot() saves the
+Figure that a `figure(table)` function builds, so tests can inspect its artists.
 """
 import importlib
 from dataclasses import dataclass, field
