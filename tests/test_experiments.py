@@ -50,8 +50,9 @@ def test_predicted_iterations_bound_the_measured_ones():
     analysis = stability.analyse(X)
     for factor in (0.1, 0.5, 0.9):
         lr = factor * analysis.max_stable_lr
-        measured = lr_sweep.measured_iterations(X, y, np.zeros((1, 1)), 0.0, lr, 100_000)
         predicted = analysis.predicted_iterations(lr, lr_sweep.TOLERANCE)
+        # run just past the bound: a run that needs more returns -1 and fails below
+        measured = lr_sweep.measured_iterations(X, y, np.zeros((1, 1)), 0.0, lr, math.ceil(predicted) + 1)
         assert 0 < measured <= math.ceil(predicted)
 
 
