@@ -8,3 +8,7 @@ EQUIVALENCE = {"float64": 1e-10, "float32": 1e-4}
 # Largest gap of a finished run to the least-squares parameters (relative to each parameter's size) at
 # which the report calls descent converged: float32 cannot get much closer than ~1e-4 of a parameter.
 CONVERGED = {"float64": 1e-5, "float32": 1e-4}
+
+# Largest |C - reference| / max|reference| of a matrix product against a float64 product of the same
+# (rounded) inputs that counts as agreement: a length-n dot product rounds to ~n eps at worst.
+MATMUL = {"float64": 1e-12, "float32": 1e-5}

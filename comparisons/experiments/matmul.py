@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 
 from ..prose import md_table
+from ..tolerances import MATMUL as MATMUL_AGREEMENT
 from ..timing import time_calls
 
 NAME = "matmul"
 STRASSEN_EXPONENT = math.log2(7)  # 2.807: seven half-size products instead of eight
 FIT_MIN_N = 256  # below this, per-call overhead and unfilled caches bend the time curve
-# Largest |C - reference| over the largest |reference| that still counts as agreement.
-AGREEMENT_TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
 
 
 def sizes(config):
@@ -158,7 +157,7 @@ def _row(method, device, dtype, n, timing, C, reference, probe):
         "first_call_s": timing.first_call_s, "median_s": timing.median_s, "min_s": timing.min_s,
         "max_s": timing.max_s, "gflops": 2.0 * n ** 3 / timing.min_s / 1e9,
         "max_rel_diff": max_rel, "allclose": bool(np.allclose(C, reference, rtol=1e-5, atol=1e-8 * math.sqrt(n) * scale)),
-        "agrees": max_rel <= AGREEMENT_TOLERANCE[dtype], "scale_probe_rel_err": probe, "blas": blas_name(),
+        "agrees": max_rel <= MATMUL_AGREEMENT[dtype], "scale_probe_rel_err": probe, "blas": blas_name(),
     }
 
 

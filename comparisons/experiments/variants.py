@@ -16,6 +16,7 @@ import handrolled
 from ..data import order_seed
 from ..implementations import make_trainer
 from ..prose import join, md_table
+from ..tolerances import EQUIVALENCE
 from ..timing import time_calls
 from . import study_data
 
@@ -23,7 +24,7 @@ NAME = "variants"
 DTYPE = "float64"  # the equivalence check needs float64
 IMPLEMENTATIONS = ("numpy", "keras")
 STEP_CAP = 20_000  # most single-sample updates per run (the epochs shrink on large data)
-AGREEMENT = 1e-10  # largest relative difference of per-step batch losses that counts as "the same path"
+AGREEMENT = EQUIVALENCE[DTYPE]  # largest relative difference of per-step batch losses that counts as "the same path"
 
 
 def epochs_for(config):
