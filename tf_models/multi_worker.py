@@ -158,6 +158,27 @@ def global_column_abs_max(ctx, X_k):
     return float(np.max(total.numpy()))
 
 
+def die_with_launcher():
+    """When a launcher set MULTI_WORKER_PARENT_PID: exit as soon as that process is gone.
+
+    PR_SET_PDEATHSIG (Linux) sends SIGKILL when the parent dies; the check right after it
+    catches a parent that died before the call. Workers started by hand on real hosts have no
+    such variable and are not affected.
+    """
+    parent = os.environ.get("MULTI_WORKER_PARENT_PID")
+    if not parent:
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the launcher's own clean-up still ends the workers
+    if os.getppid() != int(parent):
+        os._exit(1)
+
+
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -214,6 +235,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tf_models.multi_worker", description=__doc__.split("\n")[0])
     parser.add_argument("--job", required=True, help="job JSON file, or - for stdin")
     args = parser.parse_args(argv)
+    die_with_launcher()
     index = "?"  # until TF_CONFIG is read
     try:
         job = json.load(sys.stdin if args.job == "-" else open(args.job))
