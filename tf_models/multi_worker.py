@@ -148,6 +148,68 @@ def train_task(ctx):
     }
 
 
+@task("keras_train")
+def keras_train_task(ctx):
+    """Keras Dense(1) + SGD + "mse" fit under the strategy, each worker fed its own (balanced) rows.
+
+    Not in the study (no `keras:multi_worker`): in Keras 3.15 / TF 2.21 fit fails here. Plain, it
+    fails in fit's first-batch build ("ValueError: Attempt to convert a value (PerReplica ...)",
+    cf. tensorflow#72388); with job["build_from_host_batch"] = true that build is fed this worker's
+    host batch instead, and fit then fails in its train step ("Invalid reduction dimension 0 for
+    input with 0 dimensions"). The task stays so the support matrix can record what happens.
+    Each worker's tf.data holds its own shard padded to c = ceil(n / W) rows (weights as in
+    tf_models.distributed.balanced_rows), auto-sharding off, one batch of c rows per step;
+    job["steps_per_execution"] (default 1) is passed to compile.
+    """
+    import keras
+    import tensorflow as tf
+
+    from .distributed import keras_replica_scale_correction, shards
+    from .keras_model import build_model, floatx
+
+    if os.environ.get("MULTI_WORKER_DEBUG"):
+        keras.config.disable_traceback_filtering()
+    job, strategy = ctx.job, ctx.strategy
+    dtype = np.dtype(job.get("dtype", "float64"))
+    X_k, y_k, n = load_shard(job["data"], ctx.index, ctx.workers, dtype)
+    m = X_k.shape[1]
+    c = max(stop - start for start, stop in shards(n, ctx.workers))
+    pad = c - X_k.shape[0]
+    weight = ctx.workers * c / n * keras_replica_scale_correction(ctx.workers)
+    X_p = np.concatenate([X_k, np.zeros((pad, m), dtype)])
+    y_p = np.concatenate([y_k, np.zeros((pad, 1), dtype)])
+    w_p = np.concatenate([np.full(X_k.shape[0], weight, dtype), np.zeros(pad, dtype)])
+    iterations = int(job["iterations"])
+    with floatx(str(dtype)), strategy.scope():
+        model = build_model(m, str(dtype))
+        if job.get("build_from_host_batch", False):
+            # Keras' fit first reduces the first distributed batch to build the model symbolically, and under
+            # MultiWorkerMirroredStrategy that reduce fails ("Attempt to convert a value (PerReplica ...)",
+            # cf. tensorflow#72388); the symbolic build needs only shapes, so give it this worker's host batch
+            host_batch = (X_p, y_p, w_p)
+            model._maybe_symbolic_build = lambda iterator=None, data_batch=None: type(model)._maybe_symbolic_build(
+                model, data_batch=host_batch)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=float(job["lr"])), loss="mse",
+                      jit_compile=False, steps_per_execution=int(job.get("steps_per_execution", 1)))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    data = tf.data.Dataset.from_tensor_slices((X_p, y_p, w_p)).batch(c).repeat().with_options(options)
+    dense = model.layers[-1]
+    W0 = np.asarray(job["W0"], dtype).reshape(m, 1)
+
+    def call():
+        dense.set_weights([W0, np.asarray([job["b0"]], dtype)])
+        with floatx(str(dtype)):
+            history = model.fit(data, epochs=iterations, steps_per_epoch=1, verbose=0)
+        kernel, bias = dense.get_weights()
+        return kernel, bias, history.history["loss"]
+
+    (kernel, bias, losses), first, times = timed_calls(call, int(job.get("repeats", 0)), job.get("budget_s"))
+    return {"weights": kernel.tolist(), "bias": float(bias[0]), "epoch_loss": [float(v) for v in losses],
+            "device": "+".join(f"worker{k}/cpu:0" for k in range(ctx.workers)), "dtype": str(dtype), "n": n,
+            "workers": ctx.workers, "first_call_s": first, "repeat_s": times}
+
+
 def global_column_abs_max(ctx, X_k):
     """max_j sum_i |x_ij| over all workers' rows: one SUM all-reduce at set-up, outside the timed loop."""
     import tensorflow as tf
@@ -248,6 +310,10 @@ def main(argv=None):
         print(f"error: worker {index}: interrupted", file=sys.stderr, flush=True)
         return 130
     except Exception as exc:  # one line for the launcher; the cause is in the message
+        if os.environ.get("MULTI_WORKER_DEBUG"):  # the whole traceback before the line, for debugging
+            import traceback
+
+            traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
         print(f"error: worker {index}: {type(exc).__name__}: {first}", file=sys.stderr, flush=True)
         return 1
