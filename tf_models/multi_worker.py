@@ -23,8 +23,10 @@ The job (JSON from a file, or stdin with `--job -`), the same for every worker:
      "result": "result.json"}         # where the chief (worker 0) writes its result ("-": stdout)
 
 Tasks: TASKS maps a name to fn(WorkerContext) -> dict (JSON-serialisable), which the chief writes.
-Add a task with the @task("name") decorator; every worker runs the same function (collectives
-must match across workers).
+"train" is the study's gradient_tape:multi_worker; "keras_train" is Keras fit under the strategy
+(it fails in Keras 3.15: kept for the support matrix). Add a task with the @task("name")
+decorator; every worker runs the same function (collectives must match across workers).
+MULTI_WORKER_DEBUG=1 in the environment prints a failing worker's whole traceback.
 
 Errors: any failure prints one line `error: worker K: <Type>: <message>` on stderr and exits 1;
 a launcher shows that line. A broken peer makes the others fail within collective_timeout_s.
