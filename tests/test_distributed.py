@@ -270,3 +270,56 @@ def test_bad_replicas_or_workers_are_usage_errors(flag, value):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and flag in lines[0]
+
+
+def _fake_workers(tmp_path, scripts):
+    """Short-lived stand-ins for workers: (Popen list, stderr log paths), each running `script`."""
+    processes, logs = [], []
+    for k, script in enumerate(scripts):
+        log = tmp_path / f"worker{k}.stderr"
+        with open(log, "wb") as handle:
+            processes.append(subprocess.Popen([sys.executable, "-c", script], stderr=handle, start_new_session=True))
+        logs.append(log)
+    return processes, logs
+
+
+@pytest.mark.parametrize("scripts, culprit, how", [
+    # a peer whose collective timed out is a victim: the one still running is named as hung
+    (["import time; time.sleep(60)",
+      "import sys; print('error: worker 1: DeadlineExceeded: Collective ops is aborted by: timed out', file=sys.stderr);"
+      " sys.exit(1)"], 0, "hung"),
+    # a worker with its own error is named before the victims of its failure
+    (["import sys; print('error: worker 0: UnavailableError: Collective ops is aborted by: peer died', file=sys.stderr);"
+      " sys.exit(1)",
+      "import sys; print('error: worker 1: ValueError: bad data', file=sys.stderr); sys.exit(1)"], 1, "exit code 1"),
+    # killed by a signal: named as such
+    (["import time; time.sleep(60)", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], 1, "SIGKILL"),
+], ids=["hung_peer", "own_error_before_victims", "killed"])
+def test_the_launcher_names_the_worker_that_caused_a_failure(tmp_path, monkeypatch, scripts, culprit, how):
+    from comparisons import cluster
+
+    monkeypatch.setattr(cluster, "BLAME_WAIT_S", 1.0)
+    processes, logs = _fake_workers(tmp_path, scripts)
+    try:
+        with pytest.raises(cluster.ClusterError) as failure:
+            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2])
+    finally:
+        cluster.end_workers(processes, grace_s=2)
+    message = str(failure.value)
+    assert message.startswith(f"worker {culprit} failed") and how in message, message
+    assert not [p.pid for p in processes if alive(p.pid)]
+
+
+def test_the_launcher_retries_when_a_worker_cannot_bind_its_port(tmp_path, monkeypatch):
+    from comparisons import cluster
+
+    monkeypatch.setattr(cluster, "BLAME_WAIT_S", 1.0)
+    processes, logs = _fake_workers(tmp_path, [  # TensorFlow's own message when the port is taken
+        "import sys; print('error: worker 0: UnknownError: Could not start gRPC server', file=sys.stderr); sys.exit(1)",
+        "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(cluster._PortTaken):
+            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2])
+    finally:
+        cluster.end_workers(processes, grace_s=2)
+    assert not [p.pid for p in processes if alive(p.pid)]
