@@ -157,8 +157,10 @@ def keras_train_task(ctx):
     Not in the study (no `keras:multi_worker`): in Keras 3.15 / TF 2.21 fit fails here. Plain, it
     fails in fit's first-batch build ("ValueError: Attempt to convert a value (PerReplica ...)",
     cf. tensorflow#72388); with job["build_from_host_batch"] = true that build is fed this worker's
-    host batch instead, and fit then fails in its train step ("Invalid reduction dimension 0 for
-    input with 0 dimensions"). The task stays so the support matrix can record what happens.
+    host batch instead, and fit then fails after its first train step: Keras' reduce_per_replica
+    reduces the scalar logs (the loss) of a multi-worker strategy with strategy.reduce("MEAN", v,
+    axis=0), and a scalar has no axis 0 ("Invalid reduction dimension 0 for input with 0
+    dimensions"). The task stays so the support matrix can record what happens.
     Each worker's tf.data holds its own shard padded to c = ceil(n / W) rows (weights as in
     tf_models.distributed.balanced_rows), auto-sharding off, one batch of c rows per step;
     job["steps_per_execution"] (default 1) is passed to compile.
@@ -188,14 +190,16 @@ def keras_train_task(ctx):
             # Keras' fit first reduces the first distributed batch to build the model symbolically, and under
             # MultiWorkerMirroredStrategy that reduce fails ("Attempt to convert a value (PerReplica ...)",
             # cf. tensorflow#72388); the symbolic build needs only shapes, so give it this worker's host batch
-            host_batch = (X_p, y_p, w_p)
+            host_batch = (X_p, y_p) if pad == 0 and weight == 1.0 else (X_p, y_p, w_p)
             model._maybe_symbolic_build = lambda iterator=None, data_batch=None: type(model)._maybe_symbolic_build(
                 model, data_batch=host_batch)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=float(job["lr"])), loss="mse",
                       jit_compile=False, steps_per_execution=int(job.get("steps_per_execution", 1)))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    data = tf.data.Dataset.from_tensor_slices((X_p, y_p, w_p)).batch(c).repeat().with_options(options)
+    unweighted = pad == 0 and weight == 1.0  # equal shards, R a power of two: plain (X, y) batches
+    tensors = (X_p, y_p) if unweighted else (X_p, y_p, w_p)
+    data = tf.data.Dataset.from_tensor_slices(tensors).batch(c).repeat().with_options(options)
     dense = model.layers[-1]
     W0 = np.asarray(job["W0"], dtype).reshape(m, 1)
 
