@@ -50,11 +50,30 @@ def resolve_devices(config):
     from .tf_runtime import import_tensorflow
 
     import_tensorflow()
+    split_cpu_if_mirrored(config)
     from tf_models.devices import DeviceError, resolve_devices as resolve
 
     try:
         return resolve(config.device), True
     except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def split_cpu_if_mirrored(config):
+    """Split the CPU into config.replicas logical devices when a mirrored variant will run on CPUs.
+
+    Must run right after TensorFlow's import, before anything initialises its runtime; without a
+    mirrored variant the CPU stays one device, as every other run expects.
+    """
+    from .registry import split_name
+
+    if not any(split_name(name)[1] == "mirrored" for name in config.only):
+        return
+    from tf_models.distributed import DistributionError, replica_devices
+
+    try:
+        replica_devices(config.replicas, config.device)  # GPUs when enough are seen, else splits the CPU
+    except DistributionError as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -182,9 +201,11 @@ def summary(tables, output):
     """A short terminal table: status, final loss, steady time and speedup of each run."""
     runs, timings = tables["runs.csv"], tables["timings.csv"]
     merged = runs.merge(timings, on=["implementation", "device", "dtype"])
-    lines = [f"{'implementation':<22}{'device':<8}{'dtype':<9}{'status':<26}{'final loss':>12}{'median ms':>11}{'x numpy':>9}"]
+    wide = max([22] + [len(n) + 2 for n in merged.implementation])  # distributed names and labels are long
+    dev = max([8] + [len(d) + 2 for d in merged.device])
+    lines = [f"{'implementation':<{wide}}{'device':<{dev}}{'dtype':<9}{'status':<26}{'final loss':>12}{'median ms':>11}{'x numpy':>9}"]
     for row in merged.itertuples():
-        lines.append(f"{row.implementation:<22}{row.device:<8}{row.dtype:<9}{row.status:<26}"
+        lines.append(f"{row.implementation:<{wide}}{row.device:<{dev}}{row.dtype:<9}{row.status:<26}"
                      f"{row.final_loss:>12.6g}{1e3 * row.median_s:>11.2f}{row.speedup_vs_numpy:>9.2f}")
     if output.preflight:
         lines.append(output.preflight)
