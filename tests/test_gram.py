@@ -1,0 +1,118 @@
+"""The Gram route (one pass, then iterations on G, c, s) against independent oracles.
+
+Oracles: the streaming descent of handrolled.descend (float64 iterates to ~1e-12), the MSE of the
+residuals (the loss identity), exact rational arithmetic (the rounding bound), and the analytic
+gradient 2 (G theta - c) against autodiff at every step of gradient_tape:gram.
+"""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import handrolled
+from comparisons.data import initial_parameters, make_synthetic
+
+
+def _design(X):
+    return np.hstack([X, np.ones((X.shape[0], 1))])  # (n, m + 1)
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 100, 10_000])  # one row, leftovers, exact fit, one block
+def test_statistics_are_the_means_of_the_products(block_rows):
+    data = make_synthetic(100, 3, 0.5, seed=2)
+    stats = handrolled.sufficient_statistics(data.X, data.y, block_rows=block_rows)
+    A = _design(data.X)
+    # oracle: explicit sums over rows with einsum, no matrix product and no blocks
+    np.testing.assert_allclose(stats.G, np.einsum("ij,ik->jk", A, A) / 100, rtol=1e-14)
+    np.testing.assert_allclose(stats.c, np.einsum("ij,i->j", A, data.y[:, 0])[:, None] / 100, rtol=1e-14)
+    assert stats.s == pytest.approx(float(np.sum(data.y ** 2)) / 100, rel=1e-14)
+    assert stats.n == 100 and stats.G[-1, -1] == 1.0
+
+
+def test_float32_statistics_are_the_float64_means_rounded_once():
+    """Summed in float64: every float32 entry is the nearest float32 to the float64 mean."""
+    data = make_synthetic(5000, 4, 0.5, seed=4)
+    X32, y32 = data.X.astype(np.float32), data.y.astype(np.float32)
+    stats = handrolled.sufficient_statistics(X32, y32, block_rows=512)
+    A = _design(X32.astype(np.float64))
+    assert stats.G.dtype == np.float32 and stats.c.dtype == np.float32 and stats.s.dtype == np.float32
+    np.testing.assert_array_equal(stats.G, (A.T @ A / 5000).astype(np.float32))
+    np.testing.assert_array_equal(stats.c, (A.T @ y32.astype(np.float64) / 5000).astype(np.float32))
+
+
+def test_gram_loss_and_gradient_equal_the_streaming_ones():
+    data = make_synthetic(200, 3, 0.5, seed=5)
+    stats = handrolled.sufficient_statistics(data.X, data.y)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        W, b = rng.standard_normal((3, 1)), float(rng.standard_normal())
+        theta = np.append(W, b).reshape(-1, 1)
+        loss = handrolled.mse(data.y, handrolled.predict(data.X, W, b))
+        assert handrolled.gram_loss(stats, theta) == pytest.approx(loss, rel=1e-12)
+        grad_W, grad_b = handrolled.gradients(data.X, data.y, W, b)
+        np.testing.assert_allclose(handrolled.gram_gradient(stats, theta), np.append(grad_W, grad_b)[:, None],
+                                   rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("m, lr", [(1, 0.05), (4, 0.02)])
+def test_gram_iterates_are_the_streaming_iterates_in_float64(m, lr):
+    data = make_synthetic(100, m, 0.5, seed=6)
+    W0, b0 = initial_parameters(m, seed=6)
+    streaming = handrolled.descend(data.X, data.y, W0, b0, lr, 300, keep_trajectory=True)
+    gram = handrolled.descend_gram(handrolled.sufficient_statistics(data.X, data.y), W0, b0, lr, 300,
+                                   keep_trajectory=True)
+    np.testing.assert_allclose(gram.trajectory, streaming.trajectory, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gram.loss_curve, streaming.loss_curve, rtol=1e-12)
+    assert gram.diverged_at is None and gram.weights.shape == (m, 1)
+
+
+def test_gram_divergence_is_caught_at_the_same_iteration(lesson_data):
+    data, (W0, b0) = lesson_data
+    streaming = handrolled.descend(data.X, data.y, W0, b0, 10.0, 100)
+    gram = handrolled.descend_gram(handrolled.sufficient_statistics(data.X, data.y), W0, b0, 10.0, 100)
+    assert streaming.diverged_at is not None and gram.diverged_at == streaming.diverged_at
+    assert len(gram.loss_curve) == len(streaming.loss_curve)
+
+
+def _exact_loss(X, y, theta):
+    """mean((y - [X, 1] theta)^2) in rational arithmetic from the arrays' exact binary values."""
+    n = X.shape[0]
+    total = Fraction(0)
+    for i in range(n):
+        r = Fraction(float(y[i, 0])) - sum(Fraction(float(X[i, j])) * Fraction(float(theta[j, 0]))
+                                           for j in range(X.shape[1])) - Fraction(float(theta[-1, 0]))
+        total += r * r
+    return total / n
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rounding_bound_holds_against_exact_arithmetic_and_is_not_vacuous(dtype):
+    """Near the fit (loss ~1e-6 of s) the Gram-form loss is wrong in its leading digits; the bound covers it."""
+    rng = np.random.default_rng(7)
+    ratios = []
+    for trial in range(40):
+        X = (2 * rng.random((6, 2))).astype(dtype)
+        y = (100 + X @ np.array([[3.0], [-1.0]]) + 1e-3 * rng.standard_normal((6, 1))).astype(dtype)
+        stats = handrolled.sufficient_statistics(X, y)
+        W, b = handrolled.ols(X, y)
+        theta = (np.append(W, b) + 1e-4 * rng.standard_normal(3)).astype(dtype).reshape(-1, 1)
+        computed = handrolled.gram_loss(stats, theta)
+        exact = _exact_loss(X, y, theta)
+        error = abs(Fraction(float(computed)) - exact) / exact
+        bound = handrolled.loss_rounding_bound(stats, theta, float(exact))
+        assert float(error) <= bound, (trial, float(error), bound)
+        ratios.append(float(error) / bound)
+    # the bound is first-order worst case, yet not off by orders of magnitude: some trial uses a good share of it
+    assert max(ratios) > (1e-2 if dtype == "float32" else 1e-4)
+
+
+def test_rounding_bound_is_about_eps_s_over_loss():
+    """Near the fit the magnitude is ~4 s, so the bound is (4m + 12) eps s / loss within a few percent."""
+    data = make_synthetic(1000, 2, 0.5, seed=8)
+    stats = handrolled.sufficient_statistics(data.X.astype(np.float32), data.y.astype(np.float32))
+    W, b = handrolled.ols(data.X, data.y)
+    theta = np.append(W, b).astype(np.float32).reshape(-1, 1)
+    loss = float(handrolled.mse(data.y, handrolled.predict(data.X, W, b)))
+    expected = (4 * 2 + 12) * np.finfo(np.float32).eps * float(stats.s) / loss
+    # one-signed features and a positive fit: |theta|^T |G| |theta| is theta^T G theta ~ s; one weight is negative here
+    assert 0.5 * expected < handrolled.loss_rounding_bound(stats, theta, loss) < 3 * expected
