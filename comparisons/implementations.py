@@ -41,6 +41,7 @@ class RunResult:
     jit_compile: bool | None = None  # whether XLA compiled it (TensorFlow only)
     mode: str | None = None  # how gradient_tape ran its loop: xla, graph, blocked or eager
     updates_per_call: int | None = None  # updates one call performed; Keras runs all N even past divergence
+    loss_bound: float | None = None  # Gram routes: relative rounding bound of the final Gram-form loss
 
     @property
     def status(self):
@@ -82,6 +83,17 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
     dtype = str(X.dtype)
     lr = float(lr)  # Keras' SGD rejects an integer learning rate
 
+    if name == "numpy:gram":
+        if batches is not None:
+            raise ValueError("numpy:gram trains full batch only")
+
+        def train(W0, b0, rate=lr):
+            stats = handrolled.sufficient_statistics(X, y)  # the one pass, inside every (timed) call
+            r = handrolled.descend_gram(stats, W0, b0, float(rate), iterations)
+            return RunResult(name, "cpu", dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
+                             loss_bound=_gram_loss_bound(stats, r.weights, r.bias, r.loss_curve))
+        return train
+
     if base == "numpy":
         def train(W0, b0, rate=lr):
             r = handrolled.descend(X, y, W0, b0, float(rate), iterations, batches=batches)
@@ -104,9 +116,15 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
     from tf_models.gradient_tape import GRADIENT_TOLERANCE, GradientMismatchError, make_tape_trainer
 
     if batches is not None:
-        raise ValueError("gradient_tape trains full batch only")
-    tape_train = make_tape_trainer(X, y, lr, iterations, mode=variant or "auto", device=device,
-                                   divergence_factor=handrolled.DIVERGENCE_FACTOR)
+        raise ValueError(f"{name} trains full batch only")
+    if variant == "gram":
+        from tf_models.gram import make_gram_tape_trainer
+
+        tape_train = make_gram_tape_trainer(X, y, lr, iterations, device=device,
+                                            divergence_factor=handrolled.DIVERGENCE_FACTOR)
+    else:
+        tape_train = make_tape_trainer(X, y, lr, iterations, mode=variant or "auto", device=device,
+                                       divergence_factor=handrolled.DIVERGENCE_FACTOR)
 
     def train(W0, b0, rate=lr):
         r = tape_train(W0, b0, lr=float(rate))
@@ -116,10 +134,21 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
             raise GradientMismatchError(
                 f"{name} on {r.device} ({dtype}): autodiff and analytic gradients differ by "
                 f"{worst:.3g} (relative), above the {GRADIENT_TOLERANCE[dtype]:g} tolerance")
+        bound = (_gram_loss_bound(handrolled.GramStatistics(r.G, r.c, r.s, r.n), r.weights, r.bias, r.loss_curve)
+                 if variant == "gram" else None)
         return RunResult(name, r.device, dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
                          grad_abs_diff=r.grad_abs_diff, grad_rel_diff=r.grad_rel_diff, jit_compile=r.jit_compile,
-                         mode=r.mode)
+                         mode=r.mode, loss_bound=bound)
     return train
+
+
+def _gram_loss_bound(stats, W, b, loss_curve):
+    """The rounding bound of a Gram run's last loss point (converging: its smallest loss, the worst cancellation), or None."""
+    theta = np.append(np.ravel(W), b).reshape(-1, 1)
+    loss = float(loss_curve[-1])
+    if not (np.all(np.isfinite(theta)) and np.isfinite(loss)) or loss == 0:
+        return None
+    return handrolled.loss_rounding_bound(stats, theta, loss)
 
 
 def stop_at_divergence(result, X, y, lr, W0, b0, batches=None):
