@@ -182,3 +182,61 @@ def test_small_noise_float32_needs_the_bound_and_stays_within_it(tf_ready, name)
     assert EQUIVALENCE["float32"] < gap <= EQUIVALENCE["float32"] + gram.loss_bound
     np.testing.assert_allclose(gram.weights, streaming.weights, rtol=EQUIVALENCE["float32"])
     assert gram.bias == pytest.approx(streaming.bias, rel=EQUIVALENCE["float32"])
+
+
+# --- the gram experiment ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gram_table(tmp_path_factory):
+    from comparisons.config import StudyConfig
+    from comparisons.experiments import ExperimentContext, gram
+
+    return gram.run(ExperimentContext(config=StudyConfig(), out_dir=tmp_path_factory.mktemp("gram")))
+
+
+def test_gram_experiment_shows_the_cancellation_within_the_bound(gram_table):
+    from comparisons.experiments import gram
+
+    s = gram.summary(gram_table).set_index(["noise", "dtype"])
+    # oracle for s: the generator's y, summed independently of the statistics' blocks
+    y = make_synthetic(gram.N_SAMPLES, 1, 0.01, seed=0).y.astype(np.float32).astype(np.float64)
+    assert s.loc[(0.01, "float32"), "s"] == pytest.approx(float(np.mean(y ** 2)), rel=1e-6)
+    # the shown case departs beyond the usual tolerance, yet every case stays within tolerance + bound
+    assert s.loc[(0.01, "float32"), "max_rel_gap"] > 100 * s.loc[(0.01, "float32"), "tolerance"]
+    assert s.loc[(0.5, "float32"), "verdict"] == "within tolerance"
+    assert (s.verdict != "OUTSIDE").all()
+    # the gap grows with s / loss: less noise, more digits lost
+    gaps = s.xs("float32", level="dtype").sort_values("s_over_loss").max_rel_gap.to_numpy()
+    assert np.all(np.diff(gaps) > 0)
+
+
+def test_gram_figure_draws_both_curves_and_every_gap_with_its_bound(gram_table):
+    from comparisons.experiments import gram
+
+    fig = gram.figure(gram_table)
+    left, right = fig.axes[:2]
+    assert [line.get_label() for line in left.get_lines()] == [
+        "numpy (streaming), float32", "numpy:gram, float32", "numpy (streaming), float64"]
+    gram_line, streaming_line = left.get_lines()[1], left.get_lines()[0]
+    assert np.max(np.abs(gram_line.get_ydata() - streaming_line.get_ydata())) > 1e-6  # visibly apart at ~1e-4
+    labels = [line.get_label() for line in right.get_lines()]
+    assert sum(label.startswith("gap") for label in labels) == 6 and sum(label.startswith("bound") for label in labels) == 6
+    low, high = right.get_ylim()
+    values = np.concatenate([gram_table.rel_gap[gram_table.rel_gap > 0], gram_table.bound])
+    assert right.get_yscale() == "log" and 0 < low <= values.min() and values.max() <= high
+    lo, hi = left.get_ylim()
+    assert lo <= min(gram_line.get_ydata().min(), streaming_line.get_ydata().min())
+    from comparisons.figures import plt
+    plt.close(fig)
+
+
+def test_gram_findings_read_the_table(gram_table):
+    from comparisons.experiments import gram
+
+    text = gram.findings(gram_table)
+    assert 1 <= len(text) <= 2
+    worst = gram.summary(gram_table).set_index(["noise", "dtype"]).loc[(0.01, "float32"), "max_rel_gap"]
+    assert f"{worst:.2g}" in text[0]
+    doubled = gram_table.assign(rel_gap=2 * gram_table.rel_gap)
+    assert f"{2 * worst:.2g}" in gram.findings(doubled)[0]
+    assert "gram.png" in gram.report_section(gram_table)
