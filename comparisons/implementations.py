@@ -142,6 +142,23 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
     return train
 
 
+def gram_stages(name, X, y, lr, iterations, device="cpu"):
+    """A Gram route's two stages, to time apart: (one_pass() -> statistics, iterate(statistics, W0, b0) -> loss curve).
+
+    Both return only once their result is on the host.
+    """
+    if name == "numpy:gram":
+        return (lambda: handrolled.sufficient_statistics(X, y),
+                lambda stats, W0, b0: handrolled.descend_gram(stats, W0, b0, lr, iterations).loss_curve)
+    if name != "gradient_tape:gram":
+        raise ValueError(f"{name!r} is not a Gram route")
+    from tf_models.gram import make_gram_tape_trainer
+
+    trainer = make_gram_tape_trainer(X, y, lr, iterations, device=device, divergence_factor=handrolled.DIVERGENCE_FACTOR)
+    return (lambda: tuple(t.numpy() for t in trainer.one_pass()),
+            lambda stats, W0, b0: trainer.iterate(*stats, W0, b0).loss_curve)
+
+
 def _gram_loss_bound(stats, W, b, loss_curve):
     """The rounding bound of a Gram run's last loss point (converging: its smallest loss, the worst cancellation), or None."""
     theta = np.append(np.ravel(W), b).reshape(-1, 1)

@@ -51,8 +51,20 @@ def _gram_loss_and_gradients(G, c, s, W, b):
     return loss, auto_W, auto_b, abs_diff, abs_diff / tf.maximum(scale, tiny)
 
 
+@dataclass(frozen=True)
+class GramTapeTrainer:
+    """The two stages of gradient_tape:gram, callable together as trainer(W0, b0[, lr]) -> GramTapeResult."""
+
+    one_pass: object  # () -> (G, c, s) as tensors on the device: the pass over X
+    iterate: object  # (G, c, s, W0, b0[, lr]) -> GramTapeResult: the iterations, X untouched
+
+    def __call__(self, W0, b0, lr=None):
+        """One run from (W0, b0): the pass over X, then the iterations."""
+        return self.iterate(*self.one_pass(), W0, b0, lr)
+
+
 def make_gram_tape_trainer(X, y, lr, iterations, device="cpu", divergence_factor=1e6, block_rows=None):
-    """Build a trainer: a callable (W0, b0[, lr]) -> GramTapeResult; every call makes the pass over X again."""
+    """Build a GramTapeTrainer; each call makes the pass over X again. The first call traces and compiles."""
     dtype = tf.as_dtype(X.dtype)
     n, m = X.shape
     rows = block_rows or max(1, BLOCK_BYTES // (m * X.itemsize))
@@ -104,20 +116,25 @@ def make_gram_tape_trainer(X, y, lr, iterations, device="cpu", divergence_factor
             diverged = _is_divergent(final_loss, first_loss, factor)
         return W.read_value(), b.read_value(), losses.stack(), abs_diffs.stack(), rel_diffs.stack(), steps_done, diverged
 
-    def train(W0, b0, lr=lr):
-        """One run from (W0, b0): the pass over X, then the iterations; lr is an input, so no new trace."""
+    def one_pass():
         with tf.device(tf_device_name(device)):
-            G, c, s = statistics()
+            return statistics()
+
+    def iterate(G, c, s, W0, b0, rate=None):
+        """The iterations from (W0, b0) on G, c, s; the rate is an input, so another one needs no new trace."""
+        with tf.device(tf_device_name(device)):
             W_out, b_out, losses, abs_d, rel_d, steps, diverged = descend(
-                G, c, s, tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
-                tf.constant(lr, dtype))
+                tf.convert_to_tensor(G, dtype), tf.convert_to_tensor(c, dtype), tf.convert_to_tensor(s, dtype),
+                tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
+                tf.constant(lr if rate is None else rate, dtype))
         steps, diverged = int(steps.numpy()), bool(diverged.numpy())  # .numpy(): the result is on the host
         end = steps + 1
         return GramTapeResult(
             weights=W_out.numpy(), bias=X.dtype.type(b_out.numpy()), loss_curve=losses.numpy()[:end],
             diverged_at=steps if diverged else None,
             grad_abs_diff=abs_d.numpy()[:min(end, iterations)], grad_rel_diff=rel_d.numpy()[:min(end, iterations)],
-            device=label_of(W.device), jit_compile=True, mode="gram", G=G.numpy(), c=c.numpy(), s=s.numpy(), n=n,
+            device=label_of(W.device), jit_compile=True, mode="gram", G=np.asarray(G), c=np.asarray(c),
+            s=X.dtype.type(np.asarray(s)), n=n,
         )
 
-    return train
+    return GramTapeTrainer(one_pass, iterate)
