@@ -240,3 +240,18 @@ def test_gram_findings_read_the_table(gram_table):
     doubled = gram_table.assign(rel_gap=2 * gram_table.rel_gap)
     assert f"{2 * worst:.2g}" in gram.findings(doubled)[0]
     assert "gram.png" in gram.report_section(gram_table)
+
+
+@pytest.mark.parametrize("name", ["numpy:gram", "gradient_tape:gram"])
+def test_gram_routes_report_divergence_like_numpy_and_take_the_rate_at_call_time(tf_ready, lesson_data, name):
+    from comparisons.implementations import make_trainer
+
+    data, initial = lesson_data
+    trainer = make_trainer(name, data.X, data.y, 0.05, 40)
+    for lr in (10.0, 0.3):  # diverging, then converging, from one trainer
+        reference = make_trainer("numpy", data.X, data.y, lr, 40)(*initial)
+        result = trainer(*initial, lr)
+        assert result.diverged_at == reference.diverged_at
+        k = len(reference.loss_curve)
+        np.testing.assert_allclose(result.loss_curve[:k], reference.loss_curve, rtol=1e-10)
+    assert reference.diverged_at is None and result.loss_bound is not None
