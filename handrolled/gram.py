@@ -34,8 +34,9 @@ def sufficient_statistics(X, y, block_rows=BLOCK_ROWS):
     """G, c and s of [X, 1] and y in one pass over the rows, summed in float64, rounded to X's dtype once.
 
     Why float64: each entry of G and c is a sum of n products. Summed in float32, its rounding
-    error grows with n; summed in float64 and rounded once, every entry is the closest float32
-    to the exact mean, so a float32 run loses digits only where its own arithmetic loses them.
+    error grows with n; summed in float64 and rounded once, every entry is the float32 closest to
+    the mean (float64's own rounding lies far below float32's), so a float32 run loses digits only
+    where its own arithmetic loses them. The price: the pass does float64 arithmetic.
     A float64 run has no wider type at BLAS speed, so it sums in its own dtype.
     """
     n, m = X.shape
@@ -93,7 +94,7 @@ def loss_magnitude(stats, theta):
 
 
 def loss_rounding_bound(stats, theta, loss):
-    """Relative error bound of `gram_loss(stats, theta)` against the exact loss of the data: k u M / loss.
+    """Relative error bound of `gram_loss(stats, theta)` against the exact loss of the data as stored: k u M / loss.
 
     M is `loss_magnitude` (about 4 s near the fit, where theta^T c and theta^T G theta are both close
     to s) and u half the dtype's machine epsilon. k = 2 (m + 1) + 4 counts the roundings, to first
