@@ -103,6 +103,7 @@ def test_figure_draws_a_line_per_implementation_both_floors_and_contains_every_v
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_tiny_run_times_the_gram_stages(tmp_path, tf_ready, monkeypatch):
     monkeypatch.setattr(scaling, "plan", lambda config: ((100, 3000), (4,), ("float32",), NAMES, 0.005, 1))
     monkeypatch.setattr(scaling, "measure_bandwidth", lambda n_bytes: {"sum": 2e10, "gemv": 1e10, "bytes": n_bytes})
