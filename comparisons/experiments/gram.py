@@ -117,8 +117,8 @@ def findings(table):
             f"{shown.noise:g} (s / loss = {shown.s_over_loss:.3g}) it departs from the streaming loss by up to "
             f"{shown.max_rel_gap:.2g} relative, inside its derived rounding bound {shown.max_bound:.2g}, while the "
             f"weights still agree to {shown.max_abs_weight_diff:.2g}.",
-            f"At the lesson's noise {lesson.noise:g} the {lesson['dtype']} gap is {lesson.max_rel_gap:.2g} "
-            f"({lesson.verdict}, tolerance {lesson.tolerance:g})."]
+            f"At the lesson's noise {lesson.noise:g} the {lesson['dtype']} gap is {lesson.max_rel_gap:.2g} against a "
+            f"tolerance of {lesson.tolerance:g}: {lesson.verdict}."]
 
 
 def report_section(table):
