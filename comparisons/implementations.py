@@ -42,6 +42,7 @@ class RunResult:
     mode: str | None = None  # how gradient_tape ran its loop: xla, graph, blocked or eager
     updates_per_call: int | None = None  # updates one call performed; Keras runs all N even past divergence
     timing: object = None  # timing.Timing measured inside the run itself (multi-worker: by the chief), else None
+    loss_bound: float | None = None  # Gram routes: relative rounding bound of the final Gram-form loss
 
     @property
     def status(self):
@@ -87,6 +88,17 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
     dtype = str(X.dtype)
     lr = float(lr)  # Keras' SGD rejects an integer learning rate
 
+    if name == "numpy:gram":
+        if batches is not None:
+            raise ValueError("numpy:gram trains full batch only")
+
+        def train(W0, b0, rate=lr):
+            stats = handrolled.sufficient_statistics(X, y)  # the one pass, inside every (timed) call
+            r = handrolled.descend_gram(stats, W0, b0, float(rate), iterations)
+            return RunResult(name, "cpu", dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
+                             loss_bound=_gram_loss_bound(stats, r.weights, r.bias, r.loss_curve))
+        return train
+
     if base == "numpy":
         def train(W0, b0, rate=lr):
             r = handrolled.descend(X, y, W0, b0, float(rate), iterations, batches=batches)
@@ -109,12 +121,17 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
         return train
 
     if batches is not None:
-        raise ValueError("gradient_tape trains full batch only")
+        raise ValueError(f"{name} trains full batch only")
     if variant == "mirrored":
         from tf_models.distributed import make_mirrored_tape_trainer
 
         tape_train = make_mirrored_tape_trainer(X, y, lr, iterations, replicas=replicas, device_spec=device,
                                                 divergence_factor=handrolled.DIVERGENCE_FACTOR)
+    elif variant == "gram":
+        from tf_models.gram import make_gram_tape_trainer
+
+        tape_train = make_gram_tape_trainer(X, y, lr, iterations, device=device,
+                                            divergence_factor=handrolled.DIVERGENCE_FACTOR)
     else:
         from tf_models.gradient_tape import make_tape_trainer
 
@@ -122,7 +139,10 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
                                        divergence_factor=handrolled.DIVERGENCE_FACTOR)
 
     def train(W0, b0, rate=lr):
-        return _tape_run_result(name, dtype, tape_train(W0, b0, lr=float(rate)))
+        r = tape_train(W0, b0, lr=float(rate))
+        bound = (_gram_loss_bound(handrolled.GramStatistics(r.G, r.c, r.s, r.n), r.weights, r.bias, r.loss_curve)
+                 if variant == "gram" else None)
+        return _tape_run_result(name, dtype, r, loss_bound=bound)
     return train
 
 
@@ -138,7 +158,7 @@ def _keras_trainer(name, X, y, lr, iterations, device, batches, replicas):
     return make_keras_trainer(X, y, lr, iterations, feed=variant or "dataset", device=device, batches=batches)
 
 
-def _tape_run_result(name, dtype, r):
+def _tape_run_result(name, dtype, r, loss_bound=None):
     """A RunResult from a tape-style result, enforcing the per-step analytic-vs-autodiff tolerance."""
     from tf_models.gradient_tape import GRADIENT_TOLERANCE, GradientMismatchError
 
@@ -150,7 +170,33 @@ def _tape_run_result(name, dtype, r):
             f"{worst:.3g} (relative), above the {GRADIENT_TOLERANCE[dtype]:g} tolerance")
     return RunResult(name, r.device, dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
                      grad_abs_diff=r.grad_abs_diff, grad_rel_diff=r.grad_rel_diff, jit_compile=r.jit_compile,
-                     mode=r.mode, timing=getattr(r, "timing", None))
+                     mode=r.mode, timing=getattr(r, "timing", None), loss_bound=loss_bound)
+
+
+def gram_stages(name, X, y, lr, iterations, device="cpu"):
+    """A Gram route's two stages, to time apart: (one_pass() -> statistics, iterate(statistics, W0, b0) -> loss curve).
+
+    Both return only once their result is on the host.
+    """
+    if name == "numpy:gram":
+        return (lambda: handrolled.sufficient_statistics(X, y),
+                lambda stats, W0, b0: handrolled.descend_gram(stats, W0, b0, lr, iterations).loss_curve)
+    if name != "gradient_tape:gram":
+        raise ValueError(f"{name!r} is not a Gram route")
+    from tf_models.gram import make_gram_tape_trainer
+
+    trainer = make_gram_tape_trainer(X, y, lr, iterations, device=device, divergence_factor=handrolled.DIVERGENCE_FACTOR)
+    return (lambda: tuple(t.numpy() for t in trainer.one_pass()),
+            lambda stats, W0, b0: trainer.iterate(*stats, W0, b0).loss_curve)
+
+
+def _gram_loss_bound(stats, W, b, loss_curve):
+    """The rounding bound of a Gram run's last loss point (converging: its smallest loss, the worst cancellation), or None."""
+    theta = np.append(np.ravel(W), b).reshape(-1, 1)
+    loss = float(loss_curve[-1])
+    if not (np.all(np.isfinite(theta)) and np.isfinite(loss)) or loss == 0:
+        return None
+    return handrolled.loss_rounding_bound(stats, theta, loss)
 
 
 MULTI_WORKER_TIMEOUT_S = 600.0  # hard limit on one multi-worker run, start-up included (the default run's takes seconds)

@@ -41,6 +41,11 @@ REGISTRY = {impl.name: impl for impl in (
     Implementation("gradient_tape:graph", "the same loop in one tf.function, never XLA", True, True, step_cost_s=1e-4),
     Implementation("gradient_tape:eager", "the same step in a plain Python loop, eager TensorFlow", True, True,
                    step_cost_s=2.5e-3),
+    # one pass over X for G, c, s (costs about one streaming step at large n), then O(m^2) steps
+    Implementation("numpy:gram", "one float64-summed pass for G, c, s, then the N iterations on them (handrolled/gram.py)",
+                   False, True, step_cost_s=5e-6),
+    Implementation("gradient_tape:gram", "one pass for G, c, s, then the loss in Gram form under tf.GradientTape, "
+                   "autodiff checked against 2 (G theta - c) every step; XLA loop", True, True, step_cost_s=2e-6),
     Implementation("gradient_tape:mirrored", "the tape loop under MirroredStrategy over --replicas devices (GPUs when "
                    "at least 2 are seen, else logical CPUs), each holding its shard of rows, one SUM all-reduce per step",
                    True, True, distributed=True, step_cost_s=4e-4),
