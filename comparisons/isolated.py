@@ -66,55 +66,81 @@ def _kill_group(proc):
 REPOSITORY = Path(__file__).resolve().parents[1]  # children run here, so `python -m tf_models...` resolves
 
 
+def run_resumable(keys, attempt):
+    """Run `keys` through attempts until each has an outcome or a Failure; {key: outcome dict or Failure}.
+
+    attempt(remaining keys) runs them in order in a fresh process (or cluster) and returns
+    (records, reason, last_message): the {"start"}/{"outcome"} records it saw, why it ended early
+    (None if it ran to the end) and the last meaningful message of its stderr. The key that had
+    started without an outcome is the one that failed; a fresh attempt takes the ones after it.
+    """
+    results = {}
+    remaining = list(keys)
+    while remaining:
+        before = len(remaining)
+        records, reason, last = attempt(list(remaining))
+        current = None
+        for record in records:
+            if "start" in record:
+                current = record["start"]
+            elif "outcome" in record and current in remaining:
+                results[current] = record["outcome"]
+                remaining.remove(current)
+                current = None
+        if current in remaining:  # it died or hung inside this configuration
+            results[current] = Failure(current, reason or "ended without a result", last)
+            remaining.remove(current)
+        elif remaining and len(remaining) == before:  # it never started one: a fresh attempt would not either
+            for key in remaining:
+                results[key] = Failure(key, f"did not start ({reason or 'ended without a result'})", last)
+            remaining = []
+    return results
+
+
+def _child_attempt(command, write_job, timeout_s, startup_s, env, cwd, scratch):
+    """attempt(remaining) for run_resumable: one child process, each configuration with its own deadline."""
+    def attempt(remaining):
+        job = Path(scratch) / "job.json"
+        write_job(job, remaining)
+        records = []
+        with open(Path(scratch) / "stderr.txt", "w+") as err:
+            proc = subprocess.Popen(command(job), stdout=subprocess.PIPE, stderr=err, text=True,
+                                    start_new_session=True, env=env, cwd=cwd)
+            lines = queue.Queue()
+            threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
+            deadline, timed_out = time.monotonic() + startup_s + timeout_s, False
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    timed_out = True
+                    break
+                if line is None:
+                    break
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a stray print of a library: not part of the protocol
+                records.append(record)
+                if "start" in record:
+                    deadline = time.monotonic() + timeout_s
+            _kill_group(proc) if timed_out else proc.wait()
+            err.seek(0)
+            last = _last_meaningful(err.read())
+        if timed_out:
+            return records, f"timeout after {timeout_s:g} s", last
+        return records, (None if proc.returncode == 0 else _reason(proc.returncode)), last
+    return attempt
+
+
 def run_child(command, keys, write_job, timeout_s, startup_s=60.0, env=None, cwd=REPOSITORY):
     """Run `keys` through children built from `command(job_path)`; {key: outcome dict or Failure}.
 
     write_job(path, keys) writes the job for the configurations still to run; each gets timeout_s
     seconds from its "start" line, and the child startup_s seconds to emit its first line.
     """
-    results = {}
-    remaining = list(keys)
     with tempfile.TemporaryDirectory(prefix="isolated-") as scratch:
-        while remaining:
-            before = len(remaining)
-            job = Path(scratch) / f"job-{len(results)}.json"
-            write_job(job, remaining)
-            with open(Path(scratch) / "stderr.txt", "w+") as err:
-                proc = subprocess.Popen(command(job), stdout=subprocess.PIPE, stderr=err, text=True,
-                                        start_new_session=True, env=env, cwd=cwd)
-                lines = queue.Queue()
-                threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-                current, deadline, timed_out = None, time.monotonic() + startup_s + timeout_s, False
-                while True:
-                    try:
-                        line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        timed_out = True
-                        break
-                    if line is None:
-                        break
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a stray print of a library: not part of the protocol
-                    if "start" in record:
-                        current, deadline = record["start"], time.monotonic() + timeout_s
-                    elif "outcome" in record and current is not None:
-                        results[current] = record["outcome"]
-                        remaining.remove(current)
-                        current = None
-                _kill_group(proc) if timed_out else proc.wait()
-                err.seek(0)
-                last = _last_meaningful(err.read())
-            reason = f"timeout after {timeout_s:g} s" if timed_out else _reason(proc.returncode)
-            if current is not None:  # it died or hung inside this configuration
-                results[current] = Failure(current, reason, last)
-                remaining.remove(current)
-            elif remaining and len(remaining) == before:  # it never started one: a fresh child would not either
-                for key in remaining:
-                    results[key] = Failure(key, f"did not start ({reason})", last)
-                remaining = []
-    return results
+        return run_resumable(keys, _child_attempt(command, write_job, timeout_s, startup_s, env, cwd, scratch))
 
 
 def python_module(module, *args):
