@@ -82,19 +82,20 @@ def time_allreduce(strategy, numbers, dtype, rounds, repeats, communication=None
 
     replicas = strategy.num_replicas_in_sync
     tf_dtype = tf.as_dtype(dtype)
-    start = strategy.experimental_distribute_values_from_function(lambda ctx: tf.ones((numbers,), tf_dtype))
+    base = strategy.experimental_distribute_values_from_function(lambda ctx: tf.ones((numbers,), tf_dtype))
 
-    def reduce_once(v):
-        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, v, options=communication)
-        return total / replicas  # stays ones: the next round depends on this one
+    def reduce_once(ones, scale):
+        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, ones * scale,
+                                                              options=communication)
+        return total / replicas  # stays ones
 
     @tf.function
-    def chain(v):
-        for _ in tf.range(rounds):
-            v = strategy.run(reduce_once, args=(v,))
-        return strategy.experimental_local_results(v)[0]
+    def chain(scale):
+        for _ in tf.range(rounds):  # each all-reduce waits for the one before: its input scales by the last result
+            scale = strategy.experimental_local_results(strategy.run(reduce_once, args=(base, scale)))[0][0]
+        return scale
 
-    first, best = _time(lambda: chain(start).numpy(), repeats)
+    first, best = _time(lambda: chain(tf.constant(1, tf_dtype)).numpy(), repeats)
     return {"numbers": numbers, "bytes": numbers * np.dtype(dtype).itemsize, "rounds": rounds,
             "first_call_s": first, "seconds": best / rounds, "replicas": replicas}
 

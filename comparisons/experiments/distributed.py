@@ -44,8 +44,9 @@ def plan(config):
     if config.full:
         return {"sizes": (100, 10_000, 100_000, 1_000_000), "replicas": (1, 2, 4), "workers": (1, 2),
                 "large": 2 ** 22, "target_s": 0.2, "repeats": 3, "gram_rows": 400_000}
-    return {"sizes": (100, 100_000), "replicas": (1, 2, 4), "workers": (2,),
-            "large": 2 ** 20, "target_s": 0.05, "repeats": 2, "gram_rows": 100_000}
+    # quick: one child for 1 and 2 replicas, one 2-worker cluster (every other process start costs ~5 s of CPU)
+    return {"sizes": (100, 100_000), "replicas": (1, 2), "workers": (2,),
+            "large": 2 ** 20, "target_s": 0.05, "repeats": 1, "gram_rows": 100_000}
 
 
 # ------------------------------------------------------------------------------- measurements
@@ -73,17 +74,34 @@ def measure_gram(rows, m=M, iterations=200, seed=0):
     return min(passes) / (rows * (m + 1) * (m + 2) / 2), min(loops) / iterations
 
 
+def mirrored_groups(replica_counts):
+    """{split: [replica counts]}: counts that can share one process split into `split` logical CPUs.
+
+    One process holds one replicated strategy: a second MirroredStrategy with another group size
+    reuses the collective group key and fails ("joining a group with size 2, but that group has size
+    4"); a one-replica strategy has no collectives, so it rides along with the smallest split.
+    """
+    many = sorted(r for r in replica_counts if r > 1)
+    groups = {r: [r] for r in many}
+    if 1 in replica_counts:
+        groups.setdefault(many[0] if many else 1, []).insert(0, 1)
+    return groups
+
+
 def _mirrored(plan_):
-    """{(replicas, n): outcome dict or Failure} from one child split into the largest replica count."""
+    """{(replicas, n): outcome dict or Failure}, one child process per group of mirrored_groups."""
     from tf_models.distributed_bench import mirrored_key
 
-    keys = [mirrored_key(r, n) for r in plan_["replicas"] for n in plan_["sizes"]]
+    found = {}
+    for split, counts in mirrored_groups(plan_["replicas"]).items():
+        keys = [mirrored_key(r, n) for r in counts for n in plan_["sizes"]]
 
-    def write_job(path, remaining):
-        path.write_text(json.dumps({"split": max(plan_["replicas"]), "configs": remaining, "m": M, "dtype": DTYPE,
-                                    "target_s": plan_["target_s"], "repeats": plan_["repeats"]}))
-    results = run_child(python_module("tf_models.distributed_bench"), keys, write_job, timeout_s=120.0)
-    return {(r, n): results[mirrored_key(r, n)] for r in plan_["replicas"] for n in plan_["sizes"]}
+        def write_job(path, remaining, split=split):
+            path.write_text(json.dumps({"split": split, "configs": remaining, "m": M, "dtype": DTYPE,
+                                        "target_s": plan_["target_s"], "repeats": plan_["repeats"]}))
+        results = run_child(python_module("tf_models.distributed_bench"), keys, write_job, timeout_s=120.0)
+        found.update({(r, n): results[mirrored_key(r, n)] for r in counts for n in plan_["sizes"]})
+    return found
 
 
 def _cluster(plan_, workers):
