@@ -99,6 +99,10 @@ def build_parser():
                    help="with --standardize: also train on y - mean(y); the bias is still reported in raw units")
     p.add_argument("--batch-size", type=_int_at_least(1), default=None,
                    help="mini-batch size (1 = stochastic); samples follow a seeded permutation shared by numpy and keras")
+    p.add_argument("--replicas", type=_int_at_least(1), default=defaults.replicas,
+                   help="mirrored variants: replicas (GPUs when enough are seen, else logical CPUs)")
+    p.add_argument("--workers", type=_int_at_least(1), default=defaults.workers,
+                   help="gradient_tape:multi_worker: worker processes on loopback")
     p.add_argument("--experiments", default="all", metavar="NAME[,NAME]|all|none",
                    help="studies beyond the single run: " + ", ".join(EXPERIMENTS))
     p.add_argument("--full", action="store_true", help="the large versions of the experiments (n up to 10^7; minutes)")
@@ -141,6 +145,7 @@ def config_from_args(args, argv):
         data=args.data, target=args.target,
         feature_columns=tuple(c.strip() for c in args.columns.split(",")) if args.columns else None,
         standardize=args.standardize, center_target=args.center_target, batch_size=args.batch_size, experiments=experiments,
+        replicas=args.replicas, workers=args.workers,
         full=args.full, quick=args.quick, debug=args.debug,
         time_budget_s=QUICK_TIME_BUDGET_S if args.quick else StudyConfig.time_budget_s,
         command_line=tuple(argv),

@@ -41,6 +41,7 @@ class RunResult:
     jit_compile: bool | None = None  # whether XLA compiled it (TensorFlow only)
     mode: str | None = None  # how gradient_tape ran its loop: xla, graph, blocked or eager
     updates_per_call: int | None = None  # updates one call performed; Keras runs all N even past divergence
+    timing: object = None  # timing.Timing measured inside the run itself (multi-worker: by the chief), else None
 
     @property
     def status(self):
@@ -67,7 +68,7 @@ def _truncate_at_divergence(losses):
     return (losses, None) if point is None else (losses[:point + 1], point)
 
 
-def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
+def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replicas=2, workers=2):
     """A callable (W0, b0[, rate]) -> RunResult for implementation `name` on `device`.
 
     `rate` (default `lr`) lets one trainer serve several learning rates without tracing or
@@ -75,6 +76,10 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
 
     X (n, m) and y (n, 1) are already in the run's dtype. `batches` (a list of index arrays,
     one per update) switches to mini-batch descent in the given sample order.
+
+    Distributed variants: `device` is the --device spec (cpu, auto, gpu) choosing the replicas'
+    devices; `replicas` is R of the mirrored ones, `workers` W of the multi-worker one. The
+    multi-worker trainer times itself (see make_multi_worker_trainer): it has `measures_itself`.
     """
     if name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown implementation {name!r}; known: {', '.join(IMPLEMENTATIONS)}")
@@ -88,11 +93,13 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
             return RunResult(name, "cpu", dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at)
         return train
 
-    if base == "keras":
-        from tf_models.keras_model import make_keras_trainer
+    if variant in ("mirrored", "multi_worker") and batches is not None:
+        raise ValueError(f"{name} trains full batch only")
+    if name == "gradient_tape:multi_worker":
+        return make_multi_worker_trainer(X, y, lr, iterations, workers)
 
-        keras_train = make_keras_trainer(X, y, lr, iterations, feed=variant or "dataset",
-                                         device=device, batches=batches)
+    if base == "keras":
+        keras_train = _keras_trainer(name, X, y, lr, iterations, device, batches, replicas)
 
         def train(W0, b0, rate=lr):
             r = keras_train(W0, b0, lr=float(rate))
@@ -101,28 +108,88 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None):
                              jit_compile=r.jit_compile, updates_per_call=iterations)
         return train
 
-    from tf_models.gradient_tape import GRADIENT_TOLERANCE, GradientMismatchError, make_tape_trainer
-
     if batches is not None:
         raise ValueError("gradient_tape trains full batch only")
-    tape_train = make_tape_trainer(X, y, lr, iterations, mode=variant or "auto", device=device,
-                                   divergence_factor=handrolled.DIVERGENCE_FACTOR)
+    if variant == "mirrored":
+        from tf_models.distributed import make_mirrored_tape_trainer
+
+        tape_train = make_mirrored_tape_trainer(X, y, lr, iterations, replicas=replicas, device_spec=device,
+                                                divergence_factor=handrolled.DIVERGENCE_FACTOR)
+    else:
+        from tf_models.gradient_tape import make_tape_trainer
+
+        tape_train = make_tape_trainer(X, y, lr, iterations, mode=variant or "auto", device=device,
+                                       divergence_factor=handrolled.DIVERGENCE_FACTOR)
 
     def train(W0, b0, rate=lr):
-        r = tape_train(W0, b0, lr=float(rate))
-        finite = r.grad_rel_diff[np.isfinite(r.grad_rel_diff)]  # a diverged last step may overflow
-        worst = float(finite.max()) if finite.size else 0.0
-        if worst > GRADIENT_TOLERANCE[dtype]:
-            raise GradientMismatchError(
-                f"{name} on {r.device} ({dtype}): autodiff and analytic gradients differ by "
-                f"{worst:.3g} (relative), above the {GRADIENT_TOLERANCE[dtype]:g} tolerance")
-        return RunResult(name, r.device, dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
-                         grad_abs_diff=r.grad_abs_diff, grad_rel_diff=r.grad_rel_diff, jit_compile=r.jit_compile,
-                         mode=r.mode)
+        return _tape_run_result(name, dtype, tape_train(W0, b0, lr=float(rate)))
     return train
 
 
-def stop_at_divergence(result, X, y, lr, W0, b0, batches=None):
+def _keras_trainer(name, X, y, lr, iterations, device, batches, replicas):
+    """The tf_models Keras trainer behind a keras[:variant] name."""
+    variant = split_name(name)[1]
+    if variant == "mirrored":
+        from tf_models.distributed import make_mirrored_keras_trainer
+
+        return make_mirrored_keras_trainer(X, y, lr, iterations, replicas=replicas, device_spec=device)
+    from tf_models.keras_model import make_keras_trainer
+
+    return make_keras_trainer(X, y, lr, iterations, feed=variant or "dataset", device=device, batches=batches)
+
+
+def _tape_run_result(name, dtype, r):
+    """A RunResult from a tape-style result, enforcing the per-step analytic-vs-autodiff tolerance."""
+    from tf_models.gradient_tape import GRADIENT_TOLERANCE, GradientMismatchError
+
+    finite = r.grad_rel_diff[np.isfinite(r.grad_rel_diff)]  # a diverged last step may overflow
+    worst = float(finite.max()) if finite.size else 0.0
+    if worst > GRADIENT_TOLERANCE[dtype]:
+        raise GradientMismatchError(
+            f"{name} on {r.device} ({dtype}): autodiff and analytic gradients differ by "
+            f"{worst:.3g} (relative), above the {GRADIENT_TOLERANCE[dtype]:g} tolerance")
+    return RunResult(name, r.device, dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
+                     grad_abs_diff=r.grad_abs_diff, grad_rel_diff=r.grad_rel_diff, jit_compile=r.jit_compile,
+                     mode=r.mode, timing=getattr(r, "timing", None))
+
+
+MULTI_WORKER_TIMEOUT_S = 600.0  # hard limit on one multi-worker run, start-up included (the default run's takes seconds)
+COLLECTIVE_TIMEOUT_S = 60.0  # a step's all-reduce fails after this long without a peer: a dead or hung worker
+
+
+def make_multi_worker_trainer(X, y, lr, iterations, workers=2, timeout_s=MULTI_WORKER_TIMEOUT_S):
+    """gradient_tape:multi_worker: (W0, b0, rate=lr, repeats=0, budget_s=None) -> RunResult with .timing.
+
+    Each call starts `workers` processes on loopback (comparisons.cluster), which time a warm-up
+    call and up to `repeats` more inside the chief (within budget_s at the warm-up's pace, as
+    timing.time_calls does), so RunResult.timing has the meaning of every other timing row.
+    """
+    import tempfile
+    from types import SimpleNamespace
+
+    from .cluster import run_cluster, train_job
+    from .timing import Timing
+
+    dtype = str(X.dtype)
+
+    def train(W0, b0, rate=lr, repeats=0, budget_s=None):
+        with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp:
+            job = train_job(X, y, W0, b0, float(rate), iterations, tmp, repeats=repeats, budget_s=budget_s,
+                            collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
+            out = run_cluster(job, workers, timeout_s=timeout_s)
+        r = SimpleNamespace(
+            weights=np.asarray(out["weights"], dtype), bias=np.dtype(dtype).type(out["bias"]),
+            loss_curve=np.asarray(out["loss_curve"], dtype), diverged_at=out["diverged_at"],
+            grad_abs_diff=np.asarray(out["grad_abs_diff"], dtype), grad_rel_diff=np.asarray(out["grad_rel_diff"], dtype),
+            device=out["device"], jit_compile=False, mode="multi_worker",
+            timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(out["repeat_s"])))
+        return _tape_run_result("gradient_tape:multi_worker", dtype, r)
+
+    train.measures_itself = True
+    return train
+
+
+def stop_at_divergence(result, X, y, lr, W0, b0, batches=None, replicas=2):
     """A Keras result whose run went past its divergence point, given the parameters at that point.
 
     fit(steps_per_execution=N) cannot stop between steps, so a diverged Keras run ends with the
@@ -136,10 +203,10 @@ def stop_at_divergence(result, X, y, lr, W0, b0, batches=None):
     if k == 0:
         weights, bias = np.asarray(W0, X.dtype).reshape(-1, 1), float(b0)
     else:
-        from tf_models.keras_model import make_keras_trainer
-
-        short = make_keras_trainer(X, y, float(lr), k, feed=split_name(result.implementation)[1] or "dataset",
-                                   device=result.device, batches=None if batches is None else batches[:k])(W0, b0)
+        # a mirrored run's label names its replicas ('cpu:0+cpu:1'): their kind is the device spec again
+        device = result.device.split(":")[0] if "+" in result.device else result.device
+        short = _keras_trainer(result.implementation, X, y, float(lr), k, device,
+                               None if batches is None else batches[:k], replicas)(W0, b0)
         weights, bias = short.weights, float(short.bias)
     return dataclasses.replace(result, weights=weights, bias=bias)
 

@@ -50,11 +50,30 @@ def resolve_devices(config):
     from .tf_runtime import import_tensorflow
 
     import_tensorflow()
+    split_cpu_if_mirrored(config)
     from tf_models.devices import DeviceError, resolve_devices as resolve
 
     try:
         return resolve(config.device), True
     except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def split_cpu_if_mirrored(config):
+    """Split the CPU into config.replicas logical devices when a mirrored variant will run on CPUs.
+
+    Must run right after TensorFlow's import, before anything initialises its runtime; without a
+    mirrored variant the CPU stays one device, as every other run expects.
+    """
+    from .registry import split_name
+
+    if not any(split_name(name)[1] == "mirrored" for name in config.only):
+        return
+    from tf_models.distributed import DistributionError, replica_devices
+
+    try:
+        replica_devices(config.replicas, config.device)  # GPUs when enough are seen, else splits the CPU
+    except DistributionError as exc:
         raise UsageError(str(exc)) from None
 
 

@@ -41,6 +41,15 @@ REGISTRY = {impl.name: impl for impl in (
     Implementation("gradient_tape:graph", "the same loop in one tf.function, never XLA", True, True, step_cost_s=1e-4),
     Implementation("gradient_tape:eager", "the same step in a plain Python loop, eager TensorFlow", True, True,
                    step_cost_s=2.5e-3),
+    Implementation("gradient_tape:mirrored", "the tape loop under MirroredStrategy over --replicas devices (GPUs when "
+                   "at least 2 are seen, else logical CPUs), each holding its shard of rows, one SUM all-reduce per step",
+                   True, True, distributed=True, step_cost_s=4e-4),
+    Implementation("keras:mirrored", "Dense(1) + SGD + mse fit under MirroredStrategy: repeated tf.data batch, "
+                   "steps_per_execution=1, rows padded to equal shards with zero sample weight",
+                   True, True, distributed=True, step_cost_s=8e-3),
+    Implementation("gradient_tape:multi_worker", "the tape loop under MultiWorkerMirroredStrategy over --workers "
+                   "processes on loopback (TF_CONFIG), one packed all-reduce per step", True, True, distributed=True,
+                   step_cost_s=4e-3),
 )}
 
 IMPLEMENTATIONS = tuple(REGISTRY)  # every name, in the order tables and figures list them

@@ -39,7 +39,9 @@ def plan(config, devices):
             skipped.append((name, "trains full batch only; not run with --batch-size"))
             continue
         for dtype in config.dtypes:
-            for device in (devices if is_tensorflow(name) else ["cpu"]):
+            # a distributed variant runs once per dtype: --device picks its replicas' kind (tf_models.distributed)
+            runs_on = [config.device] if implementation(name).distributed else devices if is_tensorflow(name) else ["cpu"]
+            for device in runs_on:
                 triples.append((name, device, dtype))
     return triples, skipped
 
@@ -72,10 +74,15 @@ def run_single(config, dataset, trained, to_raw, initial, devices, analysis, pre
         if progress:
             progress(f"{name} on {device}, {dtype}")
         X, y = trained.X.astype(dtype), trained.y.astype(dtype)
-        trainer = make_trainer(name, X, y, config.lr, config.iterations, device=device, batches=batches)
-        result, timing = time_calls(lambda: trainer(W0, b0), config.repeats, config.time_budget_s)
+        trainer = make_trainer(name, X, y, config.lr, config.iterations, device=device, batches=batches,
+                               replicas=config.replicas, workers=config.workers)
+        if getattr(trainer, "measures_itself", False):  # multi-worker: timed inside the chief, same rule
+            result = trainer(W0, b0, repeats=config.repeats, budget_s=config.time_budget_s)
+            timing = result.timing
+        else:
+            result, timing = time_calls(lambda: trainer(W0, b0), config.repeats, config.time_budget_s)
         # untimed: a diverged Keras run's parameters at its divergence point, and the finite differences
-        result = stop_at_divergence(result, X, y, config.lr, W0, b0, batches=batches)
+        result = stop_at_divergence(result, X, y, config.lr, W0, b0, batches=batches, replicas=config.replicas)
         if split_name(name)[0] == "gradient_tape":
             result = dataclasses.replace(result, finite_difference=finite_difference_checks(X, y, W0, b0, result))
         runs.append(result)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from comparisons.config import IMPLEMENTATIONS
+from comparisons.registry import REGISTRY
 from comparisons.tables import TABLE_COLUMNS
 
 from .conftest import REPO
@@ -49,9 +50,12 @@ def test_every_implementation_for_every_dtype_and_device(quick_results):
     out, _ = quick_results
     weights = pd.read_csv(out / "weights.csv")
     present = set(zip(weights.implementation, weights.device, weights.dtype))
+    expected_device = {"gradient_tape:mirrored": "cpu:0+cpu:1", "keras:mirrored": "cpu:0+cpu:1",
+                       "gradient_tape:multi_worker": "worker0/cpu:0+worker1/cpu:0"}  # the default 2 replicas, 2 workers
+    assert set(expected_device) == {n for n, impl in REGISTRY.items() if impl.distributed and impl.default}
     for name in IMPLEMENTATIONS:
         for dtype in ("float32", "float64"):
-            assert (name, "cpu", dtype) in present
+            assert (name, expected_device.get(name, "cpu"), dtype) in present
     assert ("ols", "cpu", "float64") in present and ("true", "none", "float64") in present
     curves = pd.read_csv(out / "loss_curves.csv")
     sizes = curves.groupby(["implementation", "device", "dtype"]).size()

@@ -10,11 +10,13 @@ import pytest
 import handrolled
 from comparisons.config import IMPLEMENTATIONS
 from comparisons.data import order_seed
+from comparisons.registry import REGISTRY
 from comparisons.implementations import finite_difference_checks, make_trainer, stop_at_divergence
 
 RTOL = {"float64": 1e-10, "float32": 1e-4}
 ITERATIONS = 60  # small: keras:numpy_input costs ~20 ms per iteration
-TF_NAMES = [n for n in IMPLEMENTATIONS if n != "numpy"]
+# single-process TensorFlow ones; the distributed variants need a split CPU or worker processes: test_distributed.py
+TF_NAMES = [n for n in IMPLEMENTATIONS if n != "numpy" and not REGISTRY[n].distributed]
 
 
 def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS, batches=None):

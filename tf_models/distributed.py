@@ -1,0 +1,418 @@
+"""Linear regression over several replicas with tf.distribute, equal to the single-device run.
+
+Full-batch gradient descent splits exactly over rows: with the loss written as
+sum_i (y_i - y_hat_i)^2 / n, each replica's share over its own rows, divided by the GLOBAL n, and
+its gradients add up over the replicas to the full loss and the full gradient. So every replica
+holds one shard of rows (np.array_split: the first n % R shards get one row more), computes its
+share of the loss, of the autodiff gradient and of the analytic-vs-autodiff difference, and ONE
+packed all-reduce (SUM) per step adds them up. Rows need not divide evenly by the replicas.
+
+The same per-replica step and loop serve MirroredStrategy (one process, R devices: here) and
+MultiWorkerMirroredStrategy (W processes: tf_models/multi_worker.py), through
+`build_distributed_loop`.
+
+Devices: with at least two GPUs seen (and a device spec that allows them) the replicas are the
+GPUs; otherwise the CPU is split into R logical devices with `split_cpu`, which must run before
+TensorFlow initialises its runtime (before any op or device listing of logical devices). Logical
+CPUs share the same cores: they prove the mechanics and measure the synchronisation cost, not a
+speed-up.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+PACK_HEADER = 2  # packed vector: [loss, scale, autodiff dW (m), autodiff db, diff dW (m), diff db]
+
+
+class DistributionError(RuntimeError):
+    """The devices cannot be arranged as asked (e.g. the CPU was already split another way)."""
+
+
+@dataclass(frozen=True)
+class DistributedResult:
+    """A distributed tape or Keras run, shaped like gradient_tape's TapeResult."""
+
+    weights: np.ndarray  # (m, 1)
+    bias: np.generic
+    loss_curve: np.ndarray  # (k + 1,): loss before update i; the last point is the final parameters
+    diverged_at: int | None
+    grad_abs_diff: np.ndarray | None  # (k,): max |autodiff - analytic| of the reduced gradients (None for Keras)
+    grad_rel_diff: np.ndarray | None  # (k,): over the sum of the replicas' bounds 2/n max|r_shard| max(sum_i|x_ij|, n)
+    device: str  # every replica joined by '+': 'cpu:0+cpu:1', 'gpu:0+gpu:1', 'worker0/cpu:0+worker1/cpu:0'
+    jit_compile: bool
+    mode: str  # "mirrored", "multi_worker" or the Keras feed that ran
+
+
+# ----------------------------------------------------------------------------------------- devices
+
+def split_cpu(replicas):
+    """Split the CPU into `replicas` logical devices; must run before TensorFlow initialises its runtime.
+
+    Idempotent when the CPU is already split into exactly that many; DistributionError otherwise
+    (TensorFlow cannot re-split once initialised: the study then needs a fresh process).
+    """
+    if replicas < 1:
+        raise DistributionError(f"replicas must be at least 1, got {replicas}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)]
+    if current is not None and len(current) == replicas:
+        return
+    if current is None and replicas == 1:
+        return  # one device is what TensorFlow gives anyway
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError as exc:  # "Virtual devices cannot be modified after being initialized"
+        have = len(current) if current else 1
+        raise DistributionError(
+            f"cannot split the CPU into {replicas} logical devices: TensorFlow already initialised its runtime "
+            f"with {have} ({exc}); split before any TensorFlow op runs, or run in a fresh process") from None
+
+
+def logical_cpu_count():
+    """How many logical CPU devices TensorFlow has (initialises the runtime)."""
+    return len(tf.config.list_logical_devices("CPU"))
+
+
+def _gpu_labels():
+    return [f"gpu:{i}" for i, _ in enumerate(tf.config.list_physical_devices("GPU"))]
+
+
+def replica_devices(replicas, device_spec="auto"):
+    """Device labels of the replicas: GPUs when >= max(2, replicas) are seen and the spec allows, else logical CPUs.
+
+    device_spec is --device: "cpu" always splits the CPU; "auto" takes the GPUs when there are
+    enough, else the CPU; "gpu" or "gpu:K" need enough GPUs (DistributionError otherwise). Returns
+    e.g. ['gpu:0', 'gpu:1'] or ['cpu:0', 'cpu:1']. For CPUs the CPU is split first (split_cpu):
+    call this before TensorFlow initialises its runtime, or after splitting it the same way.
+    """
+    gpus = _gpu_labels()
+    enough = len(gpus) >= max(2, replicas)
+    if device_spec != "cpu" and enough:
+        return gpus[:replicas]
+    if device_spec.startswith("gpu"):
+        raise DistributionError(f"--device {device_spec}: {replicas} GPU replicas need at least {max(2, replicas)} GPUs, "
+                                f"TensorFlow sees {len(gpus)}; use --device auto or cpu (logical CPU replicas)")
+    split_cpu(replicas)
+    return [f"cpu:{i}" for i in range(replicas)]
+
+
+_STRATEGIES = {}  # device labels -> the one MirroredStrategy over them in this process
+
+
+def mirrored_strategy(devices):
+    """The MirroredStrategy over `devices` (labels), one per device set and process.
+
+    Two strategies over the same devices in one process number their collective instances from
+    the same start and collide ("Collective instance 100 expected ... data_type 1 but got ...
+    data_type 2" when a float32 and a float64 trainer were built one after the other), so every
+    trainer over these devices shares one.
+    """
+    key = tuple(devices)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.MirroredStrategy([_tf_name(d) for d in devices])
+    return _STRATEGIES[key]
+
+
+def device_label(devices):
+    """'cpu:0+cpu:1' from ['cpu:0', 'cpu:1']: every replica, joined by '+'."""
+    return "+".join(devices)
+
+
+def _tf_name(label):
+    kind, _, index = label.partition(":")
+    return f"/{kind.upper()}:{index or 0}"
+
+
+def _label_of(device_string):
+    """'.../device:CPU:1' -> 'cpu:1' (the index kept, unlike single-device labels)."""
+    kind, _, index = device_string.rsplit("device:", 1)[-1].partition(":")
+    return f"{kind.lower()}:{index or 0}"
+
+
+def shards(n, parts):
+    """Row ranges [(start, stop), ...] of np.array_split: the first n % parts shards get one row more."""
+    sizes = [n // parts + (1 if k < n % parts else 0) for k in range(parts)]
+    ends = np.cumsum(sizes)
+    return [(int(e - s), int(e)) for s, e in zip(sizes, ends)]
+
+
+# ------------------------------------------------------------------------------------- the loop
+
+def replica_packed_step(X, y, W, b, n, column_abs_max):
+    """One replica's share of a step, packed into one vector (2m + 4,) for a single SUM all-reduce.
+
+    X (k, m), y (k, 1) are this replica's rows; n is the GLOBAL row count. The shares of all
+    replicas add up to: the loss, a bound on the size of the summed terms (see DistributedResult),
+    the autodiff gradient and the autodiff-minus-analytic difference (each (m + 1,)).
+    """
+    with tf.GradientTape() as tape:
+        residuals = y - (tf.matmul(X, W) + b)  # (k, 1)
+        loss = tf.reduce_sum(tf.square(residuals)) / n
+    auto_W, auto_b = tape.gradient(loss, [W, b])
+    analytic_W = -2.0 / n * tf.matmul(X, residuals, transpose_a=True)  # (m, 1): this shard's -2/n X^T R
+    analytic_b = -2.0 / n * tf.reduce_sum(residuals)
+    scale = 2.0 / n * tf.reduce_max(tf.abs(residuals)) * tf.maximum(column_abs_max, n)  # shards are never empty
+    return tf.concat([tf.reshape(loss, (1,)), tf.reshape(scale, (1,)),
+                      tf.reshape(auto_W, (-1,)), tf.reshape(auto_b, (1,)),
+                      tf.reshape(auto_W - analytic_W, (-1,)), tf.reshape(auto_b - analytic_b, (1,))], axis=0)
+
+
+def unpack(packed, m):
+    """(loss, grad_W (m, 1), grad_b, abs_diff, rel_diff) from the all-reduced packed vector."""
+    loss, scale = packed[0], packed[1]
+    grad_W = tf.reshape(packed[PACK_HEADER:PACK_HEADER + m], (m, 1))
+    grad_b = packed[PACK_HEADER + m]
+    abs_diff = tf.reduce_max(tf.abs(packed[PACK_HEADER + m + 1:]))
+    tiny = tf.constant(np.finfo(packed.dtype.as_numpy_dtype).tiny, packed.dtype)
+    return loss, grad_W, grad_b, abs_diff, abs_diff / tf.maximum(scale, tiny)
+
+
+def build_distributed_loop(strategy, X_dist, y_dist, n, m, dtype, iterations, column_abs_max,
+                           divergence_factor=1e6, communication=None):
+    """The whole descent in one tf.function under `strategy`; returns (loop, W, b).
+
+    X_dist, y_dist are per-replica values (each replica's shard). loop(W0 (m, 1), b0, lr) returns
+    (W, b, losses (N + 1,), abs_diffs (N,), rel_diffs (N,), steps_done, diverged) as tensors; slots
+    past a divergence are zeros. Each step is one `all_reduce(SUM)` of the packed vector (a
+    MultiWorkerMirroredStrategy aborted its workers with three separate all-reduces per step);
+    `communication` (tf.distribute.experimental.CommunicationOptions) sets its timeout.
+    """
+    with strategy.scope():
+        W = tf.Variable(tf.zeros((m, 1), dtype), name="W")
+        b = tf.Variable(tf.zeros((), dtype), name="b")
+    n_t = tf.constant(float(n), dtype)
+    col_max = tf.constant(column_abs_max, dtype)
+    factor = tf.constant(divergence_factor, dtype)
+    sum_ = tf.distribute.ReduceOp.SUM
+
+    def replica_fn(X_shard, y_shard):
+        packed = replica_packed_step(X_shard, y_shard, W, b, n_t, col_max)
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce(sum_, packed, options=communication)
+
+    @tf.function
+    def loop(W0, b0, lr):
+        W.assign(W0)
+        b.assign(b0)
+        losses = tf.TensorArray(dtype, size=iterations + 1, element_shape=())
+        abs_diffs = tf.TensorArray(dtype, size=max(iterations, 1), element_shape=())
+        rel_diffs = tf.TensorArray(dtype, size=max(iterations, 1), element_shape=())
+        first_loss = tf.constant(np.inf, dtype)
+        steps_done = tf.constant(0)
+        diverged = tf.constant(False)
+        for i in tf.range(iterations + 1):  # evaluation i is the loss before update i; the last, the final loss
+            reduced = strategy.run(replica_fn, args=(X_dist, y_dist))
+            packed = strategy.experimental_local_results(reduced)[0]  # every replica holds the same sum
+            loss, grad_W, grad_b, abs_diff, rel_diff = unpack(packed, m)
+            if i == 0:
+                first_loss = loss
+            losses = losses.write(i, loss)
+            if _is_divergent(loss, first_loss, factor):
+                diverged = tf.constant(True)
+                if i < iterations:
+                    abs_diffs = abs_diffs.write(i, abs_diff)
+                    rel_diffs = rel_diffs.write(i, rel_diff)
+                break
+            if i == iterations:
+                break
+            abs_diffs = abs_diffs.write(i, abs_diff)
+            rel_diffs = rel_diffs.write(i, rel_diff)
+            W.assign_sub(lr * grad_W)  # cross-replica context: every replica's copy gets the same update
+            b.assign_sub(lr * grad_b)
+            steps_done = i + 1
+        return W.read_value(), b.read_value(), losses.stack(), abs_diffs.stack(), rel_diffs.stack(), steps_done, diverged
+
+    return loop, W, b
+
+
+def _is_divergent(loss, first_loss, factor):
+    return tf.logical_or(tf.logical_not(tf.math.is_finite(loss)), loss > factor * first_loss)
+
+
+def distribute_rows(strategy, X, y, dtype):
+    """Per-replica values: replica k gets rows shards(n, replicas)[k] of X and y, on its own device."""
+    replicas = strategy.num_replicas_in_sync
+    if X.shape[0] < replicas:
+        raise DistributionError(f"{X.shape[0]} rows cannot be shared by {replicas} replicas")
+    parts = shards(X.shape[0], replicas)
+    return distribute_shards(strategy, lambda k: (X[slice(*parts[k])], y[slice(*parts[k])]), dtype)
+
+
+def distribute_shards(strategy, rows_of, dtype):
+    """Per-replica (X, y) from rows_of(global replica id) -> (X_k (k, m), y_k (k, 1)) numpy arrays.
+
+    The function is called only for this process's local replicas (a worker of a
+    MultiWorkerMirroredStrategy loads only its own shard), each under its replica's device.
+    """
+    cache = {}
+
+    def part(ctx, which):
+        k = ctx.replica_id_in_sync_group
+        if k not in cache:
+            cache[k] = rows_of(k)
+        return tf.constant(cache[k][which], dtype)
+
+    return (strategy.experimental_distribute_values_from_function(lambda ctx: part(ctx, 0)),
+            strategy.experimental_distribute_values_from_function(lambda ctx: part(ctx, 1)))
+
+
+def result_from_loop(outputs, iterations, dtype, device, mode):
+    """A DistributedResult from the loop's tensors (.numpy(): the result is on the host)."""
+    W_out, b_out, losses, abs_d, rel_d, steps, diverged = outputs
+    steps, diverged = int(steps.numpy()), bool(diverged.numpy())
+    end = steps + 1  # a run that diverged at update k has k + 1 losses; a finished run has N + 1
+    np_dtype = np.dtype(dtype)
+    return DistributedResult(
+        weights=np.asarray(W_out.numpy(), np_dtype), bias=np_dtype.type(b_out.numpy()),
+        loss_curve=losses.numpy()[:end], diverged_at=steps if diverged else None,
+        grad_abs_diff=abs_d.numpy()[:min(end, iterations)], grad_rel_diff=rel_d.numpy()[:min(end, iterations)],
+        device=device, jit_compile=False, mode=mode)
+
+
+def make_mirrored_tape_trainer(X, y, lr, iterations, replicas=2, device_spec="auto", divergence_factor=1e6):
+    """A callable (W0, b0, lr=None) -> DistributedResult: the GradientTape loop under MirroredStrategy.
+
+    X (n, m), y (n, 1) in the run's dtype; each of the `replicas` devices (replica_devices) holds
+    its shard of rows once; every call restarts from (W0, b0). The first call traces.
+    """
+    devices = replica_devices(replicas, device_spec)
+    strategy = mirrored_strategy(devices)
+    dtype = tf.as_dtype(X.dtype)
+    n, m = X.shape
+    X_dist, y_dist = distribute_rows(strategy, X, y, dtype)
+    col_max = float(np.abs(X).sum(axis=0, dtype=np.float64).max())
+    loop, W, b = build_distributed_loop(strategy, X_dist, y_dist, n, m, dtype, iterations, col_max,
+                                        divergence_factor=divergence_factor)
+    label = device_label([_label_of(v.device) for v in strategy.experimental_local_results(W)])
+    default_lr = lr
+
+    def train(W0, b0, lr=None):
+        """One run from (W0, b0); another lr reuses the traced loop (lr is an input)."""
+        outputs = loop(tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
+                       tf.constant(default_lr if lr is None else lr, dtype))
+        return result_from_loop(outputs, iterations, X.dtype, label, "mirrored")
+
+    return train
+
+
+# ---------------------------------------------------------------------------------------- Keras
+
+KERAS_FEEDS = ("dataset", "numpy_input")
+
+
+def _replica_loss_recorder(steps, denominator):
+    """A Keras metric keeping each step's loss under a strategy: each replica adds sum(w r^2) / denominator.
+
+    Metric variables are synchronised on read with SUM, so reading `losses` adds the replicas'
+    shares into the full-batch loss of every step. With the weights of `balanced_rows`
+    (w = R c / n on real rows, 0 on padding) and denominator R c, the sum is sum(r^2) / n.
+    """
+    import keras
+
+    class ReplicaLossRecorder(keras.metrics.Metric):
+        def __init__(self, name="step_loss_share", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.losses = self.add_variable(shape=(steps,), initializer="zeros", name="losses")
+            self.step = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="step")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            squares = keras.ops.square(keras.ops.cast(y_true, self.dtype) - y_pred)  # (k, 1)
+            if sample_weight is not None:
+                squares = squares * keras.ops.reshape(keras.ops.cast(sample_weight, self.dtype), (-1, 1))
+            share = keras.ops.sum(squares) / denominator
+            # step is this replica's own counter (read in replica context: its local value)
+            self.losses.assign(keras.ops.slice_update(
+                self.losses, keras.ops.reshape(self.step, (1,)), keras.ops.reshape(share, (1,))))
+            self.step.assign(self.step + 1)
+
+        def result(self):
+            return keras.ops.sum(self.losses)  # only for Keras' logs; the trainer reads `losses`
+
+    return ReplicaLossRecorder()
+
+
+def balanced_rows(X, y, replicas):
+    """(X, y, sample weights, rows) padded so every replica's share of the batch has the same rows c = ceil(n / R).
+
+    Keras under a strategy averages each replica's mse over its own rows and divides by R, and its
+    first-batch build reduces the replicas' batches elementwise (so unequal shards crash with
+    AddN [51,1] != [50,1]). Padding the batch with R c - n zero rows of weight 0, and weighting
+    the real rows by R c / n, gives every replica c rows and makes the summed gradient that of
+    sum(r^2) / n exactly. When R divides n nothing is padded and every weight is 1.
+    """
+    n = X.shape[0]
+    rows = replicas * -(-n // replicas)  # R c
+    pad = rows - n
+    weight = X.dtype.type(rows / n)
+    X_p = np.concatenate([X, np.zeros((pad, X.shape[1]), X.dtype)])
+    y_p = np.concatenate([y, np.zeros((pad, 1), y.dtype)])
+    w = np.concatenate([np.full(n, weight, X.dtype), np.zeros(pad, X.dtype)])
+    return X_p, y_p, w, rows
+
+
+def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="auto", feed="dataset",
+                                steps_per_execution=1, balance=True):
+    """A callable (W0, b0, lr=None) -> DistributedResult: Keras Dense(1) + SGD + "mse" fit under MirroredStrategy.
+
+    The study's `keras:mirrored` is the defaults: feed="dataset" (fit(epochs=1, steps_per_epoch=N)
+    over tf.data's batch of all rows, repeated; the strategy splits each batch across the
+    replicas) with steps_per_execution=1 (larger values fail inside Keras' multi-step loop under
+    MirroredStrategy in Keras 3.15) and balance=True (see balanced_rows: needed when R does not
+    divide n). feed="numpy_input" is fit(X, y, batch_size=rows, epochs=N); balance=False feeds the
+    rows as they are (Keras then crashes or weights unequal shards unequally). These options exist
+    for the support matrix; the loss curve is recorded per step only with the dataset feed
+    (numpy_input reads Keras' History, the loss as Keras averages it).
+    """
+    import keras
+
+    from .keras_model import build_model, floatx
+
+    if feed not in KERAS_FEEDS:
+        raise ValueError(f"unknown Keras feed {feed!r}; use one of {KERAS_FEEDS}")
+    devices = replica_devices(replicas, device_spec)
+    strategy = mirrored_strategy(devices)
+    dtype = str(X.dtype)
+    n, m = X.shape
+    if n < replicas:
+        raise DistributionError(f"{n} rows cannot be shared by {replicas} replicas")
+    if balance:
+        X_fit, y_fit, w_fit, rows = balanced_rows(X, y, replicas)
+    else:
+        X_fit, y_fit, w_fit, rows = X, y, None, n
+    with floatx(dtype), strategy.scope():
+        model = build_model(m, dtype)
+        recorder = _replica_loss_recorder(iterations, float(rows)) if feed == "dataset" else None
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse",
+                      weighted_metrics=[recorder] if recorder else None, jit_compile=False,  # weighted: gets sample_weight
+                      steps_per_execution=steps_per_execution if feed == "dataset" else 1)
+    if feed == "dataset":
+        tensors = (X_fit, y_fit) if w_fit is None else (X_fit, y_fit, w_fit)
+        data = tf.data.Dataset.from_tensor_slices(tensors).batch(rows).repeat()
+    dense = model.layers[-1]
+    label = device_label([_label_of(v.device) for v in strategy.experimental_local_results(dense.kernel.value)])
+    default_lr = lr
+
+    def train(W0, b0, lr=None):
+        """One fit from (W0, b0); another lr is assigned to the optimizer's variable."""
+        dense.set_weights([np.asarray(W0, dtype).reshape(m, 1), np.asarray([b0], dtype)])
+        model.optimizer.learning_rate = float(default_lr if lr is None else lr)
+        with floatx(dtype):
+            if feed == "dataset":
+                for variable in recorder.variables:
+                    variable.assign(tf.zeros(variable.shape, variable.dtype))
+                model.fit(data, epochs=1, steps_per_epoch=iterations, verbose=0, shuffle=False)
+                losses = np.asarray(recorder.losses.numpy(), dtype)
+            else:
+                history = model.fit(X_fit, y_fit, sample_weight=w_fit, batch_size=rows, epochs=iterations,
+                                    shuffle=False, verbose=0)
+                losses = np.asarray(history.history["loss"], dtype)
+        kernel, bias = dense.get_weights()
+        residuals = y - (X @ kernel + bias[0])  # (n, 1) in the run's dtype, on the host like numpy's last point
+        final_loss = np.mean(np.square(residuals), dtype=X.dtype)
+        return DistributedResult(
+            weights=kernel, bias=kernel.dtype.type(bias[0]), loss_curve=np.append(losses, final_loss).astype(dtype),
+            diverged_at=None, grad_abs_diff=None, grad_rel_diff=None, device=label, jit_compile=False, mode=feed)
+
+    return train

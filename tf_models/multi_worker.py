@@ -1,0 +1,235 @@
+"""One worker of a MultiWorkerMirroredStrategy cluster: `python -m tf_models.multi_worker --job JOB.json`.
+
+Runs unchanged on real hosts: each host sets TF_CONFIG (the cluster's addresses and its own
+index) and runs this module with the same job description; comparisons/cluster.py does exactly
+that on loopback. Only this module's standard library, numpy and TensorFlow are needed.
+
+TF_CONFIG (one per worker; only "task.index" differs):
+    {"cluster": {"worker": ["hostA:12345", "hostB:12345"]}, "task": {"type": "worker", "index": 0}}
+
+The job (JSON from a file, or stdin with `--job -`), the same for every worker:
+    {"task": "train",                 # what to do: a name in TASKS (see below)
+     "data": {"X": "X.npy", "y": "y.npy"}   # arrays of all rows (n, m) and (n, 1), the run's dtype; each
+                                       # worker reads only its own rows (memory-mapped), so the files
+                                       # may be copies on every host
+           | {"random": {"n": 1000000, "m": 32, "seed": 0}},  # or: each worker draws its own rows
+                                       # (rng seeded by [seed, shard]): for timing, not for equivalence
+     "dtype": "float64",
+     "shard": "contiguous",           # the row rule: worker k holds rows shards(n, W)[k] (np.array_split)
+     "lr": 0.05, "iterations": 1000, "W0": [[...]], "b0": 0.0,  # W0 (m, 1) as nested lists
+     "repeats": 5, "budget_s": 6.0,   # timed calls after one warm-up; repeats stop at about budget_s
+     "divergence_factor": 1e6,
+     "collective_timeout_s": 60,      # CommunicationOptions(timeout_seconds): a dead peer fails the step
+     "result": "result.json"}         # where the chief (worker 0) writes its result ("-": stdout)
+
+Tasks: TASKS maps a name to fn(WorkerContext) -> dict (JSON-serialisable), which the chief writes.
+Add a task with the @task("name") decorator; every worker runs the same function (collectives
+must match across workers).
+
+Errors: any failure prints one line `error: worker K: <Type>: <message>` on stderr and exits 1;
+a launcher shows that line. A broken peer makes the others fail within collective_timeout_s.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+TASKS = {}
+
+
+def task(name):
+    """Register fn(WorkerContext) -> dict as the job task `name`."""
+    def register(fn):
+        TASKS[name] = fn
+        return fn
+    return register
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a task gets: the strategy, this worker's place in the cluster and the job."""
+
+    strategy: object  # tf.distribute.MultiWorkerMirroredStrategy
+    index: int  # this worker's task index (0 is the chief)
+    workers: int  # W, the number of workers in TF_CONFIG
+    job: dict
+    communication: object  # tf.distribute.experimental.CommunicationOptions for every collective
+
+    @property
+    def is_chief(self):
+        return self.index == 0
+
+
+def cluster_from_environment():
+    """(this worker's index, worker count) from TF_CONFIG; ValueError when it is missing or not a worker."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise ValueError("TF_CONFIG is not set; it names the cluster's workers and this worker's index")
+    config = json.loads(text)
+    if config.get("task", {}).get("type") != "worker":
+        raise ValueError("TF_CONFIG task.type must be 'worker' (no chief/ps roles: worker 0 is the chief)")
+    return int(config["task"]["index"]), len(config["cluster"]["worker"])
+
+
+def load_shard(data, index, workers, dtype):
+    """(X_k (k, m), y_k (k, 1), n) for worker `index` of `workers` under the contiguous shard rule."""
+    from .distributed import shards
+
+    if "random" in data:
+        spec = data["random"]
+        n, m = int(spec["n"]), int(spec["m"])
+        start, stop = shards(n, workers)[index]
+        rng = np.random.default_rng([int(spec.get("seed", 0)), index])
+        X = rng.standard_normal((stop - start, m)).astype(dtype)
+        y = (X @ np.ones((m, 1), dtype) + rng.standard_normal((stop - start, 1)).astype(dtype)).astype(dtype)
+        return X, y, n
+    X_all, y_all = np.load(data["X"], mmap_mode="r"), np.load(data["y"], mmap_mode="r")
+    n = X_all.shape[0]
+    if n < workers:
+        raise ValueError(f"{n} rows cannot be shared by {workers} workers")
+    start, stop = shards(n, workers)[index]
+    return np.array(X_all[start:stop], dtype), np.array(y_all[start:stop], dtype).reshape(-1, 1), n
+
+
+def timed_calls(fn, repeats, budget_s):
+    """(warm-up result, first_call_s, [repeat_s]): one warm-up, then up to `repeats` calls that fit in budget_s.
+
+    Same rule as the study's timing harness; fn must return host (numpy) values, so each time
+    includes the result reaching the host.
+    """
+    start = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - start
+    planned = min(repeats, int(budget_s // max(first, 1e-9))) if budget_s is not None else repeats
+    times = []
+    for _ in range(planned):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return result, first, times
+
+
+@task("train")
+def train_task(ctx):
+    """The study's GradientTape descent over the workers: result of the warm-up call and the timings."""
+    import tensorflow as tf
+
+    from .distributed import build_distributed_loop, distribute_shards, result_from_loop
+
+    job, strategy = ctx.job, ctx.strategy
+    dtype = np.dtype(job.get("dtype", "float64"))
+    X_k, y_k, n = load_shard(job["data"], ctx.index, ctx.workers, dtype)
+    m = X_k.shape[1]
+    col_max = global_column_abs_max(ctx, X_k)
+    X_dist, y_dist = distribute_shards(strategy, lambda _: (X_k, y_k), tf.as_dtype(dtype))
+    iterations = int(job["iterations"])
+    loop, W, _ = build_distributed_loop(strategy, X_dist, y_dist, n, m, tf.as_dtype(dtype), iterations, col_max,
+                                        divergence_factor=float(job.get("divergence_factor", 1e6)),
+                                        communication=ctx.communication)
+    W0 = tf.constant(np.asarray(job["W0"], dtype).reshape(m, 1))
+    b0 = tf.constant(dtype.type(job["b0"]))
+    lr = tf.constant(dtype.type(job["lr"]))
+    label = "+".join(f"worker{k}/cpu:0" for k in range(ctx.workers))  # one CPU replica per worker process
+
+    def call():
+        return result_from_loop(loop(W0, b0, lr), iterations, dtype, label, "multi_worker")
+
+    result, first, times = timed_calls(call, int(job.get("repeats", 0)), job.get("budget_s"))
+    local = strategy.experimental_local_results(W)[0].device
+    return {
+        "weights": result.weights.tolist(), "bias": float(result.bias), "loss_curve": result.loss_curve.tolist(),
+        "diverged_at": result.diverged_at, "grad_abs_diff": result.grad_abs_diff.tolist(),
+        "grad_rel_diff": result.grad_rel_diff.tolist(), "device": label, "chief_device": local,
+        "dtype": str(dtype), "n": n, "workers": ctx.workers, "first_call_s": first, "repeat_s": times,
+    }
+
+
+def global_column_abs_max(ctx, X_k):
+    """max_j sum_i |x_ij| over all workers' rows: one SUM all-reduce at set-up, outside the timed loop."""
+    import tensorflow as tf
+
+    local = np.abs(X_k).sum(axis=0, dtype=np.float64)  # (m,)
+    per_replica = ctx.strategy.experimental_distribute_values_from_function(lambda _: tf.constant(local))
+    total = ctx.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+    return float(np.max(total.numpy()))
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def run(job):
+    """Join the cluster of TF_CONFIG, run job["task"] and return its dict (every worker; the chief writes it)."""
+    index, workers = cluster_from_environment()
+    name = job.get("task", "train")
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    tf = _quiet_tensorflow()
+    timeout = float(job.get("collective_timeout_s", 60))
+    communication = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    # must be created before any other TensorFlow op: it starts this worker's gRPC server
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
+    if job.get("deterministic", True):
+        tf.config.experimental.enable_op_determinism()
+    _inject_fault(job, index)
+    return TASKS[name](WorkerContext(strategy, index, workers, job, communication)), index
+
+
+def _inject_fault(job, index):
+    """For the reliability tests only: job["fault"] = {"worker": k, "kind": "exit"|"hang"} breaks worker k."""
+    fault = job.get("fault")
+    if not fault or int(fault["worker"]) != index:
+        return
+    if fault["kind"] == "exit":
+        print(f"error: worker {index}: injected fault: exiting", file=sys.stderr, flush=True)
+        os._exit(3)
+    if fault["kind"] == "hang":
+        print(f"worker {index}: injected fault: hanging", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
+
+
+def write_result(result, where):
+    """Write the chief's result JSON atomically (a reader never sees half a file); '-' prints it."""
+    text = json.dumps(result)
+    if where in (None, "-"):
+        print(text, flush=True)
+        return
+    tmp = f"{where}.tmp-{os.getpid()}"
+    with open(tmp, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, where)
+
+
+def main(argv=None):
+    """Entry point: read the job, run it, the chief writes the result; exit 1 with one error line on failure."""
+    parser = argparse.ArgumentParser(prog="python -m tf_models.multi_worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--job", required=True, help="job JSON file, or - for stdin")
+    args = parser.parse_args(argv)
+    index = "?"  # until TF_CONFIG is read
+    try:
+        job = json.load(sys.stdin if args.job == "-" else open(args.job))
+        index = cluster_from_environment()[0]
+        result, index = run(job)
+        if index == 0:
+            write_result(result, job.get("result", "-"))
+        return 0
+    except KeyboardInterrupt:
+        print(f"error: worker {index}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except Exception as exc:  # one line for the launcher; the cause is in the message
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: worker {index}: {type(exc).__name__}: {first}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
