@@ -68,9 +68,9 @@ def time_mirrored_steps(replicas, n, m, dtype, target_s, repeats, seed=0):
     """Time the loop under MirroredStrategy over logical CPUs 0..replicas-1 (the CPU already split)."""
     import tensorflow as tf
 
-    from .distributed import distribute_rows
+    from .distributed import distribute_rows, mirrored_strategy
 
-    strategy = tf.distribute.MirroredStrategy([f"/CPU:{k}" for k in range(replicas)])
+    strategy = mirrored_strategy([f"cpu:{k}" for k in range(replicas)])
     X, y = _random_rows(n, m, dtype, seed)
     X_dist, y_dist = distribute_rows(strategy, X, y, tf.as_dtype(dtype))
     return time_loop(strategy, X_dist, y_dist, n, m, dtype, steps_per_call(n, m, target_s), repeats)

@@ -69,12 +69,15 @@ _WHERE_LINES = re.compile(r"^\s*($|Graph execution error|Detected at node|File \
 
 
 def _first_line(exc):
-    """The first line of an exception's message that states the error (TensorFlow puts node locations first)."""
-    lines = [line for line in str(exc).splitlines() if not _WHERE_LINES.match(line)]
-    line = lines[0] if lines else str(exc).strip().split("\n")[0]
-    line = re.sub(r"^\s*\(\d+\)\s*", "", line)  # "(0) INVALID_ARGUMENT: ..." -> "INVALID_ARGUMENT: ..."
-    line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)  # the graph function's internal name
-    return line.strip()[:240]
+    """The statement of an exception's error as one line (TensorFlow puts node locations first and values inside)."""
+    lines = str(exc).splitlines()
+    start = next((k for k, line in enumerate(lines) if not _WHERE_LINES.match(line)), 0)
+    text = " ".join(line.strip() for line in lines[start:] if not _WHERE_LINES.match(line))
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)  # the graph function's internal name
+    text = re.sub(r"\{[^{}]*\}", "{...}", text)  # the values a PerReplica or a node list holds
+    text = re.sub(r"^\(\d+\)\s*", "", text)  # "(0) INVALID_ARGUMENT: ..." -> "INVALID_ARGUMENT: ..."
+    text = re.sub(r"\s+\(\d+\) \w+:.*$", "", text)  # a second root error repeats the first
+    return re.sub(r"\s+", " ", text).strip()[:240]
 
 
 def _shard(num_rows, index, count):
@@ -230,25 +233,18 @@ def run_job(strategy, job, emit):
         emit({"outcome": outcome_to_json(probe(strategy, config, X, y, W0, b0, job["lr"]))})
 
 
-def _split_cpu(replicas):
-    """Split the CPU into `replicas` logical devices before TensorFlow initialises; their names."""
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
-    return [d.name for d in tf.config.list_logical_devices("CPU")]
-
-
 def main(argv):
     """Entry point for a MirroredStrategy group: `python -m tf_models.distribution_probe JOB.json`."""
     job = json.loads(open(argv[0]).read())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    from .distributed import mirrored_strategy, replica_devices
+
     tf.get_logger().setLevel("ERROR")
-    devices = _split_cpu(job["replicas"])
+    devices = replica_devices(int(job["replicas"]), "cpu")  # splits the CPU: before anything initialises TensorFlow
     tf.config.experimental.enable_tensor_float_32_execution(False)
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = mirrored_strategy(devices)
 
     def emit(record):
         print(json.dumps(record), flush=True)

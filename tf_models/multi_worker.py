@@ -158,6 +158,11 @@ def global_column_abs_max(ctx, X_k):
     return float(np.max(total.numpy()))
 
 
+from .distributed_bench import register_study_tasks  # noqa: E402 (after `task` exists)
+
+register_study_tasks(task)  # time_steps, allreduce_benchmark, benchmark, support_probe: the distributed experiments
+
+
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf

@@ -9,6 +9,8 @@ fatal. Its final parameters and loss curve are compared with the numpy run on th
 """
 import json
 import math
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ import pandas as pd
 import handrolled
 
 from ..data import initial_parameters, make_synthetic
-from ..isolated import Failure, python_module, run_child
+from ..isolated import Failure, python_module, run_child, run_resumable
 from ..tolerances import EQUIVALENCE
 
 NAME = "distribution_support"
@@ -92,21 +94,39 @@ def judge(outcome, reference, dtype):
     return "differs", gap, detail + (f", loss curve by {loss_gap:.3g}" if outcome["loss_curve"] else "")
 
 
-def _job_writer(data, W0, b0, lr, by_key, replicas):
-    def write(path, keys):
-        path.write_text(json.dumps({
-            "X": data.X.tolist(), "y": data.y.ravel().tolist(), "W0": W0.ravel().tolist(), "b0": b0, "lr": lr,
-            "replicas": replicas, "configs": [by_key[k] for k in keys]}))
-    return write
+def _job(data, W0, b0, lr, configs):
+    """The probe's job dict (the same for a MirroredStrategy child and for every worker of a cluster)."""
+    return {"X": data.X.tolist(), "y": data.y.ravel().tolist(), "W0": W0.ravel().tolist(), "b0": b0, "lr": lr,
+            "replicas": REPLICAS, "configs": configs}
+
+
+def _cluster_attempt(job_of, timeout_s, scratch, startup_s=60.0):
+    """attempt(remaining) for run_resumable: one loopback cluster runs the support_probe task over them."""
+    from ..cluster import ClusterError, run_cluster
+
+    def attempt(remaining):
+        progress = Path(scratch) / f"progress-{len(list(Path(scratch).iterdir()))}.jsonl"  # a new file per attempt
+        job = {**job_of(remaining), "task": "support_probe", "progress": str(progress),
+               "collective_timeout_s": timeout_s}
+        try:
+            run_cluster(job, workers=REPLICAS, timeout_s=startup_s + timeout_s * len(remaining))
+            reason, last = None, ""
+        except ClusterError as exc:
+            reason, last = "the cluster failed", str(exc)
+        records = [json.loads(line) for line in progress.read_text().splitlines()] if progress.exists() else []
+        return records, reason, last
+    return attempt
 
 
 def _run_group(strategy, configs, data, W0, b0, lr, timeout_s):
-    """{key: outcome dict or Failure} for one strategy's configurations, in as few child processes as it takes."""
+    """{key: outcome dict or Failure} for one strategy's configurations, in as few processes as it takes."""
     by_key = {probe_key(c): c for c in configs}
-    write = _job_writer(data, W0, b0, lr, by_key, REPLICAS)
+    job_of = lambda keys: _job(data, W0, b0, lr, [by_key[k] for k in keys])  # noqa: E731
     if strategy == "mirrored":
-        return run_child(python_module("tf_models.distribution_probe"), list(by_key), write, timeout_s)
-    raise NotImplementedError(f"strategy {strategy}")
+        return run_child(python_module("tf_models.distribution_probe"), list(by_key),
+                         lambda path, keys: path.write_text(json.dumps(job_of(keys))), timeout_s)
+    with tempfile.TemporaryDirectory(prefix="support-") as scratch:
+        return run_resumable(list(by_key), _cluster_attempt(job_of, timeout_s, scratch))
 
 
 def devices_label(strategy):
