@@ -238,7 +238,7 @@ def figure(table):
     """The Figure: measured steps (left), the per-step model (middle), whole runs by both routes (right)."""
     from ..figures import plt
 
-    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 5.2))
+    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.4))
     steps = table[(table.kind == "measured") & (table.what == "step")].dropna(subset=["seconds_per_step"])
     for k, ((strategy, replicas, workers), rows) in enumerate(steps.groupby(["strategy", "replicas", "workers"])):
         rows = rows.sort_values("n_samples")
@@ -257,24 +257,30 @@ def figure(table):
         for k, n in enumerate(sizes):
             part = rows[rows.n_samples == n].sort_values("workers")
             color = COLORS[k % len(COLORS)]
-            best = part[part.workers == part.best_workers]
             if route == "per_step":
                 ax_s.loglog(part.workers, part.seconds_per_step, NETWORK_STYLE[network], color=color,
-                            label=f"model ({network}): n = {n:.0e}")
-                if not best.empty:
-                    ax_s.loglog(best.workers, best.seconds_per_step, "*", color=color, ms=11)
+                            label=f"model ({network}): n = {_power(n)}")
+                best = int(part.best_workers.iloc[0])  # any K, not only the grid's: the model gives its time
+                ax_s.loglog([best], [projection_at(table, network, route, n, best)["seconds_per_step"]], "*",
+                            color=color, ms=11)
             if network == "datacenter":
                 style = "--" if route == "per_step" else "-."
                 ax_r.loglog(part.workers, part.seconds_per_run, style, color=color,
-                            label=f"model ({route.replace('_', '-')} route): n = {n:.0e}")
+                            label=f"model ({route.replace('_', '-')} route): n = {_power(n)}")
     ax_s.set(xlabel="workers K", ylabel="seconds per step",
              title="MODEL: per-step all-reduce route\n(dashed: loopback figures, dotted: datacenter; * = best K)")
     ax_r.set(xlabel="workers K", ylabel=f"seconds for {ITERATIONS} iterations",
              title=f"MODEL, datacenter figures: {ITERATIONS} iterations\nper-step route (dashed) vs Gram route (dash-dot)")
     for ax in (ax_m, ax_s, ax_r):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6.5)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     return fig
+
+
+def _power(n):
+    """100 -> '10^2' (the projected sizes are powers of ten)."""
+    exponent = math.log10(n)
+    return f"10^{exponent:.0f}" if exponent == round(exponent) else f"{n:,}"
 
 
 def plot(table, out_dir):
@@ -308,21 +314,39 @@ def _steps_table(steps):
 
 
 def _model_table(table):
-    """Markdown rows: per network and n, the best K and the times of both routes."""
+    """Markdown rows: per network and n, the best K of each route and what a whole run costs at it."""
     model = table[(table.kind == "model") & (table.what == "projection")]
-    lines = [f"| network | n | per-step route: best K | ms/step at K = 1 | ms/step at best K | {ITERATIONS} "
-             f"iterations at its best K (s) | Gram route: best K | {ITERATIONS} iterations at its best K (s) |",
+    lines = [f"| network | n | per-step route: best K | ms/step at K = 1 | ms/step at best K | Gram route: best K | "
+             f"{ITERATIONS} iterations, per-step route at its best K (s) | Gram route at its best K (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for (network, n), rows in model.groupby(["network", "n_samples"], sort=False):
         step, gram = rows[rows.route == "per_step"], rows[rows.route == "gram"]
         one = step[step.workers == 1].iloc[0]
-        best_k = int(step.best_workers.iloc[0])
+        best_k, gram_k = int(step.best_workers.iloc[0]), int(gram.best_workers.iloc[0])
         at_best = projection_at(table, network, "per_step", n, best_k)
-        gram_k = int(gram.best_workers.iloc[0])
         gram_best = projection_at(table, network, "gram", n, gram_k)
-        lines.append(f"| {network} | {int(n):,} | {best_k} | {_ms(one.seconds_per_step)} | {_ms(at_best['seconds_per_step'])} | "
-                     f"{at_best['seconds_per_run']:.3g} | {gram_k} | {gram_best['seconds_per_run']:.3g} |")
+        lines.append(f"| {network} | {int(n):,} | {_capped(best_k)} | {_ms(one.seconds_per_step)} | "
+                     f"{_ms(at_best['seconds_per_step'])} | {_capped(gram_k)} | {at_best['seconds_per_run']:.3g} | "
+                     f"{gram_best['seconds_per_run']:.3g} |")
+    lines += ["", f"(A best K of {max(WORKER_COUNTS)}+ means the model still gains at the end of the range.)"]
     return lines
+
+
+def _gram_wins(table):
+    """How many (network, n) rows of the model have the Gram route's run faster than the per-step route's, each at its best K."""
+    model = table[(table.kind == "model") & (table.what == "projection")]
+    wins = total = 0
+    for (network, n), rows in model.groupby(["network", "n_samples"]):
+        step_k = int(rows[rows.route == "per_step"].best_workers.iloc[0])
+        gram_k = int(rows[rows.route == "gram"].best_workers.iloc[0])
+        total += 1
+        wins += (projection_at(table, network, "gram", n, gram_k)["seconds_per_run"]
+                 < projection_at(table, network, "per_step", n, step_k)["seconds_per_run"])
+    return f"the Gram route's whole run is the faster one in {wins} of the {total} rows above"
+
+
+def _capped(k):
+    return f"{k}+" if k >= max(WORKER_COUNTS) else str(k)
 
 
 def projection_at(table, network, route, n, workers):
@@ -393,8 +417,8 @@ def report_section(table):
               f"triangle of the symmetric G, (m + 1)(m + 2) / 2 numbers, then c and s: {projection.gram_payload(M)} "
               f"numbers in {GRAM_DTYPE} ({projection.gram_payload(M) * 8} bytes; {projection.gram_payload(M, dense=True)} "
               "if G were sent dense), once per run instead of once per step. Its one pass costs more per row than a "
-              "gradient step ((m + 1)(m + 2) / 2 products against about 2 (m + 1)), so for a single short run on "
-              "small data the per-step route can still win; the table shows where."]
+              "gradient step ((m + 1)(m + 2) / 2 products against about 2 (m + 1)), which a run of "
+              f"{ITERATIONS} iterations repays: " + _gram_wins(table) + "."]
     return "\n".join(lines)
 
 
@@ -411,12 +435,15 @@ def findings(table):
                          "speed-up.")
     model = table[(table.kind == "model") & (table.what == "projection") & (table.network == "datacenter")]
     if not model.empty:
-        n = int(model.n_samples.max())
+        sizes = sorted(model.n_samples.unique())
+        n = int(1_000_000 if 1_000_000 in sizes else sizes[-1])
         step_k = int(model[(model.route == "per_step") & (model.n_samples == n)].best_workers.iloc[0])
         gram_k = int(model[(model.route == "gram") & (model.n_samples == n)].best_workers.iloc[0])
         step_run = projection_at(table, "datacenter", "per_step", n, step_k)["seconds_per_run"]
         gram_run = projection_at(table, "datacenter", "gram", n, gram_k)["seconds_per_run"]
-        sentences.append(f"In the model with datacenter figures, at n = {n:.0e} a step stops getting faster beyond "
-                         f"{step_k} workers ({ITERATIONS} iterations in {step_run:.3g} s), while the Gram route's single "
-                         f"all-reduce does them in {gram_run:.3g} s on {gram_k} workers.")
+        limit = (f"a step stops getting faster beyond {step_k} workers" if step_k < max(WORKER_COUNTS)
+                 else f"a step still gets faster at {step_k} workers")
+        sentences.append(f"In the model (not measured) with datacenter figures at n = {n:,}, {limit} "
+                         f"({ITERATIONS} iterations in {step_run:.3g} s), while the Gram route's single all-reduce "
+                         f"does them in {gram_run:.3g} s on {gram_k} workers.")
     return sentences
