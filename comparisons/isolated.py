@@ -97,34 +97,40 @@ def run_resumable(keys, attempt):
     return results
 
 
+def _follow(proc, timeout_s, startup_s):
+    """(records, timed out?) from a child's stdout, each "start" line opening a new deadline."""
+    lines = queue.Queue()
+    threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
+    records, deadline = [], time.monotonic() + startup_s + timeout_s
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return records, True
+        if line is None:
+            proc.wait()
+            return records, False
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a stray print of a library: not part of the protocol
+        records.append(record)
+        if "start" in record:
+            deadline = time.monotonic() + timeout_s
+
+
 def _child_attempt(command, write_job, timeout_s, startup_s, env, cwd, scratch):
     """attempt(remaining) for run_resumable: one child process, each configuration with its own deadline."""
     def attempt(remaining):
         job = Path(scratch) / "job.json"
         write_job(job, remaining)
-        records = []
         with open(Path(scratch) / "stderr.txt", "w+") as err:
             proc = subprocess.Popen(command(job), stdout=subprocess.PIPE, stderr=err, text=True,
                                     start_new_session=True, env=env, cwd=cwd)
-            lines = queue.Queue()
-            threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-            deadline, timed_out = time.monotonic() + startup_s + timeout_s, False
-            while True:
-                try:
-                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    timed_out = True
-                    break
-                if line is None:
-                    break
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a stray print of a library: not part of the protocol
-                records.append(record)
-                if "start" in record:
-                    deadline = time.monotonic() + timeout_s
-            _kill_group(proc) if timed_out else proc.wait()
+            try:  # whatever ends this wait (a timeout, Ctrl-C, SIGTERM as KeyboardInterrupt), the child goes too
+                records, timed_out = _follow(proc, timeout_s, startup_s)
+            finally:
+                _kill_group(proc)
             err.seek(0)
             last = _last_meaningful(err.read())
         if timed_out:

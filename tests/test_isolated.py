@@ -59,3 +59,25 @@ def test_a_child_that_never_starts_fails_every_key_once():
     results = run_resumable(["a", "b"], attempt)
     assert calls == [["a", "b"]]
     assert all(isinstance(r, Failure) and r.reason == "did not start (exit code 1)" for r in results.values())
+
+
+def test_an_interrupted_parent_leaves_no_child(tmp_path, monkeypatch):
+    import os
+
+    import pytest
+
+    import comparisons.isolated as isolated
+
+    started = []
+
+    def interrupted(proc, timeout_s, startup_s):
+        started.append(proc)
+        raise KeyboardInterrupt  # as Ctrl-C (or SIGTERM turned into it) while waiting for the child
+
+    monkeypatch.setattr(isolated, "_follow", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, ["a"], hang="a")
+    (proc,) = started
+    assert proc.returncode is not None  # reaped: ended by the launcher, not left running
+    with pytest.raises(ProcessLookupError):
+        os.kill(proc.pid, 0)
