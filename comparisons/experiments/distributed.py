@@ -160,6 +160,9 @@ def compute_rates(steps, gram_product_s, gram_iteration_s):
     """projection.Compute from the one-replica steps: overhead at the smallest n, cost per value from the slope."""
     one = steps[(steps.strategy == "mirrored") & (steps.replicas == 1)].dropna(subset=["seconds_per_step"])
     one = one.sort_values("n_samples")
+    if len(one) < 2:
+        raise RuntimeError("the model needs one-replica step times at two sizes and the run measured "
+                           f"{len(one)}; see the failed rows of the mirrored measurements")
     small, big = one.iloc[0], one.iloc[-1]
     slope = (big.seconds_per_step - small.seconds_per_step) / ((big.n_samples - small.n_samples) * (M + 1))
     return projection.Compute(step_overhead_s=float(small.seconds_per_step), value_s=max(float(slope), 1e-15),
