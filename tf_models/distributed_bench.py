@@ -16,6 +16,7 @@ prints one JSON line per measurement for comparisons/isolated.py.
 import json
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -150,7 +151,26 @@ def support_probe_task(ctx):
             with open(progress, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
     run_job(ctx.strategy, ctx.job, emit)
+    _exit_after(EXIT_GRACE_S)
     return {"outcomes": outcomes}
+
+
+EXIT_GRACE_S = 15.0  # time for the worker to write its result and exit on its own
+
+
+def _exit_after(seconds):
+    """End this process `seconds` from now unless it has ended (a daemon thread, so it outlives the wait at exit).
+
+    Measured here: after the whole matrix (Keras fit calls under MultiWorkerMirroredStrategy
+    among them), both workers wrote their result and then hung at interpreter exit, hundreds of
+    threads parked, deaf to SIGTERM. The result is on disk by then, so ending the process is safe.
+    """
+    def end():
+        time.sleep(seconds)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    threading.Thread(target=end, daemon=True).start()
 
 
 STUDY_TASKS = {"time_steps": time_steps_task, "allreduce_benchmark": allreduce_task, "benchmark": benchmark_task,
