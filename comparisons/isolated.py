@@ -32,7 +32,9 @@ class Failure:
 
 
 def _last_meaningful(text):
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not KNOWN_NOISE.search(line)]
+    """The last stderr line that can say why a child failed: not start-up noise, a warning or its source echo."""
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not KNOWN_NOISE.search(line) and "Warning:" not in line and not line.startswith(" ")]
     return lines[-1][:240] if lines else ""
 
 

@@ -49,7 +49,8 @@ def plan(config):
     groups = {strategy: [dict(api=api, feed=feed, steps_per_execution=iterations if spe == "N" else spe, n=n,
                               dtype=dtype, iterations=iterations) for api, feed, spe, n, dtype in combos]
               for strategy, combos in per_strategy.items()}
-    return iterations, groups, (90.0 if config.full else 40.0)
+    # seconds per configuration: Keras' numpy feed pays about a second per step on a loaded 2-core machine, twice over
+    return iterations, groups, (180.0 if config.full else 40.0)
 
 
 def probe_key(fields):
