@@ -5,8 +5,9 @@ them (each in its own session, so a Ctrl-C at the terminal reaches only the driv
 the chief's result file and returns it as a dict. Whatever happens — success, a worker that
 fails or hangs, the hard timeout, Ctrl-C or SIGTERM in the driver (run_all.py turns SIGTERM into
 KeyboardInterrupt) — every worker is ended before run_cluster returns or raises: SIGTERM to its
-process group, SIGKILL after a grace period. On Linux each worker also gets PR_SET_PDEATHSIG, so
-even a driver killed with SIGKILL takes its workers with it.
+process group, SIGKILL after a grace period. Each worker also watches the launching process
+(MULTI_WORKER_PARENT_PID: PR_SET_PDEATHSIG on Linux, and a check of its parent), so even a driver
+killed with SIGKILL takes its workers with it.
 
 A worker that fails makes the run raise ClusterError with one line naming it and its last
 stderr message; one that hangs is named when the others' collectives time out
@@ -60,14 +61,6 @@ def tf_config(ports, index, host="127.0.0.1"):
     """The TF_CONFIG JSON text of worker `index` in a cluster on `host`:`ports`."""
     return json.dumps({"cluster": {"worker": [f"{host}:{p}" for p in ports]},
                        "task": {"type": "worker", "index": index}})
-
-
-def _die_with_parent():
-    """In the child before exec: get SIGKILL when the launching thread dies (Linux only)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _last_message(path):
@@ -126,6 +119,7 @@ def _run_once(job, workers, timeout_s, ports, on_start):
         job_path = tmp / "job.json"
         job_path.write_text(json.dumps({**job, "result": str(result_path)}))
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",  # loopback workers: one CPU each
+                   MULTI_WORKER_PARENT_PID=str(os.getpid()),  # the worker dies with this process (see the worker)
                    PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
         processes, logs = [], []
         try:
@@ -137,7 +131,7 @@ def _run_once(job, workers, timeout_s, ports, on_start):
                         [sys.executable, "-m", WORKER_MODULE, "--job", str(job_path)],
                         env={**env, "TF_CONFIG": tf_config(ports, index)}, cwd=REPO_ROOT,
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                        start_new_session=True, preexec_fn=_die_with_parent))
+                        start_new_session=True))
             if on_start:
                 on_start([p.pid for p in processes])
             _wait(processes, logs, timeout_s, ports)

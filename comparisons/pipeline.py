@@ -200,9 +200,11 @@ def summary(tables, output):
     """A short terminal table: status, final loss, steady time and speedup of each run."""
     runs, timings = tables["runs.csv"], tables["timings.csv"]
     merged = runs.merge(timings, on=["implementation", "device", "dtype"])
-    lines = [f"{'implementation':<22}{'device':<8}{'dtype':<9}{'status':<26}{'final loss':>12}{'median ms':>11}{'x numpy':>9}"]
+    wide = max([22] + [len(n) + 2 for n in merged.implementation])  # distributed names and labels are long
+    dev = max([8] + [len(d) + 2 for d in merged.device])
+    lines = [f"{'implementation':<{wide}}{'device':<{dev}}{'dtype':<9}{'status':<26}{'final loss':>12}{'median ms':>11}{'x numpy':>9}"]
     for row in merged.itertuples():
-        lines.append(f"{row.implementation:<22}{row.device:<8}{row.dtype:<9}{row.status:<26}"
+        lines.append(f"{row.implementation:<{wide}}{row.device:<{dev}}{row.dtype:<9}{row.status:<26}"
                      f"{row.final_loss:>12.6g}{1e3 * row.median_s:>11.2f}{row.speedup_vs_numpy:>9.2f}")
     if output.preflight:
         lines.append(output.preflight)

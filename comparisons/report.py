@@ -224,6 +224,7 @@ def _timings_section(timings, runs, env, config):
         if eager is not None:
             line.append(f"Eager, one Python iteration per step, it takes {eager.per_iteration_us:.0f} us per update.")
         text.append(" ".join(line))
+    text.extend(_distributed_timing_lines(t, med))
     gpus = (env.get("tensorflow") or {}).get("gpus") or []
     cells = int((t.n_samples * t.n_features).max())
     small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
@@ -237,6 +238,29 @@ def _timings_section(timings, runs, env, config):
                        "less work than the launch latency of a GPU kernel; it pays off only when X is large (see the "
                        "scaling experiment)." if small else ""))
     return "\n".join(text)
+
+
+def _distributed_timing_lines(t, med):
+    """One bullet per dtype for the runs over several replicas or workers (device labels joined by '+')."""
+    lines = []
+    for dtype in sorted(set(t.dtype)):
+        rows = [r for r in t.itertuples() if r.dtype == dtype and "+" in r.device]
+        if not rows:
+            continue
+        single = med.get(("gradient_tape", "cpu", dtype))
+        parts = []
+        for r in rows:
+            part = f"`{r.implementation}` over `{r.device}` {r.per_iteration_us:.0f} us per update"
+            if single is not None and single.per_iteration_us > 0:
+                part += f" ({r.per_iteration_us / single.per_iteration_us:.0f}x the single-device `gradient_tape`)"
+            parts.append(part)
+        logical = any(r.device.startswith("cpu:") for r in rows)
+        lines.append(f"- Distributed, {dtype}: " + "; ".join(parts) + ". Each step ends in an all-reduce that every "
+                     "replica waits for" + ("; the `cpu:k` replicas are logical devices on the same cores, so these "
+                                            "times are the cost of synchronising, not a speed-up" if logical else "")
+                     + ". Multi-worker times are taken inside worker 0 around the whole loop, like every other row; "
+                     "starting the processes is not included.")
+    return lines
 
 
 def _experiments_section(results_dir):

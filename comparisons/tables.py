@@ -111,7 +111,8 @@ def write_tensorboard(output, out_dir):
 
     tf = import_tensorflow()  # quietly, if no TensorFlow run loaded it yet
     for run in output.runs:
-        name = f"{run.implementation.replace(':', '_')}_{run.device.replace(':', '')}_{run.dtype}"
+        device = run.device.replace(":", "").replace("/", "-")  # 'worker0/cpu:0+...': one folder, not nested ones
+        name = f"{run.implementation.replace(':', '_')}_{device}_{run.dtype}"
         writer = tf.summary.create_file_writer(str(out_dir / "tensorboard" / name))
         with writer.as_default():
             for step, loss in enumerate(np.asarray(run.loss_curve, np.float64)):

@@ -49,30 +49,23 @@ class DistributedResult:
 def split_cpu(replicas):
     """Split the CPU into `replicas` logical devices; must run before TensorFlow initialises its runtime.
 
-    Idempotent when the CPU is already split into exactly that many; DistributionError otherwise
-    (TensorFlow cannot re-split once initialised: the study then needs a fresh process).
+    Idempotent when the CPU is already split into at least that many (replica_devices then uses
+    the first `replicas`); DistributionError otherwise, as TensorFlow cannot re-split once it
+    has initialised (the caller then needs a fresh process).
     """
     if replicas < 1:
         raise DistributionError(f"replicas must be at least 1, got {replicas}")
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)
-    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)]
-    if current is not None and len(current) == replicas:
+    have = len(current) if current else 1
+    if have >= replicas:
         return
-    if current is None and replicas == 1:
-        return  # one device is what TensorFlow gives anyway
     try:
-        tf.config.set_logical_device_configuration(cpu, wanted)
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
     except RuntimeError as exc:  # "Virtual devices cannot be modified after being initialized"
-        have = len(current) if current else 1
         raise DistributionError(
             f"cannot split the CPU into {replicas} logical devices: TensorFlow already initialised its runtime "
             f"with {have} ({exc}); split before any TensorFlow op runs, or run in a fresh process") from None
-
-
-def logical_cpu_count():
-    """How many logical CPU devices TensorFlow has (initialises the runtime)."""
-    return len(tf.config.list_logical_devices("CPU"))
 
 
 def _gpu_labels():
@@ -99,18 +92,24 @@ def replica_devices(replicas, device_spec="auto"):
 
 
 _STRATEGIES = {}  # device labels -> the one MirroredStrategy over them in this process
+COLLECTIVE_KEY_STRIDE = 100000  # collective group/instance keys reserved for each strategy of the process
 
 
 def mirrored_strategy(devices):
-    """The MirroredStrategy over `devices` (labels), one per device set and process.
+    """The MirroredStrategy over `devices` (labels): one per device set and process, with its own collective keys.
 
-    Two strategies over the same devices in one process number their collective instances from
-    the same start and collide ("Collective instance 100 expected ... data_type 1 but got ...
-    data_type 2" when a float32 and a float64 trainer were built one after the other), so every
-    trainer over these devices shares one.
+    On CPUs MirroredStrategy all-reduces with RING collectives whose group and instance keys
+    every new strategy numbers from the same start, so two strategies in one process collide:
+    "Collective instance 100 expected ... data_type 1 but got ... data_type 2" (a float32 and a
+    float64 trainer, each with its own strategy), "joining a group with size3, but that group has
+    size 2" (2 and 3 replicas). Trainers over the same devices therefore share one strategy, and
+    each new device set starts its keys COLLECTIVE_KEY_STRIDE further on, through the class
+    attribute `_collective_key_base` that TensorFlow's own tests move the same way
+    (tensorflow/python/distribute/strategy_combinations.py).
     """
     key = tuple(devices)
     if key not in _STRATEGIES:
+        tf.distribute.MirroredStrategy._collective_key_base = COLLECTIVE_KEY_STRIDE * len(_STRATEGIES)
         _STRATEGIES[key] = tf.distribute.MirroredStrategy([_tf_name(d) for d in devices])
     return _STRATEGIES[key]
 
@@ -352,6 +351,18 @@ def balanced_rows(X, y, replicas):
     return X_p, y_p, w, rows
 
 
+def keras_replica_scale_correction(replicas):
+    """The factor that undoes Keras' float32 rounding of 1/R in its per-replica loss scaling.
+
+    Keras 3.15 scales each replica's loss by ops.cast(1.0 / R, dtype), and that cast goes through
+    float32: in a float64 run with R = 3 the loss is scaled by 0.3333333432674408, not 1/3, and
+    every gradient is 3e-8 (relative) too large, far outside the float64 tolerance. The
+    factor (1/R) / float32(1/R), folded into the sample weights, makes the product 1/R again to
+    float64 rounding; it is exactly 1 for powers of two.
+    """
+    return (1.0 / replicas) / float(np.float32(1.0 / replicas))
+
+
 def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="auto", feed="dataset",
                                 steps_per_execution=1, balance=True):
     """A callable (W0, b0, lr=None) -> DistributedResult: Keras Dense(1) + SGD + "mse" fit under MirroredStrategy.
@@ -360,7 +371,8 @@ def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="a
     over tf.data's batch of all rows, repeated; the strategy splits each batch across the
     replicas) with steps_per_execution=1 (larger values fail inside Keras' multi-step loop under
     MirroredStrategy in Keras 3.15) and balance=True (see balanced_rows: needed when R does not
-    divide n). feed="numpy_input" is fit(X, y, batch_size=rows, epochs=N); balance=False feeds the
+    divide n; with it the weights also carry keras_replica_scale_correction, needed in float64
+    when R is not a power of two). feed="numpy_input" is fit(X, y, batch_size=rows, epochs=N); balance=False feeds the
     rows as they are (Keras then crashes or weights unequal shards unequally). These options exist
     for the support matrix; the loss curve is recorded per step only with the dataset feed
     (numpy_input reads Keras' History, the loss as Keras averages it).
@@ -379,11 +391,13 @@ def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="a
         raise DistributionError(f"{n} rows cannot be shared by {replicas} replicas")
     if balance:
         X_fit, y_fit, w_fit, rows = balanced_rows(X, y, replicas)
+        correction = keras_replica_scale_correction(replicas)
+        w_fit = (w_fit * correction).astype(X.dtype)
     else:
-        X_fit, y_fit, w_fit, rows = X, y, None, n
+        X_fit, y_fit, w_fit, rows, correction = X, y, None, n, 1.0
     with floatx(dtype), strategy.scope():
         model = build_model(m, dtype)
-        recorder = _replica_loss_recorder(iterations, float(rows)) if feed == "dataset" else None
+        recorder = _replica_loss_recorder(iterations, rows * correction) if feed == "dataset" else None
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse",
                       weighted_metrics=[recorder] if recorder else None, jit_compile=False,  # weighted: gets sample_weight
                       steps_per_execution=steps_per_execution if feed == "dataset" else 1)

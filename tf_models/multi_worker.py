@@ -23,8 +23,10 @@ The job (JSON from a file, or stdin with `--job -`), the same for every worker:
      "result": "result.json"}         # where the chief (worker 0) writes its result ("-": stdout)
 
 Tasks: TASKS maps a name to fn(WorkerContext) -> dict (JSON-serialisable), which the chief writes.
-Add a task with the @task("name") decorator; every worker runs the same function (collectives
-must match across workers).
+"train" is the study's gradient_tape:multi_worker; "keras_train" is Keras fit under the strategy
+(it fails in Keras 3.15: kept for the support matrix). Add a task with the @task("name")
+decorator; every worker runs the same function (collectives must match across workers).
+MULTI_WORKER_DEBUG=1 in the environment prints a failing worker's whole traceback.
 
 Errors: any failure prints one line `error: worker K: <Type>: <message>` on stderr and exits 1;
 a launcher shows that line. A broken peer makes the others fail within collective_timeout_s.
@@ -148,6 +150,72 @@ def train_task(ctx):
     }
 
 
+@task("keras_train")
+def keras_train_task(ctx):
+    """Keras Dense(1) + SGD + "mse" fit under the strategy, each worker fed its own (balanced) rows.
+
+    Not in the study (no `keras:multi_worker`): in Keras 3.15 / TF 2.21 fit fails here. Plain, it
+    fails in fit's first-batch build ("ValueError: Attempt to convert a value (PerReplica ...)",
+    cf. tensorflow#72388); with job["build_from_host_batch"] = true that build is fed this worker's
+    host batch instead, and fit then fails after its first train step: Keras' reduce_per_replica
+    reduces the scalar logs (the loss) of a multi-worker strategy with strategy.reduce("MEAN", v,
+    axis=0), and a scalar has no axis 0 ("Invalid reduction dimension 0 for input with 0
+    dimensions"). The task stays so the support matrix can record what happens.
+    Each worker's tf.data holds its own shard padded to c = ceil(n / W) rows (weights as in
+    tf_models.distributed.balanced_rows), auto-sharding off, one batch of c rows per step;
+    job["steps_per_execution"] (default 1) is passed to compile.
+    """
+    import keras
+    import tensorflow as tf
+
+    from .distributed import keras_replica_scale_correction, shards
+    from .keras_model import build_model, floatx
+
+    if os.environ.get("MULTI_WORKER_DEBUG"):
+        keras.config.disable_traceback_filtering()
+    job, strategy = ctx.job, ctx.strategy
+    dtype = np.dtype(job.get("dtype", "float64"))
+    X_k, y_k, n = load_shard(job["data"], ctx.index, ctx.workers, dtype)
+    m = X_k.shape[1]
+    c = max(stop - start for start, stop in shards(n, ctx.workers))
+    pad = c - X_k.shape[0]
+    weight = ctx.workers * c / n * keras_replica_scale_correction(ctx.workers)
+    X_p = np.concatenate([X_k, np.zeros((pad, m), dtype)])
+    y_p = np.concatenate([y_k, np.zeros((pad, 1), dtype)])
+    w_p = np.concatenate([np.full(X_k.shape[0], weight, dtype), np.zeros(pad, dtype)])
+    iterations = int(job["iterations"])
+    with floatx(str(dtype)), strategy.scope():
+        model = build_model(m, str(dtype))
+        if job.get("build_from_host_batch", False):
+            # Keras' fit first reduces the first distributed batch to build the model symbolically, and under
+            # MultiWorkerMirroredStrategy that reduce fails ("Attempt to convert a value (PerReplica ...)",
+            # cf. tensorflow#72388); the symbolic build needs only shapes, so give it this worker's host batch
+            host_batch = (X_p, y_p) if pad == 0 and weight == 1.0 else (X_p, y_p, w_p)
+            model._maybe_symbolic_build = lambda iterator=None, data_batch=None: type(model)._maybe_symbolic_build(
+                model, data_batch=host_batch)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=float(job["lr"])), loss="mse",
+                      jit_compile=False, steps_per_execution=int(job.get("steps_per_execution", 1)))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    unweighted = pad == 0 and weight == 1.0  # equal shards, R a power of two: plain (X, y) batches
+    tensors = (X_p, y_p) if unweighted else (X_p, y_p, w_p)
+    data = tf.data.Dataset.from_tensor_slices(tensors).batch(c).repeat().with_options(options)
+    dense = model.layers[-1]
+    W0 = np.asarray(job["W0"], dtype).reshape(m, 1)
+
+    def call():
+        dense.set_weights([W0, np.asarray([job["b0"]], dtype)])
+        with floatx(str(dtype)):
+            history = model.fit(data, epochs=iterations, steps_per_epoch=1, verbose=0)
+        kernel, bias = dense.get_weights()
+        return kernel, bias, history.history["loss"]
+
+    (kernel, bias, losses), first, times = timed_calls(call, int(job.get("repeats", 0)), job.get("budget_s"))
+    return {"weights": kernel.tolist(), "bias": float(bias[0]), "epoch_loss": [float(v) for v in losses],
+            "device": "+".join(f"worker{k}/cpu:0" for k in range(ctx.workers)), "dtype": str(dtype), "n": n,
+            "workers": ctx.workers, "first_call_s": first, "repeat_s": times}
+
+
 def global_column_abs_max(ctx, X_k):
     """max_j sum_i |x_ij| over all workers' rows: one SUM all-reduce at set-up, outside the timed loop."""
     import tensorflow as tf
@@ -156,6 +224,27 @@ def global_column_abs_max(ctx, X_k):
     per_replica = ctx.strategy.experimental_distribute_values_from_function(lambda _: tf.constant(local))
     total = ctx.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
     return float(np.max(total.numpy()))
+
+
+def die_with_launcher():
+    """When a launcher set MULTI_WORKER_PARENT_PID: exit as soon as that process is gone.
+
+    PR_SET_PDEATHSIG (Linux) sends SIGKILL when the parent dies; the check right after it
+    catches a parent that died before the call. Workers started by hand on real hosts have no
+    such variable and are not affected.
+    """
+    parent = os.environ.get("MULTI_WORKER_PARENT_PID")
+    if not parent:
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the launcher's own clean-up still ends the workers
+    if os.getppid() != int(parent):
+        os._exit(1)
 
 
 from .distributed_bench import register_study_tasks  # noqa: E402 (after `task` exists)
@@ -219,6 +308,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tf_models.multi_worker", description=__doc__.split("\n")[0])
     parser.add_argument("--job", required=True, help="job JSON file, or - for stdin")
     args = parser.parse_args(argv)
+    die_with_launcher()
     index = "?"  # until TF_CONFIG is read
     try:
         job = json.load(sys.stdin if args.job == "-" else open(args.job))
@@ -231,6 +321,10 @@ def main(argv=None):
         print(f"error: worker {index}: interrupted", file=sys.stderr, flush=True)
         return 130
     except Exception as exc:  # one line for the launcher; the cause is in the message
+        if os.environ.get("MULTI_WORKER_DEBUG"):  # the whole traceback before the line, for debugging
+            import traceback
+
+            traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
         print(f"error: worker {index}: {type(exc).__name__}: {first}", file=sys.stderr, flush=True)
         return 1

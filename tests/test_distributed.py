@@ -1,0 +1,325 @@
+"""tf.distribute variants against the hand-rolled numpy run, and the multi-worker launcher's reliability.
+
+The mirrored variants need the CPU split into logical devices before TensorFlow initialises, so
+they run in a fresh interpreter (one per test, several runs each, to pay TensorFlow's start-up
+once). The multi-worker runs start real worker processes on loopback; every one of those tests
+also checks that no worker is left behind. Oracle: handrolled.descend on the same data and start.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import handrolled
+from comparisons.data import initial_parameters, make_synthetic
+from comparisons.tolerances import EQUIVALENCE
+
+from .conftest import REPO
+
+ITERATIONS = 30  # small: each run is a few ms per step; the equivalence of 1000 steps is the default run's
+
+
+def assert_matches_numpy(result, X, y, W0, b0, iterations=ITERATIONS, lr=0.05):
+    """Every loss point, the weights and the bias within the dtype's tolerance of numpy's run."""
+    dtype = str(X.dtype)
+    reference = handrolled.descend(X, y, W0, b0, lr, iterations)
+    curve = np.asarray(result["loss_curve"], np.float64)
+    assert len(curve) == iterations + 1 and result["diverged_at"] is None
+    np.testing.assert_allclose(curve, reference.loss_curve, rtol=EQUIVALENCE[dtype], atol=0)
+    np.testing.assert_allclose(np.asarray(result["weights"]).reshape(-1, 1), reference.weights,
+                               rtol=EQUIVALENCE[dtype], atol=0)
+    assert result["bias"] == pytest.approx(float(reference.bias), rel=EQUIVALENCE[dtype])
+
+
+def run_fresh(code, timeout=240):
+    """Run `code` in a fresh interpreter at the repository root; the JSON of its last stdout line."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+MIRRORED_RUNS = """
+import json
+import numpy as np
+from comparisons.tf_runtime import import_tensorflow
+import_tensorflow()
+from tf_models.distributed import split_cpu
+split_cpu(3)  # before anything initialises TensorFlow; R = 2 uses the first two
+from tf_models.devices import configure_numerics
+configure_numerics(0)
+from comparisons.data import initial_parameters, make_synthetic
+from comparisons.implementations import make_trainer
+out = []
+for name, n, replicas, dtype in CASES:
+    data = make_synthetic(n, 2, 0.5, seed=1)
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    W0, b0 = initial_parameters(2, seed=1)
+    r = make_trainer(name, X, y, 0.05, ITERATIONS, device="cpu", replicas=replicas)(W0, b0)
+    out.append(dict(name=name, n=n, replicas=replicas, dtype=dtype, device=r.device, weights=r.weights.tolist(),
+                    bias=float(r.bias), loss_curve=r.loss_curve.tolist(), diverged_at=r.diverged_at,
+                    grad_rel=None if r.grad_rel_diff is None else r.grad_rel_diff.tolist()))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_variants_match_numpy_also_when_rows_do_not_divide():
+    """Both mirrored variants, both dtypes, n = 100 and 101 rows over R = 2, and 101 rows over R = 3."""
+    cases = [(name, n, 2, dtype) for name in ("gradient_tape:mirrored", "keras:mirrored")
+             for n in (100, 101) for dtype in ("float64", "float32")]
+    cases += [(name, 101, 3, "float64") for name in ("gradient_tape:mirrored", "keras:mirrored")]
+    results = run_fresh(f"CASES = {cases!r}\nITERATIONS = {ITERATIONS}\n" + textwrap.dedent(MIRRORED_RUNS))
+    assert len(results) == len(cases)
+    for r in results:
+        data = make_synthetic(r["n"], 2, 0.5, seed=1)
+        X, y = data.X.astype(r["dtype"]), data.y.astype(r["dtype"])
+        try:
+            assert_matches_numpy(r, X, y, *initial_parameters(2, seed=1))
+        except AssertionError:
+            print("CASE", r["name"], r["n"], r["replicas"], r["dtype"])
+            raise
+        assert r["device"] == "+".join(f"cpu:{k}" for k in range(r["replicas"]))
+        if r["name"].startswith("gradient_tape"):  # the reduced per-step check, recorded for every step
+            assert len(r["grad_rel"]) == ITERATIONS and max(r["grad_rel"]) < EQUIVALENCE[r["dtype"]]
+
+
+@pytest.mark.slow
+def test_split_after_tensorflow_started_is_a_clear_error_and_a_wider_split_is_reused():
+    result = run_fresh("""
+        import json
+        from comparisons.tf_runtime import import_tensorflow
+        tf = import_tensorflow()
+        from tf_models.distributed import DistributionError, replica_devices, split_cpu
+        split_cpu(2)
+        split_cpu(2)  # the same split again: nothing to do
+        tf.constant(1.0) + 1  # the runtime is initialised now
+        devices = replica_devices(2, "cpu")
+        try:
+            split_cpu(4)
+            message = None
+        except DistributionError as exc:
+            message = str(exc)
+        print(json.dumps(dict(devices=devices, message=message, logical=len(tf.config.list_logical_devices("CPU")))))
+    """)
+    assert result["devices"] == ["cpu:0", "cpu:1"] and result["logical"] == 2
+    assert "cannot split the CPU into 4" in result["message"] and "fresh process" in result["message"]
+
+
+def test_shards_follow_array_split_and_cover_every_row():
+    from tf_models.distributed import shards
+
+    for n, parts in [(100, 2), (101, 2), (101, 3), (5, 4), (7, 7)]:
+        expected = [(int(a[0]), int(a[-1]) + 1) for a in np.array_split(np.arange(n), parts)]
+        assert shards(n, parts) == expected
+
+
+@pytest.mark.parametrize("n, replicas", [(100, 2), (101, 2), (101, 3), (5, 4)])
+def test_balanced_rows_weight_the_padding_out_of_the_mean(n, replicas):
+    """Keras' per-replica mean over c rows, divided by R, must add up to the plain mean over n rows."""
+    from tf_models.distributed import balanced_rows
+
+    rng = np.random.default_rng(n + replicas)
+    X, y = rng.standard_normal((n, 3)), rng.standard_normal((n, 1))
+    X_p, y_p, w, rows = balanced_rows(X, y, replicas)
+    c = rows // replicas
+    assert rows % replicas == 0 and rows - n < replicas and X_p.shape == (rows, 3) and w.shape == (rows,)
+    r = rng.standard_normal(rows) * (w > 0)  # any residuals on the real rows; padding is weighted out anyway
+    keras_style = sum(np.sum(w[k * c:(k + 1) * c] * r[k * c:(k + 1) * c] ** 2) / c for k in range(replicas)) / replicas
+    assert keras_style == pytest.approx(np.mean(r[:n] ** 2), rel=1e-14)
+    np.testing.assert_array_equal(X_p[:n], X)
+    assert not X_p[n:].any() and not y_p[n:].any() and not w[n:].any()
+
+
+# ------------------------------------------------------------------------------------ multi-worker
+
+def alive(pid):
+    """Whether a process exists and is not a zombie (psutil-free: /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children_running(parent, marker="tf_models.multi_worker"):
+    """Pids of the processes whose parent is `parent` and whose command line contains `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if ppid == parent and marker in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def lesson_job(tmp_path, dtype="float64", n=101, iterations=ITERATIONS, **changes):
+    from comparisons.cluster import train_job
+
+    data = make_synthetic(n, 2, 0.5, seed=2)
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    W0, b0 = initial_parameters(2, seed=2)
+    job = train_job(X, y, W0, b0, 0.05, iterations, tmp_path, collective_timeout_s=30)
+    return {**job, **changes}, (X, y, W0, b0)
+
+
+@pytest.mark.slow
+def test_two_workers_match_numpy_after_a_taken_port_and_leave_no_process(tmp_path):
+    from comparisons.cluster import free_ports, run_cluster
+
+    job, problem = lesson_job(tmp_path)
+    started = []
+    with socket.socket() as taken:  # a port someone else listens on: worker 0 cannot bind it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cluster(job, 2, timeout_s=240, ports=[taken.getsockname()[1], free_ports(1)[0]],
+                             on_start=started.append)
+    assert len(started) == 2  # the first attempt failed on the taken port, the second ran
+    assert_matches_numpy(result, *problem)
+    assert result["device"] == "worker0/cpu:0+worker1/cpu:0" and result["n"] == 101
+    assert max(result["grad_rel_diff"]) < EQUIVALENCE["float64"]
+    assert not [pid for pids in started for pid in pids if alive(pid)]
+
+
+@pytest.mark.slow
+def test_multi_worker_adapter_float32_with_its_own_timing(tmp_path):
+    from comparisons.implementations import make_trainer
+
+    data = make_synthetic(100, 1, 0.5, seed=0)
+    X, y = data.X.astype("float32"), data.y.astype("float32")
+    W0, b0 = initial_parameters(1, seed=0)
+    trainer = make_trainer("gradient_tape:multi_worker", X, y, 0.05, ITERATIONS, workers=2)
+    assert trainer.measures_itself
+    r = trainer(W0, b0, repeats=2, budget_s=None)
+    assert_matches_numpy(dict(loss_curve=r.loss_curve, weights=r.weights, bias=r.bias, diverged_at=r.diverged_at),
+                         X, y, W0, b0)
+    assert r.device == "worker0/cpu:0+worker1/cpu:0" and r.weights.dtype == np.float32
+    assert r.timing.repeats == 2 and r.timing.first_call_s > 0 and len(r.grad_abs_diff) == ITERATIONS
+    assert not children_running(os.getpid())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, named", [("exit", "injected fault"), ("hang", "hung")])
+def test_a_failing_or_hanging_worker_fails_the_run_naming_it(tmp_path, kind, named):
+    from comparisons.cluster import ClusterError, run_cluster
+
+    job, _ = lesson_job(tmp_path, fault={"worker": 1, "kind": kind}, collective_timeout_s=5)
+    started = []
+    with pytest.raises(ClusterError) as failure:
+        run_cluster(job, 2, timeout_s=240, on_start=started.append)
+    message = str(failure.value)
+    # a hung worker's last line may be its gRPC complaint about the peer that gave up on it
+    assert "\n" not in message and message.startswith("worker 1 ") and named in message, message
+    assert not [pid for pids in started for pid in pids if alive(pid)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_multi_worker_run_ends_every_worker_and_keeps_previous_results(tmp_path, sig):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "report.md").write_text("previous run\n")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    driver = subprocess.Popen(
+        [sys.executable, "run_all.py", "--only", "gradient_tape:multi_worker", "--experiments", "none",
+         "--dtype", "float64", "--iterations", "100000", "--out", str(out)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        workers = []
+        while len(workers) < 2 and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+            workers = children_running(driver.pid)
+        assert len(workers) == 2, f"workers never started; driver said: {driver.stderr.read()[-2000:] if driver.poll() is not None else ''}"
+        driver.send_signal(sig)
+        _, stderr = driver.communicate(timeout=20)
+        gone_by = time.monotonic() + 20
+        while any(alive(pid) for pid in workers) and time.monotonic() < gone_by:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if alive(pid)]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 130
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
+    assert (out / "report.md").read_text() == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no staging folder left
+
+
+@pytest.mark.parametrize("flag", ["--replicas", "--workers"])
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_bad_replicas_or_workers_are_usage_errors(flag, value):
+    proc = subprocess.run([sys.executable, "run_all.py", flag, value], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and flag in lines[0]
+
+
+def _fake_workers(tmp_path, scripts):
+    """Short-lived stand-ins for workers: (Popen list, stderr log paths), each running `script`."""
+    processes, logs = [], []
+    for k, script in enumerate(scripts):
+        log = tmp_path / f"worker{k}.stderr"
+        with open(log, "wb") as handle:
+            processes.append(subprocess.Popen([sys.executable, "-c", script], stderr=handle, start_new_session=True))
+        logs.append(log)
+    return processes, logs
+
+
+@pytest.mark.parametrize("scripts, culprit, how", [
+    # a peer whose collective timed out is a victim: the one still running is named as hung
+    (["import time; time.sleep(60)",
+      "import sys; print('error: worker 1: DeadlineExceeded: Collective ops is aborted by: timed out', file=sys.stderr);"
+      " sys.exit(1)"], 0, "hung"),
+    # a worker with its own error is named before the victims of its failure
+    (["import sys; print('error: worker 0: UnavailableError: Collective ops is aborted by: peer died', file=sys.stderr);"
+      " sys.exit(1)",
+      "import sys; print('error: worker 1: ValueError: bad data', file=sys.stderr); sys.exit(1)"], 1, "exit code 1"),
+    # killed by a signal: named as such
+    (["import time; time.sleep(60)", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], 1, "SIGKILL"),
+], ids=["hung_peer", "own_error_before_victims", "killed"])
+def test_the_launcher_names_the_worker_that_caused_a_failure(tmp_path, monkeypatch, scripts, culprit, how):
+    from comparisons import cluster
+
+    monkeypatch.setattr(cluster, "BLAME_WAIT_S", 1.0)
+    processes, logs = _fake_workers(tmp_path, scripts)
+    try:
+        with pytest.raises(cluster.ClusterError) as failure:
+            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2])
+    finally:
+        cluster.end_workers(processes, grace_s=2)
+    message = str(failure.value)
+    assert message.startswith(f"worker {culprit} failed") and how in message, message
+    assert not [p.pid for p in processes if alive(p.pid)]
+
+
+def test_the_launcher_retries_when_a_worker_cannot_bind_its_port(tmp_path, monkeypatch):
+    from comparisons import cluster
+
+    monkeypatch.setattr(cluster, "BLAME_WAIT_S", 1.0)
+    processes, logs = _fake_workers(tmp_path, [  # TensorFlow's own message when the port is taken
+        "import sys; print('error: worker 0: UnknownError: Could not start gRPC server', file=sys.stderr); sys.exit(1)",
+        "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(cluster._PortTaken):
+            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2])
+    finally:
+        cluster.end_workers(processes, grace_s=2)
+    assert not [p.pid for p in processes if alive(p.pid)]
