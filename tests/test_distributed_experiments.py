@@ -115,8 +115,8 @@ def test_compute_rates_from_one_replica_steps():
     assert rates.step_overhead_s == pytest.approx(1e-4) and rates.value_s == pytest.approx(2e-9, rel=1e-9)
 
 
-def test_mirrored_groups_keep_one_replicated_strategy_per_process():
-    assert dist.mirrored_groups((1, 2, 4)) == {2: [1, 2], 4: [4]}
+def test_mirrored_groups_share_one_process_split_into_the_largest_count():
+    assert dist.mirrored_groups((4, 1, 2)) == {4: [1, 2, 4]}
     assert dist.mirrored_groups((1,)) == {1: [1]}
 
 

@@ -75,17 +75,13 @@ def measure_gram(rows, m=M, iterations=200, seed=0):
 
 
 def mirrored_groups(replica_counts):
-    """{split: [replica counts]}: counts that can share one process split into `split` logical CPUs.
+    """{split: [replica counts]}: every count in one process split into the largest.
 
-    One process holds one replicated strategy: a second MirroredStrategy with another group size
-    reuses the collective group key and fails ("joining a group with size 2, but that group has size
-    4"); a one-replica strategy has no collectives, so it rides along with the smallest split.
+    Each device set gets its own MirroredStrategy with its own collective keys
+    (tf_models.distributed.mirrored_strategy); without that, a second strategy with another group
+    size failed here ("joining a group with size 2, but that group has size 4").
     """
-    many = sorted(r for r in replica_counts if r > 1)
-    groups = {r: [r] for r in many}
-    if 1 in replica_counts:
-        groups.setdefault(many[0] if many else 1, []).insert(0, 1)
-    return groups
+    return {max(replica_counts): sorted(replica_counts)}
 
 
 def _gram_statistics(A, y, block=8192):
