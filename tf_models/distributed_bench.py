@@ -43,11 +43,12 @@ def _time(fn, repeats):
     return first, (min(times) if times else first)
 
 
-def _random_rows(n_rows, m, dtype, seed):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_rows, m)).astype(dtype)  # (rows, m)
-    y = (X @ np.ones((m, 1), dtype) + rng.standard_normal((n_rows, 1)).astype(dtype)).astype(dtype)
-    return X, y
+def _random_rows(n, m, dtype, seed, index=0, parts=1):
+    """Shard `index` of `parts` of a random regression problem, as the worker protocol draws it: (X_k, y_k)."""
+    from .multi_worker import load_shard
+
+    X_k, y_k, _ = load_shard({"random": {"n": n, "m": m, "seed": seed}}, index, parts, np.dtype(dtype))
+    return X_k, y_k
 
 
 def time_loop(strategy, X_dist, y_dist, n, m, dtype, iterations, repeats, communication=None):
@@ -107,14 +108,13 @@ def time_steps_task(ctx):
     """Worker task: the loop's time per step at each job["sizes"] n, each worker holding n / W random rows."""
     import tensorflow as tf
 
-    from .distributed import distribute_shards, shards
+    from .distributed import distribute_shards
 
     job = ctx.job
     m, dtype = int(job.get("m", 32)), np.dtype(job.get("dtype", "float32"))
     rows = []
     for n in job["sizes"]:
-        start, stop = shards(int(n), ctx.workers)[ctx.index]
-        X_k, y_k = _random_rows(stop - start, m, dtype, seed=[int(job.get("seed", 0)), ctx.index])
+        X_k, y_k = _random_rows(int(n), m, dtype, int(job.get("seed", 0)), ctx.index, ctx.workers)
         X_dist, y_dist = distribute_shards(ctx.strategy, lambda _: (X_k, y_k), tf.as_dtype(dtype))
         timing = time_loop(ctx.strategy, X_dist, y_dist, int(n), m, dtype,
                            steps_per_call(int(n) // ctx.workers, m, float(job.get("target_s", 0.1))),
