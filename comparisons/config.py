@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from .registry import DEFAULT_IMPLEMENTATIONS, IMPLEMENTATIONS  # noqa: F401 (re-exported for the driver)
 
-EXPERIMENTS = ("scaling", "lr_sweep", "variants", "matmul", "lesson_claims", "gram")
+EXPERIMENTS = ("scaling", "lr_sweep", "variants", "matmul", "lesson_claims", "gram", "distribution_support", "distributed")
 
 
 @dataclass(frozen=True)

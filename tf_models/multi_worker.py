@@ -247,6 +247,11 @@ def die_with_launcher():
         os._exit(1)
 
 
+from .distributed_bench import register_study_tasks  # noqa: E402 (after `task` exists)
+
+register_study_tasks(task)  # time_steps, allreduce_benchmark, benchmark, support_probe: the distributed experiments
+
+
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf

@@ -1,0 +1,464 @@
+"""Distributed: time per step against replicas and workers, the all-reduce's cost, and a model for 1 to 1024 workers.
+
+Measured (kind "measured"): the GradientTape loop of tf_models/distributed.py under
+MirroredStrategy over 1, 2 and 4 logical CPUs of one child process, and under
+MultiWorkerMirroredStrategy over 1 and 2 worker processes on loopback, at several n (m = 32,
+float32); one SUM all-reduce of m + 1 numbers (latency) and of a large vector (bandwidth) between
+two workers; the Gram route's one pass and one O(m^2) iteration in numpy. Logical CPUs and
+loopback workers share the same cores: they prove the mechanics and measure the synchronisation
+cost, not a speed-up.
+
+Stated (kind "stated"): a datacenter interconnect's latency and bandwidth, with their source.
+
+Model (kind "model", comparisons/projection.py): time per step and per run of N iterations on
+K = 1..1024 workers, by the per-step all-reduce route and by the Gram route, once with the
+loopback figures and once with the datacenter ones, and the best worker count at each n.
+"""
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import projection
+from ..isolated import Failure, python_module, run_child
+
+NAME = "distributed"
+M = 32  # features
+DTYPE = "float32"  # the steps' dtype (the usual training dtype); the Gram statistics travel in float64
+GRAM_DTYPE = "float64"  # G, c, s accumulated and sent in float64: the Gram loss cancels digits (issue 13)
+ITERATIONS = 1000  # the lesson's N, for the per-run comparison of the two routes
+WORKER_COUNTS = tuple(2 ** k for k in range(11))  # 1, 2, 4, ..., 1024
+PROJECTED_N = (100, 10_000, 1_000_000, 100_000_000)
+DATACENTER = projection.Network(
+    name="datacenter", latency_s=0.6e-6, bandwidth=200e9 / 8,
+    source="NVIDIA ConnectX-6 adapter user manual (docs.nvidia.com/networking/display/ConnectX6EN/Introduction): "
+           "up to 200 Gb/s per port, sub-600 ns latency; hardware figures, so a best case: a collective library's "
+           "software adds microseconds per message")
+
+
+def plan(config):
+    """Sizes, replica and worker counts, all-reduce sizes and per-call target for a run."""
+    if config.full:
+        return {"sizes": (100, 10_000, 100_000, 1_000_000), "replicas": (1, 2, 4), "workers": (1, 2),
+                "large": 2 ** 22, "target_s": 0.2, "repeats": 3, "gram_rows": 400_000}
+    # quick: one child for 1 and 2 replicas, one 2-worker cluster (every other process start costs ~5 s of CPU)
+    return {"sizes": (100, 100_000), "replicas": (1, 2), "workers": (2,),
+            "large": 2 ** 20, "target_s": 0.05, "repeats": 1, "gram_rows": 100_000}
+
+
+# ------------------------------------------------------------------------------- measurements
+
+def measure_gram(rows, m=M, iterations=200, seed=0):
+    """(seconds per Gram entry of the one pass, seconds per O(m^2) iteration), numpy float64, best of 3."""
+    rng = np.random.default_rng(seed)
+    A = np.hstack([rng.standard_normal((rows, m)), np.ones((rows, 1))])  # (rows, m + 1): [X, 1]
+    y = rng.standard_normal(rows)
+    passes = []
+    for _ in range(3):
+        began = time.perf_counter()
+        G, c, s = _gram_statistics(A, y)
+        passes.append(time.perf_counter() - began)
+    G, c = G / rows, c / rows
+    theta, lr = np.zeros(m + 1), 1e-3
+    loops = []
+    for _ in range(3):
+        began = time.perf_counter()
+        for _ in range(iterations):
+            Gt = G @ theta
+            _loss = s / rows - 2 * theta @ c + theta @ Gt  # the loss in Gram form, recorded each step
+            theta = theta - 2 * lr * (Gt - c)
+        loops.append(time.perf_counter() - began)
+    return min(passes) / (rows * (m + 1) * (m + 2) / 2), min(loops) / iterations
+
+
+def mirrored_groups(replica_counts):
+    """{split: [replica counts]}: every count in one process split into the largest.
+
+    Each device set gets its own MirroredStrategy with its own collective keys
+    (tf_models.distributed.mirrored_strategy); without that, a second strategy with another group
+    size failed here ("joining a group with size 2, but that group has size 4").
+    """
+    return {max(replica_counts): sorted(replica_counts)}
+
+
+def _gram_statistics(A, y, block=8192):
+    """G = A^T A, c = A^T y, s = y^T y in one pass over blocks of rows (A (n, m + 1), y (n,)).
+
+    Block by block, as a streaming pass reads them. Also measured: on this shared machine the
+    whole-array A.T @ A went to a multithreaded BLAS routine that stalled for seconds under load,
+    while the blocks ran in a fraction of that.
+    """
+    G, c, s = np.zeros((A.shape[1], A.shape[1])), np.zeros(A.shape[1]), 0.0
+    for start in range(0, len(A), block):
+        rows, targets = A[start:start + block], y[start:start + block]
+        G += rows.T @ rows
+        c += rows.T @ targets
+        s += targets @ targets
+    return G, c, s
+
+
+def _mirrored(plan_):
+    """{(replicas, n): outcome dict or Failure}, one child process per group of mirrored_groups."""
+    from tf_models.distributed_bench import mirrored_key
+
+    found = {}
+    for split, counts in mirrored_groups(plan_["replicas"]).items():
+        keys = [mirrored_key(r, n) for r in counts for n in plan_["sizes"]]
+
+        def write_job(path, remaining, split=split):
+            path.write_text(json.dumps({"split": split, "configs": remaining, "m": M, "dtype": DTYPE,
+                                        "target_s": plan_["target_s"], "repeats": plan_["repeats"]}))
+        results = run_child(python_module("tf_models.distributed_bench"), keys, write_job, timeout_s=120.0)
+        found.update({(r, n): results[mirrored_key(r, n)] for r in counts for n in plan_["sizes"]})
+    return found
+
+
+def _cluster(plan_, workers):
+    """The chief's result of the benchmark task on `workers` loopback workers, or a one-line error string."""
+    from ..cluster import ClusterError, run_cluster
+
+    job = {"task": "benchmark" if workers > 1 else "time_steps", "sizes": list(plan_["sizes"]), "m": M,
+           "dtype": DTYPE, "target_s": plan_["target_s"], "repeats": plan_["repeats"], "collective_timeout_s": 60,
+           "allreduce": [{"numbers": M + 1, "rounds": 200}, {"numbers": plan_["large"], "rounds": 3}]}
+    try:
+        return run_cluster(job, workers=workers, timeout_s=240.0)
+    except ClusterError as exc:
+        return str(exc)
+
+
+def _step_row(strategy, replicas, workers, n, outcome):
+    row = {"kind": "measured", "what": "step", "strategy": strategy, "replicas": replicas, "workers": workers,
+           "n_samples": n, "n_features": M, "dtype": DTYPE}
+    if isinstance(outcome, (Failure, str)):
+        reason = outcome if isinstance(outcome, str) else f"{outcome.reason}: {outcome.last_stderr}"
+        return {**row, "note": f"failed: {reason}"}
+    return {**row, "seconds_per_step": outcome["seconds_per_step"], "first_call_s": outcome["first_call_s"],
+            "iterations": outcome["iterations"]}
+
+
+def network_from_allreduce(small, large, workers):
+    """Loopback latency and bandwidth from two all-reduce times (ring model: 2(K-1) alpha + 2(K-1)/K B / beta).
+
+    small and large are (bytes, seconds); the latency comes from the small one alone, the
+    bandwidth from the difference, so the latency is not counted twice.
+    """
+    rounds = 2 * (workers - 1)
+    latency = small[1] / rounds
+    extra = max(large[1] - small[1], 1e-12)
+    bandwidth = 2 * (workers - 1) / workers * (large[0] - small[0]) / extra
+    return latency, bandwidth
+
+
+def compute_rates(steps, gram_product_s, gram_iteration_s):
+    """projection.Compute from the one-replica steps: overhead at the smallest n, cost per value from the slope."""
+    one = steps[(steps.strategy == "mirrored") & (steps.replicas == 1)].dropna(subset=["seconds_per_step"])
+    one = one.sort_values("n_samples")
+    if len(one) < 2:
+        raise RuntimeError("the model needs one-replica step times at two sizes and the run measured "
+                           f"{len(one)}; see the failed rows of the mirrored measurements")
+    small, big = one.iloc[0], one.iloc[-1]
+    slope = (big.seconds_per_step - small.seconds_per_step) / ((big.n_samples - small.n_samples) * (M + 1))
+    return projection.Compute(step_overhead_s=float(small.seconds_per_step), value_s=max(float(slope), 1e-15),
+                              gram_product_s=gram_product_s, gram_iteration_s=gram_iteration_s)
+
+
+def projection_rows(compute, networks, sizes=PROJECTED_N, worker_counts=WORKER_COUNTS, iterations=ITERATIONS):
+    """Model rows: per-step and Gram routes on each network, each n and K, with the best K at that n."""
+    step_bytes, gram_bytes = np.dtype(DTYPE).itemsize, np.dtype(GRAM_DTYPE).itemsize
+    rows = []
+    for network in networks:
+        for n in sizes:
+            best_step = projection.step_best_workers(n, M, step_bytes, compute, network, max(worker_counts))
+            best_gram = projection.gram_best_workers(n, M, gram_bytes, compute, network, max(worker_counts))
+            for k in worker_counts:
+                step = projection.step_s(k, n, M, step_bytes, compute, network)
+                common = {"kind": "model", "what": "projection", "network": network.name, "workers": k,
+                          "n_samples": n, "n_features": M, "iterations": iterations}
+                rows.append({**common, "route": "per_step", "dtype": DTYPE, "seconds_per_step": step,
+                             "seconds_per_run": iterations * step, "best_workers": best_step,
+                             "numbers": projection.gradient_payload(M),
+                             "bytes": projection.gradient_payload(M) * step_bytes})
+                rows.append({**common, "route": "gram", "dtype": GRAM_DTYPE,
+                             "seconds_per_run": projection.gram_route_s(k, n, M, iterations, gram_bytes, compute, network),
+                             "best_workers": best_gram, "numbers": projection.gram_payload(M),
+                             "bytes": projection.gram_payload(M) * gram_bytes})
+    return rows
+
+
+def run(ctx):
+    """Measure steps and all-reduces in children, the Gram route in numpy, then project; the long table."""
+    config = ctx.config
+    plan_ = plan(config)
+    say = ctx.progress or (lambda text: None)
+    say("distributed: MirroredStrategy steps (logical CPUs)")
+    mirrored = _mirrored(plan_)
+    rows = [_step_row("mirrored", r, 1, n, outcome) for (r, n), outcome in mirrored.items()]
+    allreduce = []
+    for workers in plan_["workers"]:
+        say(f"distributed: MultiWorkerMirroredStrategy, {workers} workers")
+        result = _cluster(plan_, workers)
+        by_n = {s["n"]: s for s in result.get("steps", [])} if isinstance(result, dict) else {}
+        rows += [_step_row("multi_worker", 1, workers, n, by_n.get(n, result if isinstance(result, str) else
+                                                                      "no result for this n"))
+                 for n in plan_["sizes"]]
+        if isinstance(result, dict):
+            allreduce += result.get("allreduce", [])
+    for a in allreduce:
+        rows.append({"kind": "measured", "what": "allreduce", "strategy": "multi_worker", "workers": a["workers"],
+                     "numbers": a["numbers"], "bytes": a["bytes"], "seconds": a["seconds"], "iterations": a["rounds"],
+                     "first_call_s": a["first_call_s"], "dtype": DTYPE})
+    say("distributed: Gram route in numpy")
+    gram_product_s, gram_iteration_s = measure_gram(plan_["gram_rows"])
+    rows += [{"kind": "measured", "what": "gram_pass", "n_samples": plan_["gram_rows"], "n_features": M,
+              "dtype": GRAM_DTYPE, "seconds": gram_product_s * plan_["gram_rows"] * (M + 1) * (M + 2) / 2,
+              "note": "numpy [X, 1]^T [X, 1], [X, 1]^T y, y^T y"},
+             {"kind": "measured", "what": "gram_iteration", "n_features": M, "dtype": GRAM_DTYPE,
+              "seconds": gram_iteration_s, "note": "numpy: G theta, the Gram-form loss and the update"}]
+    table = pd.DataFrame(rows)
+    networks = [DATACENTER]
+    reduce_rows = table[table.what == "allreduce"].sort_values("bytes")
+    if len(reduce_rows) >= 2:
+        small, large = reduce_rows.iloc[0], reduce_rows.iloc[-1]
+        latency, bandwidth = network_from_allreduce((small.bytes, small.seconds), (large.bytes, large.seconds),
+                                                    int(small.workers))
+        networks.insert(0, projection.Network("loopback", latency, bandwidth,
+                                              f"measured here: all-reduces of {int(small.numbers)} and "
+                                              f"{int(large.numbers)} numbers between {int(small.workers)} workers"))
+    compute = compute_rates(table[table.what == "step"], gram_product_s, gram_iteration_s)
+    inputs = [{"kind": "measured" if net.name == "loopback" else "stated", "what": "network", "network": net.name,
+               "latency_s": net.latency_s, "bandwidth_bytes_s": net.bandwidth, "note": net.source} for net in networks]
+    inputs.append({"kind": "measured", "what": "compute", "seconds": compute.step_overhead_s,
+                   "value_s": compute.value_s, "note": "one-replica steps: overhead at the smallest n (seconds), "
+                                                        "seconds per value of [X, 1] from the slope to the largest"})
+    model = pd.DataFrame(inputs + projection_rows(compute, networks))
+    model.to_csv(Path(ctx.out_dir) / f"{NAME}_projection.csv", index=False)
+    return pd.concat([table, model], ignore_index=True)
+
+
+# ------------------------------------------------------------------------------- figure and report
+
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+NETWORK_STYLE = {"loopback": "--", "datacenter": ":"}
+
+
+def _setting(row):
+    return (f"{int(row.replicas)} replica{'s' if row.replicas > 1 else ''}" if row.strategy == "mirrored"
+            else f"{int(row.workers)} worker{'s' if row.workers > 1 else ''}")
+
+
+def figure(table):
+    """The Figure: measured steps (left), the per-step model (middle), whole runs by both routes (right)."""
+    from ..figures import plt
+
+    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.4))
+    steps = table[(table.kind == "measured") & (table.what == "step")].dropna(subset=["seconds_per_step"])
+    for k, ((strategy, replicas, workers), rows) in enumerate(steps.groupby(["strategy", "replicas", "workers"])):
+        rows = rows.sort_values("n_samples")
+        ax_m.loglog(rows.n_samples, rows.seconds_per_step, "-o", color=COLORS[k % len(COLORS)],
+                    label=f"measured: {strategy}, {_setting(rows.iloc[0])}")
+    latency = table[(table.what == "allreduce")].sort_values("bytes")
+    if not latency.empty:
+        small = latency.iloc[0]
+        ax_m.axhline(small.seconds, color="black", lw=1, ls="-.",
+                     label=f"measured: one all-reduce of {int(small.numbers)} numbers, {int(small.workers)} workers")
+    ax_m.set(xlabel="n (rows)", ylabel="seconds per step (best of repeats)",
+             title=f"MEASURED on this machine (m = {M}, {DTYPE})\nlogical CPUs and loopback workers share 2 cores")
+    model = table[(table.kind == "model") & (table.what == "projection")]
+    sizes = sorted(model.n_samples.unique())
+    for (network, route), rows in model.groupby(["network", "route"]):
+        for k, n in enumerate(sizes):
+            part = rows[rows.n_samples == n].sort_values("workers")
+            color = COLORS[k % len(COLORS)]
+            if route == "per_step":
+                ax_s.loglog(part.workers, part.seconds_per_step, NETWORK_STYLE[network], color=color,
+                            label=f"model ({network}): n = {_power(n)}")
+                best = int(part.best_workers.iloc[0])  # any K, not only the grid's: the model gives its time
+                ax_s.loglog([best], [projection_at(table, network, route, n, best)["seconds_per_step"]], "*",
+                            color=color, ms=11)
+            if network == "datacenter":
+                style = "--" if route == "per_step" else "-."
+                ax_r.loglog(part.workers, part.seconds_per_run, style, color=color,
+                            label=f"model ({route.replace('_', '-')} route): n = {_power(n)}")
+    ax_s.set(xlabel="workers K", ylabel="seconds per step",
+             title="MODEL: per-step all-reduce route\n(dashed: loopback figures, dotted: datacenter; * = best K)")
+    ax_r.set(xlabel="workers K", ylabel=f"seconds for {ITERATIONS} iterations",
+             title=f"MODEL, datacenter figures: {ITERATIONS} iterations\nper-step route (dashed) vs Gram route (dash-dot)")
+    for ax in (ax_m, ax_s, ax_r):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    return fig
+
+
+def _power(n):
+    """100 -> '10^2' (the projected sizes are powers of ten)."""
+    exponent = math.log10(n)
+    return f"10^{exponent:.0f}" if exponent == round(exponent) else f"{n:,}"
+
+
+def plot(table, out_dir):
+    """distributed.png from the table alone."""
+    from ..figures import save
+
+    return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
+
+
+def _network(table, name):
+    rows = table[(table.what == "network") & (table.network == name)]
+    return None if rows.empty else rows.iloc[0]
+
+
+def _ms(seconds):
+    return "" if pd.isna(seconds) else f"{seconds * 1e3:.3g}"
+
+
+def _steps_table(steps):
+    """Markdown rows: ms per step, n down, each strategy and replica/worker count across."""
+    steps = steps.assign(setting=[f"{r.strategy}, {_setting(r)}" for r in steps.itertuples()])
+    settings = list(dict.fromkeys(steps.sort_values(["strategy", "replicas", "workers"]).setting))
+    lines = ["| n | " + " | ".join(f"{s} (ms/step)" for s in settings) + " |", "|---" * (len(settings) + 1) + "|"]
+    for n, rows in steps.groupby("n_samples"):
+        by = {r.setting: (_ms(r.seconds_per_step) if not pd.isna(r.seconds_per_step) else "failed")
+              for r in rows.itertuples()}
+        lines.append(f"| {int(n):,} | " + " | ".join(by.get(s, "") for s in settings) + " |")
+    failed = steps[steps.seconds_per_step.isna()] if "note" in steps else steps.iloc[:0]
+    lines += [f"\nFailed: {r.setting} at n = {int(r.n_samples):,}: {r.note}" for r in failed.itertuples()]
+    return lines
+
+
+def _model_table(table):
+    """Markdown rows: per network and n, the best K of each route and what a whole run costs at it."""
+    model = table[(table.kind == "model") & (table.what == "projection")]
+    lines = [f"| network | n | per-step route: best K | ms/step at K = 1 | ms/step at best K | Gram route: best K | "
+             f"{ITERATIONS} iterations, per-step route at its best K (s) | Gram route at its best K (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (network, n), rows in model.groupby(["network", "n_samples"], sort=False):
+        step, gram = rows[rows.route == "per_step"], rows[rows.route == "gram"]
+        one = step[step.workers == 1].iloc[0]
+        best_k, gram_k = int(step.best_workers.iloc[0]), int(gram.best_workers.iloc[0])
+        at_best = projection_at(table, network, "per_step", n, best_k)
+        gram_best = projection_at(table, network, "gram", n, gram_k)
+        lines.append(f"| {network} | {int(n):,} | {_capped(best_k)} | {_ms(one.seconds_per_step)} | "
+                     f"{_ms(at_best['seconds_per_step'])} | {_capped(gram_k)} | {at_best['seconds_per_run']:.3g} | "
+                     f"{gram_best['seconds_per_run']:.3g} |")
+    lines += ["", f"(A best K of {max(WORKER_COUNTS)}+ means the model still gains at the end of the range.)"]
+    return lines
+
+
+def _gram_wins(table):
+    """How many (network, n) rows of the model have the Gram route's run faster than the per-step route's, each at its best K."""
+    model = table[(table.kind == "model") & (table.what == "projection")]
+    wins = total = 0
+    for (network, n), rows in model.groupby(["network", "n_samples"]):
+        step_k = int(rows[rows.route == "per_step"].best_workers.iloc[0])
+        gram_k = int(rows[rows.route == "gram"].best_workers.iloc[0])
+        total += 1
+        wins += (projection_at(table, network, "gram", n, gram_k)["seconds_per_run"]
+                 < projection_at(table, network, "per_step", n, step_k)["seconds_per_run"])
+    return f"the Gram route's whole run is the faster one in {wins} of the {total} rows above"
+
+
+def _capped(k):
+    return f"{k}+" if k >= max(WORKER_COUNTS) else str(k)
+
+
+def projection_at(table, network, route, n, workers):
+    """The model's step and run times for one network, route, n and worker count (any K, not only the grid's)."""
+    inputs = _inputs(table)
+    net = inputs["networks"][network]
+    compute = inputs["compute"]
+    if route == "per_step":
+        step = projection.step_s(workers, n, M, np.dtype(DTYPE).itemsize, compute, net)
+        return {"seconds_per_step": step, "seconds_per_run": ITERATIONS * step}
+    return {"seconds_per_step": math.nan, "seconds_per_run": projection.gram_route_s(
+        workers, n, M, ITERATIONS, np.dtype(GRAM_DTYPE).itemsize, compute, net)}
+
+
+def _inputs(table):
+    """The model's inputs as recorded in the table: {"networks": {name: Network}, "compute": Compute}."""
+    nets = table[table.what == "network"]
+    networks = {r.network: projection.Network(r.network, r.latency_s, r.bandwidth_bytes_s, r.note)
+                for r in nets.itertuples()}
+    c = table[table.what == "compute"].iloc[0]
+    gram_pass = table[table.what == "gram_pass"].iloc[0]
+    entries = gram_pass.n_samples * (M + 1) * (M + 2) / 2
+    compute = projection.Compute(step_overhead_s=c.seconds, value_s=c.value_s,
+                                 gram_product_s=gram_pass.seconds / entries,
+                                 gram_iteration_s=table[table.what == "gram_iteration"].seconds.iloc[0])
+    return {"networks": networks, "compute": compute}
+
+
+def report_section(table):
+    """Markdown: the measured steps and all-reduces, the model's inputs, its best worker counts, the Gram route."""
+    steps = table[(table.kind == "measured") & (table.what == "step")]
+    lines = [f"## Distributed: replicas, workers and a model for 1 to {max(WORKER_COUNTS)} workers", "",
+             f"![measured steps and the model]({NAME}.png)", "",
+             f"**Measured** (m = {M}, {DTYPE}; the study's GradientTape loop, one packed SUM all-reduce per step, "
+             "best of the timed calls divided by its N + 1 evaluations): MirroredStrategy over logical CPUs of one "
+             "process and MultiWorkerMirroredStrategy over worker processes on loopback, each holding n / K random "
+             "rows. Logical CPUs and loopback workers share the same two cores, and other jobs shared this machine: "
+             "these runs prove the mechanics and measure the synchronisation cost, not a speed-up.", ""]
+    lines += _steps_table(steps)
+    reduces = table[table.what == "allreduce"].sort_values("bytes")
+    loop = _network(table, "loopback")
+    if not reduces.empty and loop is not None:
+        small, large = reduces.iloc[0], reduces.iloc[-1]
+        lines += ["", f"One SUM all-reduce between {int(small.workers)} loopback workers (measured, {DTYPE}): "
+                  f"{int(small.numbers)} numbers ({int(small.bytes)} bytes) in {small.seconds * 1e6:.0f} us, "
+                  f"{int(large.numbers):,} numbers ({large.bytes / 2**20:.0f} MiB) in {large.seconds * 1e3:.3g} ms. "
+                  f"Read through the ring model, that is a latency of {loop.latency_s * 1e6:.0f} us per message round "
+                  f"and a bandwidth of {loop.bandwidth_bytes_s / 1e9:.2g} GB/s."]
+    else:
+        lines += ["", "The all-reduce between workers could not be measured in this run; the model uses the stated "
+                  "datacenter figures only."]
+    dc = _network(table, "datacenter")
+    compute = table[table.what == "compute"].iloc[0]
+    gram_it = table[table.what == "gram_iteration"].seconds.iloc[0]
+    lines += ["", "**Model, not a measurement** (`kind = model`, comparisons/projection.py): on K workers a step "
+              "costs the one-replica overhead plus (n / K)(m + 1) values at the measured cost per value, plus a ring "
+              "all-reduce of the gradient, m + 1 numbers: 2 (K - 1) latencies plus 2 (K - 1) / K of its bytes over "
+              "the bandwidth. Measured inputs: overhead "
+              f"{compute.seconds * 1e3:.3g} ms per step, {compute.value_s * 1e9:.3g} ns per value (one-replica steps). "
+              f"Datacenter figures (stated): latency {dc.latency_s * 1e6:.2g} us, bandwidth "
+              f"{dc.bandwidth_bytes_s * 8 / 1e9:.0f} Gb/s, from the {dc.note}. "
+              "Beyond the best K below, adding a worker makes a step slower (the all-reduce's latency grows by "
+              "2 alpha per worker while the compute saved shrinks as 1 / K^2).", ""]
+    lines += _model_table(table)
+    lines += ["", f"**The Gram route** (issue 13): each worker makes one pass over its rows to build G = [X, 1]^T [X, 1], "
+              f"c = [X, 1]^T y and s = y^T y, one all-reduce sends them, and the {ITERATIONS} iterations run locally "
+              f"at O(m^2) each ({gram_it * 1e6:.3g} us measured in numpy). Its payload is sent packed: the upper "
+              f"triangle of the symmetric G, (m + 1)(m + 2) / 2 numbers, then c and s: {projection.gram_payload(M)} "
+              f"numbers in {GRAM_DTYPE} ({projection.gram_payload(M) * 8} bytes; {projection.gram_payload(M, dense=True)} "
+              "if G were sent dense), once per run instead of once per step. Its one pass costs more per row than a "
+              "gradient step ((m + 1)(m + 2) / 2 products against about 2 (m + 1)), which a run of "
+              f"{ITERATIONS} iterations repays: " + _gram_wins(table) + "."]
+    return "\n".join(lines)
+
+
+def findings(table):
+    """At most two sentences: the measured all-reduce and step cost, and the model's best K and the Gram route's gain."""
+    sentences = []
+    loop = _network(table, "loopback")
+    reduces = table[table.what == "allreduce"].sort_values("bytes")
+    if loop is not None and not reduces.empty:
+        small = reduces.iloc[0]
+        sentences.append(f"On loopback one all-reduce of {int(small.numbers)} numbers between {int(small.workers)} "
+                         f"workers took {small.seconds * 1e6:.0f} us (bandwidth {loop.bandwidth_bytes_s / 1e9:.2g} GB/s "
+                         "by the ring model): on a shared 2-core machine the workers measure synchronisation, not "
+                         "speed-up.")
+    model = table[(table.kind == "model") & (table.what == "projection") & (table.network == "datacenter")]
+    if not model.empty:
+        sizes = sorted(model.n_samples.unique())
+        n = int(1_000_000 if 1_000_000 in sizes else sizes[-1])
+        step_k = int(model[(model.route == "per_step") & (model.n_samples == n)].best_workers.iloc[0])
+        gram_k = int(model[(model.route == "gram") & (model.n_samples == n)].best_workers.iloc[0])
+        step_run = projection_at(table, "datacenter", "per_step", n, step_k)["seconds_per_run"]
+        gram_run = projection_at(table, "datacenter", "gram", n, gram_k)["seconds_per_run"]
+        limit = (f"a step stops getting faster beyond {step_k} workers" if step_k < max(WORKER_COUNTS)
+                 else f"a step still gets faster at {step_k} workers")
+        sentences.append(f"In the model (not measured) with datacenter figures at n = {n:,}, {limit} "
+                         f"({ITERATIONS} iterations in {step_run:.3g} s), while the Gram route's single all-reduce "
+                         f"does them in {gram_run:.3g} s on {gram_k} workers.")
+    return sentences

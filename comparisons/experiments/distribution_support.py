@@ -1,0 +1,231 @@
+"""The distributed support matrix: every way a TensorFlow user would try to run this model distributed, and what it gives.
+
+Each configuration (strategy x API x feed x steps_per_execution x rows divisible by the replicas
+or not x dtype) runs in a child process (tf_models/distribution_probe.py), grouped so one
+TensorFlow start-up serves a strategy's whole list; a crash or hang is recorded as `fails`, never
+fatal. Its final parameters and loss curve are compared with the numpy run on the same rows:
+`same` within comparisons/tolerances.EQUIVALENCE, `differs` with the size of the gap, or
+`fails` with the exception's class and first line.
+"""
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import handrolled
+
+from ..data import initial_parameters, make_synthetic
+from ..isolated import Failure, python_module, run_child, run_resumable
+from ..tolerances import EQUIVALENCE
+
+NAME = "distribution_support"
+REPLICAS = 2  # the matrix splits rows over two replicas (two logical CPUs, or two worker processes)
+DIVISIBLE_N, INDIVISIBLE_N = 100, 101  # the lesson's 100 rows, and one more so the shards differ by a row
+APIS = ("tape", "keras")
+FEEDS = ("numpy", "dataset", "distributed")
+STRATEGIES = ("mirrored", "multi_worker")
+# Quick: one TensorFlow start-up (MirroredStrategy) and the configurations that carry the findings:
+# the sharded tape loop with uneven shards, the whole arrays on every replica, Keras' working feed,
+# its multi-step loop and its uneven batch. --full runs the whole matrix under both strategies.
+QUICK = {"mirrored": (
+    ("tape", "distributed", "N", INDIVISIBLE_N, "float64"), ("tape", "numpy", "N", DIVISIBLE_N, "float64"),
+    ("keras", "dataset", 1, DIVISIBLE_N, "float64"), ("keras", "dataset", 10, DIVISIBLE_N, "float64"),
+    ("keras", "dataset", 1, INDIVISIBLE_N, "float64"), ("keras", "numpy", 1, INDIVISIBLE_N, "float64"),
+)}
+
+
+def plan(config):
+    """(iterations, {strategy: [probe config dicts]}, seconds allowed per configuration) for a run."""
+    iterations = 20  # enough for any algorithmic difference to show; Keras' numpy feed costs ~1 s a step
+    if config.full:
+        combos = [(api, feed, spe, n, dtype) for api in APIS for feed in FEEDS for spe in (1, 10, "N")
+                  for n in (DIVISIBLE_N, INDIVISIBLE_N) for dtype in ("float32", "float64")]
+        per_strategy = {strategy: combos for strategy in STRATEGIES}
+    else:
+        per_strategy = QUICK
+    groups = {strategy: [dict(api=api, feed=feed, steps_per_execution=iterations if spe == "N" else spe, n=n,
+                              dtype=dtype, iterations=iterations) for api, feed, spe, n, dtype in combos]
+              for strategy, combos in per_strategy.items()}
+    # seconds per configuration: Keras' numpy feed pays about a second per step on a loaded 2-core machine, twice over
+    return iterations, groups, (180.0 if config.full else 40.0)
+
+
+def probe_key(fields):
+    """The key tf_models.distribution_probe.ProbeConfig.key gives the same configuration."""
+    return (f"{fields['api']}/{fields['feed']}/spe{fields['steps_per_execution']}/n{fields['n']}/"
+            f"{fields['dtype']}")
+
+
+def relative_gap(values, reference):
+    """max |values - reference| / max |reference| (NaN when a value is not finite)."""
+    values, reference = np.asarray(values, np.float64), np.asarray(reference, np.float64)
+    if not np.all(np.isfinite(values)):
+        return math.nan
+    return float(np.max(np.abs(values - reference)) / max(np.max(np.abs(reference)), np.finfo(np.float64).tiny))
+
+
+def curve_gap(curve, reference):
+    """max over points of |loss - numpy loss| / numpy loss, over the points both have."""
+    curve, reference = np.asarray(curve, np.float64), np.asarray(reference, np.float64)[:len(curve)]
+    if not np.all(np.isfinite(curve)):
+        return math.nan
+    return float(np.max(np.abs(curve - reference) / np.maximum(np.abs(reference), np.finfo(np.float64).tiny)))
+
+
+def judge(outcome, reference, dtype):
+    """(outcome, max_rel_diff, detail) of one probe outcome against numpy's DescentResult on the same rows."""
+    if isinstance(outcome, Failure):
+        detail = outcome.reason + (f": {outcome.last_stderr}" if outcome.last_stderr else "")
+        return "fails", math.nan, detail
+    if outcome["error_class"]:
+        return "fails", math.nan, f"{outcome['error_class']}: {outcome['error_line']}"
+    theta_np = np.append(reference.weights.ravel(), reference.bias)
+    weight_gap = relative_gap(outcome["weights"], theta_np)
+    loss_gap = curve_gap(outcome["loss_curve"], reference.loss_curve) if outcome["loss_curve"] else 0.0
+    gap = max(weight_gap, loss_gap) if not (math.isnan(weight_gap) or math.isnan(loss_gap)) else math.nan
+    compared = "weights and loss curve" if outcome["loss_curve"] else "weights (Keras logs no per-step loss here)"
+    if math.isnan(gap):
+        return "differs", gap, "non-finite parameters or loss"
+    if gap <= EQUIVALENCE[dtype]:
+        return "same", gap, f"{compared} within {EQUIVALENCE[dtype]:g}"
+    detail = f"weights off by {weight_gap:.3g} relative"
+    return "differs", gap, detail + (f", loss curve by {loss_gap:.3g}" if outcome["loss_curve"] else "")
+
+
+def _job(data, W0, b0, lr, configs):
+    """The probe's job dict (the same for a MirroredStrategy child and for every worker of a cluster)."""
+    return {"X": data.X.tolist(), "y": data.y.ravel().tolist(), "W0": W0.ravel().tolist(), "b0": b0, "lr": lr,
+            "replicas": REPLICAS, "configs": configs}
+
+
+def _cluster_attempt(job_of, timeout_s, scratch, startup_s=60.0):
+    """attempt(remaining) for run_resumable: one loopback cluster runs the support_probe task over them."""
+    from ..cluster import ClusterError, run_cluster
+
+    def attempt(remaining):
+        progress = Path(scratch) / f"progress-{len(list(Path(scratch).iterdir()))}.jsonl"  # a new file per attempt
+        job = {**job_of(remaining), "task": "support_probe", "progress": str(progress),
+               "collective_timeout_s": timeout_s}
+        try:
+            run_cluster(job, workers=REPLICAS, timeout_s=startup_s + timeout_s * len(remaining))
+            reason, last = None, ""
+        except ClusterError as exc:
+            reason, last = "the cluster failed", str(exc)
+        records = [json.loads(line) for line in progress.read_text().splitlines()] if progress.exists() else []
+        return records, reason, last
+    return attempt
+
+
+def _run_group(strategy, configs, data, W0, b0, lr, timeout_s):
+    """{key: outcome dict or Failure} for one strategy's configurations, in as few processes as it takes."""
+    by_key = {probe_key(c): c for c in configs}
+    job_of = lambda keys: _job(data, W0, b0, lr, [by_key[k] for k in keys])  # noqa: E731
+    if strategy == "mirrored":
+        return run_child(python_module("tf_models.distribution_probe"), list(by_key),
+                         lambda path, keys: path.write_text(json.dumps(job_of(keys))), timeout_s)
+    with tempfile.TemporaryDirectory(prefix="support-") as scratch:
+        return run_resumable(list(by_key), _cluster_attempt(job_of, timeout_s, scratch))
+
+
+def devices_label(strategy):
+    """The replicas of a strategy's configurations, named as in the results contract."""
+    if strategy == "mirrored":
+        return "+".join(f"cpu:{i}" for i in range(REPLICAS))
+    return "+".join(f"worker{i}/cpu:0" for i in range(REPLICAS))
+
+
+def run(ctx):
+    """Try every configuration of the plan in isolated children and compare each with numpy; the matrix."""
+    config = ctx.config
+    iterations, groups, timeout_s = plan(config)
+    data = make_synthetic(INDIVISIBLE_N, 1, config.noise, config.seed)  # the lesson's data, one row more
+    W0, b0 = initial_parameters(1, config.seed)
+    lr = config.lr
+    references = {}
+    rows = []
+    for strategy, configs in groups.items():
+        if ctx.progress:
+            ctx.progress(f"distribution_support: {strategy}, {len(configs)} configurations")
+        outcomes = _run_group(strategy, configs, data, W0, b0, lr, timeout_s)
+        for fields in configs:
+            n, dtype = fields["n"], fields["dtype"]
+            if (n, dtype) not in references:
+                X, y = data.X[:n].astype(dtype), data.y[:n].astype(dtype)
+                references[n, dtype] = handrolled.descend(X, y, W0.astype(dtype), b0, lr, iterations)
+            outcome = outcomes[probe_key(fields)]
+            verdict, gap, detail = judge(outcome, references[n, dtype], dtype)
+            ran = isinstance(outcome, dict) and not outcome["error_class"]
+            rows.append({
+                "strategy": strategy, "devices": devices_label(strategy), "api": fields["api"], "feed": fields["feed"],
+                "steps_per_execution": fields["steps_per_execution"], "n_samples": n,
+                "rows_divisible": n % REPLICAS == 0, "dtype": dtype, "iterations": iterations, "outcome": verdict,
+                "max_rel_diff": gap, "detail": detail,
+                "seconds_per_step": outcome["seconds_per_step"] if ran else math.nan,
+                "first_run_s": outcome["first_run_s"] if isinstance(outcome, dict) else math.nan,
+            })
+    return pd.DataFrame(rows)
+
+
+def plot(table, out_dir):
+    """The matrix is a table in the report; no figure."""
+    return []
+
+
+FEED_TEXT = {
+    "numpy": "numpy arrays whole (tape: the same X on every replica; Keras: fit(X, y, batch_size=n, epochs=N))",
+    "dataset": "a repeated tf.data batch of all rows (tape: experimental_distribute_dataset; Keras: fit(dataset))",
+    "distributed": "each replica its own shard (tape: experimental_distribute_values_from_function; Keras: "
+                   "fit on distribute_datasets_from_function)",
+}
+
+
+def _cost(value):
+    return "" if pd.isna(value) else f"{value * 1e3:.3g}"
+
+
+def report_section(table):
+    """Markdown: what each feed means, then the matrix with outcome, gap or error, and cost per step."""
+    counts = table.outcome.value_counts()
+    lines = ["## Distributed support matrix", "",
+             f"Each way of running the model distributed that a TensorFlow user would try, over {REPLICAS} replicas "
+             f"(`mirrored`: MirroredStrategy over {REPLICAS} logical CPUs of one process; `multi_worker`: "
+             f"MultiWorkerMirroredStrategy over {REPLICAS} worker processes on loopback), "
+             f"{int(table.iterations.iloc[0])} updates from the study's start, compared with numpy on the same rows "
+             f"(n = {DIVISIBLE_N}: rows split evenly; n = {INDIVISIBLE_N}: the shards differ by a row). `same` means "
+             "within the study's equivalence tolerance "
+             f"({', '.join(f'{k} {v:g}' for k, v in EQUIVALENCE.items())}); each configuration ran in a child "
+             "process, so a crash or a hang is a `fails` row. The tape loop divides each replica's loss by the global "
+             "n and all-reduces loss and gradients with SUM in one packed vector. Cost per step: a second, warm run "
+             "over its updates (logical CPUs share the same two cores, and other jobs shared the machine).", "",
+             "Feeds: " + "; ".join(f"`{k}`: {v}" for k, v in FEED_TEXT.items()) + ".", "",
+             f"Outcomes: {', '.join(f'{counts.get(k, 0)} {k}' for k in ('same', 'differs', 'fails'))}.", "",
+             "| strategy | API | feed | steps/execution | n | dtype | outcome | max rel. diff | detail | ms/step |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    order = table.sort_values(["strategy", "api", "feed", "steps_per_execution", "n_samples", "dtype"])
+    for r in order.itertuples():
+        gap = "" if pd.isna(r.max_rel_diff) else f"{r.max_rel_diff:.2g}"
+        detail = str(r.detail).replace("|", "\\|")
+        lines.append(f"| {r.strategy} | {r.api} | {r.feed} | {r.steps_per_execution} | {r.n_samples} | {r.dtype} | "
+                     f"**{r.outcome}** | {gap} | {detail} | {_cost(r.seconds_per_step)} |")
+    return "\n".join(lines)
+
+
+def findings(table):
+    """At most two sentences: how many configurations gave numpy's numbers, and the cheapest one that did."""
+    counts = table.outcome.value_counts()
+    sentences = [f"Of {len(table)} ways to run the model distributed, {counts.get('same', 0)} gave numpy's numbers, "
+                 f"{counts.get('differs', 0)} gave different ones and {counts.get('fails', 0)} failed."]
+    same = table[(table.outcome == "same") & table.seconds_per_step.notna()]
+    failing = table[table.outcome == "fails"]
+    if not same.empty:
+        best = same.loc[same.seconds_per_step.idxmin()]
+        sentence = (f"The cheapest correct one was {best.strategy} {best.api} with the {best.feed} feed at "
+                    f"{best.seconds_per_step * 1e3:.3g} ms per step")
+        if not failing.empty:
+            common = failing.detail.str.split(":").str[0].value_counts()
+            sentence += f"; the commonest failure was {common.index[0]} ({int(common.iloc[0])} configurations)"
+        sentences.append(sentence + ".")
+    return sentences
