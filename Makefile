@@ -12,7 +12,7 @@ STAMP      := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints.txt
 
 # "3.12" for an interpreter that runs, nothing otherwise
-version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+version_of = $(if $(1),$(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
 newest_supported = $(firstword $(foreach p,$(CANDIDATES),$(if $(filter $(SUPPORTED),$(call version_of,$(p))),$(p))))
 
 PYTHON_GIVEN := $(filter command line environment,$(origin PYTHON))
