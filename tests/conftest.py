@@ -1,6 +1,7 @@
 """Shared test set-up: quiet TensorFlow, the lesson's data, the repository root, and ways to run the driver."""
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,7 +31,11 @@ def run_driver(capsys, *args):
     import run_all
 
     capsys.readouterr()  # drop whatever earlier set-up printed
-    code = run_all.main([str(a) for a in args])
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        code = run_all.main([str(a) for a in args])
+    finally:
+        signal.signal(signal.SIGTERM, handler)  # main installs its own for the run; pytest keeps the one it had
     captured = capsys.readouterr()
     return Finished(code, captured.out, captured.err)
 
