@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+# light imports only (no numpy, pandas or TensorFlow): --help and usage errors must answer at once
+from comparisons import registry
 from comparisons.config import DEFAULT_IMPLEMENTATIONS, EXPERIMENTS, IMPLEMENTATIONS, StudyConfig
 from comparisons.errors import UsageError
 
@@ -135,13 +137,15 @@ def config_from_args(args, argv):
     experiments = args.experiments.strip()
     experiments = (EXPERIMENTS if experiments == "all" else () if experiments == "none"
                    else _names(experiments, EXPERIMENTS, "experiment"))
+    only = _names(args.only, IMPLEMENTATIONS, "implementation") if args.only else DEFAULT_IMPLEMENTATIONS
+    _check_batch_size(args.batch_size, None if args.data else args.n_samples, only)
     return StudyConfig(
         out=args.out, seed=args.seed, n_samples=args.n_samples, features=args.features, noise=args.noise,
         iterations=args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations),
         lr=args.lr, dtypes=("float32", "float64") if args.dtype == "both" else (args.dtype,),
         device=device,
         repeats=args.repeats or (QUICK_REPEATS if args.quick else StudyConfig.repeats),
-        only=_names(args.only, IMPLEMENTATIONS, "implementation") if args.only else DEFAULT_IMPLEMENTATIONS,
+        only=only,
         data=args.data, target=args.target,
         feature_columns=tuple(c.strip() for c in args.columns.split(",")) if args.columns else None,
         standardize=args.standardize, center_target=args.center_target, batch_size=args.batch_size, experiments=experiments,
@@ -150,6 +154,20 @@ def config_from_args(args, argv):
         time_budget_s=QUICK_TIME_BUDGET_S if args.quick else StudyConfig.time_budget_s,
         command_line=tuple(argv),
     )
+
+
+def _check_batch_size(batch_size, n_samples, only):
+    """The --batch-size errors that need no data loaded: more than the n synthetic samples, or nothing left to run.
+
+    A CSV file's row count is known only once it is read, so comparisons.pipeline checks that case.
+    """
+    if batch_size is None:
+        return
+    if n_samples is not None and batch_size > n_samples:
+        raise UsageError(f"--batch-size {batch_size} is larger than the {n_samples} samples; use 1..{n_samples}")
+    if all(registry.get(name).full_batch_only for name in only):
+        raise UsageError(f"nothing to run: {', '.join(only)} train{'s' * (len(only) == 1)} full batch only and "
+                         "cannot follow --batch-size; choose other implementations with --only or drop --batch-size")
 
 
 def check_out_dir(out):
@@ -183,7 +201,7 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         config = config_from_args(args, ["run_all.py", *argv])
         out = check_out_dir(config.out)
-        from comparisons import pipeline  # heavy imports (numpy, pandas, TensorFlow) only past --help
+        from comparisons import pipeline  # heavy imports (numpy, pandas; TensorFlow when a run needs it) only now
 
         staging = out.resolve().parent / f".{out.name}.tmp-{os.getpid()}"
         return pipeline.run(config, out, staging)

@@ -43,8 +43,14 @@ def load_data(config):
 
 
 def resolve_devices(config):
-    """Device labels for TensorFlow runs, with TensorFlow imported quietly; UsageError if unavailable."""
-    needs_tf = config.device != "cpu" or any(is_tensorflow(n) for n in config.only) or bool(config.experiments)
+    """Device labels for TensorFlow runs, and whether TensorFlow was loaded for them; UsageError if unavailable.
+
+    TensorFlow is imported (quietly) only when it has work: a TensorFlow implementation that the
+    plan keeps, an experiment, or a GPU asked for by name (its absence is a usage error). A
+    numpy-only run under --device auto never loads it.
+    """
+    runs_tf = any(is_tensorflow(name) for name, _, _ in plan(config, ["cpu"])[0])
+    needs_tf = runs_tf or bool(config.experiments) or config.device.startswith("gpu")
     if not needs_tf:
         return ["cpu"], None
     from .tf_runtime import import_tensorflow

@@ -1,5 +1,6 @@
 """Write the results contract's tables (CSV), TensorBoard runs and JSON from a StudyOutput."""
 import json
+import struct
 
 import numpy as np
 import pandas as pd
@@ -110,18 +111,40 @@ def runs_table(output):
 
 
 def write_tensorboard(output, out_dir):
-    """One TensorBoard run per implementation/device/dtype with the loss as a scalar per iteration."""
-    from .tf_runtime import import_tensorflow
+    """One TensorBoard run per implementation/device/dtype with the loss as a scalar per iteration.
 
-    tf = import_tensorflow()  # quietly, if no TensorFlow run loaded it yet
+    Written with TensorBoard's own protocol buffers and record framing rather than tf.summary, so
+    that a numpy-only run never loads TensorFlow; the loss is stored as a float64 scalar tensor
+    under the scalars plugin, which is what `tensorboard --logdir` reads.
+    """
+    import socket
+    import time
+
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+    from tensorboard.plugins.scalar import metadata
+    from tensorboard.util import tensor_util
+
+    def record(event):  # a TFRecord: length, its masked CRC-32C, the bytes, their masked CRC-32C
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        return (header + struct.pack("<I", masked_crc32c(header)) + data
+                + struct.pack("<I", masked_crc32c(data)))
+
+    scalar_metadata = metadata.create_summary_metadata(display_name="loss", description="")
+    now = time.time()
     for run in output.runs:
         device = run.device.replace(":", "").replace("/", "-")  # 'worker0/cpu:0+...': one folder, not nested ones
         name = f"{run.implementation.replace(':', '_')}_{device}_{run.dtype}"
-        writer = tf.summary.create_file_writer(str(out_dir / "tensorboard" / name))
-        with writer.as_default():
-            for step, loss in enumerate(np.asarray(run.loss_curve, np.float64)):
-                tf.summary.scalar("loss", loss, step=step)
-        writer.close()
+        folder = out_dir / "tensorboard" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        events = [event_pb2.Event(wall_time=now, file_version="brain.Event:2")]
+        for step, loss in enumerate(np.asarray(run.loss_curve, np.float64)):
+            value = summary_pb2.Summary.Value(tag="loss", metadata=scalar_metadata,
+                                              tensor=tensor_util.make_tensor_proto(loss))
+            events.append(event_pb2.Event(wall_time=now, step=step, summary=summary_pb2.Summary(value=[value])))
+        path = folder / f"events.out.tfevents.{int(now)}.{socket.gethostname()}"
+        path.write_bytes(b"".join(record(event) for event in events))
 
 
 def write_all(output, config, environment, out_dir):

@@ -1,5 +1,10 @@
-"""Shared test set-up: quiet TensorFlow, the lesson's data, and the repository root."""
+"""Shared test set-up: quiet TensorFlow, the lesson's data, the repository root, and ways to run the driver."""
+import json
 import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -7,6 +12,75 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
+
+# modules whose import costs seconds (TensorFlow, Keras) or a noticeable fraction of one (numpy, pandas, matplotlib)
+HEAVY_MODULES = ("tensorflow", "keras", "numpy", "pandas", "matplotlib")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a driver run left: its exit code and what it printed (the shape of subprocess.CompletedProcess)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_driver(capsys, *args):
+    """run_all.main(args) in this process; the stdout and stderr it printed are captured."""
+    import run_all
+
+    capsys.readouterr()  # drop whatever earlier set-up printed
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        code = run_all.main([str(a) for a in args])
+    finally:
+        signal.signal(signal.SIGTERM, handler)  # main installs its own for the run; pytest keeps the one it had
+    captured = capsys.readouterr()
+    return Finished(code, captured.out, captured.err)
+
+
+def run_driver_process(*args, cwd=REPO, timeout=600):
+    """`python run_all.py args` in a subprocess, as a user runs it; the environment is the user's."""
+    return subprocess.run([sys.executable, str(REPO / "run_all.py"), *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# A fresh interpreter runs run_all.main on each argument list it reads (JSON on stdin) and reports, after each,
+# its exit code and which HEAVY_MODULES are loaded by then: what a user's process would have imported.
+_IMPORT_PROBE = """
+import contextlib, io, json, sys
+sys.path.insert(0, {repo!r})
+import run_all
+report = []
+for argv in json.load(sys.stdin):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = run_all.main(argv)
+        except SystemExit as exc:  # --help
+            code = exc.code
+    report.append({{"code": code, "stderr": err.getvalue(),
+                    "heavy": sorted(m for m in {heavy!r} if m in sys.modules)}})
+print(json.dumps(report))
+"""
+
+
+def imports_of_runs(argvs, cwd=REPO, timeout=600):
+    """Run each argument list through run_all.main in one fresh interpreter, in order; per run: code, stderr, heavy modules loaded.
+
+    Modules stay loaded, so a module listed after run k was imported by run k or an earlier one.
+    """
+    script = _IMPORT_PROBE.format(repo=str(REPO), heavy=HEAVY_MODULES)
+    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps([list(map(str, a)) for a in argvs]),
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def snapshot(folder):
+    """Every file under folder, path -> bytes: equal snapshots mean nothing was touched."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="session")

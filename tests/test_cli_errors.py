@@ -1,22 +1,18 @@
 """Bad input through the driver: one `error:` line, exit 2, no traceback, and the previous results untouched.
 
-Each case runs `python run_all.py` in a subprocess, as a user would, with a small fast configuration, so
-that a case the driver fails to reject shows up as a run that succeeded (and replaced the results).
+Each case runs the driver (run_all.main) on a small fast configuration, so that a case the driver fails to
+reject shows up as a run that succeeded (and replaced the results). The cases run in this process; a few
+representatives also run as `python run_all.py` in a subprocess, as a user would, and one fresh interpreter
+checks that no usage error needs TensorFlow, numpy or pandas to be reported (that keeps them instant).
 """
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent  # the repository root, where run_all.py lives
+from .conftest import imports_of_runs, run_driver, run_driver_process, snapshot
 
 FAST = ("--only", "numpy", "--dtype", "float64", "--iterations", "10", "--repeats", "1", "--experiments", "none")
 GOOD_CSV = "a,b,y\n1,2,3\n2,5,4\n3,1,9\n4,4,10\n"
-
-
-def _snapshot(folder):
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -28,12 +24,6 @@ def previous(tmp_path):
     (folder / "weights.csv").write_text("implementation,device,dtype,parameter,value\nnumpy,cpu,float64,x1,3\n")
     (folder / "sub" / "blob.bin").write_bytes(bytes(range(256)))
     return folder
-
-
-def _run(*args, cwd=REPO):
-    """Run the driver; the environment is the user's (no extra quieting), so stray start-up noise shows."""
-    return subprocess.run([sys.executable, str(REPO / "run_all.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
 
 
 def _assert_usage_error(proc, *words):
@@ -50,7 +40,7 @@ def _assert_usage_error(proc, *words):
 
 def _assert_untouched(previous, before):
     """The previous results are byte-for-byte the same and nothing else (no staging folder) sits beside them."""
-    assert _snapshot(previous) == before
+    assert snapshot(previous) == before
     assert [p.name for p in previous.parent.iterdir()] == ["results"]
 
 
@@ -73,23 +63,28 @@ CSV_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CSV_CASES), ids=list(CSV_CASES))
-def test_bad_csv_is_one_error_line_and_keeps_results(tmp_path, previous, case):
+def _csv_case(tmp_path, case):
+    """The argument list of CSV case `case` (its file written into tmp_path) and the words its message needs."""
     text, target, extra, words = CSV_CASES[case]
     path = tmp_path / ("nope.csv" if text is None else "data.csv")
     if text is not None:
         path.write_text(text)
-    before = _snapshot(previous)
-    proc = _run("--out", str(previous), "--data", str(path), "--target", target, *FAST, *extra)
-    _assert_usage_error(proc, *(word.format(path=path) for word in words))
+    return ["--data", path, "--target", target, *FAST, *extra], [word.format(path=path) for word in words]
+
+
+@pytest.mark.parametrize("case", list(CSV_CASES), ids=list(CSV_CASES))
+def test_bad_csv_is_one_error_line_and_keeps_results(tmp_path, previous, capsys, case):
+    args, words = _csv_case(tmp_path, case)
+    before = snapshot(previous)
+    _assert_usage_error(run_driver(capsys, "--out", previous, *args), *words)
     _assert_untouched(previous, before)
 
 
-def test_data_folder_instead_of_file(tmp_path, previous):
-    before = _snapshot(previous)
+def test_data_folder_instead_of_file(tmp_path, previous, capsys):
+    before = snapshot(previous)
     folder = tmp_path / "folder"
     folder.mkdir()
-    _assert_usage_error(_run("--out", str(previous), "--data", str(folder), "--target", "y", *FAST), "folder")
+    _assert_usage_error(run_driver(capsys, "--out", previous, "--data", folder, "--target", "y", *FAST), "folder")
     _assert_untouched(previous, before)
 
 
@@ -111,19 +106,17 @@ ARG_CASES = {
 }
 
 
-def test_out_as_the_current_folder(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "run_all.py"), "--out", ".", "--quick", "--experiments", "none"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    _assert_usage_error(proc, "current folder")
+def test_out_as_the_current_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _assert_usage_error(run_driver(capsys, "--out", ".", "--quick", "--experiments", "none"), "current folder")
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("case", list(ARG_CASES), ids=list(ARG_CASES))
-def test_bad_argument_is_one_error_line_and_keeps_results(previous, case):
+def test_bad_argument_is_one_error_line_and_keeps_results(previous, capsys, case):
     args, words = ARG_CASES[case]
-    before = _snapshot(previous)
-    _assert_usage_error(_run("--out", str(previous), *_without(FAST, args), *args), *words)
+    before = snapshot(previous)
+    _assert_usage_error(run_driver(capsys, "--out", previous, *_without(FAST, args), *args), *words)
     _assert_untouched(previous, before)
 
 
@@ -136,7 +129,9 @@ def _without(options, override):
     return kept
 
 
+@pytest.mark.slow
 def test_device_gpu_without_gpu_says_what_tensorflow_saw(previous):
+    """A subprocess: the one line must survive TensorFlow's start-up noise in a fresh process."""
     from tf_models.devices import detected_gpus
 
     from comparisons.tf_runtime import import_tensorflow
@@ -144,43 +139,69 @@ def test_device_gpu_without_gpu_says_what_tensorflow_saw(previous):
     import_tensorflow()
     if detected_gpus():
         pytest.skip("a GPU is visible here")
-    before = _snapshot(previous)
-    line = _assert_usage_error(_run("--out", str(previous), *_without(FAST, ("--only",)), "--only", "numpy,keras",
-                                    "--device", "gpu"), "--device gpu", "GPU", "CPU")
+    before = snapshot(previous)
+    line = _assert_usage_error(run_driver_process("--out", previous, *_without(FAST, ("--only",)),
+                                                  "--only", "numpy,keras", "--device", "gpu"), "--device gpu", "GPU", "CPU")
     assert "sees" in line or "saw" in line
     _assert_untouched(previous, before)
 
 
-def test_out_pointing_at_a_file_leaves_it_alone(tmp_path, previous):
+def test_out_pointing_at_a_file_leaves_it_alone(tmp_path, previous, capsys):
     target = tmp_path / "notes.txt"
     target.write_bytes(b"keep me\n")
-    before = _snapshot(previous)
-    _assert_usage_error(_run("--out", str(target), *FAST), str(target), "file")
+    before = snapshot(previous)
+    _assert_usage_error(run_driver(capsys, "--out", target, *FAST), str(target), "file")
     assert target.read_bytes() == b"keep me\n"
     _assert_untouched(previous, before)
 
 
-def test_out_under_a_file(tmp_path, previous):
+def test_out_under_a_file(tmp_path, previous, capsys):
     blocker = tmp_path / "notes.txt"
     blocker.write_bytes(b"keep me\n")
-    before = _snapshot(previous)
-    _assert_usage_error(_run("--out", str(blocker / "results"), *FAST), "notes.txt")
+    before = snapshot(previous)
+    _assert_usage_error(run_driver(capsys, "--out", blocker / "results", *FAST), "notes.txt")
     assert blocker.read_bytes() == b"keep me\n"
     _assert_untouched(previous, before)
 
 
-def test_out_in_an_unwritable_place(previous):
-    before = _snapshot(previous)  # /proc refuses new entries even to root
-    _assert_usage_error(_run("--out", "/proc/linreg-results", *FAST), "/proc")
+def test_out_in_an_unwritable_place(previous, capsys):
+    before = snapshot(previous)  # /proc refuses new entries even to root
+    _assert_usage_error(run_driver(capsys, "--out", "/proc/linreg-results", *FAST), "/proc")
     assert not any("linreg-results" in p.name for p in Path("/proc").iterdir())
     _assert_untouched(previous, before)
 
 
-def test_a_good_csv_run_succeeds_with_the_same_fast_flags(tmp_path, previous):
+def test_usage_errors_from_a_shell_are_one_line_and_exit_2(tmp_path, previous):
+    """As a user sees them: `python run_all.py ...` exits 2 with one line, for a bad option and for a bad CSV."""
+    before = snapshot(previous)
+    _assert_usage_error(run_driver_process("--out", previous, *_without(FAST, ("--lr",)), "--lr", "abc"), "--lr", "abc")
+    args, words = _csv_case(tmp_path, "non-numeric values")
+    _assert_usage_error(run_driver_process("--out", previous, *args), *words)
+    _assert_untouched(previous, before)
+
+
+def test_usage_errors_are_reported_before_any_heavy_import(tmp_path, previous):
+    """Every command-line error, and --help, answers without loading TensorFlow, numpy or pandas; CSV errors need
+    pandas to read the file but never TensorFlow."""
+    command_line = [["--help"], ["--out", tmp_path / "notes.txt", *FAST], ["--out", "/proc/linreg-results", *FAST]]
+    command_line += [["--out", previous, *_without(FAST, args), *args] for args, _ in ARG_CASES.values()]
+    (tmp_path / "notes.txt").write_text("a file")
+    for found in imports_of_runs(command_line):
+        assert found["heavy"] == [], found
+        assert found["code"] in (0, 2), found  # --help exits 0
+    csv_cases = []
+    for k, case in enumerate(CSV_CASES):  # each CSV file in a folder of its own
+        (tmp_path / f"case{k}").mkdir()
+        csv_cases.append(["--out", previous, *_csv_case(tmp_path / f"case{k}", case)[0]])
+    for found in imports_of_runs(csv_cases):
+        assert found["code"] == 2 and "tensorflow" not in found["heavy"] and "keras" not in found["heavy"], found
+
+
+def test_a_good_csv_run_succeeds_with_the_same_fast_flags(tmp_path, previous, capsys):
     """The control: the flags above are fine, so each failure really comes from its bad input."""
     path = tmp_path / "good.csv"
     path.write_text(GOOD_CSV)
-    proc = _run("--out", str(previous), "--data", str(path), "--target", "y", *FAST)
+    proc = run_driver(capsys, "--out", previous, "--data", path, "--target", "y", *FAST)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (previous / "sub").exists()  # replaced by the new run

@@ -82,3 +82,33 @@ def test_resolution_and_plan_with_two_gpus_seen(tf_ready, monkeypatch):
     assert [t for t in triples if t[0] == "numpy"] == [("numpy", "cpu", "float32"), ("numpy", "cpu", "float64")]
     assert {(d, dt) for n, d, dt in triples if n == "keras"} == {
         (d, dt) for d in ("cpu", "gpu:0", "gpu:1") for dt in ("float32", "float64")}
+
+
+class _TensorFlowAsked(Exception):
+    """Raised by the stand-in importer: the code under test asked for TensorFlow."""
+
+
+@pytest.mark.parametrize("changes, needs_tf", [
+    ({"only": ("numpy",), "experiments": ()}, False),  # --device auto, numpy only: nothing for TensorFlow to do
+    ({"only": ("numpy",), "experiments": (), "device": "cpu"}, False),
+    ({"only": ("numpy", "gradient_tape"), "experiments": (), "batch_size": 8}, False),  # the tape is skipped
+    ({"only": ("numpy", "keras"), "experiments": (), "batch_size": 8}, True),  # Keras follows mini-batches
+    ({"only": ("keras",), "experiments": ()}, True),
+    ({"only": ("numpy",), "experiments": ("lr_sweep",)}, True),  # experiments get the devices
+    ({"only": ("numpy",), "experiments": (), "device": "gpu"}, True),  # a GPU asked for by name is checked
+])
+def test_devices_are_resolved_only_when_tensorflow_has_work(monkeypatch, changes, needs_tf):
+    """pipeline.resolve_devices imports TensorFlow only for a TensorFlow run, an experiment or an explicit GPU."""
+    from comparisons import pipeline, tf_runtime
+    from comparisons.config import StudyConfig
+
+    def refuse():
+        raise _TensorFlowAsked
+
+    monkeypatch.setattr(tf_runtime, "import_tensorflow", refuse)
+    config = StudyConfig().with_changes(**changes)
+    if needs_tf:
+        with pytest.raises(_TensorFlowAsked):
+            pipeline.resolve_devices(config)
+    else:
+        assert pipeline.resolve_devices(config) == (["cpu"], None)
