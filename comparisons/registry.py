@@ -17,6 +17,7 @@ class Implementation:
     distributed: bool = False  # runs over several replicas or worker processes (tf.distribute)
     step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts only
     default: bool = True  # part of the default run (False: only when named with --only)
+    one_dtype_when_both: bool = False  # with --dtype both, run the last dtype only (a slow idiom costs the same in each)
 
     @property
     def base(self):
@@ -34,7 +35,7 @@ REGISTRY = {impl.name: impl for impl in (
     Implementation("keras", "Dense(1) + SGD + mse, fit on a repeated tf.data batch with steps_per_execution",
                    True, False, step_cost_s=3e-4),
     Implementation("keras:numpy_input", "the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)",
-                   True, True, step_cost_s=3e-2),
+                   True, True, step_cost_s=3e-2, one_dtype_when_both=True),
     Implementation("gradient_tape", "whole loop in one tf.function, autodiff checked against the analytic gradient "
                    "every step; XLA while X is small", True, True, step_cost_s=3e-5),
     Implementation("gradient_tape:xla", "the same loop, always compiled by XLA", True, True, step_cost_s=3e-5),

@@ -38,7 +38,12 @@ def plan(config, devices):
         if config.batch_size is not None and implementation(name).full_batch_only:
             skipped.append((name, "trains full batch only; not run with --batch-size"))
             continue
-        for dtype in config.dtypes:
+        dtypes = config.dtypes
+        if len(dtypes) > 1 and implementation(name).one_dtype_when_both:
+            skipped.append((name, f"in {', '.join(dtypes[:-1])} (it runs in {dtypes[-1]}): its cost is per-step "
+                                  f"machinery, the same in either dtype; --dtype {dtypes[0]} runs it there"))
+            dtypes = dtypes[-1:]
+        for dtype in dtypes:
             # a distributed variant runs once per dtype: --device picks its replicas' kind (tf_models.distributed)
             runs_on = [config.device] if implementation(name).distributed else devices if is_tensorflow(name) else ["cpu"]
             for device in runs_on:

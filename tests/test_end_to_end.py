@@ -66,7 +66,9 @@ def test_every_implementation_for_every_dtype_and_device(quick_results):
                        "gradient_tape:multi_worker": "worker0/cpu:0+worker1/cpu:0"}  # the default 2 replicas, 2 workers
     assert set(expected_device) == {n for n, impl in REGISTRY.items() if impl.distributed and impl.default}
     for name in DEFAULT_IMPLEMENTATIONS:
-        for dtype in ("float32", "float64"):
+        # a slow idiom (keras:numpy_input) runs in float64 alone when both dtypes are asked for, and says so
+        dtypes = ("float64",) if REGISTRY[name].one_dtype_when_both else ("float32", "float64")
+        for dtype in dtypes:
             assert (name, expected_device.get(name, "cpu"), dtype) in present
     assert ("ols", "cpu", "float64") in present and ("true", "none", "float64") in present
     curves = pd.read_csv(out / "loss_curves.csv")

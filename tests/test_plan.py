@@ -1,0 +1,29 @@
+"""The run plan read from the registry: which (implementation, device, dtype) runs, and what is skipped and why."""
+from comparisons.config import StudyConfig
+from comparisons.registry import REGISTRY
+from comparisons.study import plan
+
+
+def test_the_slow_idiom_runs_one_dtype_when_both_are_asked_and_says_so():
+    triples, skipped = plan(StudyConfig(), ["cpu"])
+    idiom = [t for t in triples if t[0] == "keras:numpy_input"]
+    assert idiom == [("keras:numpy_input", "cpu", "float64")]
+    assert [s for s in skipped if s[0] == "keras:numpy_input"] == [
+        ("keras:numpy_input", "in float32 (it runs in float64): its cost is per-step machinery, the same in either "
+                              "dtype; --dtype float32 runs it there")]
+    # every other default implementation in both dtypes; a distributed one once per dtype on the --device spec
+    for name, impl in REGISTRY.items():
+        if impl.default and not impl.one_dtype_when_both:
+            device = "auto" if impl.distributed else "cpu"
+            assert {(name, device, "float32"), (name, device, "float64")} <= set(triples), name
+
+
+def test_asked_for_alone_the_slow_idiom_runs_in_that_dtype():
+    triples, skipped = plan(StudyConfig(dtypes=("float32",), only=("keras:numpy_input",)), ["cpu"])
+    assert triples == [("keras:numpy_input", "cpu", "float32")] and skipped == []
+
+
+def test_batch_size_skips_the_full_batch_only_ones():
+    triples, skipped = plan(StudyConfig(batch_size=10), ["cpu"])
+    assert {t[0] for t in triples} == {"numpy", "keras"}
+    assert {s[0] for s in skipped} == {n for n, impl in REGISTRY.items() if impl.default and impl.full_batch_only}
