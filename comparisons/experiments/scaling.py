@@ -48,7 +48,8 @@ def plan(config):
         return (100, 100_000), (32,), (config.dtypes[0],), [n for n in names if n in quick], 0.03, 2
     if config.full:
         return (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000), (1, 32), config.dtypes, names, 0.3, 3
-    return (100, 10_000, 1_000_000), (1, 32), config.dtypes, names, 0.04, 3
+    # default: the run's first dtype only (float32 under --dtype both); --full sweeps every dtype
+    return (100, 10_000, 1_000_000), (1, 32), config.dtypes[:1], names, 0.04, 3
 
 
 def floor_per_iteration(x_bytes, bandwidth, passes=PASSES):
