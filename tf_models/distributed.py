@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from .gradient_tape import TapeResult, descent_loop, loop_result_fields
+
 PACK_HEADER = 2  # packed vector: [loss, scale, autodiff dW (m), autodiff db, diff dW (m), diff db]
 
 
@@ -30,18 +32,14 @@ class DistributionError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class DistributedResult:
-    """A distributed tape or Keras run, shaped like gradient_tape's TapeResult."""
+class DistributedResult(TapeResult):
+    """A distributed tape or Keras run: TapeResult's fields, read as follows.
 
-    weights: np.ndarray  # (m, 1)
-    bias: np.generic
-    loss_curve: np.ndarray  # (k + 1,): loss before update i; the last point is the final parameters
-    diverged_at: int | None
-    grad_abs_diff: np.ndarray | None  # (k,): max |autodiff - analytic| of the reduced gradients (None for Keras)
-    grad_rel_diff: np.ndarray | None  # (k,): over the sum of the replicas' bounds 2/n max|r_shard| max(sum_i|x_ij|, n)
-    device: str  # every replica joined by '+': 'cpu:0+cpu:1', 'gpu:0+gpu:1', 'worker0/cpu:0+worker1/cpu:0'
-    jit_compile: bool
-    mode: str  # "mirrored", "multi_worker" or the Keras feed that ran
+    grad_abs_diff, grad_rel_diff are those of the reduced gradients (None for Keras), the relative
+    one over the sum of the replicas' bounds 2/n max|r_shard| max(sum_i|x_ij|, n); device joins
+    every replica by '+' ('cpu:0+cpu:1', 'worker0/cpu:0+worker1/cpu:0'); mode is "mirrored",
+    "multi_worker" or the Keras feed that ran.
+    """
 
 
 # ----------------------------------------------------------------------------------------- devices
@@ -174,7 +172,8 @@ def build_distributed_loop(strategy, X_dist, y_dist, n, m, dtype, iterations, co
 
     X_dist, y_dist are per-replica values (each replica's shard). loop(W0 (m, 1), b0, lr) returns
     (W, b, losses (N + 1,), abs_diffs (N,), rel_diffs (N,), steps_done, diverged) as tensors; slots
-    past a divergence are zeros. Each step is one `all_reduce(SUM)` of the packed vector (a
+    past a divergence are zeros (gradient_tape.descent_loop; its first loss, the divergence reference,
+    is one more reduced step before the loop). Each step is one `all_reduce(SUM)` of the packed vector (a
     MultiWorkerMirroredStrategy aborted its workers with three separate all-reduces per step);
     `communication` (tf.distribute.experimental.CommunicationOptions) sets its timeout.
     """
@@ -191,43 +190,15 @@ def build_distributed_loop(strategy, X_dist, y_dist, n, m, dtype, iterations, co
         context = tf.distribute.get_replica_context()
         return context.all_reduce(sum_, packed, options=communication)
 
+    def step():  # (loss, grad_W, grad_b, abs_diff, rel_diff) of all replicas: one all-reduce
+        reduced = strategy.run(replica_fn, args=(X_dist, y_dist))
+        return unpack(strategy.experimental_local_results(reduced)[0], m)  # every replica holds the same sum
+
     @tf.function
     def loop(W0, b0, lr):
-        W.assign(W0)
-        b.assign(b0)
-        losses = tf.TensorArray(dtype, size=iterations + 1, element_shape=())
-        abs_diffs = tf.TensorArray(dtype, size=max(iterations, 1), element_shape=())
-        rel_diffs = tf.TensorArray(dtype, size=max(iterations, 1), element_shape=())
-        first_loss = tf.constant(np.inf, dtype)
-        steps_done = tf.constant(0)
-        diverged = tf.constant(False)
-        for i in tf.range(iterations + 1):  # evaluation i is the loss before update i; the last, the final loss
-            reduced = strategy.run(replica_fn, args=(X_dist, y_dist))
-            packed = strategy.experimental_local_results(reduced)[0]  # every replica holds the same sum
-            loss, grad_W, grad_b, abs_diff, rel_diff = unpack(packed, m)
-            if i == 0:
-                first_loss = loss
-            losses = losses.write(i, loss)
-            if _is_divergent(loss, first_loss, factor):
-                diverged = tf.constant(True)
-                if i < iterations:
-                    abs_diffs = abs_diffs.write(i, abs_diff)
-                    rel_diffs = rel_diffs.write(i, rel_diff)
-                break
-            if i == iterations:
-                break
-            abs_diffs = abs_diffs.write(i, abs_diff)
-            rel_diffs = rel_diffs.write(i, rel_diff)
-            W.assign_sub(lr * grad_W)  # cross-replica context: every replica's copy gets the same update
-            b.assign_sub(lr * grad_b)
-            steps_done = i + 1
-        return W.read_value(), b.read_value(), losses.stack(), abs_diffs.stack(), rel_diffs.stack(), steps_done, diverged
+        return descent_loop(W, b, W0, b0, lr, iterations, factor, step, lambda: step()[0])
 
     return loop, W, b
-
-
-def _is_divergent(loss, first_loss, factor):
-    return tf.logical_or(tf.logical_not(tf.math.is_finite(loss)), loss > factor * first_loss)
 
 
 def distribute_rows(strategy, X, y, dtype):
@@ -259,15 +230,7 @@ def distribute_shards(strategy, rows_of, dtype):
 
 def result_from_loop(outputs, iterations, dtype, device, mode):
     """A DistributedResult from the loop's tensors (.numpy(): the result is on the host)."""
-    W_out, b_out, losses, abs_d, rel_d, steps, diverged = outputs
-    steps, diverged = int(steps.numpy()), bool(diverged.numpy())
-    end = steps + 1  # a run that diverged at update k has k + 1 losses; a finished run has N + 1
-    np_dtype = np.dtype(dtype)
-    return DistributedResult(
-        weights=np.asarray(W_out.numpy(), np_dtype), bias=np_dtype.type(b_out.numpy()),
-        loss_curve=losses.numpy()[:end], diverged_at=steps if diverged else None,
-        grad_abs_diff=abs_d.numpy()[:min(end, iterations)], grad_rel_diff=rel_d.numpy()[:min(end, iterations)],
-        device=device, jit_compile=False, mode=mode)
+    return DistributedResult(**loop_result_fields(outputs, iterations, dtype), device=device, jit_compile=False, mode=mode)
 
 
 def make_mirrored_tape_trainer(X, y, lr, iterations, replicas=2, device_spec="auto", divergence_factor=1e6):

@@ -44,8 +44,8 @@ class TapeResult:
     bias: np.generic
     loss_curve: np.ndarray  # (k + 1,): loss before update i; the last point is the final parameters
     diverged_at: int | None
-    grad_abs_diff: np.ndarray  # (k,): max |autodiff - analytic| over W and b, per step
-    grad_rel_diff: np.ndarray  # (k,): the same over a bound on the summed terms, 2/n max|r| max(sum_i |x_ij|, n)
+    grad_abs_diff: np.ndarray | None  # (k,): max |autodiff - analytic| over W and b, per step (None: no check ran)
+    grad_rel_diff: np.ndarray | None  # (k,): the same over a bound on the summed terms, 2/n max|r| max(sum_i |x_ij|, n)
     device: str  # label of the device the variables actually live on
     jit_compile: bool  # whether XLA compiled the loop
     mode: str  # the mode that ran: "xla", "graph", "blocked" or "eager"
@@ -94,7 +94,43 @@ def _blocked_loss_and_gradients(X_blocks, y_blocks, X_rest, y_rest, W, b, column
 
 
 def _is_divergent(loss, first_loss, factor):
+    """Whether `loss` is not finite or exceeds factor times the first loss."""
     return tf.logical_or(tf.logical_not(tf.math.is_finite(loss)), loss > factor * first_loss)
+
+
+def descent_loop(W, b, W0, b0, lr, iterations, factor, loss_and_gradients, loss):
+    """The descent on variables W (m, 1), b from (W0, b0), traced inside the caller's tf.function.
+
+    loss_and_gradients() -> (loss, grad_W, grad_b, abs_diff, rel_diff) at the current W, b;
+    loss() -> the loss alone, for the first loss (the divergence reference) and the final one.
+    Returns (W, b, losses (N + 1,), abs_diffs (N,), rel_diffs (N,), steps_done, diverged) as
+    tensors; slots past a divergence stack as zeros, `steps_done` tells where the run ended.
+    """
+    W.assign(W0)
+    b.assign(b0)
+    dtype = W.dtype
+    losses = tf.TensorArray(dtype, size=iterations + 1, element_shape=())
+    abs_diffs = tf.TensorArray(dtype, size=max(iterations, 1), element_shape=())  # >= 1 slot, as the distributed loop had
+    rel_diffs = tf.TensorArray(dtype, size=max(iterations, 1), element_shape=())
+    first_loss = loss()
+    steps_done = tf.constant(0)
+    diverged = tf.constant(False)
+    for i in tf.range(iterations):
+        step_loss, grad_W, grad_b, abs_diff, rel_diff = loss_and_gradients()
+        losses = losses.write(i, step_loss)
+        abs_diffs = abs_diffs.write(i, abs_diff)
+        rel_diffs = rel_diffs.write(i, rel_diff)
+        if _is_divergent(step_loss, first_loss, factor):
+            diverged = tf.constant(True)
+            break
+        W.assign_sub(lr * grad_W)  # under a strategy: cross-replica context, every copy gets the same update
+        b.assign_sub(lr * grad_b)
+        steps_done = i + 1
+    if not diverged:
+        final_loss = loss()
+        losses = losses.write(iterations, final_loss)
+        diverged = _is_divergent(final_loss, first_loss, factor)
+    return W.read_value(), b.read_value(), losses.stack(), abs_diffs.stack(), rel_diffs.stack(), steps_done, diverged
 
 
 def resolve_mode(mode, X):
@@ -106,6 +142,39 @@ def resolve_mode(mode, X):
     return mode
 
 
+def place_on_device(X, y, device, block_rows=None, blocked=True):
+    """(X_t, y_t, blocks, W, b) on `device`: X (n, m), y (n, 1) as constants, zero variables W (m, 1) and b.
+
+    blocks is None unless `blocked`; then (X_blocks (blocks, rows, m), y_blocks (blocks, rows, 1),
+    X_rest, y_rest): views of X_t in blocks of block_rows rows (default: BLOCK_BYTES of X), then
+    the rows left over as one smaller block.
+    """
+    n, m = X.shape
+    rows = block_rows or max(1, BLOCK_BYTES // (m * X.itemsize))
+    whole = n // rows * rows  # rows that fill whole blocks
+    dtype = tf.as_dtype(X.dtype)
+    with tf.device(tf_device_name(device)):
+        X_t, y_t = tf.constant(X), tf.constant(y)
+        blocks = None
+        if blocked:
+            blocks = (tf.reshape(X_t[:whole], (-1, rows, m)), tf.reshape(y_t[:whole], (-1, rows, 1)),
+                      X_t[whole:], y_t[whole:])
+        W = tf.Variable(tf.zeros((m, 1), dtype), name="W")
+        b = tf.Variable(tf.zeros((), dtype), name="b")
+    return X_t, y_t, blocks, W, b
+
+
+def loop_result_fields(outputs, iterations, dtype):
+    """TapeResult's fields weights .. grad_rel_diff, as numpy in `dtype`, from descent_loop's tensors."""
+    W_out, b_out, losses, abs_d, rel_d, steps, diverged = outputs
+    steps, diverged = int(steps.numpy()), bool(diverged.numpy())  # .numpy(): the result is on the host
+    end = steps + 1  # a run that diverged at update k has k + 1 losses; a finished run has N + 1
+    np_dtype = np.dtype(dtype)
+    return dict(weights=np.asarray(W_out.numpy(), np_dtype), bias=np_dtype.type(b_out.numpy()),
+                loss_curve=losses.numpy()[:end], diverged_at=steps if diverged else None,
+                grad_abs_diff=abs_d.numpy()[:min(end, iterations)], grad_rel_diff=rel_d.numpy()[:min(end, iterations)])
+
+
 def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergence_factor=1e6, block_rows=None):
     """Build a trainer: a callable (W0, b0) -> TapeResult. Its first call traces and compiles.
 
@@ -114,49 +183,21 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
     """
     mode = resolve_mode(mode, X)
     dtype = tf.as_dtype(X.dtype)
-    n, m = X.shape
-    rows = block_rows or max(1, BLOCK_BYTES // (m * X.itemsize))
-    whole = n // rows * rows  # rows that fill whole blocks; the rest form one smaller block
+    X_t, y_t, blocks, W, b = place_on_device(X, y, device, block_rows, blocked=(mode == "blocked"))
     with tf.device(tf_device_name(device)):
-        X_t, y_t = tf.constant(X), tf.constant(y)
-        if mode == "blocked":  # views of X_t: (blocks, rows, m) and the rows left over
-            X_blocks, y_blocks = tf.reshape(X_t[:whole], (-1, rows, m)), tf.reshape(y_t[:whole], (-1, rows, 1))
-            X_rest, y_rest = X_t[whole:], y_t[whole:]
         col_abs = tf.constant(np.abs(X).sum(axis=0, dtype=X.dtype).reshape(-1, 1))  # (m, 1), once per trainer
-        W = tf.Variable(tf.zeros((m, 1), dtype), name="W")
-        b = tf.Variable(tf.zeros((), dtype), name="b")
     factor = tf.constant(divergence_factor, dtype)
 
+    def loss():
+        return tf.reduce_mean(tf.square(y_t - (tf.matmul(X_t, W) + b)))
+
+    if mode == "blocked":
+        loss_and_gradients = lambda: _blocked_loss_and_gradients(*blocks, W, b, col_abs)
+    else:
+        loss_and_gradients = lambda: _loss_and_gradients(X_t, y_t, W, b, col_abs)
+
     def loop(W0, b0, lr_t):
-        W.assign(W0)
-        b.assign(b0)
-        losses = tf.TensorArray(dtype, size=iterations + 1, element_shape=())
-        abs_diffs = tf.TensorArray(dtype, size=iterations, element_shape=())
-        rel_diffs = tf.TensorArray(dtype, size=iterations, element_shape=())
-        first_loss = tf.reduce_mean(tf.square(y_t - (tf.matmul(X_t, W) + b)))
-        steps_done = tf.constant(0)
-        diverged = tf.constant(False)
-        for i in tf.range(iterations):
-            if mode == "blocked":
-                loss, grad_W, grad_b, abs_diff, rel_diff = _blocked_loss_and_gradients(
-                    X_blocks, y_blocks, X_rest, y_rest, W, b, col_abs)
-            else:
-                loss, grad_W, grad_b, abs_diff, rel_diff = _loss_and_gradients(X_t, y_t, W, b, col_abs)
-            losses = losses.write(i, loss)
-            abs_diffs = abs_diffs.write(i, abs_diff)
-            rel_diffs = rel_diffs.write(i, rel_diff)
-            if _is_divergent(loss, first_loss, factor):
-                diverged = tf.constant(True)
-                break
-            W.assign_sub(lr_t * grad_W)
-            b.assign_sub(lr_t * grad_b)
-            steps_done = i + 1
-        if not diverged:
-            final_loss = tf.reduce_mean(tf.square(y_t - (tf.matmul(X_t, W) + b)))
-            losses = losses.write(iterations, final_loss)
-            diverged = _is_divergent(final_loss, first_loss, factor)
-        # unwritten TensorArray slots stack as zeros; `steps_done` tells where the run ended
-        return W.read_value(), b.read_value(), losses.stack(), abs_diffs.stack(), rel_diffs.stack(), steps_done, diverged
+        return descent_loop(W, b, W0, b0, lr_t, iterations, factor, loss_and_gradients, loss)
 
     if mode == "eager":
         def loop_eager(W0, b0, lr_t):
@@ -190,18 +231,11 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
     def train(W0, b0, lr=lr):
         """One run from (W0, b0); another lr reuses the traced (and compiled) loop, as lr is an input."""
         with tf.device(tf_device_name(device)):
-            W_out, b_out, losses, abs_d, rel_d, steps, diverged = run(
+            outputs = run(
                 tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
                 tf.constant(lr, dtype))
-        steps, diverged = int(steps.numpy()), bool(diverged.numpy())  # .numpy(): the result is on the host
-        # a run that diverged at update k has k + 1 losses; a finished run has iterations + 1
-        end = steps + 1
-        return TapeResult(
-            weights=W_out.numpy(), bias=X.dtype.type(b_out.numpy()), loss_curve=losses.numpy()[:end],
-            diverged_at=steps if diverged else None,
-            grad_abs_diff=abs_d.numpy()[:min(end, iterations)], grad_rel_diff=rel_d.numpy()[:min(end, iterations)],
-            device=label_of(W.device), jit_compile=(mode == "xla"), mode=mode,
-        )
+        return TapeResult(**loop_result_fields(outputs, iterations, X.dtype),
+                          device=label_of(W.device), jit_compile=(mode == "xla"), mode=mode)
 
     return train
 

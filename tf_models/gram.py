@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from .devices import label_of, tf_device_name
-from .gradient_tape import BLOCK_BYTES, TapeResult, _is_divergent
+from .gradient_tape import TapeResult, descent_loop, loop_result_fields, place_on_device
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,8 @@ class GramTapeTrainer:
 def make_gram_tape_trainer(X, y, lr, iterations, device="cpu", divergence_factor=1e6, block_rows=None):
     """Build a GramTapeTrainer; each call makes the pass over X again. The first call traces and compiles."""
     dtype = tf.as_dtype(X.dtype)
-    n, m = X.shape
-    rows = block_rows or max(1, BLOCK_BYTES // (m * X.itemsize))
-    whole = n // rows * rows  # rows that fill whole blocks; the rest form one smaller block
-    with tf.device(tf_device_name(device)):
-        X_t, y_t = tf.constant(X), tf.constant(y)
-        X_blocks, y_blocks = tf.reshape(X_t[:whole], (-1, rows, m)), tf.reshape(y_t[:whole], (-1, rows, 1))
-        X_rest, y_rest = X_t[whole:], y_t[whole:]
-        W = tf.Variable(tf.zeros((m, 1), dtype), name="W")
-        b = tf.Variable(tf.zeros((), dtype), name="b")
+    n = X.shape[0]
+    _, _, (X_blocks, y_blocks, X_rest, y_rest), W, b = place_on_device(X, y, device, block_rows)
     factor = tf.constant(divergence_factor, dtype)
 
     @tf.function(jit_compile=False)
@@ -91,30 +84,8 @@ def make_gram_tape_trainer(X, y, lr, iterations, device="cpu", divergence_factor
 
     @tf.function(jit_compile=True)
     def descend(G, c, s, W0, b0, lr_t):
-        W.assign(W0)
-        b.assign(b0)
-        losses = tf.TensorArray(dtype, size=iterations + 1, element_shape=())
-        abs_diffs = tf.TensorArray(dtype, size=iterations, element_shape=())
-        rel_diffs = tf.TensorArray(dtype, size=iterations, element_shape=())
-        first_loss = _gram_loss_and_gradients(G, c, s, W, b)[0]
-        steps_done = tf.constant(0)
-        diverged = tf.constant(False)
-        for i in tf.range(iterations):
-            loss, grad_W, grad_b, abs_diff, rel_diff = _gram_loss_and_gradients(G, c, s, W, b)
-            losses = losses.write(i, loss)
-            abs_diffs = abs_diffs.write(i, abs_diff)
-            rel_diffs = rel_diffs.write(i, rel_diff)
-            if _is_divergent(loss, first_loss, factor):
-                diverged = tf.constant(True)
-                break
-            W.assign_sub(lr_t * grad_W)
-            b.assign_sub(lr_t * grad_b)
-            steps_done = i + 1
-        if not diverged:
-            final_loss = _gram_loss_and_gradients(G, c, s, W, b)[0]
-            losses = losses.write(iterations, final_loss)
-            diverged = _is_divergent(final_loss, first_loss, factor)
-        return W.read_value(), b.read_value(), losses.stack(), abs_diffs.stack(), rel_diffs.stack(), steps_done, diverged
+        step = lambda: _gram_loss_and_gradients(G, c, s, W, b)
+        return descent_loop(W, b, W0, b0, lr_t, iterations, factor, step, lambda: step()[0])
 
     def one_pass():
         with tf.device(tf_device_name(device)):
@@ -123,18 +94,12 @@ def make_gram_tape_trainer(X, y, lr, iterations, device="cpu", divergence_factor
     def iterate(G, c, s, W0, b0, rate=None):
         """The iterations from (W0, b0) on G, c, s; the rate is an input, so another one needs no new trace."""
         with tf.device(tf_device_name(device)):
-            W_out, b_out, losses, abs_d, rel_d, steps, diverged = descend(
+            outputs = descend(
                 tf.convert_to_tensor(G, dtype), tf.convert_to_tensor(c, dtype), tf.convert_to_tensor(s, dtype),
                 tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
                 tf.constant(lr if rate is None else rate, dtype))
-        steps, diverged = int(steps.numpy()), bool(diverged.numpy())  # .numpy(): the result is on the host
-        end = steps + 1
         return GramTapeResult(
-            weights=W_out.numpy(), bias=X.dtype.type(b_out.numpy()), loss_curve=losses.numpy()[:end],
-            diverged_at=steps if diverged else None,
-            grad_abs_diff=abs_d.numpy()[:min(end, iterations)], grad_rel_diff=rel_d.numpy()[:min(end, iterations)],
-            device=label_of(W.device), jit_compile=True, mode="gram", G=np.asarray(G), c=np.asarray(c),
-            s=X.dtype.type(np.asarray(s)), n=n,
-        )
+            **loop_result_fields(outputs, iterations, X.dtype), device=label_of(W.device), jit_compile=True,
+            mode="gram", G=np.asarray(G), c=np.asarray(c), s=X.dtype.type(np.asarray(s)), n=n)
 
     return GramTapeTrainer(one_pass, iterate)
