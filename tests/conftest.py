@@ -83,6 +83,19 @@ def snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def pytest_collection_modifyitems(config, items):
+    """Longest first: the shared --quick study's group, the other slow tests, then the rest.
+
+    With `make test`'s two xdist workers the long units start first and the short ones fill in, so
+    both workers finish near the same time; a plain run just sees the slow tests first.
+    """
+    def rank(item):
+        slow = item.get_closest_marker("slow") is not None
+        return 0 if slow and item.get_closest_marker("xdist_group") else 1 if slow else 2
+
+    items.sort(key=rank)  # stable: the files' own order within each rank
+
+
 @pytest.fixture(scope="session")
 def lesson_data():
     """The lesson's data set (n = 100, one feature) and the shared initial parameters."""
