@@ -32,10 +32,10 @@ run: $(STAMP)
 	$(PY) run_all.py $(ARGS)
 
 # two pytest workers (pytest-xdist): the suite spends most of its time in TensorFlow start-ups and
-# subprocesses, one core each. loadgroup keeps the tests that share an expensive module fixture on one
-# worker (xdist_group marks); `make test ARGS="-n 0"` runs it in this one process.
+# subprocesses, one core each. Whole files go to a worker (module fixtures run once), slow files first
+# (tests/conftest.py orders them); `make test ARGS="-n 0"` runs everything in this one process.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 quick: $(STAMP)
 	$(PY) run_all.py --quick $(ARGS)

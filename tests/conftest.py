@@ -84,16 +84,14 @@ def snapshot(folder):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Longest first: the shared --quick study's group, the other slow tests, then the rest.
+    """Slow tests first, each file's in its own order, then the rest.
 
-    With `make test`'s two xdist workers the long units start first and the short ones fill in, so
-    both workers finish near the same time; a plain run just sees the slow tests first.
+    `make test` hands whole files to two xdist workers in the order their first test appears here
+    (--dist loadfile --no-loadscope-reorder): the files with long subprocess runs start first and
+    the quick files fill in, so both workers finish near the same time. A file stays on one worker,
+    so its module fixtures (the shared --quick study) run once.
     """
-    def rank(item):
-        slow = item.get_closest_marker("slow") is not None
-        return 0 if slow and item.get_closest_marker("xdist_group") else 1 if slow else 2
-
-    items.sort(key=rank)  # stable: the files' own order within each rank
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: False (slow) first
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,6 @@ def tensorboard_losses(run_folder):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("quick_results")  # one worker runs the shared study once
 def test_every_contract_file_with_exact_columns(quick_results):
     out, _ = quick_results
     for name in CONTRACT_FILES:
@@ -83,7 +82,6 @@ def test_every_contract_file_with_exact_columns(quick_results):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("quick_results")  # one worker runs the shared study once
 def test_every_implementation_for_every_dtype_and_device(quick_results):
     out, _ = quick_results
     weights = pd.read_csv(out / "weights.csv")
@@ -101,7 +99,6 @@ def test_every_implementation_for_every_dtype_and_device(quick_results):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("quick_results")  # one worker runs the shared study once
 def test_values_are_sane(quick_results):
     out, _ = quick_results
     weights = pd.read_csv(out / "weights.csv")
@@ -149,7 +146,6 @@ def test_values_are_sane(quick_results):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("quick_results")  # one worker runs the shared study once
 def test_report_rebuilds_from_tables_alone(quick_results, tmp_path):
     out, _ = quick_results
     copy = tmp_path / "copy"
@@ -173,7 +169,6 @@ def test_report_rebuilds_from_tables_alone(quick_results, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("quick_results")  # one worker runs the shared study once
 def test_terminal_summary_and_report_path(quick_results):
     out, proc = quick_results
     assert "report:" in proc.stderr and str(out / "report.md") in proc.stderr

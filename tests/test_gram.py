@@ -195,7 +195,6 @@ def gram_table(tmp_path_factory):
     return gram.run(ExperimentContext(config=StudyConfig(), out_dir=tmp_path_factory.mktemp("gram")))
 
 
-@pytest.mark.xdist_group("gram_table")  # one worker runs the experiment once
 def test_gram_experiment_shows_the_cancellation_within_the_bound(gram_table):
     from comparisons.experiments import gram
 
@@ -212,7 +211,6 @@ def test_gram_experiment_shows_the_cancellation_within_the_bound(gram_table):
     assert np.all(np.diff(gaps) > 0)
 
 
-@pytest.mark.xdist_group("gram_table")  # one worker runs the experiment once
 def test_gram_figure_draws_both_curves_and_every_gap_with_its_bound(gram_table):
     from comparisons.experiments import gram
 
@@ -233,7 +231,6 @@ def test_gram_figure_draws_both_curves_and_every_gap_with_its_bound(gram_table):
     plt.close(fig)
 
 
-@pytest.mark.xdist_group("gram_table")  # one worker runs the experiment once
 def test_gram_findings_read_the_table(gram_table):
     from comparisons.experiments import gram
 
