@@ -31,8 +31,11 @@ endif
 run: $(STAMP)
 	$(PY) run_all.py $(ARGS)
 
+# two pytest workers (pytest-xdist): the suite spends most of its time in TensorFlow start-ups and
+# subprocesses, one core each. Whole files go to a worker (module fixtures run once), slow files first
+# (tests/conftest.py orders them); `make test ARGS="-n 0"` runs everything in this one process.
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 quick: $(STAMP)
 	$(PY) run_all.py --quick $(ARGS)

@@ -83,6 +83,17 @@ def snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, each file's in its own order, then the rest.
+
+    `make test` hands whole files to two xdist workers in the order their first test appears here
+    (--dist loadfile --no-loadscope-reorder): the files with long subprocess runs start first and
+    the quick files fill in, so both workers finish near the same time. A file stays on one worker,
+    so its module fixtures (the shared --quick study) run once.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: False (slow) first
+
+
 @pytest.fixture(scope="session")
 def lesson_data():
     """The lesson's data set (n = 100, one feature) and the shared initial parameters."""

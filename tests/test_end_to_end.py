@@ -20,13 +20,37 @@ CONTRACT_FILES = ["weights.csv", "loss_curves.csv", "gradient_check.csv", "timin
                   "environment.json", "report.md", "loss_curves.png", "timings.png"]
 
 
+QUICK_STUDY_ITERATIONS = 20
+
+
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
-    """One --quick study with the cheap experiments, shared by the tests below."""
+    """One --quick study with the cheap experiments, shared by the tests below.
+
+    20 updates instead of --quick's 100 (test_quick_means_few_updates_and_repeats checks those): every
+    implementation, device, dtype, table and figure is the same; only the curves are shorter.
+    """
     out = tmp_path_factory.mktemp("study") / "results"
-    proc = run_driver_process("--quick", "--out", out, "--experiments", "lr_sweep,lesson_claims")
+    proc = run_driver_process("--quick", "--iterations", QUICK_STUDY_ITERATIONS, "--out", out,
+                              "--experiments", "lr_sweep,lesson_claims")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
+
+
+def study_lr(out):
+    """The learning rate the study ran with, from its config.json."""
+    return json.loads((out / "config.json").read_text())["lr"]
+
+
+def test_quick_means_few_updates_and_repeats():
+    """--quick alone: 100 updates, 2 timed repeats and the short time budget (the study above asks for fewer updates)."""
+    import run_all
+
+    parser = run_all.build_parser()
+    argv = ["--quick"]
+    config = run_all.config_from_args(parser.parse_args(argv), argv)
+    assert (config.iterations, config.repeats, config.time_budget_s, config.quick) == (100, 2, 2.0, True)
+    assert run_all.config_from_args(parser.parse_args([]), []).iterations > 100  # the default run does more
 
 
 def tensorboard_losses(run_folder):
@@ -73,7 +97,7 @@ def test_every_implementation_for_every_dtype_and_device(quick_results):
     assert ("ols", "cpu", "float64") in present and ("true", "none", "float64") in present
     curves = pd.read_csv(out / "loss_curves.csv")
     sizes = curves.groupby(["implementation", "device", "dtype"]).size()
-    assert (sizes == 101).all()  # --quick: 100 iterations, N + 1 points
+    assert (sizes == QUICK_STUDY_ITERATIONS + 1).all()  # N + 1 points
 
 
 @pytest.mark.slow
@@ -84,14 +108,19 @@ def test_values_are_sane(quick_results):
     numpy64 = weights[(weights.implementation == "numpy") & (weights.dtype == "float64")].set_index("parameter").value
     study = json.loads((out / "study.json").read_text())
     start = pd.Series(study["initial_weights"] + [study["initial_bias"]], index=["x1", "bias"])
-    # 100 updates at lr 0.05 are not converged (the slow direction shrinks by 1 - lr * lambda_min per step),
-    # but they must have closed most of the distance to least squares and nearly reached its loss
-    assert np.abs(numpy64 - ols).max() < 0.25 * np.abs(start - ols).max()
-    curves = pd.read_csv(out / "loss_curves.csv")
+    # full-batch gradient descent on the MSE is linear in theta = (w, b): with A = [x, 1] and H = 2/n A^T A,
+    # theta_N = theta_ols + (I - lr H)^N (theta_0 - theta_ols), a closed form that the numpy run must follow
+    data = pd.read_csv(out / "data.csv", float_precision="round_trip")
+    A = np.column_stack([data.x1, np.ones(len(data))])
+    step = np.eye(2) - study_lr(out) * 2 / len(data) * A.T @ A
+    theta = ["x1", "bias"]
+    expected = ols[theta].values + np.linalg.matrix_power(step, QUICK_STUDY_ITERATIONS) @ (start - ols)[theta].values
+    np.testing.assert_allclose(numpy64[theta].values, expected, rtol=TOLERANCE["float64"])
+    assert np.abs(numpy64 - ols).max() < np.abs(start - ols).max()  # on its way to least squares
+    curves = pd.read_csv(out / "loss_curves.csv", float_precision="round_trip")
     final = curves[(curves.implementation == "numpy") & (curves.dtype == "float64")].loss.iloc[-1]
-    data = pd.read_csv(out / "data.csv")
     ols_loss = np.mean((data.y - ols["x1"] * data.x1 - ols["bias"]) ** 2)
-    assert ols_loss < final < 1.5 * ols_loss
+    assert final == pytest.approx(np.mean((data.y - A @ expected) ** 2), rel=TOLERANCE["float64"]) and ols_loss < final
     eq = pd.read_csv(out / "equivalence.csv")
     assert (eq.max_rel_loss_diff <= eq.dtype.map(TOLERANCE)).all(), eq
     grads = pd.read_csv(out / "gradient_check.csv")
