@@ -40,6 +40,15 @@ def run_driver(capsys, *args):
     return Finished(code, captured.out, captured.err)
 
 
+def sigint_as_in_a_terminal():
+    """preexec_fn for a child a test interrupts: SIGINT back to its default, so Python raises KeyboardInterrupt.
+
+    A suite started in the background (`cmd &` in a script, nohup) runs with SIGINT ignored, and
+    children inherit that: the interrupt tests would then wait for a Ctrl-C that cannot arrive.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_driver_process(*args, cwd=REPO, timeout=600):
     """`python run_all.py args` in a subprocess, as a user runs it; the environment is the user's."""
     return subprocess.run([sys.executable, str(REPO / "run_all.py"), *map(str, args)], cwd=cwd, capture_output=True,

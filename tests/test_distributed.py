@@ -21,7 +21,7 @@ import handrolled
 from comparisons.data import initial_parameters, make_synthetic
 from comparisons.tolerances import EQUIVALENCE
 
-from .conftest import REPO
+from .conftest import REPO, sigint_as_in_a_terminal
 
 ITERATIONS = 30  # small: each run is a few ms per step; the equivalence of 1000 steps is the default run's
 
@@ -238,7 +238,8 @@ def test_interrupted_multi_worker_run_ends_every_worker_and_keeps_previous_resul
     driver = subprocess.Popen(
         [sys.executable, "run_all.py", "--only", "gradient_tape:multi_worker", "--experiments", "none",
          "--dtype", "float64", "--iterations", "100000", "--out", str(out)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=sigint_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 180
         workers = []

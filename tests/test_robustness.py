@@ -7,7 +7,7 @@ import threading
 import pandas as pd
 import pytest
 
-from .conftest import REPO, run_driver, run_driver_process, snapshot
+from .conftest import REPO, run_driver, run_driver_process, sigint_as_in_a_terminal, snapshot
 
 # The driver in a child process whose first timed training call first prints TRAINING (so the parent knows the
 # study is past its staging folder and inside a run) and then, with HOLD, waits there for the signal instead of
@@ -47,7 +47,8 @@ def _interrupt_mid_run(previous_results, sig, hold, *args):
     before = snapshot(previous_results)
     proc = subprocess.Popen([sys.executable, "-c", _ANNOUNCED_RUN.format(repo=str(REPO), line=TRAINING, hold=hold),
                              "--out", str(previous_results), *args],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_in_a_terminal)
     guard = threading.Timer(600, proc.kill)  # against a hang only: nothing here depends on how long a step takes
     guard.start()
     try:
@@ -61,6 +62,9 @@ def _interrupt_mid_run(previous_results, sig, hold, *args):
         _, stderr = proc.communicate()
     finally:
         guard.cancel()
+        if proc.poll() is None:  # a failed check above: leave no driver behind
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
     assert "Traceback" not in stderr
