@@ -67,7 +67,7 @@ def loss_curves(results_dir):
 
 def timings_figure(table):
     """The Figure of timings.png from timings.csv's rows: median bars, min-max whiskers, first-call ticks, log x."""
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.8))
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(table) + 1.8))  # wide enough for the last label inside
     ax.set_xscale("log")  # before any limit or bar: a limit set on a linear axis would pin the left edge at 0
     labels = [_label(r) for r in table.itertuples()]
     median_ms, low_ms, high_ms = 1e3 * table.median_s, 1e3 * table.min_s, 1e3 * table.max_s
