@@ -1,13 +1,16 @@
-"""The launcher: W worker processes of tf_models.multi_worker on loopback, their chief's result, and nothing left behind.
+"""The launcher: W worker processes of tf_models.multi_worker on loopback, their chief's results, and nothing left behind.
 
-run_cluster(job, workers) picks free 127.0.0.1 ports, gives each worker its TF_CONFIG, starts
-them (each in its own session, so a Ctrl-C at the terminal reaches only the driver), waits for
-the chief's result file and returns it as a dict. Whatever happens — success, a worker that
-fails or hangs, the hard timeout, Ctrl-C or SIGTERM in the driver (run_all.py turns SIGTERM into
-KeyboardInterrupt) — every worker is ended before run_cluster returns or raises: SIGTERM to its
-process group, SIGKILL after a grace period. Each worker also watches the launching process
-(MULTI_WORKER_PARENT_PID: PR_SET_PDEATHSIG on Linux, and a check of its parent), so even a driver
-killed with SIGKILL takes its workers with it.
+A ClusterSession picks free 127.0.0.1 ports, gives each worker its TF_CONFIG, starts them (each
+in its own session, so a Ctrl-C at the terminal reaches only the driver) and hands them jobs one
+after another, each answered by the chief's result file: the workers' TensorFlow start-up is paid
+once per session, not once per job. run_cluster(job, workers) is a session for one job;
+run_job(job, workers) uses the session kept by an open shared_sessions() block (the driver opens
+one around the study and its experiments), else a session of its own. Whatever happens — success,
+a worker that fails or hangs, the hard timeout, Ctrl-C or SIGTERM in the driver (run_all.py
+turns SIGTERM into KeyboardInterrupt) — a session ends every worker when it closes or a job
+fails: SIGTERM to its process group, SIGKILL after a grace period. Each worker also watches the
+launching process (MULTI_WORKER_PARENT_PID: PR_SET_PDEATHSIG on Linux, and a check of its
+parent), so even a driver killed with SIGKILL takes its workers with it.
 
 A worker that fails makes the run raise ClusterError with one line naming it and its last
 stderr message; one that hangs is named when the others' collectives time out
@@ -93,63 +96,147 @@ class _PortTaken(Exception):
     pass
 
 
+class ClusterSession:
+    """W loopback workers started once that run jobs one after another: one TensorFlow start-up per worker.
+
+    The workers run tf_models.multi_worker's `serve` task: the launcher writes each job to the
+    session's inbox and waits for the chief's result beside it. A job that fails (a worker's own
+    error, a dead or hung peer, the hard timeout, Ctrl-C) ends every worker and raises; the next
+    run() starts fresh workers. close() (or leaving the `with` block) ends them all.
+    """
+
+    def __init__(self, workers=2, ports=None, attempts=3, on_start=None):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self._pick = ports if callable(ports) else (lambda count: list(ports)) if ports else free_ports
+        self._attempts, self._on_start = attempts, on_start
+        self._processes, self._logs, self._ports, self._scratch, self._jobs = [], [], [], None, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def run(self, job, timeout_s=300.0):
+        """The chief's result dict of `job` (see tf_models.multi_worker); ClusterError (one line) on failure."""
+        for attempt in range(self._attempts):
+            try:
+                if not self._processes:
+                    self._start()
+                return self._submit(job, timeout_s)
+            except _PortTaken as taken:  # only a fresh start can meet it: the servers bind before the first job
+                self.close()
+                self._pick = free_ports
+                if attempt == self._attempts - 1:
+                    raise ClusterError(f"no free ports after {self._attempts} attempts: {taken}") from None
+            except BaseException:  # ClusterError, KeyboardInterrupt, ...: no worker outlives a failed job
+                self.close()
+                raise
+
+    def close(self):
+        """End every worker of this session and remove its scratch folder (nothing to do when none runs)."""
+        try:
+            end_workers(self._processes)
+        finally:
+            self._processes, self._logs = [], []
+            if self._scratch is not None:
+                self._scratch.cleanup()
+                self._scratch = None
+
+    def _start(self):
+        self._scratch = tempfile.TemporaryDirectory(prefix="multi-worker-")
+        tmp = Path(self._scratch.name)
+        self._ports, self._jobs = self._pick(self.workers), 0
+        serve_path = tmp / "serve.json"
+        serve_path.write_text(json.dumps({"task": "serve", "inbox": str(tmp)}))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",  # loopback workers: one CPU each
+                   MULTI_WORKER_PARENT_PID=str(os.getpid()),  # the worker dies with this process (see the worker)
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+        for index in range(self.workers):
+            log_path = tmp / f"worker{index}.stderr"
+            self._logs.append(log_path)
+            with open(log_path, "wb") as log:
+                self._processes.append(subprocess.Popen(
+                    [sys.executable, "-m", WORKER_MODULE, "--job", str(serve_path)],
+                    env={**env, "TF_CONFIG": tf_config(self._ports, index)}, cwd=REPO_ROOT,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                    start_new_session=True))
+        if self._on_start:
+            self._on_start([p.pid for p in self._processes])
+
+    def _send(self, job):
+        """Put `job` in the inbox as the next number; the path of the chief's result for it."""
+        tmp = Path(self._scratch.name)
+        job_path, result_path = tmp / f"{self._jobs:04d}.json", tmp / f"{self._jobs:04d}.result.json"
+        staged = job_path.with_suffix(".tmp")
+        staged.write_text(json.dumps(job))
+        os.replace(staged, job_path)  # a worker never reads half a job
+        self._jobs += 1
+        return result_path
+
+    def _submit(self, job, timeout_s):
+        result_path = self._send(job)
+        _wait(self._processes, self._logs, timeout_s, self._ports, done=result_path.exists)
+        if not result_path.exists():
+            raise ClusterError("the workers exited without the chief's result; "
+                               f"worker 0's last message: {_last_message(self._logs[0]) or '(none)'}")
+        return json.loads(result_path.read_text())
+
+
 def run_cluster(job, workers=2, timeout_s=300.0, ports=None, attempts=3, on_start=None):
-    """Run `job` (a dict, see tf_models.multi_worker) on `workers` loopback processes; the chief's result dict.
+    """Run `job` (a dict, see tf_models.multi_worker) on `workers` loopback processes of its own; the chief's result dict.
 
     ports: a list of ports to try first, or a callable count -> ports (default free_ports);
     later attempts after a taken port always pick fresh free ones. on_start(pids) is called once
     the workers run (tests use it). Raises ClusterError (one line) on failure or timeout.
     """
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    pick = ports if callable(ports) else (lambda count: list(ports)) if ports else free_ports
-    for attempt in range(attempts):
-        try:
-            return _run_once(job, workers, timeout_s, pick(workers), on_start)
-        except _PortTaken as taken:
-            pick = free_ports
-            if attempt == attempts - 1:
-                raise ClusterError(f"no free ports after {attempts} attempts: {taken}") from None
+    with ClusterSession(workers, ports=ports, attempts=attempts, on_start=on_start) as session:
+        return session.run(job, timeout_s)
 
 
-def _run_once(job, workers, timeout_s, ports, on_start):
-    with tempfile.TemporaryDirectory(prefix="multi-worker-") as tmp:
-        tmp = Path(tmp)
-        result_path = tmp / "result.json"
-        job_path = tmp / "job.json"
-        job_path.write_text(json.dumps({**job, "result": str(result_path)}))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",  # loopback workers: one CPU each
-                   MULTI_WORKER_PARENT_PID=str(os.getpid()),  # the worker dies with this process (see the worker)
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-        processes, logs = [], []
-        try:
-            for index in range(workers):
-                log_path = tmp / f"worker{index}.stderr"
-                logs.append(log_path)
-                with open(log_path, "wb") as log:
-                    processes.append(subprocess.Popen(
-                        [sys.executable, "-m", WORKER_MODULE, "--job", str(job_path)],
-                        env={**env, "TF_CONFIG": tf_config(ports, index)}, cwd=REPO_ROOT,
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                        start_new_session=True))
-            if on_start:
-                on_start([p.pid for p in processes])
-            _wait(processes, logs, timeout_s, ports)
-            if not result_path.exists():
-                raise ClusterError("worker 0 (the chief) exited without writing its result; "
-                                   f"last message: {_last_message(logs[0]) or '(none)'}")
-            return json.loads(result_path.read_text())
-        finally:
-            end_workers(processes)
+_shared = None  # (session options, {workers: ClusterSession}) while shared_sessions() is open
 
 
-def _wait(processes, logs, timeout_s, ports):
-    """Return when every worker exited 0; raise ClusterError / _PortTaken naming the culprit otherwise."""
+@contextlib.contextmanager
+def shared_sessions(**session_options):
+    """Within this block run_job keeps one session per worker count: a study pays each worker's start-up once.
+
+    session_options (ports, attempts, on_start) go to every ClusterSession the block starts; tests use them.
+    """
+    global _shared
+    if _shared is not None:  # already open further out: that block owns the sessions
+        yield
+        return
+    _shared = (session_options, {})
+    try:
+        yield
+    finally:
+        (_, sessions), _shared = _shared, None
+        for session in sessions.values():
+            session.close()
+
+
+def run_job(job, workers=2, timeout_s=300.0):
+    """The chief's result of `job`: in the shared session of `workers` workers when shared_sessions() is open, else on a cluster of its own."""
+    if _shared is None:
+        return run_cluster(job, workers, timeout_s)
+    options, sessions = _shared
+    if workers not in sessions:
+        sessions[workers] = ClusterSession(workers, **options)
+    return sessions[workers].run(job, timeout_s)
+
+
+def _wait(processes, logs, timeout_s, ports, done=None):
+    """Return when done() holds (default: every worker exited 0); raise ClusterError / _PortTaken naming the culprit otherwise."""
     deadline = time.monotonic() + timeout_s
     while True:
         codes = [p.poll() for p in processes]
-        if all(code == 0 for code in codes):
+        if done() if done is not None else all(code == 0 for code in codes):
             return
+        if done is not None and all(code == 0 for code in codes):
+            return  # every worker left without the result: the caller says so
         failed = [k for k, code in enumerate(codes) if code not in (None, 0)]
         if failed:
             _blame(processes, logs, ports)

@@ -206,14 +206,15 @@ COLLECTIVE_TIMEOUT_S = 60.0  # a step's all-reduce fails after this long without
 def make_multi_worker_trainer(X, y, lr, iterations, workers=2, timeout_s=MULTI_WORKER_TIMEOUT_S):
     """gradient_tape:multi_worker: (W0, b0, rate=lr, repeats=0, budget_s=None) -> RunResult with .timing.
 
-    Each call starts `workers` processes on loopback (comparisons.cluster), which time a warm-up
+    Each call runs on `workers` processes on loopback (comparisons.cluster: started for the call, or
+    the study's shared session started once for all its multi-worker runs), which time a warm-up
     call and up to `repeats` more inside the chief (within budget_s at the warm-up's pace, as
     timing.time_calls does), so RunResult.timing has the meaning of every other timing row.
     """
     import tempfile
     from types import SimpleNamespace
 
-    from .cluster import run_cluster, train_job
+    from .cluster import run_job, train_job
     from .timing import Timing
 
     dtype = str(X.dtype)
@@ -222,7 +223,7 @@ def make_multi_worker_trainer(X, y, lr, iterations, workers=2, timeout_s=MULTI_W
         with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp:
             job = train_job(X, y, W0, b0, float(rate), iterations, tmp, repeats=repeats, budget_s=budget_s,
                             collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
-            out = run_cluster(job, workers, timeout_s=timeout_s)
+            out = run_job(job, workers, timeout_s=timeout_s)
         r = SimpleNamespace(
             weights=np.asarray(out["weights"], dtype), bias=np.dtype(dtype).type(out["bias"]),
             loss_curve=np.asarray(out["loss_curve"], dtype), diverged_at=out["diverged_at"],

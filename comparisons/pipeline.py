@@ -13,6 +13,7 @@ import traceback
 
 from tqdm import tqdm
 
+from . import cluster
 from . import environment as env_info
 from . import experiments as experiment_registry
 from .data import initial_parameters, make_synthetic
@@ -182,9 +183,12 @@ def run(config, out, staging):
 
     progress = Progress(len(triples) + len(config.experiments))
     try:
-        output = run_single(config, dataset, trained, to_raw, initial, devices, analysis, preflight=line,
-                            progress=progress.start)
-        experiment_status = run_experiments(config, devices, staging, progress, data=trained, initial=initial)
+        # every multi-worker run of the study and its experiments on one set of workers per worker count:
+        # their TensorFlow start-ups are paid once, and the block ends them however it is left
+        with cluster.shared_sessions():
+            output = run_single(config, dataset, trained, to_raw, initial, devices, analysis, preflight=line,
+                                progress=progress.start)
+            experiment_status = run_experiments(config, devices, staging, progress, data=trained, initial=initial)
     finally:
         progress.close()
     (staging / "experiments.json").write_text(json.dumps(experiment_status, indent=2))

@@ -84,13 +84,15 @@ print(json.dumps(dict(runs=out, split=split)))
 
 @pytest.mark.slow
 def test_mirrored_variants_match_numpy_also_when_rows_do_not_divide_and_a_late_split_is_a_clear_error():
-    """Both mirrored variants, both dtypes, n = 100 and 101 rows over R = 2, and 101 rows over R = 3.
+    """Both mirrored variants, both dtypes, 101 rows over R = 2 (shards of 51 and 50), and over R = 3.
 
-    The same child (one TensorFlow start-up) then asks for the same split again (nothing to do) and a
-    wider one after the runtime started (a clear error); R = 2 reuses the wider split of 3.
+    Rows that divide evenly (n = 100) are the end-to-end study's case (tests/test_end_to_end.py checks
+    its equivalence rows). The same child (one TensorFlow start-up) then asks for the same split again
+    (nothing to do) and a wider one after the runtime started (a clear error); R = 2 reuses the wider
+    split of 3.
     """
-    cases = [(name, n, 2, dtype) for name in ("gradient_tape:mirrored", "keras:mirrored")
-             for n in (100, 101) for dtype in ("float64", "float32")]
+    cases = [(name, 101, 2, dtype) for name in ("gradient_tape:mirrored", "keras:mirrored")
+             for dtype in ("float64", "float32")]
     cases += [(name, 101, 3, "float64") for name in ("gradient_tape:mirrored", "keras:mirrored")]
     found = run_fresh(f"CASES = {cases!r}\nITERATIONS = {ITERATIONS}\n" + textwrap.dedent(MIRRORED_RUNS))
     split, results = found["split"], found["runs"]
@@ -174,58 +176,100 @@ def lesson_job(tmp_path, dtype="float64", n=101, iterations=ITERATIONS, **change
     return {**job, **changes}, (X, y, W0, b0)
 
 
-@pytest.mark.slow
-def test_two_workers_match_numpy_after_a_taken_port_and_leave_no_process(tmp_path):
-    from comparisons.cluster import free_ports, run_cluster
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Every real multi-worker job of these tests, in one shared two-worker session (as the driver runs them).
 
-    job, problem = lesson_job(tmp_path)
-    started = []
-    with socket.socket() as taken:  # a port someone else listens on: worker 0 cannot bind it
+    The session's first start meets a port someone else listens on (worker 0 cannot bind it) and
+    retries on fresh ports; it then serves a float64 lesson run on 101 rows (uneven shards), the
+    study's adapter in float32 with its own timing, and the benchmark tasks, before a job whose
+    worker 1 exits ends it. The next job starts fresh workers, and its worker 1 hangs. What each
+    step gave is checked by the tests below; every worker ever started must be gone at the end.
+    """
+    from comparisons import cluster
+    from comparisons.implementations import make_trainer
+
+    tmp = tmp_path_factory.mktemp("served")
+    found, started, failures = {}, [], {}
+    with socket.socket() as taken, pytest.MonkeyPatch.context() as patch:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        result = run_cluster(job, 2, timeout_s=240, ports=[taken.getsockname()[1], free_ports(1)[0]],
-                             on_start=started.append)
-    assert len(started) == 2  # the first attempt failed on the taken port, the second ran
+        # short waits for the faults at the end: they come after both workers joined, so worker 0's
+        # collective times out only because of them (2 s), and the launcher's wait for the culprit's own
+        # exit (1 s) changes no verdict here
+        patch.setattr(cluster, "BLAME_WAIT_S", 1.0)
+        with cluster.shared_sessions(ports=[taken.getsockname()[1], cluster.free_ports(1)[0]],
+                                     on_start=started.append):
+            (tmp / "lesson").mkdir()
+            job, problem = lesson_job(tmp / "lesson")
+            found["float64"] = (cluster.run_job(job, 2, timeout_s=240), problem)
+            found["starts_before_adapter"] = len(started)
+
+            data = make_synthetic(100, 1, 0.5, seed=0)
+            X, y = data.X.astype("float32"), data.y.astype("float32")
+            W0, b0 = initial_parameters(1, seed=0)
+            trainer = make_trainer("gradient_tape:multi_worker", X, y, 0.05, ITERATIONS, workers=2)
+            found["adapter"] = (trainer, trainer(W0, b0, repeats=2, budget_s=None), (X, y, W0, b0))
+            found["benchmark"] = cluster.run_job(BENCHMARK_JOB, 2, timeout_s=240)
+            found["starts_while_serving"] = len(started)
+            for kind in ("exit", "hang"):
+                (tmp / kind).mkdir()
+                job, _ = lesson_job(tmp / kind, fault={"worker": 1, "kind": kind}, collective_timeout_s=2)
+                with pytest.raises(cluster.ClusterError) as failure:
+                    cluster.run_job(job, 2, timeout_s=240)
+                failures[kind] = str(failure.value)
+    found["failures"], found["started"] = failures, started
+    return found
+
+
+BENCHMARK_JOB = {"task": "benchmark", "sizes": [100], "m": 4, "dtype": "float32", "target_s": 0.01, "repeats": 1,
+                 "collective_timeout_s": 60, "allreduce": [{"numbers": 5, "rounds": 5}, {"numbers": 4096, "rounds": 2}]}
+
+
+@pytest.mark.slow
+def test_two_workers_match_numpy_after_a_taken_port(served):
+    result, problem = served["float64"]
+    assert served["starts_before_adapter"] == 2  # the first start failed on the taken port, the second ran
     assert_matches_numpy(result, *problem)
     assert result["device"] == "worker0/cpu:0+worker1/cpu:0" and result["n"] == 101
     assert max(result["grad_rel_diff"]) < EQUIVALENCE["float64"]
-    assert not [pid for pids in started for pid in pids if alive(pid)]
 
 
 @pytest.mark.slow
-def test_multi_worker_adapter_float32_with_its_own_timing(tmp_path):
-    from comparisons.implementations import make_trainer
-
-    data = make_synthetic(100, 1, 0.5, seed=0)
-    X, y = data.X.astype("float32"), data.y.astype("float32")
-    W0, b0 = initial_parameters(1, seed=0)
-    trainer = make_trainer("gradient_tape:multi_worker", X, y, 0.05, ITERATIONS, workers=2)
+def test_multi_worker_adapter_float32_with_its_own_timing(served):
+    trainer, r, (X, y, W0, b0) = served["adapter"]
     assert trainer.measures_itself
-    r = trainer(W0, b0, repeats=2, budget_s=None)
     assert_matches_numpy(dict(loss_curve=r.loss_curve, weights=r.weights, bias=r.bias, diverged_at=r.diverged_at),
                          X, y, W0, b0)
     assert r.device == "worker0/cpu:0+worker1/cpu:0" and r.weights.dtype == np.float32
     assert r.timing.repeats == 2 and r.timing.first_call_s > 0 and len(r.grad_abs_diff) == ITERATIONS
+
+
+@pytest.mark.slow
+def test_one_session_serves_every_job_and_a_failed_job_ends_it(served):
+    """The adapter's run and the benchmark went to the workers already running; a failure forced a fresh start."""
+    assert served["starts_while_serving"] == 2  # no start after the taken port's retry
+    assert len(served["started"]) == 3  # the hanging job, after the failed one had ended the session
+    assert not [pid for pids in served["started"] for pid in pids if alive(pid)]
     assert not children_running(os.getpid())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, named", [("exit", "injected fault"), ("hang", "hung")])
-def test_a_failing_or_hanging_worker_fails_the_run_naming_it(tmp_path, monkeypatch, kind, named):
-    from comparisons import cluster
-    from comparisons.cluster import ClusterError, run_cluster
+def test_cluster_tasks_time_steps_and_allreduces(served):
+    result = served["benchmark"]
+    assert [r["numbers"] for r in result["allreduce"]] == [5, 4096]
+    assert all(r["seconds"] > 0 and r["workers"] == 2 for r in result["allreduce"])
+    (step,) = result["steps"]
+    assert step["n"] == 100 and step["workers"] == 2 and step["seconds_per_step"] > 0
+    assert np.isfinite(step["first_call_s"])
 
-    # short waits: the fault comes after both workers joined, so worker 0's collective times out only because
-    # of it (2 s), and the launcher's wait for the culprit's own exit (1 s) changes no verdict here
-    monkeypatch.setattr(cluster, "BLAME_WAIT_S", 1.0)
-    job, _ = lesson_job(tmp_path, fault={"worker": 1, "kind": kind}, collective_timeout_s=2)
-    started = []
-    with pytest.raises(ClusterError) as failure:
-        run_cluster(job, 2, timeout_s=240, on_start=started.append)
-    message = str(failure.value)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, named", [("exit", "injected fault"), ("hang", "hung")])
+def test_a_failing_or_hanging_worker_fails_the_run_naming_it(served, kind, named):
+    message = served["failures"][kind]
     # a hung worker's last line may be its gRPC complaint about the peer that gave up on it
     assert "\n" not in message and message.startswith("worker 1 ") and named in message, message
-    assert not [pid for pids in started for pid in pids if alive(pid)]
 
 
 @pytest.mark.slow

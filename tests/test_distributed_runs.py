@@ -1,8 +1,7 @@
-"""The distributed probes for real: a MirroredStrategy child and a two-worker loopback cluster (slow: TensorFlow start-ups)."""
+"""The support matrix's MirroredStrategy probe for real (slow: a TensorFlow start-up in a child process)."""
 import numpy as np
 import pytest
 
-from comparisons.cluster import run_cluster
 from comparisons.data import initial_parameters, make_synthetic
 from comparisons.experiments import distribution_support as support
 
@@ -27,15 +26,3 @@ def test_mirrored_probe_matches_numpy_with_uneven_shards_and_records_keras_crash
     assert verdicts["numpy", "tape"][0] == "differs"
     verdict, _, detail = verdicts["numpy", "keras"]
     assert verdict == "fails" and detail.startswith("InvalidArgumentError")
-
-
-@pytest.mark.slow
-def test_cluster_tasks_time_steps_and_allreduces():
-    job = {"task": "benchmark", "sizes": [100], "m": 4, "dtype": "float32", "target_s": 0.01, "repeats": 1,
-           "collective_timeout_s": 60, "allreduce": [{"numbers": 5, "rounds": 5}, {"numbers": 4096, "rounds": 2}]}
-    result = run_cluster(job, workers=2, timeout_s=240)
-    assert [r["numbers"] for r in result["allreduce"]] == [5, 4096]
-    assert all(r["seconds"] > 0 and r["workers"] == 2 for r in result["allreduce"])
-    (step,) = result["steps"]
-    assert step["n"] == 100 and step["workers"] == 2 and step["seconds_per_step"] > 0
-    assert np.isfinite(step["first_call_s"])

@@ -32,11 +32,14 @@ Errors: any failure prints one line `error: worker K: <Type>: <message>` on stde
 a launcher shows that line. A broken peer makes the others fail within collective_timeout_s.
 """
 import argparse
+import itertools
 import json
 import os
+import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -216,14 +219,47 @@ def keras_train_task(ctx):
             "workers": ctx.workers, "first_call_s": first, "repeat_s": times}
 
 
-def global_column_abs_max(ctx, X_k):
-    """max_j sum_i |x_ij| over all workers' rows: one SUM all-reduce at set-up, outside the timed loop."""
+@task("serve")
+def serve_task(ctx):
+    """Run the jobs a launcher writes into job["inbox"] (0000.json, 0001.json, ...) one after another, until ended.
+
+    One strategy and one TensorFlow start-up serve many jobs; the chief writes NNNN.result.json
+    beside each job. A job's own collective_timeout_s applies to its collectives. The launcher
+    ends the workers with SIGTERM when it is done (comparisons.cluster.ClusterSession); a job that
+    fails ends them here, with the usual one-line error.
+    """
     import tensorflow as tf
 
-    local = np.abs(X_k).sum(axis=0, dtype=np.float64)  # (m,)
-    per_replica = ctx.strategy.experimental_distribute_values_from_function(lambda _: tf.constant(local))
-    total = ctx.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-    return float(np.max(total.numpy()))
+    inbox = Path(ctx.job["inbox"])
+    for number in itertools.count():
+        path = inbox / f"{number:04d}.json"
+        while not path.exists():
+            time.sleep(0.02)
+        job = json.loads(path.read_text())
+        _inject_fault(job, ctx.index)
+        communication = tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=float(job.get("collective_timeout_s", 60)))
+        result = TASKS[job.get("task", "train")](replace(ctx, job=job, communication=communication))
+        if ctx.is_chief:
+            write_result(result, str(inbox / f"{number:04d}.result.json"))
+
+
+def global_column_abs_max(ctx, X_k):
+    """max_j sum_i |x_ij| over all workers' rows: one SUM all-reduce at set-up, outside the timed loop.
+
+    The all-reduce takes the job's CommunicationOptions (strategy.reduce would take the strategy's,
+    which in a session are those of its first job): a dead peer fails it within the job's timeout.
+    """
+    import tensorflow as tf
+
+    local = tf.constant(np.abs(X_k).sum(axis=0, dtype=np.float64))  # (m,)
+
+    def add_up():
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local,
+                                                              options=ctx.communication)
+
+    total = tf.function(lambda: ctx.strategy.run(add_up))()
+    return float(np.max(ctx.strategy.experimental_local_results(total)[0].numpy()))
 
 
 def die_with_launcher():
@@ -238,7 +274,6 @@ def die_with_launcher():
         return
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -271,6 +306,9 @@ def run(job):
     communication = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
     # must be created before any other TensorFlow op: it starts this worker's gRPC server
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
+    # TensorFlow's runtime installs a C-level SIGTERM handler here (Python still reports the default) that
+    # keeps the process alive: give SIGTERM its default meaning back, so a launcher or an admin can end it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if job.get("deterministic", True):
         tf.config.experimental.enable_op_determinism()
     _inject_fault(job, index)
@@ -314,7 +352,7 @@ def main(argv=None):
         job = json.load(sys.stdin if args.job == "-" else open(args.job))
         index = cluster_from_environment()[0]
         result, index = run(job)
-        if index == 0:
+        if index == 0 and result is not None:  # `serve` wrote its results as it went
             write_result(result, job.get("result", "-"))
         return 0
     except KeyboardInterrupt:

@@ -118,13 +118,13 @@ def _mirrored(plan_):
 
 def _cluster(plan_, workers):
     """The chief's result of the benchmark task on `workers` loopback workers, or a one-line error string."""
-    from ..cluster import ClusterError, run_cluster
+    from ..cluster import ClusterError, run_job
 
     job = {"task": "benchmark" if workers > 1 else "time_steps", "sizes": list(plan_["sizes"]), "m": M,
            "dtype": DTYPE, "target_s": plan_["target_s"], "repeats": plan_["repeats"], "collective_timeout_s": 60,
            "allreduce": [{"numbers": M + 1, "rounds": 200}, {"numbers": plan_["large"], "rounds": 3}]}
     try:
-        return run_cluster(job, workers=workers, timeout_s=240.0)
+        return run_job(job, workers=workers, timeout_s=240.0)
     except ClusterError as exc:
         return str(exc)
 
