@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from .timing import time_calls
+
 TIMING_LR = 1e-3  # stable for every size timed here (standard normal X, m = 32): runs never stop early
 
 
@@ -31,16 +33,9 @@ def steps_per_call(n, m, target_s, low=3, high=300):
 
 
 def _time(fn, repeats):
-    """(first call s, best of `repeats` later calls s)."""
-    began = time.perf_counter()
-    fn()
-    first = time.perf_counter() - began
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return first, (min(times) if times else first)
+    """(first call s, best of `repeats` later calls s), by the one timing harness."""
+    _, timing = time_calls(fn, repeats)
+    return timing.first_call_s, timing.min_s
 
 
 def _random_rows(n, m, dtype, seed, index=0, parts=1):

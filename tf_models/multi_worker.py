@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .timing import time_calls
+
 TASKS = {}
 
 
@@ -100,22 +102,9 @@ def load_shard(data, index, workers, dtype):
     return np.array(X_all[start:stop], dtype), np.array(y_all[start:stop], dtype).reshape(-1, 1), n
 
 
-def timed_calls(fn, repeats, budget_s):
-    """(warm-up result, first_call_s, [repeat_s]): one warm-up, then up to `repeats` calls that fit in budget_s.
-
-    Same rule as the study's timing harness; fn must return host (numpy) values, so each time
-    includes the result reaching the host.
-    """
-    start = time.perf_counter()
-    result = fn()
-    first = time.perf_counter() - start
-    planned = min(repeats, int(budget_s // max(first, 1e-9))) if budget_s is not None else repeats
-    times = []
-    for _ in range(planned):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return result, first, times
+def _budget(job):
+    """The job's time budget for repeats in seconds (None or absent: no limit)."""
+    return float("inf") if job.get("budget_s") is None else float(job["budget_s"])
 
 
 @task("train")
@@ -143,13 +132,13 @@ def train_task(ctx):
     def call():
         return result_from_loop(loop(W0, b0, lr), iterations, dtype, label, "multi_worker")
 
-    result, first, times = timed_calls(call, int(job.get("repeats", 0)), job.get("budget_s"))
+    result, timing = time_calls(call, int(job.get("repeats", 0)), _budget(job))
     local = strategy.experimental_local_results(W)[0].device
     return {
         "weights": result.weights.tolist(), "bias": float(result.bias), "loss_curve": result.loss_curve.tolist(),
         "diverged_at": result.diverged_at, "grad_abs_diff": result.grad_abs_diff.tolist(),
         "grad_rel_diff": result.grad_rel_diff.tolist(), "device": label, "chief_device": local,
-        "dtype": str(dtype), "n": n, "workers": ctx.workers, "first_call_s": first, "repeat_s": times,
+        "dtype": str(dtype), "n": n, "workers": ctx.workers, "first_call_s": timing.first_call_s, "repeat_s": list(timing.repeat_s),
     }
 
 
@@ -213,10 +202,10 @@ def keras_train_task(ctx):
         kernel, bias = dense.get_weights()
         return kernel, bias, history.history["loss"]
 
-    (kernel, bias, losses), first, times = timed_calls(call, int(job.get("repeats", 0)), job.get("budget_s"))
+    (kernel, bias, losses), timing = time_calls(call, int(job.get("repeats", 0)), _budget(job))
     return {"weights": kernel.tolist(), "bias": float(bias[0]), "epoch_loss": [float(v) for v in losses],
             "device": "+".join(f"worker{k}/cpu:0" for k in range(ctx.workers)), "dtype": str(dtype), "n": n,
-            "workers": ctx.workers, "first_call_s": first, "repeat_s": times}
+            "workers": ctx.workers, "first_call_s": timing.first_call_s, "repeat_s": list(timing.repeat_s)}
 
 
 @task("serve")
