@@ -243,8 +243,11 @@ def _wait(processes, logs, timeout_s, ports, done=None):
         if time.monotonic() > deadline:
             hung = [k for k, code in enumerate(codes) if code is None]
             k = hung[0]
-            raise ClusterError(f"worker {k} did not finish within the {timeout_s:g} s timeout (hung?); "
-                               f"last message: {_last_message(logs[k]) or '(none)'}")
+            # serving workers never exit: which of them hangs is unknown, so the job is named, with the chief's news
+            what = (f"no result within the {timeout_s:g} s timeout (workers {', '.join(map(str, hung))} still "
+                    "running: hung?)" if done is not None else
+                    f"worker {k} did not finish within the {timeout_s:g} s timeout (hung?)")
+            raise ClusterError(f"{what}; worker {k}'s last message: {_last_message(logs[k]) or '(none)'}")
         time.sleep(0.05)
 
 

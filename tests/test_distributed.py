@@ -368,3 +368,21 @@ def test_the_launcher_retries_when_a_worker_cannot_bind_its_port(tmp_path, monke
     finally:
         cluster.end_workers(processes, grace_s=2)
     assert not [p.pid for p in processes if alive(p.pid)]
+
+
+def test_a_job_without_a_result_by_the_hard_timeout_is_one_line_and_ends_the_session(tmp_path):
+    """Stand-in workers that join and then never answer (stuck without a collective to time out)."""
+    from comparisons import cluster
+
+    processes, logs = _fake_workers(tmp_path, [
+        "import sys, time; print('worker 0: waiting for peers', file=sys.stderr, flush=True); time.sleep(60)",
+        "import time; time.sleep(60)"])
+    try:  # had the workers' 60 s run out first, they would have left with exit 0 and nothing raised
+        with pytest.raises(cluster.ClusterError) as failure:
+            cluster._wait(processes, logs, timeout_s=0.5, ports=[1, 2], done=lambda: False)
+    finally:
+        cluster.end_workers(processes, grace_s=2)
+    message = str(failure.value)
+    assert "\n" not in message and message.startswith("no result within the 0.5 s timeout"), message
+    assert "workers 0, 1 still running" in message and message.endswith("waiting for peers")
+    assert not [p.pid for p in processes if alive(p.pid)]
