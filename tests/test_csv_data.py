@@ -283,8 +283,8 @@ def test_msft_raw_descent_diverges_where_standardized_matches_ols(msft):
 def test_msft_end_to_end_standardized_weights_are_raw_units(tmp_path, capsys):
     """The driver on msft.csv: --standardize reports raw-unit weights equal to least squares; raw lr 0.05 diverges.
 
-    The three runs go through run_all.main in this process: exit codes, stderr and the files written are the same as
-    from a shell (tests/test_cli_errors.py runs the driver as a user would).
+    The three numpy-only runs go through run_all.main in this process: the checks read exit codes, stderr and the
+    files written, which a fresh interpreter would not change (tests/test_cli_errors.py runs the driver as a user would).
     """
     import pandas as pd
 
