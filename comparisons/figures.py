@@ -18,6 +18,9 @@ def save(fig, path):
     in an experiment module), so tests can inspect its artists; the saving wrapper only calls save().
     """
     fig.tight_layout()
+    # tight_layout leaves a do-nothing placeholder engine behind, and savefig answers any engine with a
+    # whole extra (unrendered) draw before the real one; the layout is done, so drop it: same pixels
+    fig.set_layout_engine(None)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -120,16 +120,22 @@ def write_tensorboard(output, out_dir):
     import socket
     import time
 
-    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
     from tensorboard.plugins.scalar import metadata
-    from tensorboard.util import tensor_util
+
+    headers = {}  # length -> the record's header with its CRC: a run's events mostly share one length
 
     def record(event):  # a TFRecord: length, its masked CRC-32C, the bytes, their masked CRC-32C
         data = event.SerializeToString()
-        header = struct.pack("<Q", len(data))
-        return (header + struct.pack("<I", masked_crc32c(header)) + data
-                + struct.pack("<I", masked_crc32c(data)))
+        if len(data) not in headers:
+            length = struct.pack("<Q", len(data))
+            headers[len(data)] = length + struct.pack("<I", masked_crc32c(length))
+        return headers[len(data)] + data + struct.pack("<I", masked_crc32c(data))
+
+    def scalar(loss):  # the float64 scalar TensorProto that tensor_util.make_tensor_proto(loss) builds, directly
+        return tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+                                      double_val=[loss])
 
     scalar_metadata = metadata.create_summary_metadata(display_name="loss", description="")
     now = time.time()
@@ -139,9 +145,8 @@ def write_tensorboard(output, out_dir):
         folder = out_dir / "tensorboard" / name
         folder.mkdir(parents=True, exist_ok=True)
         events = [event_pb2.Event(wall_time=now, file_version="brain.Event:2")]
-        for step, loss in enumerate(np.asarray(run.loss_curve, np.float64)):
-            value = summary_pb2.Summary.Value(tag="loss", metadata=scalar_metadata,
-                                              tensor=tensor_util.make_tensor_proto(loss))
+        for step, loss in enumerate(np.asarray(run.loss_curve, np.float64).tolist()):
+            value = summary_pb2.Summary.Value(tag="loss", metadata=scalar_metadata, tensor=scalar(loss))
             events.append(event_pb2.Event(wall_time=now, step=step, summary=summary_pb2.Summary(value=[value])))
         path = folder / f"events.out.tfevents.{int(now)}.{socket.gethostname()}"
         path.write_bytes(b"".join(record(event) for event in events))

@@ -14,6 +14,8 @@ from comparisons.errors import UsageError
 from comparisons.stability import analyse
 from comparisons.standardize import scales_differ_widely, standardize
 
+from .conftest import run_driver
+
 GOOD = "a,b,label,y\n1,2,x,3.5\n2,5,y,4\n3,1,z,9\n4,4,w,1e1\n"
 
 
@@ -278,14 +280,14 @@ def test_msft_raw_descent_diverges_where_standardized_matches_ols(msft):
     assert _rel(W, W_exact) < 1e-6
 
 
-def test_msft_end_to_end_standardized_weights_are_raw_units(tmp_path):
-    """The driver on msft.csv: --standardize reports raw-unit weights equal to least squares; raw lr 0.05 diverges."""
-    import subprocess
-    import sys
+def test_msft_end_to_end_standardized_weights_are_raw_units(tmp_path, capsys):
+    """The driver on msft.csv: --standardize reports raw-unit weights equal to least squares; raw lr 0.05 diverges.
 
+    The three numpy-only runs go through run_all.main in this process: the checks read exit codes, stderr and the
+    files written, which a fresh interpreter would not change (tests/test_cli_errors.py runs the driver as a user would).
+    """
     import pandas as pd
 
-    repo = Path(__file__).resolve().parent.parent
     data = load_csv(_msft_path(), "Close", ["Open", "High", "Low", "Volume"])
     W_exact, b_exact = _exact_ols(data.X, data.y)
     common = ["--data", str(_msft_path()), "--target", "Close", "--columns", "Open,High,Low,Volume", "--only", "numpy",
@@ -293,8 +295,7 @@ def test_msft_end_to_end_standardized_weights_are_raw_units(tmp_path):
     runs = {}
     for name, extra in {"std": ["--standardize", "--lr", "0.3", "--iterations", "4000"], "raw": ["--lr", "0.05"],
                         "centred": ["--standardize", "--center-target", "--lr", "0.3", "--iterations", "4000"]}.items():
-        proc = subprocess.run([sys.executable, str(repo / "run_all.py"), "--out", str(tmp_path / name), *common, *extra],
-                              cwd=repo, capture_output=True, text=True, timeout=300)
+        proc = run_driver(capsys, "--out", tmp_path / name, *common, *extra)
         assert proc.returncode == 0, proc.stderr
         runs[name] = proc
     weights = pd.read_csv(tmp_path / "std" / "weights.csv")

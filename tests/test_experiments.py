@@ -291,9 +291,11 @@ def test_roofline_arithmetic():
     assert scaling.transition_n(rows.assign(ratio_to_floor=[9.0, 9.0, 9.0, 9.0])) is None
 
 
-def test_tiny_scaling_run_has_the_columns(tmp_path, tf_ready, monkeypatch):
+def test_tiny_scaling_run_has_the_columns(tmp_path, monkeypatch):
+    """Every (n, m, implementation) of the plan gets a row with its floor and ratio. numpy's two routes only: the
+    TensorFlow ones (each shape a compile of seconds) are timed through the same loop in tests/test_scaling.py."""
     monkeypatch.setattr(scaling, "plan", lambda config: ((100, 1000), (1, 4), ("float32",),
-                                                        ["numpy", "gradient_tape"], 0.005, 1))
+                                                        ["numpy", "numpy:gram"], 0.005, 1))
     monkeypatch.setattr(scaling, "measure_bandwidth", lambda n_bytes: {"sum": 2e10, "gemv": 1e10, "bytes": n_bytes})
     table = scaling.run(_ctx(tmp_path))
     assert len(table) == 2 * 2 * 2
