@@ -9,9 +9,10 @@ import pytest
 
 from .conftest import REPO, run_driver, sigint_as_in_a_terminal, snapshot
 
-# The driver in a child process whose first timed training call first prints TRAINING (so the parent knows the
-# study is past its staging folder and inside a run) and then, with HOLD, waits there for the signal instead of
-# training: the interrupt lands mid-run however fast or busy the machine is, with no clock involved.
+# The driver in a child process that prints TRAINING once it is inside a run (so the parent knows the study is
+# past its staging folder): with HOLD, at its first timed training call, which then waits there for the signal
+# instead of training; with IN_FIT, at the end of the second epoch of its first Keras fit, which goes on training.
+# Either way the interrupt lands mid-run however fast or busy the machine is, with no clock involved.
 TRAINING = "training now"
 _ANNOUNCED_RUN = """
 import sys, time
@@ -22,12 +23,24 @@ from comparisons import study
 real_time_calls = study.time_calls
 
 def announced(*args, **kwargs):
-    print({line!r}, flush=True)
-    while {hold!r}:
-        time.sleep(60)  # a signal ends the wait (its handler raises KeyboardInterrupt)
+    if {hold!r}:
+        print({line!r}, flush=True)
+        while True:
+            time.sleep(60)  # a signal ends the wait (its handler raises KeyboardInterrupt)
     return real_time_calls(*args, **kwargs)
 
 study.time_calls = announced
+if {in_fit!r}:
+    import keras
+
+    class Announce(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                print({line!r}, flush=True)
+
+    real_fit = keras.Model.fit
+    keras.Model.fit = lambda self, *args, callbacks=None, **kwargs: real_fit(
+        self, *args, callbacks=[*(callbacks or []), Announce()], **kwargs)
 sys.exit(run_all.main(sys.argv[1:]))
 """
 
@@ -42,10 +55,14 @@ def previous_results(tmp_path):
     return folder
 
 
-def _interrupt_mid_run(previous_results, sig, hold, *args):
-    """Start the driver, send `sig` once it is training, and check that it stopped cleanly with the old results kept."""
+def _interrupt_mid_run(previous_results, sig, *args, in_fit=False):
+    """Start the driver, send `sig` once it is training, and check that it stopped cleanly with the old results kept.
+
+    By default the run holds at its first timed call; in_fit=True lets a Keras fit train and interrupts it there.
+    """
     before = snapshot(previous_results)
-    proc = subprocess.Popen([sys.executable, "-c", _ANNOUNCED_RUN.format(repo=str(REPO), line=TRAINING, hold=hold),
+    script = _ANNOUNCED_RUN.format(repo=str(REPO), line=TRAINING, hold=not in_fit, in_fit=in_fit)
+    proc = subprocess.Popen([sys.executable, "-c", script,
                              "--out", str(previous_results), *args],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=sigint_as_in_a_terminal)
@@ -74,14 +91,14 @@ def _interrupt_mid_run(previous_results, sig, hold, *args):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_run_keeps_previous_results(previous_results, sig):
-    _interrupt_mid_run(previous_results, sig, True, "--only", "numpy", "--dtype", "float64", "--experiments", "none")
+    _interrupt_mid_run(previous_results, sig, "--only", "numpy", "--dtype", "float64", "--experiments", "none")
 
 
 @pytest.mark.slow
 def test_interrupt_inside_a_keras_fit_keeps_previous_results(previous_results):
-    """The signal arrives while Keras trains (5000 epochs): TensorFlow's code must let the interrupt through."""
-    _interrupt_mid_run(previous_results, signal.SIGINT, False, "--only", "keras:numpy_input", "--iterations", "5000",
-                       "--dtype", "float64", "--experiments", "none")
+    """The signal arrives while Keras trains (after its second of 5000 epochs): TensorFlow's code must let it through."""
+    _interrupt_mid_run(previous_results, signal.SIGINT, "--only", "keras:numpy_input", "--iterations", "5000",
+                       "--dtype", "float64", "--experiments", "none", in_fit=True)
 
 
 def test_divergent_run_is_reported_and_others_finish(tmp_path, capsys):
