@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .isolated import last_meaningful
+
 WORKER_MODULE = "tf_models.multi_worker"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRACE_S = 5.0  # SIGTERM, then this long before SIGKILL (well inside the 20 s promise)
@@ -67,13 +69,13 @@ def tf_config(ports, index, host="127.0.0.1"):
 
 
 def _last_message(path):
-    """The last `error:` line of a worker's stderr, else its last non-empty line, else ''."""
+    """The last `error:` line of a worker's stderr, else its last line that is not TensorFlow's start-up noise, else ''."""
     try:
-        lines = [line.strip() for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
+        text = Path(path).read_text(errors="replace")
     except OSError:
         return ""
-    errors = [line for line in lines if line.startswith("error:")]
-    return (errors or lines or [""])[-1]
+    errors = [line.strip() for line in text.splitlines() if line.startswith("error:")]
+    return errors[-1] if errors else last_meaningful(text)
 
 
 def end_workers(processes, grace_s=GRACE_S):

@@ -31,7 +31,7 @@ class Failure:
     last_stderr: str  # the child's last meaningful stderr line, or ""
 
 
-def _last_meaningful(text):
+def last_meaningful(text):
     """The last stderr line that can say why a child failed: not start-up noise, a warning or its source echo."""
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and not KNOWN_NOISE.search(line) and "Warning:" not in line and not line.startswith(" ")]
@@ -134,7 +134,7 @@ def _child_attempt(command, write_job, timeout_s, startup_s, env, cwd, scratch):
             finally:
                 _kill_group(proc)
             err.seek(0)
-            last = _last_meaningful(err.read())
+            last = last_meaningful(err.read())
         if timed_out:
             return records, f"timeout after {timeout_s:g} s", last
         return records, (None if proc.returncode == 0 else _reason(proc.returncode)), last

@@ -386,3 +386,18 @@ def test_a_job_without_a_result_by_the_hard_timeout_is_one_line_and_ends_the_ses
     assert "\n" not in message and message.startswith("no result within the 0.5 s timeout"), message
     assert "workers 0, 1 still running" in message and message.endswith("waiting for peers")
     assert not [p.pid for p in processes if alive(p.pid)]
+
+
+def test_a_workers_last_message_is_its_error_line_else_its_last_line_that_is_not_start_up_noise(tmp_path):
+    from comparisons.cluster import _last_message
+
+    log = tmp_path / "worker1.stderr"
+    noise = ("E0000 00:00:1795790000.091313   19795 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+             "Failed call to cuInit: UNKNOWN ERROR (303)\n")
+    log.write_text("worker 1: injected fault: hanging\n" + noise)
+    assert _last_message(log) == "worker 1: injected fault: hanging"
+    log.write_text(noise)
+    assert _last_message(log) == ""
+    log.write_text("error: worker 1: ValueError: bad data\nlater chatter\n" + noise)
+    assert _last_message(log) == "error: worker 1: ValueError: bad data"
+    assert _last_message(tmp_path / "missing.stderr") == ""

@@ -84,8 +84,8 @@ def test_an_interrupted_parent_leaves_no_child(tmp_path, monkeypatch):
 
 
 def test_the_failure_line_skips_warnings_and_their_source_echo():
-    from comparisons.isolated import _last_meaningful
+    from comparisons.isolated import last_meaningful
 
     text = ("fatal: the real cause\n/x/epoch_iterator.py:74: UserWarning: `shuffle=True` was passed\n"
             "  self.data_adapter = data_adapters.get_data_adapter(\n")
-    assert _last_meaningful(text) == "fatal: the real cause"
+    assert last_meaningful(text) == "fatal: the real cause"

@@ -66,3 +66,13 @@ def test_statistics():
     t = Timing(first_call_s=9.0, repeat_s=(3.0, 1.0, 2.0))
     assert (t.median_s, t.min_s, t.max_s, t.repeats) == (2.0, 1.0, 3.0, 3)
     assert Timing(1.0, (4.0, 2.0)).median_s == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("own_warm_up_s", [0.25, 0.5, 1.125])
+def test_an_agreed_pace_plans_the_same_calls_whatever_the_own_warm_up(clock, own_warm_up_s):
+    """Multi-worker processes plan with the workers' mean warm-up: each makes floor(1.0 / 0.5) = 2 repeats."""
+    fn, calls = counting(clock, [own_warm_up_s, 0.125])
+    seen = []
+    _, t = time_calls(fn, repeats=7, budget_s=1.0, pace=lambda first: seen.append(first) or 0.5)
+    assert seen == [own_warm_up_s] and t.repeats == 2 and len(calls) == 3
+    assert t.first_call_s == own_warm_up_s  # the measurement stays this process's own

@@ -132,7 +132,7 @@ def train_task(ctx):
     def call():
         return result_from_loop(loop(W0, b0, lr), iterations, dtype, label, "multi_worker")
 
-    result, timing = time_calls(call, int(job.get("repeats", 0)), _budget(job))
+    result, timing = time_calls(call, int(job.get("repeats", 0)), _budget(job), pace=agreed_pace(ctx))
     local = strategy.experimental_local_results(W)[0].device
     return {
         "weights": result.weights.tolist(), "bias": float(result.bias), "loss_curve": result.loss_curve.tolist(),
@@ -202,7 +202,8 @@ def keras_train_task(ctx):
         kernel, bias = dense.get_weights()
         return kernel, bias, history.history["loss"]
 
-    (kernel, bias, losses), timing = time_calls(call, int(job.get("repeats", 0)), _budget(job))
+    (kernel, bias, losses), timing = time_calls(call, int(job.get("repeats", 0)), _budget(job),
+                                                pace=agreed_pace(ctx))
     return {"weights": kernel.tolist(), "bias": float(bias[0]), "epoch_loss": [float(v) for v in losses],
             "device": "+".join(f"worker{k}/cpu:0" for k in range(ctx.workers)), "dtype": str(dtype), "n": n,
             "workers": ctx.workers, "first_call_s": timing.first_call_s, "repeat_s": list(timing.repeat_s)}
@@ -233,22 +234,36 @@ def serve_task(ctx):
             write_result(result, str(inbox / f"{number:04d}.result.json"))
 
 
-def global_column_abs_max(ctx, X_k):
-    """max_j sum_i |x_ij| over all workers' rows: one SUM all-reduce at set-up, outside the timed loop.
+def sum_over_workers(ctx, values):
+    """The elementwise sum of every worker's float64 `values` (m,), the same on each worker: one all-reduce.
 
-    The all-reduce takes the job's CommunicationOptions (strategy.reduce would take the strategy's,
-    which in a session are those of its first job): a dead peer fails it within the job's timeout.
+    It takes the job's CommunicationOptions (strategy.reduce would take the strategy's, which in a
+    session are those of its first job): a dead peer fails it within the job's timeout.
     """
     import tensorflow as tf
 
-    local = tf.constant(np.abs(X_k).sum(axis=0, dtype=np.float64))  # (m,)
+    local = tf.constant(np.asarray(values, np.float64))
 
     def add_up():
         return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local,
                                                               options=ctx.communication)
 
     total = tf.function(lambda: ctx.strategy.run(add_up))()
-    return float(np.max(ctx.strategy.experimental_local_results(total)[0].numpy()))
+    return ctx.strategy.experimental_local_results(total)[0].numpy()
+
+
+def global_column_abs_max(ctx, X_k):
+    """max_j sum_i |x_ij| over all workers' rows: one SUM all-reduce at set-up, outside the timed loop."""
+    return float(np.max(sum_over_workers(ctx, np.abs(X_k).sum(axis=0, dtype=np.float64))))
+
+
+def agreed_pace(ctx):
+    """pace for time_calls: the workers' mean warm-up time, so that every worker plans the same number of calls.
+
+    Each call runs collectives: a worker that planned one call fewer (its own warm-up a little
+    slower near the budget) would leave its peers waiting in an all-reduce nobody else joins.
+    """
+    return lambda first: float(sum_over_workers(ctx, [first])[0]) / ctx.workers
 
 
 def die_with_launcher():

@@ -40,17 +40,20 @@ class Timing:
         return max(self._timed)
 
 
-def time_calls(fn, repeats, budget_s=float("inf")):
+def time_calls(fn, repeats, budget_s=float("inf"), pace=None):
     """Call fn() once as warm-up, then up to `repeats` more times, timing each call.
 
     A slow callable gets fewer repeats: only as many as fit in `budget_s` seconds at the
     warm-up's pace. When not even one fits, none is made (Timing.repeats == 0) and the
-    warm-up call is the measurement. Returns (warm-up result, Timing).
+    warm-up call is the measurement. pace(first_call_s) -> seconds, if given, is the pace
+    planned with instead (processes that must make the same number of calls agree on one).
+    Returns (warm-up result, Timing).
     """
     start = time.perf_counter()
     result = fn()
     first = time.perf_counter() - start
-    planned = repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(first, 1e-9)))
+    planned_pace = first if pace is None else pace(first)
+    planned = repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(planned_pace, 1e-9)))
     times = []
     for _ in range(planned):
         start = time.perf_counter()
