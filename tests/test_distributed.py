@@ -401,3 +401,22 @@ def test_a_workers_last_message_is_its_error_line_else_its_last_line_that_is_not
     log.write_text("error: worker 1: ValueError: bad data\nlater chatter\n" + noise)
     assert _last_message(log) == "error: worker 1: ValueError: bad data"
     assert _last_message(tmp_path / "missing.stderr") == ""
+
+
+def test_a_worker_whose_port_is_taken_says_so_before_importing_tensorflow(tmp_path):
+    """The launcher's retry on a taken port then costs no TensorFlow start-up (the real retry: the `served` fixture)."""
+    from comparisons.cluster import PORT_IN_USE, tf_config
+
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"task": "train"}))
+    script = ("import sys\nfrom tf_models import multi_worker\ncode = multi_worker.main(['--job', sys.argv[1]])\n"
+              "print('tensorflow' in sys.modules, code)")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**os.environ, "TF_CONFIG": tf_config([taken.getsockname()[1], 1], 0)}
+        proc = subprocess.run([sys.executable, "-c", script, str(job)], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert proc.stdout.split() == ["False", "1"], proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: worker 0: OSError: cannot bind port") and any(s in line.lower() for s in PORT_IN_USE)

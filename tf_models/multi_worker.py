@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -291,6 +292,23 @@ from .distributed_bench import register_study_tasks  # noqa: E402 (after `task` 
 register_study_tasks(task)  # time_steps, allreduce_benchmark, benchmark, support_probe: the distributed experiments
 
 
+def check_port_free(index):
+    """OSError ("... Address already in use") when this worker's port in TF_CONFIG cannot be bound now.
+
+    The gRPC server would fail on it too, but only after TensorFlow's import (seconds); the launcher
+    retries on other ports either way. Bound as gRPC binds: every interface, SO_REUSEADDR set (a
+    port in TIME_WAIT is no obstacle, one with a listener is).
+    """
+    address = json.loads(os.environ["TF_CONFIG"])["cluster"]["worker"][index]
+    port = int(address.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError as exc:
+            raise OSError(f"cannot bind port {port} of {address}: {exc.strerror}") from None
+
+
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -305,6 +323,7 @@ def run(job):
     name = job.get("task", "train")
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    check_port_free(index)  # before TensorFlow's import: a taken port costs the launcher's retry no start-up
     tf = _quiet_tensorflow()
     timeout = float(job.get("collective_timeout_s", 60))
     communication = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
