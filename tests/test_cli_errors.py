@@ -130,8 +130,9 @@ def _without(options, override):
 
 
 @pytest.mark.slow
-def test_device_gpu_without_gpu_says_what_tensorflow_saw(previous):
-    """A subprocess: the one line must survive TensorFlow's start-up noise in a fresh process."""
+def test_device_gpu_without_gpu_says_what_tensorflow_saw(previous, capsys):
+    """One line saying what TensorFlow saw; that TensorFlow's start-up noise stays out of a fresh process's
+    stderr is checked on the end-to-end study's (tests/test_end_to_end.py)."""
     from tf_models.devices import detected_gpus
 
     from comparisons.tf_runtime import import_tensorflow
@@ -140,8 +141,8 @@ def test_device_gpu_without_gpu_says_what_tensorflow_saw(previous):
     if detected_gpus():
         pytest.skip("a GPU is visible here")
     before = snapshot(previous)
-    line = _assert_usage_error(run_driver_process("--out", previous, *_without(FAST, ("--only",)),
-                                                  "--only", "numpy,keras", "--device", "gpu"), "--device gpu", "GPU", "CPU")
+    line = _assert_usage_error(run_driver(capsys, "--out", previous, *_without(FAST, ("--only",)),
+                                          "--only", "numpy,keras", "--device", "gpu"), "--device gpu", "GPU", "CPU")
     assert "sees" in line or "saw" in line
     _assert_untouched(previous, before)
 

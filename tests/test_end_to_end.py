@@ -175,6 +175,10 @@ def test_terminal_summary_and_report_path(quick_results):
     out, proc = quick_results
     assert "report:" in proc.stderr and str(out / "report.md") in proc.stderr
     assert "Traceback" not in proc.stderr
+    # TensorFlow's C++ start-up lines (absl's "I0000 00:00:...", "E0000 ... failed call to cuInit" on a CPU-only
+    # machine) are filtered out of the user's terminal; so is absl's notice before its log is initialised
+    lines = proc.stderr.replace("\r", "\n").splitlines()
+    assert not [line for line in lines if re.match(r"[IWEF]\d{4} ", line) or "absl::InitializeLog" in line]
 
 
 def test_help_is_complete():
