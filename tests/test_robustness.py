@@ -1,4 +1,4 @@
-"""Runs never lose results: interrupts, divergence, determinism."""
+"""Runs never lose results: interrupts, divergence, failures late in a run (same-seed determinism: test_end_to_end.py)."""
 import signal
 import subprocess
 import sys
@@ -136,36 +136,6 @@ def test_curves_that_overflow_alike_are_no_difference():
     gaps = _relative_gaps(a, np.array([1.0, 2.5, np.inf, np.nan]))
     assert gaps.tolist() == [0.0, 0.2, 0.0, 0.0]
     assert np.isinf(_relative_gaps(np.array([np.inf]), np.array([1.0]))[0])  # a real difference stays one
-
-
-# The driver in a fresh interpreter with report.build a no-op: the tables are written before the report is drawn
-# from them, so skipping the figures changes none of the bytes the determinism test compares.
-_TABLES_ONLY_RUN = """
-import sys
-sys.path.insert(0, {repo!r})
-import run_all
-from comparisons import report
-
-report.build = lambda folder: folder / "report.md"
-sys.exit(run_all.main(sys.argv[1:]))
-"""
-
-
-@pytest.mark.slow
-def test_same_seed_same_results(tmp_path, capsys, monkeypatch):
-    """The same seed gives the same bytes in a fresh process and in this one (whatever ran here before)."""
-    from comparisons import report
-
-    args = ("--iterations", "30", "--repeats", "1", "--seed", "3", "--only", "numpy,keras,gradient_tape,gradient_tape:graph",
-            "--experiments", "none")
-    fresh = subprocess.run([sys.executable, "-c", _TABLES_ONLY_RUN.format(repo=str(REPO)), "--out", tmp_path / "fresh",
-                            *args], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert fresh.returncode == 0, fresh.stderr
-    monkeypatch.setattr(report, "build", lambda folder: folder / "report.md")  # as in the fresh run: no figures
-    here = run_driver(capsys, "--out", tmp_path / "here", *args)
-    assert here.returncode == 0, here.stderr
-    for name in ["weights.csv", "loss_curves.csv", "gradient_check.csv"]:
-        assert (tmp_path / "fresh" / name).read_bytes() == (tmp_path / "here" / name).read_bytes(), name
 
 
 def test_failure_after_staging_keeps_previous_results(previous_results, monkeypatch, capsys):
