@@ -21,18 +21,20 @@ CONTRACT_FILES = ["weights.csv", "loss_curves.csv", "gradient_check.csv", "timin
 
 
 QUICK_STUDY_ITERATIONS = 20
+QUICK_STUDY_REPEATS = 1
 
 
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     """One --quick study with the cheap experiments, shared by the tests below.
 
-    20 updates instead of --quick's 100 (test_quick_means_few_updates_and_repeats checks those): every
-    implementation, device, dtype, table and figure is the same; only the curves are shorter.
+    20 updates and 1 timed repeat instead of --quick's 100 and 2 (test_quick_means_few_updates_and_repeats
+    checks those): every implementation, device, dtype, table and figure is the same; only the curves are
+    shorter and the slowest calls (Keras fit) are made twice instead of three times.
     """
     out = tmp_path_factory.mktemp("study") / "results"
-    proc = run_driver_process("--quick", "--iterations", QUICK_STUDY_ITERATIONS, "--out", out,
-                              "--experiments", "lr_sweep,lesson_claims")
+    proc = run_driver_process("--quick", "--iterations", QUICK_STUDY_ITERATIONS, "--repeats", QUICK_STUDY_REPEATS,
+                              "--out", out, "--experiments", "lr_sweep,lesson_claims")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
@@ -129,9 +131,9 @@ def test_values_are_sane(quick_results):
     assert set(grads.method) == {"analytic_vs_autodiff", "finite_difference"}
     timings = pd.read_csv(out / "timings.csv", float_precision="round_trip")
     assert (timings.median_s > 0).all() and (timings.min_s <= timings.median_s).all()
-    # --quick: up to 2 timed repeats, as many as fit in its time budget at the warm-up's pace (timing.time_calls)
+    # up to --repeats timed repeats, as many as fit in the time budget at the warm-up's pace (timing.time_calls)
     config = json.loads((out / "config.json").read_text())
-    assert config["repeats"] == 2
+    assert config["repeats"] == QUICK_STUDY_REPEATS
     fits = (config["time_budget_s"] // timings.first_call_s).clip(upper=config["repeats"]).astype(int)
     # a multi-worker chief plans at the workers' mean warm-up, not its own (every worker must make as many calls)
     own_pace = timings.implementation != "gradient_tape:multi_worker"
@@ -183,7 +185,8 @@ def test_same_seed_same_numbers_here_as_in_the_fresh_study(quick_results, tmp_pa
     out, _ = quick_results
     names = ["numpy", "keras", "gradient_tape", "gradient_tape:graph"]  # the in-process ones of both kinds
     monkeypatch.setattr(report, "build", lambda folder: folder / "report.md")
-    here = run_driver(capsys, "--quick", "--iterations", QUICK_STUDY_ITERATIONS, "--out", tmp_path / "here",
+    here = run_driver(capsys, "--quick", "--iterations", QUICK_STUDY_ITERATIONS, "--repeats", QUICK_STUDY_REPEATS,
+                      "--out", tmp_path / "here",
                       "--only", ",".join(names), "--experiments", "none")
     assert here.returncode == 0, here.stderr
     for table in ["weights.csv", "loss_curves.csv", "gradient_check.csv"]:
