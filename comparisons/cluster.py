@@ -230,15 +230,14 @@ def run_job(job, workers=2, timeout_s=300.0):
     return sessions[workers].run(job, timeout_s)
 
 
-def _wait(processes, logs, timeout_s, ports, done=None):
-    """Return when done() holds (default: every worker exited 0); raise ClusterError / _PortTaken naming the culprit otherwise."""
+def _wait(processes, logs, timeout_s, ports, done):
+    """Return when done() holds or every worker has left (the caller then looks for the result); raise
+    ClusterError / _PortTaken naming the culprit when one fails or nothing comes by the timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
         codes = [p.poll() for p in processes]
-        if done() if done is not None else all(code == 0 for code in codes):
+        if done() or all(code == 0 for code in codes):
             return
-        if done is not None and all(code == 0 for code in codes):
-            return  # every worker left without the result: the caller says so
         failed = [k for k, code in enumerate(codes) if code not in (None, 0)]
         if failed:
             _blame(processes, logs, ports)
@@ -246,10 +245,9 @@ def _wait(processes, logs, timeout_s, ports, done=None):
             hung = [k for k, code in enumerate(codes) if code is None]
             k = hung[0]
             # serving workers never exit: which of them hangs is unknown, so the job is named, with the chief's news
-            what = (f"no result within the {timeout_s:g} s timeout (workers {', '.join(map(str, hung))} still "
-                    "running: hung?)" if done is not None else
-                    f"worker {k} did not finish within the {timeout_s:g} s timeout (hung?)")
-            raise ClusterError(f"{what}; worker {k}'s last message: {_last_message(logs[k]) or '(none)'}")
+            raise ClusterError(f"no result within the {timeout_s:g} s timeout (workers {', '.join(map(str, hung))} "
+                               f"still running: hung?); worker {k}'s last message: "
+                               f"{_last_message(logs[k]) or '(none)'}")
         time.sleep(0.05)
 
 

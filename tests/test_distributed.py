@@ -349,7 +349,7 @@ def test_the_launcher_names_the_worker_that_caused_a_failure(tmp_path, monkeypat
     processes, logs = _fake_workers(tmp_path, scripts)
     try:
         with pytest.raises(cluster.ClusterError) as failure:
-            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2])
+            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2], done=lambda: False)
     finally:
         cluster.end_workers(processes, grace_s=2)
     message = str(failure.value)
@@ -366,7 +366,7 @@ def test_the_launcher_retries_when_a_worker_cannot_bind_its_port(tmp_path, monke
         "import time; time.sleep(60)"])
     try:
         with pytest.raises(cluster._PortTaken):
-            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2])
+            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2], done=lambda: False)
     finally:
         cluster.end_workers(processes, grace_s=2)
     assert not [p.pid for p in processes if alive(p.pid)]

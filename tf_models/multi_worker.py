@@ -375,7 +375,7 @@ def main(argv=None):
         job = json.load(sys.stdin if args.job == "-" else open(args.job))
         index = cluster_from_environment()[0]
         result, index = run(job)
-        if index == 0 and result is not None:  # `serve` wrote its results as it went
+        if index == 0:  # (`serve` never returns: it writes each job's result as it goes)
             write_result(result, job.get("result", "-"))
         return 0
     except KeyboardInterrupt:
