@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .isolated import last_meaningful
+from .isolated import exit_reason, last_meaningful
 
 WORKER_MODULE = "tf_models.multi_worker"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -275,8 +275,7 @@ def _blame(processes, logs, ports):
         return 3
     culprit = min(range(len(processes)), key=lambda k: (rank(k), k))
     code = processes[culprit].poll()
-    how = ("still running (hung?)" if code is None else
-           f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}")
+    how = exit_reason(code) + (" (hung?)" if code is None else "")
     raise ClusterError(f"worker {culprit} failed ({how}); last message: {messages[culprit] or '(none)'}")
 
 

@@ -38,7 +38,8 @@ def last_meaningful(text):
     return lines[-1][:240] if lines else ""
 
 
-def _reason(returncode):
+def exit_reason(returncode):
+    """How a child ended, in a few words: 'still running', 'killed by SIGKILL', 'exit code 1'."""
     if returncode is None:
         return "still running"
     if returncode < 0:
@@ -137,7 +138,7 @@ def _child_attempt(command, write_job, timeout_s, startup_s, env, cwd, scratch):
             last = last_meaningful(err.read())
         if timed_out:
             return records, f"timeout after {timeout_s:g} s", last
-        return records, (None if proc.returncode == 0 else _reason(proc.returncode)), last
+        return records, (None if proc.returncode == 0 else exit_reason(proc.returncode)), last
     return attempt
 
 

@@ -1,6 +1,5 @@
 """Write the results contract's tables (CSV), TensorBoard runs and JSON from a StudyOutput."""
 import json
-import struct
 
 import numpy as np
 import pandas as pd
@@ -121,17 +120,8 @@ def write_tensorboard(output, out_dir):
     import time
 
     from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
     from tensorboard.plugins.scalar import metadata
-
-    headers = {}  # length -> the record's header with its CRC: a run's events mostly share one length
-
-    def record(event):  # a TFRecord: length, its masked CRC-32C, the bytes, their masked CRC-32C
-        data = event.SerializeToString()
-        if len(data) not in headers:
-            length = struct.pack("<Q", len(data))
-            headers[len(data)] = length + struct.pack("<I", masked_crc32c(length))
-        return headers[len(data)] + data + struct.pack("<I", masked_crc32c(data))
+    from tensorboard.summary.writer.record_writer import RecordWriter  # the TFRecord framing, without TensorFlow
 
     def scalar(loss):  # the float64 scalar TensorProto that tensor_util.make_tensor_proto(loss) builds, directly
         return tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, tensor_shape=tensor_shape_pb2.TensorShapeProto(),
@@ -148,8 +138,10 @@ def write_tensorboard(output, out_dir):
         for step, loss in enumerate(np.asarray(run.loss_curve, np.float64).tolist()):
             value = summary_pb2.Summary.Value(tag="loss", metadata=scalar_metadata, tensor=scalar(loss))
             events.append(event_pb2.Event(wall_time=now, step=step, summary=summary_pb2.Summary(value=[value])))
-        path = folder / f"events.out.tfevents.{int(now)}.{socket.gethostname()}"
-        path.write_bytes(b"".join(record(event) for event in events))
+        with open(folder / f"events.out.tfevents.{int(now)}.{socket.gethostname()}", "wb") as handle:
+            writer = RecordWriter(handle)
+            for event in events:
+                writer.write(event.SerializeToString())
 
 
 def write_all(output, config, environment, out_dir):

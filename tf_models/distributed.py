@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from .devices import detected_gpus, tf_device_name
 from .gradient_tape import TapeResult, descent_loop, loop_result_fields
 
 PACK_HEADER = 2  # packed vector: [loss, scale, autodiff dW (m), autodiff db, diff dW (m), diff db]
@@ -66,10 +67,6 @@ def split_cpu(replicas):
             f"with {have} ({exc}); split before any TensorFlow op runs, or run in a fresh process") from None
 
 
-def _gpu_labels():
-    return [f"gpu:{i}" for i, _ in enumerate(tf.config.list_physical_devices("GPU"))]
-
-
 def replica_devices(replicas, device_spec="auto"):
     """Device labels of the replicas: GPUs when >= max(2, replicas) are seen and the spec allows, else logical CPUs.
 
@@ -78,7 +75,7 @@ def replica_devices(replicas, device_spec="auto"):
     e.g. ['gpu:0', 'gpu:1'] or ['cpu:0', 'cpu:1']. For CPUs the CPU is split first (split_cpu):
     call this before TensorFlow initialises its runtime, or after splitting it the same way.
     """
-    gpus = _gpu_labels()
+    gpus = detected_gpus()
     enough = len(gpus) >= max(2, replicas)
     if device_spec != "cpu" and enough:
         return gpus[:replicas]
@@ -108,18 +105,13 @@ def mirrored_strategy(devices):
     key = tuple(devices)
     if key not in _STRATEGIES:
         tf.distribute.MirroredStrategy._collective_key_base = COLLECTIVE_KEY_STRIDE * len(_STRATEGIES)
-        _STRATEGIES[key] = tf.distribute.MirroredStrategy([_tf_name(d) for d in devices])
+        _STRATEGIES[key] = tf.distribute.MirroredStrategy([tf_device_name(d) for d in devices])
     return _STRATEGIES[key]
 
 
 def device_label(devices):
     """'cpu:0+cpu:1' from ['cpu:0', 'cpu:1']: every replica, joined by '+'."""
     return "+".join(devices)
-
-
-def _tf_name(label):
-    kind, _, index = label.partition(":")
-    return f"/{kind.upper()}:{index or 0}"
 
 
 def _label_of(device_string):
@@ -261,9 +253,6 @@ def make_mirrored_tape_trainer(X, y, lr, iterations, replicas=2, device_spec="au
 
 # ---------------------------------------------------------------------------------------- Keras
 
-KERAS_FEEDS = ("dataset", "numpy_input")
-
-
 def _replica_loss_recorder(steps, denominator):
     """A Keras metric keeping each step's loss under a strategy: each replica adds sum(w r^2) / denominator.
 
@@ -342,10 +331,10 @@ def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="a
     """
     import keras
 
-    from .keras_model import build_model, floatx
+    from .keras_model import FEEDS, build_model, floatx
 
-    if feed not in KERAS_FEEDS:
-        raise ValueError(f"unknown Keras feed {feed!r}; use one of {KERAS_FEEDS}")
+    if feed not in FEEDS:
+        raise ValueError(f"unknown Keras feed {feed!r}; use one of {FEEDS}")
     devices = replica_devices(replicas, device_spec)
     strategy = mirrored_strategy(devices)
     dtype = str(X.dtype)

@@ -210,15 +210,6 @@ def outcome_to_json(outcome):
     return asdict(outcome)
 
 
-def outcome_from_json(record):
-    """A ProbeOutcome back from outcome_to_json's dict."""
-    fields = dict(record)
-    fields["config"] = ProbeConfig(**fields["config"])
-    for key in ("weights", "loss_curve"):
-        fields[key] = None if fields[key] is None else tuple(fields[key])
-    return ProbeOutcome(**fields)
-
-
 def run_job(strategy, job, emit):
     """Probe every configuration of a job dict under `strategy`, handing each outcome to emit(dict) when done.
 

@@ -270,9 +270,9 @@ def report_section(table):
         lines.append(f"The triple Python loop ran only for n = {', '.join(str(int(n)) for n in sorted(loop.n.unique()))} "
                      f"(larger sizes take minutes): {big.min_s:.3g} s at n = {int(big.n)}, {big.gflops * 1e3:.3g} MFLOP/s; "
                      f"n^3 scaling puts the lesson's n = 500 at about {extrapolated:.0f} s.")
-        same = table[(table.method == "numpy") & (table.dtype == "float64") & (table.n == big.n)]
-        if not same.empty:
-            lines.append(f"At n = {int(big.n)} numpy.matmul is {big.min_s / same.min_s.iloc[0]:,.0f}x faster than the loop.")
+        speedup = loop_speedup(table)
+        if speedup:
+            lines.append(f"At n = {speedup[0]} numpy.matmul is {speedup[1]:,.0f}x faster than the loop.")
     best = lib.loc[lib.groupby(["method", "device", "dtype"]).gflops.idxmax()]
     best = best[["method", "device", "dtype", "gflops", "n"]].rename(columns={"gflops": "best GFLOP/s", "n": "at n"})
     lines += ["", md_table(best, "{:.1f}")]
