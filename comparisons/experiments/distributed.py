@@ -16,14 +16,16 @@ loopback figures and once with the datacenter ones, and the best worker count at
 """
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+import handrolled
+
 from .. import projection
 from ..isolated import Failure, python_module, run_child
+from ..timing import time_calls
 
 NAME = "distributed"
 M = 32  # features
@@ -52,26 +54,18 @@ def plan(config):
 # ------------------------------------------------------------------------------- measurements
 
 def measure_gram(rows, m=M, iterations=200, seed=0):
-    """(seconds per Gram entry of the one pass, seconds per O(m^2) iteration), numpy float64, best of 3."""
+    """(seconds per Gram entry of the one pass, seconds per O(m^2) iteration), numpy float64, best of 2 after a warm-up.
+
+    Timed on the study's own route: handrolled.sufficient_statistics (the pass, block by block) and
+    handrolled.descend_gram (the iterations, loss recorded each step).
+    """
     rng = np.random.default_rng(seed)
-    A = np.hstack([rng.standard_normal((rows, m)), np.ones((rows, 1))])  # (rows, m + 1): [X, 1]
-    y = rng.standard_normal(rows)
-    passes = []
-    for _ in range(3):
-        began = time.perf_counter()
-        G, c, s = _gram_statistics(A, y)
-        passes.append(time.perf_counter() - began)
-    G, c = G / rows, c / rows
-    theta, lr = np.zeros(m + 1), 1e-3
-    loops = []
-    for _ in range(3):
-        began = time.perf_counter()
-        for _ in range(iterations):
-            Gt = G @ theta
-            _loss = s / rows - 2 * theta @ c + theta @ Gt  # the loss in Gram form, recorded each step
-            theta = theta - 2 * lr * (Gt - c)
-        loops.append(time.perf_counter() - began)
-    return min(passes) / (rows * (m + 1) * (m + 2) / 2), min(loops) / iterations
+    X, y = rng.standard_normal((rows, m)), rng.standard_normal((rows, 1))
+    _, one_pass = time_calls(lambda: handrolled.sufficient_statistics(X, y), 2)
+    stats = handrolled.sufficient_statistics(X, y)
+    W0 = np.zeros((m, 1))
+    _, loop = time_calls(lambda: handrolled.descend_gram(stats, W0, 0.0, 1e-3, iterations), 2)
+    return one_pass.min_s / (rows * (m + 1) * (m + 2) / 2), loop.min_s / iterations
 
 
 def mirrored_groups(replica_counts):
@@ -82,22 +76,6 @@ def mirrored_groups(replica_counts):
     size failed here ("joining a group with size 2, but that group has size 4").
     """
     return {max(replica_counts): sorted(replica_counts)}
-
-
-def _gram_statistics(A, y, block=8192):
-    """G = A^T A, c = A^T y, s = y^T y in one pass over blocks of rows (A (n, m + 1), y (n,)).
-
-    Block by block, as a streaming pass reads them. Also measured: on this shared machine the
-    whole-array A.T @ A went to a multithreaded BLAS routine that stalled for seconds under load,
-    while the blocks ran in a fraction of that.
-    """
-    G, c, s = np.zeros((A.shape[1], A.shape[1])), np.zeros(A.shape[1]), 0.0
-    for start in range(0, len(A), block):
-        rows, targets = A[start:start + block], y[start:start + block]
-        G += rows.T @ rows
-        c += rows.T @ targets
-        s += targets @ targets
-    return G, c, s
 
 
 def _mirrored(plan_):
