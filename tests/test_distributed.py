@@ -422,3 +422,43 @@ def test_a_worker_whose_port_is_taken_says_so_before_importing_tensorflow(tmp_pa
     assert proc.stdout.split() == ["False", "1"], proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("error: worker 0: OSError: cannot bind port") and any(s in line.lower() for s in PORT_IN_USE)
+
+
+def test_a_worker_imports_tensorflow_with_matplotlib_and_pandas_hidden_and_restores_them(tmp_path):
+    """Against a stand-in `tensorflow` that tries to import both (as Keras does) and records what it got."""
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(textwrap.dedent("""
+        import importlib, os
+        seen = {}
+        for name in ("matplotlib", "pandas", "json"):
+            try:
+                importlib.import_module(name)
+                seen[name] = "imported"
+            except ImportError:
+                seen[name] = "hidden"
+        log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+        class _Logger:
+            level = None
+            def setLevel(self, level):
+                self.level = level
+        _logger = _Logger()
+        def get_logger():
+            return _logger
+        """))
+    script = textwrap.dedent("""
+        import json, sys
+        from tf_models.worker_import import import_tensorflow_for_worker
+        tf = import_tensorflow_for_worker()
+        import pandas  # importable again once TensorFlow is loaded
+        print(json.dumps(dict(seen=tf.seen, level=tf.get_logger().level, log_level=tf.log_level,
+                              pandas_after=pandas.__name__)))
+        """)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO)])
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found["seen"] == {"matplotlib": "hidden", "pandas": "hidden", "json": "imported"}
+    assert found["level"] == "ERROR" and found["log_level"] == "2" and found["pandas_after"] == "pandas"

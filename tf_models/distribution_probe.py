@@ -21,13 +21,14 @@ judges them; comparisons/ compares with numpy. Running this module as a script i
 subprocess entry point: it reads a JSON job and writes one JSON line per configuration.
 """
 import json
-import os
 import re
 import sys
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from .worker_import import import_tensorflow_for_worker
 
 APIS = ("tape", "keras")
 FEEDS = ("numpy", "dataset", "distributed")
@@ -227,12 +228,10 @@ def run_job(strategy, job, emit):
 def main(argv):
     """Entry point for a MirroredStrategy group: `python -m tf_models.distribution_probe JOB.json`."""
     job = json.loads(open(argv[0]).read())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    tf = import_tensorflow_for_worker()
 
     from .distributed import mirrored_strategy, replica_devices
 
-    tf.get_logger().setLevel("ERROR")
     devices = replica_devices(int(job["replicas"]), "cpu")  # splits the CPU: before anything initialises TensorFlow
     tf.config.experimental.enable_tensor_float_32_execution(False)
     strategy = mirrored_strategy(devices)

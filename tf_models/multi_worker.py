@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .timing import time_calls
+from .worker_import import import_tensorflow_for_worker
 
 TASKS = {}
 
@@ -309,14 +310,6 @@ def check_port_free(index):
             raise OSError(f"cannot bind port {port} of {address}: {exc.strerror}") from None
 
 
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    return tf
-
-
 def run(job):
     """Join the cluster of TF_CONFIG, run job["task"] and return its dict (every worker; the chief writes it)."""
     index, workers = cluster_from_environment()
@@ -324,7 +317,7 @@ def run(job):
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
     check_port_free(index)  # before TensorFlow's import: a taken port costs the launcher's retry no start-up
-    tf = _quiet_tensorflow()
+    tf = import_tensorflow_for_worker()
     timeout = float(job.get("collective_timeout_s", 60))
     communication = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
     # must be created before any other TensorFlow op: it starts this worker's gRPC server
