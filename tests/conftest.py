@@ -113,6 +113,27 @@ def lesson_data():
 
 
 @pytest.fixture(scope="session")
+def lesson_run(lesson_data, tf_ready):
+    """lesson_run(name, dtype, iterations=60): `name`'s run on the lesson's data (lr 0.05), made once per session.
+
+    Several tests check different properties of the same run (its curve against numpy, its per-step
+    gradient checks, its finite differences, its compile mode); they share one trace and call.
+    """
+    from functools import cache
+
+    from comparisons.implementations import make_trainer
+
+    data, (W0, b0) = lesson_data
+
+    @cache
+    def run(name, dtype, iterations=60):
+        X, y = data.X.astype(dtype), data.y.astype(dtype)
+        return make_trainer(name, X, y, 0.05, iterations)(W0, b0)
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def tf_ready():
     """TensorFlow imported quietly, TF32 off and op determinism on, as in equivalence runs."""
     from comparisons.tf_runtime import import_tensorflow

@@ -21,12 +21,14 @@ SHORT_RUNS = {"keras:numpy_input": 20}
 TF_NAMES = [n for n in IMPLEMENTATIONS if n != "numpy" and not REGISTRY[n].distributed]
 
 
-def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS, batches=None):
-    """Run `name` and numpy from the same start; compare every loss point, the weights and the bias."""
+def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS, batches=None, result=None):
+    """Run `name` (unless its `result` of these settings is given) and numpy from the same start; compare every
+    loss point, the weights and the bias."""
     X, y = data.X.astype(dtype), data.y.astype(dtype)
     W0, b0 = initial
     reference = make_trainer("numpy", X, y, lr, iterations, batches=batches)(W0, b0)
-    result = make_trainer(name, X, y, lr, iterations, batches=batches)(W0, b0)
+    if result is None:
+        result = make_trainer(name, X, y, lr, iterations, batches=batches)(W0, b0)
     result = stop_at_divergence(result, X, y, lr, W0, b0, batches=batches)  # Keras past a divergence point
     assert result.diverged_at == reference.diverged_at
     assert len(result.loss_curve) == len(reference.loss_curve)
@@ -41,9 +43,11 @@ def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", TF_NAMES)
-def test_matches_numpy(tf_ready, lesson_data, name, dtype):
+def test_matches_numpy(lesson_data, lesson_run, name, dtype):
     data, initial = lesson_data
-    result = assert_equivalent(name, data, initial, dtype, iterations=SHORT_RUNS.get(name, ITERATIONS))
+    iterations = SHORT_RUNS.get(name, ITERATIONS)
+    result = assert_equivalent(name, data, initial, dtype, iterations=iterations,
+                               result=lesson_run(name, dtype, iterations))
     assert result.device == "cpu"
 
 
@@ -56,10 +60,10 @@ def test_matches_numpy_with_several_features(tf_ready, name):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_gradient_tape_autodiff_equals_analytic_every_step(tf_ready, lesson_data, dtype):
+def test_gradient_tape_autodiff_equals_analytic_every_step(lesson_data, lesson_run, dtype):
     data, initial = lesson_data
     X, y = data.X.astype(dtype), data.y.astype(dtype)
-    result = make_trainer("gradient_tape", X, y, 0.05, ITERATIONS)(*initial)
+    result = lesson_run("gradient_tape", dtype, ITERATIONS)  # the run test_matches_numpy compares with numpy
     checks = [c for c in result.gradient_checks if c.method == "analytic_vs_autodiff"]
     assert [c.iteration for c in checks] == list(range(ITERATIONS))
     bound = 1e-12 if dtype == "float64" else 1e-4
@@ -87,7 +91,7 @@ def test_finite_differences_hold_at_the_start_at_the_fit_and_far_away(tf_ready, 
         assert gt.finite_difference_check(X_, y_, W, b)[2]
 
 
-def test_finite_difference_bound_catches_a_small_formula_error(tf_ready, lesson_data, monkeypatch):
+def test_finite_difference_bound_catches_a_small_formula_error(lesson_data, lesson_run, monkeypatch):
     """A gradient wrong by 1e-4 relative lies outside the bound; a zero-safety check stops the run."""
     import tf_models.gradient_tape as gt
 
@@ -97,7 +101,7 @@ def test_finite_difference_bound_catches_a_small_formula_error(tf_ready, lesson_
     exact = np.append(np.ravel(grad_W), grad_b)
     assert np.all(np.abs(numeric - exact) <= gt.FINITE_DIFFERENCE_SAFETY * rounding)  # the truth passes
     assert np.all(np.abs(numeric - exact * (1 + 1e-4)) > gt.FINITE_DIFFERENCE_SAFETY * rounding)  # a slip does not
-    result = make_trainer("gradient_tape", data.X, data.y, 0.05, 5)(W0, b0)
+    result = lesson_run("gradient_tape", "float64", ITERATIONS)
     monkeypatch.setattr(gt, "FINITE_DIFFERENCE_SAFETY", 0.0)  # no difference at all allowed: must stop the run
     with pytest.raises(gt.GradientMismatchError, match="central differences"):
         finite_difference_checks(data.X, data.y, W0, b0, result)
@@ -150,22 +154,25 @@ def test_whole_lesson_run_agrees_to_1e_10(tf_ready, lesson_data):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("block_rows", [16, 25, 100, 1000])  # leftover rows, none, one block, only leftovers
-@pytest.mark.parametrize("lr", [0.05, 10.0])  # converging and diverging
-def test_blocked_loop_matches_numpy(tf_ready, lesson_data, dtype, block_rows, lr):
-    """Taking each step block by block (each block's loss share under its own tape) is the same descent."""
+def test_blocked_loop_matches_numpy(tf_ready, lesson_data, dtype, block_rows):
+    """Taking each step block by block (each block's loss share under its own tape) is the same descent,
+    converging (lr 0.05) and diverging (lr 10), both from one trainer: the rate is an input of its loop."""
     from tf_models.gradient_tape import make_tape_trainer
 
     data, (W0, b0) = lesson_data
     X, y = data.X.astype(dtype), data.y.astype(dtype)
-    reference = make_trainer("numpy", X, y, lr, 40)(W0, b0)
-    result = make_tape_trainer(X, y, lr, 40, mode="blocked", block_rows=block_rows)(W0, b0)
-    assert result.mode == "blocked" and result.diverged_at == reference.diverged_at
-    np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=RTOL[dtype], atol=0)
-    np.testing.assert_allclose(result.weights, reference.weights, rtol=RTOL[dtype])
-    assert result.grad_rel_diff.max() < (1e-12 if dtype == "float64" else 1e-5)  # the check still sees every row
+    trainer = make_tape_trainer(X, y, 0.05, 40, mode="blocked", block_rows=block_rows)
+    for lr, diverges in [(0.05, False), (10.0, True)]:
+        reference = make_trainer("numpy", X, y, lr, 40)(W0, b0)
+        result = trainer(W0, b0, lr)
+        assert result.mode == "blocked" and result.diverged_at == reference.diverged_at
+        assert (reference.diverged_at is not None) == diverges
+        np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=RTOL[dtype], atol=0)
+        np.testing.assert_allclose(result.weights, reference.weights, rtol=RTOL[dtype])
+        assert result.grad_rel_diff.max() < (1e-12 if dtype == "float64" else 1e-5)  # the check sees every row
 
 
-def test_default_gradient_tape_compiles_with_xla_only_while_x_is_small(tf_ready, lesson_data):
+def test_default_gradient_tape_compiles_with_xla_only_while_x_is_small(lesson_run):
     from tf_models.gradient_tape import XLA_MAX_BYTES, resolve_mode
 
     small, large = np.empty((100, 1)), np.empty((XLA_MAX_BYTES // 8 + 1, 1))
@@ -173,6 +180,5 @@ def test_default_gradient_tape_compiles_with_xla_only_while_x_is_small(tf_ready,
     assert resolve_mode("graph", small) == "graph" and resolve_mode("xla", large) == "xla"
     with pytest.raises(ValueError):
         resolve_mode("fast", small)
-    data, initial = lesson_data
-    assert make_trainer("gradient_tape", data.X, data.y, 0.05, 3)(*initial).jit_compile is True
-    assert make_trainer("gradient_tape:graph", data.X, data.y, 0.05, 3)(*initial).jit_compile is False
+    assert lesson_run("gradient_tape", "float64", ITERATIONS).jit_compile is True
+    assert lesson_run("gradient_tape:graph", "float64", ITERATIONS).jit_compile is False

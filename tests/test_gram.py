@@ -145,14 +145,10 @@ def test_tape_gram_follows_numpy_gram(tf_ready, lesson_data, dtype, block_rows):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_tape_gram_checks_autodiff_against_the_analytic_gradient_every_step(tf_ready, lesson_data, dtype):
-    from comparisons.implementations import make_trainer
-
-    data, initial = lesson_data
-    X, y = data.X.astype(dtype), data.y.astype(dtype)
-    result = make_trainer("gradient_tape:gram", X, y, 0.05, 40)(*initial)
+def test_tape_gram_checks_autodiff_against_the_analytic_gradient_every_step(lesson_run, dtype):
+    result = lesson_run("gradient_tape:gram", dtype, 60)  # the run test_equivalence compares with numpy
     checks = [c for c in result.gradient_checks if c.method == "analytic_vs_autodiff"]
-    assert [c.iteration for c in checks] == list(range(40))
+    assert [c.iteration for c in checks] == list(range(60))
     # autodiff of theta^T G theta is (G + G^T) theta: the same as 2 G theta up to a few roundings of |G| |theta|
     assert max(c.max_rel_diff for c in checks) < 10 * np.finfo(dtype).eps
 
