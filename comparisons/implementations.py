@@ -97,6 +97,8 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
             r = handrolled.descend_gram(stats, W0, b0, float(rate), iterations)
             return RunResult(name, "cpu", dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at,
                              loss_bound=_gram_loss_bound(stats, r.weights, r.bias, r.loss_curve))
+        train.stages = (lambda: handrolled.sufficient_statistics(X, y),
+                        lambda stats, W0, b0: handrolled.descend_gram(stats, W0, b0, lr, iterations).loss_curve)
         return train
 
     if base == "numpy":
@@ -143,6 +145,9 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
         bound = (_gram_loss_bound(handrolled.GramStatistics(r.G, r.c, r.s, r.n), r.weights, r.bias, r.loss_curve)
                  if variant == "gram" else None)
         return _tape_run_result(name, dtype, r, loss_bound=bound)
+    if variant == "gram":  # the same traced functions, timed apart (no second trace or compilation)
+        train.stages = (lambda: tuple(t.numpy() for t in tape_train.one_pass()),
+                        lambda stats, W0, b0: tape_train.iterate(*stats, W0, b0).loss_curve)
     return train
 
 
@@ -173,21 +178,15 @@ def _tape_run_result(name, dtype, r, loss_bound=None):
                      mode=r.mode, timing=getattr(r, "timing", None), loss_bound=loss_bound)
 
 
-def gram_stages(name, X, y, lr, iterations, device="cpu"):
-    """A Gram route's two stages, to time apart: (one_pass() -> statistics, iterate(statistics, W0, b0) -> loss curve).
+def gram_stages(trainer):
+    """A Gram route's trainer's two stages, to time apart: (one_pass() -> statistics, iterate(statistics, W0, b0) -> loss curve).
 
-    Both return only once their result is on the host.
+    Both return only once their result is on the host; they are the trainer's own (already traced) stages.
     """
-    if name == "numpy:gram":
-        return (lambda: handrolled.sufficient_statistics(X, y),
-                lambda stats, W0, b0: handrolled.descend_gram(stats, W0, b0, lr, iterations).loss_curve)
-    if name != "gradient_tape:gram":
-        raise ValueError(f"{name!r} is not a Gram route")
-    from tf_models.gram import make_gram_tape_trainer
-
-    trainer = make_gram_tape_trainer(X, y, lr, iterations, device=device, divergence_factor=handrolled.DIVERGENCE_FACTOR)
-    return (lambda: tuple(t.numpy() for t in trainer.one_pass()),
-            lambda stats, W0, b0: trainer.iterate(*stats, W0, b0).loss_curve)
+    try:
+        return trainer.stages
+    except AttributeError:
+        raise ValueError("not the trainer of a Gram route (numpy:gram, gradient_tape:gram)") from None
 
 
 def _gram_loss_bound(stats, W, b, loss_curve):

@@ -252,3 +252,19 @@ def test_gram_routes_report_divergence_like_numpy_and_take_the_rate_at_call_time
         k = len(reference.loss_curve)
         np.testing.assert_allclose(result.loss_curve[:k], reference.loss_curve, rtol=1e-10)
     assert reference.diverged_at is None and result.loss_bound is not None
+
+
+def test_gram_stages_are_the_trainers_own_pass_and_iterations(lesson_data):
+    """Timed apart by the scaling experiment: the pass gives the statistics, the iterations the trainer's curve."""
+    from comparisons.implementations import gram_stages, make_trainer
+
+    data, (W0, b0) = lesson_data
+    trainer = make_trainer("numpy:gram", data.X, data.y, 0.05, 30)
+    one_pass, iterate = gram_stages(trainer)
+    stats = one_pass()
+    # oracle for G: [X, 1]^T [X, 1] / n built directly
+    Xa = np.hstack([data.X, np.ones((data.n, 1))])
+    np.testing.assert_allclose(stats.G, Xa.T @ Xa / data.n, rtol=1e-13)
+    np.testing.assert_array_equal(iterate(stats, W0, b0), trainer(W0, b0).loss_curve)
+    with pytest.raises(ValueError, match="Gram route"):
+        gram_stages(make_trainer("numpy", data.X, data.y, 0.05, 30))

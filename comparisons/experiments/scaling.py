@@ -145,7 +145,7 @@ def run(ctx):
                         "mode": result.mode,
                     }
                     if gram:  # the stages apart: the pass, then the iterations on the statistics alone
-                        one_pass, iterate = gram_stages(name, X, y, float(lr), iterations, device=device)
+                        one_pass, iterate = gram_stages(trainer)
                         stats, pass_timing = time_calls(one_pass, repeats)
                         _, iterate_timing = time_calls(lambda: iterate(stats, W0, b0), repeats)
                         row.update(one_pass_s=pass_timing.median_s, per_iteration_s=iterate_timing.median_s / iterations)
