@@ -113,22 +113,39 @@ def lesson_data():
 
 
 @pytest.fixture(scope="session")
-def lesson_run(lesson_data, tf_ready):
-    """lesson_run(name, dtype, iterations=60): `name`'s run on the lesson's data (lr 0.05), made once per session.
+def lesson_trainer(lesson_data, tf_ready):
+    """lesson_trainer(name, dtype, iterations): `name`'s trainer on the lesson's data (lr 0.05), built once per session.
 
-    Several tests check different properties of the same run (its curve against numpy, its per-step
-    gradient checks, its finite differences, its compile mode); they share one trace and call.
+    A trainer takes its rate at call time, so the tests of other rates (divergence, one trainer for
+    several rates) and of a failing check call the same traced (and compiled) trainer.
     """
     from functools import cache
 
     from comparisons.implementations import make_trainer
 
-    data, (W0, b0) = lesson_data
+    data, _ = lesson_data
 
     @cache
-    def run(name, dtype, iterations=60):
-        X, y = data.X.astype(dtype), data.y.astype(dtype)
-        return make_trainer(name, X, y, 0.05, iterations)(W0, b0)
+    def build(name, dtype, iterations):
+        return make_trainer(name, data.X.astype(dtype), data.y.astype(dtype), 0.05, iterations)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def lesson_run(lesson_data, lesson_trainer):
+    """lesson_run(name, dtype, iterations): the lesson_trainer's run from the shared start at lr 0.05, made once.
+
+    Several tests check different properties of the same run (its curve against numpy, its per-step
+    gradient checks, its finite differences, its compile mode).
+    """
+    from functools import cache
+
+    _, (W0, b0) = lesson_data
+
+    @cache
+    def run(name, dtype, iterations):
+        return lesson_trainer(name, dtype, iterations)(W0, b0)
 
     return run
 

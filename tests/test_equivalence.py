@@ -107,14 +107,14 @@ def test_finite_difference_bound_catches_a_small_formula_error(lesson_data, less
         finite_difference_checks(data.X, data.y, W0, b0, result)
 
 
-def test_gradient_mismatch_is_an_error(tf_ready, lesson_data, monkeypatch):
+def test_gradient_mismatch_is_an_error(lesson_data, lesson_trainer, monkeypatch):
     """A tolerance the arithmetic cannot meet must stop the run, not end up in a footnote."""
     import tf_models.gradient_tape as gt
 
     monkeypatch.setitem(gt.GRADIENT_TOLERANCE, "float64", -1.0)
-    data, initial = lesson_data
+    _, initial = lesson_data
     with pytest.raises(gt.GradientMismatchError):
-        make_trainer("gradient_tape", data.X, data.y, 0.05, 5)(*initial)
+        lesson_trainer("gradient_tape", "float64", ITERATIONS)(*initial)
 
 
 @pytest.mark.parametrize("batch_size", [1, 32, 100])
@@ -127,19 +127,20 @@ def test_keras_minibatch_follows_the_same_order(tf_ready, lesson_data, batch_siz
 
 
 @pytest.mark.parametrize("name", ["keras", "gradient_tape", "gradient_tape:eager"])
-def test_divergence_is_reported_at_the_same_iteration(tf_ready, lesson_data, name):
+def test_divergence_is_reported_at_the_same_iteration(lesson_data, lesson_trainer, name):
     data, initial = lesson_data
-    result = assert_equivalent(name, data, initial, "float64", lr=10.0, iterations=40)
+    diverging = lesson_trainer(name, "float64", ITERATIONS)(*initial, 10.0)  # a trainer built for lr 0.05
+    result = assert_equivalent(name, data, initial, "float64", lr=10.0, result=diverging)
     assert result.diverged_at is not None and result.status.startswith("diverged at iteration")
 
 
 @pytest.mark.parametrize("name", ["keras", "gradient_tape", "gradient_tape:graph"])
-def test_one_trainer_serves_several_learning_rates(tf_ready, lesson_data, name):
+def test_one_trainer_serves_several_learning_rates(lesson_data, lesson_trainer, name):
     """The rate passed at call time is the one used (no stale compiled constant), in either order."""
     data, (W0, b0) = lesson_data
-    trainer = make_trainer(name, data.X, data.y, 0.05, 30)
+    trainer = lesson_trainer(name, "float64", ITERATIONS)  # built for lr 0.05
     for lr in (0.3, 0.05, 10.0):
-        reference = make_trainer("numpy", data.X, data.y, lr, 30)(W0, b0)
+        reference = make_trainer("numpy", data.X, data.y, lr, ITERATIONS)(W0, b0)
         result = trainer(W0, b0, lr)
         assert result.diverged_at == reference.diverged_at
         np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=1e-10, atol=0)

@@ -153,14 +153,13 @@ def test_tape_gram_checks_autodiff_against_the_analytic_gradient_every_step(less
     assert max(c.max_rel_diff for c in checks) < 10 * np.finfo(dtype).eps
 
 
-def test_tape_gram_gradient_mismatch_stops_the_run(tf_ready, lesson_data, monkeypatch):
+def test_tape_gram_gradient_mismatch_stops_the_run(lesson_data, lesson_trainer, monkeypatch):
     import tf_models.gradient_tape as gt
-    from comparisons.implementations import make_trainer
 
     monkeypatch.setitem(gt.GRADIENT_TOLERANCE, "float64", -1.0)
-    data, initial = lesson_data
+    _, initial = lesson_data
     with pytest.raises(gt.GradientMismatchError, match="gradient_tape:gram"):
-        make_trainer("gradient_tape:gram", data.X, data.y, 0.05, 5)(*initial)
+        lesson_trainer("gradient_tape:gram", "float64", 60)(*initial)
 
 
 @pytest.mark.parametrize("name", ["numpy:gram", "gradient_tape:gram"])
@@ -240,13 +239,13 @@ def test_gram_findings_read_the_table(gram_table):
 
 
 @pytest.mark.parametrize("name", ["numpy:gram", "gradient_tape:gram"])
-def test_gram_routes_report_divergence_like_numpy_and_take_the_rate_at_call_time(tf_ready, lesson_data, name):
+def test_gram_routes_report_divergence_like_numpy_and_take_the_rate_at_call_time(lesson_data, lesson_trainer, name):
     from comparisons.implementations import make_trainer
 
     data, initial = lesson_data
-    trainer = make_trainer(name, data.X, data.y, 0.05, 40)
+    trainer = lesson_trainer(name, "float64", 60)  # built for lr 0.05
     for lr in (10.0, 0.3):  # diverging, then converging, from one trainer
-        reference = make_trainer("numpy", data.X, data.y, lr, 40)(*initial)
+        reference = make_trainer("numpy", data.X, data.y, lr, 60)(*initial)
         result = trainer(*initial, lr)
         assert result.diverged_at == reference.diverged_at
         k = len(reference.loss_curve)
