@@ -182,20 +182,25 @@ def served(tmp_path_factory):
     The session's first start meets a port someone else listens on (worker 0 cannot bind it) and
     retries on fresh ports; it then serves a float64 lesson run on 101 rows (uneven shards), the
     study's adapter in float32 with its own timing, and the benchmark tasks, before a job whose
-    worker 1 exits ends it. The next job starts fresh workers, and its worker 1 hangs. What each
-    step gave is checked by the tests below; every worker ever started must be gone at the end.
+    worker 1 hangs ends it (worker 0's collective times out). A second session's worker 1 dies as it
+    starts (killed before it could import TensorFlow: a death costs the launcher no start-up to see).
+    What each step gave is checked by the tests below; every worker ever started must be gone at the end.
     """
     from comparisons import cluster
     from comparisons.implementations import make_trainer
 
     tmp = tmp_path_factory.mktemp("served")
     found, started, failures = {}, [], {}
+
+    def kill_worker_1(pids):
+        started.append(pids)
+        os.kill(pids[1], signal.SIGKILL)
+
     with socket.socket() as taken, pytest.MonkeyPatch.context() as patch:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        # short waits for the faults at the end: they come after both workers joined, so worker 0's
-        # collective times out only because of them (2 s), and the launcher's wait for the culprit's own
-        # exit (1 s) changes no verdict here
+        # short waits for the hang: it comes after both workers joined, so worker 0's collective times out
+        # only because of it (2 s), and the launcher's wait for the culprit's own exit (1 s) changes no verdict
         patch.setattr(cluster, "BLAME_WAIT_S", 1.0)
         with cluster.shared_sessions(ports=[taken.getsockname()[1], cluster.free_ports(1)[0]],
                                      on_start=started.append):
@@ -211,12 +216,17 @@ def served(tmp_path_factory):
             found["adapter"] = (trainer, trainer(W0, b0, repeats=2, budget_s=None), (X, y, W0, b0))
             found["benchmark"] = cluster.run_job(BENCHMARK_JOB, 2, timeout_s=240)
             found["starts_while_serving"] = len(started)
-            for kind in ("exit", "hang"):
-                (tmp / kind).mkdir()
-                job, _ = lesson_job(tmp / kind, fault={"worker": 1, "kind": kind}, collective_timeout_s=2)
-                with pytest.raises(cluster.ClusterError) as failure:
-                    cluster.run_job(job, 2, timeout_s=240)
-                failures[kind] = str(failure.value)
+            (tmp / "hang").mkdir()
+            job, _ = lesson_job(tmp / "hang", fault={"worker": 1, "kind": "hang"}, collective_timeout_s=2)
+            with pytest.raises(cluster.ClusterError) as failure:
+                cluster.run_job(job, 2, timeout_s=240)
+            failures["hang"] = str(failure.value)
+        with cluster.shared_sessions(on_start=kill_worker_1):
+            (tmp / "killed").mkdir()
+            job, _ = lesson_job(tmp / "killed")
+            with pytest.raises(cluster.ClusterError) as failure:
+                cluster.run_job(job, 2, timeout_s=240)
+            failures["killed"] = str(failure.value)
     found["failures"], found["started"] = failures, started
     return found
 
@@ -248,7 +258,7 @@ def test_multi_worker_adapter_float32_with_its_own_timing(served):
 def test_one_session_serves_every_job_and_a_failed_job_ends_it(served):
     """The adapter's run and the benchmark went to the workers already running; a failure forced a fresh start."""
     assert served["starts_while_serving"] == 2  # no start after the taken port's retry
-    assert len(served["started"]) == 3  # the hanging job, after the failed one had ended the session
+    assert len(served["started"]) == 3  # the second session, after the hang had ended the first
     assert not [pid for pids in served["started"] for pid in pids if alive(pid)]
     assert not children_running(os.getpid())
 
@@ -264,8 +274,8 @@ def test_cluster_tasks_time_steps_and_allreduces(served):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, named", [("exit", "injected fault"), ("hang", "hung")])
-def test_a_failing_or_hanging_worker_fails_the_run_naming_it(served, kind, named):
+@pytest.mark.parametrize("kind, named", [("killed", "SIGKILL"), ("hang", "hung")])
+def test_a_dead_or_hanging_worker_fails_the_run_naming_it(served, kind, named):
     message = served["failures"][kind]
     # a hung worker's last line may be its gRPC complaint about the peer that gave up on it
     assert "\n" not in message and message.startswith("worker 1 ") and named in message, message

@@ -332,17 +332,18 @@ def run(job):
 
 
 def _inject_fault(job, index):
-    """For the reliability tests only: job["fault"] = {"worker": k, "kind": "exit"|"hang"} breaks worker k."""
+    """For the reliability tests only: job["fault"] = {"worker": k, "kind": "hang"} makes worker k hang.
+
+    (A worker that dies needs no help: the tests kill one.)
+    """
     fault = job.get("fault")
     if not fault or int(fault["worker"]) != index:
         return
-    if fault["kind"] == "exit":
-        print(f"error: worker {index}: injected fault: exiting", file=sys.stderr, flush=True)
-        os._exit(3)
-    if fault["kind"] == "hang":
-        print(f"worker {index}: injected fault: hanging", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(3600)
+    if fault["kind"] != "hang":
+        raise ValueError(f"unknown fault kind {fault['kind']!r}; known: hang")
+    print(f"worker {index}: injected fault: hanging", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(3600)
 
 
 def write_result(result, where):
