@@ -18,7 +18,7 @@ from . import environment as env_info
 from . import experiments as experiment_registry
 from .data import initial_parameters, make_synthetic
 from .errors import UsageError
-from .implementations import is_tensorflow
+from .registry import needs_tensorflow_here
 from . import stability
 from .study import plan, preflight_message, run_single
 
@@ -46,11 +46,12 @@ def load_data(config):
 def resolve_devices(config):
     """Device labels for TensorFlow runs, and whether TensorFlow was loaded for them; UsageError if unavailable.
 
-    TensorFlow is imported (quietly) only when it has work: a TensorFlow implementation that the
-    plan keeps, an experiment, or a GPU asked for by name (its absence is a usage error). A
-    numpy-only run under --device auto never loads it.
+    TensorFlow is imported (quietly) only when it has work here: a TensorFlow implementation that
+    the plan keeps and that runs in this process, an experiment, or a GPU asked for by name (its
+    absence is a usage error). A numpy-only run under --device auto never loads it, nor does a
+    multi-worker-only one (its workers load it).
     """
-    runs_tf = any(is_tensorflow(name) for name, _, _ in plan(config, ["cpu"])[0])
+    runs_tf = any(needs_tensorflow_here(name) for name, _, _ in plan(config, ["cpu"])[0])
     needs_tf = runs_tf or bool(config.experiments) or config.device.startswith("gpu")
     if not needs_tf:
         return ["cpu"], None

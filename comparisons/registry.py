@@ -18,6 +18,7 @@ class Implementation:
     step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts only
     default: bool = True  # part of the default run (False: only when named with --only)
     one_dtype_when_both: bool = False  # with --dtype both, run the last dtype only (a slow idiom costs the same in each)
+    in_worker_processes: bool = False  # TensorFlow runs only in the processes it starts: the driver need not load it
 
     @property
     def base(self):
@@ -55,7 +56,7 @@ REGISTRY = {impl.name: impl for impl in (
                    True, True, distributed=True, step_cost_s=8e-3),
     Implementation("gradient_tape:multi_worker", "the tape loop under MultiWorkerMirroredStrategy over --workers "
                    "processes on loopback (TF_CONFIG), one packed all-reduce per step", True, True, distributed=True,
-                   step_cost_s=4e-3),
+                   step_cost_s=4e-3, in_worker_processes=True),
 )}
 
 IMPLEMENTATIONS = tuple(REGISTRY)  # every name, in the order tables and figures list them
@@ -79,6 +80,12 @@ def split_name(name):
 def is_tensorflow(name):
     """Whether an implementation runs in TensorFlow (and so on TensorFlow's devices)."""
     return get(name).tensorflow
+
+
+def needs_tensorflow_here(name):
+    """Whether an implementation runs TensorFlow in the study's own process (not only in workers it starts)."""
+    impl = get(name)
+    return impl.tensorflow and not impl.in_worker_processes
 
 
 def step_cost_s(name, fallback=1e-4):

@@ -19,6 +19,7 @@ from . import experiments as experiment_registry
 from . import figures
 from .config import EXPERIMENTS
 from .prose import duration, in_eps, join, md_table, plural, ratio, run_label
+from .registry import REGISTRY
 from .tolerances import CONVERGED, EQUIVALENCE
 
 MAX_FINDINGS = 10
@@ -249,7 +250,7 @@ def _setup_section(study, env, config):
         f"b0 = {study['initial_bias']:.6f}",
         f"- Hessian 2/n [X,1]^T [X,1] of the trained features: lambda_min = {study['lambda_min']:.4g}, "
         f"lambda_max = {study['lambda_max']:.4g}, so the largest stable step is 2/lambda_max = {study['max_stable_lr']:.4g}",
-        f"- devices TensorFlow saw: {', '.join(tf.get('physical_devices', [])) or 'TensorFlow not loaded'}; "
+        f"- devices TensorFlow saw: {', '.join(tf.get('physical_devices', [])) or 'none (TensorFlow not loaded by the study process)'}; "
         f"GPUs: {', '.join(tf.get('gpus', [])) or 'none'}",
         f"- machine: {env.get('cpu_model')}, {env.get('cpu_cores_usable')} usable cores, {env.get('platform')}; "
         f"BLAS: {env.get('blas', {}).get('name')} {env.get('blas', {}).get('version', '')}",
@@ -334,10 +335,13 @@ def _equivalence_section(equivalence, grads, runs):
     return "\n".join(text)
 
 
-def _numerics_note(env):
-    """Under which numerical settings the timings were taken (they are the equivalence settings)."""
+def _numerics_note(env, names):
+    """Under which numerical settings the timings of the runs `names` were taken (they are the equivalence settings)."""
     numerics = env.get("numerics") or {}
     if not numerics:
+        if any(n in REGISTRY and REGISTRY[n].tensorflow for n in names):  # only in worker processes
+            return ("TensorFlow ran only in the worker processes, each with op determinism on (TF32 does not apply: "
+                    "loopback workers see no GPU); this process did not load it.")
         return "No TensorFlow run, so no TensorFlow numerics settings apply."
     return (f"TensorFlow ran with op determinism {'on' if numerics.get('op_determinism') else 'off'} and TF32 "
             f"{'on' if numerics.get('tf32_enabled') else 'off'}, the settings the equivalence needs; on a GPU "
@@ -358,7 +362,8 @@ def _timings_section(timings, runs, env, config):
             f"{config.get('time_budget_s', '?')} s, and a run slower than that is not repeated at all (`repeats` 0: its "
             "times are the warm-up call's, compilation included, which for those variants is a small share). `speedup_vs_numpy` is numpy's median over "
             "this median in the same dtype, above 1 faster than numpy; it is left empty (nan) where a diverged run "
-            "stopped early and the two did different numbers of updates (`iterations`). " + _numerics_note(env), "", md_table(shown, "{:.4g}"), "",
+            "stopped early and the two did different numbers of updates (`iterations`). "
+            + _numerics_note(env, set(timings.implementation)), "", md_table(shown, "{:.4g}"), "",
             "![timings](timings.png)", "", "**Reading the timings.**"]
     jit = runs.set_index(["implementation", "device", "dtype"]).jit_compile.to_dict()
     modes = runs.set_index(["implementation", "device", "dtype"])["mode"].to_dict() if "mode" in runs else {}

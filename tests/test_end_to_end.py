@@ -244,3 +244,28 @@ def test_a_numpy_only_run_never_loads_tensorflow(tmp_path):
                                                                                              expected.loss))
     environment = json.loads((out / "environment.json").read_text())
     assert environment["tensorflow"] is None  # no TensorFlow devices looked up for a run that had none to place
+
+
+def test_the_driver_loads_tensorflow_only_for_work_in_its_own_process(monkeypatch):
+    """A multi-worker-only run leaves TensorFlow to its workers; one in-process TensorFlow run, or an experiment, loads it."""
+    import run_all
+    from comparisons import pipeline, tf_runtime
+
+    class Loaded(Exception):
+        pass
+
+    def refuse():
+        raise Loaded
+
+    monkeypatch.setattr(tf_runtime, "import_tensorflow", refuse)
+    parser = run_all.build_parser()
+
+    def config(*argv):
+        return run_all.config_from_args(parser.parse_args(list(argv)), list(argv))
+
+    assert pipeline.resolve_devices(config("--only", "gradient_tape:multi_worker", "--experiments", "none")) == (
+        ["cpu"], None)
+    for argv in (["--only", "gradient_tape:multi_worker,keras", "--experiments", "none"],
+                 ["--only", "gradient_tape:multi_worker", "--experiments", "lr_sweep"]):
+        with pytest.raises(Loaded):
+            pipeline.resolve_devices(config(*argv))

@@ -221,3 +221,12 @@ def test_a_gram_route_is_allowed_its_rounding_bound_and_no_more(results):
     edit_csv(results, "equivalence", gram_row(7e-4, 5e-4))  # beyond 1e-4 + 5e-4
     first = report.findings(results)[0]
     assert "1 run outside the tolerance" in first and "`numpy:gram` [cpu, float32]" in first
+
+
+def test_the_numerics_note_says_where_tensorflow_ran(results):
+    env = json.loads((results / "environment.json").read_text())
+    assert report._numerics_note(env, {"numpy", "keras"}).startswith("TensorFlow ran with op determinism on and TF32 off")
+    driver_without = {**env, "numerics": None}  # what a run leaves when its process never loaded TensorFlow
+    assert report._numerics_note(driver_without, {"numpy"}).startswith("No TensorFlow run")
+    assert report._numerics_note(driver_without, {"numpy", "gradient_tape:multi_worker"}).startswith(
+        "TensorFlow ran only in the worker processes, each with op determinism on")
