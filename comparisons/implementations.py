@@ -11,7 +11,7 @@ import numpy as np
 
 import handrolled
 
-from .registry import IMPLEMENTATIONS, is_tensorflow, split_name  # noqa: F401 (re-exported)
+from .registry import IMPLEMENTATIONS, REGISTRY, is_tensorflow, split_name  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,13 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
     """
     if name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown implementation {name!r}; known: {', '.join(IMPLEMENTATIONS)}")
+    if batches is not None and REGISTRY[name].full_batch_only:
+        raise ValueError(f"{name} trains full batch only")
     base, variant = split_name(name)
     dtype = str(X.dtype)
     lr = float(lr)  # Keras' SGD rejects an integer learning rate
 
     if name == "numpy:gram":
-        if batches is not None:
-            raise ValueError("numpy:gram trains full batch only")
-
         def train(W0, b0, rate=lr):
             stats = handrolled.sufficient_statistics(X, y)  # the one pass, inside every (timed) call
             r = handrolled.descend_gram(stats, W0, b0, float(rate), iterations)
@@ -107,8 +106,6 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
             return RunResult(name, "cpu", dtype, r.weights, float(r.bias), r.loss_curve, r.diverged_at)
         return train
 
-    if variant in ("mirrored", "multi_worker") and batches is not None:
-        raise ValueError(f"{name} trains full batch only")
     if name == "gradient_tape:multi_worker":
         return make_multi_worker_trainer(X, y, lr, iterations, workers)
 
@@ -122,8 +119,6 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
                              jit_compile=r.jit_compile, updates_per_call=iterations)
         return train
 
-    if batches is not None:
-        raise ValueError(f"{name} trains full batch only")
     if variant == "mirrored":
         from tf_models.distributed import make_mirrored_tape_trainer
 
