@@ -145,8 +145,8 @@ def measure_small_lr_slow(env):
     X, y = _lesson_data(env.seed)
     W0, b0 = initial_parameters(1, env.seed)
     analysis = stability.analyse(X)
-    # each run stops half again past the iterations theory bounds it by: enough to get there, no more
-    caps = {lr: int(1.5 * analysis.predicted_iterations(lr, lr_sweep.TOLERANCE)) + 10 for lr in (0.05, 0.005)}
+    # each run stops a little past the iterations theory bounds it by: enough to get there, no more
+    caps = {lr: lr_sweep.room_past(analysis.predicted_iterations(lr, lr_sweep.TOLERANCE)) for lr in (0.05, 0.005)}
     return {"lr_fast": 0.05, "lr_slow": 0.005,
             "iterations_fast": lr_sweep.measured_iterations(X, y, W0, b0, 0.05, caps[0.05]),
             "iterations_slow": lr_sweep.measured_iterations(X, y, W0, b0, 0.005, caps[0.005])}

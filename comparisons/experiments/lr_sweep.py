@@ -55,6 +55,11 @@ def side(lr, threshold):
     return "stable" if lr < threshold else "unstable"
 
 
+def room_past(predicted):
+    """How many iterations a measured run may take when theory predicts `predicted`: half again, plus 10."""
+    return int(1.5 * predicted) + 10
+
+
 def measured_iterations(X, y, W0, b0, lr, cap, tol=TOLERANCE):
     """First iteration at which the numpy float64 run is within tol * its initial distance of OLS, or -1 within `cap`."""
     W_ols, b_ols = handrolled.ols(X, y)
@@ -78,7 +83,7 @@ def run(ctx):
     rows, trainers = [], {}
     for lr in rates:
         predicted = analysis.predicted_iterations(lr, TOLERANCE)
-        measured = (measured_iterations(data.X, data.y, W0, b0, lr, min(cap, int(1.5 * predicted) + 10))
+        measured = (measured_iterations(data.X, data.y, W0, b0, lr, min(cap, room_past(predicted)))
                     if math.isfinite(predicted) else -1)
         for name in implementations(config):
             # slow implementations, and every one on large data, make fewer updates per rate
