@@ -112,6 +112,11 @@ def lesson_data():
     return data, initial_parameters(1, seed=0)
 
 
+# updates of the runs the equivalence and Gram tests share through lesson_trainer / lesson_run: small, yet long
+# enough for the curves to reach the slow part of their descent
+LESSON_ITERATIONS = 60
+
+
 @pytest.fixture(scope="session")
 def lesson_trainer(lesson_data, tf_ready):
     """lesson_trainer(name, dtype, iterations): `name`'s trainer on the lesson's data (lr 0.05), built once per session.

@@ -13,8 +13,10 @@ from comparisons.data import order_seed
 from comparisons.registry import REGISTRY
 from comparisons.implementations import finite_difference_checks, make_trainer, stop_at_divergence
 
+from .conftest import LESSON_ITERATIONS
+
 RTOL = {"float64": 1e-10, "float32": 1e-4}
-ITERATIONS = 60  # small, yet long enough for the curves to reach the slow part of their descent
+ITERATIONS = LESSON_ITERATIONS  # the shared runs' count (conftest): one trace serves several tests
 # fit(epochs=N) on numpy arrays pays tens of ms per epoch: fewer; its per-step arithmetic is Keras' own, tested at 60
 SHORT_RUNS = {"keras:numpy_input": 20}
 # single-process TensorFlow ones; the distributed variants need a split CPU or worker processes: test_distributed.py

@@ -12,6 +12,8 @@ import pytest
 import handrolled
 from comparisons.data import initial_parameters, make_synthetic
 
+from .conftest import LESSON_ITERATIONS
+
 
 def _design(X):
     return np.hstack([X, np.ones((X.shape[0], 1))])  # (n, m + 1)
@@ -146,9 +148,9 @@ def test_tape_gram_follows_numpy_gram(tf_ready, lesson_data, dtype, block_rows):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_tape_gram_checks_autodiff_against_the_analytic_gradient_every_step(lesson_run, dtype):
-    result = lesson_run("gradient_tape:gram", dtype, 60)  # the run test_equivalence compares with numpy
+    result = lesson_run("gradient_tape:gram", dtype, LESSON_ITERATIONS)  # the run test_equivalence compares with numpy
     checks = [c for c in result.gradient_checks if c.method == "analytic_vs_autodiff"]
-    assert [c.iteration for c in checks] == list(range(60))
+    assert [c.iteration for c in checks] == list(range(LESSON_ITERATIONS))
     # autodiff of theta^T G theta is (G + G^T) theta: the same as 2 G theta up to a few roundings of |G| |theta|
     assert max(c.max_rel_diff for c in checks) < 10 * np.finfo(dtype).eps
 
@@ -159,7 +161,7 @@ def test_tape_gram_gradient_mismatch_stops_the_run(lesson_data, lesson_trainer, 
     monkeypatch.setitem(gt.GRADIENT_TOLERANCE, "float64", -1.0)
     _, initial = lesson_data
     with pytest.raises(gt.GradientMismatchError, match="gradient_tape:gram"):
-        lesson_trainer("gradient_tape:gram", "float64", 60)(*initial)
+        lesson_trainer("gradient_tape:gram", "float64", LESSON_ITERATIONS)(*initial)
 
 
 @pytest.mark.parametrize("name", ["numpy:gram", "gradient_tape:gram"])
@@ -243,9 +245,9 @@ def test_gram_routes_report_divergence_like_numpy_and_take_the_rate_at_call_time
     from comparisons.implementations import make_trainer
 
     data, initial = lesson_data
-    trainer = lesson_trainer(name, "float64", 60)  # built for lr 0.05
+    trainer = lesson_trainer(name, "float64", LESSON_ITERATIONS)  # built for lr 0.05
     for lr in (10.0, 0.3):  # diverging, then converging, from one trainer
-        reference = make_trainer("numpy", data.X, data.y, lr, 60)(*initial)
+        reference = make_trainer("numpy", data.X, data.y, lr, LESSON_ITERATIONS)(*initial)
         result = trainer(*initial, lr)
         assert result.diverged_at == reference.diverged_at
         k = len(reference.loss_curve)

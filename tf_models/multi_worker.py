@@ -104,9 +104,19 @@ def load_shard(data, index, workers, dtype):
     return np.array(X_all[start:stop], dtype), np.array(y_all[start:stop], dtype).reshape(-1, 1), n
 
 
-def _budget(job):
-    """The job's time budget for repeats in seconds (None or absent: no limit)."""
-    return float("inf") if job.get("budget_s") is None else float(job["budget_s"])
+def timed_job_calls(ctx, call):
+    """(warm-up result, {"first_call_s", "repeat_s"}): call() timed as the job asks (repeats, budget_s).
+
+    Every worker makes the same number of calls (agreed_pace): each call runs collectives.
+    """
+    budget = float("inf") if ctx.job.get("budget_s") is None else float(ctx.job["budget_s"])
+    result, timing = time_calls(call, int(ctx.job.get("repeats", 0)), budget, pace=agreed_pace(ctx))
+    return result, {"first_call_s": timing.first_call_s, "repeat_s": list(timing.repeat_s)}
+
+
+def communication_options(tf, job):
+    """The job's CommunicationOptions: its collectives fail after job["collective_timeout_s"] (default 60) s."""
+    return tf.distribute.experimental.CommunicationOptions(timeout_seconds=float(job.get("collective_timeout_s", 60)))
 
 
 @task("train")
@@ -134,13 +144,13 @@ def train_task(ctx):
     def call():
         return result_from_loop(loop(W0, b0, lr), iterations, dtype, label, "multi_worker")
 
-    result, timing = time_calls(call, int(job.get("repeats", 0)), _budget(job), pace=agreed_pace(ctx))
+    result, times = timed_job_calls(ctx, call)
     local = strategy.experimental_local_results(W)[0].device
     return {
         "weights": result.weights.tolist(), "bias": float(result.bias), "loss_curve": result.loss_curve.tolist(),
         "diverged_at": result.diverged_at, "grad_abs_diff": result.grad_abs_diff.tolist(),
         "grad_rel_diff": result.grad_rel_diff.tolist(), "device": label, "chief_device": local,
-        "dtype": str(dtype), "n": n, "workers": ctx.workers, "first_call_s": timing.first_call_s, "repeat_s": list(timing.repeat_s),
+        "dtype": str(dtype), "n": n, "workers": ctx.workers, **times,
     }
 
 
@@ -204,11 +214,10 @@ def keras_train_task(ctx):
         kernel, bias = dense.get_weights()
         return kernel, bias, history.history["loss"]
 
-    (kernel, bias, losses), timing = time_calls(call, int(job.get("repeats", 0)), _budget(job),
-                                                pace=agreed_pace(ctx))
+    (kernel, bias, losses), times = timed_job_calls(ctx, call)
     return {"weights": kernel.tolist(), "bias": float(bias[0]), "epoch_loss": [float(v) for v in losses],
             "device": "+".join(f"worker{k}/cpu:0" for k in range(ctx.workers)), "dtype": str(dtype), "n": n,
-            "workers": ctx.workers, "first_call_s": timing.first_call_s, "repeat_s": list(timing.repeat_s)}
+            "workers": ctx.workers, **times}
 
 
 @task("serve")
@@ -229,9 +238,7 @@ def serve_task(ctx):
             time.sleep(0.02)
         job = json.loads(path.read_text())
         _inject_fault(job, ctx.index)
-        communication = tf.distribute.experimental.CommunicationOptions(
-            timeout_seconds=float(job.get("collective_timeout_s", 60)))
-        result = TASKS[job.get("task", "train")](replace(ctx, job=job, communication=communication))
+        result = TASKS[job.get("task", "train")](replace(ctx, job=job, communication=communication_options(tf, job)))
         if ctx.is_chief:
             write_result(result, str(inbox / f"{number:04d}.result.json"))
 
@@ -318,8 +325,7 @@ def run(job):
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
     check_port_free(index)  # before TensorFlow's import: a taken port costs the launcher's retry no start-up
     tf = import_tensorflow_for_worker()
-    timeout = float(job.get("collective_timeout_s", 60))
-    communication = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    communication = communication_options(tf, job)
     # must be created before any other TensorFlow op: it starts this worker's gRPC server
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
     # TensorFlow's runtime installs a C-level SIGTERM handler here (Python still reports the default) that
