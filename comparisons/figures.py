@@ -26,6 +26,13 @@ def save(fig, path):
     return path
 
 
+def legend_outside(ax, below=True, **options):
+    """A legend beside the axes (below it, or to its right) so it never hides a line or a point."""
+    place = (dict(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2) if below
+             else dict(loc="upper left", bbox_to_anchor=(1.02, 1.0)))
+    return ax.legend(**{**place, **options})
+
+
 def _label(row):
     return f"{row.implementation} [{row.device}, {row.dtype}]"
 
@@ -104,7 +111,7 @@ def timings(results_dir):
 
 def fitted_line_figure(weights, X, y):
     """The Figure of fit.png from weights.csv's rows and the one-feature data X (n, 1), y (n, 1)."""
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     ax.scatter(X[:, 0], y[:, 0], s=14, alpha=0.5, label="data")
     grid = np.linspace(X[:, 0].min(), X[:, 0].max(), 50)
     parameters = [p for p in weights.parameter.unique() if p != "bias"]
@@ -120,7 +127,7 @@ def fitted_line_figure(weights, X, y):
     ax.set_xlabel(parameters[0])
     ax.set_ylabel("target")
     ax.set_title("The learned lines over the data\n(black: least squares, grey dashed: the generator)", fontsize=10)
-    ax.legend(fontsize=6)
+    legend_outside(ax, below=False, fontsize=6)  # two dozen lines that coincide: the legend beside the data
     return fig
 
 

@@ -87,6 +87,12 @@ def imports_of_runs(argvs, cwd=REPO, timeout=600):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def legend_clear_of_axes(ax):
+    """True when ax's legend, laid out as drawn, leaves the plotting area free (it hides no line or point)."""
+    renderer = ax.figure.canvas.get_renderer()
+    return not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+
+
 def snapshot(folder):
     """Every file under folder, path -> bytes: equal snapshots mean nothing was touched."""
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

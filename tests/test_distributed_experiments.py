@@ -13,6 +13,7 @@ from comparisons.experiments import distribution_support as support
 from comparisons.isolated import Failure
 from comparisons.tolerances import EQUIVALENCE
 from tf_models.distribution_probe import _first_line, _shard
+from .conftest import legend_clear_of_axes
 
 # ------------------------------------------------------------------ distribution_support
 
@@ -181,6 +182,7 @@ def test_figure_artists():
     legend_texts = {t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()}
     assert {l.get_label() for l in measured + model_lines} <= legend_texts
     for ax in fig.axes:
+        assert legend_clear_of_axes(ax)
         assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
         for line in ax.get_lines():

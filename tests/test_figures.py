@@ -13,7 +13,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from comparisons import figures  # noqa: E402
 
-from .conftest import REPO  # noqa: E402
+from .conftest import REPO, legend_clear_of_axes  # noqa: E402
 
 RESULTS = REPO / "results"
 
@@ -116,6 +116,7 @@ def test_fitted_lines_one_per_finite_run():
     line = lines["numpy [cpu, float64]"]
     np.testing.assert_allclose(line.get_ydata(), 2.0 * np.asarray(line.get_xdata()) + 1.0)
     assert len(ax.get_legend().get_texts()) == 3  # data and two lines
+    assert legend_clear_of_axes(ax)  # two dozen coinciding lines' legend would hide half the data
 
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from comparisons.config import StudyConfig
 from comparisons.experiments import ExperimentContext, scaling
+from .conftest import legend_clear_of_axes
 
 NAMES = ["numpy", "gradient_tape", "numpy:gram", "gradient_tape:gram"]
 
@@ -100,6 +101,7 @@ def test_figure_draws_a_line_per_implementation_both_floors_and_contains_every_v
         # the Gram line after the pass is flat: the figure shows the values given, not a fit
         flat = next(line for line in ax.get_lines() if line.get_label().startswith("gradient_tape:gram [cpu], per"))
         np.testing.assert_allclose(flat.get_ydata(), PER["gradient_tape:gram"])
+        assert legend_clear_of_axes(ax)  # a dozen entries inside would cover the small-n points
     plt.close(fig)
 
 

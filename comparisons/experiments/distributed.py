@@ -228,7 +228,7 @@ def _setting(row):
 
 def figure(table):
     """The Figure: measured steps (left), the per-step model (middle), whole runs by both routes (right)."""
-    from ..figures import plt
+    from ..figures import legend_outside, plt
 
     fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.4))
     steps = table[(table.kind == "measured") & (table.what == "step")].dropna(subset=["seconds_per_step"])
@@ -265,7 +265,7 @@ def figure(table):
              title=f"MODEL, datacenter figures: {ITERATIONS} iterations\nper-step route (dashed) vs Gram route (dash-dot)")
     for ax in (ax_m, ax_s, ax_r):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+        legend_outside(ax, fontsize=7)
     return fig
 
 

@@ -200,12 +200,12 @@ def figure(table):
     whole call, pass included, over its GRAM_ITERATIONS iterations (dotted), the per-iteration price
     to set beside a streaming line for 1000 iterations.
     """
-    from ..figures import plt
+    from ..figures import legend_outside, plt
 
     panels = sorted(table.groupby(["n_features", "dtype"]).groups)
     cols = min(2, len(panels))
     rows_n = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(7.5 * cols, 5.2 * rows_n), squeeze=False)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(7.5 * cols, 6.8 * rows_n), squeeze=False)
     for ax, (m, dtype) in zip(axes.flat, panels):
         part = table[(table.n_features == m) & (table.dtype == dtype)]
         for k, ((name, device), rows) in enumerate(part.groupby(["implementation", "device"])):
@@ -226,7 +226,7 @@ def figure(table):
                   label=f"one-pass floor: (X + y).nbytes / {gbs:.1f} GB/s")
         ax.set(xlabel="n (samples)", ylabel="time per iteration (s, median)", title=f"m = {m}, {dtype}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6.5)
+        legend_outside(ax, fontsize=6.5)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle("Per-iteration time against the memory-bandwidth roofline (CPU)")
