@@ -194,3 +194,18 @@ def test_figure_artists():
     assert len(stars) == 2 * len(dist.PROJECTED_N)  # one best K per network and n
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_steps_table_marks_a_failed_setting_and_leaves_an_unmeasured_one_blank():
+    table = _table()
+    steps = table[(table.kind == "measured") & (table.what == "step")].copy()
+    steps["note"] = ""
+    failed = (steps.strategy == "multi_worker") & (steps.n_samples == 100_000)
+    steps.loc[failed, ["seconds_per_step", "note"]] = [np.nan, "worker 1 timed out"]
+    steps = steps[~((steps.strategy == "mirrored") & (steps.replicas == 2) & (steps.n_samples == 100))]
+    lines = dist._steps_table(steps)
+    rows = lines[0].splitlines()
+    assert rows[0] == ("| n | mirrored, 1 replica (ms/step) | mirrored, 2 replicas (ms/step) "
+                       "| multi_worker, 2 workers (ms/step) |")
+    assert rows[2:] == ["| 100 | 0.2 |  | 5 |", "| 100,000 | 20 | 15 | failed |"]
+    assert lines[1:] == ["\nFailed: multi_worker, 2 workers at n = 100,000: worker 1 timed out"]

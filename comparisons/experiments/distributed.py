@@ -26,6 +26,7 @@ import handrolled
 from .. import projection
 from ..isolated import Failure, python_module, run_child
 from ..timing import time_calls
+from ..prose import md_table
 
 NAME = "distributed"
 M = 32  # features
@@ -295,11 +296,11 @@ def _steps_table(steps):
     """Markdown rows: ms per step, n down, each strategy and replica/worker count across."""
     steps = steps.assign(setting=[f"{r.strategy}, {_setting(r)}" for r in steps.itertuples()])
     settings = list(dict.fromkeys(steps.sort_values(["strategy", "replicas", "workers"]).setting))
-    lines = ["| n | " + " | ".join(f"{s} (ms/step)" for s in settings) + " |", "|---" * (len(settings) + 1) + "|"]
-    for n, rows in steps.groupby("n_samples"):
-        by = {r.setting: (_ms(r.seconds_per_step) if not pd.isna(r.seconds_per_step) else "failed")
-              for r in rows.itertuples()}
-        lines.append(f"| {int(n):,} | " + " | ".join(by.get(s, "") for s in settings) + " |")
+    cells = steps.assign(ms=["failed" if pd.isna(s) else _ms(s) for s in steps.seconds_per_step]).pivot_table(
+        index="n_samples", columns="setting", values="ms", aggfunc="first").reindex(columns=settings).fillna("")
+    cells = cells.rename(columns=lambda s: f"{s} (ms/step)")
+    lines = [md_table(cells.reset_index().assign(n_samples=lambda t: t.n_samples.map(lambda n: f"{int(n):,}"))
+                      .rename(columns={"n_samples": "n"}))]
     failed = steps[steps.seconds_per_step.isna()] if "note" in steps else steps.iloc[:0]
     lines += [f"\nFailed: {r.setting} at n = {int(r.n_samples):,}: {r.note}" for r in failed.itertuples()]
     return lines
@@ -308,18 +309,19 @@ def _steps_table(steps):
 def _model_table(table):
     """Markdown rows: per network and n, the best K of each route and what a whole run costs at it."""
     model = table[(table.kind == "model") & (table.what == "projection")]
-    lines = [f"| network | n | per-step route: best K | ms/step at K = 1 | ms/step at best K | Gram route: best K | "
-             f"{ITERATIONS} iterations, per-step route at its best K (s) | Gram route at its best K (s) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (network, n), rows in model.groupby(["network", "n_samples"], sort=False):
-        step, gram = rows[rows.route == "per_step"], rows[rows.route == "gram"]
+    rows = []
+    for (network, n), part in model.groupby(["network", "n_samples"], sort=False):
+        step, gram = part[part.route == "per_step"], part[part.route == "gram"]
         one = step[step.workers == 1].iloc[0]
         best_k, gram_k = int(step.best_workers.iloc[0]), int(gram.best_workers.iloc[0])
         at_best = projection_at(table, network, "per_step", n, best_k)
         gram_best = projection_at(table, network, "gram", n, gram_k)
-        lines.append(f"| {network} | {int(n):,} | {_capped(best_k)} | {_ms(one.seconds_per_step)} | "
-                     f"{_ms(at_best['seconds_per_step'])} | {_capped(gram_k)} | {at_best['seconds_per_run']:.3g} | "
-                     f"{gram_best['seconds_per_run']:.3g} |")
+        rows.append({"network": network, "n": f"{int(n):,}", "per-step route: best K": _capped(best_k),
+                     "ms/step at K = 1": _ms(one.seconds_per_step), "ms/step at best K": _ms(at_best["seconds_per_step"]),
+                     "Gram route: best K": _capped(gram_k),
+                     f"{ITERATIONS} iterations, per-step route at its best K (s)": f"{at_best['seconds_per_run']:.3g}",
+                     "Gram route at its best K (s)": f"{gram_best['seconds_per_run']:.3g}"})
+    lines = [md_table(pd.DataFrame(rows))]
     lines += ["", f"(A best K of {max(WORKER_COUNTS)}+ means the model still gains at the end of the range.)"]
     return lines
 

@@ -19,6 +19,7 @@ import handrolled
 
 from ..data import initial_parameters, make_synthetic
 from ..isolated import Failure, python_module, run_child, run_resumable
+from ..prose import md_table
 from ..tolerances import EQUIVALENCE
 
 NAME = "distribution_support"
@@ -201,15 +202,14 @@ def report_section(table):
              "n and all-reduces loss and gradients with SUM in one packed vector. Cost per step: a second, warm run "
              "over its updates (logical CPUs share the same two cores, and other jobs shared the machine).", "",
              "Feeds: " + "; ".join(f"`{k}`: {v}" for k, v in FEED_TEXT.items()) + ".", "",
-             f"Outcomes: {', '.join(f'{counts.get(k, 0)} {k}' for k in ('same', 'differs', 'fails'))}.", "",
-             "| strategy | API | feed | steps/execution | n | dtype | outcome | max rel. diff | detail | ms/step |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"Outcomes: {', '.join(f'{counts.get(k, 0)} {k}' for k in ('same', 'differs', 'fails'))}.", ""]
     order = table.sort_values(["strategy", "api", "feed", "steps_per_execution", "n_samples", "dtype"])
-    for r in order.itertuples():
-        gap = "" if pd.isna(r.max_rel_diff) else f"{r.max_rel_diff:.2g}"
-        detail = str(r.detail).replace("|", "\\|")
-        lines.append(f"| {r.strategy} | {r.api} | {r.feed} | {r.steps_per_execution} | {r.n_samples} | {r.dtype} | "
-                     f"**{r.outcome}** | {gap} | {detail} | {_cost(r.seconds_per_step)} |")
+    rows = pd.DataFrame({
+        "strategy": order.strategy, "API": order.api, "feed": order.feed, "steps/execution": order.steps_per_execution,
+        "n": order.n_samples, "dtype": order.dtype, "outcome": "**" + order.outcome + "**",
+        "max rel. diff": ["" if pd.isna(gap) else f"{gap:.2g}" for gap in order.max_rel_diff],
+        "detail": order.detail.astype(str), "ms/step": [_cost(cost) for cost in order.seconds_per_step]})
+    lines.append(md_table(rows))
     return "\n".join(lines)
 
 
