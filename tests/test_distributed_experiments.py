@@ -12,7 +12,7 @@ from comparisons.experiments import distributed as dist
 from comparisons.experiments import distribution_support as support
 from comparisons.isolated import Failure
 from comparisons.tolerances import EQUIVALENCE
-from tf_models.distribution_probe import _first_line, _shard
+from tf_models.distribution_probe import _first_line
 from .conftest import legend_clear_of_axes
 
 # ------------------------------------------------------------------ distribution_support
@@ -66,13 +66,6 @@ def test_error_lines_state_the_error():
     assert _first_line(graph) == "INVALID_ARGUMENT: You must feed a value"
     per_replica = ValueError("Attempt to convert a value (PerReplica:{\n  0: <tf.Tensor: 1.0>\n}) with an unsupported type")
     assert _first_line(per_replica) == "Attempt to convert a value (PerReplica:{...}) with an unsupported type"
-
-
-@pytest.mark.parametrize("n, parts", [(101, 2), (100, 4), (7, 3), (5, 5)])
-def test_shards_match_array_split(n, parts):
-    expected = np.array_split(np.arange(n), parts)
-    got = [np.arange(n)[slice(*_shard(n, k, parts))] for k in range(parts)]
-    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
 
 
 def test_support_report_and_findings_read_the_table():

@@ -81,13 +81,6 @@ def _first_line(exc):
     return re.sub(r"\s+", " ", text).strip()[:240]
 
 
-def _shard(num_rows, index, count):
-    """Rows [start, stop) of shard `index` of `count`: sizes differ by at most one (the first ones larger)."""
-    base, extra = divmod(num_rows, count)
-    start = index * base + min(index, extra)
-    return start, start + base + (index < extra)
-
-
 def _tape_trainer(strategy, config, X, y, lr):
     """(train(W0, b0) -> (theta, losses)) for the tape API under `strategy`."""
     import tensorflow as tf
@@ -118,12 +111,10 @@ def _tape_trainer(strategy, config, X, y, lr):
         dataset = tf.data.Dataset.from_tensors((X, y)).repeat()
         iterator = iter(strategy.experimental_distribute_dataset(dataset))
         next_inputs = lambda: next(iterator)  # noqa: E731
-    else:
-        def shard_of(ctx):
-            start, stop = _shard(n, ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync)
-            return tf.constant(X[start:stop]), tf.constant(y[start:stop])
-        X_d = strategy.experimental_distribute_values_from_function(lambda ctx: shard_of(ctx)[0])
-        y_d = strategy.experimental_distribute_values_from_function(lambda ctx: shard_of(ctx)[1])
+    else:  # replica k gets rows shards(n, R)[k], as in the study's mirrored and multi-worker loops
+        from .distributed import distribute_rows
+
+        X_d, y_d = distribute_rows(strategy, X, y, dtype)
         next_inputs = lambda: (X_d, y_d)  # noqa: E731
 
     @tf.function
@@ -153,6 +144,7 @@ def _keras_trainer(strategy, config, X, y, lr):
     import keras
     import tensorflow as tf
 
+    from .distributed import shards
     from .keras_model import build_model, floatx
 
     n, m = X.shape
@@ -167,7 +159,7 @@ def _keras_trainer(strategy, config, X, y, lr):
             return tf.data.Dataset.from_tensors((X, y)).repeat()
 
         def pipeline(ctx):  # one input pipeline per worker; each yields its shard of rows, repeated
-            start, stop = _shard(n, ctx.input_pipeline_id, ctx.num_input_pipelines)
+            start, stop = shards(n, ctx.num_input_pipelines)[ctx.input_pipeline_id]
             return tf.data.Dataset.from_tensors((X[start:stop], y[start:stop])).repeat()
         return strategy.distribute_datasets_from_function(pipeline)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 import handrolled
+from tf_models.distribution_probe import APIS, FEEDS, ProbeConfig
 
 from ..data import initial_parameters, make_synthetic
 from ..isolated import Failure, python_module, run_child, run_resumable
@@ -25,8 +26,6 @@ from ..tolerances import EQUIVALENCE
 NAME = "distribution_support"
 REPLICAS = 2  # the matrix splits rows over two replicas (two logical CPUs, or two worker processes)
 DIVISIBLE_N, INDIVISIBLE_N = 100, 101  # the lesson's 100 rows, and one more so the shards differ by a row
-APIS = ("tape", "keras")
-FEEDS = ("numpy", "dataset", "distributed")
 STRATEGIES = ("mirrored", "multi_worker")
 # Quick: one TensorFlow start-up (MirroredStrategy) and the configurations that carry the findings:
 # the sharded tape loop with uneven shards, the whole arrays on every replica, Keras' working feed,
@@ -55,9 +54,8 @@ def plan(config):
 
 
 def probe_key(fields):
-    """The key tf_models.distribution_probe.ProbeConfig.key gives the same configuration."""
-    return (f"{fields['api']}/{fields['feed']}/spe{fields['steps_per_execution']}/n{fields['n']}/"
-            f"{fields['dtype']}")
+    """The key the probe files a configuration's outcome under (ProbeConfig.key)."""
+    return ProbeConfig(**fields).key
 
 
 def relative_gap(values, reference):
