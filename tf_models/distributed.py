@@ -262,26 +262,19 @@ def _replica_loss_recorder(steps, denominator):
     """
     import keras
 
-    class ReplicaLossRecorder(keras.metrics.Metric):
-        def __init__(self, name="step_loss_share", **kwargs):
-            super().__init__(name=name, **kwargs)
-            self.losses = self.add_variable(shape=(steps,), initializer="zeros", name="losses")
-            self.step = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="step")
+    from .keras_model import StepLossRecorder
 
-        def update_state(self, y_true, y_pred, sample_weight=None):
+    class ReplicaLossRecorder(StepLossRecorder):
+        def step_loss(self, y_true, y_pred, sample_weight):
             squares = keras.ops.square(keras.ops.cast(y_true, self.dtype) - y_pred)  # (k, 1)
             if sample_weight is not None:
                 squares = squares * keras.ops.reshape(keras.ops.cast(sample_weight, self.dtype), (-1, 1))
-            share = keras.ops.sum(squares) / denominator
-            # step is this replica's own counter (read in replica context: its local value)
-            self.losses.assign(keras.ops.slice_update(
-                self.losses, keras.ops.reshape(self.step, (1,)), keras.ops.reshape(share, (1,))))
-            self.step.assign(self.step + 1)
+            return keras.ops.sum(squares) / denominator  # this replica's share; its step counter is its own
 
         def result(self):
             return keras.ops.sum(self.losses)  # only for Keras' logs; the trainer reads `losses`
 
-    return ReplicaLossRecorder()
+    return ReplicaLossRecorder(steps, name="step_loss_share")
 
 
 def balanced_rows(X, y, replicas):
@@ -295,12 +288,15 @@ def balanced_rows(X, y, replicas):
     """
     n = X.shape[0]
     rows = replicas * -(-n // replicas)  # R c
-    pad = rows - n
-    weight = X.dtype.type(rows / n)
-    X_p = np.concatenate([X, np.zeros((pad, X.shape[1]), X.dtype)])
-    y_p = np.concatenate([y, np.zeros((pad, 1), y.dtype)])
-    w = np.concatenate([np.full(n, weight, X.dtype), np.zeros(pad, X.dtype)])
-    return X_p, y_p, w, rows
+    return (*padded_rows(X, y, rows, rows / n), rows)
+
+
+def padded_rows(X, y, rows, weight):
+    """(X, y, sample weights) grown to `rows` rows with zero rows of weight 0; the real rows weigh `weight`."""
+    pad = rows - X.shape[0]
+    return (np.concatenate([X, np.zeros((pad, X.shape[1]), X.dtype)]),
+            np.concatenate([y, np.zeros((pad, 1), y.dtype)]),
+            np.concatenate([np.full(X.shape[0], weight, X.dtype), np.zeros(pad, X.dtype)]))
 
 
 def keras_replica_scale_correction(replicas):

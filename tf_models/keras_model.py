@@ -43,8 +43,12 @@ class StepLossRecorder(keras.metrics.Metric):
         self.losses = self.add_variable(shape=(steps,), initializer="zeros", name="losses")
         self.step = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="step")
 
+    def step_loss(self, y_true, y_pred, sample_weight):
+        """The number kept for this step: Keras' own mse of the batch."""
+        return keras.ops.cast(self.loss_fn(y_true, y_pred), self.dtype)
+
     def update_state(self, y_true, y_pred, sample_weight=None):
-        loss = keras.ops.cast(self.loss_fn(y_true, y_pred), self.dtype)
+        loss = self.step_loss(y_true, y_pred, sample_weight)
         self.losses.assign(keras.ops.slice_update(
             self.losses, keras.ops.reshape(self.step, (1,)), keras.ops.reshape(loss, (1,))))
         self.step.assign(self.step + 1)

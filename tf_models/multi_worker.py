@@ -172,7 +172,7 @@ def keras_train_task(ctx):
     import keras
     import tensorflow as tf
 
-    from .distributed import keras_replica_scale_correction, shards
+    from .distributed import keras_replica_scale_correction, padded_rows, shards
     from .keras_model import build_model, floatx
 
     if os.environ.get("MULTI_WORKER_DEBUG"):
@@ -184,9 +184,7 @@ def keras_train_task(ctx):
     c = max(stop - start for start, stop in shards(n, ctx.workers))
     pad = c - X_k.shape[0]
     weight = ctx.workers * c / n * keras_replica_scale_correction(ctx.workers)
-    X_p = np.concatenate([X_k, np.zeros((pad, m), dtype)])
-    y_p = np.concatenate([y_k, np.zeros((pad, 1), dtype)])
-    w_p = np.concatenate([np.full(X_k.shape[0], weight, dtype), np.zeros(pad, dtype)])
+    X_p, y_p, w_p = padded_rows(X_k, y_k, c, weight)  # this worker's shard alone, padded to c rows
     iterations = int(job["iterations"])
     with floatx(str(dtype)), strategy.scope():
         model = build_model(m, str(dtype))
