@@ -169,9 +169,14 @@ def _coverage(table):
                      for (dtypes, rates), names in groups.items())
 
 
+def _disagreeing(table):
+    """The runs that landed on the other side of the threshold than theory predicts."""
+    return table[~table.agrees_with_theory.astype(bool)]
+
+
 def agreement_sentence(table):
     """Whether every run landed on the side theory predicts, naming who ran at which rates and dtypes."""
-    disagree = table[~table.agrees_with_theory.astype(bool)]
+    disagree = _disagreeing(table)
     ratios = table.lr_over_threshold
     near = ratios[(ratios > 0.95) & (ratios < 1.05)]
     span = (f"{ratios.min():.3g}x to {ratios.max():.3g}x the threshold"
@@ -198,7 +203,7 @@ def _prediction_sentence(table):
 def findings(table):
     """Findings: the threshold and whether the runs obeyed it; how good the predicted iteration counts were."""
     t = table.iloc[0]
-    disagree = int((~table.agrees_with_theory.astype(bool)).sum())
+    disagree = len(_disagreeing(table))
     first = (f"Full-batch descent is stable only below 2/lambda_max = {t.threshold:.3g} here; "
              + (f"all {len(table)} runs of the sweep ({table.implementation.nunique()} implementations, "
                 f"{table.lr_over_threshold.min():.3g}x to {table.lr_over_threshold.max():.3g}x the threshold) "
