@@ -13,6 +13,7 @@ from comparisons.experiments import distribution_support as support
 from comparisons.isolated import Failure
 from comparisons.tolerances import EQUIVALENCE
 from tf_models.distribution_probe import _first_line
+
 from .conftest import legend_clear_of_axes
 
 # ------------------------------------------------------------------ distribution_support

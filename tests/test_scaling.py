@@ -6,6 +6,7 @@ import pytest
 
 from comparisons.config import StudyConfig
 from comparisons.experiments import ExperimentContext, scaling
+
 from .conftest import legend_clear_of_axes
 
 NAMES = ["numpy", "gradient_tape", "numpy:gram", "gradient_tape:gram"]

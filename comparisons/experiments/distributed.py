@@ -25,8 +25,8 @@ import handrolled
 
 from .. import projection
 from ..isolated import Failure, python_module, run_child
-from ..timing import time_calls
 from ..prose import md_table
+from ..timing import time_calls
 
 NAME = "distributed"
 M = 32  # features
