@@ -58,13 +58,14 @@ def resolve_devices(config):
     from .tf_runtime import import_tensorflow
 
     import_tensorflow()
-    split_cpu_if_mirrored(config)
     from tf_models.devices import DeviceError, resolve_devices as resolve
 
-    try:
-        return resolve(config.device), True
+    try:  # first: no GPU at all is said as such, also when mirrored replicas would want two
+        devices = resolve(config.device)  # lists physical devices only: the CPU can still be split
     except DeviceError as exc:
         raise UsageError(str(exc)) from None
+    split_cpu_if_mirrored(config)
+    return devices, True
 
 
 def split_cpu_if_mirrored(config):
