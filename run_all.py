@@ -17,7 +17,7 @@ from pathlib import Path
 
 # light imports only (no numpy, pandas or TensorFlow): --help and usage errors must answer at once
 from comparisons import registry
-from comparisons.config import DEFAULT_IMPLEMENTATIONS, EXPERIMENTS, IMPLEMENTATIONS, StudyConfig
+from comparisons.config import EXPERIMENTS, StudyConfig
 from comparisons.errors import UsageError
 
 QUICK_ITERATIONS = 100  # --quick: fewer updates (keras:numpy_input costs ~20 ms per update here)
@@ -92,7 +92,7 @@ def build_parser():
     p.add_argument("--repeats", type=_int_at_least(1), default=None,
                    help=f"timed calls after one warm-up (default {defaults.repeats}; {QUICK_REPEATS} with --quick)")
     p.add_argument("--only", default=None, metavar="NAME[,NAME]",
-                   help="run only these implementations: " + ", ".join(IMPLEMENTATIONS))
+                   help="run only these implementations: " + ", ".join(registry.names()))
     p.add_argument("--data", default=None, metavar="FILE.csv", help="train on a CSV file instead of synthetic data (needs --target)")
     p.add_argument("--target", default=None, metavar="COL", help="the CSV column to predict")
     p.add_argument("--columns", default=None, metavar="A,B,C", help="CSV feature columns (default: every other numeric column)")
@@ -137,7 +137,7 @@ def config_from_args(args, argv):
     experiments = args.experiments.strip()
     experiments = (EXPERIMENTS if experiments == "all" else () if experiments == "none"
                    else _names(experiments, EXPERIMENTS, "experiment"))
-    only = _names(args.only, IMPLEMENTATIONS, "implementation") if args.only else DEFAULT_IMPLEMENTATIONS
+    only = _names(args.only, registry.names(), "implementation") if args.only else registry.names(default_only=True)
     _check_batch_size(args.batch_size, None if args.data else args.n_samples, only)
     return StudyConfig(
         out=args.out, seed=args.seed, n_samples=args.n_samples, features=args.features, noise=args.noise,
@@ -165,7 +165,7 @@ def _check_batch_size(batch_size, n_samples, only):
         return
     if n_samples is not None and batch_size > n_samples:
         raise UsageError(f"--batch-size {batch_size} is larger than the {n_samples} samples; use 1..{n_samples}")
-    if all(registry.get(name).full_batch_only for name in only):
+    if not any(registry.get(name).minibatch for name in only):
         raise UsageError(f"nothing to run: {', '.join(only)} train{'s' * (len(only) == 1)} full batch only and "
                          "cannot follow --batch-size; choose other implementations with --only or drop --batch-size")
 

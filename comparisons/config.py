@@ -2,7 +2,7 @@
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from .registry import DEFAULT_IMPLEMENTATIONS, IMPLEMENTATIONS  # noqa: F401 (re-exported for the driver)
+from .registry import names
 
 EXPERIMENTS = ("scaling", "lr_sweep", "variants", "matmul", "lesson_claims", "gram", "distribution_support", "distributed")
 
@@ -21,7 +21,7 @@ class StudyConfig:
     dtypes: tuple = ("float32", "float64")  # --dtype both
     device: str = "auto"  # auto = the CPU, plus the GPU when TensorFlow sees one
     repeats: int = 5  # timed calls after one warm-up
-    only: tuple = DEFAULT_IMPLEMENTATIONS  # which implementations run (registry.py: every one marked default)
+    only: tuple = names(default_only=True)  # which implementations run (registry.py: every one marked default)
     data: str | None = None  # a CSV file instead of the generator
     target: str | None = None  # the CSV column to predict
     feature_columns: tuple | None = None  # CSV columns used as features (default: all other numeric)

@@ -18,7 +18,7 @@ from . import environment as env_info
 from . import experiments as experiment_registry
 from .data import initial_parameters, make_synthetic
 from .errors import UsageError
-from .registry import needs_tensorflow_here
+from .registry import get as implementation
 from . import stability
 from .study import plan, preflight_message, run_single
 
@@ -51,7 +51,8 @@ def resolve_devices(config):
     absence is a usage error). A numpy-only run under --device auto never loads it, nor does a
     multi-worker-only one (its workers load it).
     """
-    runs_tf = any(needs_tensorflow_here(name) for name, _, _ in plan(config, ["cpu"])[0])
+    runs_tf = any(implementation(name).imports_here and implementation(name).framework == "tensorflow"
+                  for name, _, _ in plan(config, ["cpu"])[0])
     needs_tf = runs_tf or bool(config.experiments) or config.device.startswith("gpu")
     if not needs_tf:
         return ["cpu"], None
@@ -74,9 +75,8 @@ def split_cpu_if_mirrored(config):
     Must run right after TensorFlow's import, before anything initialises its runtime; without a
     mirrored variant the CPU stays one device, as every other run expects.
     """
-    from .registry import split_name
-
-    if not any(split_name(name)[1] == "mirrored" for name in config.only):
+    if not any(implementation(name).distributed == "replicas" and implementation(name).framework == "tensorflow"
+               for name in config.only):
         return
     from tf_models.distributed import DistributionError, replica_devices
 

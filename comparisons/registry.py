@@ -1,9 +1,14 @@
-"""Every implementation of the study, declared once: its name and what the rest of the study needs to know.
+"""Every implementation of the study, declared once: what it is, how its trainer is built, what it can do.
 
-Adding a variant touches this table (and the adapter in implementations.py that builds it); the
-command line, the run plan, the experiments and the report read their lists from here.
+The study acts on these fields, never on an implementation's name: the command line, the run plan,
+the experiments, the tables, the figures and the report read their lists and their behaviour from
+this table. Adding an implementation is one row here and one builder (docs/adding-an-implementation.md).
 """
+import importlib
 from dataclasses import dataclass
+
+REFERENCE = "numpy"  # every run is compared with this one, in the same dtype
+FRAMEWORKS = ("numpy", "tensorflow", "jax")
 
 
 @dataclass(frozen=True)
@@ -11,14 +16,21 @@ class Implementation:
     """One implementation of the regression and how the study treats it."""
 
     name: str  # "base" or "base:variant", stable: tables, reports and tests use it
-    summary: str  # one line for --help and the report
-    tensorflow: bool  # runs in TensorFlow (so on TensorFlow's devices, and imports it)
-    full_batch_only: bool  # cannot follow a --batch-size sample order
-    distributed: bool = False  # runs over several replicas or worker processes (tf.distribute)
-    step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts only
+    summary: str  # one line for --help, the report and the README
+    framework: str  # "numpy", "tensorflow" or "jax": which library it imports, so which devices it sees
+    builder: str  # "module:function" taking a TrainerSpec and returning train(W0, b0, rate=lr) -> RunResult
+    title: str = ""  # a few plain words for readers ("Keras fit"); the name when empty
+    minibatch: bool = False  # follows a --batch-size sample order (else full batch only)
+    checks_gradient: bool = False  # checks autodiff against the analytic gradient every step (so gets finite differences)
+    stops_at_divergence: bool = True  # stops itself at a divergent loss (False: runs all N; the study reruns to the point)
+    distributed: str = ""  # "" (one device), "replicas" (one process, several devices) or "workers" (processes)
+    own_process: bool = False  # its framework runs only in processes it starts: the driver need not import it
+    times_itself: bool = False  # its result carries a Timing measured where it ran (its processes): not interleaved
+    route: str = "streaming"  # "streaming" (reads X every step) or "gram" (one pass for G, c, s, then O(m^2) steps)
     default: bool = True  # part of the default run (False: only when named with --only)
+    step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts only
     one_dtype_when_both: bool = False  # with --dtype both, run the last dtype only (a slow idiom costs the same in each)
-    in_worker_processes: bool = False  # TensorFlow runs only in the processes it starts: the driver need not load it
+    sweeps: bool = True  # takes part in the experiments that sweep implementations (lr_sweep, scaling)
 
     @property
     def base(self):
@@ -30,37 +42,73 @@ class Implementation:
         """'keras:numpy_input' -> 'numpy_input'; '' for a base implementation."""
         return self.name.partition(":")[2]
 
+    @property
+    def label(self):
+        """The words a reader sees for it: its title, else its name."""
+        return self.title or self.name
+
+    @property
+    def imports_here(self):
+        """Whether the driver's own process imports the framework to run it."""
+        return self.framework != "numpy" and not self.own_process
+
+    def build(self, spec):
+        """The trainer for `spec` (a TrainerSpec): imports the builder only now, so frameworks load on demand."""
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)(spec)
+
+
+_NUMPY = "comparisons.adapters.numpy_trainers"
+_TF = "comparisons.adapters.tf_trainers"
 
 REGISTRY = {impl.name: impl for impl in (
-    Implementation("numpy", "hand-rolled batch gradient descent (handrolled/)", False, False, step_cost_s=1e-5),
+    Implementation("numpy", "hand-rolled batch gradient descent (handrolled/)", "numpy", f"{_NUMPY}:descent",
+                   title="numpy, by hand", minibatch=True, step_cost_s=1e-5),
     Implementation("keras", "Dense(1) + SGD + mse, fit on a repeated tf.data batch with steps_per_execution",
-                   True, False, step_cost_s=3e-4),
+                   "tensorflow", f"{_TF}:keras_dataset", title="Keras fit", minibatch=True, stops_at_divergence=False,
+                   step_cost_s=3e-4),
     Implementation("keras:numpy_input", "the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)",
-                   True, True, step_cost_s=3e-2, one_dtype_when_both=True),
+                   "tensorflow", f"{_TF}:keras_numpy_input", title="Keras fit, one epoch per update", stops_at_divergence=False,
+                   step_cost_s=3e-2, one_dtype_when_both=True),
     Implementation("gradient_tape", "whole loop in one tf.function, autodiff checked against the analytic gradient "
-                   "every step; XLA while X is small", True, True, step_cost_s=3e-5),
-    Implementation("gradient_tape:xla", "the same loop, always compiled by XLA", True, True, step_cost_s=3e-5),
-    Implementation("gradient_tape:graph", "the same loop in one tf.function, never XLA", True, True, step_cost_s=1e-4),
-    Implementation("gradient_tape:eager", "the same step in a plain Python loop, eager TensorFlow", True, True,
-                   step_cost_s=2.5e-3),
+                   "every step; XLA while X is small", "tensorflow", f"{_TF}:tape_auto", title="GradientTape loop",
+                   checks_gradient=True, step_cost_s=3e-5),
+    Implementation("gradient_tape:xla", "the same loop, always compiled by XLA", "tensorflow", f"{_TF}:tape_xla",
+                   title="GradientTape loop, XLA", checks_gradient=True, step_cost_s=3e-5),
+    Implementation("gradient_tape:graph", "the same loop in one tf.function, never XLA", "tensorflow", f"{_TF}:tape_graph",
+                   title="GradientTape loop, graph", checks_gradient=True, step_cost_s=1e-4),
+    Implementation("gradient_tape:eager", "the same step in a plain Python loop, eager TensorFlow", "tensorflow",
+                   f"{_TF}:tape_eager", title="GradientTape, eager", checks_gradient=True, step_cost_s=2.5e-3),
     # one pass over X for G, c, s (costs about one streaming step at large n), then O(m^2) steps
     Implementation("numpy:gram", "one float64-summed pass for G, c, s, then the N iterations on them (handrolled/gram.py)",
-                   False, True, step_cost_s=5e-6),
+                   "numpy", f"{_NUMPY}:gram", title="numpy, Gram route", route="gram", step_cost_s=5e-6),
     Implementation("gradient_tape:gram", "one pass for G, c, s, then the loss in Gram form under tf.GradientTape, "
-                   "autodiff checked against 2 (G theta - c) every step; XLA loop", True, True, step_cost_s=2e-6),
+                   "autodiff checked against 2 (G theta - c) every step; XLA loop", "tensorflow", f"{_TF}:gram_tape",
+                   title="GradientTape, Gram route", checks_gradient=True, route="gram", step_cost_s=2e-6),
     Implementation("gradient_tape:mirrored", "the tape loop under MirroredStrategy over --replicas devices (GPUs when "
                    "at least 2 are seen, else logical CPUs), each holding its shard of rows, one SUM all-reduce per step",
-                   True, True, distributed=True, step_cost_s=4e-4),
+                   "tensorflow", f"{_TF}:mirrored_tape", title="GradientTape, mirrored replicas", checks_gradient=True,
+                   distributed="replicas", step_cost_s=4e-4, sweeps=False),
     Implementation("keras:mirrored", "Dense(1) + SGD + mse fit under MirroredStrategy: repeated tf.data batch, "
-                   "steps_per_execution=1, rows padded to equal shards with zero sample weight",
-                   True, True, distributed=True, step_cost_s=8e-3),
+                   "steps_per_execution=1, rows padded to equal shards with zero sample weight", "tensorflow",
+                   f"{_TF}:mirrored_keras", title="Keras fit, mirrored replicas", stops_at_divergence=False,
+                   distributed="replicas", step_cost_s=8e-3, sweeps=False),
     Implementation("gradient_tape:multi_worker", "the tape loop under MultiWorkerMirroredStrategy over --workers "
-                   "processes on loopback (TF_CONFIG), one packed all-reduce per step", True, True, distributed=True,
-                   step_cost_s=4e-3, in_worker_processes=True),
+                   "processes on loopback (TF_CONFIG), one packed all-reduce per step", "tensorflow",
+                   f"{_TF}:multi_worker_tape", title="GradientTape, worker processes", checks_gradient=True,
+                   distributed="workers", own_process=True, times_itself=True, step_cost_s=4e-3, sweeps=False),
 )}
 
-IMPLEMENTATIONS = tuple(REGISTRY)  # every name, in the order tables and figures list them
-DEFAULT_IMPLEMENTATIONS = tuple(name for name, impl in REGISTRY.items() if impl.default)
+
+def register(impl):
+    """Add (or replace) a row at run time: tests and plug-ins; the table above is the study's own list."""
+    REGISTRY[impl.name] = impl
+    return impl
+
+
+def names(default_only=False):
+    """Every implementation's name in table order (only the default run's with default_only)."""
+    return tuple(name for name, impl in REGISTRY.items() if impl.default or not default_only)
 
 
 def get(name):
@@ -71,21 +119,10 @@ def get(name):
         raise ValueError(f"unknown implementation {name!r}; known: {', '.join(REGISTRY)}") from None
 
 
-def split_name(name):
-    """'keras:numpy_input' -> ('keras', 'numpy_input'); 'numpy' -> ('numpy', '')."""
-    base, _, variant = name.partition(":")
-    return base, variant
-
-
-def is_tensorflow(name):
-    """Whether an implementation runs in TensorFlow (and so on TensorFlow's devices)."""
-    return get(name).tensorflow
-
-
-def needs_tensorflow_here(name):
-    """Whether an implementation runs TensorFlow in the study's own process (not only in workers it starts)."""
-    impl = get(name)
-    return impl.tensorflow and not impl.in_worker_processes
+def label(name):
+    """A reader's words for `name` (its title), or the name itself for a reference such as `ols`."""
+    impl = REGISTRY.get(name)
+    return impl.label if impl else name
 
 
 def step_cost_s(name, fallback=1e-4):
@@ -95,9 +132,9 @@ def step_cost_s(name, fallback=1e-4):
 
 
 def swept(only):
-    """The single-process implementations among `only`, in registry order (all defaults if none): what experiments sweep."""
-    names = [name for name, impl in REGISTRY.items() if name in only and not impl.distributed]
-    return names or [name for name in DEFAULT_IMPLEMENTATIONS if not REGISTRY[name].distributed]
+    """The implementations among `only` that sweeps take, in registry order (all default ones if none)."""
+    chosen = [name for name, impl in REGISTRY.items() if name in only and impl.sweeps]
+    return chosen or [name for name, impl in REGISTRY.items() if impl.default and impl.sweeps]
 
 
 def slow_iterations(name, budget_s=0.5, fewest=25):

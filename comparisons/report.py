@@ -19,7 +19,7 @@ from . import experiments as experiment_registry
 from . import figures
 from .config import EXPERIMENTS
 from .prose import duration, in_eps, join, md_table, plural, ratio, run_label
-from .registry import REGISTRY, is_tensorflow
+from .registry import REGISTRY
 from .tolerances import CONVERGED, EQUIVALENCE
 
 MAX_FINDINGS = 10
@@ -339,7 +339,7 @@ def _numerics_note(env, names):
     """Under which numerical settings the timings of the runs `names` were taken (they are the equivalence settings)."""
     numerics = env.get("numerics") or {}
     if not numerics:
-        if any(is_tensorflow(n) for n in names if n in REGISTRY):  # only in worker processes
+        if any(REGISTRY[n].framework == "tensorflow" for n in names if n in REGISTRY):  # only in worker processes
             return ("TensorFlow ran only in the worker processes, each with op determinism on (TF32 does not apply: "
                     "loopback workers see no GPU); this process did not load it.")
         return "No TensorFlow run, so no TensorFlow numerics settings apply."

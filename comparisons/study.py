@@ -3,7 +3,6 @@
 Compute only: returns a StudyOutput of plain results; tables.py writes them, figures.py and
 report.py draw from the tables.
 """
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,9 +10,11 @@ import numpy as np
 import handrolled
 
 from .data import order_seed
-from .implementations import finite_difference_checks, make_trainer, stop_at_divergence
-from .registry import get as implementation, is_tensorflow, split_name
-from .timing import time_calls
+from .implementations import make_trainer, with_checks
+from .registry import get as implementation
+from .timing import time_interleaved
+
+SOLVE = ("ols", "cpu", "float64")  # the timings key of the closed-form least-squares solve, timed beside the runs
 
 @dataclass(frozen=True)
 class StudyOutput:
@@ -24,7 +25,7 @@ class StudyOutput:
     to_raw: object  # callable (W, b) -> (W, b) in raw units
     initial: tuple  # (W0 (m, 1), b0) in the trained space
     runs: list  # RunResult per (implementation, device, dtype)
-    timings: dict  # (implementation, device, dtype) -> Timing
+    timings: dict  # (implementation, device, dtype) -> Timing; SOLVE: the closed-form solve
     stability: object  # stability.Stability of the trained features
     preflight: str | None  # the warning when --lr is above the largest stable step
     skipped: list = field(default_factory=list)  # (implementation, reason)
@@ -35,7 +36,7 @@ def plan(config, devices):
     """The (implementation, device, dtype) triples to run, and the implementations skipped with why."""
     triples, skipped = [], []
     for name in config.only:
-        if config.batch_size is not None and implementation(name).full_batch_only:
+        if config.batch_size is not None and not implementation(name).minibatch:
             skipped.append((name, "trains full batch only; not run with --batch-size"))
             continue
         dtypes = config.dtypes
@@ -45,7 +46,8 @@ def plan(config, devices):
             dtypes = dtypes[-1:]
         for dtype in dtypes:
             # a distributed variant runs once per dtype: --device picks its replicas' kind (tf_models.distributed)
-            runs_on = [config.device] if implementation(name).distributed else devices if is_tensorflow(name) else ["cpu"]
+            impl = implementation(name)
+            runs_on = [config.device] if impl.distributed else ["cpu"] if impl.framework == "numpy" else devices
             for device in runs_on:
                 triples.append((name, device, dtype))
     return triples, skipped
@@ -74,24 +76,33 @@ def run_single(config, dataset, trained, to_raw, initial, devices, analysis, pre
                                         order_seed(config.seed))
         batches = handrolled.batch_indices(order, config.batch_size, steps)
     W0, b0 = initial
-    runs, timings = [], {}
-    for name, device, dtype in triples:
-        if progress:
-            progress(f"{name} on {device}, {dtype}")
+    trainers, timings, results = {}, {}, {}
+    for key in triples:
+        name, device, dtype = key
         X, y = trained.X.astype(dtype), trained.y.astype(dtype)
-        trainer = make_trainer(name, X, y, config.lr, config.iterations, device=device, batches=batches,
-                               replicas=config.replicas, workers=config.workers)
-        if getattr(trainer, "measures_itself", False):  # multi-worker: timed inside the chief, same rule
-            result = trainer(W0, b0, repeats=config.repeats, budget_s=config.time_budget_s)
-            timing = result.timing
-        else:
-            result, timing = time_calls(lambda: trainer(W0, b0), config.repeats, config.time_budget_s)
-        # untimed: a diverged Keras run's parameters at its divergence point, and the finite differences
-        result = stop_at_divergence(result, X, y, config.lr, W0, b0, batches=batches, replicas=config.replicas)
-        if split_name(name)[0] == "gradient_tape":
-            result = dataclasses.replace(result, finite_difference=finite_difference_checks(X, y, W0, b0, result))
+        trainers[key] = make_trainer(name, X, y, config.lr, config.iterations, device=device, batches=batches,
+                                     replicas=config.replicas, workers=config.workers)
+        if trainers[key].spec.implementation.times_itself:  # timed where it runs, by the same rule (not interleaved)
+            if progress:
+                progress(f"{name} on {device}, {dtype}")
+            results[key] = trainers[key](W0, b0, repeats=config.repeats, budget_s=config.time_budget_s)
+            timings[key] = results[key].timing
+    # every other run: a warm-up each, then interleaved rounds, so a slow minute of the machine hits them all alike
+    calls = {key: (lambda t=t: t(W0, b0)) for key, t in trainers.items() if key not in results}
+    X64, y64 = trained.X.astype("float64"), trained.y.astype("float64")
+    calls[SOLVE] = lambda: handrolled.ols(X64, y64)
+    announce = progress and (lambda key: key != SOLVE and progress(f"{key[0]} on {key[1]}, {key[2]}"))
+    warm, interleaved = time_interleaved(calls, config.repeats, config.time_budget_s, seed=config.seed,
+                                         on_warm_up=announce or None)
+    results.update({key: r for key, r in warm.items() if key != SOLVE})
+    timings.update(interleaved)
+    runs = []
+    for key in triples:
+        # untimed: a run that cannot stop itself cut back to its divergence point, and the finite differences
+        result = with_checks(trainers[key], W0, b0, results[key])
         runs.append(result)
-        timings[(name, result.device, dtype)] = timing
+        if result.device != key[1]:  # the run's label names where it really ran (replicas, workers)
+            timings[result.implementation, result.device, result.dtype] = timings.pop(key)
     return StudyOutput(
         dataset=dataset, trained=trained, to_raw=to_raw, initial=initial, runs=runs, timings=timings,
         stability=analysis, preflight=preflight, skipped=skipped,

@@ -4,14 +4,21 @@ import json
 import numpy as np
 import pandas as pd
 
-from .study import final_parameters_raw
+from .registry import REFERENCE
+from .study import SOLVE, final_parameters_raw
+from .timing import break_even_updates, ratio_interval
 
 TABLE_COLUMNS = {
     "weights.csv": ["implementation", "device", "dtype", "parameter", "value"],
     "loss_curves.csv": ["implementation", "device", "dtype", "iteration", "loss"],
     "gradient_check.csv": ["implementation", "device", "dtype", "iteration", "method", "max_abs_diff", "max_rel_diff"],
     "timings.csv": ["implementation", "device", "dtype", "n_samples", "n_features", "iterations", "repeats",
-                    "first_call_s", "median_s", "min_s", "max_s", "per_iteration_us", "speedup_vs_numpy"],
+                    "first_call_s", "median_s", "min_s", "max_s", "per_iteration_us", "speedup_vs_numpy",
+                    # the median's distribution-free confidence interval (timing.median_interval) and its coverage,
+                    # the speedup's interval from both rows' intervals, and the updates after which a cold run of
+                    # this row (its first call included) beats numpy's cold run (timing.break_even_updates)
+                    "median_low_s", "median_high_s", "interval_coverage", "speedup_low", "speedup_high",
+                    "break_even_updates"],
     # loss_bound (Gram routes only): the relative rounding bound of the Gram-form loss at the last point, which the
     # measured max_rel_loss_diff may reach on top of the dtype's tolerance (see handrolled/gram.py)
     "equivalence.csv": ["implementation", "device", "dtype", "reference", "max_rel_loss_diff", "max_abs_weight_diff",
@@ -53,20 +60,33 @@ def gradient_check_table(output):
 
 
 def timings_table(output):
-    """timings.csv: warm-up and steady-state times, per iteration, and the speedup over numpy."""
-    numpy_runs = {r.dtype: r for r in output.runs if r.implementation == "numpy"}
+    """timings.csv: warm-up and steady times, per update, the speedup over numpy, their intervals, break-even."""
+    reference_runs = {r.dtype: r for r in output.runs if r.implementation == REFERENCE}
     rows = []
+
+    def row(key, updates, reference=None, same_work=False):
+        t = output.timings[key]
+        low, high, coverage = t.interval
+        speedup = speedup_low = speedup_high = break_even = np.nan
+        if reference is not None and same_work:
+            ref = output.timings[(REFERENCE, reference.device, reference.dtype)]
+            speedup = ref.median_s / t.median_s
+            speedup_low, speedup_high = ratio_interval(ref.interval[:2], (low, high))
+            if updates:
+                break_even = break_even_updates(t.first_call_s, t.median_s, ref.first_call_s, ref.median_s, updates)
+        rows.append((*key, output.trained.n, output.trained.m, updates, t.repeats, t.first_call_s, t.median_s, t.min_s,
+                     t.max_s, 1e6 * t.median_s / updates if updates else np.nan, speedup, low, high, coverage,
+                     speedup_low, speedup_high, break_even))
+
     for run in output.runs:
-        t = output.timings[(run.implementation, run.device, run.dtype)]
-        # `iterations` is what one timed call did: a diverged numpy or gradient_tape run stopped
-        # early, Keras always does all N. The speedup is the ratio of medians, so it is left empty
-        # when the two did different numbers of updates (fixed costs make a per-update ratio mislead)
-        reference = numpy_runs.get(run.dtype)
-        same_work = reference is not None and reference.updates_done == run.updates_done
-        speedup = (output.timings[("numpy", "cpu", run.dtype)].median_s / t.median_s) if same_work else np.nan
-        rows.append((run.implementation, run.device, run.dtype, output.trained.n, output.trained.m, run.updates_done,
-                     t.repeats, t.first_call_s, t.median_s, t.min_s, t.max_s,
-                     1e6 * t.median_s / max(run.updates_done, 1), speedup))
+        # `iterations` is what one timed call did: a diverged run that stops itself stopped early, Keras always
+        # does all N. The speedup is the ratio of medians, so it is left empty when the two did different numbers
+        # of updates (fixed costs make a per-update ratio mislead)
+        reference = reference_runs.get(run.dtype)
+        row((run.implementation, run.device, run.dtype), run.updates_done, reference,
+            reference is not None and reference.updates_done == run.updates_done)
+    if SOLVE in output.timings:  # the closed-form solve: no updates, the same answer as a converged run
+        row(SOLVE, 0, reference_runs.get(SOLVE[2]), reference_runs.get(SOLVE[2]) is not None)
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["timings.csv"])
 
 
@@ -85,7 +105,7 @@ def _relative_gaps(a, b):
 
 def equivalence_table(output):
     """equivalence.csv: each run against numpy in the same dtype, over the points both reached."""
-    reference = {r.dtype: r for r in output.runs if r.implementation == "numpy"}
+    reference = {r.dtype: r for r in output.runs if r.implementation == REFERENCE}
     rows = []
     for run in output.runs:
         ref = reference.get(run.dtype)
@@ -96,7 +116,7 @@ def equivalence_table(output):
         theta = np.append(np.ravel(run.weights), run.bias).astype(np.float64)
         theta_ref = np.append(np.ravel(ref.weights), ref.bias).astype(np.float64)
         # every run, diverged or not, ends with the parameters after the same number of updates
-        rows.append((run.implementation, run.device, run.dtype, "numpy", float(np.max(_relative_gaps(a, b))),
+        rows.append((run.implementation, run.device, run.dtype, REFERENCE, float(np.max(_relative_gaps(a, b))),
                      float(np.max(_absolute_gaps(theta, theta_ref))),
                      np.nan if run.loss_bound is None else run.loss_bound))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["equivalence.csv"])

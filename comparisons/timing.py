@@ -1,4 +1,162 @@
-"""The study's timing harness (warm-up, then repeats within a budget): tf_models/timing.py, shared with the multi-worker chief."""
-from tf_models.timing import Timing, time_calls
+"""The study's one timing harness: a warm-up call each, then interleaved rounds; medians, noise intervals, ties.
 
-__all__ = ["Timing", "time_calls"]
+A shared machine has slow minutes. Timed one after another, two implementations would each see a
+different minute; timed in rounds (every implementation once per round, in an order that changes
+from round to round) a slow minute hits them all alike. Each row gets the median of its timed calls
+and a distribution-free confidence interval of that median (from order statistics, see
+`median_interval`); two rows whose intervals overlap are a tie and are never ranked.
+
+The callables timed here return numpy arrays, so a timer stops only once the result is on the
+host. Data generation, imports and building the trainers happen before, outside the timed region.
+"""
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass
+
+CONFIDENCE = 0.90  # nominal coverage of a median's interval; the interval actually used covers at least this when it can
+
+
+def median_interval(times, confidence=CONFIDENCE):
+    """(low, high, coverage): a distribution-free confidence interval of the median of `times`.
+
+    For k sorted timings x_(1) <= ... <= x_(k) of a continuous distribution, the true median lies in
+    [x_(j), x_(k+1-j)] with probability 1 - 2 P(Binomial(k, 1/2) < j). The narrowest such interval
+    with at least `confidence` coverage is returned; when even [min, max] covers less (k <= 4 at
+    90 %), that is returned with its own, smaller coverage. One timing: (t, t, 0).
+    """
+    x = sorted(times)
+    k = len(x)
+    if k == 0:
+        raise ValueError("no timings")
+    best = (x[0], x[-1], _coverage(k, 1))
+    for j in range(2, k // 2 + 1):
+        coverage = _coverage(k, j)
+        if coverage < confidence:
+            break
+        best = (x[j - 1], x[k - j], coverage)
+    return best
+
+
+def _coverage(k, j):
+    """P(x_(j) <= median <= x_(k+1-j)) for k samples: 1 - 2 P(Binomial(k, 1/2) <= j - 1)."""
+    if k == 1:
+        return 0.0
+    tail = sum(math.comb(k, i) for i in range(j)) / 2 ** k
+    return max(0.0, 1.0 - 2.0 * tail)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of one warm-up call and of each timed call after it."""
+
+    first_call_s: float  # includes tracing and compilation for the compiled frameworks
+    repeat_s: tuple  # the timed calls after the warm-up, in the order they were made
+
+    @property
+    def repeats(self):
+        """How many timed calls were made after the warm-up."""
+        return len(self.repeat_s)
+
+    @property
+    def _timed(self):
+        # with no repeat (too slow for the budget) the warm-up call is the only measurement
+        return self.repeat_s or (self.first_call_s,)
+
+    @property
+    def median_s(self):
+        """Median of the timed calls (the warm-up's time when none was made)."""
+        return statistics.median(self._timed)
+
+    @property
+    def min_s(self):
+        """Fastest timed call."""
+        return min(self._timed)
+
+    @property
+    def max_s(self):
+        """Slowest timed call."""
+        return max(self._timed)
+
+    @property
+    def interval(self):
+        """(low, high, coverage) of the median: see median_interval."""
+        return median_interval(self._timed)
+
+
+def overlap(a, b):
+    """Whether two (low, high) intervals share a point: their rows are a tie."""
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def ratio_interval(reference, row):
+    """(low, high) of reference / row from two (low, high) intervals: the widest ratio their corners allow."""
+    return reference[0] / row[1], reference[1] / row[0]
+
+
+def break_even_updates(first_call_s, median_s, reference_first_call_s, reference_median_s, iterations):
+    """Updates after which a route's cold run (first call included) beats the reference's: 0, a number, or inf.
+
+    Model: one cold run of k updates costs (first_call - median) + median * k / iterations, the
+    warm-up's extra (tracing, compiling) once and then the steady cost per update. A route that is
+    slower per update never catches up (inf); one that is faster and starts no later wins at once (0).
+    """
+    overhead, reference_overhead = first_call_s - median_s, reference_first_call_s - reference_median_s
+    per_update, reference_per_update = median_s / iterations, reference_median_s / iterations
+    if per_update >= reference_per_update:
+        return 0.0 if overhead <= reference_overhead and per_update == reference_per_update else math.inf
+    return max(0.0, (overhead - reference_overhead) / (reference_per_update - per_update))
+
+
+def planned_repeats(repeats, budget_s, pace_s):
+    """How many timed calls fit: `repeats`, or fewer at `pace_s` seconds each within `budget_s` (0 if none fits)."""
+    if math.isinf(budget_s):
+        return repeats
+    return min(repeats, int(budget_s // max(pace_s, 1e-9)))
+
+
+def round_orders(keys, rounds, seed=0):
+    """The order each round times `keys` in: round 0 as given, then a fresh seeded shuffle per round."""
+    rng = random.Random(seed)
+    orders, order = [], list(keys)
+    for r in range(rounds):
+        if r:
+            order = order[:]
+            rng.shuffle(order)
+        orders.append(order)
+    return orders
+
+
+def time_interleaved(calls, repeats, budget_s=math.inf, seed=0, on_warm_up=None):
+    """Time several callables fairly: each makes its warm-up call, then up to `repeats` interleaved rounds.
+
+    `calls` maps a key to a callable of no arguments. Each gets one warm-up call (its result is
+    kept), then round after round every key still owed a call is timed once, in an order that changes
+    between rounds (round_orders). A slow callable gets fewer calls: as many as fit in `budget_s` at its
+    warm-up's pace (planned_repeats), and none at all when not even one fits (its warm-up is then the
+    measurement). on_warm_up(key), if given, is called before each warm-up (progress).
+    Returns ({key: warm-up result}, {key: Timing}).
+    """
+    results, first, planned = {}, {}, {}
+    for key, fn in calls.items():
+        if on_warm_up:
+            on_warm_up(key)
+        start = time.perf_counter()
+        results[key] = fn()
+        first[key] = time.perf_counter() - start
+        planned[key] = planned_repeats(repeats, budget_s, first[key])
+    times = {key: [] for key in calls}
+    for order in round_orders(list(calls), max(planned.values(), default=0), seed):
+        for key in order:
+            if len(times[key]) < planned[key]:
+                start = time.perf_counter()
+                calls[key]()
+                times[key].append(time.perf_counter() - start)
+    return results, {key: Timing(first_call_s=first[key], repeat_s=tuple(times[key])) for key in calls}
+
+
+def time_calls(fn, repeats, budget_s=math.inf):
+    """One callable alone: (warm-up result, Timing), as time_interleaved with a single key."""
+    results, timings = time_interleaved({0: fn}, repeats, budget_s)
+    return results[0], timings[0]

@@ -1,9 +1,13 @@
-"""The study's agreement tolerances, defined once: tests, tables and the report read them from here."""
+"""The study's agreement tolerances defined once: trainers, tests, tables and the report read them here (the divergence rule is handrolled.divergence_point)."""
 
 # Relative agreement of every loss-curve point (and the weights) with numpy of the same dtype.
 # float64 rounding is ~1.1e-16 per operation, so 1e-10 leaves room for 1000 steps of accumulated
 # rounding and still catches any algorithmic difference; float32 carries ~6e-8 per operation.
 EQUIVALENCE = {"float64": 1e-10, "float32": 1e-4}
+
+# Largest allowed per-step difference between autodiff and the analytic gradients, relative to the size of
+# the terms the gradient sums (2/n max|r| max(sum_i |x_ij|, n)): the same allowance as the loss curves.
+GRADIENT = dict(EQUIVALENCE)
 
 # Largest gap of a finished run to the least-squares parameters (relative to each parameter's size) at
 # which the report calls descent converged: float32 cannot get much closer than ~1e-4 of a parameter.

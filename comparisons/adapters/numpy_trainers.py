@@ -1,0 +1,40 @@
+"""Builders for the numpy rows (handrolled/): full-batch or mini-batch descent, and the Gram route."""
+import numpy as np
+
+import handrolled
+
+from ..results import RunResult, from_run
+
+
+def descent(spec):
+    """handrolled.descend on the spec's data: full batch, or the spec's sample order."""
+    def train(W0, b0, rate=spec.lr):
+        r = handrolled.descend(spec.X, spec.y, W0, b0, float(rate), spec.iterations, batches=spec.batches)
+        return from_run(spec.name, spec.dtype, r, device="cpu")
+    return train
+
+
+def gram(spec):
+    """One float64-summed pass for G, c, s inside every call, then the iterations on them."""
+    X, y = spec.X, spec.y
+
+    def train(W0, b0, rate=spec.lr):
+        stats = handrolled.sufficient_statistics(X, y)  # the one pass, inside every (timed) call
+        r = handrolled.descend_gram(stats, W0, b0, float(rate), spec.iterations)
+        return from_run(spec.name, spec.dtype, r, device="cpu",
+                        loss_bound=gram_loss_bound(stats, r.weights, r.bias, r.loss_curve))
+    train.stages = (lambda: handrolled.sufficient_statistics(X, y),
+                    lambda stats, W0, b0: handrolled.descend_gram(stats, W0, b0, spec.lr, spec.iterations).loss_curve)
+    return train
+
+
+def gram_loss_bound(stats, W, b, loss_curve):
+    """The rounding bound of a Gram run's last loss point (converging: its smallest loss, the worst cancellation), or None."""
+    theta = np.append(np.ravel(W), b).reshape(-1, 1)
+    loss = float(loss_curve[-1])
+    if not (np.all(np.isfinite(theta)) and np.isfinite(loss)) or loss == 0:
+        return None
+    return handrolled.loss_rounding_bound(stats, theta, loss)
+
+
+__all__ = ["RunResult", "descent", "gram", "gram_loss_bound"]

@@ -1,0 +1,127 @@
+"""Builders for the TensorFlow rows (tf_models/): Keras fit, the GradientTape loops, the Gram tape, tf.distribute."""
+import functools
+import tempfile
+
+import handrolled
+
+from ..results import GradientMismatchError, from_run
+from .numpy_trainers import gram_loss_bound
+
+MULTI_WORKER_TIMEOUT_S = 600.0  # hard limit on one multi-worker run, start-up included (the default run's takes seconds)
+COLLECTIVE_TIMEOUT_S = 60.0  # a step's all-reduce fails after this long without a peer: a dead or hung worker
+
+
+def _finite_difference(spec):
+    """TensorFlow's autodiff gradient at (W, b) against central differences (float64)."""
+    from tf_models.gradient_tape import finite_difference_check
+
+    return lambda W, b: finite_difference_check(spec.X, spec.y, W, b)
+
+
+def _keras(spec, make):
+    """A Keras trainer from make() -> keras_train(W0, b0, lr) -> KerasResult: all N updates each call."""
+    keras_train = make()
+
+    def train(W0, b0, rate=spec.lr):
+        r = keras_train(W0, b0, lr=float(rate))
+        return from_run(spec.name, spec.dtype, r, updates_per_call=spec.iterations)
+    return train
+
+
+def _keras_feed(feed, spec):
+    from tf_models.keras_model import make_keras_trainer
+
+    return _keras(spec, lambda: make_keras_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, feed=feed,
+                                                   device=spec.device, batches=spec.batches))
+
+
+keras_dataset = functools.partial(_keras_feed, "dataset")
+keras_dataset.__doc__ = "Keras fit on a repeated tf.data batch, all N steps in one steps_per_execution call."
+keras_numpy_input = functools.partial(_keras_feed, "numpy_input")
+keras_numpy_input.__doc__ = "The idiomatic Keras fit(X, y, batch_size=n, epochs=N, shuffle=False)."
+
+
+def mirrored_keras(spec):
+    """Keras fit under MirroredStrategy over spec.replicas devices."""
+    from tf_models.distributed import make_mirrored_keras_trainer
+
+    return _keras(spec, lambda: make_mirrored_keras_trainer(spec.X, spec.y, float(spec.lr), spec.iterations,
+                                                            replicas=spec.replicas, device_spec=spec.device))
+
+
+def _tape(spec, tape_train, **extra):
+    """A trainer from a tape-style one: lr is an input of the traced loop, so a new rate does not retrace."""
+    def train(W0, b0, rate=spec.lr):
+        r = tape_train(W0, b0, lr=float(rate))
+        return from_run(spec.name, spec.dtype, r, **{k: f(r) for k, f in extra.items()})
+    train.finite_difference = _finite_difference(spec)
+    return train
+
+
+def _tape_mode(mode, spec):
+    from tf_models.gradient_tape import make_tape_trainer
+
+    return _tape(spec, make_tape_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, mode=mode, device=spec.device,
+                                         divergence_factor=handrolled.DIVERGENCE_FACTOR))
+
+
+tape_auto = functools.partial(_tape_mode, "auto")
+tape_auto.__doc__ = "The GradientTape loop, XLA while X is small, else blocked (tf_models.gradient_tape)."
+tape_xla = functools.partial(_tape_mode, "xla")
+tape_xla.__doc__ = "The GradientTape loop, always compiled by XLA."
+tape_graph = functools.partial(_tape_mode, "graph")
+tape_graph.__doc__ = "The GradientTape loop as one tf.function without XLA."
+tape_eager = functools.partial(_tape_mode, "eager")
+tape_eager.__doc__ = "The GradientTape step in a Python loop, eager."
+
+
+def gram_tape(spec):
+    """One pass for G, c, s as a graph, then the Gram-form loss under tf.GradientTape in an XLA loop."""
+    from tf_models.gram import make_gram_tape_trainer
+
+    tape_train = make_gram_tape_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, device=spec.device,
+                                        divergence_factor=handrolled.DIVERGENCE_FACTOR)
+    bound = lambda r: gram_loss_bound(handrolled.GramStatistics(r.G, r.c, r.s, r.n), r.weights, r.bias, r.loss_curve)
+    train = _tape(spec, tape_train, loss_bound=bound)
+    # the same traced functions, timed apart (no second trace or compilation)
+    train.stages = (lambda: tuple(t.numpy() for t in tape_train.one_pass()),
+                    lambda stats, W0, b0: tape_train.iterate(*stats, W0, b0).loss_curve)
+    return train
+
+
+def mirrored_tape(spec):
+    """The tape loop under MirroredStrategy, each replica holding its shard of rows."""
+    from tf_models.distributed import make_mirrored_tape_trainer
+
+    return _tape(spec, make_mirrored_tape_trainer(spec.X, spec.y, float(spec.lr), spec.iterations,
+                                                  replicas=spec.replicas, device_spec=spec.device,
+                                                  divergence_factor=handrolled.DIVERGENCE_FACTOR))
+
+
+def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
+    """The tape loop on spec.workers loopback processes: (W0, b0, rate, repeats=0, budget_s=None) -> RunResult with .timing.
+
+    Each call runs on the workers (comparisons.cluster: started for the call, or the study's shared
+    session), which time a warm-up call and up to `repeats` more inside the chief, within budget_s at
+    the warm-up's pace, so RunResult.timing means what every other timing row means.
+    """
+    from ..cluster import run_job, train_job
+    from ..timing import Timing
+
+    X, y, dtype = spec.X, spec.y, spec.dtype
+
+    def train(W0, b0, rate=spec.lr, repeats=0, budget_s=None):
+        with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp:
+            job = train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=repeats, budget_s=budget_s,
+                            collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
+            out = run_job(job, spec.workers, timeout_s=timeout_s)
+        out.update(jit_compile=False, mode="multi_worker")
+        return from_run(spec.name, dtype, out,
+                        timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(out["repeat_s"])))
+
+    train.finite_difference = _finite_difference(spec)
+    return train
+
+
+__all__ = ["GradientMismatchError", "gram_tape", "keras_dataset", "keras_numpy_input", "mirrored_keras",
+           "mirrored_tape", "multi_worker_tape", "tape_auto", "tape_eager", "tape_graph", "tape_xla"]
