@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tf_runtime import KNOWN_NOISE
+from tf_models.quiet_import import KNOWN_NOISE
 
 
 @dataclass(frozen=True)

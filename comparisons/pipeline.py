@@ -56,7 +56,7 @@ def resolve_devices(config):
     needs_tf = runs_tf or bool(config.experiments) or config.device.startswith("gpu")
     if not needs_tf:
         return ["cpu"], None
-    from .tf_runtime import import_tensorflow
+    from tf_models.quiet_import import import_tensorflow
 
     import_tensorflow()
     from tf_models.devices import DeviceError, resolve_devices as resolve

@@ -164,7 +164,7 @@ def lesson_run(lesson_data, lesson_trainer):
 @pytest.fixture(scope="session")
 def tf_ready():
     """TensorFlow imported quietly, TF32 off and op determinism on, as in equivalence runs."""
-    from comparisons.tf_runtime import import_tensorflow
+    from tf_models.quiet_import import import_tensorflow
 
     tf = import_tensorflow()
     from tf_models.devices import configure_numerics

@@ -137,7 +137,7 @@ def test_device_gpu_without_gpu_says_what_tensorflow_saw(previous, capsys, only)
     (tests/test_end_to_end.py)."""
     from tf_models.devices import detected_gpus
 
-    from comparisons.tf_runtime import import_tensorflow
+    from tf_models.quiet_import import import_tensorflow
 
     import_tensorflow()
     if detected_gpus():

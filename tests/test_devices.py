@@ -99,7 +99,8 @@ class _TensorFlowAsked(Exception):
 ])
 def test_devices_are_resolved_only_when_tensorflow_has_work(monkeypatch, changes, needs_tf):
     """pipeline.resolve_devices imports TensorFlow only for a TensorFlow run, an experiment or an explicit GPU."""
-    from comparisons import pipeline, tf_runtime
+    from comparisons import pipeline
+    from tf_models import quiet_import as tf_runtime
     from comparisons.config import StudyConfig
 
     def refuse():

@@ -50,7 +50,7 @@ def run_fresh(code, timeout=240):
 MIRRORED_RUNS = """
 import json
 import numpy as np
-from comparisons.tf_runtime import import_tensorflow
+from tf_models.quiet_import import import_tensorflow
 import_tensorflow()
 from tf_models.distributed import split_cpu
 split_cpu(3)  # before anything initialises TensorFlow; R = 2 uses the first two
@@ -247,7 +247,7 @@ def test_two_workers_match_numpy_after_a_taken_port(served):
 @pytest.mark.slow
 def test_multi_worker_adapter_float32_with_its_own_timing(served):
     trainer, r, (X, y, W0, b0) = served["adapter"]
-    assert trainer.measures_itself
+    assert trainer.spec.implementation.times_itself
     assert_matches_numpy(dict(loss_curve=r.loss_curve, weights=r.weights, bias=r.bias, diverged_at=r.diverged_at),
                          X, y, W0, b0)
     assert r.device == "worker0/cpu:0+worker1/cpu:0" and r.weights.dtype == np.float32
@@ -454,10 +454,14 @@ def test_a_worker_imports_tensorflow_with_matplotlib_and_pandas_hidden_and_resto
         _logger = _Logger()
         def get_logger():
             return _logger
+        class config:
+            @staticmethod
+            def list_physical_devices():
+                return []
         """))
     script = textwrap.dedent("""
         import json, sys
-        from tf_models.worker_import import import_tensorflow_for_worker
+        from tf_models.quiet_import import import_tensorflow_for_worker
         tf = import_tensorflow_for_worker()
         import pandas  # importable again once TensorFlow is loaded
         print(json.dumps(dict(seen=tf.seen, level=tf.get_logger().level, log_level=tf.log_level,

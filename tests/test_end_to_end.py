@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from comparisons.config import DEFAULT_IMPLEMENTATIONS
+from comparisons import registry
 from comparisons.registry import REGISTRY
 from comparisons.tables import TABLE_COLUMNS
 from comparisons.tolerances import EQUIVALENCE as TOLERANCE
@@ -94,7 +94,7 @@ def test_every_implementation_for_every_dtype_and_device(quick_results):
     expected_device = {"gradient_tape:mirrored": "cpu:0+cpu:1", "keras:mirrored": "cpu:0+cpu:1",
                        "gradient_tape:multi_worker": "worker0/cpu:0+worker1/cpu:0"}  # the default 2 replicas, 2 workers
     assert set(expected_device) == {n for n, impl in REGISTRY.items() if impl.distributed and impl.default}
-    for name in DEFAULT_IMPLEMENTATIONS:
+    for name in registry.names(default_only=True):
         # a slow idiom (keras:numpy_input) runs in float64 alone when both dtypes are asked for, and says so
         dtypes = ("float64",) if REGISTRY[name].one_dtype_when_both else ("float32", "float64")
         for dtype in dtypes:
@@ -249,7 +249,8 @@ def test_a_numpy_only_run_never_loads_tensorflow(tmp_path):
 def test_the_driver_loads_tensorflow_only_for_work_in_its_own_process(monkeypatch):
     """A multi-worker-only run leaves TensorFlow to its workers; one in-process TensorFlow run, or an experiment, loads it."""
     import run_all
-    from comparisons import pipeline, tf_runtime
+    from comparisons import pipeline
+    from tf_models import quiet_import as tf_runtime
 
     class Loaded(Exception):
         pass

@@ -8,30 +8,35 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons.config import IMPLEMENTATIONS
+from comparisons import registry
 from comparisons.data import order_seed
-from comparisons.registry import REGISTRY
 from comparisons.implementations import finite_difference_checks, make_trainer, stop_at_divergence
+from comparisons.results import GradientMismatchError
+from comparisons.tolerances import EQUIVALENCE
 
 from .conftest import LESSON_ITERATIONS
 
-RTOL = {"float64": 1e-10, "float32": 1e-4}
+RTOL = EQUIVALENCE
 ITERATIONS = LESSON_ITERATIONS  # the shared runs' count (conftest): one trace serves several tests
 # fit(epochs=N) on numpy arrays pays tens of ms per epoch: fewer; its per-step arithmetic is Keras' own, tested at 60
 SHORT_RUNS = {"keras:numpy_input": 20}
 # single-process TensorFlow ones; the distributed variants need a split CPU or worker processes: test_distributed.py
-TF_NAMES = [n for n in IMPLEMENTATIONS if n != "numpy" and not REGISTRY[n].distributed]
+TF_NAMES = [n for n in registry.names() if registry.get(n).framework == "tensorflow" and not registry.get(n).distributed]
 
 
-def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS, batches=None, result=None):
-    """Run `name` (unless its `result` of these settings is given) and numpy from the same start; compare every
-    loss point, the weights and the bias."""
+def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS, batches=None, result=None,
+                      trainer=None):
+    """Run `name` (unless its `result` of these settings, made by `trainer`, is given) and numpy from the same start;
+    compare every loss point, the weights and the bias."""
     X, y = data.X.astype(dtype), data.y.astype(dtype)
     W0, b0 = initial
-    reference = make_trainer("numpy", X, y, lr, iterations, batches=batches)(W0, b0)
+    reference = make_trainer(registry.REFERENCE, X, y, lr, iterations, batches=batches)(W0, b0)
+    trainer = trainer or make_trainer(name, X, y, lr, iterations, batches=batches)
     if result is None:
-        result = make_trainer(name, X, y, lr, iterations, batches=batches)(W0, b0)
-    result = stop_at_divergence(result, X, y, lr, W0, b0, batches=batches)  # Keras past a divergence point
+        result = trainer(W0, b0)
+    if trainer.spec.lr != lr:  # a trainer built for another rate, called at this one: cut back at this rate
+        trainer = make_trainer(name, X, y, lr, iterations, batches=batches)
+    result = stop_at_divergence(result, trainer, W0, b0)  # a run that cannot stop itself, past a divergence point
     assert result.diverged_at == reference.diverged_at
     assert len(result.loss_curve) == len(reference.loss_curve)
     np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=RTOL[dtype], atol=0)
@@ -45,11 +50,11 @@ def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", TF_NAMES)
-def test_matches_numpy(lesson_data, lesson_run, name, dtype):
+def test_matches_numpy(lesson_data, lesson_run, lesson_trainer, name, dtype):
     data, initial = lesson_data
     iterations = SHORT_RUNS.get(name, ITERATIONS)
     result = assert_equivalent(name, data, initial, dtype, iterations=iterations,
-                               result=lesson_run(name, dtype, iterations))
+                               result=lesson_run(name, dtype, iterations), trainer=lesson_trainer(name, dtype, iterations))
     assert result.device == "cpu"
 
 
@@ -62,15 +67,14 @@ def test_matches_numpy_with_several_features(tf_ready, name):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_gradient_tape_autodiff_equals_analytic_every_step(lesson_data, lesson_run, dtype):
+def test_gradient_tape_autodiff_equals_analytic_every_step(lesson_data, lesson_run, lesson_trainer, dtype):
     data, initial = lesson_data
-    X, y = data.X.astype(dtype), data.y.astype(dtype)
     result = lesson_run("gradient_tape", dtype, ITERATIONS)  # the run test_matches_numpy compares with numpy
     checks = [c for c in result.gradient_checks if c.method == "analytic_vs_autodiff"]
     assert [c.iteration for c in checks] == list(range(ITERATIONS))
     bound = 1e-12 if dtype == "float64" else 1e-4
     assert max(c.max_abs_diff for c in checks) < bound
-    fd = finite_difference_checks(X, y, *initial, result)
+    fd = finite_difference_checks(lesson_trainer("gradient_tape", dtype, ITERATIONS), *initial, result)
     assert [c.iteration for c in fd] == [0, ITERATIONS]
     # both sides are float64 whatever the run's dtype; central differences of a quadratic carry only rounding,
     # ~eps * loss / h ~ 1e-8 absolute, ~5e-10 relative to the size of the summed terms
@@ -93,7 +97,7 @@ def test_finite_differences_hold_at_the_start_at_the_fit_and_far_away(tf_ready, 
         assert gt.finite_difference_check(X_, y_, W, b)[2]
 
 
-def test_finite_difference_bound_catches_a_small_formula_error(lesson_data, lesson_run, monkeypatch):
+def test_finite_difference_bound_catches_a_small_formula_error(lesson_data, lesson_run, lesson_trainer, monkeypatch):
     """A gradient wrong by 1e-4 relative lies outside the bound; a zero-safety check stops the run."""
     import tf_models.gradient_tape as gt
 
@@ -105,17 +109,17 @@ def test_finite_difference_bound_catches_a_small_formula_error(lesson_data, less
     assert np.all(np.abs(numeric - exact * (1 + 1e-4)) > gt.FINITE_DIFFERENCE_SAFETY * rounding)  # a slip does not
     result = lesson_run("gradient_tape", "float64", ITERATIONS)
     monkeypatch.setattr(gt, "FINITE_DIFFERENCE_SAFETY", 0.0)  # no difference at all allowed: must stop the run
-    with pytest.raises(gt.GradientMismatchError, match="central differences"):
-        finite_difference_checks(data.X, data.y, W0, b0, result)
+    with pytest.raises(GradientMismatchError, match="central differences"):
+        finite_difference_checks(lesson_trainer("gradient_tape", "float64", ITERATIONS), W0, b0, result)
 
 
 def test_gradient_mismatch_is_an_error(lesson_data, lesson_trainer, monkeypatch):
     """A tolerance the arithmetic cannot meet must stop the run, not end up in a footnote."""
-    import tf_models.gradient_tape as gt
+    from comparisons import tolerances
 
-    monkeypatch.setitem(gt.GRADIENT_TOLERANCE, "float64", -1.0)
+    monkeypatch.setitem(tolerances.GRADIENT, "float64", -1.0)
     _, initial = lesson_data
-    with pytest.raises(gt.GradientMismatchError):
+    with pytest.raises(GradientMismatchError):
         lesson_trainer("gradient_tape", "float64", ITERATIONS)(*initial)
 
 
@@ -132,7 +136,8 @@ def test_keras_minibatch_follows_the_same_order(tf_ready, lesson_data, batch_siz
 def test_divergence_is_reported_at_the_same_iteration(lesson_data, lesson_trainer, name):
     data, initial = lesson_data
     diverging = lesson_trainer(name, "float64", ITERATIONS)(*initial, 10.0)  # a trainer built for lr 0.05
-    result = assert_equivalent(name, data, initial, "float64", lr=10.0, result=diverging)
+    result = assert_equivalent(name, data, initial, "float64", lr=10.0, result=diverging,
+                               trainer=lesson_trainer(name, "float64", ITERATIONS))
     assert result.diverged_at is not None and result.status.startswith("diverged at iteration")
 
 
@@ -142,7 +147,7 @@ def test_one_trainer_serves_several_learning_rates(lesson_data, lesson_trainer, 
     data, (W0, b0) = lesson_data
     trainer = lesson_trainer(name, "float64", ITERATIONS)  # built for lr 0.05
     for lr in (0.3, 0.05, 10.0):
-        reference = make_trainer("numpy", data.X, data.y, lr, ITERATIONS)(W0, b0)
+        reference = make_trainer(registry.REFERENCE, data.X, data.y, lr, ITERATIONS)(W0, b0)
         result = trainer(W0, b0, lr)
         assert result.diverged_at == reference.diverged_at
         np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=1e-10, atol=0)
@@ -166,7 +171,7 @@ def test_blocked_loop_matches_numpy(tf_ready, lesson_data, dtype, block_rows):
     X, y = data.X.astype(dtype), data.y.astype(dtype)
     trainer = make_tape_trainer(X, y, 0.05, 40, mode="blocked", block_rows=block_rows)
     for lr, diverges in [(0.05, False), (10.0, True)]:
-        reference = make_trainer("numpy", X, y, lr, 40)(W0, b0)
+        reference = make_trainer(registry.REFERENCE, X, y, lr, 40)(W0, b0)
         result = trainer(W0, b0, lr)
         assert result.mode == "blocked" and result.diverged_at == reference.diverged_at
         assert (reference.diverged_at is not None) == diverges

@@ -20,7 +20,7 @@ sys.path.insert(0, {repo!r})
 import run_all
 from comparisons import study
 
-real_time_calls = study.time_calls
+real_time_calls = study.time_interleaved
 
 def announced(*args, **kwargs):
     if {hold!r}:
@@ -29,7 +29,7 @@ def announced(*args, **kwargs):
             time.sleep(60)  # a signal ends the wait (its handler raises KeyboardInterrupt)
     return real_time_calls(*args, **kwargs)
 
-study.time_calls = announced
+study.time_interleaved = announced
 if {in_fit!r}:
     import keras
 

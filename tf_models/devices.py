@@ -36,12 +36,20 @@ def tf_device_name(label):
     return f"/{kind.upper()}:{index or 0}"
 
 
-def label_of(device_string):
-    """The label of a placed tensor's or variable's device string ('.../device:GPU:0' -> 'gpu:0')."""
-    tail = device_string.rsplit("device:", 1)[-1]
-    kind, _, index = tail.partition(":")
+def label_of(device_string, replica=False):
+    """The label of a placed tensor's or variable's device string: '.../device:GPU:0' -> 'gpu:0'.
+
+    A single-device run's CPU is plain 'cpu'; a replica keeps its index ('cpu:1'), so that a
+    distributed run can name every replica.
+    """
+    kind, _, index = device_string.rsplit("device:", 1)[-1].partition(":")
     kind = kind.lower()
-    return "cpu" if kind == "cpu" else f"{kind}:{index or 0}"
+    return "cpu" if kind == "cpu" and not replica else f"{kind}:{index or 0}"
+
+
+def replicas_label(device_strings):
+    """'cpu:0+cpu:1': every replica's label, joined by '+'."""
+    return "+".join(label_of(d, replica=True) for d in device_strings)
 
 
 def configure_numerics(seed, deterministic=True):

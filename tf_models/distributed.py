@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from .devices import detected_gpus, tf_device_name
+from .devices import detected_gpus, replicas_label, tf_device_name
+from .shards import shards
 from .gradient_tape import TapeResult, descent_loop, loop_result_fields
 
 PACK_HEADER = 2  # packed vector: [loss, scale, autodiff dW (m), autodiff db, diff dW (m), diff db]
@@ -107,24 +108,6 @@ def mirrored_strategy(devices):
         tf.distribute.MirroredStrategy._collective_key_base = COLLECTIVE_KEY_STRIDE * len(_STRATEGIES)
         _STRATEGIES[key] = tf.distribute.MirroredStrategy([tf_device_name(d) for d in devices])
     return _STRATEGIES[key]
-
-
-def device_label(devices):
-    """'cpu:0+cpu:1' from ['cpu:0', 'cpu:1']: every replica, joined by '+'."""
-    return "+".join(devices)
-
-
-def _label_of(device_string):
-    """'.../device:CPU:1' -> 'cpu:1' (the index kept, unlike single-device labels)."""
-    kind, _, index = device_string.rsplit("device:", 1)[-1].partition(":")
-    return f"{kind.lower()}:{index or 0}"
-
-
-def shards(n, parts):
-    """Row ranges [(start, stop), ...] of np.array_split: the first n % parts shards get one row more."""
-    sizes = [n // parts + (1 if k < n % parts else 0) for k in range(parts)]
-    ends = np.cumsum(sizes)
-    return [(int(e - s), int(e)) for s, e in zip(sizes, ends)]
 
 
 # ------------------------------------------------------------------------------------- the loop
@@ -239,7 +222,7 @@ def make_mirrored_tape_trainer(X, y, lr, iterations, replicas=2, device_spec="au
     col_max = float(np.abs(X).sum(axis=0, dtype=np.float64).max())
     loop, W, b = build_distributed_loop(strategy, X_dist, y_dist, n, m, dtype, iterations, col_max,
                                         divergence_factor=divergence_factor)
-    label = device_label([_label_of(v.device) for v in strategy.experimental_local_results(W)])
+    label = replicas_label(v.device for v in strategy.experimental_local_results(W))
     default_lr = lr
 
     def train(W0, b0, lr=None):
@@ -353,7 +336,7 @@ def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="a
         tensors = (X_fit, y_fit) if w_fit is None else (X_fit, y_fit, w_fit)
         data = tf.data.Dataset.from_tensor_slices(tensors).batch(rows).repeat()
     dense = model.layers[-1]
-    label = device_label([_label_of(v.device) for v in strategy.experimental_local_results(dense.kernel.value)])
+    label = replicas_label(v.device for v in strategy.experimental_local_results(dense.kernel.value))
     default_lr = lr
 
     def train(W0, b0, lr=None):

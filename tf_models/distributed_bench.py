@@ -7,7 +7,7 @@
 - time_allreduce: seconds per SUM all-reduce of a vector, chained so each waits for the one
   before (a latency with few numbers, a bandwidth with many).
 - STUDY_TASKS: the same under MultiWorkerMirroredStrategy, as tasks of the worker protocol of
-  tf_models/multi_worker.py ("time_steps", "allreduce_benchmark", "benchmark" = both in one
+  tf_models/multi_worker.py (which imports them; nothing here imports it) ("time_steps", "allreduce_benchmark", "benchmark" = both in one
   cluster start, "support_probe" = tf_models/distribution_probe.py's configurations).
 
 Everything returns plain dicts; the entry point (`python -m tf_models.distributed_bench JOB.json`)
@@ -40,7 +40,7 @@ def _time(fn, repeats):
 
 def _random_rows(n, m, dtype, seed, index=0, parts=1):
     """Shard `index` of `parts` of a random regression problem, as the worker protocol draws it: (X_k, y_k)."""
-    from .multi_worker import load_shard
+    from .shards import load_shard
 
     X_k, y_k, _ = load_shard({"random": {"n": n, "m": m, "seed": seed}}, index, parts, np.dtype(dtype))
     return X_k, y_k
@@ -170,12 +170,6 @@ def _exit_after(seconds):
 
 STUDY_TASKS = {"time_steps": time_steps_task, "allreduce_benchmark": allreduce_task, "benchmark": benchmark_task,
                "support_probe": support_probe_task}
-
-
-def register_study_tasks(task):
-    """Register STUDY_TASKS with the worker protocol's @task decorator (tf_models/multi_worker.py calls this)."""
-    for name, fn in STUDY_TASKS.items():
-        task(name)(fn)
 
 
 def mirrored_key(replicas, n):

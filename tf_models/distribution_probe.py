@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .worker_import import import_tensorflow_for_worker
+from .quiet_import import import_tensorflow_for_worker
 
 APIS = ("tape", "keras")
 FEEDS = ("numpy", "dataset", "distributed")

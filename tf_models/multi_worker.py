@@ -23,8 +23,8 @@ The job (JSON from a file, or stdin with `--job -`), the same for every worker:
      "result": "result.json"}         # where the chief (worker 0) writes its result ("-": stdout)
 
 Tasks: TASKS maps a name to fn(WorkerContext) -> dict (JSON-serialisable), which the chief writes.
-"train" is the study's gradient_tape:multi_worker; "keras_train" is Keras fit under the strategy
-(it fails in Keras 3.15: kept for the support matrix). Add a task with the @task("name")
+"train" is the study's gradient_tape:multi_worker; the distributed experiments' tasks come from
+tf_models/distributed_bench.py (STUDY_TASKS). Add a task with the @task("name")
 decorator; every worker runs the same function (collectives must match across workers).
 MULTI_WORKER_DEBUG=1 in the environment prints a failing worker's whole traceback.
 
@@ -45,7 +45,9 @@ from pathlib import Path
 import numpy as np
 
 from .timing import time_calls
-from .worker_import import import_tensorflow_for_worker
+from .shards import load_shard
+from .distributed_bench import STUDY_TASKS
+from .quiet_import import import_tensorflow_for_worker
 
 TASKS = {}
 
@@ -82,26 +84,6 @@ def cluster_from_environment():
     if config.get("task", {}).get("type") != "worker":
         raise ValueError("TF_CONFIG task.type must be 'worker' (no chief/ps roles: worker 0 is the chief)")
     return int(config["task"]["index"]), len(config["cluster"]["worker"])
-
-
-def load_shard(data, index, workers, dtype):
-    """(X_k (k, m), y_k (k, 1), n) for worker `index` of `workers` under the contiguous shard rule."""
-    from .distributed import shards
-
-    if "random" in data:
-        spec = data["random"]
-        n, m = int(spec["n"]), int(spec["m"])
-        start, stop = shards(n, workers)[index]
-        rng = np.random.default_rng([int(spec.get("seed", 0)), index])
-        X = rng.standard_normal((stop - start, m)).astype(dtype)
-        y = (X @ np.ones((m, 1), dtype) + rng.standard_normal((stop - start, 1)).astype(dtype)).astype(dtype)
-        return X, y, n
-    X_all, y_all = np.load(data["X"], mmap_mode="r"), np.load(data["y"], mmap_mode="r")
-    n = X_all.shape[0]
-    if n < workers:
-        raise ValueError(f"{n} rows cannot be shared by {workers} workers")
-    start, stop = shards(n, workers)[index]
-    return np.array(X_all[start:stop], dtype), np.array(y_all[start:stop], dtype).reshape(-1, 1), n
 
 
 def timed_job_calls(ctx, call):
@@ -152,70 +134,6 @@ def train_task(ctx):
         "grad_rel_diff": result.grad_rel_diff.tolist(), "device": label, "chief_device": local,
         "dtype": str(dtype), "n": n, "workers": ctx.workers, **times,
     }
-
-
-@task("keras_train")
-def keras_train_task(ctx):
-    """Keras Dense(1) + SGD + "mse" fit under the strategy, each worker fed its own (balanced) rows.
-
-    Not in the study (no `keras:multi_worker`): in Keras 3.15 / TF 2.21 fit fails here. Plain, it
-    fails in fit's first-batch build ("ValueError: Attempt to convert a value (PerReplica ...)",
-    cf. tensorflow#72388); with job["build_from_host_batch"] = true that build is fed this worker's
-    host batch instead, and fit then fails after its first train step: Keras' reduce_per_replica
-    reduces the scalar logs (the loss) of a multi-worker strategy with strategy.reduce("MEAN", v,
-    axis=0), and a scalar has no axis 0 ("Invalid reduction dimension 0 for input with 0
-    dimensions"). The task stays so the support matrix can record what happens.
-    Each worker's tf.data holds its own shard padded to c = ceil(n / W) rows (weights as in
-    tf_models.distributed.balanced_rows), auto-sharding off, one batch of c rows per step;
-    job["steps_per_execution"] (default 1) is passed to compile.
-    """
-    import keras
-    import tensorflow as tf
-
-    from .distributed import keras_replica_scale_correction, padded_rows, shards
-    from .keras_model import build_model, floatx
-
-    if os.environ.get("MULTI_WORKER_DEBUG"):
-        keras.config.disable_traceback_filtering()
-    job, strategy = ctx.job, ctx.strategy
-    dtype = np.dtype(job.get("dtype", "float64"))
-    X_k, y_k, n = load_shard(job["data"], ctx.index, ctx.workers, dtype)
-    m = X_k.shape[1]
-    c = max(stop - start for start, stop in shards(n, ctx.workers))
-    pad = c - X_k.shape[0]
-    weight = ctx.workers * c / n * keras_replica_scale_correction(ctx.workers)
-    X_p, y_p, w_p = padded_rows(X_k, y_k, c, weight)  # this worker's shard alone, padded to c rows
-    iterations = int(job["iterations"])
-    with floatx(str(dtype)), strategy.scope():
-        model = build_model(m, str(dtype))
-        if job.get("build_from_host_batch", False):
-            # Keras' fit first reduces the first distributed batch to build the model symbolically, and under
-            # MultiWorkerMirroredStrategy that reduce fails ("Attempt to convert a value (PerReplica ...)",
-            # cf. tensorflow#72388); the symbolic build needs only shapes, so give it this worker's host batch
-            host_batch = (X_p, y_p) if pad == 0 and weight == 1.0 else (X_p, y_p, w_p)
-            model._maybe_symbolic_build = lambda iterator=None, data_batch=None: type(model)._maybe_symbolic_build(
-                model, data_batch=host_batch)
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=float(job["lr"])), loss="mse",
-                      jit_compile=False, steps_per_execution=int(job.get("steps_per_execution", 1)))
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    unweighted = pad == 0 and weight == 1.0  # equal shards, R a power of two: plain (X, y) batches
-    tensors = (X_p, y_p) if unweighted else (X_p, y_p, w_p)
-    data = tf.data.Dataset.from_tensor_slices(tensors).batch(c).repeat().with_options(options)
-    dense = model.layers[-1]
-    W0 = np.asarray(job["W0"], dtype).reshape(m, 1)
-
-    def call():
-        dense.set_weights([W0, np.asarray([job["b0"]], dtype)])
-        with floatx(str(dtype)):
-            history = model.fit(data, epochs=iterations, steps_per_epoch=1, verbose=0)
-        kernel, bias = dense.get_weights()
-        return kernel, bias, history.history["loss"]
-
-    (kernel, bias, losses), times = timed_job_calls(ctx, call)
-    return {"weights": kernel.tolist(), "bias": float(bias[0]), "epoch_loss": [float(v) for v in losses],
-            "device": "+".join(f"worker{k}/cpu:0" for k in range(ctx.workers)), "dtype": str(dtype), "n": n,
-            "workers": ctx.workers, **times}
 
 
 @task("serve")
@@ -293,9 +211,7 @@ def die_with_launcher():
         os._exit(1)
 
 
-from .distributed_bench import register_study_tasks  # noqa: E402 (after `task` exists)
-
-register_study_tasks(task)  # time_steps, allreduce_benchmark, benchmark, support_probe: the distributed experiments
+TASKS.update(STUDY_TASKS)  # time_steps, allreduce_benchmark, benchmark, support_probe: the distributed experiments
 
 
 def check_port_free(index):

@@ -473,18 +473,10 @@ def plot(table, out_dir):
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 
 
-def keys(table):
-    """Each row's claim key; a table written before the key column existed names its claims by their text."""
-    if "key" in table:
-        return list(table.key)
-    by_text = {claim.text: claim.key for claim in CLAIMS}
-    return [by_text.get(text, text) for text in table.claim]
-
-
 def findings(table):
     """Findings: the verdict counts, naming the claims found wrong."""
     counts = table.verdict.value_counts()
-    wrong = [key for key, v in zip(keys(table), table.verdict) if v == "wrong"]
+    wrong = [key for key, v in zip(table.key, table.verdict) if v == "wrong"]
     text = (f"Of the lesson's {len(table)} testable claims, {counts.get('holds', 0)} hold, {len(wrong)} "
             f"{'is' if len(wrong) == 1 else 'are'} wrong and {counts.get('imprecise', 0)} imprecise")
     if wrong:

@@ -1,10 +1,15 @@
-"""Import TensorFlow once, without its start-up noise, and set up the numerics of the study.
+"""Import TensorFlow once, quietly: the study's process, its children and its workers all use this.
 
 TensorFlow writes informational lines (oneDNN notices, "could not find cuda drivers", cuInit
-failures on machines without a GPU) straight to file descriptor 2 before its logging is set
-up, so TF_CPP_MIN_LOG_LEVEL alone does not silence them. Here stderr is captured while
-TensorFlow loads and looks for devices; known start-up notices are dropped and any other line
-is passed on, so a real error still shows.
+failures on machines without a GPU) straight to file descriptor 2 before its logging is set up,
+so TF_CPP_MIN_LOG_LEVEL alone does not silence them. Here stderr is captured while TensorFlow
+loads and looks for devices; known start-up notices are dropped and any other line is passed
+on, so a real error still shows.
+
+A worker (a multi-worker process, a distribution-probe child) also hides matplotlib and pandas
+while TensorFlow loads: `import tensorflow` imports Keras eagerly, and Keras imports both for
+integrations a worker never uses (an image gallery, DataFrames given to fit), so its start-up is
+that much shorter.
 """
 import os
 import re
@@ -18,13 +23,17 @@ KNOWN_NOISE = re.compile(
     r"rebuild TensorFlow with the appropriate compiler flags|Attempting to register factory|"
     r"cuda_executor|successful NUMA node read|^\s*$"
 )
+NOT_NEEDED_BY_WORKERS = ("matplotlib", "pandas")
 
 
-def import_tensorflow():
-    """Import TensorFlow and list its devices with the known start-up notices filtered out."""
+def import_tensorflow(hide=()):
+    """Import TensorFlow and list its devices with the known start-up notices filtered out; `hide`: modules kept out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's own C++ INFO and WARNING lines
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    hidden = [name for name in hide if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import name` now raises ImportError, which Keras treats as "not installed"
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:
@@ -37,9 +46,17 @@ def import_tensorflow():
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            for name in hidden:  # importable again for whatever this process does later
+                if sys.modules.get(name, ...) is None:
+                    del sys.modules[name]
             captured.seek(0)
             for line in captured.read().decode(errors="replace").splitlines():
                 if not KNOWN_NOISE.search(line):
                     print(line, file=sys.stderr)
     tf.get_logger().setLevel("ERROR")  # retracing warnings are expected: each run builds its own function
     return tf
+
+
+def import_tensorflow_for_worker():
+    """The quiet import for a worker process: matplotlib and pandas hidden while TensorFlow loads."""
+    return import_tensorflow(hide=NOT_NEEDED_BY_WORKERS)
