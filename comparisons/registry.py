@@ -18,7 +18,7 @@ class Implementation:
     name: str  # "base" or "base:variant", stable: tables, reports and tests use it
     summary: str  # one line for --help, the report and the README
     framework: str  # "numpy", "tensorflow" or "jax": which library it imports, so which devices it sees
-    builder: str  # "module:function" taking a TrainerSpec and returning train(W0, b0, rate=lr) -> RunResult
+    builder: object  # "module:function" (or a callable) taking a TrainerSpec, returning train(W0, b0, rate=lr) -> RunResult
     title: str = ""  # a few plain words for readers ("Keras fit"); the name when empty
     minibatch: bool = False  # follows a --batch-size sample order (else full batch only)
     checks_gradient: bool = False  # checks autodiff against the analytic gradient every step (so gets finite differences)
@@ -54,6 +54,8 @@ class Implementation:
 
     def build(self, spec):
         """The trainer for `spec` (a TrainerSpec): imports the builder only now, so frameworks load on demand."""
+        if callable(self.builder):
+            return self.builder(spec)
         module, _, function = self.builder.partition(":")
         return getattr(importlib.import_module(module), function)(spec)
 

@@ -1,0 +1,96 @@
+"""docs/adding-an-implementation.md, followed alone: a test-only row appears in every table, figure and the report."""
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from comparisons import registry
+from comparisons.results import from_run
+from comparisons.tolerances import EQUIVALENCE
+
+NAME = "python_loop:test_only"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopResult:
+    """Step 1: the implementation's own plain result."""
+
+    weights: np.ndarray  # (m, 1)
+    bias: float
+    loss_curve: np.ndarray  # (N + 1,)
+
+
+def python_loop_descent(X, y, W0, b0, lr, iterations):
+    """Step 1: the lesson's descent with a Python loop over the rows (no matrix products)."""
+    n, m = X.shape
+    W, b = np.array(W0, X.dtype).reshape(m, 1), X.dtype.type(b0)
+    losses = []
+    for _ in range(iterations + 1):
+        residuals = [y[i, 0] - (sum(X[i, j] * W[j, 0] for j in range(m)) + b) for i in range(n)]
+        losses.append(sum(r * r for r in residuals) / n)
+        if len(losses) == iterations + 1:
+            break
+        grad_W = np.array([[-2 / n * sum(X[i, j] * residuals[i] for i in range(n))] for j in range(m)], X.dtype)
+        grad_b = -2 / n * sum(residuals)
+        W, b = W - lr * grad_W, X.dtype.type(b - lr * grad_b)
+    return LoopResult(W, float(b), np.asarray(losses, X.dtype))
+
+
+def build_python_loop(spec):
+    """Step 2: the builder, returning train(W0, b0, rate) -> RunResult through the thin wrapper."""
+    def train(W0, b0, rate=spec.lr):
+        return from_run(spec.name, spec.dtype, python_loop_descent(spec.X, spec.y, W0, b0, float(rate), spec.iterations))
+    return train
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    """Step 3: the row, registered for this test only."""
+    monkeypatch.setitem(registry.REGISTRY, NAME, registry.Implementation(
+        NAME, "a plain-Python loop over numpy rows (test only)", "numpy", f"{__name__}:build_python_loop",
+        title="Python loop (test only)", default=False, sweeps=False, step_cost_s=1e-3))
+    return registry.get(NAME)
+
+
+def test_a_registered_row_is_in_every_table_figure_and_the_report(registered, tmp_path):
+    import run_all
+    from comparisons import figures
+
+    out = tmp_path / "out"
+    code = run_all.main(["--only", f"numpy,{NAME}", "--iterations", "20", "--repeats", "2", "--experiments", "none",
+                         "--out", str(out)])
+    assert code == 0
+    for table in ("weights", "loss_curves", "equivalence", "timings", "runs", "gradient_check"):
+        frame = pd.read_csv(out / f"{table}.csv")
+        if table == "gradient_check":  # it checks no gradient: no rows, as its capabilities say
+            assert NAME not in set(frame.implementation)
+            continue
+        assert NAME in set(frame.implementation), table
+    eq = pd.read_csv(out / "equivalence.csv")
+    eq = eq[eq.implementation == NAME]
+    assert set(eq.dtype) == {"float32", "float64"}
+    assert (eq.max_rel_loss_diff <= eq.dtype.map(EQUIVALENCE)).all(), eq
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs[runs.implementation == NAME].status) == {"ok"}
+    # the figures: its bars in timings.png, its curve's group in loss_curves.png
+    timing_labels = [t.get_text() for ax in figures.timings_figure(pd.read_csv(out / "timings.csv")).axes
+                     for t in ax.get_yticklabels() + ax.texts]
+    assert any(NAME in text or registered.label in text for text in timing_labels), timing_labels
+    legend_texts = [t.get_text() for ax in figures.loss_curves_figure(pd.read_csv(out / "loss_curves.csv")).axes
+                    if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert any(NAME in text or registered.label in text or "numpy" in text for text in legend_texts), legend_texts
+    report = (out / "report.md").read_text()
+    assert NAME in report or registered.label in report
+    assert json.loads((out / "config.json").read_text())["only"] == ["numpy", NAME]
+
+
+def test_the_command_line_knows_a_registered_row_and_refuses_a_sample_order_for_it(registered):
+    import run_all
+    from comparisons.errors import UsageError
+
+    assert NAME in "".join(run_all.build_parser().format_help().split())
+    with pytest.raises(UsageError, match="full batch only"):
+        run_all.config_from_args(run_all.build_parser().parse_args(["--only", NAME, "--batch-size", "10"]),
+                                 ["run_all.py"])
