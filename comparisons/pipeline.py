@@ -43,30 +43,71 @@ def load_data(config):
     return dataset, trained, to_raw, widely
 
 
-def resolve_devices(config):
-    """Device labels for TensorFlow runs, and whether TensorFlow was loaded for them; UsageError if unavailable.
+def frameworks_here(config):
+    """The frameworks the driver's own process must import for the planned rows (tensorflow also for experiments)."""
+    rows = [implementation(name) for name, _, _ in plan(config, ["cpu"])[0]]
+    needed = {impl.framework for impl in rows if impl.framework != "numpy" and (impl.imports_here or impl.framework == "jax")}
+    if config.experiments:
+        needed.add("tensorflow")  # the experiments time TensorFlow rows too
+    return needed
 
-    TensorFlow is imported (quietly) only when it has work here: a TensorFlow implementation that
-    the plan keeps and that runs in this process, an experiment, or a GPU asked for by name (its
-    absence is a usage error). A numpy-only run under --device auto never loads it, nor does a
-    multi-worker-only one (its workers load it).
+
+def resolve_devices(config):
+    """Device labels per framework ({"tensorflow": [...], "jax": [...]}), and whether TensorFlow was loaded; UsageError if unavailable.
+
+    A framework is imported (quietly) only when it has work here: one of its rows that the plan keeps
+    and that runs in this process (TensorFlow also for the experiments). A numpy-only run under
+    --device auto loads neither, a multi-worker-only one leaves TensorFlow to its workers, and a
+    numpy and JAX run never imports TensorFlow. A GPU asked for by name is checked with every
+    framework that runs (TensorFlow when only numpy does): its absence is a usage error saying what
+    each framework saw. JAX's device list is read here also for keras:jax, whose Keras runs in a child.
     """
-    runs_tf = any(implementation(name).imports_here and implementation(name).framework == "tensorflow"
-                  for name, _, _ in plan(config, ["cpu"])[0])
-    needs_tf = runs_tf or bool(config.experiments) or config.device.startswith("gpu")
-    if not needs_tf:
-        return ["cpu"], None
+    needed = frameworks_here(config)
+    gpu_asked = config.device.startswith("gpu")
+    if gpu_asked and not needed:
+        needed = {"tensorflow"}
+    devices, errors = {"numpy": ["cpu"]}, []
+    if "tensorflow" in needed:
+        devices["tensorflow"], error = _tensorflow_devices(config)
+        errors += [error] if error else []
+    if "jax" in needed:
+        devices["jax"], error = _jax_devices(config)
+        errors += [error] if error else []
+    if errors:
+        raise UsageError("; ".join(errors))
+    if "tensorflow" in devices:
+        split_cpu_if_mirrored(config)
+    return devices, "tensorflow" in devices
+
+
+def _tensorflow_devices(config):
+    """(TensorFlow's device labels for --device, or None, and an error text or None)."""
     from tf_models.quiet_import import import_tensorflow
 
     import_tensorflow()
     from tf_models.devices import DeviceError, resolve_devices as resolve
 
     try:  # first: no GPU at all is said as such, also when mirrored replicas would want two
-        devices = resolve(config.device)  # lists physical devices only: the CPU can still be split
+        return resolve(config.device), None  # lists physical devices only: the CPU can still be split
     except DeviceError as exc:
-        raise UsageError(str(exc)) from None
-    split_cpu_if_mirrored(config)
-    return devices, True
+        return None, str(exc)
+
+
+def _jax_devices(config):
+    """(JAX's device labels for --device, or None, and an error text or None); the CPU split first for sharded rows."""
+    try:
+        from jax_models.runtime import DeviceError, import_jax, resolve_devices as resolve
+    except ImportError as exc:
+        rows = [name for name in config.only if implementation(name).framework == "jax"]
+        return None, (f"JAX is needed by {', '.join(rows)} but does not import ({exc}); install the pinned jax "
+                      "(make run does) or leave those rows out with --only")
+    sharded = any(implementation(name).framework == "jax" and implementation(name).distributed == "replicas"
+                  for name, _, _ in plan(config, ["cpu"])[0])
+    import_jax(cpu_devices=config.replicas if sharded else None)
+    try:
+        return resolve(config.device), None
+    except DeviceError as exc:
+        return None, str(exc)
 
 
 def split_cpu_if_mirrored(config):
@@ -140,7 +181,8 @@ def run_experiments(config, devices, staging, progress, data=None, initial=None)
     for name in config.experiments:
         module = experiment_registry.load(name)
         progress.start(f"experiment {name}")
-        ctx = experiment_registry.ExperimentContext(config=config, out_dir=staging, devices=tuple(devices),
+        ctx = experiment_registry.ExperimentContext(config=config, out_dir=staging,
+                                                    devices=tuple(devices.get("tensorflow", ["cpu"])),
                                                     progress=progress.note, data=data, initial=initial)
         began = time.perf_counter()
         try:

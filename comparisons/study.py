@@ -47,7 +47,9 @@ def plan(config, devices):
         for dtype in dtypes:
             # a distributed variant runs once per dtype: --device picks its replicas' kind (tf_models.distributed)
             impl = implementation(name)
-            runs_on = [config.device] if impl.distributed else ["cpu"] if impl.framework == "numpy" else devices
+            # devices: {framework: labels} as pipeline.resolve_devices gives them, or one list for every framework
+            seen = devices.get(impl.framework, ["cpu"]) if isinstance(devices, dict) else devices
+            runs_on = [config.device] if impl.distributed else ["cpu"] if impl.framework == "numpy" else seen
             for device in runs_on:
                 triples.append((name, device, dtype))
     return triples, skipped

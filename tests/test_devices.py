@@ -112,4 +112,4 @@ def test_devices_are_resolved_only_when_tensorflow_has_work(monkeypatch, changes
         with pytest.raises(_TensorFlowAsked):
             pipeline.resolve_devices(config)
     else:
-        assert pipeline.resolve_devices(config) == (["cpu"], None)
+        assert pipeline.resolve_devices(config) == ({"numpy": ["cpu"]}, False)

@@ -1,0 +1,64 @@
+"""Builders for the JAX rows (jax_models/): the jitted fori_loop, its Python-loop twin, the sharded loop, Keras on JAX."""
+import functools
+import math
+
+import handrolled
+
+from ..results import from_run
+from ..timing import Timing
+
+
+def _finite_difference(spec):
+    """JAX's autodiff gradient at (W, b) against central differences (float64)."""
+    from jax_models.finite_difference import finite_difference_check
+
+    return lambda W, b: finite_difference_check(spec.X, spec.y, W, b)
+
+
+def _checked(spec, jax_train):
+    """A trainer from a JaxResult-returning one (lr is an input of the compiled code: a new rate does not retrace)."""
+    def train(W0, b0, rate=spec.lr):
+        return from_run(spec.name, spec.dtype, jax_train(W0, b0, lr=float(rate)))
+    train.finite_difference = _finite_difference(spec)
+    return train
+
+
+def _loop(mode, spec):
+    from jax_models.loop import make_jax_trainer
+
+    return _checked(spec, make_jax_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, mode=mode,
+                                           device=spec.device, divergence_factor=handrolled.DIVERGENCE_FACTOR))
+
+
+jit_loop = functools.partial(_loop, "jit")
+jit_loop.__doc__ = "The whole descent in jax.lax under jax.jit, autodiff checked against the analytic gradient every step."
+eager_loop = functools.partial(_loop, "eager")
+eager_loop.__doc__ = "The same step, jitted, called once per update from a Python loop."
+
+
+def sharded_loop(spec):
+    """The jitted loop with the rows sharded over spec.replicas devices (GPUs when enough are seen, else split CPUs)."""
+    from jax_models.runtime import detected_gpus
+    from jax_models.sharded import make_sharded_trainer
+
+    platform = "gpu" if spec.device != "cpu" and len(detected_gpus()) >= spec.replicas else "cpu"
+    return _checked(spec, make_sharded_trainer(spec.X, spec.y, float(spec.lr), spec.iterations,
+                                               replicas=spec.replicas, platform=platform,
+                                               divergence_factor=handrolled.DIVERGENCE_FACTOR))
+
+
+def keras_on_jax(spec):
+    """The study's Keras model and fit on the JAX backend, in a child process that times itself."""
+    from jax_models.keras_jax import make_keras_jax_trainer
+
+    keras_train = make_keras_jax_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, batches=spec.batches,
+                                         device=spec.device)
+
+    def train(W0, b0, rate=spec.lr, repeats=0, budget_s=math.inf):
+        child = keras_train.run(W0, b0, rates=(float(rate),), repeats=repeats, budget_s=budget_s)
+        return from_run(spec.name, spec.dtype, child.results[0], updates_per_call=spec.iterations,
+                        timing=Timing(first_call_s=child.first_call_s, repeat_s=tuple(child.repeat_s)))
+    return train
+
+
+__all__ = ["eager_loop", "jit_loop", "keras_on_jax", "sharded_loop"]
