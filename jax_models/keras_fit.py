@@ -26,6 +26,7 @@ if keras.backend.backend() != "jax":
                       "set KERAS_BACKEND=jax before Keras is first imported (python -m jax_models.keras_jax does)")
 
 jax = import_jax()
+import jax.numpy as jnp  # noqa: E402 (after import_jax)
 JIT_COMPILE = True  # passed explicitly; on the JAX backend the alternative is op-by-op execution
 
 
@@ -66,13 +67,15 @@ class StepLossRecorder(keras.metrics.Metric):
 
 
 class _Updates(keras.utils.PyDataset):
-    """Item i: the rows of update i, as arrays already on the device (no tf.data, no copy per step)."""
+    """Item i: the rows of update i, as arrays already on the device (no tf.data, no copy per step).
+
+    Built under jax.default_device: the index arrays, like X_d and y_d, live there uncommitted.
+    """
 
     def __init__(self, X_d, y_d, steps, batches=None):
         super().__init__()
         self.X_d, self.y_d, self.steps = X_d, y_d, steps
-        self.index = None if batches is None else [jax.device_put(np.asarray(i, np.int32), X_d.device)
-                                                   for i in batches[:steps]]
+        self.index = None if batches is None else [jnp.asarray(i, np.int32) for i in batches[:steps]]
 
     def __len__(self):
         return self.steps
@@ -108,7 +111,9 @@ def make_keras_fit_trainer(X, y, lr, iterations, batches=None, device="cpu"):
             recorder = StepLossRecorder(iterations)
             model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse", metrics=[recorder],
                           jit_compile=JIT_COMPILE, steps_per_execution=max(iterations, 1))
-            X_d, y_d = jax.device_put(X, target), jax.device_put(y, target)
+            # uncommitted arrays on the default device, like Keras' own variables: were the data committed,
+            # each step's outputs would be, and fit would compile its step again for each mix of the two
+            X_d, y_d = jnp.asarray(X), jnp.asarray(y)
             updates = _Updates(X_d, y_d, iterations, batches)
             final_loss_fn = keras.losses.MeanSquaredError()
     finally:

@@ -111,7 +111,7 @@ def import_jax(cpu_devices=None):
     return jax
 
 
-def _gpus(jax):
+def gpu_devices(jax):
     """JAX's GPU devices, in its order (an empty list when it has no GPU backend)."""
     try:
         return list(jax.devices("gpu"))
@@ -121,13 +121,13 @@ def _gpus(jax):
 
 def detected_gpus():
     """Labels ('gpu:0', 'gpu:1', ...) of the GPUs JAX detects."""
-    return [f"gpu:{i}" for i in range(len(_gpus(import_jax())))]
+    return [f"gpu:{i}" for i in range(len(gpu_devices(import_jax())))]
 
 
 def seen_devices():
     """What JAX sees, for messages and environment.json: ['cpu:0 (cpu)', 'gpu:0 (NVIDIA ...)', ...]."""
     jax = import_jax()
-    return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices("cpu") + _gpus(jax)]
+    return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices("cpu") + gpu_devices(jax)]
 
 
 def resolve_devices(spec):
@@ -153,7 +153,7 @@ def device_of(label):
     """The jax Device of a label: 'cpu' (the first CPU device), 'cpu:1', 'gpu:0', ..."""
     jax = import_jax()
     kind, _, index = label.partition(":")
-    devices = jax.devices("cpu") if kind == "cpu" else _gpus(jax) if kind == "gpu" else None
+    devices = jax.devices("cpu") if kind == "cpu" else gpu_devices(jax) if kind == "gpu" else None
     if devices is None:
         raise DeviceError(f"unknown device {label!r}; use cpu, cpu:K or gpu:K")
     k = int(index or 0)
@@ -167,7 +167,7 @@ def label_of(device):
     """The study's label of one jax Device: 'cpu' for the first CPU, 'cpu:1', 'gpu:0', ..."""
     jax = import_jax()
     kind = "cpu" if device.platform == "cpu" else "gpu"
-    index = (jax.devices("cpu") if kind == "cpu" else _gpus(jax)).index(device)
+    index = (jax.devices("cpu") if kind == "cpu" else gpu_devices(jax)).index(device)
     return "cpu" if kind == "cpu" and index == 0 else f"{kind}:{index}"
 
 
@@ -177,7 +177,7 @@ def replicas_label(devices):
     labels = []
     for device in devices:
         kind = "cpu" if device.platform == "cpu" else "gpu"
-        labels.append(f"{kind}:{(jax.devices('cpu') if kind == 'cpu' else _gpus(jax)).index(device)}")
+        labels.append(f"{kind}:{(jax.devices('cpu') if kind == 'cpu' else gpu_devices(jax)).index(device)}")
     return "+".join(labels)
 
 
