@@ -91,27 +91,25 @@ def descent_loop(X, y, row_weights, n, col_abs_max, W0, b0, lr, iterations, fact
 
 
 def _python_loop(step, X, y, W, b, lr, iterations, factor):
-    """The descent as a Python loop over step(X, y, W, b, lr) -> (loss, abs, rel, W', b'); host arrays out."""
-    losses, abs_diffs, rel_diffs = [], [], []
+    """The descent as a Python loop over step(X, y, W, b, lr) -> ([loss, abs, rel], W', b'); host arrays out."""
+    rows = []  # (loss, abs_diff, rel_diff) per step, on the host
     first_loss, diverged, i = None, False, 0
     for i in range(iterations + 1):
-        loss, abs_diff, rel_diff, W_next, b_next = step(X, y, W, b, lr)
-        loss, abs_diff, rel_diff = jax.device_get((loss, abs_diff, rel_diff))  # one host sync per update
+        values, W_next, b_next = step(X, y, W, b, lr)
+        loss, abs_diff, rel_diff = np.asarray(values)  # one host transfer per update: the divergence test needs it
         first_loss = loss if first_loss is None else first_loss
-        losses.append(loss)
+        rows.append((loss, abs_diff, rel_diff))
         with np.errstate(over="ignore", invalid="ignore"):
             diverged = bool(not np.isfinite(loss) or loss > factor * first_loss)
-        if i == iterations:  # the final parameters' loss: no update, no check
-            break
-        abs_diffs.append(abs_diff)
-        rel_diffs.append(rel_diff)
-        if diverged:
+        if i == iterations or diverged:  # the final parameters' loss, or the divergent step: no update
             break
         W, b = W_next, b_next
     dtype = X.dtype
-    pad = lambda values, size: np.concatenate([np.asarray(values, dtype), np.zeros(size - len(values), dtype)])
-    return (jax.device_get(W), jax.device_get(b), pad(losses, iterations + 1), pad(abs_diffs, max(iterations, 1)),
-            pad(rel_diffs, max(iterations, 1)), min(i, iterations), diverged)
+    rows = np.asarray(rows, dtype).reshape(-1, 3)
+    checked = rows[:iterations]  # the final point's loss carries no update, so no check
+    pad = lambda values, size: np.concatenate([values, np.zeros(size - len(values), dtype)])
+    return (jax.device_get(W), jax.device_get(b), pad(rows[:, 0], iterations + 1),
+            pad(checked[:, 1], max(iterations, 1)), pad(checked[:, 2], max(iterations, 1)), min(i, iterations), diverged)
 
 
 def _place(X, y, device):
@@ -142,7 +140,7 @@ def make_jax_trainer(X, y, lr, iterations, mode="jit", device="cpu", divergence_
     else:
         def step(X, y, W, b, lr):
             loss, grad_W, grad_b, abs_diff, rel_diff = step_values(X, y, W, b, n, col_abs_max)
-            return loss, abs_diff, rel_diff, W - lr * grad_W, b - lr * grad_b
+            return jnp.stack([loss, abs_diff, rel_diff]), W - lr * grad_W, b - lr * grad_b
 
         compiled = jax.jit(step) if mode == "eager" else step
 
