@@ -1,0 +1,226 @@
+"""keras:jax in its own process: `python -m jax_models.keras_jax JOB.npz RESULT.npz`, and the parent's side.
+
+Keras chooses its backend at its first import, so the study's Keras model runs on JAX in a child
+process that sets KERAS_BACKEND=jax and JAX's x64 before importing Keras (keras_fit.py holds the
+model and fit). The child times itself: one warm-up call (tracing and compiling included), then
+up to `repeats` timed calls within `budget_s` at the warm-up's pace, as the study's harness does,
+so process start-up and imports are never timed. Its result file holds each rate's parameters
+and loss curve, the raw seconds, and whether TensorFlow was loaded (it must not be: data go in as
+device arrays through a keras.utils.PyDataset, never tf.data).
+
+The parent (make_keras_jax_trainer) writes the job, runs the child and reads the result; a child
+that fails or hangs raises KerasJaxError with one line and the child's last stderr line.
+"""
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .result import JaxResult
+from .runtime import KNOWN_NOISE
+
+REPOSITORY = Path(__file__).resolve().parents[1]  # the child runs here, so `-m jax_models.keras_jax` resolves
+TIMEOUT_S = 600.0  # hard limit on one child, start-up included (the lesson's run takes seconds)
+
+
+class KerasJaxError(RuntimeError):
+    """The keras:jax child failed, hung or wrote no result."""
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """What one keras:jax child returned."""
+
+    results: tuple  # a JaxResult per learning rate, in the order asked
+    first_call_s: float  # the warm-up call of the first rate (tracing and compiling included)
+    repeat_s: tuple  # the timed calls of the first rate after the warm-up
+    tensorflow_imported: bool  # whether 'tensorflow' was in the child's sys.modules at the end
+    float64_kept: bool  # whether Keras' float64 -> float32 promotion was switched off (keras_fit.keep_float64)
+
+
+# ---- the child -----------------------------------------------------------------------------------
+
+def _time_calls(fn, repeats, budget_s):
+    """(warm-up result, its seconds, timed seconds): the study's harness, repeats within budget_s."""
+    start = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - start
+    planned = repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(first, 1e-9)))
+    times = []
+    for _ in range(planned):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return result, first, times
+
+
+def _batches_of(job):
+    if "batch_lengths" not in job:
+        return None
+    return np.split(job["batch_flat"], np.cumsum(job["batch_lengths"])[:-1])
+
+
+def run_job(job):
+    """Run a job (a dict of arrays, as written by write_job) in this process; returns the result dict.
+
+    This process must be fresh or already on Keras' JAX backend: KERAS_BACKEND is set here
+    before Keras is imported.
+    """
+    os.environ["KERAS_BACKEND"] = "jax"
+    from .runtime import import_jax
+
+    import_jax()  # x64 and matmul precision before Keras creates anything
+    from . import keras_fit
+
+    X, y = job["X"], job["y"]
+    float64_kept = bool(job["keep_float64"]) and X.dtype == np.float64
+    keras_fit.keep_float64(float64_kept)
+    rates = [float(r) for r in job["rates"]]
+    iterations = int(job["iterations"])
+    train = keras_fit.make_keras_fit_trainer(X, y, rates[0], iterations, batches=_batches_of(job),
+                                             device=str(job["device"]))
+    W0, b0 = job["W0"], float(job["b0"])
+    budget = float(job["budget_s"])
+    first_result, first_s, repeat_s = _time_calls(lambda: train(W0, b0, rates[0]), int(job["repeats"]), budget)
+    results = [first_result] + [train(W0, b0, rate) for rate in rates[1:]]
+    out = {"first_call_s": first_s, "repeat_s": np.asarray(repeat_s, np.float64), "count": len(results),
+           "tensorflow_imported": "tensorflow" in sys.modules, "float64_kept": float64_kept,
+           "device": results[0].device, "jit_compile": results[0].jit_compile}
+    for k, r in enumerate(results):
+        out[f"weights_{k}"], out[f"bias_{k}"], out[f"loss_curve_{k}"] = r.weights, r.bias, r.loss_curve
+    return out
+
+
+def main(argv=None):
+    """Child entry point: python -m jax_models.keras_jax JOB.npz RESULT.npz."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("error: usage: python -m jax_models.keras_jax JOB.npz RESULT.npz", file=sys.stderr)
+        return 2
+    job_path, result_path = argv
+    with np.load(job_path, allow_pickle=False) as data:
+        job = {key: data[key] for key in data.files}
+    out = run_job(job)
+    partial = Path(result_path).with_name(Path(result_path).name + ".partial.npz")
+    np.savez(partial, **out)
+    os.replace(partial, result_path)  # all or nothing: the parent never reads half a file
+    return 0
+
+
+# ---- the parent ----------------------------------------------------------------------------------
+
+def write_job(path, X, y, W0, b0, rates, iterations, batches=None, device="cpu", repeats=0, budget_s=None,
+              keep_float64=True):
+    """Write a keras:jax job file (npz, no pickles)."""
+    job = dict(X=np.asarray(X), y=np.asarray(y), W0=np.asarray(W0, np.float64).reshape(-1, 1),
+               b0=np.float64(b0), rates=np.asarray(rates, np.float64), iterations=np.int64(iterations),
+               device=np.str_(device), repeats=np.int64(repeats),
+               budget_s=np.float64(math.inf if budget_s is None else budget_s), keep_float64=np.bool_(keep_float64))
+    if batches is not None:
+        job["batch_flat"] = np.concatenate([np.asarray(b, np.int64) for b in batches[:iterations]])
+        job["batch_lengths"] = np.asarray([len(b) for b in batches[:iterations]], np.int64)
+    np.savez(path, **job)
+
+
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit): ")
+
+
+def _last_line(text):
+    """The child's stderr line that says why it failed: its last exception line, else its last line that is
+    not start-up noise, a warning, a traceback frame or JAX's note on filtered frames."""
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not KNOWN_NOISE.search(line) and "Warning:" not in line and not line.startswith(" ")]
+    exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
+    chosen = exceptions or [line for line in lines if not line.startswith(("For simplicity, JAX", "-----"))]
+    return chosen[-1][:240] if chosen else ""
+
+
+def _ended(returncode):
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None):
+    """Run the child on a job file; raises KerasJaxError (one line) if it fails, hangs or writes nothing."""
+    command = [python or sys.executable, "-m", "jax_models.keras_jax", str(job_path), str(result_path)]
+    child_env = dict(os.environ if env is None else env, KERAS_BACKEND="jax")
+    child_env["PYTHONPATH"] = os.pathsep.join([str(REPOSITORY)] + [p for p in [child_env.get("PYTHONPATH")] if p])
+    with tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, text=True, cwd=REPOSITORY,
+                                env=child_env, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout_s)
+            reason = None if proc.returncode == 0 else _ended(proc.returncode)
+        except subprocess.TimeoutExpired:
+            reason = f"timeout after {timeout_s:g} s"
+        finally:  # whatever ended the wait (a timeout, Ctrl-C), the child and its own children go too
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        err.seek(0)
+        last = _last_line(err.read())
+    if reason is None and not Path(result_path).exists():
+        reason = "no result file"
+    if reason is not None:
+        raise KerasJaxError(f"keras:jax child failed ({reason})" + (f": {last}" if last else ""))
+
+
+def read_result(path, dtype, iterations):
+    """A ChildRun from a result file."""
+    with np.load(path, allow_pickle=False) as data:
+        out = {key: data[key] for key in data.files}
+    np_dtype = np.dtype(dtype)
+    results = tuple(
+        JaxResult(weights=np.asarray(out[f"weights_{k}"], np_dtype).reshape(-1, 1),
+                  bias=np_dtype.type(out[f"bias_{k}"]), loss_curve=np.asarray(out[f"loss_curve_{k}"], np_dtype),
+                  diverged_at=None, grad_abs_diff=None, grad_rel_diff=None, device=str(out["device"]),
+                  jit_compile=bool(out["jit_compile"]), mode="keras")
+        for k in range(int(out["count"])))
+    return ChildRun(results=results, first_call_s=float(out["first_call_s"]),
+                    repeat_s=tuple(float(s) for s in out["repeat_s"]),
+                    tensorflow_imported=bool(out["tensorflow_imported"]), float64_kept=bool(out["float64_kept"]))
+
+
+def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", keep_float64=True,
+                           timeout_s=TIMEOUT_S):
+    """Build keras:jax: a callable (W0, b0, rate=lr) -> JaxResult, each call one child process.
+
+    Keras runs all N updates (fit cannot stop between steps): diverged_at is None and the curve has
+    N + 1 points; truncating at divergence is the caller's, as for the study's `keras`.
+    train.run(W0, b0, rates=(lr,), repeats=0, budget_s=None) -> ChildRun serves several rates
+    from one compiled model and times the first (warm-up, then repeats) inside the child.
+    """
+    dtype = str(X.dtype)
+
+    def run(W0, b0, rates=(lr,), repeats=0, budget_s=None):
+        with tempfile.TemporaryDirectory(prefix="keras-jax-") as tmp:
+            job, result = Path(tmp) / "job.npz", Path(tmp) / "result.npz"
+            write_job(job, X, y, W0, b0, rates, iterations, batches, device, repeats, budget_s, keep_float64)
+            run_child(job, result, timeout_s)
+            return read_result(result, dtype, iterations)
+
+    def train(W0, b0, rate=lr):
+        return run(W0, b0, rates=(float(rate),)).results[0]
+
+    train.run = run
+    train.measures_itself = True
+    return train
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,434 @@
+"""jax_models against the hand-rolled numpy descent: jax, jax:eager, op-by-op, jax:sharded and keras:jax.
+
+Every JAX trainer runs the lesson's data (n = 100, m = 1) and an m = 3, n = 101 case (rows not
+divisible by 2 devices) in both dtypes and is compared with handrolled.descend point by point
+within comparisons.tolerances.EQUIVALENCE. Trainers are built once per module (one compile per
+trainer shape); keras:jax, the CPU split and the runs without TensorFlow need their own processes.
+"""
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import handrolled
+from comparisons.data import initial_parameters, make_synthetic
+from comparisons.tolerances import EQUIVALENCE
+
+from .conftest import REPO
+
+DTYPES = ["float64", "float32"]
+LR = 0.05
+DIVERGENT_LR = 2.0  # the lesson's data blow up within a few updates at this rate
+CASES = {"lesson": (100, 1, 1000), "m3": (101, 3, 200)}  # n, m, iterations
+TAPE_FIELDS = ("weights", "bias", "loss_curve", "diverged_at", "grad_abs_diff", "grad_rel_diff", "device",
+               "jit_compile", "mode")  # tf_models.gradient_tape.TapeResult's, checked against it below
+
+
+def case_data(case):
+    n, m, iterations = CASES[case]
+    data = make_synthetic(n, m, 0.5, seed=0)
+    return data, initial_parameters(m, seed=0), iterations
+
+
+def assert_matches_numpy(result, X, y, W0, b0, lr, iterations, batches=None):
+    """Every loss point, the weights and the bias against handrolled.descend of the same dtype and start."""
+    dtype = str(X.dtype)
+    reference = handrolled.descend(X, y, W0, b0, lr, iterations, batches=batches)
+    tol = EQUIVALENCE[dtype]
+    assert result.diverged_at == reference.diverged_at
+    assert len(result.loss_curve) == len(reference.loss_curve)
+    np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=tol, atol=0)
+    scale = max(1.0, float(np.abs(reference.weights).max()))
+    np.testing.assert_allclose(result.weights, reference.weights, rtol=tol, atol=tol * scale)
+    assert float(result.bias) == pytest.approx(float(reference.bias), rel=tol)
+    assert result.weights.dtype == np.dtype(dtype) and result.weights.shape == reference.weights.shape
+    assert result.loss_curve.dtype == np.dtype(dtype)
+    return reference
+
+
+@pytest.fixture(scope="module")
+def gradient_tolerance():
+    """tf_models' per-step tolerance (the study enforces it on every autodiff-checking row)."""
+    from comparisons.tf_runtime import import_tensorflow
+
+    import_tensorflow()
+    from tf_models.gradient_tape import GRADIENT_TOLERANCE, TapeResult
+
+    assert tuple(f.name for f in dataclasses.fields(TapeResult)) == TAPE_FIELDS
+    return GRADIENT_TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    """trainer(mode, dtype, case): a JAX trainer built (and compiled at its first call) once per module."""
+    from functools import cache
+
+    from jax_models.loop import make_jax_trainer
+
+    @cache
+    def build(mode, dtype, case):
+        data, _, iterations = case_data(case)
+        return make_jax_trainer(data.X.astype(dtype), data.y.astype(dtype), LR, iterations, mode=mode)
+
+    return build
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["jit", "eager"])
+def test_jax_matches_numpy(trainer, gradient_tolerance, mode, dtype, case):
+    data, (W0, b0), iterations = case_data(case)
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    result = trainer(mode, dtype, case)(W0, b0)
+    assert_matches_numpy(result, X, y, W0, b0, LR, iterations)
+    assert tuple(f.name for f in dataclasses.fields(result)) == TAPE_FIELDS
+    assert (result.device, result.mode, result.jit_compile) == ("cpu", mode, True)
+    # the per-step check: one row per update, all within the study's tolerance
+    assert result.grad_abs_diff.shape == result.grad_rel_diff.shape == (iterations,)
+    assert float(result.grad_rel_diff.max()) <= gradient_tolerance[dtype]
+    assert float(result.grad_abs_diff.max()) < (1e-12 if dtype == "float64" else 1e-4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.bias = 0.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_op_by_op_matches_numpy(gradient_tolerance, dtype):
+    from jax_models.loop import make_jax_trainer
+
+    data, (W0, b0), _ = case_data("m3")
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    result = make_jax_trainer(X, y, LR, 30, mode="op_by_op")(W0, b0)  # every op dispatched alone: a short run
+    assert_matches_numpy(result, X, y, W0, b0, LR, 30)
+    assert (result.mode, result.jit_compile) == ("op_by_op", False)
+    assert float(result.grad_rel_diff.max()) <= gradient_tolerance[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_step_values_are_the_lessons_gradients(dtype):
+    """One step against numpy: loss, autodiff gradients, and the recorded differences' own definition."""
+    from jax_models.loop import jnp, step_values
+
+    data, (W0, b0), _ = case_data("m3")
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    W, b = W0.astype(dtype), np.dtype(dtype).type(b0)
+    n = X.shape[0]
+    col_abs_max = np.abs(X).sum(axis=0).max()
+    loss, grad_W, grad_b, abs_diff, rel_diff = step_values(jnp.asarray(X), jnp.asarray(y), jnp.asarray(W),
+                                                           jnp.asarray(b), n, col_abs_max)
+    residuals = y - handrolled.predict(X, W, b)
+    analytic_W, analytic_b = handrolled.gradients_from_residuals(X, residuals)
+    tol = EQUIVALENCE[dtype]
+    assert float(loss) == pytest.approx(float(handrolled.mse(y, handrolled.predict(X, W, b))), rel=tol)
+    np.testing.assert_allclose(np.asarray(grad_W), analytic_W, rtol=tol)
+    assert float(grad_b) == pytest.approx(float(analytic_b), rel=tol)
+    # the relative difference is the absolute one over 2/n max|r| max(sum_i |x_ij|, n)
+    scale = 2.0 / n * np.abs(residuals).max() * max(col_abs_max, n)
+    assert float(rel_diff) == pytest.approx(float(abs_diff) / scale, rel=1e-3)
+    expected_abs = max(np.abs(np.asarray(grad_W) - analytic_W).max(), abs(float(grad_b) - float(analytic_b)))
+    assert float(abs_diff) <= 8 * expected_abs + 8 * np.finfo(dtype).eps * scale  # same quantity, other rounding
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["jit", "eager"])
+def test_divergence_stops_where_numpy_does(trainer, mode, dtype):
+    data, (W0, b0), iterations = case_data("lesson")
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    result = trainer(mode, dtype, "lesson")(W0, b0, DIVERGENT_LR)  # the same compiled trainer, another rate
+    reference = assert_matches_numpy(result, X, y, W0, b0, DIVERGENT_LR, iterations)
+    assert reference.diverged_at is not None and reference.diverged_at < iterations
+    assert result.diverged_at == handrolled.divergence_point(result.loss_curve) == reference.diverged_at
+    assert len(result.loss_curve) == result.diverged_at + 1  # the curve ends at the divergent point
+    assert result.grad_abs_diff.shape == (result.diverged_at + 1,)  # the divergent step was checked too
+
+
+def test_a_new_rate_does_not_retrace(trainer, caplog):
+    """lr is an input of the compiled loop: a second rate compiles nothing."""
+    import jax
+
+    data, (W0, b0), _ = case_data("lesson")
+    train = trainer("jit", "float64", "lesson")
+    train(W0, b0)
+    previous = jax.config.jax_log_compiles
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            train(W0, b0, 0.01)
+    finally:
+        jax.config.update("jax_log_compiles", previous)
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+
+
+def test_zero_iterations_give_the_starting_loss():
+    from jax_models.loop import make_jax_trainer
+
+    data, (W0, b0), _ = case_data("lesson")
+    result = make_jax_trainer(data.X, data.y, LR, 0)(W0, b0)
+    assert_matches_numpy(result, data.X, data.y, W0, b0, LR, 0)
+    assert result.grad_abs_diff.shape == (0,)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_finite_differences_agree_with_autodiff(trainer, case):
+    from jax_models.finite_difference import central_differences, finite_difference_check
+
+    data, (W0, b0), _ = case_data(case)
+    result = trainer("jit", "float64", case)(W0, b0)
+    for W, b in [(W0, b0), (result.weights, result.bias)]:  # the start and the end, as the study checks
+        abs_diff, rel_diff, within = finite_difference_check(data.X, data.y, W, b)
+        assert within
+        assert rel_diff < 1e-8  # central differences of a quadratic: rounding only, ~eps * loss / h
+        # against the lesson's analytic gradient, an oracle independent of JAX's autodiff
+        numeric, rounding = central_differences(data.X, data.y, W, b)
+        grad_W, grad_b = handrolled.gradients(data.X, data.y, np.asarray(W, np.float64).reshape(-1, 1), float(b))
+        analytic = np.append(grad_W.ravel(), grad_b)
+        assert np.all(np.abs(numeric - analytic) <= 100 * rounding + 1e-12 * np.abs(analytic).max())
+
+
+def test_finite_differences_see_a_wrong_gradient():
+    """The check is not vacuous: the numeric gradient is far from a gradient off by 1e-6 relative."""
+    from jax_models.finite_difference import central_differences
+
+    data, (W0, b0), _ = case_data("lesson")
+    numeric, rounding = central_differences(data.X, data.y, W0, b0)
+    grad_W, grad_b = handrolled.gradients(data.X, data.y, W0, b0)
+    wrong = np.append(grad_W.ravel(), grad_b) * (1 + 1e-6)
+    assert np.any(np.abs(numeric - wrong) > 100 * rounding)
+
+
+def test_devices_and_labels():
+    from jax_models import runtime
+
+    jax = runtime.import_jax()
+    assert jax.config.jax_enable_x64 and str(jax.config.jax_default_matmul_precision) == "highest"
+    assert runtime.resolve_devices("cpu") == ["cpu"]
+    assert runtime.resolve_devices("auto") == ["cpu"] + runtime.detected_gpus()
+    assert runtime.label_of(runtime.device_of("cpu")) == "cpu"
+    with pytest.raises(runtime.DeviceError, match="unknown device 'tpu'"):
+        runtime.resolve_devices("tpu")
+    report = runtime.runtime_report()
+    assert report["x64"] and report["jax"] == jax.__version__
+
+
+def test_gpu_request_without_a_gpu_names_what_jax_saw():
+    from jax_models import runtime
+
+    if runtime.detected_gpus():
+        pytest.skip("JAX sees a GPU here")
+    with pytest.raises(runtime.DeviceError) as error:
+        runtime.resolve_devices("gpu")
+    message = str(error.value)
+    assert "JAX detected no GPU" in message and "cpu:0" in message and "\n" not in message
+
+
+def _gpu_or_skip():
+    from jax_models import runtime
+
+    gpus = runtime.detected_gpus()
+    if not gpus:
+        pytest.skip(f"JAX sees no GPU (it sees: {', '.join(runtime.seen_devices())})")
+    return gpus[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_jax_on_the_gpu_matches_numpy(dtype):
+    gpu = _gpu_or_skip()
+    from jax_models.loop import make_jax_trainer
+
+    data, (W0, b0), iterations = case_data("lesson")
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    result = make_jax_trainer(X, y, LR, iterations, device=gpu)(W0, b0)
+    assert_matches_numpy(result, X, y, W0, b0, LR, iterations)
+    assert result.device == gpu
+
+
+# ---- in other processes -----------------------------------------------------------------------------
+
+def run_python(script, env_extra=None, timeout=600):
+    """Run a Python script in a fresh interpreter at the repository root; its last stdout line as JSON."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env.update(env_extra or {})
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+@pytest.fixture(scope="module")
+def keras_runs():
+    """keras:jax children: per dtype, full batch (the lesson's rate and a divergent one) and a mini-batch order."""
+    from jax_models.keras_jax import make_keras_jax_trainer
+
+    data, (W0, b0), iterations = case_data("lesson")
+    order = handrolled.sample_order(data.n, handrolled.epochs_needed(data.n, 32, 40), seed=5)
+    batches = handrolled.batch_indices(order, 32, 40)
+    runs = {}
+    for dtype in DTYPES:
+        X, y = data.X.astype(dtype), data.y.astype(dtype)
+        runs[dtype, "full"] = make_keras_jax_trainer(X, y, LR, iterations).run(W0, b0, rates=(LR, DIVERGENT_LR),
+                                                                               repeats=2)
+        runs[dtype, "batches"] = make_keras_jax_trainer(X, y, LR, 40, batches=batches).run(W0, b0)
+    return runs, batches
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_keras_jax_matches_numpy(keras_runs, dtype):
+    runs, batches = keras_runs
+    data, (W0, b0), iterations = case_data("lesson")
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    full = runs[dtype, "full"]
+    result = full.results[0]
+    assert_matches_numpy(result, X, y, W0, b0, LR, iterations)
+    assert (result.device, result.mode, result.jit_compile, result.grad_abs_diff) == ("cpu", "keras", True, None)
+    assert not full.tensorflow_imported  # TensorFlow is installed here, yet Keras on JAX never loaded it
+    assert full.float64_kept == (dtype == "float64")
+    assert full.first_call_s > 0 and len(full.repeat_s) == 2 and min(full.repeat_s) > 0
+    # mini-batch: the study's sample order, the loss before each update on its batch
+    assert_matches_numpy(runs[dtype, "batches"].results[0], X, y, W0, b0, LR, 40, batches=batches)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_keras_jax_divergence_point_is_numpys(keras_runs, dtype):
+    """fit cannot stop between steps: the curve runs on, and its first divergent point is numpy's."""
+    runs, _ = keras_runs
+    data, (W0, b0), iterations = case_data("lesson")
+    diverging = runs[dtype, "full"].results[1]
+    assert len(diverging.loss_curve) == iterations + 1 and diverging.diverged_at is None
+    reference = handrolled.descend(data.X.astype(dtype), data.y.astype(dtype), W0, b0, DIVERGENT_LR, iterations)
+    point = handrolled.divergence_point(diverging.loss_curve)
+    assert point == reference.diverged_at is not None
+    np.testing.assert_allclose(diverging.loss_curve[:point + 1], reference.loss_curve, rtol=EQUIVALENCE[dtype])
+
+
+@pytest.mark.slow
+def test_keras_as_shipped_rounds_float64_through_float32():
+    """Without keep_float64, Keras' promotion makes the JAX backend's mse a float32 mean: off numpy by float32
+    rounding, far beyond float64's tolerance; the study's keras:jax keeps float64 (test above)."""
+    from jax_models.keras_jax import make_keras_jax_trainer
+
+    data, (W0, b0), _ = case_data("lesson")
+    run = make_keras_jax_trainer(data.X, data.y, LR, 50, keep_float64=False).run(W0, b0)
+    reference = handrolled.descend(data.X, data.y, W0, b0, LR, 50)
+    gap = np.max(np.abs(run.results[0].loss_curve / reference.loss_curve - 1))
+    assert not run.float64_kept
+    assert EQUIVALENCE["float64"] < gap < 10 * np.finfo(np.float32).eps
+
+
+@pytest.mark.slow
+def test_keras_jax_child_failure_is_one_line():
+    from jax_models.keras_jax import KerasJaxError, make_keras_jax_trainer
+
+    data, (W0, b0), _ = case_data("lesson")
+    with pytest.raises(KerasJaxError) as error:
+        make_keras_jax_trainer(data.X, data.y, LR, 5, device="gpu:7")(W0, b0)  # no such device in the child
+    message = str(error.value)
+    assert message.startswith("keras:jax child failed (exit code 1): ")
+    assert "DeviceError: device 'gpu:7': JAX sees 0 GPU device(s)" in message
+    assert "\n" not in message
+
+
+BLOCK_TENSORFLOW = """
+import sys
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError(f"{name} is blocked: this process has no TensorFlow")
+        return None
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+
+@pytest.mark.slow
+def test_jax_and_keras_jax_run_where_tensorflow_cannot_be_imported(tmp_path):
+    """A process (and its keras:jax child) in which importing tensorflow fails: jax, jax:eager and keras:jax work."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)  # every process with this PYTHONPATH blocks TF
+    script = """
+        import json, sys
+        import numpy as np
+        try:
+            import tensorflow
+            blocked = False
+        except ImportError:
+            blocked = True
+        import handrolled
+        from comparisons.data import initial_parameters, make_synthetic
+        from jax_models.keras_jax import make_keras_jax_trainer
+        from jax_models.loop import make_jax_trainer
+        data, (W0, b0) = make_synthetic(100, 1, 0.5, seed=0), initial_parameters(1, seed=0)
+        reference = handrolled.descend(data.X, data.y, W0, b0, 0.05, 100)
+        gaps = {}
+        for mode in ("jit", "eager"):
+            r = make_jax_trainer(data.X, data.y, 0.05, 100, mode=mode)(W0, b0)
+            gaps[mode] = float(np.max(np.abs(r.loss_curve / reference.loss_curve - 1)))
+        run = make_keras_jax_trainer(data.X, data.y, 0.05, 100).run(W0, b0)
+        gaps["keras"] = float(np.max(np.abs(run.results[0].loss_curve / reference.loss_curve - 1)))
+        print(json.dumps({"blocked": blocked, "gaps": gaps, "child_tf": run.tensorflow_imported,
+                          "tf_loaded": "tensorflow" in sys.modules}))
+    """
+    out, _ = run_python(script, {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])})
+    assert out["blocked"] and not out["tf_loaded"] and not out["child_tf"]
+    assert max(out["gaps"].values()) < EQUIVALENCE["float64"]
+
+
+@pytest.mark.slow
+def test_jax_starts_quietly():
+    out, stderr = run_python("""
+        import json
+        from jax_models.loop import make_jax_trainer
+        import numpy as np
+        r = make_jax_trainer(np.ones((4, 1)), np.ones((4, 1)), 0.1, 3)(np.zeros((1, 1)), 0.0)
+        print(json.dumps({"points": len(r.loss_curve)}))
+    """)
+    assert out == {"points": 4}
+    assert stderr == ""
+
+
+@pytest.mark.slow
+def test_sharded_over_a_split_cpu_matches_numpy():
+    """jax:sharded over 2 CPU devices (the host platform split before JAX starts), rows divisible or not."""
+    script = """
+        import json
+        import numpy as np
+        from jax_models.runtime import HostSplitError, import_jax, request_cpu_devices
+        jax = import_jax(cpu_devices=2)
+        import handrolled
+        from comparisons.data import initial_parameters, make_synthetic
+        from jax_models.sharded import make_sharded_trainer
+        out = {"devices": len(jax.devices("cpu")), "runs": []}
+        for n, m, iterations in [(100, 1, 1000), (101, 3, 200)]:
+            data, (W0, b0) = make_synthetic(n, m, 0.5, seed=0), initial_parameters(m, seed=0)
+            for dtype in ("float64", "float32"):
+                X, y = data.X.astype(dtype), data.y.astype(dtype)
+                train = make_sharded_trainer(X, y, 0.05, iterations, replicas=2)
+                for lr in (0.05, 2.0):
+                    r, ref = train(W0, b0, lr), handrolled.descend(X, y, W0, b0, lr, iterations)
+                    same_length = len(r.loss_curve) == len(ref.loss_curve)
+                    out["runs"].append({
+                        "dtype": dtype, "lr": lr, "device": r.device, "mode": r.mode, "diverged": [r.diverged_at, ref.diverged_at],
+                        "loss": float(np.max(np.abs(r.loss_curve / ref.loss_curve - 1))) if same_length else None,
+                        "weights": float(np.max(np.abs(r.weights - ref.weights)) / max(1.0, np.abs(ref.weights).max())),
+                        "grad_rel": float(r.grad_rel_diff.max())})
+        try:
+            request_cpu_devices(4)
+            out["late_split"] = "no error"
+        except HostSplitError as error:
+            out["late_split"] = str(error)
+        print(json.dumps(out))
+    """
+    out, _ = run_python(script)
+    assert out["devices"] == 2
+    for run in out["runs"]:
+        tol = EQUIVALENCE[run["dtype"]]
+        assert run["device"] == "cpu:0+cpu:1" and run["mode"] == "sharded"
+        assert run["diverged"][0] == run["diverged"][1]
+        assert run["loss"] is not None and run["loss"] <= tol and run["weights"] <= tol
+        assert run["grad_rel"] <= (1e-10 if run["dtype"] == "float64" else 1e-4)
+    assert [r["diverged"][0] is not None for r in out["runs"]] == [False, True] * 4
+    assert "already started with 2 CPU device(s)" in out["late_split"]
