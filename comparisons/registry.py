@@ -62,6 +62,7 @@ class Implementation:
 
 _NUMPY = "comparisons.adapters.numpy_trainers"
 _TF = "comparisons.adapters.tf_trainers"
+_JAX = "comparisons.adapters.jax_trainers"
 
 REGISTRY = {impl.name: impl for impl in (
     Implementation("numpy", "hand-rolled batch gradient descent (handrolled/)", "numpy", f"{_NUMPY}:descent",
@@ -99,6 +100,17 @@ REGISTRY = {impl.name: impl for impl in (
                    "processes on loopback (TF_CONFIG), one packed all-reduce per step", "tensorflow",
                    f"{_TF}:multi_worker_tape", title="GradientTape, worker processes", checks_gradient=True,
                    distributed="workers", own_process=True, times_itself=True, step_cost_s=4e-3, sweeps=False),
+    Implementation("jax", "the loss in jax.numpy, jax.value_and_grad, the whole loop in jax.lax under jax.jit; autodiff "
+                   "checked against the analytic gradient every step", "jax", f"{_JAX}:jit_loop", title="JAX jit loop",
+                   checks_gradient=True, step_cost_s=3e-5),
+    Implementation("jax:eager", "the same jitted step called from a Python loop, one dispatch per update", "jax",
+                   f"{_JAX}:eager_loop", title="JAX, Python loop", checks_gradient=True, step_cost_s=3e-4),
+    Implementation("keras:jax", "the keras row's Dense(1) + SGD + mse fit on the JAX backend (KERAS_BACKEND=jax), in its "
+                   "own process", "jax", f"{_JAX}:keras_on_jax", title="Keras fit on JAX", minibatch=True,
+                   stops_at_divergence=False, own_process=True, times_itself=True, step_cost_s=3e-4, sweeps=False),
+    Implementation("jax:sharded", "the jax loop with its rows sharded over --replicas devices (jax.sharding; GPUs when "
+                   "enough are seen, else the CPU split)", "jax", f"{_JAX}:sharded_loop", title="JAX, sharded rows",
+                   checks_gradient=True, distributed="replicas", step_cost_s=1e-4, sweeps=False),
 )}
 
 
