@@ -95,15 +95,16 @@ def _tensorflow_devices(config):
 
 def _jax_devices(config):
     """(JAX's device labels for --device, or None, and an error text or None); the CPU split first for sharded rows."""
+    sharded = any(implementation(name).framework == "jax" and implementation(name).distributed == "replicas"
+                  for name, _, _ in plan(config, ["cpu"])[0])
     try:
         from jax_models.runtime import DeviceError, import_jax, resolve_devices as resolve
+
+        import_jax(cpu_devices=config.replicas if sharded else None)
     except ImportError as exc:
         rows = [name for name in config.only if implementation(name).framework == "jax"]
         return None, (f"JAX is needed by {', '.join(rows)} but does not import ({exc}); install the pinned jax "
                       "(make run does) or leave those rows out with --only")
-    sharded = any(implementation(name).framework == "jax" and implementation(name).distributed == "replicas"
-                  for name, _, _ in plan(config, ["cpu"])[0])
-    import_jax(cpu_devices=config.replicas if sharded else None)
     try:
         return resolve(config.device), None
     except DeviceError as exc:
