@@ -73,7 +73,7 @@ def git_commit():
     return (commit + ("+dirty" if dirty else "")) or None
 
 
-def collect(config, started_at, tf_report=None, numerics=None, jit=None):
+def collect(config, started_at, tf_report=None, numerics=None, jit=None, jax_report=None):
     """environment.json's content as a dict."""
     return {
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -82,7 +82,8 @@ def collect(config, started_at, tf_report=None, numerics=None, jit=None):
         "seed": config.seed,
         "git_commit": git_commit(),
         "versions": {"python": platform.python_version(),
-                     **{p: _version(p) for p in ("numpy", "tensorflow", "keras", "pandas", "matplotlib", "tensorboard")}},
+                     **{p: _version(p) for p in ("numpy", "tensorflow", "keras", "jax", "jaxlib", "pandas", "matplotlib",
+                                                  "tensorboard")}},
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
@@ -92,5 +93,6 @@ def collect(config, started_at, tf_report=None, numerics=None, jit=None):
         "thread_settings": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "tensorflow": tf_report,
         "numerics": numerics,  # TF32, op determinism
-        "xla_jit_compile": jit,  # per TensorFlow implementation
+        "xla_jit_compile": jit,  # per compiled implementation
+        "jax": jax_report,  # x64, matmul precision ("highest": no TF32), devices seen; None when JAX did not run here
     }

@@ -240,7 +240,12 @@ def run(config, out, staging):
 
     from . import report, tables
 
-    environment = env_info.collect(config, started, tf_report=tf_report, numerics=numerics,
+    jax_report = None
+    if "jax" in devices:
+        from jax_models.runtime import runtime_report
+
+        jax_report = runtime_report()
+    environment = env_info.collect(config, started, tf_report=tf_report, numerics=numerics, jax_report=jax_report,
                                    jit={r.implementation: r.jit_compile for r in output.runs if r.jit_compile is not None})
     environment["wall_clock_s"] = round(time.perf_counter() - clock, 2)
     written = tables.write_all(output, config, environment, staging)
