@@ -198,10 +198,10 @@ def timings_figure(table):
     y = np.arange(len(table))
     bar_y, first_y = y - 0.17, y + 0.22
     left = np.minimum(np.minimum(low_ms, first_ms), median_ms).min() / 3
-    ax.barh(bar_y, median_ms, height=0.42, xerr=[median_ms - low_ms, high_ms - median_ms], color=colours, alpha=0.85,
-            capsize=3, hatch=None)
+    bars = ax.barh(bar_y, median_ms, height=0.42, xerr=[median_ms - low_ms, high_ms - median_ms], color=colours,
+                   alpha=0.85, capsize=3)
     for yi in np.flatnonzero(warm_only):  # the bar is the warm-up itself: hatched, as it is no timed repeat
-        ax.barh(bar_y[yi], median_ms[yi], height=0.42, color="none", edgecolor="white", hatch="//", linewidth=0)
+        bars.patches[yi].set(hatch="//", edgecolor="white", linewidth=0)
     ax.hlines(first_y, left, first_ms, color="black", linewidth=0.6, alpha=0.5)
     ax.scatter(first_ms, first_y, marker="D", s=22, color="black", zorder=3, label="first call (tracing, compiling)")
     ends = np.maximum(high_ms, median_ms)
