@@ -348,7 +348,7 @@ def test_lr_sweep_figure_has_every_run_and_the_threshold():
     losses, iterations = fig.axes
     lines = _labelled_lines(losses)
     for (name, dtype), rows in table.groupby(["implementation", "dtype"]):
-        line = lines[f"{name} [{dtype}]"]
+        line = next(line for label, line in lines.items() if label.split(",")[0] == f"{name} [{dtype}]")
         finished = rows[rows.diverged_at < 0]
         np.testing.assert_allclose(line.get_xdata(), finished.lr)
         np.testing.assert_allclose(line.get_ydata(), finished.final_loss)
@@ -383,7 +383,7 @@ def test_matmul_figure_has_every_method_and_its_times():
 
     table = pd.read_csv(RESULTS / "matmul.csv")
     times, rates = matmul.figure(table).axes
-    lines = _labelled_lines(times)
+    lines = {label: line for label, line in _labelled_lines(times).items() if line.get_gid() != "slope guide"}
     groups = table.groupby(["method", "device", "dtype"])
     assert set(lines) == {f"{m} [{d}, {t}]" for m, d, t in groups.groups}
     for (method, device, dtype), rows in groups:
@@ -408,3 +408,110 @@ def test_lesson_claims_figure_has_a_bar_per_claim_in_its_verdicts_colour():
     counts = table.verdict.value_counts()
     assert ax.get_title(loc="left") == "The lesson's claims, tested: " + ", ".join(
         f"{counts.get(v, 0)} {v}" for v in ("holds", "wrong", "imprecise"))
+
+
+def _matmul_table():
+    """Two methods timed exactly as n^3 and n^2.5 (seconds), from n = 64 to 1024."""
+    rows = []
+    for method, exponent in (("numpy", 3.0), ("tf_function", 2.5)):
+        for n in (64, 128, 256, 512, 1024):
+            t = 1e-9 * n ** exponent
+            rows.append({"method": method, "device": "cpu", "dtype": "float64", "n": n, "min_s": t,
+                         "gflops": 2 * n ** 3 / t / 1e9})
+    return pd.DataFrame(rows)
+
+
+def test_matmul_time_panel_has_n2_and_n3_guides_and_a_legend_clear_of_the_data():
+    from comparisons.experiments import matmul
+
+    fig = matmul.figure(_matmul_table())
+    times, rates = fig.axes
+    guides = [line for line in times.get_lines() if line.get_gid() == "slope guide"]
+    slopes = sorted(np.polyfit(np.log(line.get_xdata()), np.log(line.get_ydata()), 1)[0] for line in guides)
+    np.testing.assert_allclose(slopes, [2, 3], atol=1e-9)
+    legend = _legend(times)
+    assert legend == ["numpy [cpu, float64]", "tf_function [cpu, float64]",
+                      "slope guide: time ~ n^2 (reading the matrices)", "slope guide: time ~ n^3 (classical product)"]
+    assert _distinct_styles(times) and legend_clear_of_axes(times)
+    for line in guides:  # over the sizes the exponent is fitted on, and inside the axes
+        assert min(line.get_xdata()) >= matmul.FIT_MIN_N and _inside(times, line.get_xdata(), line.get_ydata())
+    plt.close(fig)
+
+
+def _sweep_table():
+    """Three rates around a threshold of 1; the slow implementation ran 25 iterations, the others 1000."""
+    rows = []
+    for name, dtype, iterations in (("numpy", "float64", 1000), ("keras", "float32", 1000),
+                                    ("gradient_tape:eager", "float64", 25)):
+        for lr in (0.05, 0.5, 2.0):
+            diverged = lr > 1
+            rows.append({"implementation": name, "dtype": dtype, "lr": lr, "lr_over_threshold": lr, "threshold": 1.0,
+                         "iterations": iterations, "final_loss": 1e9 if diverged else 0.3 + 10 / iterations,
+                         "diverged_at": 5 if diverged else -1,
+                         "predicted_iterations": -1.0 if diverged else 20 / lr, "measured_iterations": -1 if diverged
+                         else int(20 / lr)})
+    return pd.DataFrame(rows)
+
+
+def test_lr_sweep_marks_the_runs_rate_and_the_runs_of_fewer_iterations(tmp_path, monkeypatch):
+    from comparisons.experiments import lr_sweep
+
+    table = _sweep_table()
+    fig = lr_sweep.figure(table, lr=0.5)
+    losses, iterations = fig.axes
+    for ax in (losses, iterations):
+        marks = [line for line in ax.get_lines() if list(line.get_xdata()) == [0.5, 0.5]]
+        assert len(marks) == 1  # the run's rate, and only it, at 0.5
+    lines = _labelled_lines(losses)
+    assert "the run's rate lr = 0.5" in lines
+    short = next(line for label, line in lines.items() if label.startswith("fewer than 1000 iterations"))
+    slow = table[table.iterations < 1000]
+    np.testing.assert_allclose(sorted(short.get_xdata()), sorted(slow.lr))
+    assert "gradient_tape:eager [float64], 25 iterations" in lines
+    assert _distinct_styles(losses) and legend_clear_of_axes(losses)
+    plt.close(fig)
+    # plot() reads the rate from the folder's config.json
+    seen = []
+    real = lr_sweep.figure
+    monkeypatch.setattr(lr_sweep, "figure", lambda t, lr=None: seen.append(lr) or real(t, lr))
+    (tmp_path / "config.json").write_text('{"lr": 0.125}')
+    lr_sweep.plot(table, tmp_path)
+    assert seen == [0.125] and (tmp_path / "lr_sweep.png").exists()
+
+
+def _gram_table():
+    """The shown case with a loss that falls from 100 toward 1 and is frozen from iteration 30 on, and a float64 case."""
+    rows = []
+    for noise, dtype in (gram_module().SHOWN, (gram_module().SHOWN[0], "float64")):
+        k = np.arange(50)
+        stream = 1 + 99 * 0.8 ** k
+        ours = stream * (1 + 1e-5 * np.cos(k))
+        if dtype == "float32":
+            stream[30:], ours[30:] = stream[30], ours[30]  # both losses repeat exactly from iteration 30
+        rows.append(pd.DataFrame({"noise": noise, "dtype": dtype, "n_samples": 100, "s": 1e5, "iteration": k,
+                                  "streaming_loss": stream, "gram_loss": ours, "rel_gap": np.abs(ours - stream) / stream,
+                                  "bound": 1e-3, "tolerance": 1e-4, "max_abs_weight_diff": 1e-6}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def gram_module():
+    from comparisons.experiments import gram
+
+    return gram
+
+
+def test_gram_figure_says_where_it_starts_and_where_float32_freezes():
+    gram = gram_module()
+    table = _gram_table()
+    assert gram.frozen_from(np.array([3.0, 2.0, 1.0] + [0.5] * 10)) == 3
+    assert gram.frozen_from(np.array([3.0, 2.0, 1.0, 0.5])) is None  # too short a flat end to say
+    fig = gram.figure(table)
+    left, right = fig.axes
+    case = table[table.dtype == "float32"]
+    start = int(np.argmax(case.streaming_loss.to_numpy() < 3 * case.streaming_loss.iloc[-1]))  # first below 3x final
+    assert f"from iteration {start}," in left.get_title() and "3x its final value" in left.get_title()
+    assert min(left.get_lines()[0].get_xdata()) == start
+    frozen = [line for line in left.get_lines() if list(line.get_xdata()) == [30, 30]]
+    assert len(frozen) == 1 and "half an ulp" in frozen[0].get_label()
+    assert "from iteration 30:" in right.get_title() and "half an ulp" in right.get_title()
+    plt.close(fig)
