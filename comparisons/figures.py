@@ -257,14 +257,15 @@ def fitted_line_figure(weights, X, y):
         elif np.isfinite(w) and np.isfinite(b):
             lines.append((impl, w, b))
     height = max(float(np.ptp(y)), 1e-12)
-    groups = []  # [(w, b, [names])]: a line joins the first group it coincides with
+    groups = []  # [(w, b, [names], [(w, b)])]: a line joins the first group it coincides with
     for impl, w, b in lines:
         for group in groups:
             if np.max(np.abs((w - group[0]) * grid + (b - group[1]))) <= 1e-3 * height:
                 group[2].append(impl)
+                group[3].append((w, b))
                 break
         else:
-            groups.append((w, b, [impl]))
+            groups.append((w, b, [impl], [(w, b)]))
     if "ols" in references:
         w, b = references["ols"]
         ax.plot(grid, w * grid + b, color="black", linewidth=5, alpha=0.3,
@@ -273,9 +274,12 @@ def fitted_line_figure(weights, X, y):
         w, b = references["true"]
         ax.plot(grid, w * grid + b, color="tab:red", linewidth=1.5, linestyle="--",
                 label=f"the generator's line: y = {w:.4g} x + {b:.4g}")
-    for k, (w, b, names) in enumerate(groups):
+    for k, (w, b, names, members) in enumerate(groups):
         who = (f"all {len(lines)} runs" if len(groups) == 1 else
                f"{len(names)} of {len(lines)} runs ({', '.join(dict.fromkeys(names))})")
+        spread = np.ptp(np.array(members), axis=0).max()  # the largest difference of W or b within the group
+        if len(members) > 1:
+            who += f" (W and b within {spread:.1g} of each other)" if spread else " (identical W and b)"
         ax.plot(grid, w * grid + b, color=COLOURS[(k + 1) % len(COLOURS)], linewidth=1.5,
                 linestyle=("-", "-.", ":")[k % 3], label=f"gradient descent, {who}: y = {w:.4f} x + {b:.4f}")
     ax.set_xlabel(parameters[0])
@@ -294,7 +298,7 @@ def fitted_line(results_dir, X, y):
 
 def headline_points(timings, equivalence):
     """One row per implementation (float64 where it ran, else its first dtype): where the headline figure puts it."""
-    runs = timings[(timings.iterations > 0) & timings.per_iteration_us.notna()].copy()
+    runs = timings[(timings.iterations > 0) & (timings.per_iteration_us > 0) & (timings.first_call_s > 0)].copy()
     runs["order"] = (runs.dtype != "float64").astype(int)
     runs = runs.sort_values("order", kind="stable").drop_duplicates("implementation").sort_index()
     runs = runs.reset_index(drop=True)
@@ -364,6 +368,10 @@ def headline_figure(timings, equivalence):
     """The Figure of headline.png: per way of training, time to the first result against time per update, log-log."""
     points = headline_points(timings, equivalence)
     fig, ax = plt.subplots(figsize=(11, 7))
+    if points.empty:  # nothing timed (every row failed): say so rather than draw empty axes without a word
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no implementation was timed in this run", ha="center", va="center", transform=ax.transAxes)
+        return fig
     x, y = points.per_iteration_us.to_numpy(float), points.first_call_s.to_numpy(float)
     frameworks = list(dict.fromkeys(points.framework))
     for k, framework in enumerate(frameworks):

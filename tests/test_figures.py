@@ -244,6 +244,7 @@ def test_fit_draws_one_line_for_the_coinciding_runs_with_least_squares_and_the_g
     assert len(texts) == 4 and texts[0] == "data"  # data, least squares, the generator and one learned line
     learned = [l for l in ax.get_lines() if "gradient descent" in l.get_label()]
     assert len(learned) == 1 and "all 3 runs" in learned[0].get_label()  # the infinite run is left out
+    assert "(W and b within 1e-07 of each other)" in learned[0].get_label()
     np.testing.assert_allclose(learned[0].get_ydata(), 2.0 * np.asarray(learned[0].get_xdata()) + 1.0)
     by_words = {l.get_label().split(":")[0]: l for l in ax.get_lines()}
     ols, true = by_words["least squares (closed form)"], by_words["the generator's line"]
@@ -260,7 +261,7 @@ def test_fit_separates_a_run_whose_line_differs():
     fig = figures.fitted_line_figure(weights, X, 2 * X + 1)
     learned = sorted(l.get_label() for l in fig.axes[0].get_lines() if "gradient descent" in l.get_label())
     assert [label.split(":")[0] for label in learned] == ["gradient descent, 1 of 3 runs (gradient_tape)",
-                                                         "gradient descent, 2 of 3 runs (numpy, keras)"]
+                                                         "gradient descent, 2 of 3 runs (numpy, keras) (identical W and b)"]
     plt.close(fig)
 
 
