@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.transforms import Bbox, ScaledTranslation  # noqa: E402
 
 from . import registry  # noqa: E402
@@ -86,8 +87,8 @@ def _gaps(curves):
         reference = reference.drop_duplicates("iteration")[["iteration", "loss"]]
         merged = g.merge(reference, on="iteration", suffixes=("", "_numpy"))
         gap = np.abs(merged.loss - merged.loss_numpy) / np.abs(merged.loss_numpy)
-        rows.append(pd.DataFrame({"implementation": impl, "device": device, "dtype": dtype, "family": [family(impl)] * len(merged),
-                                  "iteration": merged.iteration.to_numpy(),
+        rows.append(pd.DataFrame({"implementation": impl, "device": device, "dtype": dtype,
+                                  "family": [family(impl)] * len(merged), "iteration": merged.iteration.to_numpy(),
                                   "gap": np.nan_to_num(gap.to_numpy(), nan=np.inf)}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["implementation", "device", "dtype", "family", "iteration", "gap"])
@@ -108,9 +109,9 @@ def loss_curves_figure(curves):
     for k, dtype in enumerate(dtypes):
         colour = ("tab:blue", "tab:orange", "tab:green")[k % 3]
         others = [g for (impl, _, d), g in runs if d == dtype and impl != registry.REFERENCE]
-        for j, g in enumerate(others):  # a thick pale band under the reference's line (narrower per dtype: both show)
-            top.plot(g.iteration, g.loss, "-", color=colour, linewidth=10 - 4 * (k % 2), alpha=0.3, solid_capstyle="butt",
-                     label=f"the other {len(others)} runs, {dtype}" if j == 0 else "_")
+        for j, g in enumerate(others):  # a thick pale band under the reference's line, narrower per dtype: both show
+            top.plot(g.iteration, g.loss, "-", color=colour, linewidth=10 - 4 * (k % 2), alpha=0.3,
+                     solid_capstyle="butt", label=f"the other {len(others)} runs, {dtype}" if j == 0 else "_")
         for (impl, _, d), g in runs:
             if impl == registry.REFERENCE and d == dtype:
                 top.plot(g.iteration, g.loss, "-" if k == 0 else "--", color="black", linewidth=1.2,
@@ -142,7 +143,8 @@ def loss_curves_figure(curves):
             every = max(1, len(envelope) // 10)
             ax.plot(envelope.index, np.maximum(envelope.to_numpy() / eps, GAP_FLOOR_EPS), markersize=5,
                     linewidth=1.3, markevery=(keys.index(key) % every, every), **styles[key],
-                    label=f"{family_words(key)}: {count} run{'s' if count > 1 else ''}, up to {eps_words(worst, dtype)}")
+                    label=f"{family_words(key)}: {count} run{'s' if count > 1 else ''}, "
+                          + ("identical to numpy" if worst == 0 else f"up to {eps_words(worst, dtype)}"))
         ax.axhline(1, color="grey", linewidth=0.8, linestyle=":")
         ax.set_yscale("log")
         ax.set_xlabel("iteration (update number)")
@@ -220,7 +222,6 @@ def timings_figure(table):
     ax.set_title("Median of the timed runs (bar; whisker: its noise interval) and the first call (diamond)\n"
                  "blue: float64, orange: float32, grey: the closed-form solve; hatched: warm-up only, no timed repeat",
                  fontsize=10)
-    from matplotlib.patches import Patch
     handles = [Patch(color="tab:blue", alpha=0.85, label="median of timed runs, float64"),
                Patch(color="tab:orange", alpha=0.85, label="median of timed runs, float32"),
                ax.collections[-1]]
@@ -309,7 +310,8 @@ def headline_points(timings, equivalence):
         agreement.append("reference" if r.implementation == registry.REFERENCE else
                          eps_words(gaps[key], r.dtype) if key in gaps else "")
     runs["agreement"] = agreement
-    runs["title"] = [registry.label(n) + ("" if d == "float64" else f" ({d})") for n, d in zip(runs.implementation, runs.dtype)]
+    runs["title"] = [registry.label(n) + ("" if d == "float64" else f" ({d})")
+                     for n, d in zip(runs.implementation, runs.dtype)]
     runs["framework"] = [family(n)[0] for n in runs.implementation]
     return runs
 

@@ -194,7 +194,7 @@ def test_loss_curves_group_runs_by_family_with_their_gap_in_eps(throwaway_rows):
     assert len(top.get_lines()) == len(curves.groupby(["implementation", "dtype"]))  # every run drawn
     assert top.get_yscale() == "log" and top.get_ylim()[0] > 0
     # the gap panels: one entry per (framework, route, distributed), the JAX row in its own group
-    assert _legend(gaps64) == ["TensorFlow: 2 runs, up to 2 eps", "JAX: 1 run, up to identical"]
+    assert _legend(gaps64) == ["TensorFlow: 2 runs, up to 2 eps", "JAX: 1 run, identical to numpy"]
     assert _legend(gaps32) == ["TensorFlow: 2 runs, up to 3 eps", f"numpy, Gram route: 1 run, up to {round(1e-3 / EPS32)} eps"]
     lines = {ax: {l.get_label(): np.asarray(l.get_ydata()) for l in ax.get_lines() if l.get_label()[0] != "_"}
              for ax in (gaps64, gaps32)}
@@ -205,7 +205,7 @@ def test_loss_curves_group_runs_by_family_with_their_gap_in_eps(throwaway_rows):
     np.testing.assert_allclose(lines[gaps32]["TensorFlow: 2 runs, up to 3 eps"][1:], gap_eps("keras", "float32")[1:])
     np.testing.assert_allclose(lines[gaps64]["TensorFlow: 2 runs, up to 2 eps"][1:],
                                np.maximum.accumulate(gap_eps("gradient_tape", "float64"))[1:])
-    assert (lines[gaps64]["JAX: 1 run, up to identical"] == figures.GAP_FLOOR_EPS).all()  # 0 drawn at the floor
+    assert (lines[gaps64]["JAX: 1 run, identical to numpy"] == figures.GAP_FLOOR_EPS).all()  # 0 drawn at the floor
     # the same family has the same style in both panels, and no two entries of one axes share one
     for ax in fig.axes:
         assert _distinct_styles(ax) and len(_legend(ax)) <= 8
