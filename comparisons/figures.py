@@ -209,8 +209,10 @@ def timings_figure(table):
     ends = np.maximum(high_ms, median_ms)
     for yi in range(len(table)):
         shown = _ms_words(median_ms[yi])
+        repeats = int(table.repeats.iloc[yi])
         words = (f"warm-up only: {shown}" if warm_only[yi] else
-                 f"one solve: median {shown}" if solve[yi] else f"median {shown}")
+                 f"one solve: median {shown} of {repeats}" if solve[yi] else
+                 f"median {shown} of {repeats} timed run{'s' if repeats > 1 else ''}")
         ax.text(ends[yi] * 1.12, bar_y[yi], words, va="center", fontsize=7, gid="bar label")
         ax.text(first_ms[yi] * 1.12, first_y[yi], f"first call {_ms_words(first_ms[yi])}", va="center", fontsize=6.5,
                 color="dimgray", gid="first-call label")
