@@ -464,6 +464,7 @@ def build(results_dir):
     study, env, config, runs = t["study"], t["environment"], t["config"], t["runs"]
     figures.loss_curves(d)
     figures.timings(d)
+    figures.headline(d)
     fit = ""
     if (d / "data.csv").exists() and study["n_features"] == 1:
         data = pd.read_csv(d / "data.csv")

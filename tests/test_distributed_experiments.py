@@ -170,8 +170,19 @@ def test_figure_artists():
     assert len(measured) == 3 + 1  # mirrored 1 and 2 replicas, 2 workers, the all-reduce latency line
     model_lines = [l for ax in (ax_s, ax_r) for l in ax.get_lines() if l.get_label().startswith("model")]
     assert len(model_lines) == 2 * len(dist.PROJECTED_N) + 2 * len(dist.PROJECTED_N)
-    assert all(l.get_linestyle() != "-" and l.get_marker() in ("None", "", None) for l in model_lines)
-    assert all(l.get_linestyle() in ("-", "-.") for l in measured)
+    # one meaning per line style across the three panels, the network as the marker
+    def meaning(label):  # what a line is, read from its legend words
+        return ("all-reduce" if "all-reduce" in label else "measured step" if label.startswith("measured: ") else
+                "per-step model" if "per-step route" in label else "Gram model" if "Gram route" in label else label)
+
+    styles = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if not line.get_label().startswith("_"):
+                styles.setdefault(line.get_linestyle(), set()).add(meaning(line.get_label()))
+    assert styles == {"-": {"measured step"}, ":": {"all-reduce"}, "--": {"per-step model"}, "-.": {"Gram model"}}
+    assert all((l.get_marker() == "s") == ("(loopback)" in l.get_label()) for l in model_lines)
+    assert [l.get_linestyle() for l in measured] == ["-"] * 3 + [":"]
     assert "MEASURED" in ax_m.get_title() and "MODEL" in ax_s.get_title() and "MODEL" in ax_r.get_title()
     legend_texts = {t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()}
     assert {l.get_label() for l in measured + model_lines} <= legend_texts

@@ -6,30 +6,81 @@ code under test) and also from the committed results/, whose figures the report 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from comparisons import figures  # noqa: E402
+from comparisons import figures, registry  # noqa: E402
 
 from .conftest import REPO, legend_clear_of_axes  # noqa: E402
 
 RESULTS = REPO / "results"
+EPS64, EPS32 = np.finfo(np.float64).eps, np.finfo(np.float32).eps
 
 
-def _timings_table():
-    """Three runs whose times span five decades, the spread the headline figure must show."""
-    return pd.DataFrame({
-        "implementation": ["numpy", "gradient_tape", "keras:numpy_input"], "device": ["cpu"] * 3,
-        "dtype": ["float64", "float32", "float64"], "n_samples": [100] * 3, "n_features": [1] * 3,
-        "iterations": [1000] * 3, "repeats": [5, 5, 0], "first_call_s": [0.012, 0.4, 25.0],
-        "median_s": [0.011, 0.0017, 25.0], "min_s": [0.010, 0.0015, 25.0], "max_s": [0.013, 0.0021, 25.0],
-        "per_iteration_us": [11.0, 1.7, 25000.0], "speedup_vs_numpy": [1.0, 6.5, 0.00044]})
+def _styles(ax):
+    """(colour, marker, line style) of every legend entry of ax, in legend order."""
+    styles = []
+    for handle in ax.get_legend().legend_handles:
+        if isinstance(handle, Line2D):
+            styles.append((to_hex(handle.get_color()), handle.get_marker(), handle.get_linestyle()))
+        elif isinstance(handle, Rectangle):
+            styles.append((to_hex(handle.get_facecolor()), handle.get_hatch(), "patch"))
+        else:  # a scatter's handle
+            styles.append((to_hex(handle.get_facecolor()[0]), "scatter", id(handle.get_paths()[0])))
+    return styles
+
+
+def _distinct_styles(ax):
+    styles = _styles(ax)
+    return len(set(styles)) == len(styles)
+
+
+@pytest.fixture
+def throwaway_rows():
+    """Registry rows added by a test, removed after it."""
+    added = []
+
+    def add(impl):
+        added.append(impl.name)
+        return registry.register(impl)
+
+    yield add
+    for name in added:
+        registry.REGISTRY.pop(name, None)
+
+
+# --- timings.png ------------------------------------------------------------------------------------------
+
+def _timings_table(intervals=True):
+    """Three runs whose times span five decades, a warm-up-only row and the closed-form solve row."""
+    table = pd.DataFrame({
+        "implementation": ["numpy", "gradient_tape", "keras:numpy_input", "ols"], "device": ["cpu"] * 4,
+        "dtype": ["float64", "float32", "float64", "float64"], "n_samples": [100] * 4, "n_features": [1] * 4,
+        "iterations": [1000, 1000, 1000, 0], "repeats": [5, 5, 0, 5], "first_call_s": [0.012, 0.4, 25.0, 3e-4],
+        "median_s": [0.011, 0.0017, 25.0, 2.5e-4], "min_s": [0.010, 0.0015, 25.0, 2e-4],
+        "max_s": [0.013, 0.0021, 25.0, 3.5e-4], "per_iteration_us": [11.0, 1.7, 25000.0, np.nan],
+        "speedup_vs_numpy": [1.0, 6.5, 0.00044, 44.0]})
+    if intervals:  # narrower than min-max, so the test tells the two apart
+        table["median_low_s"] = [0.0105, 0.0016, 25.0, 2.2e-4]
+        table["median_high_s"] = [0.0120, 0.0019, 25.0, 3.0e-4]
+    return table
 
 
 def _bars(ax):
     return [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
+def _row_of(ax, bar):
+    """The display-space (bottom, top) of the table row a bar sits in (rows are one data unit tall)."""
+    row = round(bar.get_y() + bar.get_height() / 2)
+    bottom, top = sorted(ax.transData.transform([(1, row + 0.5), (1, row - 0.5)])[:, 1])
+    return bottom, top
 
 
 def check_timings_axes(ax, table):
@@ -40,8 +91,9 @@ def check_timings_axes(ax, table):
     bars = _bars(ax)
     assert len(bars) == len(table)
     np.testing.assert_allclose([b.get_width() for b in bars], 1e3 * table.median_s.to_numpy(), rtol=1e-12)
-    # every bar end, whisker and first-call tick inside the axis, with the axis not absurdly wider
-    plotted = 1e3 * np.concatenate([table.min_s, table.max_s, table.median_s, table.first_call_s])
+    low, high = ((table.median_low_s, table.median_high_s) if "median_low_s" in table else (table.min_s, table.max_s))
+    # every bar end, whisker and first-call marker inside the axis, with the axis not absurdly wider
+    plotted = 1e3 * np.concatenate([low, high, table.median_s, table.first_call_s])
     assert left < plotted.min() and plotted.max() < right
     assert np.log10(right / left) < np.log10(plotted.max() / plotted.min()) + 3  # decades to spare: at most 3
     # the bars differ in length on screen: a longer bar ends further right, and two medians more than 12 %
@@ -52,72 +104,227 @@ def check_timings_axes(ax, table):
     assert (np.diff(ends[order]) >= -1e-9).all()
     apart = np.abs(np.log10(widths[:, None] / widths[None, :])) > 0.05
     assert apart.any() and (np.abs(ends[:, None] - ends[None, :]) >= 1)[apart].all()
-    whiskers = [c for c in ax.collections if isinstance(c, LineCollection)]
-    segments = np.concatenate([np.asarray(s) for c in whiskers for s in c.get_segments()])
-    np.testing.assert_allclose(np.sort(segments[:, 0]),
-                               np.sort(1e3 * np.concatenate([table.min_s, table.max_s])), rtol=1e-12)
-    ticks = [c for c in ax.collections if isinstance(c, PathCollection)]
-    np.testing.assert_allclose(ticks[0].get_offsets()[:, 0], 1e3 * table.first_call_s.to_numpy(), rtol=1e-12)
-    assert [t.get_text() for t in ax.get_yticklabels()] == [
-        f"{r.implementation} [{r.device}, {r.dtype}]" for r in table.itertuples()]
+    # whiskers: the noise interval of the median (min-max for a table without the interval's columns)
+    whiskers = [c for c in ax.collections if isinstance(c, LineCollection) and len(c.get_segments()) == len(table)
+                and np.allclose([s[0][1] for s in c.get_segments()], [b.get_y() + b.get_height() / 2 for b in bars])]
+    segments = np.concatenate([np.asarray(s) for s in whiskers[0].get_segments()])
+    np.testing.assert_allclose(np.sort(segments[:, 0]), np.sort(1e3 * np.concatenate([low, high])), rtol=1e-12)
+    # the first call: one marker per row, in that row, with its legend entry
+    first = [c for c in ax.collections if isinstance(c, PathCollection)][0]
+    np.testing.assert_allclose(first.get_offsets()[:, 0], 1e3 * table.first_call_s.to_numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(np.round(first.get_offsets()[:, 1]), np.arange(len(table)))
+    assert "first call (tracing, compiling)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    # each bar's label in its own row, just right of the bar's whisker, saying what it is
+    renderer = ax.figure.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_gid() == "bar label"]
+    assert len(labels) == len(bars)
+    for bar, label, r in zip(bars, labels, table.itertuples()):
+        box = label.get_window_extent(renderer)
+        bottom, top = _row_of(ax, bar)
+        assert bottom <= box.y0 and box.y1 <= top, label.get_text()
+        whisker_end = ax.transData.transform((max(bar.get_width(), 1e3 * high[r.Index]), 0))[0]
+        assert whisker_end <= box.x0 <= whisker_end + 30, label.get_text()
+        assert ("warm-up only" in label.get_text()) == (r.repeats == 0)
+        assert "(n=" not in label.get_text()
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    for tick, r in zip(ticks, table.itertuples()):
+        assert tick == (f"{r.implementation} [{r.device}, {r.dtype}]" if r.iterations else
+                        f"ols: closed-form least squares, one solve [{r.device}, {r.dtype}]")
+    assert _distinct_styles(ax) and legend_clear_of_axes(ax)
 
 
-def test_timings_bars_are_the_medians_on_a_readable_log_axis():
+def test_timings_bars_are_the_medians_with_noise_whiskers_and_labels_in_their_rows():
     table = _timings_table()
     fig = figures.timings_figure(table)
+    fig.canvas.draw()
     check_timings_axes(fig.axes[0], table)
+    plt.close(fig)
+
+
+def test_timings_figure_draws_a_table_without_the_interval_columns():
+    table = _timings_table(intervals=False)
+    fig = figures.timings_figure(table)
+    fig.canvas.draw()
+    check_timings_axes(fig.axes[0], table)
+    plt.close(fig)
 
 
 def test_committed_timings_figure_is_readable():
     table = pd.read_csv(RESULTS / "timings.csv")
-    check_timings_axes(figures.timings_figure(table).axes[0], table)
+    fig = figures.timings_figure(table)
+    fig.canvas.draw()
+    check_timings_axes(fig.axes[0], table)
+    plt.close(fig)
 
 
-def _curves():
-    """numpy and keras in both dtypes over 5 iterations; keras float32 off by a known relative 1e-3."""
+# --- loss_curves.png --------------------------------------------------------------------------------------
+
+def _curves(extra=()):
+    """numpy, keras and gradient_tape in both dtypes over 5 iterations, plus `extra` (name, dtype, relative offset).
+
+    keras float32 is off by a known 3 eps of float32, gradient_tape float64 by 2 eps of float64.
+    """
+    offsets = {("keras", "float32"): 3 * EPS32, ("gradient_tape", "float64"): 2 * EPS64}
+    offsets.update({(name, dtype): gap for name, dtype, gap in extra})
     rows = []
-    for impl in ("numpy", "keras"):
+    names = ["numpy", "keras", "gradient_tape"] + list(dict.fromkeys(name for name, _, _ in extra))
+    for impl in names:
         for dtype in ("float32", "float64"):
-            loss = 10.0 * 0.5 ** np.arange(6)
-            if impl == "keras" and dtype == "float32":
-                loss = loss * (1 + 1e-3)
+            if impl not in ("numpy", "keras", "gradient_tape") and (impl, dtype) not in offsets:
+                continue
+            loss = 10.0 * 0.5 ** np.arange(6) * (1 + offsets.get((impl, dtype), 0.0))
             rows.append(pd.DataFrame({"implementation": impl, "device": "cpu", "dtype": dtype,
                                       "iteration": np.arange(6), "loss": loss}))
     return pd.concat(rows, ignore_index=True)
 
 
-def test_loss_curves_have_a_line_and_legend_entry_per_run_and_gaps_to_numpy():
-    curves = _curves()
+def _legend(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_loss_curves_group_runs_by_family_with_their_gap_in_eps(throwaway_rows):
+    throwaway_rows(registry.Implementation("test:jax_row", "a JAX row made by the test", "jax", "nowhere:none"))
+    curves = _curves(extra=[("numpy:gram", "float32", 1e-3), ("test:jax_row", "float64", 0.0)])
     fig = figures.loss_curves_figure(curves)
-    top, bottom = fig.axes
-    runs = ["numpy [cpu, float32]", "numpy [cpu, float64]", "keras [cpu, float32]", "keras [cpu, float64]"]
-    assert [t.get_text() for t in top.get_legend().get_texts()] == runs
-    for line, label in zip(top.get_lines(), runs):
-        assert line.get_label() == label
-        np.testing.assert_allclose(line.get_ydata(), 10.0 * 0.5 ** np.arange(6) * (1 + 1e-3 * (label == runs[2])))
+    top, gaps64, gaps32 = fig.axes
+    assert gaps64.get_ylabel().endswith("float64") and gaps32.get_ylabel().endswith("float32")
+    # the loss panel: numpy per dtype and one band entry for the other runs of each dtype
+    assert _legend(top) == ["the other 3 runs, float64", "numpy, by hand, float64 (the reference)",
+                            "the other 3 runs, float32", "numpy, by hand, float32 (the reference)"]
+    assert len(top.get_lines()) == len(curves.groupby(["implementation", "dtype"]))  # every run drawn
     assert top.get_yscale() == "log" and top.get_ylim()[0] > 0
-    gaps = {line.get_label(): np.asarray(line.get_ydata()) for line in bottom.get_lines() if line.get_label()[0] != "_"}
-    assert set(gaps) == {"keras [cpu, float32]", "keras [cpu, float64]"}  # numpy has no gap to itself
-    np.testing.assert_allclose(gaps["keras [cpu, float32]"], 1e-3, rtol=1e-9)
-    assert (gaps["keras [cpu, float64]"] == 1e-18).all()  # an exact match drawn at the floor
-    low, high = bottom.get_ylim()
-    assert 0 < low <= 1e-18 and high >= 1e-3
+    # the gap panels: one entry per (framework, route, distributed), the JAX row in its own group
+    assert _legend(gaps64) == ["TensorFlow: 2 runs, up to 2 eps", "JAX: 1 run, identical to numpy"]
+    assert _legend(gaps32) == ["TensorFlow: 2 runs, up to 3 eps", f"numpy, Gram route: 1 run, up to {round(1e-3 / EPS32)} eps"]
+    lines = {ax: {l.get_label(): np.asarray(l.get_ydata()) for l in ax.get_lines() if l.get_label()[0] != "_"}
+             for ax in (gaps64, gaps32)}
+    def gap_eps(name, dtype):  # the doctored run's relative gap to numpy, in eps, computed here
+        run, ref = (curves[(curves.implementation == n) & (curves.dtype == dtype)].loss.to_numpy() for n in (name, "numpy"))
+        return np.abs(run - ref) / ref / np.finfo(dtype).eps
+
+    np.testing.assert_allclose(lines[gaps32]["TensorFlow: 2 runs, up to 3 eps"][1:], gap_eps("keras", "float32")[1:])
+    np.testing.assert_allclose(lines[gaps64]["TensorFlow: 2 runs, up to 2 eps"][1:],
+                               np.maximum.accumulate(gap_eps("gradient_tape", "float64"))[1:])
+    assert (lines[gaps64]["JAX: 1 run, identical to numpy"] == figures.GAP_FLOOR_EPS).all()  # 0 drawn at the floor
+    # the same family has the same style in both panels, and no two entries of one axes share one
+    for ax in fig.axes:
+        assert _distinct_styles(ax) and len(_legend(ax)) <= 8
+    tf64 = next(h for h, t in zip(gaps64.get_legend().legend_handles, _legend(gaps64)) if t.startswith("TensorFlow"))
+    tf32 = next(h for h, t in zip(gaps32.get_legend().legend_handles, _legend(gaps32)) if t.startswith("TensorFlow"))
+    assert (tf64.get_color(), tf64.get_marker()) == (tf32.get_color(), tf32.get_marker())
+    plt.close(fig)
 
 
-def test_fitted_lines_one_per_finite_run():
-    weights = pd.DataFrame({
-        "implementation": ["numpy", "numpy", "ols", "ols", "keras", "keras"], "device": ["cpu"] * 6,
-        "dtype": ["float64"] * 6, "parameter": ["x1", "bias"] * 3, "value": [2.0, 1.0, 2.5, 0.5, np.inf, 1.0]})
+def test_loss_curves_legend_stays_short_for_many_runs_of_few_families():
+    names = [n for n in registry.names() if registry.get(n).framework == "tensorflow"
+             and registry.get(n).route == "streaming" and not registry.get(n).distributed]
+    curves = _curves(extra=[(n, d, 1e-6) for n in names for d in ("float32", "float64")])
+    fig = figures.loss_curves_figure(curves)
+    top, gaps64, gaps32 = fig.axes
+    assert len(_legend(top)) == 4 and _legend(gaps64) == [f"TensorFlow: {len(names)} runs, up to "
+                                                          f"{figures.eps_words(1e-6, 'float64')}"]
+    plt.close(fig)
+
+
+# --- fit.png ----------------------------------------------------------------------------------------------
+
+def _weights(runs):
+    rows = [(name, p, v) for name, (w, b) in runs.items() for p, v in (("x1", w), ("bias", b))]
+    return pd.DataFrame({"implementation": [r[0] for r in rows], "device": "cpu", "dtype": "float64",
+                         "parameter": [r[1] for r in rows], "value": [r[2] for r in rows]})
+
+
+def test_fit_draws_one_line_for_the_coinciding_runs_with_least_squares_and_the_generator():
+    weights = _weights({"numpy": (2.0, 1.0), "keras": (2.0 + 1e-7, 1.0), "gradient_tape": (2.0, 1.0 - 1e-7),
+                        "keras:numpy_input": (np.inf, 1.0), "ols": (2.1, 0.9), "true": (3.0, 4.0)})
     X = np.linspace(0, 2, 20).reshape(-1, 1)
-    fig = figures.fitted_line_figure(weights, X, 3 * X + 1)
+    fig = figures.fitted_line_figure(weights, X, 2 * X + 1)
     ax = fig.axes[0]
-    lines = {line.get_label().split(":")[0]: line for line in ax.get_lines()}
-    assert set(lines) == {"numpy [cpu, float64]", "ols [cpu, float64]"}  # the infinite keras run is left out
-    line = lines["numpy [cpu, float64]"]
-    np.testing.assert_allclose(line.get_ydata(), 2.0 * np.asarray(line.get_xdata()) + 1.0)
-    assert len(ax.get_legend().get_texts()) == 3  # data and two lines
-    assert legend_clear_of_axes(ax)  # two dozen coinciding lines' legend would hide half the data
+    texts = _legend(ax)
+    assert len(texts) == 4 and texts[0] == "data"  # data, least squares, the generator and one learned line
+    learned = [l for l in ax.get_lines() if "gradient descent" in l.get_label()]
+    assert len(learned) == 1 and "all 3 runs" in learned[0].get_label()  # the infinite run is left out
+    assert "(W and b within 1e-07 of each other)" in learned[0].get_label()
+    np.testing.assert_allclose(learned[0].get_ydata(), 2.0 * np.asarray(learned[0].get_xdata()) + 1.0)
+    by_words = {l.get_label().split(":")[0]: l for l in ax.get_lines()}
+    ols, true = by_words["least squares (closed form)"], by_words["the generator's line"]
+    np.testing.assert_allclose(ols.get_ydata(), 2.1 * np.asarray(ols.get_xdata()) + 0.9)
+    np.testing.assert_allclose(true.get_ydata(), 3.0 * np.asarray(true.get_xdata()) + 4.0)
+    assert "all 3 runs" in ax.get_title()
+    assert _distinct_styles(ax) and legend_clear_of_axes(ax)  # the legend hides no point
+    plt.close(fig)
 
+
+def test_fit_separates_a_run_whose_line_differs():
+    weights = _weights({"numpy": (2.0, 1.0), "keras": (2.0, 1.0), "gradient_tape": (2.5, 0.5)})
+    X = np.linspace(0, 2, 20).reshape(-1, 1)
+    fig = figures.fitted_line_figure(weights, X, 2 * X + 1)
+    learned = sorted(l.get_label() for l in fig.axes[0].get_lines() if "gradient descent" in l.get_label())
+    assert [label.split(":")[0] for label in learned] == ["gradient descent, 1 of 3 runs (gradient_tape)",
+                                                         "gradient descent, 2 of 3 runs (numpy, keras) (identical W and b)"]
+    plt.close(fig)
+
+
+# --- headline.png -----------------------------------------------------------------------------------------
+
+def _headline_tables():
+    """Eight implementations in a tight cluster (a factor 2 apart) plus numpy far away, each in both dtypes."""
+    names = ["numpy", "keras", "gradient_tape", "gradient_tape:xla", "gradient_tape:graph", "numpy:gram",
+             "gradient_tape:gram", "gradient_tape:mirrored", "keras:mirrored"]
+    rows, gaps = [], []
+    for k, name in enumerate(names):
+        for dtype in ("float32", "float64"):
+            per_update = 20.0 if name == "numpy" else 3.0 * (1 + 0.15 * k)
+            first = 0.02 if name == "numpy" else 0.9 * (1 + 0.1 * k)
+            rows.append({"implementation": name, "device": "cpu", "dtype": dtype, "n_samples": 100, "n_features": 1,
+                         "iterations": 1000, "repeats": 5, "first_call_s": first + (dtype == "float32"),
+                         "median_s": per_update * 1e-3, "min_s": per_update * 1e-3, "max_s": per_update * 1e-3,
+                         "per_iteration_us": per_update})
+            if name != "numpy":
+                gaps.append({"implementation": name, "device": "cpu", "dtype": dtype, "reference": "numpy",
+                             "max_rel_loss_diff": k * np.finfo(dtype).eps, "max_abs_weight_diff": 0.0})
+    rows.append({"implementation": "ols", "device": "cpu", "dtype": "float64", "n_samples": 100, "n_features": 1,
+                 "iterations": 0, "repeats": 5, "first_call_s": 3e-4, "median_s": 2e-4, "min_s": 2e-4, "max_s": 2e-4,
+                 "per_iteration_us": np.nan})
+    return pd.DataFrame(rows), pd.DataFrame(gaps), names
+
+
+def test_headline_puts_each_implementation_at_its_times_with_its_agreement_and_no_label_overlaps():
+    timings, equivalence, names = _headline_tables()
+    fig = figures.headline_figure(timings, equivalence)
+    fig.tight_layout()  # as save() does: the labels must survive the final layout
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert "lower left is better" in ax.get_title()
+    offsets = np.concatenate([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])
+    f64 = timings[(timings.dtype == "float64") & (timings.iterations > 0)]
+    assert sorted(map(tuple, offsets)) == sorted(zip(f64.per_iteration_us, f64.first_call_s))  # float64, no ols
+    labels = [t for t in ax.texts if t.get_gid() == "headline label"]
+    expected = {registry.label(n) + (" (reference)" if n == "numpy" else
+                                     f" ({'identical' if k == 0 else f'{k} eps'})") for k, n in enumerate(names)}
+    assert {t.get_text() for t in labels} == expected
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    frame = ax.get_window_extent(renderer)
+    for i, a in enumerate(boxes):
+        assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (labels[i].get_text(), a, b)
+    # and no label covers another implementation's point
+    points = ax.transData.transform(offsets)
+    for label, box in zip(labels, boxes):
+        assert not any(box.x0 < px < box.x1 and box.y0 < py < box.y1 for px, py in points), label.get_text()
+    assert legend_clear_of_axes(ax)
+    plt.close(fig)
+
+
+def test_headline_png_is_written_from_a_results_folder(tmp_path):
+    timings, equivalence, _ = _headline_tables()
+    timings.to_csv(tmp_path / "timings.csv", index=False)
+    equivalence.to_csv(tmp_path / "equivalence.csv", index=False)
+    path = figures.headline(tmp_path)
+    assert path == tmp_path / "headline.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # --- the experiments' figures, from their committed tables ---------------------------------------------
@@ -142,7 +349,7 @@ def test_lr_sweep_figure_has_every_run_and_the_threshold():
     losses, iterations = fig.axes
     lines = _labelled_lines(losses)
     for (name, dtype), rows in table.groupby(["implementation", "dtype"]):
-        line = lines[f"{name} [{dtype}]"]
+        line = next(line for label, line in lines.items() if label.split(",")[0] == f"{name} [{dtype}]")
         finished = rows[rows.diverged_at < 0]
         np.testing.assert_allclose(line.get_xdata(), finished.lr)
         np.testing.assert_allclose(line.get_ydata(), finished.final_loss)
@@ -177,7 +384,7 @@ def test_matmul_figure_has_every_method_and_its_times():
 
     table = pd.read_csv(RESULTS / "matmul.csv")
     times, rates = matmul.figure(table).axes
-    lines = _labelled_lines(times)
+    lines = {label: line for label, line in _labelled_lines(times).items() if line.get_gid() != "slope guide"}
     groups = table.groupby(["method", "device", "dtype"])
     assert set(lines) == {f"{m} [{d}, {t}]" for m, d, t in groups.groups}
     for (method, device, dtype), rows in groups:
@@ -202,3 +409,110 @@ def test_lesson_claims_figure_has_a_bar_per_claim_in_its_verdicts_colour():
     counts = table.verdict.value_counts()
     assert ax.get_title(loc="left") == "The lesson's claims, tested: " + ", ".join(
         f"{counts.get(v, 0)} {v}" for v in ("holds", "wrong", "imprecise"))
+
+
+def _matmul_table():
+    """Two methods timed exactly as n^3 and n^2.5 (seconds), from n = 64 to 1024."""
+    rows = []
+    for method, exponent in (("numpy", 3.0), ("tf_function", 2.5)):
+        for n in (64, 128, 256, 512, 1024):
+            t = 1e-9 * n ** exponent
+            rows.append({"method": method, "device": "cpu", "dtype": "float64", "n": n, "min_s": t,
+                         "gflops": 2 * n ** 3 / t / 1e9})
+    return pd.DataFrame(rows)
+
+
+def test_matmul_time_panel_has_n2_and_n3_guides_and_a_legend_clear_of_the_data():
+    from comparisons.experiments import matmul
+
+    fig = matmul.figure(_matmul_table())
+    times, rates = fig.axes
+    guides = [line for line in times.get_lines() if line.get_gid() == "slope guide"]
+    slopes = sorted(np.polyfit(np.log(line.get_xdata()), np.log(line.get_ydata()), 1)[0] for line in guides)
+    np.testing.assert_allclose(slopes, [2, 3], atol=1e-9)
+    legend = _legend(times)
+    assert legend == ["numpy [cpu, float64]", "tf_function [cpu, float64]",
+                      "slope guide: time ~ n^2 (reading the matrices)", "slope guide: time ~ n^3 (classical product)"]
+    assert _distinct_styles(times) and legend_clear_of_axes(times)
+    for line in guides:  # over the sizes the exponent is fitted on, and inside the axes
+        assert min(line.get_xdata()) >= matmul.FIT_MIN_N and _inside(times, line.get_xdata(), line.get_ydata())
+    plt.close(fig)
+
+
+def _sweep_table():
+    """Three rates around a threshold of 1; the slow implementation ran 25 iterations, the others 1000."""
+    rows = []
+    for name, dtype, iterations in (("numpy", "float64", 1000), ("keras", "float32", 1000),
+                                    ("gradient_tape:eager", "float64", 25)):
+        for lr in (0.05, 0.5, 2.0):
+            diverged = lr > 1
+            rows.append({"implementation": name, "dtype": dtype, "lr": lr, "lr_over_threshold": lr, "threshold": 1.0,
+                         "iterations": iterations, "final_loss": 1e9 if diverged else 0.3 + 10 / iterations,
+                         "diverged_at": 5 if diverged else -1,
+                         "predicted_iterations": -1.0 if diverged else 20 / lr, "measured_iterations": -1 if diverged
+                         else int(20 / lr)})
+    return pd.DataFrame(rows)
+
+
+def test_lr_sweep_marks_the_runs_rate_and_the_runs_of_fewer_iterations(tmp_path, monkeypatch):
+    from comparisons.experiments import lr_sweep
+
+    table = _sweep_table()
+    fig = lr_sweep.figure(table, lr=0.5)
+    losses, iterations = fig.axes
+    for ax in (losses, iterations):
+        marks = [line for line in ax.get_lines() if list(line.get_xdata()) == [0.5, 0.5]]
+        assert len(marks) == 1  # the run's rate, and only it, at 0.5
+    lines = _labelled_lines(losses)
+    assert "the run's rate lr = 0.5" in lines
+    short = next(line for label, line in lines.items() if label.startswith("fewer than 1000 iterations"))
+    slow = table[table.iterations < 1000]
+    np.testing.assert_allclose(sorted(short.get_xdata()), sorted(slow.lr))
+    assert "gradient_tape:eager [float64], 25 iterations" in lines
+    assert _distinct_styles(losses) and legend_clear_of_axes(losses)
+    plt.close(fig)
+    # plot() reads the rate from the folder's config.json
+    seen = []
+    real = lr_sweep.figure
+    monkeypatch.setattr(lr_sweep, "figure", lambda t, lr=None: seen.append(lr) or real(t, lr))
+    (tmp_path / "config.json").write_text('{"lr": 0.125}')
+    lr_sweep.plot(table, tmp_path)
+    assert seen == [0.125] and (tmp_path / "lr_sweep.png").exists()
+
+
+def _gram_table():
+    """The shown case with a loss that falls from 100 toward 1 and is frozen from iteration 30 on, and a float64 case."""
+    rows = []
+    for noise, dtype in (gram_module().SHOWN, (gram_module().SHOWN[0], "float64")):
+        k = np.arange(50)
+        stream = 1 + 99 * 0.8 ** k
+        ours = stream * (1 + 1e-5 * np.cos(k))
+        if dtype == "float32":
+            stream[30:], ours[30:] = stream[30], ours[30]  # both losses repeat exactly from iteration 30
+        rows.append(pd.DataFrame({"noise": noise, "dtype": dtype, "n_samples": 100, "s": 1e5, "iteration": k,
+                                  "streaming_loss": stream, "gram_loss": ours, "rel_gap": np.abs(ours - stream) / stream,
+                                  "bound": 1e-3, "tolerance": 1e-4, "max_abs_weight_diff": 1e-6}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def gram_module():
+    from comparisons.experiments import gram
+
+    return gram
+
+
+def test_gram_figure_says_where_it_starts_and_where_float32_freezes():
+    gram = gram_module()
+    table = _gram_table()
+    assert gram.frozen_from(np.array([3.0, 2.0, 1.0] + [0.5] * 10)) == 3
+    assert gram.frozen_from(np.array([3.0, 2.0, 1.0, 0.5])) is None  # too short a flat end to say
+    fig = gram.figure(table)
+    left, right = fig.axes
+    case = table[table.dtype == "float32"]
+    start = int(np.argmax(case.streaming_loss.to_numpy() < 3 * case.streaming_loss.iloc[-1]))  # first below 3x final
+    assert f"from iteration {start}," in left.get_title() and "3x its final value" in left.get_title()
+    assert min(left.get_lines()[0].get_xdata()) == start
+    frozen = [line for line in left.get_lines() if list(line.get_xdata()) == [30, 30]]
+    assert len(frozen) == 1 and "half an ulp" in frozen[0].get_label()
+    assert "from iteration 30:" in right.get_title() and "half an ulp" in right.get_title()
+    plt.close(fig)

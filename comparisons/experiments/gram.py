@@ -69,24 +69,44 @@ def summary(table):
     return pd.DataFrame(rows)
 
 
+def frozen_from(losses, least=10):
+    """The first iteration from which a loss curve repeats exactly to its end (at least `least` points), or None.
+
+    A float loss that stops changing for good means the parameters stopped changing: each update
+    lr * gradient rounds away, being no larger than half an ulp (unit in the last place) of W and b.
+    """
+    values = np.asarray(losses)
+    changed = np.flatnonzero(values[1:] != values[:-1])
+    first = int(changed[-1]) + 1 if changed.size else 0
+    return first if len(values) - first >= least and first > 0 else None
+
+
 def figure(table):
     """The Figure: the shown case's loss curves (left) and every case's gap against its bound (right)."""
     from ..figures import plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [1, 1.25]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.6), gridspec_kw={"width_ratios": [1, 1.25]})
     noise, dtype = SHOWN
     case = table[(table.noise == noise) & (table.dtype == dtype)]
     exact = table[(table.noise == noise) & (table.dtype == "float64")]
     # near the fit (loss below 3x its final value) on a linear axis, where the cancellation shows
     start = int(case.iteration[case.streaming_loss < 3 * case.streaming_loss.iloc[-1]].iloc[0])
+    initial = case.streaming_loss.iloc[0]
+    frozen = frozen_from(case.gram_loss.to_numpy())
     case, exact = case[case.iteration >= start], exact[exact.iteration >= start]
     left.plot(case.iteration, case.streaming_loss, "-", lw=2, label=f"numpy (streaming), {dtype}")
     left.plot(case.iteration, case.gram_loss, "-", lw=1, alpha=0.8, label=f"numpy:gram, {dtype}")
     left.plot(exact.iteration, exact.streaming_loss, ":", color="k", label="numpy (streaming), float64")
+    if frozen is not None:
+        left.axvline(frozen, color="tab:red", lw=0.8, ls="--",
+                     label=f"from {frozen} on the {dtype} Gram loss repeats exactly: the parameters no longer\n"
+                           "change, as each update (lr x gradient) is at most half an ulp of W and b")
     left.set(xlabel="iteration", ylabel="loss (MSE)",
-             title=f"noise {noise}, near the fit: the Gram-form loss in {dtype} (s / loss ~ "
-                   f"{case.s.iloc[-1] / case.streaming_loss.iloc[-1]:.0e})")
-    left.legend(fontsize=8)
+             title=f"noise {noise}, {dtype}, near the fit (s / loss ~ {case.s.iloc[-1] / case.streaming_loss.iloc[-1]:.0e})"
+                   f"\nfrom iteration {start}, where the loss first falls below 3x its final value\n"
+                   f"(it starts at {initial:.3g}: the whole descent would flatten this scale)")
+    left.title.set_fontsize(10)
+    left.legend(fontsize=7.5, loc="upper right")
     for k, ((noise, dtype), part) in enumerate(table.groupby(["noise", "dtype"], sort=False)):
         color = f"C{k}"
         gap = part.rel_gap.where(part.rel_gap > 0)  # an exact match has no place on a log axis
@@ -95,8 +115,18 @@ def figure(table):
     for dtype, tol in EQUIVALENCE.items():
         right.axhline(tol, color="grey", lw=0.8, ls=":")
         right.annotate(f"{dtype} tolerance", (0, tol), fontsize=7, va="bottom", color="grey")
+    still = {}  # (noise, dtype) -> the iteration from which both losses repeat exactly: the gap is flat after it
+    for key, part in table.groupby(["noise", "dtype"], sort=False):
+        both = [frozen_from(part.gram_loss.to_numpy()), frozen_from(part.streaming_loss.to_numpy())]
+        if None not in both:
+            still[key] = max(both)
+    note = ("" if not still else
+            f"\n{' and '.join(sorted({d for _, d in still}))} gaps flat from iteration {min(still.values())}"
+            + (f"-{max(still.values())}" if max(still.values()) > min(still.values()) else "")
+            + ":\nboth losses repeat exactly, the parameters are frozen (update <= half an ulp)")
     right.set(xlabel="iteration", ylabel="relative gap to the streaming loss",
-              title="Gram-form loss: measured gap (solid) and rounding bound (dashed)")
+              title="Gram-form loss: measured gap (solid), rounding bound (dashed)" + note)
+    right.title.set_fontsize(10)
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 

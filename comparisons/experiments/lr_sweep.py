@@ -117,30 +117,45 @@ def run(ctx):
     return pd.DataFrame(rows)
 
 
-def figure(table):
-    """Final loss against lr with the threshold, and predicted vs measured iterations (the Figure, unsaved)."""
-    from ..figures import plt  # matplotlib with the Agg backend, loaded only to draw
+def figure(table, lr=None):
+    """Final loss against lr with the threshold, the run's rate `lr` and the shorter runs marked; predicted vs
+    measured iterations (the Figure, unsaved). Without `lr` the lesson's rate is marked."""
+    from ..figures import COLOURS, legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
 
-    fig, (ax_l, ax_i) = plt.subplots(1, 2, figsize=(13, 5))
+    lr = LESSON_RATES[0] if lr is None else float(lr)
+    fig, (ax_l, ax_i) = plt.subplots(1, 2, figsize=(14, 7.5))
     threshold = table.threshold.iloc[0]
+    full = int(table.iterations.max())
     markers = "osD^v<>"
+    short_runs = table[table.iterations < full]
     for k, ((name, dtype), rows) in enumerate(table.groupby(["implementation", "dtype"])):
         ok, bad = rows[rows.diverged_at < 0], rows[rows.diverged_at >= 0]
-        ax_l.loglog(ok.lr, ok.final_loss, markers[k % len(markers)], mfc="none", label=f"{name} [{dtype}]", alpha=0.8)
+        fewer = sorted(set(rows.iterations[rows.iterations < full]))
+        ax_l.loglog(ok.lr, ok.final_loss, markers[k % len(markers)], color=COLOURS[k % len(COLOURS)], mfc="none",
+                    alpha=0.85, label=f"{name} [{dtype}]" + (f", {join(map(str, fewer))} iterations" if fewer else ""))
         ax_l.loglog(bad.lr, np.minimum(np.nan_to_num(bad.final_loss, posinf=1e300), 1e300), "x", color="red",
                     alpha=0.8)
+    if len(short_runs):
+        ax_l.loglog(short_runs.lr, np.minimum(np.nan_to_num(short_runs.final_loss, posinf=1e300), 1e300), ".",
+                    color="black", ms=4, label=f"fewer than {full} iterations (a slow implementation): stopped early")
     ax_l.axvline(threshold, color="black", ls="--", label=f"2 / lambda_max = {threshold:.3g}")
-    for lr in LESSON_RATES:
-        ax_l.axvline(lr, color="grey", ls=":", lw=1)
+    ax_l.axvline(lr, color="tab:green", lw=2, alpha=0.6,
+                 label=f"the run's rate lr = {lr:g}" + (" (the lesson's)" if lr == LESSON_RATES[0] else ""))
+    others = [r for r in LESSON_RATES if r != lr]
+    for k, rate in enumerate(others):
+        ax_l.axvline(rate, color="grey", ls=":", lw=1,
+                     label=f"the lesson's other rates ({join(f'{r:g}' for r in others)})" if k == 0 else "_")
     ax_l.set(xlabel="learning rate (log)", ylabel="loss at the last iteration run (MSE, log)",
-             title="final loss; red x = diverged (loss at the iteration of divergence)")
-    ax_l.legend(fontsize=7)
+             title="final loss; red x = diverged (loss at the iteration of divergence)\n"
+                   "green: the run's rate; black dot: a run of fewer iterations")
+    legend_outside(ax_l, fontsize=7)
     good = _iteration_rows(table)
     ax_i.loglog(good.lr, good.predicted_iterations, "-o", label="predicted log(tol) / log(max|1 - lr lambda|)")
     ax_i.loglog(good.lr, good.measured_iterations, "s", mfc="none", label="measured (numpy, float64)")
     ax_i.axvline(threshold, color="black", ls="--")
+    ax_i.axvline(lr, color="tab:green", lw=2, alpha=0.6)
     ax_i.set(xlabel="learning rate (log)", ylabel="iterations to shrink ||theta - theta_ols|| by 1e-6 (log)",
-             title="iterations to tolerance")
+             title="iterations to tolerance\n(green: the run's rate, dashed: the threshold 2 / lambda_max)")
     ax_i.legend(fontsize=8)
     for ax in (ax_l, ax_i):
         ax.grid(True, which="both", alpha=0.3)
@@ -148,10 +163,14 @@ def figure(table):
 
 
 def plot(table, out_dir):
-    """lr_sweep.png."""
+    """lr_sweep.png, marking the run's rate from out_dir's config.json (the lesson's when there is none)."""
+    import json
+
     from ..figures import save
 
-    return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
+    config = Path(out_dir) / "config.json"
+    lr = json.loads(config.read_text()).get("lr") if config.exists() else None
+    return [save(figure(table, lr), Path(out_dir) / f"{NAME}.png")]
 
 
 def _iteration_rows(table):

@@ -192,24 +192,48 @@ def run(ctx):
     return pd.DataFrame(rows)
 
 
-def figure(table):
-    """Time and GFLOP/s against n for each method and dtype, log-log (the Figure, unsaved)."""
-    from ..figures import plt  # matplotlib with the Agg backend, loaded only to draw
+GUIDE_SLOPES = (2, 3)  # n^2 (reading the matrices) and n^3 (the classical product)
 
-    fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for (method, device, dtype), rows in table.groupby(["method", "device", "dtype"]):
+
+def slope_guides(ax, table):
+    """n^2 and n^3 lines over the sizes the exponent is fitted on, just below the fastest times at the largest n."""
+    large = table[table.n >= min(FIT_MIN_N, table.n.max())]
+    n = np.geomspace(large.n.min(), large.n.max(), 20)
+    anchor = large[large.n == large.n.max()].min_s.min() / 3  # a third below the fastest product at the largest n
+    lines = []
+    for slope, colour in zip(GUIDE_SLOPES, ("grey", "black")):
+        t = anchor * (n / n[-1]) ** slope
+        lines += ax.loglog(n, t, ":", color=colour, lw=1.4, gid="slope guide",
+                           label=f"slope guide: time ~ n^{slope}" + (" (classical product)" if slope == 3 else
+                                                                       " (reading the matrices)"))
+        ax.annotate(f"n^{slope}", (n[0], t[0]), xytext=(-4, 0), textcoords="offset points", ha="right", va="center",
+                    fontsize=8, color=colour)
+    return lines
+
+
+def figure(table):
+    """Time and GFLOP/s against n for each method and dtype, log-log, with n^2 and n^3 guides (the Figure, unsaved)."""
+    from ..figures import COLOURS, MARKERS, legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
+
+    fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(13, 6.4))
+    for k, ((method, device, dtype), rows) in enumerate(table.groupby(["method", "device", "dtype"])):
         rows = rows.sort_values("n")
         label = f"{method} [{device}, {dtype}]"
-        style = "--" if dtype == "float32" else "-"
-        ax_t.loglog(rows.n, rows.min_s, style, marker="o", label=label)
-        ax_g.semilogx(rows.n, rows.gflops, style, marker="o", label=label)
+        style = dict(linestyle="--" if dtype == "float32" else "-", marker=MARKERS[k % len(MARKERS)],
+                     color=COLOURS[k % len(COLOURS)], ms=5)
+        ax_t.loglog(rows.n, rows.min_s, label=label, **style)
+        ax_g.semilogx(rows.n, rows.gflops, label=label, **style)
+    slope_guides(ax_t, table)
     ax_t.set(xlabel="matrix size n (n x n times n x n)", ylabel="time per product (s, best of repeats)",
-             title="matmul time (slope 3 = O(n^3))")
+             title="matmul time against n (dashed: float32, solid: float64)\n"
+                   f"dotted guides: slopes 2 and 3 over the sizes the exponent is fitted on (n >= {FIT_MIN_N})")
     ax_g.set(xlabel="matrix size n", ylabel="GFLOP/s (2 n^3 flops / time)", title="matmul throughput")
     ax_g.set_yscale("log")
     for ax in (ax_t, ax_g):
         ax.grid(True, which="both", alpha=0.3)
-    ax_g.legend(fontsize=7)
+        ax.title.set_fontsize(10)
+    legend_outside(ax_t, fontsize=7)  # below: inside it would hide the Python loop's points
+    ax_g.legend(fontsize=7, loc="lower right")
     return fig
 
 
