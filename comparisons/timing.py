@@ -91,16 +91,46 @@ def overlap(a, b):
 
 
 def ratio_interval(reference, row):
-    """(low, high) of reference / row from two (low, high) intervals: the widest ratio their corners allow."""
-    return reference[0] / row[1], reference[1] / row[0]
+    """(low, high) of reference / row from two (low, high) intervals of positive times: the widest ratio their corners allow.
+
+    If each interval covers its true median with probability p and q (independent calls), the
+    ratio of the true medians lies in this one with probability at least p * q. A row whose low
+    end is 0 (a clock too coarse to see it) gives an unbounded high end.
+    """
+    low = reference[0] / row[1] if row[1] > 0 else math.inf
+    high = reference[1] / row[0] if row[0] > 0 else math.inf
+    return low, high
+
+
+def tie_groups(intervals):
+    """Rank rows into groups of ties, fastest first: [[key, ...], ...] from {key: (low, high)}.
+
+    Rule: two rows are in one group when their intervals overlap, directly or through a chain of
+    overlapping rows (the connected pieces of the union of the intervals). So every interval of a
+    group lies wholly below every interval of the next group: no two rows of different ranks
+    overlap, i.e. nothing is ranked inside the noise. A chain can make a group wide; within it
+    nothing is ranked, and the keys are listed by (low, high) only for a stable order.
+    """
+    groups, reach = [], -math.inf
+    for key, (low, high) in sorted(intervals.items(), key=lambda item: (item[1][0], item[1][1], str(item[0]))):
+        if groups and low <= reach:  # overlaps a row already in the current group (reach: its highest high)
+            groups[-1].append(key)
+            reach = max(reach, high)
+        else:
+            groups.append([key])
+            reach = high
+    return groups
 
 
 def break_even_updates(first_call_s, median_s, reference_first_call_s, reference_median_s, iterations):
-    """Updates after which a route's cold run (first call included) beats the reference's: 0, a number, or inf.
+    """Updates from which on a route's cold run (first call included) is never slower than the reference's: 0, a number, or inf.
 
-    Model: one cold run of k updates costs (first_call - median) + median * k / iterations, the
-    warm-up's extra (tracing, compiling) once and then the steady cost per update. A route that is
-    slower per update never catches up (inf); one that is faster and starts no later wins at once (0).
+    Model: a cold run of k updates costs (first_call - median) + median * k / iterations, the
+    warm-up's extra (tracing, compiling) once and then the steady cost per update; both routes did
+    `iterations` updates per timed call. Cases: faster per update and starting no later: 0 (at
+    once); faster and starting later: the k where the two costs meet; as fast per update: 0 if it
+    starts no later, else inf; slower per update: inf (even one that starts earlier, and so wins
+    short runs, is overtaken for good from some k on).
     """
     overhead, reference_overhead = first_call_s - median_s, reference_first_call_s - reference_median_s
     per_update, reference_per_update = median_s / iterations, reference_median_s / iterations
@@ -110,8 +140,8 @@ def break_even_updates(first_call_s, median_s, reference_first_call_s, reference
 
 
 def planned_repeats(repeats, budget_s, pace_s):
-    """How many timed calls fit: `repeats`, or fewer at `pace_s` seconds each within `budget_s` (0 if none fits)."""
-    if math.isinf(budget_s):
+    """How many timed calls fit: `repeats`, or fewer at `pace_s` seconds each within `budget_s` (0 if none fits; None: no budget)."""
+    if budget_s is None or math.isinf(budget_s):
         return repeats
     return min(repeats, int(budget_s // max(pace_s, 1e-9)))
 

@@ -21,8 +21,6 @@ import time
 
 import numpy as np
 
-from .timing import time_calls
-
 TIMING_LR = 1e-3  # stable for every size timed here (standard normal X, m = 32): runs never stop early
 
 
@@ -33,9 +31,11 @@ def steps_per_call(n, m, target_s, low=3, high=300):
 
 
 def _time(fn, repeats):
-    """(first call s, best of `repeats` later calls s), by the one timing harness."""
-    _, timing = time_calls(fn, repeats)
-    return timing.first_call_s, timing.min_s
+    """(first call s, best of `repeats` later calls s), from the workers' raw timing loop."""
+    from .multi_worker import call_seconds  # (lazily: multi_worker imports this module)
+
+    _, first, times = call_seconds(fn, repeats)
+    return first, min(times, default=first)
 
 
 def _random_rows(n, m, dtype, seed, index=0, parts=1):

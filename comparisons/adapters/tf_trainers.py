@@ -101,23 +101,30 @@ def mirrored_tape(spec):
 def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     """The tape loop on spec.workers loopback processes: (W0, b0, rate, repeats=0, budget_s=None) -> RunResult with .timing.
 
-    Each call runs on the workers (comparisons.cluster: started for the call, or the study's shared
-    session), which time a warm-up call and up to `repeats` more inside the chief, within budget_s at
-    the warm-up's pace, so RunResult.timing means what every other timing row means.
+    Each call runs on the workers (comparisons.cluster: the study's shared session, or one opened
+    for the call), whose chief times its calls itself and returns raw seconds. A first job makes
+    the warm-up call; its time plans the repeats by the study's one rule (timing.planned_repeats);
+    a second job, when any repeat fits, makes its own warm-up (each job traces its loop anew) and
+    exactly that many timed calls. So RunResult.timing means what every other timing row means:
+    the first job's warm-up, then the planned repeats (not interleaved with the driver's rounds).
     """
-    from ..cluster import run_job, train_job
-    from ..timing import Timing
+    from ..cluster import run_job, shared_sessions, train_job
+    from ..timing import Timing, planned_repeats
 
     X, y, dtype = spec.X, spec.y, spec.dtype
 
+    def job_result(W0, b0, rate, calls, tmp):
+        job = train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=calls,
+                        collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
+        return run_job(job, spec.workers, timeout_s=timeout_s)
+
     def train(W0, b0, rate=spec.lr, repeats=0, budget_s=None):
-        with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp:
-            job = train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=repeats, budget_s=budget_s,
-                            collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
-            out = run_job(job, spec.workers, timeout_s=timeout_s)
+        with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp, shared_sessions():
+            out = job_result(W0, b0, rate, 0, tmp)  # the warm-up: its result is the run's
+            planned = planned_repeats(repeats, budget_s, out["first_call_s"])
+            repeat_s = job_result(W0, b0, rate, planned, tmp)["repeat_s"] if planned else []
         out.update(jit_compile=False, mode="multi_worker")
-        return from_run(spec.name, dtype, out,
-                        timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(out["repeat_s"])))
+        return from_run(spec.name, dtype, out, timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(repeat_s)))
 
     train.finite_difference = _finite_difference(spec)
     return train
