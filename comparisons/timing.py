@@ -146,6 +146,16 @@ def planned_repeats(repeats, budget_s, pace_s):
     return min(repeats, int(budget_s // max(pace_s, 1e-9)))
 
 
+def calls_owed(repeats, budget_s, first_call_s, repeat_s):
+    """How many more timed calls a callable is owed now: planned_repeats at its pace, less those made.
+
+    Its pace is its warm-up's until it has a timed call, then its slowest timed call's (the
+    warm-up of a compiled route is mostly tracing, and would starve it of repeats).
+    """
+    pace = max(repeat_s) if repeat_s else first_call_s
+    return max(0, planned_repeats(repeats, budget_s, pace) - len(repeat_s))
+
+
 def round_orders(keys, rounds, seed=0):
     """The order each round times `keys` in: round 0 as given, then a fresh seeded shuffle per round."""
     rng = random.Random(seed)
@@ -163,26 +173,30 @@ def time_interleaved(calls, repeats, budget_s=math.inf, seed=0, on_warm_up=None)
 
     `calls` maps a key to a callable of no arguments. Each gets one warm-up call (its result is
     kept), then round after round every key still owed a call is timed once, in an order that changes
-    between rounds (round_orders). A slow callable gets fewer calls: as many as fit in `budget_s` at its
-    warm-up's pace (planned_repeats), and none at all when not even one fits (its warm-up is then the
-    measurement). on_warm_up(key), if given, is called before each warm-up (progress).
-    Returns ({key: warm-up result}, {key: Timing}).
+    between rounds (round_orders). A slow callable gets fewer calls: as many as fit in `budget_s`
+    (planned_repeats) at its pace, which is its warm-up's until it has a timed call and then its
+    slowest timed call's (calls_owed). So a key whose warm-up alone passes the budget is never
+    timed again (its warm-up is the measurement), while a compiled route, whose warm-up is mostly tracing, is planned
+    from its steady calls and gets its repeats. on_warm_up(key), if given, is called before each
+    warm-up (progress). Returns ({key: warm-up result}, {key: Timing}).
     """
-    results, first, planned = {}, {}, {}
+    results, first = {}, {}
     for key, fn in calls.items():
         if on_warm_up:
             on_warm_up(key)
         start = time.perf_counter()
         results[key] = fn()
         first[key] = time.perf_counter() - start
-        planned[key] = planned_repeats(repeats, budget_s, first[key])
     times = {key: [] for key in calls}
-    for order in round_orders(list(calls), max(planned.values(), default=0), seed):
-        for key in order:
-            if len(times[key]) < planned[key]:
-                start = time.perf_counter()
-                calls[key]()
-                times[key].append(time.perf_counter() - start)
+    for order in round_orders(list(calls), repeats, seed):
+        # decided at the round's start: every key in it is timed once
+        due = [key for key in order if calls_owed(repeats, budget_s, first[key], times[key])]
+        if not due:
+            break
+        for key in due:
+            start = time.perf_counter()
+            calls[key]()
+            times[key].append(time.perf_counter() - start)
     return results, {key: Timing(first_call_s=first[key], repeat_s=tuple(times[key])) for key in calls}
 
 

@@ -152,13 +152,26 @@ def test_warm_up_then_repeats_and_first_result_returned(clock):
     assert (t.median_s, t.min_s, t.max_s) == (0.3125, 0.125, 0.625)
 
 
-@pytest.mark.parametrize("warm_up_s, expected", [(0.25, 4), (0.375, 2), (0.5, 2), (1.0, 1), (1.125, 0), (0.0625, 7)])
-def test_budget_limits_the_number_of_repeats(clock, warm_up_s, expected):
-    """As many repeats as fit in the budget at the warm-up's pace (floor of budget / warm-up), at most `repeats`."""
-    assert planned_repeats(7, 1.0, warm_up_s) == expected
-    fn, calls = counting(clock, [warm_up_s, 0.125])
+@pytest.mark.parametrize("pace_s, expected", [(0.25, 4), (0.375, 2), (0.5, 2), (1.0, 1), (1.125, 0), (0.0625, 7)])
+def test_budget_limits_the_number_of_repeats(clock, pace_s, expected):
+    """As many repeats as fit in the budget at the pace (floor of budget / pace), at most `repeats`."""
+    assert planned_repeats(7, 1.0, pace_s) == expected
+    fn, calls = counting(clock, [pace_s])  # every call as slow as the warm-up
     _, t = time_calls(fn, repeats=7, budget_s=1.0)
     assert t.repeats == expected and len(calls) == expected + 1
+
+
+@pytest.mark.parametrize("durations, expected", [
+    ([0.75, 0.125], 5),  # a warm-up that is mostly tracing: planned 1, then 8 at the steady pace, at most 5
+    ([1.125, 0.125], 0),  # a warm-up past the budget: never timed, whatever its steady pace would be
+    ([0.25, 0.5], 2),  # steady calls slower than the warm-up: planned 4, then 2 at the slowest timed call's pace
+    ([0.25, 0.125, 0.5], 2),  # one slow timed call re-plans the rest at its pace: 1.0 // 0.5
+])
+def test_repeats_are_replanned_from_the_timed_calls(clock, durations, expected):
+    fn, calls = counting(clock, durations)
+    _, t = time_calls(fn, repeats=5, budget_s=1.0)
+    assert t.repeats == expected and len(calls) == expected + 1
+    assert timing.calls_owed(5, 1.0, durations[0], t.repeat_s) == 0  # nothing more owed when it stopped
 
 
 def test_no_budget_makes_every_repeat():
@@ -180,23 +193,25 @@ def test_interleaved_rounds_with_a_budget(clock):
     """Warm-ups first in the given order; then rounds: round 0 as given, each later round a permutation of the keys
     still owed a call; each key timed exactly its planned number of times; a slow key fewer, one over budget none."""
     log = []
-    durations = {"fast": [0.125], "other": [0.0625], "slow": [0.375, 0.25], "over": [1.5, 0.125]}
+    durations = {"fast": [0.125], "other": [0.0625], "slow": [0.375], "compiled": [0.75, 0.0625], "over": [1.5, 0.125]}
     fns = {key: counting(clock, d, log, key) for key, d in durations.items()}
     results, timings = time_interleaved({k: fn for k, (fn, _) in fns.items()}, repeats=5, budget_s=1.0, seed=1)
-    planned = {"fast": 5, "other": 5, "slow": 2, "over": 0}  # floor(1.0 / warm-up), at most 5
-    assert log[:4] == list(durations)  # the warm-ups, in the given order
+    # floor(1.0 / pace), at most 5; "compiled" is planned from its steady calls once it has one
+    planned = {"fast": 5, "other": 5, "slow": 2, "compiled": 5, "over": 0}
+    assert log[:5] == list(durations)  # the warm-ups, in the given order
     assert results == {key: 1 for key in durations}  # each warm-up's result
-    rounds, rest = [], log[4:]
+    rounds, rest = [], log[5:]
     for r in range(max(planned.values())):
         owed = [k for k in durations if planned[k] > r]
         rounds.append(rest[:len(owed)])
         rest = rest[len(owed):]
         assert sorted(rounds[-1]) == sorted(owed)  # a permutation of the keys still owed a call
-    assert rest == [] and rounds[0] == ["fast", "other", "slow"]
+    assert rest == [] and rounds[0] == ["fast", "other", "slow", "compiled"]
+    assert any(rnd != [k for k in rounds[0] if k in rnd] for rnd in rounds[1:])  # the order changes
     for key, (_, calls) in fns.items():
         assert len(calls) == planned[key] + 1 and timings[key].repeats == planned[key]
-    assert timings["slow"].repeat_s == (0.25, 0.25) and timings["slow"].first_call_s == 0.375
-    assert timings["fast"].repeat_s == (0.125,) * 5
+    assert timings["slow"].repeat_s == (0.375, 0.375) and timings["slow"].first_call_s == 0.375
+    assert timings["compiled"].repeat_s == (0.0625,) * 5 and timings["compiled"].first_call_s == 0.75
     over = timings["over"]
     assert over.repeat_s == () and over.median_s == over.first_call_s == 1.5 and over.interval == (1.5, 1.5, 0.0)
 

@@ -103,13 +103,14 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
 
     Each call runs on the workers (comparisons.cluster: the study's shared session, or one opened
     for the call), whose chief times its calls itself and returns raw seconds. A first job makes
-    the warm-up call; its time plans the repeats by the study's one rule (timing.planned_repeats);
-    a second job, when any repeat fits, makes its own warm-up (each job traces its loop anew) and
-    exactly that many timed calls. So RunResult.timing means what every other timing row means:
-    the first job's warm-up, then the planned repeats (not interleaved with the driver's rounds).
+    the warm-up call (its result is the run's); then, while the study's one rule (timing.calls_owed:
+    the budget at the warm-up's pace, then at the slowest timed call's) owes calls, a job makes its
+    own warm-up (each job traces its loop anew) and exactly that many timed calls. So
+    RunResult.timing means what every other timing row means, though its calls are not interleaved
+    with the driver's rounds (they run in other processes, a job at a time).
     """
     from ..cluster import run_job, shared_sessions, train_job
-    from ..timing import Timing, planned_repeats
+    from ..timing import Timing, calls_owed
 
     X, y, dtype = spec.X, spec.y, spec.dtype
 
@@ -120,9 +121,13 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
 
     def train(W0, b0, rate=spec.lr, repeats=0, budget_s=None):
         with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp, shared_sessions():
-            out = job_result(W0, b0, rate, 0, tmp)  # the warm-up: its result is the run's
-            planned = planned_repeats(repeats, budget_s, out["first_call_s"])
-            repeat_s = job_result(W0, b0, rate, planned, tmp)["repeat_s"] if planned else []
+            out = job_result(W0, b0, rate, 0, tmp)  # the warm-up
+            repeat_s = []
+            while owed := calls_owed(repeats, budget_s, out["first_call_s"], repeat_s):
+                made = job_result(W0, b0, rate, owed, tmp)["repeat_s"]  # exactly `owed` calls
+                if not made:
+                    break
+                repeat_s += made
         out.update(jit_compile=False, mode="multi_worker")
         return from_run(spec.name, dtype, out, timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(repeat_s)))
 
