@@ -122,6 +122,11 @@ def tie_groups(intervals):
     return groups
 
 
+def tie_ranks(intervals):
+    """{key: rank}, 1 for the fastest group of ties (tie_groups), the same rank for every row of one group."""
+    return {key: rank for rank, group in enumerate(tie_groups(intervals), 1) for key in group}
+
+
 def break_even_updates(first_call_s, median_s, reference_first_call_s, reference_median_s, iterations):
     """Updates from which on a route's cold run (first call included) is never slower than the reference's: 0, a number, or inf.
 

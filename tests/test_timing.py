@@ -12,7 +12,7 @@ import pytest
 
 from comparisons import timing
 from comparisons.timing import (Timing, break_even_updates, median_interval, overlap, planned_repeats, ratio_interval,
-                                round_orders, tie_groups, time_calls, time_interleaved)
+                                round_orders, tie_groups, tie_ranks, time_calls, time_interleaved)
 from tf_models.multi_worker import call_seconds
 
 
@@ -119,6 +119,7 @@ def test_tie_groups_separate_rows_only_across_a_gap_no_interval_crosses():
     assert tie_groups(rows) == [["a", "b", "c"], ["d", "e"], ["slow"]]
     assert tie_groups({}) == []
     assert tie_groups({"x": (1.0, 1.0), "y": (1.0, 1.0)}) == [["x", "y"]]
+    assert tie_ranks(rows) == {"a": 1, "b": 1, "c": 1, "d": 2, "e": 2, "slow": 3}
 
 
 def test_tie_groups_never_rank_two_overlapping_rows():
