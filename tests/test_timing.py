@@ -13,7 +13,7 @@ import pytest
 from comparisons import timing
 from comparisons.timing import (Timing, break_even_updates, median_interval, overlap, planned_repeats, ratio_interval,
                                 round_orders, tie_groups, tie_ranks, time_calls, time_interleaved)
-from tf_models.multi_worker import call_seconds
+from tf_models.distributed_bench import call_seconds
 
 
 class FakeClock:
@@ -225,11 +225,11 @@ def test_warm_up_callback_names_each_key_before_its_warm_up(clock):
 
 
 def test_the_workers_raw_loop_makes_a_warm_up_and_exactly_the_calls_asked(monkeypatch):
-    """tf_models.multi_worker.call_seconds: no planning, no statistics, just seconds (here from a fake clock)."""
-    import tf_models.multi_worker as multi_worker
+    """tf_models.distributed_bench.call_seconds, the multi-worker chief's loop: no planning, no statistics, just seconds."""
+    import tf_models.distributed_bench as bench
 
     fake = FakeClock()
-    monkeypatch.setattr(multi_worker, "time", fake)
+    monkeypatch.setattr(bench, "time", fake)
     fn, calls = counting(fake, [0.5, 0.125, 0.25])
     assert call_seconds(fn, 3) == (1, 0.5, [0.125, 0.25, 0.25]) and len(calls) == 4
     fn, calls = counting(fake, [0.5])

@@ -30,10 +30,25 @@ def steps_per_call(n, m, target_s, low=3, high=300):
     return int(min(high, max(low, round(target_s / estimate))))
 
 
-def _time(fn, repeats):
-    """(first call s, best of `repeats` later calls s), from the workers' raw timing loop."""
-    from .multi_worker import call_seconds  # (lazily: multi_worker imports this module)
+def call_seconds(fn, calls):
+    """(result of a first call, its seconds, seconds of each of `calls` more calls): raw wall-clock times, no statistics.
 
+    The statistics and the planning of `calls` are comparisons.timing's, in the launching process;
+    the multi-worker chief (tf_models/multi_worker.py) and the benchmarks here time with this loop.
+    """
+    start = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return result, first, times
+
+
+def _time(fn, repeats):
+    """(first call s, best of `repeats` later calls s), from the raw timing loop."""
     _, first, times = call_seconds(fn, repeats)
     return first, min(times, default=first)
 

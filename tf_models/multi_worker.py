@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .distributed_bench import call_seconds
 from .worker_import import import_tensorflow_for_worker
 
 TASKS = {}
@@ -102,22 +103,6 @@ def load_shard(data, index, workers, dtype):
         raise ValueError(f"{n} rows cannot be shared by {workers} workers")
     start, stop = shards(n, workers)[index]
     return np.array(X_all[start:stop], dtype), np.array(y_all[start:stop], dtype).reshape(-1, 1), n
-
-
-def call_seconds(fn, calls):
-    """(result of a first call, its seconds, seconds of each of `calls` more calls): raw wall-clock times, no statistics.
-
-    The statistics and the planning of `calls` are comparisons.timing's, in the launching process.
-    """
-    start = time.perf_counter()
-    result = fn()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return result, first, times
 
 
 def timed_job_calls(ctx, call):
