@@ -107,8 +107,13 @@ def from_lr_sweep(table, n_samples, n_features):
 
 
 def _tape_loop(kind):
-    """The registry row the distributed experiment's tape loop is timed as, for a kind of distribution, or None."""
-    found = [i.name for i in map(registry.get, registry.names()) if i.distributed == kind and i.checks_gradient]
+    """The registry row the distributed experiment's tape loop is timed as, for a kind of distribution, or None.
+
+    That experiment times TensorFlow's distributed tape loop: the one TensorFlow row distributed
+    this way that checks its gradient (Keras' rows do not); None when no single row fits.
+    """
+    found = [i.name for i in map(registry.get, registry.names())
+             if i.framework == "tensorflow" and i.distributed == kind and i.checks_gradient]
     return found[0] if len(found) == 1 else None
 
 

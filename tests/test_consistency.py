@@ -119,6 +119,20 @@ def test_distributed_steps_are_per_update_fastest_calls_of_the_tape_loop():
     workers = one(found, device="worker0/cpu:0+worker1/cpu:0")
     assert workers.implementation == "gradient_tape:multi_worker" and workers.per_update_s == pytest.approx(0.004 * 10 / 9)
     assert len(found) == 2
+    from comparisons import registry
+    from comparisons.registry import Implementation
+
+    other = Implementation("test_only:sharded", "a throwaway row of another framework, distributed over replicas",
+                           "numpy", "comparisons.adapters.numpy_trainers:descent", checks_gradient=True,
+                           distributed="replicas")
+    saved = dict(registry.REGISTRY)
+    try:
+        registry.register(other)  # another framework's row distributed over replicas changes nothing
+        assert one(consistency.measurements({"distributed.csv": table}), device="cpu:0+cpu:1").implementation == \
+            "gradient_tape:mirrored"
+    finally:
+        registry.REGISTRY.clear()
+        registry.REGISTRY.update(saved)
     # against the single run's median: the fastest call explains a faster distributed side
     single = timings([("gradient_tape:mirrored", "float32", 1000, 5, 1.5, 1.4, 1.6)]).assign(device="cpu:0+cpu:1")
     pair = one(consistency.pairs({"timings.csv": single, "distributed.csv": table}), source_b="distributed")
