@@ -4,7 +4,9 @@ A shared machine has slow minutes. Timed one after another, two implementations 
 different minute; timed in rounds (every implementation once per round, in an order that changes
 from round to round) a slow minute hits them all alike. Each row gets the median of its timed calls
 and a distribution-free confidence interval of that median (from order statistics, see
-`median_interval`); two rows whose intervals overlap are a tie and are never ranked.
+`median_interval`); two rows whose intervals overlap are a tie and are never ranked (tie_groups,
+tie_ranks). How many timed calls a row gets is one rule, calls_owed; processes that time their own
+calls (the multi-worker chief) get the count from it and return raw seconds.
 
 The callables timed here return numpy arrays, so a timer stops only once the result is on the
 host. Data generation, imports and building the trainers happen before, outside the timed region.
