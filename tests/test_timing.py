@@ -274,3 +274,38 @@ def test_break_even_by_hand_and_by_brute_force(case):
     assert break_even_updates(*args, 1000) == pytest.approx(expected)
     assert brute_force_break_even(*args, 1000) == pytest.approx(math.ceil(expected) if math.isfinite(expected)
                                                                 else expected)
+
+
+# --- the multi-worker launcher plans the chief's calls by the same rule ------------------------------------------------
+
+@pytest.mark.parametrize("warm_up_s, steady_s, expected_jobs, expected_repeats", [
+    (0.75, [0.125], [0, 1, 4], 5),  # tracing-heavy warm-up: 1 call planned, then the rest at the steady pace
+    (0.25, [0.25], [0, 4], 4),  # steady as the warm-up: 4 calls fit in 1.0 s, one job
+    (1.5, [0.125], [0], 0),  # warm-up past the budget: the first job is the measurement
+    (0.25, [0.5], [0, 4], 4),  # calls slower than planned: no further job (the batch was already owed)
+])
+def test_multi_worker_launcher_plans_jobs_by_calls_owed(monkeypatch, warm_up_s, steady_s, expected_jobs,
+                                                        expected_repeats):
+    """No processes: a fake cluster answers each job with a warm-up and exactly job["repeats"] timed calls."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from comparisons import cluster
+    from comparisons.adapters import tf_trainers
+
+    asked = []
+
+    def run_job(job, workers, timeout_s):
+        asked.append(job["repeats"])
+        return {"weights": [[1.0]], "bias": 0.0, "loss_curve": [2.0, 1.0], "device": "w",
+                "first_call_s": warm_up_s, "repeat_s": [steady_s[0]] * job["repeats"]}
+
+    monkeypatch.setattr(cluster, "run_job", run_job)
+    monkeypatch.setattr(cluster, "train_job", lambda *args, repeats, **kw: {"repeats": repeats})
+    monkeypatch.setattr(tf_trainers, "_finite_difference", lambda spec: None)
+    spec = SimpleNamespace(X=np.ones((4, 1)), y=np.ones((4, 1)), dtype="float64", name="gradient_tape:multi_worker",
+                           iterations=1, lr=0.1, workers=2)
+    r = tf_trainers.multi_worker_tape(spec)(np.zeros((1, 1)), 0.0, repeats=5, budget_s=1.0)
+    assert asked == expected_jobs
+    assert r.timing.first_call_s == warm_up_s and r.timing.repeats == expected_repeats
