@@ -4,7 +4,9 @@ A shared machine has slow minutes. Timed one after another, two implementations 
 different minute; timed in rounds (every implementation once per round, in an order that changes
 from round to round) a slow minute hits them all alike. Each row gets the median of its timed calls
 and a distribution-free confidence interval of that median (from order statistics, see
-`median_interval`); two rows whose intervals overlap are a tie and are never ranked.
+`median_interval`); two rows whose intervals overlap are a tie and are never ranked (tie_groups,
+tie_ranks). How many timed calls a row gets is one rule, calls_owed; processes that time their own
+calls (the multi-worker chief) get the count from it and return raw seconds.
 
 The callables timed here return numpy arrays, so a timer stops only once the result is on the
 host. Data generation, imports and building the trainers happen before, outside the timed region.
@@ -91,16 +93,51 @@ def overlap(a, b):
 
 
 def ratio_interval(reference, row):
-    """(low, high) of reference / row from two (low, high) intervals: the widest ratio their corners allow."""
-    return reference[0] / row[1], reference[1] / row[0]
+    """(low, high) of reference / row from two (low, high) intervals of positive times: the widest ratio their corners allow.
+
+    If each interval covers its true median with probability p and q (independent calls), the
+    ratio of the true medians lies in this one with probability at least p * q. A row whose low
+    end is 0 (a clock too coarse to see it) gives an unbounded high end.
+    """
+    low = reference[0] / row[1] if row[1] > 0 else math.inf
+    high = reference[1] / row[0] if row[0] > 0 else math.inf
+    return low, high
+
+
+def tie_groups(intervals):
+    """Rank rows into groups of ties, fastest first: [[key, ...], ...] from {key: (low, high)}.
+
+    Rule: two rows are in one group when their intervals overlap, directly or through a chain of
+    overlapping rows (the connected pieces of the union of the intervals). So every interval of a
+    group lies wholly below every interval of the next group: no two rows of different ranks
+    overlap, i.e. nothing is ranked inside the noise. A chain can make a group wide; within it
+    nothing is ranked, and the keys are listed by (low, high) only for a stable order.
+    """
+    groups, reach = [], -math.inf
+    for key, (low, high) in sorted(intervals.items(), key=lambda item: (item[1][0], item[1][1], str(item[0]))):
+        if groups and low <= reach:  # overlaps a row already in the current group (reach: its highest high)
+            groups[-1].append(key)
+            reach = max(reach, high)
+        else:
+            groups.append([key])
+            reach = high
+    return groups
+
+
+def tie_ranks(intervals):
+    """{key: rank}, 1 for the fastest group of ties (tie_groups), the same rank for every row of one group."""
+    return {key: rank for rank, group in enumerate(tie_groups(intervals), 1) for key in group}
 
 
 def break_even_updates(first_call_s, median_s, reference_first_call_s, reference_median_s, iterations):
-    """Updates after which a route's cold run (first call included) beats the reference's: 0, a number, or inf.
+    """Updates from which on a route's cold run (first call included) is never slower than the reference's: 0, a number, or inf.
 
-    Model: one cold run of k updates costs (first_call - median) + median * k / iterations, the
-    warm-up's extra (tracing, compiling) once and then the steady cost per update. A route that is
-    slower per update never catches up (inf); one that is faster and starts no later wins at once (0).
+    Model: a cold run of k updates costs (first_call - median) + median * k / iterations, the
+    warm-up's extra (tracing, compiling) once and then the steady cost per update; both routes did
+    `iterations` updates per timed call. Cases: faster per update and starting no later: 0 (at
+    once); faster and starting later: the k where the two costs meet; as fast per update: 0 if it
+    starts no later, else inf; slower per update: inf (even one that starts earlier, and so wins
+    short runs, is overtaken for good from some k on).
     """
     overhead, reference_overhead = first_call_s - median_s, reference_first_call_s - reference_median_s
     per_update, reference_per_update = median_s / iterations, reference_median_s / iterations
@@ -110,10 +147,20 @@ def break_even_updates(first_call_s, median_s, reference_first_call_s, reference
 
 
 def planned_repeats(repeats, budget_s, pace_s):
-    """How many timed calls fit: `repeats`, or fewer at `pace_s` seconds each within `budget_s` (0 if none fits)."""
-    if math.isinf(budget_s):
+    """How many timed calls fit: `repeats`, or fewer at `pace_s` seconds each within `budget_s` (0 if none fits; None: no budget)."""
+    if budget_s is None or math.isinf(budget_s):
         return repeats
     return min(repeats, int(budget_s // max(pace_s, 1e-9)))
+
+
+def calls_owed(repeats, budget_s, first_call_s, repeat_s):
+    """How many more timed calls a callable is owed now: planned_repeats at its pace, less those made.
+
+    Its pace is its warm-up's until it has a timed call, then its slowest timed call's (the
+    warm-up of a compiled route is mostly tracing, and would starve it of repeats).
+    """
+    pace = max(repeat_s) if repeat_s else first_call_s
+    return max(0, planned_repeats(repeats, budget_s, pace) - len(repeat_s))
 
 
 def round_orders(keys, rounds, seed=0):
@@ -133,26 +180,30 @@ def time_interleaved(calls, repeats, budget_s=math.inf, seed=0, on_warm_up=None)
 
     `calls` maps a key to a callable of no arguments. Each gets one warm-up call (its result is
     kept), then round after round every key still owed a call is timed once, in an order that changes
-    between rounds (round_orders). A slow callable gets fewer calls: as many as fit in `budget_s` at its
-    warm-up's pace (planned_repeats), and none at all when not even one fits (its warm-up is then the
-    measurement). on_warm_up(key), if given, is called before each warm-up (progress).
-    Returns ({key: warm-up result}, {key: Timing}).
+    between rounds (round_orders). A slow callable gets fewer calls: as many as fit in `budget_s`
+    (planned_repeats) at its pace, which is its warm-up's until it has a timed call and then its
+    slowest timed call's (calls_owed). So a key whose warm-up alone passes the budget is never
+    timed again (its warm-up is the measurement), while a compiled route, whose warm-up is mostly tracing, is planned
+    from its steady calls and gets its repeats. on_warm_up(key), if given, is called before each
+    warm-up (progress). Returns ({key: warm-up result}, {key: Timing}).
     """
-    results, first, planned = {}, {}, {}
+    results, first = {}, {}
     for key, fn in calls.items():
         if on_warm_up:
             on_warm_up(key)
         start = time.perf_counter()
         results[key] = fn()
         first[key] = time.perf_counter() - start
-        planned[key] = planned_repeats(repeats, budget_s, first[key])
     times = {key: [] for key in calls}
-    for order in round_orders(list(calls), max(planned.values(), default=0), seed):
-        for key in order:
-            if len(times[key]) < planned[key]:
-                start = time.perf_counter()
-                calls[key]()
-                times[key].append(time.perf_counter() - start)
+    for order in round_orders(list(calls), repeats, seed):
+        # decided at the round's start: every key in it is timed once
+        due = [key for key in order if calls_owed(repeats, budget_s, first[key], times[key])]
+        if not due:
+            break
+        for key in due:
+            start = time.perf_counter()
+            calls[key]()
+            times[key].append(time.perf_counter() - start)
     return results, {key: Timing(first_call_s=first[key], repeat_s=tuple(times[key])) for key in calls}
 
 

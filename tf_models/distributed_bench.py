@@ -21,8 +21,6 @@ import time
 
 import numpy as np
 
-from .timing import time_calls
-
 TIMING_LR = 1e-3  # stable for every size timed here (standard normal X, m = 32): runs never stop early
 
 
@@ -32,10 +30,27 @@ def steps_per_call(n, m, target_s, low=3, high=300):
     return int(min(high, max(low, round(target_s / estimate))))
 
 
+def call_seconds(fn, calls):
+    """(result of a first call, its seconds, seconds of each of `calls` more calls): raw wall-clock times, no statistics.
+
+    The statistics and the planning of `calls` are comparisons.timing's, in the launching process;
+    the multi-worker chief (tf_models/multi_worker.py) and the benchmarks here time with this loop.
+    """
+    start = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return result, first, times
+
+
 def _time(fn, repeats):
-    """(first call s, best of `repeats` later calls s), by the one timing harness."""
-    _, timing = time_calls(fn, repeats)
-    return timing.first_call_s, timing.min_s
+    """(first call s, best of `repeats` later calls s), from the raw timing loop."""
+    _, first, times = call_seconds(fn, repeats)
+    return first, min(times, default=first)
 
 
 def _random_rows(n, m, dtype, seed, index=0, parts=1):

@@ -17,7 +17,8 @@ The job (JSON from a file, or stdin with `--job -`), the same for every worker:
      "dtype": "float64",
      "shard": "contiguous",           # the row rule: worker k holds rows shards(n, W)[k] (np.array_split)
      "lr": 0.05, "iterations": 1000, "W0": [[...]], "b0": 0.0,  # W0 (m, 1) as nested lists
-     "repeats": 5, "budget_s": 6.0,   # timed calls after one warm-up; repeats stop at about budget_s
+     "repeats": 5,                    # exactly this many timed calls after one warm-up (the launcher plans
+                                       # the count: comparisons.timing.planned_repeats; every worker makes them)
      "divergence_factor": 1e6,
      "collective_timeout_s": 60,      # CommunicationOptions(timeout_seconds): a dead peer fails the step
      "result": "result.json"}         # where the chief (worker 0) writes its result ("-": stdout)
@@ -44,10 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import time_calls
-from .shards import load_shard
-from .distributed_bench import STUDY_TASKS
+from .distributed_bench import STUDY_TASKS, call_seconds
 from .quiet_import import import_tensorflow_for_worker
+from .shards import load_shard
 
 TASKS = {}
 
@@ -87,13 +87,13 @@ def cluster_from_environment():
 
 
 def timed_job_calls(ctx, call):
-    """(warm-up result, {"first_call_s", "repeat_s"}): call() timed as the job asks (repeats, budget_s).
+    """(warm-up result, {"first_call_s", "repeat_s"}): a warm-up call, then exactly job["repeats"] timed calls.
 
-    Every worker makes the same number of calls (agreed_pace): each call runs collectives.
+    Every worker makes the same calls (each runs collectives); the launcher chose the count, so the
+    workers need not agree on one here.
     """
-    budget = float("inf") if ctx.job.get("budget_s") is None else float(ctx.job["budget_s"])
-    result, timing = time_calls(call, int(ctx.job.get("repeats", 0)), budget, pace=agreed_pace(ctx))
-    return result, {"first_call_s": timing.first_call_s, "repeat_s": list(timing.repeat_s)}
+    result, first, times = call_seconds(call, int(ctx.job.get("repeats", 0)))
+    return result, {"first_call_s": first, "repeat_s": times}
 
 
 def communication_options(tf, job):
@@ -180,15 +180,6 @@ def sum_over_workers(ctx, values):
 def global_column_abs_max(ctx, X_k):
     """max_j sum_i |x_ij| over all workers' rows: one SUM all-reduce at set-up, outside the timed loop."""
     return float(np.max(sum_over_workers(ctx, np.abs(X_k).sum(axis=0, dtype=np.float64))))
-
-
-def agreed_pace(ctx):
-    """pace for time_calls: the workers' mean warm-up time, so that every worker plans the same number of calls.
-
-    Each call runs collectives: a worker that planned one call fewer (its own warm-up a little
-    slower near the budget) would leave its peers waiting in an all-reduce nobody else joins.
-    """
-    return lambda first: float(sum_over_workers(ctx, [first])[0]) / ctx.workers
 
 
 def die_with_launcher():

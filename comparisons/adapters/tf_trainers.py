@@ -101,23 +101,35 @@ def mirrored_tape(spec):
 def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     """The tape loop on spec.workers loopback processes: (W0, b0, rate, repeats=0, budget_s=None) -> RunResult with .timing.
 
-    Each call runs on the workers (comparisons.cluster: started for the call, or the study's shared
-    session), which time a warm-up call and up to `repeats` more inside the chief, within budget_s at
-    the warm-up's pace, so RunResult.timing means what every other timing row means.
+    Each call runs on the workers (comparisons.cluster: the study's shared session, or one opened
+    for the call), whose chief times its calls itself and returns raw seconds. A first job makes
+    the warm-up call (its result is the run's); then, while the study's one rule (timing.calls_owed:
+    the budget at the warm-up's pace, then at the slowest timed call's) owes calls, a job makes its
+    own warm-up (each job traces its loop anew) and exactly that many timed calls. So
+    RunResult.timing means what every other timing row means, though its calls are not interleaved
+    with the driver's rounds (they run in other processes, a job at a time).
     """
-    from ..cluster import run_job, train_job
-    from ..timing import Timing
+    from ..cluster import run_job, shared_sessions, train_job
+    from ..timing import Timing, calls_owed
 
     X, y, dtype = spec.X, spec.y, spec.dtype
 
+    def job_result(W0, b0, rate, calls, tmp):
+        job = train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=calls,
+                        collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
+        return run_job(job, spec.workers, timeout_s=timeout_s)
+
     def train(W0, b0, rate=spec.lr, repeats=0, budget_s=None):
-        with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp:
-            job = train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=repeats, budget_s=budget_s,
-                            collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
-            out = run_job(job, spec.workers, timeout_s=timeout_s)
+        with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp, shared_sessions():
+            out = job_result(W0, b0, rate, 0, tmp)  # the warm-up
+            repeat_s = []
+            while owed := calls_owed(repeats, budget_s, out["first_call_s"], repeat_s):
+                made = job_result(W0, b0, rate, owed, tmp)["repeat_s"]  # exactly `owed` calls
+                if not made:
+                    break
+                repeat_s += made
         out.update(jit_compile=False, mode="multi_worker")
-        return from_run(spec.name, dtype, out,
-                        timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(out["repeat_s"])))
+        return from_run(spec.name, dtype, out, timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(repeat_s)))
 
     train.finite_difference = _finite_difference(spec)
     return train

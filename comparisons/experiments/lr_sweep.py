@@ -96,7 +96,8 @@ def run(ctx):
                     continue  # one dtype for the slow ones
                 if ctx.progress:
                     ctx.progress(f"lr_sweep {name} {dtype} lr={lr:.4g}")
-                if (name, dtype) not in trainers:  # one per implementation and dtype: the rate is an input
+                first_call = (name, dtype) not in trainers  # its seconds include tracing and compiling
+                if first_call:  # one per implementation and dtype: the rate is an input
                     X, y = data.X.astype(dtype), data.y.astype(dtype)
                     trainers[name, dtype] = make_trainer(name, X, y, float(lr), iterations, device="cpu")
                 began = time.perf_counter()
@@ -112,7 +113,7 @@ def run(ctx):
                     "diverged_at": -1 if result.diverged_at is None else result.diverged_at,
                     "predicted_iterations": predicted if math.isfinite(predicted) else -1.0,
                     "measured_iterations": measured, "tolerance": TOLERANCE, "seconds": seconds,
-                    "data_source": data.source,
+                    "data_source": data.source, "first_call": first_call,
                 })
     return pd.DataFrame(rows)
 

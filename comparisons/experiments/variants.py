@@ -17,7 +17,7 @@ from ..data import order_seed
 from ..implementations import make_trainer
 from ..prose import join, md_table
 from ..tolerances import EQUIVALENCE
-from ..timing import time_calls
+from ..timing import time_interleaved
 from . import study_data
 
 NAME = "variants"
@@ -58,13 +58,14 @@ def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3):
     full_loss = np.mean((y - (X @ at_epochs[:, :-1].T + at_epochs[:, -1])) ** 2, axis=0)  # (epochs + 1,)
     W_ols, b_ols = handrolled.ols(X, y)
     ols_loss = float(handrolled.mse(y, handrolled.predict(X, W_ols, b_ols)))
-    epoch_rows, step_rows, results = [], [], {}
-    for name in IMPLEMENTATIONS:
-        trainer = make_trainer(name, X, y, lr, steps, batches=batches)  # built once: Keras compiles on the first call
-        result, timing = time_calls(lambda: trainer(W0, b0), repeats)
-        results[name] = (result, timing)
-    numpy_result = results["numpy"][0]
-    for name, (result, timing) in results.items():
+    epoch_rows, step_rows = [], []
+    # built once (Keras compiles on the first call), then timed in interleaved rounds like the single run
+    trainers = {name: make_trainer(name, X, y, lr, steps, batches=batches) for name in IMPLEMENTATIONS}
+    warm, timings = time_interleaved({name: (lambda t=t: t(W0, b0)) for name, t in trainers.items()}, repeats, seed=seed)
+    numpy_result = warm["numpy"]
+    for name, result in warm.items():
+        timing = timings[name]
+        low, high, coverage = timing.interval
         batch_losses = result.loss_curve[:steps]  # (steps,): loss on the batch before each update
         step_diff = relative_difference(batch_losses, numpy_result.loss_curve[:steps])
         weight_diff = float(max(np.max(np.abs(result.weights - numpy_result.weights)),
@@ -79,7 +80,8 @@ def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3):
                 "ols_loss": ols_loss, "final_loss_own": float(result.loss_curve[-1]),
                 "max_rel_step_loss_diff_vs_numpy": step_diff, "max_abs_param_diff_vs_numpy": weight_diff,
                 "first_call_s": timing.first_call_s, "median_s": timing.median_s, "repeats": timing.repeats,
-                "status": result.status,
+                "status": result.status, "updates_per_call": steps, "median_low_s": low, "median_high_s": high,
+                "interval_coverage": coverage,
             })
         step_rows += [{"implementation": name, "batch_size": batch_size, "step": i, "batch_loss": float(v)}
                       for i, v in enumerate(batch_losses)]
@@ -99,7 +101,7 @@ def run(ctx):
         if ctx.progress:
             ctx.progress(f"variants batch size {batch_size}")
         epoch_rows, step_rows = run_variant(X, y, W0, b0, config.lr, batch_size, epochs, config.seed,
-                                            repeats=2 if config.quick else 3)
+                                            repeats=2 if config.quick else 5)  # 5: [min, max] covers the median at >= 90 %
         rows += [{**row, "data_source": data.source, "n_samples": data.n} for row in epoch_rows]
         steps += step_rows
     pd.DataFrame(steps).to_csv(Path(ctx.out_dir) / f"{NAME}_steps.csv", index=False, float_format="%.17g")
