@@ -287,7 +287,7 @@ def test_keras_jax_matches_numpy(keras_runs, dtype):
     assert_matches_numpy(result, X, y, W0, b0, LR, iterations)
     assert (result.device, result.mode, result.jit_compile, result.grad_abs_diff) == ("cpu", "keras", True, None)
     assert not full.tensorflow_imported  # TensorFlow is installed here, yet Keras on JAX never loaded it
-    assert full.float64_kept == (dtype == "float64")
+    assert full.float64_kept == (dtype == "float64") and full.learning_rate_dtype == dtype
     assert full.first_call_s > 0 and len(full.repeat_s) == 2 and min(full.repeat_s) > 0
     # mini-batch: the study's sample order, the loss before each update on its batch
     assert_matches_numpy(runs[dtype, "batches"].results[0], X, y, W0, b0, LR, 40, batches=batches)
@@ -317,8 +317,30 @@ def test_keras_as_shipped_rounds_float64_through_float32():
     run = make_keras_jax_trainer(data.X, data.y, LR, 50, keep_float64=False).run(W0, b0)
     reference = handrolled.descend(data.X, data.y, W0, b0, LR, 50)
     gap = np.max(np.abs(run.results[0].loss_curve / reference.loss_curve - 1))
-    assert not run.float64_kept
+    assert not run.float64_kept and run.learning_rate_dtype == "float64"  # the rate is float64: the gap is the mean's
     assert EQUIVALENCE["float64"] < gap < 10 * np.finfo(np.float32).eps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_keras_jax_on_the_gpu_matches_numpy(dtype):
+    gpu = _gpu_or_skip()
+    from jax_models.keras_jax import make_keras_jax_trainer
+
+    data, (W0, b0), iterations = case_data("lesson")
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    result = make_keras_jax_trainer(X, y, LR, iterations, device=gpu)(W0, b0)
+    assert_matches_numpy(result, X, y, W0, b0, LR, iterations)
+    assert result.device == gpu
+
+
+def test_keras_jax_bad_arguments_fail_before_a_child_starts(tmp_path):
+    from jax_models.keras_jax import write_job
+
+    data, (W0, b0), _ = case_data("lesson")
+    with pytest.raises(ValueError, match="3 batches for 5 updates"):
+        write_job(tmp_path / "job.npz", data.X, data.y, W0, b0, [LR], 5, batches=[np.arange(10)] * 3)
+    assert not (tmp_path / "job.npz").exists()
 
 
 @pytest.mark.slow
