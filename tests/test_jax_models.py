@@ -261,19 +261,24 @@ def run_python(script, env_extra=None, timeout=600):
 
 @pytest.fixture(scope="module")
 def keras_runs():
-    """keras:jax children: per dtype, full batch (the lesson's rate and a divergent one) and a mini-batch order."""
+    """keras:jax children, two at a time: per dtype, full batch (the lesson's rate and a divergent one) and a
+    mini-batch order; and float64 with Keras' promotion as shipped (50 updates)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from jax_models.keras_jax import make_keras_jax_trainer
 
     data, (W0, b0), iterations = case_data("lesson")
     order = handrolled.sample_order(data.n, handrolled.epochs_needed(data.n, 32, 40), seed=5)
     batches = handrolled.batch_indices(order, 32, 40)
-    runs = {}
+    jobs = {"as_shipped": lambda: make_keras_jax_trainer(data.X, data.y, LR, 50, keep_float64=False).run(W0, b0)}
     for dtype in DTYPES:
         X, y = data.X.astype(dtype), data.y.astype(dtype)
-        runs[dtype, "full"] = make_keras_jax_trainer(X, y, LR, iterations).run(W0, b0, rates=(LR, DIVERGENT_LR),
-                                                                               repeats=2)
-        runs[dtype, "batches"] = make_keras_jax_trainer(X, y, LR, 40, batches=batches).run(W0, b0)
-    return runs, batches
+        jobs[dtype, "full"] = (lambda X=X, y=y: make_keras_jax_trainer(X, y, LR, iterations).run(
+            W0, b0, rates=(LR, DIVERGENT_LR), repeats=2))
+        jobs[dtype, "batches"] = lambda X=X, y=y: make_keras_jax_trainer(X, y, LR, 40, batches=batches).run(W0, b0)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each child is its own process: threads only wait
+        futures = {key: pool.submit(job) for key, job in jobs.items()}
+        return {key: future.result() for key, future in futures.items()}, batches
 
 
 @pytest.mark.slow
@@ -308,13 +313,12 @@ def test_keras_jax_divergence_point_is_numpys(keras_runs, dtype):
 
 
 @pytest.mark.slow
-def test_keras_as_shipped_rounds_float64_through_float32():
+def test_keras_as_shipped_rounds_float64_through_float32(keras_runs):
     """Without keep_float64, Keras' promotion makes the JAX backend's mse a float32 mean: off numpy by float32
     rounding, far beyond float64's tolerance; the study's keras:jax keeps float64 (test above)."""
-    from jax_models.keras_jax import make_keras_jax_trainer
-
+    runs, _ = keras_runs
     data, (W0, b0), _ = case_data("lesson")
-    run = make_keras_jax_trainer(data.X, data.y, LR, 50, keep_float64=False).run(W0, b0)
+    run = runs["as_shipped"]
     reference = handrolled.descend(data.X, data.y, W0, b0, LR, 50)
     gap = np.max(np.abs(run.results[0].loss_curve / reference.loss_curve - 1))
     assert not run.float64_kept and run.learning_rate_dtype == "float64"  # the rate is float64: the gap is the mean's
