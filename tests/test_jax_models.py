@@ -458,3 +458,21 @@ def test_sharded_over_a_split_cpu_matches_numpy():
         assert run["grad_rel"] <= (1e-10 if run["dtype"] == "float64" else 1e-4)
     assert [r["diverged"][0] is not None for r in out["runs"]] == [False, True] * 4
     assert "already started with 2 CPU device(s)" in out["late_split"]
+
+
+def test_jax_models_imports_only_jax_keras_numpy_and_the_standard_library():
+    """The layout's rule: jax_models never imports comparisons, handrolled, tf_models or TensorFlow."""
+    import ast
+
+    allowed = {"jax", "jaxlib", "keras", "numpy"} | set(sys.stdlib_module_names)
+    for path in sorted((REPO / "jax_models").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [] if node.level else [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
