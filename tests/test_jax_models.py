@@ -476,3 +476,21 @@ def test_jax_models_imports_only_jax_keras_numpy_and_the_standard_library():
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_start_up_filter_drops_known_notices_only():
+    from jax_models.runtime import KNOWN_NOISE
+
+    notices = ["An NVIDIA GPU may be present on this machine, but a CUDA-enabled jaxlib is not installed.",
+               "E0000 00:00:1 cuda_executor.cc:1] failed call to cuInit: UNKNOWN ERROR (303)", "   "]
+    assert all(KNOWN_NOISE.search(line) for line in notices)
+    errors = ["RuntimeError: Unable to initialize backend 'cpu': out of memory",
+              "F0000 xla/service/cpu.cc:12] Check failed: buffer != nullptr"]
+    assert not any(KNOWN_NOISE.search(line) for line in errors)
+
+
+def test_keras_jax_child_usage_error():
+    done = subprocess.run([sys.executable, "-m", "jax_models.keras_jax"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: usage: python -m jax_models.keras_jax JOB.npz RESULT.npz"]
