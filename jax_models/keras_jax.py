@@ -3,7 +3,7 @@
 Keras chooses its backend at its first import, so the study's Keras model runs on JAX in a child
 process that sets KERAS_BACKEND=jax and JAX's x64 before importing Keras (keras_fit.py holds the
 model and fit). The child times itself: one warm-up call (tracing and compiling included), then
-up to `repeats` timed calls within `budget_s` at the warm-up's pace, as the study's harness does,
+up to `repeats` timed calls within `budget_s`, planned as the study's harness plans a row's calls,
 so process start-up and imports are never timed. Its result file holds each rate's parameters
 and loss curve, the raw seconds, and whether TensorFlow was loaded (it must not be: data go in as
 device arrays through a keras.utils.PyDataset, never tf.data).
@@ -49,14 +49,22 @@ class ChildRun:
 
 # ---- the child -----------------------------------------------------------------------------------
 
+def planned_repeats(repeats, budget_s, pace_s):
+    """How many timed calls fit: `repeats`, or fewer at `pace_s` seconds each within `budget_s` (inf: no budget)."""
+    return repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(pace_s, 1e-9)))
+
+
 def _time_calls(fn, repeats, budget_s):
-    """(warm-up result, its seconds, timed seconds): the study's harness, repeats within budget_s."""
+    """(warm-up result, its seconds, timed seconds), planned as the study's harness plans a row's calls.
+
+    The pace is the warm-up's until there is a timed call, then the slowest timed call's: a compiled
+    route's warm-up is mostly tracing and compiling, and would starve it of repeats.
+    """
     start = time.perf_counter()
     result = fn()
     first = time.perf_counter() - start
-    planned = repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(first, 1e-9)))
     times = []
-    for _ in range(planned):
+    while len(times) < planned_repeats(repeats, budget_s, max(times) if times else first):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)

@@ -494,3 +494,24 @@ def test_keras_jax_child_usage_error():
                           timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: usage: python -m jax_models.keras_jax JOB.npz RESULT.npz"]
+
+
+def test_keras_jax_child_plans_repeats_from_its_steady_pace(monkeypatch):
+    """A slow warm-up (compiling) does not starve the timed calls: after one, the slowest timed call sets the pace."""
+    import jax_models.keras_jax as kj
+
+    def timed(budget_s):
+        durations = iter([0.05] + [0.001] * 10)  # a warm-up, then steady calls (a simulated clock)
+        clock = {"t": 0.0}
+
+        def call():
+            clock["t"] += next(durations)
+            return "done"
+
+        monkeypatch.setattr(kj.time, "perf_counter", lambda: clock["t"])
+        return kj._time_calls(call, repeats=5, budget_s=budget_s)
+
+    result, first, times = timed(0.06)  # one call fits at the warm-up's pace; then the steady pace plans all 5
+    assert result == "done" and first == pytest.approx(0.05) and len(times) == 5
+    assert len(timed(0.01)[2]) == 0  # not even one at the warm-up's pace: the warm-up is the measurement
+    assert len(timed(float("inf"))[2]) == 5
