@@ -141,5 +141,6 @@ def make_keras_fit_trainer(X, y, lr, iterations, batches=None, device="cpu"):
                          diverged_at=None, grad_abs_diff=None, grad_rel_diff=None,
                          device=placed_label(dense.kernel.value), jit_compile=JIT_COMPILE, mode="keras")
 
+    train.model = model  # for inspection: its optimizer's learning-rate variable and dtype
     return train
 

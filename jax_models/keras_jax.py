@@ -3,7 +3,7 @@
 Keras chooses its backend at its first import, so the study's Keras model runs on JAX in a child
 process that sets KERAS_BACKEND=jax and JAX's x64 before importing Keras (keras_fit.py holds the
 model and fit). The child times itself: one warm-up call (tracing and compiling included), then
-up to `repeats` timed calls within `budget_s` at the warm-up's pace, as the study's harness does,
+up to `repeats` timed calls within `budget_s`, planned as the study's harness plans a row's calls,
 so process start-up and imports are never timed. Its result file holds each rate's parameters
 and loss curve, the raw seconds, and whether TensorFlow was loaded (it must not be: data go in as
 device arrays through a keras.utils.PyDataset, never tf.data).
@@ -44,18 +44,27 @@ class ChildRun:
     repeat_s: tuple  # the timed calls of the first rate after the warm-up
     tensorflow_imported: bool  # whether 'tensorflow' was in the child's sys.modules at the end
     float64_kept: bool  # whether Keras' float64 -> float32 promotion was switched off (keras_fit.keep_float64)
+    learning_rate_dtype: str  # the dtype of the SGD optimizer's learning-rate variable in the child
 
 
 # ---- the child -----------------------------------------------------------------------------------
 
+def planned_repeats(repeats, budget_s, pace_s):
+    """How many timed calls fit: `repeats`, or fewer at `pace_s` seconds each within `budget_s` (inf: no budget)."""
+    return repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(pace_s, 1e-9)))
+
+
 def _time_calls(fn, repeats, budget_s):
-    """(warm-up result, its seconds, timed seconds): the study's harness, repeats within budget_s."""
+    """(warm-up result, its seconds, timed seconds), planned as the study's harness plans a row's calls.
+
+    The pace is the warm-up's until there is a timed call, then the slowest timed call's: a compiled
+    route's warm-up is mostly tracing and compiling, and would starve it of repeats.
+    """
     start = time.perf_counter()
     result = fn()
     first = time.perf_counter() - start
-    planned = repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(first, 1e-9)))
     times = []
-    for _ in range(planned):
+    while len(times) < planned_repeats(repeats, budget_s, max(times) if times else first):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -93,7 +102,8 @@ def run_job(job):
     results = [first_result] + [train(W0, b0, rate) for rate in rates[1:]]
     out = {"first_call_s": first_s, "repeat_s": np.asarray(repeat_s, np.float64), "count": len(results),
            "tensorflow_imported": "tensorflow" in sys.modules, "float64_kept": float64_kept,
-           "device": results[0].device, "jit_compile": results[0].jit_compile}
+           "device": results[0].device, "jit_compile": results[0].jit_compile,
+           "learning_rate_dtype": str(train.model.optimizer.learning_rate.dtype)}
     for k, r in enumerate(results):
         out[f"weights_{k}"], out[f"bias_{k}"], out[f"loss_curve_{k}"] = r.weights, r.bias, r.loss_curve
     return out
@@ -119,7 +129,11 @@ def main(argv=None):
 
 def write_job(path, X, y, W0, b0, rates, iterations, batches=None, device="cpu", repeats=0, budget_s=None,
               keep_float64=True):
-    """Write a keras:jax job file (npz, no pickles)."""
+    """Write a keras:jax job file (npz, no pickles); bad arguments raise ValueError here, before any child starts."""
+    if batches is not None and len(batches) < iterations:
+        raise ValueError(f"{len(batches)} batches for {iterations} updates: give one index array per update")
+    if not len(rates):
+        raise ValueError("no learning rate given")
     job = dict(X=np.asarray(X), y=np.asarray(y), W0=np.asarray(W0, np.float64).reshape(-1, 1),
                b0=np.float64(b0), rates=np.asarray(rates, np.float64), iterations=np.int64(iterations),
                device=np.str_(device), repeats=np.int64(repeats),
@@ -193,7 +207,8 @@ def read_result(path, dtype, iterations):
         for k in range(int(out["count"])))
     return ChildRun(results=results, first_call_s=float(out["first_call_s"]),
                     repeat_s=tuple(float(s) for s in out["repeat_s"]),
-                    tensorflow_imported=bool(out["tensorflow_imported"]), float64_kept=bool(out["float64_kept"]))
+                    tensorflow_imported=bool(out["tensorflow_imported"]), float64_kept=bool(out["float64_kept"]),
+                    learning_rate_dtype=str(out["learning_rate_dtype"]))
 
 
 def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", keep_float64=True,

@@ -261,19 +261,24 @@ def run_python(script, env_extra=None, timeout=600):
 
 @pytest.fixture(scope="module")
 def keras_runs():
-    """keras:jax children: per dtype, full batch (the lesson's rate and a divergent one) and a mini-batch order."""
+    """keras:jax children, two at a time: per dtype, full batch (the lesson's rate and a divergent one) and a
+    mini-batch order; and float64 with Keras' promotion as shipped (50 updates)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from jax_models.keras_jax import make_keras_jax_trainer
 
     data, (W0, b0), iterations = case_data("lesson")
     order = handrolled.sample_order(data.n, handrolled.epochs_needed(data.n, 32, 40), seed=5)
     batches = handrolled.batch_indices(order, 32, 40)
-    runs = {}
+    jobs = {"as_shipped": lambda: make_keras_jax_trainer(data.X, data.y, LR, 50, keep_float64=False).run(W0, b0)}
     for dtype in DTYPES:
         X, y = data.X.astype(dtype), data.y.astype(dtype)
-        runs[dtype, "full"] = make_keras_jax_trainer(X, y, LR, iterations).run(W0, b0, rates=(LR, DIVERGENT_LR),
-                                                                               repeats=2)
-        runs[dtype, "batches"] = make_keras_jax_trainer(X, y, LR, 40, batches=batches).run(W0, b0)
-    return runs, batches
+        jobs[dtype, "full"] = (lambda X=X, y=y: make_keras_jax_trainer(X, y, LR, iterations).run(
+            W0, b0, rates=(LR, DIVERGENT_LR), repeats=2))
+        jobs[dtype, "batches"] = lambda X=X, y=y: make_keras_jax_trainer(X, y, LR, 40, batches=batches).run(W0, b0)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each child is its own process: threads only wait
+        futures = {key: pool.submit(job) for key, job in jobs.items()}
+        return {key: future.result() for key, future in futures.items()}, batches
 
 
 @pytest.mark.slow
@@ -287,7 +292,7 @@ def test_keras_jax_matches_numpy(keras_runs, dtype):
     assert_matches_numpy(result, X, y, W0, b0, LR, iterations)
     assert (result.device, result.mode, result.jit_compile, result.grad_abs_diff) == ("cpu", "keras", True, None)
     assert not full.tensorflow_imported  # TensorFlow is installed here, yet Keras on JAX never loaded it
-    assert full.float64_kept == (dtype == "float64")
+    assert full.float64_kept == (dtype == "float64") and full.learning_rate_dtype == dtype
     assert full.first_call_s > 0 and len(full.repeat_s) == 2 and min(full.repeat_s) > 0
     # mini-batch: the study's sample order, the loss before each update on its batch
     assert_matches_numpy(runs[dtype, "batches"].results[0], X, y, W0, b0, LR, 40, batches=batches)
@@ -308,17 +313,38 @@ def test_keras_jax_divergence_point_is_numpys(keras_runs, dtype):
 
 
 @pytest.mark.slow
-def test_keras_as_shipped_rounds_float64_through_float32():
+def test_keras_as_shipped_rounds_float64_through_float32(keras_runs):
     """Without keep_float64, Keras' promotion makes the JAX backend's mse a float32 mean: off numpy by float32
     rounding, far beyond float64's tolerance; the study's keras:jax keeps float64 (test above)."""
-    from jax_models.keras_jax import make_keras_jax_trainer
-
+    runs, _ = keras_runs
     data, (W0, b0), _ = case_data("lesson")
-    run = make_keras_jax_trainer(data.X, data.y, LR, 50, keep_float64=False).run(W0, b0)
+    run = runs["as_shipped"]
     reference = handrolled.descend(data.X, data.y, W0, b0, LR, 50)
     gap = np.max(np.abs(run.results[0].loss_curve / reference.loss_curve - 1))
-    assert not run.float64_kept
+    assert not run.float64_kept and run.learning_rate_dtype == "float64"  # the rate is float64: the gap is the mean's
     assert EQUIVALENCE["float64"] < gap < 10 * np.finfo(np.float32).eps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_keras_jax_on_the_gpu_matches_numpy(dtype):
+    gpu = _gpu_or_skip()
+    from jax_models.keras_jax import make_keras_jax_trainer
+
+    data, (W0, b0), iterations = case_data("lesson")
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    result = make_keras_jax_trainer(X, y, LR, iterations, device=gpu)(W0, b0)
+    assert_matches_numpy(result, X, y, W0, b0, LR, iterations)
+    assert result.device == gpu
+
+
+def test_keras_jax_bad_arguments_fail_before_a_child_starts(tmp_path):
+    from jax_models.keras_jax import write_job
+
+    data, (W0, b0), _ = case_data("lesson")
+    with pytest.raises(ValueError, match="3 batches for 5 updates"):
+        write_job(tmp_path / "job.npz", data.X, data.y, W0, b0, [LR], 5, batches=[np.arange(10)] * 3)
+    assert not (tmp_path / "job.npz").exists()
 
 
 @pytest.mark.slow
@@ -432,3 +458,60 @@ def test_sharded_over_a_split_cpu_matches_numpy():
         assert run["grad_rel"] <= (1e-10 if run["dtype"] == "float64" else 1e-4)
     assert [r["diverged"][0] is not None for r in out["runs"]] == [False, True] * 4
     assert "already started with 2 CPU device(s)" in out["late_split"]
+
+
+def test_jax_models_imports_only_jax_keras_numpy_and_the_standard_library():
+    """The layout's rule: jax_models never imports comparisons, handrolled, tf_models or TensorFlow."""
+    import ast
+
+    allowed = {"jax", "jaxlib", "keras", "numpy"} | set(sys.stdlib_module_names)
+    for path in sorted((REPO / "jax_models").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [] if node.level else [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_start_up_filter_drops_known_notices_only():
+    from jax_models.runtime import KNOWN_NOISE
+
+    notices = ["An NVIDIA GPU may be present on this machine, but a CUDA-enabled jaxlib is not installed.",
+               "E0000 00:00:1 cuda_executor.cc:1] failed call to cuInit: UNKNOWN ERROR (303)", "   "]
+    assert all(KNOWN_NOISE.search(line) for line in notices)
+    errors = ["RuntimeError: Unable to initialize backend 'cpu': out of memory",
+              "F0000 xla/service/cpu.cc:12] Check failed: buffer != nullptr"]
+    assert not any(KNOWN_NOISE.search(line) for line in errors)
+
+
+def test_keras_jax_child_usage_error():
+    done = subprocess.run([sys.executable, "-m", "jax_models.keras_jax"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: usage: python -m jax_models.keras_jax JOB.npz RESULT.npz"]
+
+
+def test_keras_jax_child_plans_repeats_from_its_steady_pace(monkeypatch):
+    """A slow warm-up (compiling) does not starve the timed calls: after one, the slowest timed call sets the pace."""
+    import jax_models.keras_jax as kj
+
+    def timed(budget_s):
+        durations = iter([0.05] + [0.001] * 10)  # a warm-up, then steady calls (a simulated clock)
+        clock = {"t": 0.0}
+
+        def call():
+            clock["t"] += next(durations)
+            return "done"
+
+        monkeypatch.setattr(kj.time, "perf_counter", lambda: clock["t"])
+        return kj._time_calls(call, repeats=5, budget_s=budget_s)
+
+    result, first, times = timed(0.06)  # one call fits at the warm-up's pace; then the steady pace plans all 5
+    assert result == "done" and first == pytest.approx(0.05) and len(times) == 5
+    assert len(timed(0.01)[2]) == 0  # not even one at the warm-up's pace: the warm-up is the measurement
+    assert len(timed(float("inf"))[2]) == 5
