@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import registry, stability
 from ..data import initial_parameters, make_synthetic
-from ..implementations import gram_stages, is_tensorflow, make_trainer
+from ..implementations import gram_stages, make_trainer
 from ..timing import time_calls
 
 NAME = "scaling"
@@ -118,7 +118,7 @@ def run(ctx):
                 X, y = data.X.astype(dtype), data.y.astype(dtype)
                 floor = floor_per_iteration(X.nbytes, bandwidth)
                 for name, device in [(name, device) for name in names
-                                     for device in (ctx.devices if is_tensorflow(name) else ("cpu",))]:
+                                     for device in (ctx.devices if registry.get(name).framework == "tensorflow" else ("cpu",))]:
                     if n > (max_n(name, config.full) or math.inf):
                         continue
                     gram = is_gram(name)
