@@ -92,7 +92,8 @@ def test_every_implementation_for_every_dtype_and_device(quick_results):
     weights = pd.read_csv(out / "weights.csv")
     present = set(zip(weights.implementation, weights.device, weights.dtype))
     expected_device = {"gradient_tape:mirrored": "cpu:0+cpu:1", "keras:mirrored": "cpu:0+cpu:1",
-                       "gradient_tape:multi_worker": "worker0/cpu:0+worker1/cpu:0"}  # the default 2 replicas, 2 workers
+                       "gradient_tape:multi_worker": "worker0/cpu:0+worker1/cpu:0",
+                       "jax:sharded": "cpu:0+cpu:1"}  # the default 2 replicas, 2 workers
     assert set(expected_device) == {n for n, impl in REGISTRY.items() if impl.distributed and impl.default}
     for name in registry.names(default_only=True):
         # a slow idiom (keras:numpy_input) runs in float64 alone when both dtypes are asked for, and says so
@@ -266,7 +267,7 @@ def test_the_driver_loads_tensorflow_only_for_work_in_its_own_process(monkeypatc
         return run_all.config_from_args(parser.parse_args(list(argv)), list(argv))
 
     assert pipeline.resolve_devices(config("--only", "gradient_tape:multi_worker", "--experiments", "none")) == (
-        ["cpu"], None)
+        {"numpy": ["cpu"]}, False)
     for argv in (["--only", "gradient_tape:multi_worker,keras", "--experiments", "none"],
                  ["--only", "gradient_tape:multi_worker", "--experiments", "lr_sweep"]):
         with pytest.raises(Loaded):

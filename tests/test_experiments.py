@@ -60,7 +60,8 @@ def test_predicted_iterations_bound_the_measured_ones():
 def test_all_implementations_agree_on_the_side_of_the_threshold(tmp_path, tf_ready):
     ctx = _ctx(tmp_path, iterations=300)
     table = lr_sweep.run(ctx)
-    assert set(table.implementation) == {"numpy", "keras", "gradient_tape"}
+    # quick: the first swept row of each kind (framework, gradient-checking or not)
+    assert set(table.implementation) == {"numpy", "keras", "gradient_tape", "jax"}
     assert table.agrees_with_theory.all(), table[~table.agrees_with_theory]
     assert (table.groupby("lr").observed_side.nunique() == 1).all()
     assert {"stable", "unstable"} <= set(table.observed_side)
@@ -86,10 +87,16 @@ def test_sweep_studies_the_data_it_is_given(tmp_path):
 
 # --- variants -------------------------------------------------------------------------------------------
 
+def test_variants_take_every_minibatch_row_in_registry_order():
+    assert variants.implementations(("keras:jax", "gradient_tape", "keras", "numpy")) == ["numpy", "keras", "keras:jax"]
+    assert variants.implementations(("gradient_tape",)) == ["numpy"]
+
+
 def test_numpy_and_keras_paths_coincide_for_every_batch_size(tf_ready, lesson_data):
     data, (W0, b0) = lesson_data
     for batch_size in (100, 32, 1):
-        epoch_rows, step_rows = variants.run_variant(data.X, data.y, W0, b0, 0.05, batch_size, 2, seed=0, repeats=1)
+        epoch_rows, step_rows = variants.run_variant(data.X, data.y, W0, b0, 0.05, batch_size, 2, seed=0, repeats=1,
+                                                     names=("numpy", "keras"))
         table, steps = pd.DataFrame(epoch_rows), pd.DataFrame(step_rows)
         keras = table[table.implementation == "keras"]
         assert (keras.max_rel_step_loss_diff_vs_numpy <= EQUIVALENCE["float64"]).all()
@@ -183,8 +190,8 @@ def _expected_verdict(key, evidence_text):
 
 def test_committed_verdicts_match_an_independent_judgement():
     table = pd.read_csv(RESULTS / "lesson_claims.csv")
-    assert sorted(lesson_claims.keys(table)) == sorted(c.key for c in lesson_claims.CLAIMS)
-    for key, row in zip(lesson_claims.keys(table), table.itertuples()):
+    assert sorted(table.key) == sorted(c.key for c in lesson_claims.CLAIMS)
+    for key, row in zip(table.key, table.itertuples()):
         assert row.verdict == _expected_verdict(key, row.evidence), (key, row.evidence)
 
 

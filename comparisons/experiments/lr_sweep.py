@@ -40,13 +40,13 @@ def threshold_factors(config):
 
 
 def implementations(config):
-    """The implementations swept (quick: the three base ones; otherwise all, the slow ones on few rates)."""
+    """The implementations swept: quick, the first of each kind (framework, gradient-checking or not); else all."""
     names = registry.swept(config.only)
     if config.quick:
-        names = [n for n in names if not registry.get(n).variant]
-    elif not config.full and "gradient_tape" in names:
-        # at the lesson's size the default gradient_tape is the XLA loop itself: sweeping both only recompiles
-        names = [n for n in names if n != "gradient_tape:xla"]
+        kinds = {}
+        for name in names:
+            kinds.setdefault((registry.get(name).framework, registry.get(name).checks_gradient), name)
+        names = list(kinds.values())
     return names
 
 

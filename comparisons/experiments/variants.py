@@ -1,9 +1,10 @@
-"""Batch vs mini-batch vs stochastic descent, numpy and Keras on the same sample order, in float64.
+"""Batch vs mini-batch vs stochastic descent, numpy and every mini-batch row on the same sample order, in float64.
 
-For batch sizes n, 32 and 1 both implementations get the same list of index arrays (one seeded
+For batch sizes n, 32 and 1 every implementation that can follow a sample order (registry field
+`minibatch`: numpy, Keras fit, Keras on JAX) gets the same list of index arrays (one seeded
 permutation per epoch, cut into batches), so their paths must coincide step for step. The
 full-data loss per epoch comes from the numpy run's parameter trajectory; the per-step batch
-losses (what each implementation logs) go to variants_steps.csv and are compared between the two.
+losses (what each implementation logs) go to variants_steps.csv and are compared with numpy's.
 """
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ import pandas as pd
 
 import handrolled
 
+from .. import registry
 from ..data import order_seed
 from ..implementations import make_trainer
 from ..prose import join, md_table
@@ -22,7 +24,6 @@ from . import study_data
 
 NAME = "variants"
 DTYPE = "float64"  # the equivalence check needs float64
-IMPLEMENTATIONS = ("numpy", "keras")
 STEP_CAP = 20_000  # most single-sample updates per run (the epochs shrink on large data)
 AGREEMENT = EQUIVALENCE[DTYPE]  # largest relative difference of per-step batch losses that counts as "the same path"
 
@@ -44,8 +45,15 @@ def relative_difference(a, b):
     return float(np.max(np.abs(a - b) / scale))
 
 
-def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3):
-    """Train numpy and Keras on one batch size; return (per-epoch rows, per-step rows)."""
+def implementations(only):
+    """numpy, then every other row among `only` that follows a sample order, in registry order."""
+    others = [name for name in registry.names() if name in only and name != registry.REFERENCE
+              and registry.get(name).minibatch]
+    return [registry.REFERENCE, *others]
+
+
+def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3, names=(registry.REFERENCE,)):
+    """Train `names` on one batch size; return (per-epoch rows, per-step rows)."""
     n = X.shape[0]
     per_epoch = math.ceil(n / batch_size)  # updates per pass over the data
     steps = epochs * per_epoch
@@ -59,10 +67,15 @@ def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3):
     W_ols, b_ols = handrolled.ols(X, y)
     ols_loss = float(handrolled.mse(y, handrolled.predict(X, W_ols, b_ols)))
     epoch_rows, step_rows = [], []
-    # built once (Keras compiles on the first call), then timed in interleaved rounds like the single run
-    trainers = {name: make_trainer(name, X, y, lr, steps, batches=batches) for name in IMPLEMENTATIONS}
-    warm, timings = time_interleaved({name: (lambda t=t: t(W0, b0)) for name, t in trainers.items()}, repeats, seed=seed)
-    numpy_result = warm["numpy"]
+    # built once (compiled frameworks compile on the first call), then timed in interleaved rounds like the single
+    # run; a row that times itself (its own process) does so there, by the same rule
+    trainers = {name: make_trainer(name, X, y, lr, steps, batches=batches) for name in names}
+    own = {name: t(W0, b0, repeats=repeats) for name, t in trainers.items() if t.spec.implementation.times_itself}
+    warm, timings = time_interleaved({name: (lambda t=t: t(W0, b0)) for name, t in trainers.items() if name not in own},
+                                     repeats, seed=seed)
+    warm = {name: warm.get(name) or own[name] for name in names}
+    timings.update({name: result.timing for name, result in own.items()})
+    numpy_result = warm[registry.REFERENCE]
     for name, result in warm.items():
         timing = timings[name]
         low, high, coverage = timing.interval
@@ -89,7 +102,7 @@ def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3):
 
 
 def run(ctx):
-    """Each batch size for numpy and Keras on the study's data (float64); per-epoch table, per-step CSV."""
+    """Each batch size for numpy and the other mini-batch rows on the study's data (float64); per-epoch table, per-step CSV."""
     config = ctx.config
     data, W0, b0 = study_data(ctx)
     X, y = data.X.astype(DTYPE), data.y.astype(DTYPE)
@@ -101,7 +114,7 @@ def run(ctx):
         if ctx.progress:
             ctx.progress(f"variants batch size {batch_size}")
         epoch_rows, step_rows = run_variant(X, y, W0, b0, config.lr, batch_size, epochs, config.seed,
-                                            repeats=2 if config.quick else 5)  # 5: [min, max] covers the median at >= 90 %
+                                            repeats=2 if config.quick else 5, names=implementations(config.only))  # 5: [min, max] covers the median at >= 90 %
         rows += [{**row, "data_source": data.source, "n_samples": data.n} for row in epoch_rows]
         steps += step_rows
     pd.DataFrame(steps).to_csv(Path(ctx.out_dir) / f"{NAME}_steps.csv", index=False, float_format="%.17g")
@@ -114,16 +127,18 @@ def figure(table):
 
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(13, 5))
     colours = dict(zip(sorted(table.batch_size.unique(), reverse=True), ("C0", "C1", "C2", "C3")))
+    others = [n for n in dict.fromkeys(table.implementation) if n != registry.REFERENCE]
+    looks = {registry.REFERENCE: dict(ls="-", marker="")}
+    looks.update({name: dict(ls=("--", ":", "-.")[k % 3], marker="os^"[k % 3]) for k, name in enumerate(others)})
     for (name, batch_size), rows in table.groupby(["implementation", "batch_size"]):
         rows = rows.sort_values("epoch")
         excess = np.maximum(rows.full_loss - rows.ols_loss, 1e-17)  # log scale: floor at rounding
-        style = dict(color=colours[batch_size], ls="-" if name == "numpy" else "--",
-                     marker="" if name == "numpy" else "o", mfc="none", ms=4)
-        label = f"{name}, batch {batch_size}"
+        style = dict(color=colours[batch_size], mfc="none", ms=4, **looks[name])
+        label = f"{registry.label(name)}, batch {batch_size}"
         ax_e.semilogy(rows.epoch, excess, label=label, **style)
         ax_t.loglog(rows.wall_s[rows.epoch > 0], excess[rows.epoch > 0], label=label, **style)
     ax_e.set(xlabel="epoch (passes over the data)", ylabel="full-data MSE minus the OLS MSE (log)",
-             title="loss against epochs (keras dashed over numpy solid: the same path)")
+             title="loss against epochs (the others dashed or dotted over numpy solid: the same path)")
     ax_t.set(xlabel="wall-clock time (s, median run / epochs x epoch, log)", ylabel="full-data MSE minus the OLS MSE (log)",
              title="loss against time")
     for ax in (ax_e, ax_t):
@@ -140,67 +155,80 @@ def plot(table, out_dir):
 
 
 def _last_epoch(table):
-    """(epochs, numpy's rows at the last epoch by batch size, the largest keras-vs-numpy step difference or nan)."""
+    """(epochs, numpy's rows at the last epoch by batch size, {other row: its largest step difference from numpy})."""
     epochs = int(table.epoch.max())
     last = table[table.epoch == epochs]
-    keras_rows = last[last.implementation == "keras"]
-    worst = keras_rows.max_rel_step_loss_diff_vs_numpy.max() if not keras_rows.empty else math.nan
-    return epochs, last[last.implementation == "numpy"].set_index("batch_size").sort_index(), worst
+    others = last[last.implementation != registry.REFERENCE]
+    worst = others.groupby("implementation", sort=False).max_rel_step_loss_diff_vs_numpy.max().to_dict()
+    return epochs, last[last.implementation == registry.REFERENCE].set_index("batch_size").sort_index(), worst
+
+
+def _names(rows):
+    return join(f"{registry.label(name)} (`{name}`)" for name in rows)
 
 
 def findings(table):
-    """Findings: whether Keras follows numpy's mini-batch path, and what the batch size buys per epoch."""
+    """Findings: whether the other mini-batch rows follow numpy's path, and what the batch size buys per epoch."""
     epochs, numpy_last, worst = _last_epoch(table)
     sizes = list(numpy_last.index)
     out = []
-    if not math.isnan(worst):
-        out.append(f"Fed the same sample order, Keras follows numpy's path at batch sizes {join(sizes)} "
-                   f"(largest relative difference of the per-step losses {worst:.2g})." if worst <= AGREEMENT else
-                   f"**Keras and numpy part ways on the same sample order**: per-step losses differ by up to {worst:.2g}.")
+    if worst:
+        apart = {name: w for name, w in worst.items() if not w <= AGREEMENT}
+        if not apart:
+            out.append(f"Given the same shuffled order of samples, {_names(worst)} take{'s' * (len(worst) == 1)} "
+                       f"exactly numpy's steps at batch sizes {join(sizes)}: per-step losses differ by at most "
+                       f"{max(worst.values()):.2g} relative.")
+        else:
+            out.append(f"**{_names(apart)} part{'s' * (len(apart) == 1)} ways with numpy on the same sample order**: "
+                       f"per-step losses differ by up to {max(apart.values()):.2g} relative.")
     if len(sizes) >= 2:
         small, full = numpy_last.iloc[0], numpy_last.iloc[-1]
-        out.append(f"After {epochs} epochs batch size {sizes[0]} is {small.full_loss - small.ols_loss:.2g} above the "
-                   f"least-squares loss and batch size {sizes[-1]} {full.full_loss - full.ols_loss:.2g}.")
+        out.append(f"After {epochs} passes over the data, batches of {sizes[0]} end {small.full_loss - small.ols_loss:.2g} "
+                   f"above the least-squares loss and full batches {full.full_loss - full.ols_loss:.2g}.")
     return out
 
 
 def report_section(table):
-    """Markdown: agreement of numpy and Keras per batch size, and what each variant buys per epoch and per second."""
+    """Markdown: agreement with numpy per batch size, and what each variant buys per epoch and per second."""
     epochs, _, worst = _last_epoch(table)
     last = table[table.epoch == epochs]
-    keras_rows = last[last.implementation == "keras"]
+    others = [name for name in dict.fromkeys(table.implementation) if name != registry.REFERENCE]
     lines = ["## Batch, mini-batch and stochastic descent", "", f"![loss against epochs and time]({NAME}.png)", "",
-             f"numpy and Keras trained on the same float64 data ({table.iloc[0].get('data_source', 'not recorded')}) with lr = "
-             f"{table.lr.iloc[0]:g}, for {epochs} epochs per "
-             "batch size, each fed the same seeded sample order (one permutation per epoch). Full-data loss per "
-             "epoch comes from the numpy trajectory; each implementation's own per-step batch loss is in "
-             f"`{NAME}_steps.csv`.", ""]
+             f"{_names([registry.REFERENCE, *others])} trained on the same float64 data "
+             f"({table.iloc[0].get('data_source', 'not recorded')}) with lr = {table.lr.iloc[0]:g}, for {epochs} epochs "
+             "(passes over the data) per batch size, each fed the same seeded sample order (one permutation per "
+             "epoch). Full-data loss per epoch comes from the numpy trajectory; each implementation's own per-step "
+             f"batch loss is in `{NAME}_steps.csv`.", ""]
     n = table.iloc[0].get("n_samples", math.nan)
     left_out = [b for b in (32, 1) if b < n and b not in set(table.batch_size)]
     if left_out:
         lines += [f"Left out: batch size {', '.join(map(str, left_out))}, whose one epoch of the {int(n):,} rows would "
                   f"take more than {STEP_CAP:,} updates.", ""]
-    if math.isnan(worst):
-        lines.append("Only numpy ran (no Keras rows): there is no second implementation to compare its path with.")
-    elif worst <= AGREEMENT:
-        lines.append("numpy and Keras follow the same path at every batch size: the largest relative difference "
-                     f"of their per-step batch losses is {worst:.2g} (threshold {AGREEMENT:g}), the largest parameter "
-                     f"difference {keras_rows.max_abs_param_diff_vs_numpy.max():.2g}.")
-    else:
-        lines.append(f"**numpy and Keras differ**: relative per-step loss difference up to {worst:.2g} "
-                     f"(threshold {AGREEMENT:g}).")
+    if not worst:
+        lines.append("Only numpy ran: there is no second implementation to compare its path with.")
+    for name, w in worst.items():
+        params = last[last.implementation == name].max_abs_param_diff_vs_numpy.max()
+        lines.append(f"- {registry.label(name)} (`{name}`): " + (
+            f"the same path as numpy at every batch size; largest relative difference of the per-step batch losses "
+            f"{w:.2g} (threshold {AGREEMENT:g}), largest parameter difference {params:.2g}." if w <= AGREEMENT else
+            f"**differs from numpy**: relative per-step loss difference up to {w:.2g} (threshold {AGREEMENT:g})."))
     rows = []
     for batch_size, group in table.groupby("batch_size", sort=False):
-        np_rows, k_rows = group[group.implementation == "numpy"], group[group.implementation == "keras"]
+        np_rows = group[group.implementation == registry.REFERENCE]
         one, end = np_rows[np_rows.epoch == 1].iloc[0], np_rows[np_rows.epoch == epochs].iloc[0]
-        ms = lambda r: f"{r.median_s.iloc[0] / epochs * 1e3:.3g}" if not r.empty else "-"
-        rows.append({"batch size": batch_size, "updates/epoch": int(one.steps),
-                     "excess loss after 1 epoch": f"{one.full_loss - one.ols_loss:.3g}",
-                     "after the last": f"{end.full_loss - end.ols_loss:.3g}", "numpy ms/epoch": ms(np_rows),
-                     "keras ms/epoch": ms(k_rows),
-                     "keras first call (s)": f"{k_rows.first_call_s.iloc[0]:.2f}" if not k_rows.empty else "-"})
+        row = {"batch size": batch_size, "updates/epoch": int(one.steps),
+               "excess loss after 1 epoch": f"{one.full_loss - one.ols_loss:.3g}",
+               "after the last": f"{end.full_loss - end.ols_loss:.3g}"}
+        for name in [registry.REFERENCE, *others]:
+            r = group[group.implementation == name]
+            row[f"{name} ms/epoch"] = f"{r.median_s.iloc[0] / epochs * 1e3:.3g}" if not r.empty else "-"
+        for name in others:
+            r = group[group.implementation == name]
+            row[f"{name} first call (s)"] = f"{r.first_call_s.iloc[0]:.2f}" if not r.empty else "-"
+        rows.append(row)
     lines += ["", md_table(pd.DataFrame(rows))]
-    by_size = {b: r[(r.implementation == "numpy") & (r.epoch == epochs)].iloc[0] for b, r in table.groupby("batch_size")}
+    by_size = {b: r[(r.implementation == registry.REFERENCE) & (r.epoch == epochs)].iloc[0]
+               for b, r in table.groupby("batch_size")}
     sizes = sorted(by_size)
     if len(sizes) >= 2:
         sgd, full = by_size[sizes[0]], by_size[sizes[-1]]
@@ -208,5 +236,6 @@ def report_section(table):
                   f"(after {epochs} epochs: batch {sizes[0]} is {sgd.full_loss - sgd.ols_loss:.3g} above the OLS loss, "
                   f"full batch {full.full_loss - full.ols_loss:.3g}); with a fixed lr the single-sample path keeps "
                   "jittering around the optimum instead of settling. Per second the picture depends on the "
-                  "per-update overhead: numpy and Keras pay a fixed cost per update, which batch size 1 pays n times per epoch."]
+                  "per-update overhead: every implementation pays a fixed cost per update, which batch size 1 pays "
+                  "n times per epoch."]
     return "\n".join(lines)
