@@ -20,7 +20,7 @@ from comparisons import registry
 from comparisons.config import EXPERIMENTS, StudyConfig
 from comparisons.errors import UsageError
 
-QUICK_ITERATIONS = 100  # --quick: fewer updates (keras:numpy_input costs ~20 ms per update here)
+QUICK_ITERATIONS = 100  # --quick: fewer updates (the one-epoch-per-update Keras idiom pays Keras' per-epoch cost on each)
 QUICK_REPEATS = 2
 QUICK_TIME_BUDGET_S = 2.0
 

@@ -31,7 +31,7 @@ from ..timing import time_calls
 NAME = "distributed"
 M = 32  # features
 DTYPE = "float32"  # the steps' dtype (the usual training dtype); the Gram statistics travel in float64
-GRAM_DTYPE = "float64"  # G, c, s accumulated and sent in float64: the Gram loss cancels digits (issue 13)
+GRAM_DTYPE = "float64"  # G, c, s accumulated and sent in float64: the Gram loss cancels digits (see the gram experiment)
 ITERATIONS = 1000  # the lesson's N, for the per-run comparison of the two routes
 WORKER_COUNTS = tuple(2 ** k for k in range(11))  # 1, 2, 4, ..., 1024
 PROJECTED_N = (100, 10_000, 1_000_000, 100_000_000)
@@ -243,7 +243,7 @@ def figure(table):
         ax_m.axhline(small.seconds, color="black", lw=1, ls="-.",
                      label=f"measured: one all-reduce of {int(small.numbers)} numbers, {int(small.workers)} workers")
     ax_m.set(xlabel="n (rows)", ylabel="seconds per step (best of repeats)",
-             title=f"MEASURED on this machine (m = {M}, {DTYPE})\nlogical CPUs and loopback workers share 2 cores")
+             title=f"MEASURED on this machine (m = {M}, {DTYPE})\nlogical CPUs and loopback workers share one machine's cores")
     model = table[(table.kind == "model") & (table.what == "projection")]
     sizes = sorted(model.n_samples.unique())
     for (network, route), rows in model.groupby(["network", "route"]):
@@ -377,7 +377,7 @@ def report_section(table):
              f"**Measured** (m = {M}, {DTYPE}; the study's GradientTape loop, one packed SUM all-reduce per step, "
              "best of the timed calls divided by its N + 1 evaluations): MirroredStrategy over logical CPUs of one "
              "process and MultiWorkerMirroredStrategy over worker processes on loopback, each holding n / K random "
-             "rows. Logical CPUs and loopback workers share the same two cores, and other jobs shared this machine: "
+             "rows. Logical CPUs and loopback workers share the cores of one machine (`environment.json` says which): "
              "these runs prove the mechanics and measure the synchronisation cost, not a speed-up.", ""]
     lines += _steps_table(steps)
     reduces = table[table.what == "allreduce"].sort_values("bytes")
@@ -405,7 +405,7 @@ def report_section(table):
               "Beyond the best K below, adding a worker makes a step slower (the all-reduce's latency grows by "
               "2 alpha per worker while the compute saved shrinks as 1 / K^2).", ""]
     lines += _model_table(table)
-    lines += ["", f"**The Gram route** (issue 13): each worker makes one pass over its rows to build G = [X, 1]^T [X, 1], "
+    lines += ["", f"**The Gram route**: each worker makes one pass over its rows to build G = [X, 1]^T [X, 1], "
               f"c = [X, 1]^T y and s = y^T y, one all-reduce sends them, and the {ITERATIONS} iterations run locally "
               f"at O(m^2) each ({gram_it * 1e6:.3g} us measured in numpy). Its payload is sent packed: the upper "
               f"triangle of the symmetric G, (m + 1)(m + 2) / 2 numbers, then c and s: {projection.gram_payload(M)} "
