@@ -18,8 +18,10 @@ import pandas as pd
 from . import experiments as experiment_registry
 from . import figures
 from .config import EXPERIMENTS
-from .prose import duration, in_eps, join, md_table, plural, ratio, run_label
-from .registry import REGISTRY
+from . import registry
+from .prose import EPS_EXPLAINED, duration, in_eps, join, md_table, plural, ratio, run_label, span, updates
+from .registry import REFERENCE, REGISTRY
+from .timing import break_even_updates, overlap, ratio_interval
 from .tolerances import CONVERGED, EQUIVALENCE
 
 MAX_FINDINGS = 10
@@ -39,6 +41,7 @@ def load(results_dir):
     out = {name: json.loads((d / f"{name}.json").read_text()) for name in ("study", "environment", "config")}
     for name in ("weights", "runs", "equivalence", "gradient_check", "timings"):
         out[name] = pd.read_csv(d / f"{name}.csv")
+    out["data"] = pd.read_csv(d / "data.csv") if (d / "data.csv").exists() else None  # small runs only
     status_file = d / "experiments.json"
     out["experiments"] = json.loads(status_file.read_text()) if status_file.exists() else {}
     return out
@@ -96,33 +99,39 @@ def judged(equivalence):
 
 
 def agreement_finding(equivalence, grads, runs):
-    """How closely the frameworks reproduce numpy, in eps, and whether any run is outside its allowance."""
+    """Whether every way of training gives numpy's numbers (the answer first), then how closely, in eps."""
     if equivalence.empty:
         return "Only one implementation ran, so nothing was compared with the hand-rolled run."
     eq = judged(equivalence)
     streaming, gram = eq[~eq.gram], eq[eq.gram]
-    text = ""
+    outside = eq[eq.within == "NO"]
+    worst = streaming.groupby("dtype").max_rel_loss_diff.max()
+    per_step = grads[grads.method == "analytic_vs_autodiff"].groupby("dtype").max_rel_diff.max()
+    if len(outside):
+        opening = (f"**{plural(len(outside), 'run')} outside the tolerance**: "
+                   + join(run_label(r.implementation, r.device, r.dtype) for r in outside.itertuples())
+                   + " did not give numpy's numbers; every other way of training did.")
+    else:
+        how = "up to rounding" if len(worst) and _rounding_only(worst) else "within the study's tolerance"
+        opening = (f"Every way of training gives numpy's numbers {how}"
+                   + (", and autodiff matches the lesson's gradient formulas at every step." if len(per_step) else "."))
+    detail = []
     if len(streaming):
-        worst = streaming.groupby("dtype").max_rel_loss_diff.max()
         spread = streaming[streaming.device.str.contains("+", regex=False)]  # replicas or workers, joined by '+'
-        text = ("Against the hand-rolled numpy run every streaming loss curve"
-                + (f" (the {plural(len(spread), 'run')} over several replicas or workers among them)" if len(spread) else "")
-                + " agrees to within " + join(f"{in_eps(v, d):.3g} eps ({v:.2g} relative) in {d}" for d, v in worst.items()))
+        detail.append("every streaming loss curve"
+                      + (f" (the {plural(len(spread), 'run')} over several replicas or workers among them)" if len(spread) else "")
+                      + " agrees with numpy's to within "
+                      + join(f"{in_eps(v, d):.3g} eps ({v:.2g} relative) in {d}" for d, v in worst.items()))
     if len(gram):
         by_dtype = gram.groupby("dtype").agg(gap=("max_rel_loss_diff", "max"), bound=("loss_bound", "max"))
-        text += (("; the" if text else "The") + " Gram routes, whose loss cancels, to within "
-                 + join(f"{r.gap:.2g} in {d} (derived rounding bound {r.bound:.2g})" for d, r in by_dtype.iterrows()))
-    per_step = grads[grads.method == "analytic_vs_autodiff"].groupby("dtype").max_rel_diff.max()
+        detail.append("the Gram routes, whose loss formula cancels digits, to within "
+                      + join(f"{r.gap:.2g} in {d} (derived rounding bound {r.bound:.2g})" for d, r in by_dtype.iterrows()))
     if len(per_step):
-        text += ("; autodiff and the analytic gradient differ by at most "
-                 + join(f"{in_eps(v, d):.2g} eps in {d}" for d, v in per_step.items()) + " at any step")
-    outside = eq[eq.within == "NO"]
-    if len(outside):
-        text += (f". **{plural(len(outside), 'run')} outside the tolerance**: "
-                 + join(run_label(r.implementation, r.device, r.dtype) for r in outside.itertuples()))
-    else:
-        text += (f", inside every tolerance ({join(f'{v:g} in {d}' for d, v in EQUIVALENCE.items())}"
-                 + (", plus its rounding bound for a Gram route" if len(gram) else "") + ")")
+        detail.append("autodiff and the analytic gradient differ by at most "
+                      + join(f"{in_eps(v, d):.2g} eps in {d}" for d, v in per_step.items()) + " at any step")
+    text = opening + " In detail (" + EPS_EXPLAINED + "), " + "; ".join(detail)
+    text += (f"; the tolerances are {join(f'{v:g} in {d}' for d, v in EQUIVALENCE.items())}"
+             + (", plus its rounding bound for a Gram route" if len(gram) else ""))
     diverged = runs[runs.status != "ok"]
     if len(diverged):
         text += (f". {plural(len(diverged), 'run')} diverged and stopped "
@@ -130,53 +139,182 @@ def agreement_finding(equivalence, grads, runs):
     return text + "."
 
 
-def least_squares_finding(weights, runs, iterations, batch_size):
-    """How close the finished runs came to the least-squares fit, and that fit to the generator."""
+def fit_errors(data, n_features):
+    """Least squares on [X, 1] from data.csv: (parameters, standard errors), or None when there is no data.
+
+    Standard errors are the square roots of the diagonal of sigma^2 (A^T A)^-1, A = [X, 1], with
+    sigma^2 = RSS / (n - m - 1): the spread of the fitted parameters that the noise in y alone gives.
+    """
+    if data is None or len(data) <= n_features + 1:
+        return None
+    A = np.column_stack([data.iloc[:, :n_features].to_numpy(float), np.ones(len(data))])  # (n, m + 1)
+    y = data.iloc[:, -1].to_numpy(float)  # (n,)
+    theta, *_ = np.linalg.lstsq(A, y, rcond=None)
+    rss = float(np.sum((y - A @ theta) ** 2))
+    sigma2 = rss / (len(data) - n_features - 1)
+    return theta, np.sqrt(sigma2 * np.diag(np.linalg.inv(A.T @ A)))
+
+
+def truth_in_errors(weights, data):
+    """Each parameter's |ols - true| in standard errors of the fit, ordered as weights.csv names them, or None."""
+    wide = weights.pivot_table(index="implementation", columns="parameter", values="value", sort=False)
+    if "true" not in wide.index or data is None:
+        return None
+    parameters = [c for c in wide.columns if c != "bias"] + ["bias"]
+    fitted = fit_errors(data, len(parameters) - 1)
+    if fitted is None:
+        return None
+    _, errors = fitted
+    gaps = np.abs(wide.loc["ols", parameters].to_numpy(float) - wide.loc["true", parameters].to_numpy(float))
+    return dict(zip(parameters, gaps / errors)), dict(zip(parameters, errors))
+
+
+def least_squares_finding(weights, runs, iterations, batch_size, data=None):
+    """Whether descent reached the least-squares answer (first), and how far that answer is from the generator."""
     gaps = ols_gaps(weights, runs)
     if not gaps:
         return "No run finished its iterations, so none can be compared with least squares."
     reached = all(gap <= CONVERGED[dtype] for dtype, gap in gaps.items())
-    text = (f"After {iterations} {'updates' if batch_size else 'iterations'} the finished runs are within "
-            + join(f"{gap:.2g} ({dtype})" for dtype, gap in sorted(gaps.items()))
-            + " of the least-squares parameters, relative to each parameter's size: ")
+    word = "updates" if batch_size else "iterations"
+    within = join(f"{gap:.2g} in {dtype}" for dtype, gap in sorted(gaps.items()))
     if reached:
-        text += "descent has converged to the closed-form fit."
+        text = (f"Descent reaches the least-squares answer, the loss's exact minimum: after {iterations} {word} every "
+                f"finished run is within {within} of it.")
     elif batch_size:
-        text += f"mini-batch descent with a fixed step (batches of {batch_size}) wanders around that fit instead of settling."
+        text = (f"Mini-batch descent with a fixed step (batches of {batch_size}) wanders around the least-squares "
+                f"answer instead of settling: after {iterations} {word} the runs are {within} from it.")
     else:
-        text += "full-batch descent has not reached that fit yet."
+        text = (f"Full-batch descent has not reached the least-squares answer yet: after {iterations} {word} the "
+                f"runs are {within} from it.")
+    text += " (Gaps are relative to each parameter's size.)"
     true_gap = ols_to_true(weights)
     if true_gap is not None:
-        text += f" That fit is {true_gap:.3g} from the generator's parameters: the noise in y, not the descent, sets that gap."
+        text += f" That answer is {true_gap:.3g} from the generator's parameters"
+        errors = truth_in_errors(weights, data)
+        if errors is None:
+            text += (" (the data are not in the results folder at this size, so the fit's standard errors are not "
+                     "computed): the noise in y, not the descent, sets that gap.")
+        else:
+            in_se, se = errors
+            text += (", " + join(f"{in_se[p]:.2g} standard errors for {p}" for p in in_se)
+                     + " (standard error: the spread the noise in y alone gives a fitted parameter, here "
+                     + join(f"{se[p]:.2g}" for p in se)
+                     + (")" + (": the noise in y, not the descent, sets that gap." if max(in_se.values()) <= 3 else
+                               ": more than 3 standard errors, more than the noise explains.")))
     return text
 
 
+def timed(timings):
+    """timings.csv with its noise-interval and break-even columns, derived as timing.py defines them if absent.
+
+    A table written before those columns existed gets [min_s, max_s] as each median's interval (what
+    median_interval gives for 5 repeats, and never narrower for fewer) and the speedup interval and
+    break-even from it, so old and new tables read the same way.
+    """
+    t = timings.copy()
+    if "median_low_s" not in t:
+        t["median_low_s"], t["median_high_s"] = t.min_s, t.max_s
+    if "speedup_low" not in t or "break_even_updates" not in t:
+        refs = t[t.implementation == REFERENCE].set_index("dtype")
+        lows, highs, breaks = [], [], []
+        for r in t.itertuples():
+            ref = refs.loc[r.dtype] if r.dtype in refs.index else None
+            if ref is None or pd.isna(r.speedup_vs_numpy):
+                lows.append(np.nan), highs.append(np.nan), breaks.append(np.nan)
+                continue
+            low, high = ratio_interval((ref.median_low_s, ref.median_high_s), (r.median_low_s, r.median_high_s))
+            lows.append(low), highs.append(high)
+            breaks.append(break_even_updates(r.first_call_s, r.median_s, ref.first_call_s, ref.median_s, r.iterations)
+                          if r.iterations > 0 else np.nan)
+        t["speedup_low"], t["speedup_high"], t["break_even_updates"] = lows, highs, breaks
+    return t
+
+
+def descent_rows(timings):
+    """The rows that trained (iterations > 0), not the closed-form solve's."""
+    return timings[timings.iterations > 0]
+
+
+def solve_rows(timings):
+    """The timed closed-form least-squares solve (iterations 0), if the table has one."""
+    return timings[timings.iterations == 0]
+
+
+def ties_with_reference(row, reference):
+    """Whether a row's median interval overlaps its reference's: a tie, never ranked."""
+    return overlap((row.median_low_s, row.median_high_s), (reference.median_low_s, reference.median_high_s))
+
+
+def way(row):
+    """A reader's name for a timed row (a Series or a namedtuple): its registry title, with the device and dtype."""
+    dtype = row["dtype"] if isinstance(row, pd.Series) else row.dtype  # Series.dtype is the Series' own type
+    return f"{registry.label(row.implementation)} ({row.device}, {dtype})"
+
+
 def speed_finding(timings):
-    """The fastest and slowest ways to train against numpy, from timings.csv (same work only)."""
-    comparable = timings[timings.implementation.ne("numpy") & timings.speedup_vs_numpy.notna()]
-    numpy_rows = timings[timings.implementation == "numpy"]
-    if numpy_rows.empty:
+    """For one fit at this size: who is quickest from cold, who is fastest per update, when that pays off, the solve.
+
+    Ties (overlapping median intervals) are named as ties, never ranked; every number is read from timings.csv.
+    """
+    t = timed(timings)
+    runs = descent_rows(t)
+    refs = runs[runs.implementation == REFERENCE]
+    if refs.empty:
         return "numpy did not run, so no speed is compared with it."
+    comparable = runs[(runs.implementation != REFERENCE) & runs.speedup_vs_numpy.notna()]
     if comparable.empty:
-        return (f"numpy trains in {join(duration(r.median_s) + f' ({r.dtype})' for r in numpy_rows.itertuples())}; "
+        return (f"numpy trains in {join(duration(r.median_s) + f' ({r.dtype})' for r in refs.itertuples())}; "
                 "no other implementation did the same work to compare with.")
-    fast = comparable.loc[comparable.speedup_vs_numpy.idxmax()]
-    slow = comparable.loc[comparable.speedup_vs_numpy.idxmin()]
-    iterations = int(fast.iterations)
-    text = (f"Training {iterations} {'update' if iterations == 1 else 'updates'} on {int(fast.n_samples):,} samples, "
-            f"the fastest is {run_label(*fast[KEY])} at {duration(fast.median_s)}, "
-            f"{ratio(fast.speedup_vs_numpy)} numpy's speed")
-    if slow.name != fast.name:
-        text += (f"; the slowest is {run_label(*slow[KEY])} at "
-                 f"{duration(slow.median_s)}, {ratio(slow.speedup_vs_numpy)} numpy's speed")
-    return text + f" (numpy: {join(duration(r.median_s) + f' in {r.dtype}' for r in numpy_rows.itertuples())})."
+    ref_by_dtype = refs.set_index("dtype")
+    size = f"{int(refs.iterations.iloc[0]):,} updates on {int(refs.n_samples.iloc[0]):,} samples"
+    # cold: a whole first call, tracing and compiling included; against numpy's first call in the same dtype
+    cold = pd.concat([refs, comparable])
+    quickest = cold.loc[cold.first_call_s.idxmin()]
+    best = comparable.loc[comparable.speedup_vs_numpy.idxmax()]
+    ref = ref_by_dtype.loc[best["dtype"]]
+    best_ties_numpy = ties_with_reference(best, ref)
+    if quickest.implementation == REFERENCE:
+        opening = f"For one fit of {size}, numpy's loop is quickest from a cold start"
+    else:
+        opening = f"For one fit of {size}, {way(quickest)} is quickest even from a cold start"
+    if best_ties_numpy or best.speedup_vs_numpy <= 1:
+        opening += "; no other way is faster per update beyond the noise."
+    else:
+        breaks = best.break_even_updates
+        pays = ("at once" if breaks == 0 else f"after {updates(breaks)}" if np.isfinite(breaks) else "never, cold")
+        opening += (f"; {registry.label(best.implementation)} is {ratio(best.speedup_vs_numpy)} numpy's "
+                    f"speed per update after its first call, and a cold run of it overtakes numpy's {pays}.")
+    # the detail: first call and steady time of the fastest, its interval, its ties, the solve
+    tied = comparable[(comparable.index != best.name) & comparable.apply(
+        lambda r: overlap((r.speedup_low, r.speedup_high), (best.speedup_low, best.speedup_high)), axis=1)]
+    detail = (f"Its first call took {duration(best.first_call_s)} (tracing and compiling included, for a framework "
+              f"that compiles), then "
+              f"{duration(best.median_s)} per run (median; its 90% interval {span(best.median_low_s, best.median_high_s)}) "
+              f"against numpy's {duration(ref.first_call_s)} first call and {duration(ref.median_s)} per run "
+              f"({span(ref.median_low_s, ref.median_high_s)}) in {best['dtype']}")
+    if best_ties_numpy:
+        detail += ": the intervals overlap, a tie"
+    elif len(tied):
+        detail += "; tied with it within the noise (speedup intervals overlap): " + join(way(r) for r in tied.itertuples())
+    text = opening + " " + detail + "."
+    solve = solve_rows(t)
+    if len(solve) and solve.speedup_vs_numpy.notna().any():
+        r = solve.iloc[0]
+        ref = ref_by_dtype.loc[r["dtype"]] if r["dtype"] in ref_by_dtype.index else None
+        if ref is not None:
+            tie = ties_with_reference(r, ref)
+            text += (f" Solving the least-squares problem in closed form instead takes {duration(r.median_s)}, "
+                     + ("a tie with numpy's whole run of iterations." if tie else
+                        f"{ratio(r.speedup_vs_numpy)} the speed of numpy's {int(ref.iterations):,} updates."))
+    return text
 
 
 def findings(results_dir, tables=None):
     """The Findings bullets of a results folder: the single run's, then each experiment's, then what failed."""
     t = tables or load(results_dir)
     bullets = [agreement_finding(t["equivalence"], t["gradient_check"], t["runs"]),
-               least_squares_finding(t["weights"], t["runs"], t["config"]["iterations"], t["study"].get("batch_size")),
+               least_squares_finding(t["weights"], t["runs"], t["config"]["iterations"], t["study"].get("batch_size"),
+                                     t.get("data")),
                speed_finding(t["timings"])]
     done, missing = experiment_tables(results_dir, t["experiments"])
     tail = (["Not measured in this run: " + "; ".join(f"`{name}` ({why.splitlines()[0]})"
@@ -348,66 +486,155 @@ def _numerics_note(env, names):
             "determinism can pick slower kernels, on the CPU it changes little for this model.")
 
 
-def _timings_section(timings, runs, env, config):
-    """The timings table, its figure and a reading per device and dtype."""
-    t = timings.copy()
+# per-implementation notes for the timings reading, keyed by the registry row (prose only; no behaviour)
+NOTES = {
+    "keras:numpy_input": "every epoch re-enters Keras' Python loop (callbacks, a new iterator over the numpy arrays, "
+                         "metric resets, logs copied to the host), and at a small size that overhead is all there is",
+    "keras": "all steps run in one `steps_per_execution` call on a repeated `tf.data` batch, so fit's Python loop "
+             "is entered once",
+    "gradient_tape:graph": "without XLA every small op of a step (matrix products, subtractions, reductions, the "
+                           "check) is dispatched as its own kernel; XLA fuses them into a few",
+    "gradient_tape:eager": "one Python iteration per step: the cost of dispatching each op from Python",
+}
+MODE_WORDS = {"xla": "XLA", "graph": "a graph, no XLA", "blocked": "a graph taking X in blocks", "eager": "eager ops"}
+
+
+def _interval_words(row):
+    """'median 2.97 ms (90% interval 2.9-3.1 ms)', or the single measurement when no repeat was timed."""
+    if row.repeats == 0:
+        return f"{duration(row.median_s)} (warm-up only: no repeat fitted the time budget)"
+    coverage = getattr(row, "interval_coverage", np.nan)
+    cover = f"{coverage:.0%} interval" if not pd.isna(coverage) else "min to max"
+    return f"median {duration(row.median_s)} ({cover} {span(row.median_low_s, row.median_high_s)})"
+
+
+def use_when(row, reference, agrees=True):
+    """The 'use when' words of a timed row against the reference's row (same dtype), from ties and break-even."""
+    if row.iterations == 0:
+        tie = ties_with_reference(row, reference)
+        return ("when the exact least-squares answer is all you need: "
+                + ("a tie with numpy's whole run" if tie else
+                   f"{ratio(row.speedup_vs_numpy)} the speed of numpy's {int(reference.iterations):,} updates"))
+    if row.implementation == REFERENCE:
+        return "the reference: the lesson's own loop"
+    prefix = "" if agrees else "**not equivalent to numpy in this run**; "
+    if pd.isna(row.speedup_vs_numpy):
+        return prefix + "not compared: it made a different number of updates"
+    if ties_with_reference(row, reference):
+        return prefix + "a tie with numpy per update (the noise intervals overlap)"
+    breaks = row.break_even_updates
+    if not np.isfinite(breaks):
+        return prefix + "never faster than numpy at this size"
+    if breaks == 0:
+        return prefix + "faster than numpy at this size from the first update"
+    return prefix + f"for runs longer than {updates(breaks)}"
+
+
+def use_when_rows(tables):
+    """(caption, DataFrame) of the 'which to use when' table: one dtype, every way of training and the solve."""
+    t = timed(tables["timings"])
+    counts = t.groupby("dtype").size()
+    dtype = sorted(counts[counts == counts.max()].index)[-1]  # the dtype with the most rows (float64 on a tie)
+    rows = t[t["dtype"] == dtype]
+    refs = rows[rows.implementation == REFERENCE]
+    if refs.empty:
+        return None, None
+    reference = refs.iloc[0]
+    eq = judged(tables["equivalence"]) if len(tables["equivalence"]) else None
+    agreement = {} if eq is None else {(r.implementation, r.device): (r.max_rel_loss_diff, r.within)
+                                       for r in eq[eq["dtype"] == dtype].itertuples()}
+    out = []
+    for r in rows.itertuples():
+        gap, within = agreement.get((r.implementation, r.device), (np.nan, "yes"))
+        solve = r.iterations == 0
+        out.append({
+            "way of training": ("least squares, solved in closed form" if solve else registry.label(r.implementation))
+                               + ("" if r.device == reference.device else f" ({r.device})"),
+            "time to first result": duration(r.first_call_s),
+            "time per update": "-" if solve else (
+                f"{duration(r.median_s / r.iterations)} ({span(r.median_low_s / r.iterations, r.median_high_s / r.iterations)})"
+                if r.median_low_s < r.median_high_s else f"{duration(r.median_s / r.iterations)} (one timed call)"),
+            "agreement with numpy": ("reference" if r.implementation == REFERENCE else "-" if solve or pd.isna(gap)
+                                     else f"{in_eps(gap, dtype):.3g} eps"),
+            "use it when": use_when(r, reference, within == "yes"),
+        })
+    caption = (f"{dtype}, n = {int(reference.n_samples):,}, m = {int(reference.n_features)}, "
+               f"{int(reference.iterations):,} updates per run. Time to first result: the first call, a whole run "
+               "with tracing and compiling included. Time per update: the median of the timed runs over their "
+               "updates, with its noise interval; two rows are a tie when those intervals overlap. Agreement: the "
+               "largest relative gap of the loss curve to numpy's, in eps (the dtype's machine epsilon). "
+               "\"For runs longer than K updates\": from K updates on, a cold run of it (first call included) beats "
+               "a cold numpy run.")
+    return caption, pd.DataFrame(out)
+
+
+def use_when_markdown(tables):
+    """The 'which to use when' table as markdown under its caption, or a line saying why there is none."""
+    caption, frame = use_when_rows(tables)
+    if frame is None:
+        return "numpy did not run, so no way of training is compared with it."
+    return caption + "\n\n" + md_table(frame)
+
+
+def _timings_section(timings, runs, env, config, tables=None):
+    """The timings table, its figure, the 'which to use when' table and a reading per device and dtype."""
+    t = timed(timings)
     t["median_ms"] = 1e3 * t.median_s
     t["first_call_ms"] = 1e3 * t.first_call_s
-    shown = t[["implementation", "device", "dtype", "iterations", "repeats", "first_call_ms", "median_ms",
-               "per_iteration_us", "speedup_vs_numpy"]]
+    columns = ["implementation", "device", "dtype", "iterations", "repeats", "first_call_ms", "median_ms",
+               "per_iteration_us", "speedup_vs_numpy", "speedup_low", "speedup_high", "break_even_updates"]
+    shown = t[[c for c in columns if c in t]]
     text = ["## Timings",
-            "One warm-up call (its time, `first_call`, includes tracing and XLA compilation), then timed calls of a "
-            "whole training run; each timer stops once the results are numpy arrays on the host. Slow variants get "
-            "fewer timed repeats (the `repeats` column says how many): timed calls stop after about "
-            f"{config.get('time_budget_s', '?')} s, and a run slower than that is not repeated at all (`repeats` 0: its "
-            "times are the warm-up call's, compilation included, which for those variants is a small share). `speedup_vs_numpy` is numpy's median over "
-            "this median in the same dtype, above 1 faster than numpy; it is left empty (nan) where a diverged run "
-            "stopped early and the two did different numbers of updates (`iterations`). "
-            + _numerics_note(env, set(timings.implementation)), "", md_table(shown, "{:.4g}"), "",
-            "![timings](timings.png)", "", "**Reading the timings.**"]
-    jit = runs.set_index(["implementation", "device", "dtype"]).jit_compile.to_dict()
-    modes = runs.set_index(["implementation", "device", "dtype"])["mode"].to_dict() if "mode" in runs else {}
-    med = {(r.implementation, r.device, r.dtype): r for r in t.itertuples()}
-    for device, dtype in sorted(set(zip(t.device, t.dtype))):
-        ref = med.get(("numpy", "cpu", dtype))
-        if ref is None:
-            continue
-        stopped = runs[(runs.dtype == dtype) & runs.device.isin([device, "cpu"]) & (runs.status != "ok")]
+            "One warm-up call per way of training (its time, `first_call`, includes tracing and XLA compilation), "
+            "then timed calls of a whole training run in interleaved rounds (every way once per round, in a changing "
+            "order, so a slow minute of the machine hits them all alike); each timer stops once the results are numpy "
+            "arrays on the host. Slow variants get fewer timed repeats (the `repeats` column says how many): timed "
+            f"calls stop after about {config.get('time_budget_s', '?')} s, and a run slower than that is not repeated "
+            "at all (`repeats` 0: its times are the warm-up call's). Each median has a noise interval "
+            "(`median_low_s` to `median_high_s` in timings.csv: a distribution-free confidence interval of the "
+            "median); two rows whose intervals overlap are a tie and are not ranked. `speedup_vs_numpy` is numpy's "
+            "median over this median in the same dtype (above 1: faster than numpy), with its interval; it is left "
+            "empty where the two did different numbers of updates (`iterations`). `break_even_updates`: after how "
+            "many updates a cold run of this row, first call included, beats a cold numpy run (inf: never). The row "
+            "with 0 iterations is the closed-form least-squares solve. " + _numerics_note(env, set(timings.implementation)),
+            "", md_table(shown, "{:.4g}"), "", "![timings](timings.png)"]
+    if tables is not None:
+        text += ["", "**Which to use when.**", "", use_when_markdown(tables)]
+    text += ["", "**Reading the timings.**"]
+    modes = runs.set_index(KEY)["mode"].to_dict() if "mode" in runs else {}
+    refs = descent_rows(t)
+    refs = refs[refs.implementation == REFERENCE].set_index("dtype")
+    for (device, dtype), group in descent_rows(t).groupby(["device", "dtype"], sort=True):
+        others = group[group.implementation != REFERENCE]
+        if others.empty or dtype not in refs.index:
+            continue  # nothing to read against numpy here
+        ref = refs.loc[dtype]
+        stopped = runs[(runs["dtype"] == dtype) & runs.device.isin([device, ref.device]) & (runs.status != "ok")]
         if len(stopped):
             text.append(f"- {device}, {dtype}: some runs diverged, so these times cover different numbers of updates, "
                         "mostly fixed costs; they are not read as speeds here.")
             continue
-        line = [f"- {device}, {dtype}: numpy takes {ref.per_iteration_us:.1f} us per update at this size."]
-        idiom = med.get(("keras:numpy_input", device, dtype))
-        if idiom is not None:
-            line.append(f"The idiomatic `model.fit(X, y, epochs=N)` costs {idiom.per_iteration_us / 1e3:.1f} ms per "
-                        f"epoch ({idiom.per_iteration_us / ref.per_iteration_us:.0f}x numpy's time per update): every epoch re-enters Keras' Python "
-                        "loop (callbacks, a new iterator over the numpy arrays, metric resets, logs copied to the "
-                        "host), and at this size that overhead is all there is.")
-        fast = med.get(("keras", device, dtype))
-        if fast is not None:
-            line.append(f"The same `Dense(1)` fed a repeated `tf.data` batch, all steps in one `steps_per_execution` "
-                        f"call, does the whole fit in {fast.median_ms:.0f} ms ({fast.per_iteration_us:.0f} us per "
-                        f"update, fit's fixed cost included) after a {fast.first_call_ms:.0f} ms first call.")
-        for variant, what in (("", "The default GradientTape loop"), (":xla", "The loop always compiled by XLA"),
-                              (":graph", "The loop as a plain graph (no XLA, no blocks)")):
-            row = med.get((f"gradient_tape{variant}", device, dtype))
-            if row is not None:
-                compiled = "XLA" if jit.get((row.implementation, row.device, row.dtype)) else "no XLA"
-                how = modes.get((row.implementation, row.device, row.dtype))
-                how = compiled if not isinstance(how, str) else {"xla": "XLA", "graph": "a graph, no XLA",
-                                                                  "blocked": "a graph taking X in blocks"}.get(how, how)
-                line.append(f"{what}{f' ({how})' if not variant else ''} runs {row.per_iteration_us:.2f} us per update, "
-                            f"{row.speedup_vs_numpy:.2g}x numpy's speed, its per-step gradient check included; "
-                            f"tracing{' and compiling' if compiled == 'XLA' else ''} cost {row.first_call_ms:.0f} ms once.")
-        if med.get(("gradient_tape:graph", device, dtype)) is not None:
-            line.append("Without XLA every small op of a step (matrix products, subtractions, reductions, the "
-                        "check) is dispatched as its own kernel; XLA fuses them into a few.")
-        eager = med.get(("gradient_tape:eager", device, dtype))
-        if eager is not None:
-            line.append(f"Eager, one Python iteration per step, it takes {eager.per_iteration_us:.0f} us per update.")
+        line = [f"- {device}, {dtype}: numpy takes {duration(ref.median_s / ref.iterations)} per update at this size."]
+        for r in others.itertuples():
+            impl = REGISTRY.get(r.implementation)
+            how = modes.get((r.implementation, r.device, r.dtype))
+            how = f", ran as {MODE_WORDS[how]}" if how in MODE_WORDS else ""
+            speed = ("a tie with numpy (intervals overlap)" if ties_with_reference(r, ref) else
+                     f"{ratio(r.speedup_vs_numpy)} numpy's speed" if not pd.isna(r.speedup_vs_numpy) else
+                     "not compared (different number of updates)")
+            sentence = (f"{registry.label(r.implementation)}" + (f" ({impl.summary}{how})" if impl else how)
+                        + f": {duration(r.median_s / r.iterations)} per update, {speed}; its first call took "
+                        f"{duration(r.first_call_s)}")
+            if r.implementation in NOTES:
+                sentence += f": {NOTES[r.implementation]}"
+            line.append(sentence + ".")
+        if device.count("+") and "cpu" in device.lower():
+            line.append("Each step of a run over several replicas or workers ends in an all-reduce (every replica "
+                        "sends its share of the gradient and receives the sum) that all of them wait for; CPU "
+                        "replicas and loopback workers on one machine share its cores, so their times are the cost of synchronising, not a "
+                        "speed-up. Multi-worker times are taken inside worker 0 around the whole loop; starting the "
+                        "processes is not included.")
         text.append(" ".join(line))
-    text.extend(_distributed_timing_lines(t, med))
     gpus = (env.get("tensorflow") or {}).get("gpus") or []
     cells = int((t.n_samples * t.n_features).max())
     small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
@@ -423,27 +650,134 @@ def _timings_section(timings, runs, env, config):
     return "\n".join(text)
 
 
-def _distributed_timing_lines(t, med):
-    """One bullet per dtype for the runs over several replicas or workers (device labels joined by '+')."""
-    lines = []
-    for dtype in sorted(set(t.dtype)):
-        rows = [r for r in t.itertuples() if r.dtype == dtype and "+" in r.device]
-        if not rows:
+# --- one quantity, one number: the same measurement in two places ---------------------------------------
+
+def _per_update(low, high, iterations):
+    """A (low, high) interval of seconds per call as seconds per update."""
+    return low / iterations, high / iterations
+
+
+def same_loop_notes(timings, runs):
+    """Sentences for rows that ran the same loop (same `mode` in runs.csv, device and dtype): agree, or why not."""
+    if "mode" not in runs:
+        return []
+    t = timed(timings).set_index(KEY)
+    notes = []
+    named = runs.dropna(subset=["mode"])
+    for (device, dtype, mode), group in named.groupby(["device", "dtype", "mode"], sort=True):
+        rows = [t.loc[k] for k in zip(group.implementation, group.device, group["dtype"]) if k in t.index]
+        rows = [r for r in rows if r.iterations > 0]
+        for a, b in zip(rows, rows[1:]):
+            (na, nb) = (a.name[0], b.name[0])
+            same = a.iterations == b.iterations
+            what = (f"{registry.label(na)} and {registry.label(nb)} ({device}, {dtype}) ran the same loop "
+                    f"(`mode` {mode} in runs.csv)")
+            if same and overlap((a.median_low_s, a.median_high_s), (b.median_low_s, b.median_high_s)):
+                notes.append(f"{what}, and their times agree within the measured noise ({duration(a.median_s)} and "
+                             f"{duration(b.median_s)} per run, intervals {span(a.median_low_s, a.median_high_s)} and "
+                             f"{span(b.median_low_s, b.median_high_s)} overlap).")
+            elif not same:
+                notes.append(f"{what} but made {int(a.iterations):,} and {int(b.iterations):,} updates per timed call, "
+                             "so their times per run differ by the work; compare them per update.")
+            else:
+                notes.append(f"{what} and made the same {int(a.iterations):,} updates, yet were timed at "
+                             f"{duration(a.median_s)} and {duration(b.median_s)} per run, outside each other's interval "
+                             f"({span(a.median_low_s, a.median_high_s)} and {span(b.median_low_s, b.median_high_s)}): "
+                             "the work is the same, so the gap is noise of the machine that the intervals did not "
+                             "catch, not a difference between the two; do not read it as one.")
+    return notes
+
+
+def _experiment_points(done):
+    """(section, implementation, dtype, n, m, iterations, low_s, high_s per update, what differs) from the experiments."""
+    points = []
+    if "scaling" in done:
+        table = done["scaling"][1]
+        for r in table[table.status == "ok"].itertuples() if "status" in table else table.itertuples():
+            points.append(("scaling", r.implementation, r.dtype, r.n_samples, r.n_features, r.iterations,
+                           r.min_s / r.iterations, r.max_s / r.iterations, ""))
+    if "variants" in done:
+        table = done["variants"][1]
+        full = table[table.batch_size == table.n_samples]  # full batch: the same update as the study's
+        for (name, dtype), part in full.groupby(["implementation", "dtype"]):
+            last = part.loc[part.epoch.idxmax()]
+            if last.steps > 0:
+                points.append(("variants", name, dtype, last.n_samples, 1, int(last.steps), last.median_s / last.steps,
+                               last.median_s / last.steps,
+                               "it steps through a seeded sample order, gathering the batch's rows at every step even "
+                               "with all rows in the batch, and keeps every step's loss"))
+    return points
+
+
+def same_quantity_notes(timings, done):
+    """Sentences for one row's cost per update measured again by an experiment: agree within noise, or what differs."""
+    t = timed(descent_rows(timings))
+    notes = []
+    for section, name, dtype, n, m, iterations, low, high, differs in _experiment_points(done):
+        match = t[(t.implementation == name) & (t["dtype"] == dtype) & (t.n_samples == n) & (t.n_features == m)]
+        if match.empty:
             continue
-        single = med.get(("gradient_tape", "cpu", dtype))
-        parts = []
-        for r in rows:
-            part = f"`{r.implementation}` over `{r.device}` {r.per_iteration_us:.0f} us per update"
-            if single is not None and single.per_iteration_us > 0:
-                part += f" ({r.per_iteration_us / single.per_iteration_us:.0f}x the single-device `gradient_tape`)"
-            parts.append(part)
-        logical = any(r.device.startswith("cpu:") for r in rows)
-        lines.append(f"- Distributed, {dtype}: " + "; ".join(parts) + ". Each step ends in an all-reduce that every "
-                     "replica waits for" + ("; the `cpu:k` replicas are logical devices on the same cores, so these "
-                                            "times are the cost of synchronising, not a speed-up" if logical else "")
-                     + ". Multi-worker times are taken inside worker 0 around the whole loop, like every other row; "
-                     "starting the processes is not included.")
-    return lines
+        r = match.iloc[0]
+        here = _per_update(r.median_low_s, r.median_high_s, r.iterations)
+        what = (f"{registry.label(name)}'s cost per update at n = {int(n):,}, m = {int(m)}, {dtype} reads "
+                f"{duration(r.median_s / r.iterations)} in the timings and {duration((low + high) / 2)} in {section}")
+        if overlap(here, (low, high)):
+            notes.append(f"{what}: the same within the measured noise.")
+            continue
+        reasons = []
+        if iterations != r.iterations:
+            reasons.append(f"{section} times {int(iterations):,} updates per call against {int(r.iterations):,} here, "
+                           f"so each call's fixed cost (entering the loop, returning the result) is spread over "
+                           f"{'fewer' if iterations < r.iterations else 'more'} updates")
+        if differs:
+            reasons.append(differs)
+        reasons.append(f"{section} is timed on its own, not in the study's interleaved rounds, so at another moment of "
+                       "the machine")
+        notes.append(f"{what}, outside the timings' interval ({span(*here)}): " + "; ".join(reasons) + ".")
+    return notes
+
+
+def allreduce_notes(done):
+    """A sentence when one measured all-reduce takes longer than a whole measured step that contains one."""
+    if "distributed" not in done:
+        return []
+    table = done["distributed"][1]
+    reduces = table[(table.kind == "measured") & (table.what == "allreduce")]
+    steps = table[(table.kind == "measured") & (table.what == "step") & table.seconds_per_step.notna()]
+    notes = []
+    for r in reduces.sort_values("bytes").head(1).itertuples():
+        same = steps[(steps.workers == r.workers) & (steps.workers > 1)]
+        shorter = same[same.seconds_per_step < r.seconds]
+        if len(shorter):
+            s = shorter.loc[shorter.seconds_per_step.idxmin()]
+            notes.append(f"One all-reduce of {int(r.numbers)} numbers between {int(r.workers)} workers is reported at "
+                         f"{duration(r.seconds)}, longer than a whole {int(r.workers)}-worker step that contains one "
+                         f"({duration(s.seconds_per_step)} at n = {int(s.n_samples):,}). The work differs: the "
+                         "all-reduce is timed in its own benchmark, a chain of all-reduces each waiting for the one "
+                         "before (its input scaled by the last result), in a separate call from the steps, whose loop "
+                         "lets the runtime overlap the next step's work with the reduction; both are the best of "
+                         "their repeats taken at different moments. The step's time is the one to read for training.")
+        elif len(same):
+            notes.append(f"One all-reduce of {int(r.numbers)} numbers between {int(r.workers)} workers "
+                         f"({duration(r.seconds)}) is shorter than every measured {int(r.workers)}-worker step "
+                         f"(from {duration(same.seconds_per_step.min())}), as a part of a step should be.")
+    return notes
+
+
+def consistency_notes(tables, done):
+    """Every place where one quantity appears twice in the report, with the explanation of any disagreement."""
+    return (same_loop_notes(tables["timings"], tables["runs"]) + same_quantity_notes(tables["timings"], done)
+            + allreduce_notes(done))
+
+
+def _consistency_section(tables, done):
+    """Markdown: 'One quantity, one number', or nothing when no quantity appears twice."""
+    notes = consistency_notes(tables, done)
+    if not notes:
+        return ""
+    return "\n".join(["## One quantity, one number",
+                      "Where the same quantity is measured in two places, the numbers either agree within the "
+                      "measured noise or differ in the work, as said here.", ""] + [f"- {n}" for n in notes])
 
 
 def _experiments_section(results_dir, status):
@@ -486,7 +820,8 @@ def build(results_dir):
         _weights_section(t["weights"], runs, config["iterations"], study.get("batch_size")),
         "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
         _equivalence_section(t["equivalence"], t["gradient_check"], runs),
-        _timings_section(t["timings"], runs, env, config),
+        _timings_section(t["timings"], runs, env, config, t),
+        _consistency_section(t, experiment_tables(d, t["experiments"])[0]),
         _experiments_section(d, t["experiments"]),
         "## Files\n\n`weights.csv`, `loss_curves.csv`, `gradient_check.csv`, `timings.csv`, `equivalence.csv` "
         "(the results contract), `runs.csv` (status of each run), `study.json` (data and stability), `config.json`, "
