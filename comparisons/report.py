@@ -371,6 +371,30 @@ def readme_block_of(readme_text):
 
 # --- the detailed sections ------------------------------------------------------------------------------
 
+def _numerics_words(numerics):
+    """environment.json's numerics settings in words: 'op determinism on, TF32 off, seed 0'."""
+    if not numerics:
+        return "TensorFlow not loaded by the study process, so no TensorFlow settings apply here"
+    on = lambda v: "on" if v else "off"
+    words = []
+    if "op_determinism" in numerics:
+        words.append(f"op determinism {on(numerics['op_determinism'])}")
+    if "tf32_enabled" in numerics:
+        words.append(f"TF32 {on(numerics['tf32_enabled'])}")
+    words += [f"{k.replace('_', ' ')} {v}" for k, v in numerics.items() if k not in ("op_determinism", "tf32_enabled")]
+    return ", ".join(words)
+
+
+def _xla_words(per_implementation):
+    """environment.json's jit_compile per implementation in words, by registry title: compiled, and not."""
+    if not per_implementation:
+        return "no TensorFlow run in this process"
+    yes = [registry.label(n) for n, v in per_implementation.items() if v]
+    no = [registry.label(n) for n, v in per_implementation.items() if not v]
+    parts = (["yes: " + ", ".join(yes)] if yes else []) + (["no: " + ", ".join(no)] if no else [])
+    return "; ".join(parts)
+
+
 def _setup_section(study, env, config):
     """Data, model, parameters, machine and versions: how the run was made."""
     versions = env.get("versions", {})
@@ -393,7 +417,8 @@ def _setup_section(study, env, config):
         f"- machine: {env.get('cpu_model')}, {env.get('cpu_cores_usable')} usable cores, {env.get('platform')}; "
         f"BLAS: {env.get('blas', {}).get('name')} {env.get('blas', {}).get('version', '')}",
         f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        f"- numerics: {env.get('numerics')}; XLA (jit_compile) per implementation: {env.get('xla_jit_compile')}",
+        "- numerics: " + _numerics_words(env.get("numerics")),
+        "- compiled by XLA (`jit_compile`): " + _xla_words(env.get("xla_jit_compile")),
         f"- run started {env.get('started_at')}, took {env.get('wall_clock_s')} s; commit {env.get('git_commit')}; "
         f"command: `{' '.join(env.get('command_line', []))}`",
     ]
@@ -672,7 +697,11 @@ def same_loop_notes(timings, runs):
             same = a.iterations == b.iterations
             what = (f"{registry.label(na)} and {registry.label(nb)} ({device}, {dtype}) ran the same loop "
                     f"(`mode` {mode} in runs.csv)")
-            if same and overlap((a.median_low_s, a.median_high_s), (b.median_low_s, b.median_high_s)):
+            if same and (a.repeats == 0 or b.repeats == 0):
+                notes.append(f"{what}; {duration(a.median_s)} and {duration(b.median_s)} per run are first calls "
+                             "only (no timed repeat fitted the budget), which include tracing and compiling, so they "
+                             "compare the set-up of each call, not the loop.")
+            elif same and overlap((a.median_low_s, a.median_high_s), (b.median_low_s, b.median_high_s)):
                 notes.append(f"{what}, and their times agree within the measured noise ({duration(a.median_s)} and "
                              f"{duration(b.median_s)} per run, intervals {span(a.median_low_s, a.median_high_s)} and "
                              f"{span(b.median_low_s, b.median_high_s)} overlap).")
@@ -754,9 +783,10 @@ def allreduce_notes(done):
                          f"{duration(r.seconds)}, longer than a whole {int(r.workers)}-worker step that contains one "
                          f"({duration(s.seconds_per_step)} at n = {int(s.n_samples):,}). The work differs: the "
                          "all-reduce is timed in its own benchmark, a chain of all-reduces each waiting for the one "
-                         "before (its input scaled by the last result), in a separate call from the steps, whose loop "
-                         "lets the runtime overlap the next step's work with the reduction; both are the best of "
-                         "their repeats taken at different moments. The step's time is the one to read for training.")
+                         "before (its input scaled by the last result), in a call apart from the steps and at another "
+                         "moment, while a step's all-reduce is one packed reduction inside the compiled loop; both "
+                         "are the best of their repeats, so the gap measures how the two set-ups differ, not a step "
+                         "shorter than its part. The step's time is the one to read for training.")
         elif len(same):
             notes.append(f"One all-reduce of {int(r.numbers)} numbers between {int(r.workers)} workers "
                          f"({duration(r.seconds)}) is shorter than every measured {int(r.workers)}-worker step "
