@@ -74,3 +74,8 @@ def updates(count):
 EPS_EXPLAINED = ("eps, the dtype's machine epsilon, is the relative gap between 1 and the next number it can hold: "
                  f"{np.finfo(np.float32).eps:.2g} in float32, {np.finfo(np.float64).eps:.2g} in float64; a few eps is "
                  "a few roundings")
+
+
+def named(label):
+    """A way of training's title in running prose, set apart because titles contain commas: '*Keras fit*'."""
+    return f"*{label}*"

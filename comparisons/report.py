@@ -19,7 +19,7 @@ from . import experiments as experiment_registry
 from . import figures
 from .config import EXPERIMENTS
 from . import registry
-from .prose import EPS_EXPLAINED, duration, in_eps, join, md_table, plural, ratio, run_label, span, updates
+from .prose import EPS_EXPLAINED, duration, in_eps, join, md_table, named, plural, ratio, run_label, span, updates
 from .registry import REFERENCE, REGISTRY
 from .timing import break_even_updates, overlap, ratio_interval
 from .tolerances import CONVERGED, EQUIVALENCE
@@ -248,7 +248,7 @@ def ties_with_reference(row, reference):
 def way(row):
     """A reader's name for a timed row (a Series or a namedtuple): its registry title, with the device and dtype."""
     dtype = row["dtype"] if isinstance(row, pd.Series) else row.dtype  # Series.dtype is the Series' own type
-    return f"{registry.label(row.implementation)} ({row.device}, {dtype})"
+    return f"{named(registry.label(row.implementation))} ({row.device}, {dtype})"
 
 
 def speed_finding(timings):
@@ -282,7 +282,7 @@ def speed_finding(timings):
     else:
         breaks = best.break_even_updates
         pays = ("at once" if breaks == 0 else f"after {updates(breaks)}" if np.isfinite(breaks) else "never, cold")
-        opening += (f"; {registry.label(best.implementation)} is {ratio(best.speedup_vs_numpy)} numpy's "
+        opening += (f"; {named(registry.label(best.implementation))} is {ratio(best.speedup_vs_numpy)} numpy's "
                     f"speed per update after its first call, and a cold run of it overtakes numpy's {pays}.")
     # the detail: first call and steady time of the fastest, its interval, its ties, the solve
     tied = comparable[(comparable.index != best.name) & comparable.apply(
@@ -389,9 +389,9 @@ def _xla_words(per_implementation):
     """environment.json's jit_compile per implementation in words, by registry title: compiled, and not."""
     if not per_implementation:
         return "no TensorFlow run in this process"
-    yes = [registry.label(n) for n, v in per_implementation.items() if v]
-    no = [registry.label(n) for n, v in per_implementation.items() if not v]
-    parts = (["yes: " + ", ".join(yes)] if yes else []) + (["no: " + ", ".join(no)] if no else [])
+    yes = [named(registry.label(n)) for n, v in per_implementation.items() if v]
+    no = [named(registry.label(n)) for n, v in per_implementation.items() if not v]
+    parts = (["yes: " + join(yes)] if yes else []) + (["no: " + join(no)] if no else [])
     return "; ".join(parts)
 
 
@@ -647,7 +647,7 @@ def _timings_section(timings, runs, env, config, tables=None):
             speed = ("a tie with numpy (intervals overlap)" if ties_with_reference(r, ref) else
                      f"{ratio(r.speedup_vs_numpy)} numpy's speed" if not pd.isna(r.speedup_vs_numpy) else
                      "not compared (different number of updates)")
-            sentence = (f"{registry.label(r.implementation)}" + (f" ({impl.summary}{how})" if impl else how)
+            sentence = (f"{named(registry.label(r.implementation))}" + (f" ({impl.summary}{how})" if impl else how)
                         + f": {duration(r.median_s / r.iterations)} per update, {speed}; its first call took "
                         f"{duration(r.first_call_s)}")
             if r.implementation in NOTES:
@@ -695,7 +695,7 @@ def same_loop_notes(timings, runs):
         for a, b in zip(rows, rows[1:]):
             (na, nb) = (a.name[0], b.name[0])
             same = a.iterations == b.iterations
-            what = (f"{registry.label(na)} and {registry.label(nb)} ({device}, {dtype}) ran the same loop "
+            what = (f"{named(registry.label(na))} and {named(registry.label(nb))} ({device}, {dtype}) ran the same loop "
                     f"(`mode` {mode} in runs.csv)")
             if same and (a.repeats == 0 or b.repeats == 0):
                 notes.append(f"{what}; {duration(a.median_s)} and {duration(b.median_s)} per run are first calls "
@@ -748,7 +748,7 @@ def same_quantity_notes(timings, done):
             continue
         r = match.iloc[0]
         here = _per_update(r.median_low_s, r.median_high_s, r.iterations)
-        what = (f"{registry.label(name)}'s cost per update at n = {int(n):,}, m = {int(m)}, {dtype} reads "
+        what = (f"{named(registry.label(name))}'s cost per update at n = {int(n):,}, m = {int(m)}, {dtype} reads "
                 f"{duration(r.median_s / r.iterations)} in the timings and {duration((low + high) / 2)} in {section}")
         if overlap(here, (low, high)):
             notes.append(f"{what}: the same within the measured noise.")

@@ -417,16 +417,15 @@ def report_section(table):
 
 
 def findings(table):
-    """At most two sentences: the measured all-reduce and step cost, and the model's best K and the Gram route's gain."""
+    """Two sentences: the answer (workers on one machine only add waiting), then the ring model and the projection."""
     sentences = []
     loop = _network(table, "loopback")
     reduces = table[table.what == "allreduce"].sort_values("bytes")
     if loop is not None and not reduces.empty:
         small = reduces.iloc[0]
-        sentences.append(f"On loopback one all-reduce of {int(small.numbers)} numbers between {int(small.workers)} "
-                         f"workers took {small.seconds * 1e6:.0f} us (bandwidth {loop.bandwidth_bytes_s / 1e9:.2g} GB/s "
-                         "by the ring model): on a shared 2-core machine the workers measure synchronisation, not "
-                         "speed-up.")
+        sentences.append(f"Worker processes on one machine measure the cost of waiting for each other, not a speed-up: one all-reduce (every worker sends its gradient and "
+                         f"gets back the sum) of {int(small.numbers)} numbers between {int(small.workers)} workers "
+                         f"took {small.seconds * 1e6:.0f} us over loopback.")
     model = table[(table.kind == "model") & (table.what == "projection") & (table.network == "datacenter")]
     if not model.empty:
         sizes = sorted(model.n_samples.unique())
@@ -437,7 +436,11 @@ def findings(table):
         gram_run = projection_at(table, "datacenter", "gram", n, gram_k)["seconds_per_run"]
         limit = (f"a step stops getting faster beyond {step_k} workers" if step_k < max(WORKER_COUNTS)
                  else f"a step still gets faster at {step_k} workers")
-        sentences.append(f"In the model (not measured) with datacenter figures at n = {n:,}, {limit} "
+        ring = (f"Read through the ring model (K workers pass pieces of the vector around a ring, 2 (K - 1) messages "
+                f"each), that is a bandwidth of {loop.bandwidth_bytes_s / 1e9:.2g} GB/s; " if loop is not None
+                and not reduces.empty else "")
+        sentences.append(f"{ring}in the model (not measured) with datacenter figures at n = {n:,}, {limit} "
                          f"({ITERATIONS} iterations in {step_run:.3g} s), while the Gram route's single all-reduce "
                          f"does them in {gram_run:.3g} s on {gram_k} workers.")
+        sentences[-1] = sentences[-1][0].upper() + sentences[-1][1:]
     return sentences

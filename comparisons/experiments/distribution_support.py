@@ -212,9 +212,10 @@ def report_section(table):
 
 
 def findings(table):
-    """At most two sentences: how many configurations gave numpy's numbers, and the cheapest one that did."""
+    """Two sentences: how many ways to run distributed gave numpy's numbers (the answer), then the cheapest and the failures."""
     counts = table.outcome.value_counts()
-    sentences = [f"Of {len(table)} ways to run the model distributed, {counts.get('same', 0)} gave numpy's numbers, "
+    sentences = [f"Of {len(table)} ways to run the model on several devices or processes with TensorFlow's "
+                 f"distribution strategies, {counts.get('same', 0)} gave numpy's numbers, "
                  f"{counts.get('differs', 0)} gave different ones and {counts.get('fails', 0)} failed."]
     same = table[(table.outcome == "same") & table.seconds_per_step.notna()]
     failing = table[table.outcome == "fails"]
