@@ -251,6 +251,12 @@ def way(row):
     return f"{named(registry.label(row.implementation))} ({row.device}, {dtype})"
 
 
+def _coverage_words(row):
+    """'its 94% interval' (the median's confidence interval and its coverage), or 'min to max' without a coverage."""
+    coverage = row["interval_coverage"] if "interval_coverage" in row.index else np.nan
+    return "min to max" if pd.isna(coverage) else f"its {coverage:.0%} interval"
+
+
 def speed_finding(timings):
     """For one fit at this size: who is quickest from cold, who is fastest per update, when that pays off, the solve.
 
@@ -289,7 +295,7 @@ def speed_finding(timings):
         lambda r: overlap((r.speedup_low, r.speedup_high), (best.speedup_low, best.speedup_high)), axis=1)]
     detail = (f"Its first call took {duration(best.first_call_s)} (tracing and compiling included, for a framework "
               f"that compiles), then "
-              f"{duration(best.median_s)} per run (median; its 90% interval {span(best.median_low_s, best.median_high_s)}) "
+              f"{duration(best.median_s)} per run (median; {_coverage_words(best)} {span(best.median_low_s, best.median_high_s)}) "
               f"against numpy's {duration(ref.first_call_s)} first call and {duration(ref.median_s)} per run "
               f"({span(ref.median_low_s, ref.median_high_s)}) in {best['dtype']}")
     if best_ties_numpy:
@@ -348,17 +354,21 @@ def readme_block(results_dir):
 
 
 def sync_readme(results_dir):
-    """Rewrite the README's findings block when `results_dir` is the `results/` beside a README that has one."""
+    """Rewrite the README's generated parts (findings, code outputs, which to use when) when `results_dir` is the
+    `results/` beside a README that has them."""
+    from . import front_page
+
     d = Path(results_dir).resolve()
     readme = d.parent / "README.md"
     if d.name != "results" or not readme.exists():
         return None
     text = readme.read_text()
-    if FINDINGS_START not in text or FINDINGS_END not in text:
+    if FINDINGS_START in text and FINDINGS_END in text:
+        before, rest = text.split(FINDINGS_START, 1)
+        text = before + readme_block(d) + rest.split(FINDINGS_END, 1)[1]
+    elif not front_page.blocks_of(text):
         return None
-    before, rest = text.split(FINDINGS_START, 1)
-    after = rest.split(FINDINGS_END, 1)[1]
-    readme.write_text(before + readme_block(d) + after)
+    readme.write_text(front_page.rewrite(text, load(d)))
     return readme
 
 
@@ -688,8 +698,8 @@ def same_loop_notes(timings, runs):
         return []
     t = timed(timings).set_index(KEY)
     notes = []
-    named = runs.dropna(subset=["mode"])
-    for (device, dtype, mode), group in named.groupby(["device", "dtype", "mode"], sort=True):
+    with_mode = runs.dropna(subset=["mode"])
+    for (device, dtype, mode), group in with_mode.groupby(["device", "dtype", "mode"], sort=True):
         rows = [t.loc[k] for k in zip(group.implementation, group.device, group["dtype"]) if k in t.index]
         rows = [r for r in rows if r.iterations > 0]
         for a, b in zip(rows, rows[1:]):
@@ -821,6 +831,15 @@ def _experiments_section(results_dir, status):
     return "\n\n".join(parts)
 
 
+FRAMEWORK_WORDS = {"numpy": "numpy by hand", "tensorflow": "TensorFlow and Keras", "jax": "JAX"}
+
+
+def _frameworks(runs):
+    """The frameworks of the runs in a results folder, in the registry's order (unknown rows: their name's framework)."""
+    seen = {REGISTRY[n].framework for n in runs.implementation if n in REGISTRY}
+    return [f for f in registry.FRAMEWORKS if f in seen] + sorted(seen - set(registry.FRAMEWORKS))
+
+
 def build(results_dir):
     """Draw the figures and write report.md in `results_dir` from its tables; returns its path."""
     d = Path(results_dir)
@@ -828,6 +847,9 @@ def build(results_dir):
     study, env, config, runs = t["study"], t["environment"], t["config"], t["runs"]
     figures.loss_curves(d)
     figures.timings(d)
+    headline = getattr(figures, "headline", None)  # figures.headline(results_dir) draws headline.png (figures.py)
+    if headline is not None:
+        headline(d)
     fit = ""
     if (d / "data.csv").exists() and study["n_features"] == 1:
         data = pd.read_csv(d / "data.csv")
@@ -838,14 +860,16 @@ def build(results_dir):
                    "Some runs diverged and were stopped: " + "; ".join(
                        f"{run_label(r.implementation, r.device, r.dtype)} {r.status}" for r in diverged.itertuples()) + ".")
     sections = [
-        "# Linear regression by gradient descent: hand-rolled numpy vs TensorFlow",
+        "# Linear regression by gradient descent: numpy by hand against the frameworks",
         "The same model, trained by the same "
         + ("full-batch gradient descent" if not study.get("batch_size") else
            f"mini-batch descent (batches of {study['batch_size']}, one shared sample order)")
-        + " on the same data from the same starting point, by hand in numpy, as a Keras `Dense(1)` layer, and as a "
-        "`tf.GradientTape` loop. "
-        "This report is generated from the tables beside it (`python -m comparisons.report <folder>` rebuilds it).",
-        "## Findings\n\n" + findings_markdown(findings(d, t)),
+        + " on the same data from the same starting point, in "
+        + join(FRAMEWORK_WORDS.get(f, f) for f in _frameworks(runs)) + ". "
+        "This report is generated from the tables beside it (`python -m comparisons.report <folder>` rebuilds it); "
+        "every number in it is read from them, and machine facts only from `environment.json`.",
+        "## Findings\n\n" + findings_markdown(findings(d, t))
+        + ("\n\n![each way of training at a glance](headline.png)" if (d / "headline.png").exists() else ""),
         _setup_section(study, env, config),
         _weights_section(t["weights"], runs, config["iterations"], study.get("batch_size")),
         "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
