@@ -74,15 +74,18 @@ def output_block(tables, name):
     t = timed(tables["timings"])
     row = t[(t.implementation == name) & (t.device == device) & (t["dtype"] == dtype)]
     impl = registry.REGISTRY.get(name)
-    what = f"the study's {named(registry.label(name))} row" + (f" ({impl.summary})" if impl else "")
+    where = f"In the committed run ({device}, {dtype}, {config['iterations']:,} updates, lr {config['lr']:g})"
     if row.empty:
-        lines.append(f"In the committed run, {what}, {device}, {dtype}: not timed.")
+        lines.append(f"{where}: not timed.")
     else:
         r = row.iloc[0]
+        compiles = impl is not None and impl.framework != "numpy"
         steady = (f"then {duration(r.median_s)} per run (median of {int(r.repeats)}, interval "
                   f"{span(r.median_low_s, r.median_high_s)})" if r.repeats else "no timed repeat after it")
-        lines.append(f"In the committed run ({config['iterations']:,} updates, lr {config['lr']:g}), {what}, {device}, "
-                     f"{dtype}: first call {duration(r.first_call_s)} (tracing and compiling included), {steady}.")
+        lines.append(f"{where}: first call {duration(r.first_call_s)}"
+                     + (" (tracing and compiling included)" if compiles else "") + f", {steady}.")
+    lines[-1] += (f" That is the study's {named(registry.label(name))} row"
+                  + (f": {impl.summary}." if impl else "."))
     return "\n".join(lines) + "\n"
 
 

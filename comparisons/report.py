@@ -578,6 +578,7 @@ def use_when_rows(tables):
     eq = judged(tables["equivalence"]) if len(tables["equivalence"]) else None
     agreement = {} if eq is None else {(r.implementation, r.device): (r.max_rel_loss_diff, r.within)
                                        for r in eq[eq["dtype"] == dtype].itertuples()}
+    gram = {} if eq is None else {(r.implementation, r.device): bool(r.gram) for r in eq[eq["dtype"] == dtype].itertuples()}
     out = []
     for r in rows.itertuples():
         gap, within = agreement.get((r.implementation, r.device), (np.nan, "yes"))
@@ -590,7 +591,9 @@ def use_when_rows(tables):
                 f"{duration(r.median_s / r.iterations)} ({span(r.median_low_s / r.iterations, r.median_high_s / r.iterations)})"
                 if r.median_low_s < r.median_high_s else f"{duration(r.median_s / r.iterations)} (one timed call)"),
             "agreement with numpy": ("reference" if r.implementation == REFERENCE else "-" if solve or pd.isna(gap)
-                                     else f"{in_eps(gap, dtype):.3g} eps"),
+                                     else f"{in_eps(gap, dtype):.3g} eps" + (" (Gram loss: within its rounding bound)"
+                                                                            if gram.get((r.implementation, r.device))
+                                                                            and within == "yes" else "")),
             "use it when": use_when(r, reference, within == "yes"),
         })
     caption = (f"{dtype}, n = {int(reference.n_samples):,}, m = {int(reference.n_features)}, "
