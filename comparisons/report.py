@@ -215,7 +215,7 @@ def timed(timings):
     if "median_low_s" not in t:
         t["median_low_s"], t["median_high_s"] = t.min_s, t.max_s
     if "speedup_low" not in t or "break_even_updates" not in t:
-        refs = t[t.implementation == REFERENCE].set_index("dtype")
+        refs = t[(t.implementation == REFERENCE) & (t.iterations > 0)].drop_duplicates("dtype").set_index("dtype")
         lows, highs, breaks = [], [], []
         for r in t.itertuples():
             ref = refs.loc[r.dtype] if r.dtype in refs.index else None
@@ -271,7 +271,7 @@ def speed_finding(timings):
     if comparable.empty:
         return (f"numpy trains in {join(duration(r.median_s) + f' ({r.dtype})' for r in refs.itertuples())}; "
                 "no other implementation did the same work to compare with.")
-    ref_by_dtype = refs.set_index("dtype")
+    ref_by_dtype = refs.drop_duplicates("dtype").set_index("dtype")
     size = f"{int(refs.iterations.iloc[0]):,} updates on {int(refs.n_samples.iloc[0]):,} samples"
     # cold: a whole first call, tracing and compiling included; against numpy's first call in the same dtype
     cold = pd.concat([refs, comparable])
@@ -457,9 +457,11 @@ def _weights_section(weights, runs, iterations, batch_size=None):
         text += ["", "Runs that diverged were stopped at the iteration k named in `status`; their weights are the "
                  "parameters after k updates, the ones whose loss crossed the divergence line, and mean nothing as a "
                  "fit."]
-        if diverged.implementation.str.startswith("keras").any():
-            text[-1] += (" Keras cannot stop inside one `fit` call, so its timed runs do all the updates and its "
-                         "weights come from a second, untimed run of exactly k updates from the same start.")
+        runs_on = [n for n in diverged.implementation if n in REGISTRY and not REGISTRY[n].stops_at_divergence]
+        if runs_on:
+            text[-1] += (f" {join(named(registry.label(n)) for n in dict.fromkeys(runs_on))} cannot stop inside one "
+                         "call (Keras' `fit`), so its timed runs do all the updates and its weights come from a second, "
+                         "untimed run of exactly k updates from the same start.")
     return "\n".join(text)
 
 
@@ -641,7 +643,7 @@ def _timings_section(timings, runs, env, config, tables=None):
     text += ["", "**Reading the timings.**"]
     modes = runs.set_index(KEY)["mode"].to_dict() if "mode" in runs else {}
     refs = descent_rows(t)
-    refs = refs[refs.implementation == REFERENCE].set_index("dtype")
+    refs = refs[refs.implementation == REFERENCE].drop_duplicates("dtype").set_index("dtype")
     for (device, dtype), group in descent_rows(t).groupby(["device", "dtype"], sort=True):
         others = group[group.implementation != REFERENCE]
         if others.empty or dtype not in refs.index:
@@ -702,7 +704,9 @@ def same_loop_notes(timings, runs):
     t = timed(timings).set_index(KEY)
     notes = []
     with_mode = runs.dropna(subset=["mode"])
+    order = {name: i for i, name in enumerate(REGISTRY)}
     for (device, dtype, mode), group in with_mode.groupby(["device", "dtype", "mode"], sort=True):
+        group = group.iloc[np.argsort([order.get(n, len(order)) for n in group.implementation], kind="stable")]
         rows = [t.loc[k] for k in zip(group.implementation, group.device, group["dtype"]) if k in t.index]
         rows = [r for r in rows if r.iterations > 0]
         for a, b in zip(rows, rows[1:]):
