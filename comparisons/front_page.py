@@ -119,4 +119,5 @@ def close(printed, generated, digits=6):
     a, b = parse_printed(printed), parse_printed(generated)
     pairs = list(zip(a[0], b[0])) + [(a[1], b[1]), (a[2], b[2])]
     return len(a[0]) == len(b[0]) and all(
-        abs(x - y) <= 10.0 ** (np.floor(np.log10(max(abs(x), abs(y), 1e-300))) - digits + 1) for x, y in pairs)
+        abs(x - y) <= (1 + 1e-9) * 10.0 ** (np.floor(np.log10(max(abs(x), abs(y), 1e-300))) - digits + 1)
+        for x, y in pairs)
