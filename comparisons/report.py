@@ -272,29 +272,28 @@ def speed_finding(timings):
         return (f"numpy trains in {join(duration(r.median_s) + f' ({r.dtype})' for r in refs.itertuples())}; "
                 "no other implementation did the same work to compare with.")
     ref_by_dtype = refs.drop_duplicates("dtype").set_index("dtype")
-    size = f"{int(refs.iterations.iloc[0]):,} updates on {int(refs.n_samples.iloc[0]):,} samples"
+    iterations, samples = int(refs.iterations.iloc[0]), int(refs.n_samples.iloc[0])
     # cold: a whole first call, tracing and compiling included; against numpy's first call in the same dtype
     cold = pd.concat([refs, comparable])
     quickest = cold.loc[cold.first_call_s.idxmin()]
     best = comparable.loc[comparable.speedup_vs_numpy.idxmax()]
     ref = ref_by_dtype.loc[best["dtype"]]
     best_ties_numpy = ties_with_reference(best, ref)
-    if quickest.implementation == REFERENCE:
-        opening = f"For one fit of {size}, numpy's loop is quickest from a cold start"
-    else:
-        opening = f"For one fit of {size}, {way(quickest)} is quickest even from a cold start"
+    who = REFERENCE if quickest.implementation == REFERENCE else named(registry.label(quickest.implementation))
+    opening = f"For one fit of {iterations:,} updates {who} is quickest from a cold start"
     if best_ties_numpy or best.speedup_vs_numpy <= 1:
         opening += "; no other way is faster per update beyond the noise."
     else:
         breaks = best.break_even_updates
-        pays = ("at once" if breaks == 0 else f"after {updates(breaks)}" if np.isfinite(breaks) else "never, cold")
-        opening += (f"; {named(registry.label(best.implementation))} is {ratio(best.speedup_vs_numpy)} numpy's "
-                    f"speed per update after its first call, and a cold run of it overtakes numpy's {pays}.")
+        pays = ("overtakes a cold numpy run at once" if breaks == 0 else
+                f"overtakes numpy after {updates(breaks)}" if np.isfinite(breaks) else "never overtakes a cold numpy run")
+        opening += (f"; {named(registry.label(best.implementation))} is {ratio(best.speedup_vs_numpy)} faster per "
+                    f"update once running and {pays}.")
     # the detail: first call and steady time of the fastest, its interval, its ties, the solve
     tied = comparable[(comparable.index != best.name) & comparable.apply(
         lambda r: overlap((r.speedup_low, r.speedup_high), (best.speedup_low, best.speedup_high)), axis=1)]
-    detail = (f"Its first call took {duration(best.first_call_s)} (tracing and compiling included, for a framework "
-              f"that compiles), then "
+    detail = (f"On {samples:,} samples its first call took {duration(best.first_call_s)} (tracing and compiling "
+              f"included, for a framework that compiles), then "
               f"{duration(best.median_s)} per run (median; {_coverage_words(best)} {span(best.median_low_s, best.median_high_s)}) "
               f"against numpy's {duration(ref.first_call_s)} first call and {duration(ref.median_s)} per run "
               f"({span(ref.median_low_s, ref.median_high_s)}) in {best['dtype']}")
