@@ -283,9 +283,7 @@ def speed_finding(timings):
     if others.empty:
         opening = f"For one fit of {iterations:,} updates"
     elif refs.first_call_s.max() < others.first_call_s.min():
-        opening = (f"For one fit of {iterations:,} updates numpy is quickest from a cold start "
-                   f"({span(refs.first_call_s.min(), refs.first_call_s.max())} against the frameworks' "
-                   f"{span(others.first_call_s.min(), others.first_call_s.max())})")
+        opening = f"For one fit of {iterations:,} updates numpy is quickest from a cold start"
     else:
         quickest = others.loc[others.first_call_s.idxmin()]
         opening = (f"For one fit of {iterations:,} updates {named(registry.label(quickest.implementation))} starts "
@@ -312,6 +310,9 @@ def speed_finding(timings):
         detail += ": the intervals overlap, a tie"
     elif len(tied):
         detail += "; tied with it within the noise (speedup intervals overlap): " + join(way(r) for r in tied.itertuples())
+    if len(others):
+        detail += (f". First calls, a whole run each: numpy {span(refs.first_call_s.min(), refs.first_call_s.max())}, "
+                   f"the other frameworks {span(others.first_call_s.min(), others.first_call_s.max())}")
     text = opening + " " + detail + "."
     solve = solve_rows(t)
     if len(solve) and solve.speedup_vs_numpy.notna().any():
