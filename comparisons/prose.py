@@ -59,7 +59,9 @@ def ratio(x):
 
 
 def span(low, high):
-    """A noise interval in one unit, the one `duration` picks for its high end: '0.98-1.06 ms'."""
+    """A noise interval in one unit, the one `duration` picks for its high end: '0.98-1.06 ms' (one value if equal)."""
+    if low == high:
+        return duration(low)
     scale, unit = (1, "s") if high >= 1 else (1e3, "ms") if high >= 1e-3 else (1e6, "us")
     number = lambda v: f"{v:.0f}" if v >= 100 else f"{v:.3g}"
     return f"{number(low * scale)}-{number(high * scale)} {unit}"
