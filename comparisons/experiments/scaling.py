@@ -306,6 +306,8 @@ def report_section(table):
     t = table.iloc[0]
     n_max = int(table.n_samples.max())
     lines = ["## Scaling against the memory roofline", "", f"![per-iteration time against n]({NAME}.png)", "",
+             "A roofline is the least time the hardware allows for a piece of work; here, the time to read the "
+             "data from memory at the bandwidth measured in this run, which no step that reads X can beat. "
              f"Measured memory read bandwidth: **{t.bandwidth_gbs:.1f} GB/s** (best of a contiguous sum, "
              f"{t.bandwidth_sum_gbs:.1f} GB/s, and a BLAS matrix-vector product, {t.bandwidth_gemv_gbs:.1f} GB/s). "
              "The data come from the lesson's generator at each size (never from a `--data` file, whose size is fixed). "
