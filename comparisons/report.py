@@ -2,11 +2,18 @@
 
     python -m comparisons.report results/
 
-The report opens with Findings: short generated sentences, every number read from the tables. The
-single run's findings are written here; each experiment module may add its own with
-`findings(table) -> list[str]`, collected for the experiments that ran. When the folder is the
-repository's `results/`, the README's block between FINDINGS_START and FINDINGS_END is rewritten
-with the same findings.
+The report opens with Findings: at most ten generated bullets, each opening with its answer in plain
+words, then the detail; every number is read from the tables and machine facts only from
+environment.json. The single run's findings are written here; each experiment module may add its own
+with `findings(table) -> list[str]` (answer first, detail second), collected for the experiments that
+ran. The timings are read through their noise intervals (two rows are a tie when the intervals of
+their medians overlap, and a tie is never ranked), break-even and the closed-form solve; "which to use
+when" is generated from the same reading. Per-implementation words come from the registry row (title,
+summary, capabilities) or from NOTES keyed by the row, never from testing a name. Where one quantity
+is measured twice (the same loop under two names, one row's cost per update in an experiment, an
+all-reduce against a step containing one), `consistency_notes` says whether the numbers agree within
+the noise or what differs in the work. When the folder is the repository's `results/`, the README's
+generated parts (the findings block, and front_page.py's) are rewritten from the same tables.
 """
 import json
 import sys
@@ -547,15 +554,6 @@ NOTES = {
     "gradient_tape:eager": "one Python iteration per step: the cost of dispatching each op from Python",
 }
 MODE_WORDS = {"xla": "XLA", "graph": "a graph, no XLA", "blocked": "a graph taking X in blocks", "eager": "eager ops"}
-
-
-def _interval_words(row):
-    """'median 2.97 ms (90% interval 2.9-3.1 ms)', or the single measurement when no repeat was timed."""
-    if row.repeats == 0:
-        return f"{duration(row.median_s)} (warm-up only: no repeat fitted the time budget)"
-    coverage = getattr(row, "interval_coverage", np.nan)
-    cover = f"{coverage:.0%} interval" if not pd.isna(coverage) else "min to max"
-    return f"median {duration(row.median_s)} ({cover} {span(row.median_low_s, row.median_high_s)})"
 
 
 def use_when(row, reference, agrees=True):
