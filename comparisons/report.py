@@ -726,9 +726,10 @@ def same_loop_notes(timings, runs):
             what = (f"{named(registry.label(na))} and {named(registry.label(nb))} ({device}, {dtype}) ran the same loop "
                     f"(`mode` {mode} in runs.csv)")
             if same and (a.repeats == 0 or b.repeats == 0):
-                notes.append(f"{what}; {duration(a.median_s)} and {duration(b.median_s)} per run are first calls "
-                             "only (no timed repeat fitted the budget), which include tracing and compiling, so they "
-                             "compare the set-up of each call, not the loop.")
+                cold = [f"{named(registry.label(r.name[0]))}'s {duration(r.median_s)}" for r in (a, b) if r.repeats == 0]
+                notes.append(f"{what}; {join(cold)} {'is a first call' if len(cold) == 1 else 'are first calls'} only "
+                             "(no timed repeat fitted the budget), tracing and compiling included, so the two times "
+                             "do not compare the loop.")
             elif same and overlap((a.median_low_s, a.median_high_s), (b.median_low_s, b.median_high_s)):
                 notes.append(f"{what}, and their times agree within the measured noise ({duration(a.median_s)} and "
                              f"{duration(b.median_s)} per run, intervals {span(a.median_low_s, a.median_high_s)} and "
