@@ -602,7 +602,8 @@ def use_when_rows(tables):
             "time to first result": duration(r.first_call_s),
             "time per update": "-" if solve else (
                 f"{duration(r.median_s / r.iterations)} ({span(r.median_low_s / r.iterations, r.median_high_s / r.iterations)})"
-                if r.median_low_s < r.median_high_s else f"{duration(r.median_s / r.iterations)} (one timed call)"),
+                if r.median_low_s < r.median_high_s else f"{duration(r.median_s / r.iterations)} "
+                + ("(first call only: no repeat fitted the time budget)" if r.repeats == 0 else "(one timed call)")),
             "agreement with numpy": ("reference" if r.implementation == REFERENCE else "-" if solve or pd.isna(gap)
                                      else f"{in_eps(gap, dtype):.3g} eps" + (" (Gram loss: within its rounding bound)"
                                                                             if gram.get((r.implementation, r.device))
@@ -674,8 +675,9 @@ def _timings_section(timings, runs, env, config, tables=None):
                      f"{ratio(r.speedup_vs_numpy)} numpy's speed" if not pd.isna(r.speedup_vs_numpy) else
                      "not compared (different number of updates)")
             sentence = (f"{named(registry.label(r.implementation))}" + (f" ({impl.summary}{how})" if impl else how)
-                        + f": {duration(r.median_s / r.iterations)} per update, {speed}; its first call took "
-                        f"{duration(r.first_call_s)}")
+                        + f": {duration(r.median_s / r.iterations)} per update"
+                        + (" (its first call only: no repeat fitted the time budget)" if r.repeats == 0 else "")
+                        + f", {speed}; its first call took {duration(r.first_call_s)}")
             if r.implementation in NOTES:
                 sentence += f": {NOTES[r.implementation]}"
             line.append(sentence + ".")

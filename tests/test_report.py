@@ -516,3 +516,14 @@ def test_a_same_loop_pair_timed_by_a_first_call_says_which(folder, monkeypatch):
     assert ("ran the same loop (`mode` xla in runs.csv); *GradientTape loop, XLA*'s 3 ms is a first call only (no "
             "timed repeat fitted the budget), tracing and compiling included, so the two times do not compare the loop."
             ) in text
+
+
+def test_a_row_without_timed_repeats_is_read_as_its_first_call(folder, monkeypatch):
+    edit_csv(folder, "timings", lambda t: t.assign(
+        repeats=np.where(t.implementation == "keras", 0, t.repeats),
+        median_low_s=np.where(t.implementation == "keras", t.median_s, t.median_low_s),
+        median_high_s=np.where(t.implementation == "keras", t.median_s, t.median_high_s)))
+    rows = report.use_when_rows(report.load(folder))[1].set_index("way of training")
+    assert rows.loc["Keras fit", "time per update"] == "200 us (first call only: no repeat fitted the time budget)"
+    text = build(folder, monkeypatch)
+    assert "*Keras fit* (" in text and "200 us per update (its first call only: no repeat fitted the time budget)" in text
