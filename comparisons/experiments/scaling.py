@@ -374,16 +374,16 @@ def findings(table):
     case = crossover[crossover.n_features == m]
     case = case[case.dtype == ("float32" if (case.dtype == "float32").any() else case.dtype.iloc[0])]
     gains = case.streaming_1000_s / case.gram_1000_s
-    parts = [f"`{r.streaming}` {r.streaming_1000_s:.3g} s against `{r.implementation}` {r.gram_1000_s:.3g} s"
-             for r in case.itertuples()]
+    parts = [f"*{registry.label(r.streaming)}* {r.streaming_1000_s:.3g} s against *{registry.label(r.implementation)}* "
+             f"{r.gram_1000_s:.3g} s" for r in case.itertuples()]
     first = case.iloc[0]
     faster = (f"{gains.min():.3g}x to {gains.max():.3g}x faster" if len(case) > 1 else f"{gains.iloc[0]:.3g}x faster")
     answer = (f"On large data, reading it once pays: at n = {first.largest_n:,}, m = {m}, the Gram route runs 1000 "
               f"iterations {faster} than streaming"
               if (gains > 1).all() else
               f"At n = {first.largest_n:,}, m = {m}, the Gram route's 1000 iterations are not always faster than streaming")
-    where = [f"`{r.implementation}` from n = {r.beats_streaming_from_n:,}" if not pd.isna(r.beats_streaming_from_n)
-             else f"`{r.implementation}` not within n = {r.largest_n:,}" for r in case.itertuples()]
+    where = [f"*{registry.label(r.implementation)}* from n = {r.beats_streaming_from_n:,}" if not pd.isna(r.beats_streaming_from_n)
+             else f"*{registry.label(r.implementation)}* not within n = {r.largest_n:,}" for r in case.itertuples()]
     return [answer + f" ({first['dtype']}, its one pass included): " + "; ".join(parts) + ".",
             "The Gram route reads X once for its sufficient statistics (G = [X, 1]^T [X, 1], c = [X, 1]^T y and "
             "s = y^T y, all the loss and its gradient need), then takes each step in O(m^2); streaming reads all of X "
