@@ -459,7 +459,20 @@ def _setup_section(study, env, config):
     return "\n".join(lines)
 
 
-def _weights_section(weights, runs, iterations, batch_size=None):
+def _standard_errors_line(weights, data):
+    """'Least squares with its standard errors: x1 = 3.39 +- 0.09, ...; the generator's ...', or '' without data."""
+    errors = truth_in_errors(weights, data)
+    if errors is None:
+        return ""
+    in_se, se = errors
+    wide = weights.pivot_table(index="implementation", columns="parameter", values="value")
+    return ("Least squares with its standard errors (sigma^2 (A^T A)^-1, A = [X, 1], sigma^2 = RSS / (n - m - 1), "
+            "from `data.csv`): " + ", ".join(f"{p} = {wide.loc['ols', p]:.4g} +- {se[p]:.2g}" for p in se)
+            + "; the generator's parameters are " + ", ".join(f"{p} = {wide.loc['true', p]:.4g}" for p in se)
+            + ", " + join(f"{in_se[p]:.2g}" for p in se) + " standard errors away.")
+
+
+def _weights_section(weights, runs, iterations, batch_size=None, data=None):
     """The final parameters beside ols and true, and how close descent came to least squares."""
     wide = weights.pivot_table(index=KEY, columns="parameter", values="value", sort=False).reset_index()
     parameters = [c for c in wide.columns if c not in KEY and c != "bias"] + ["bias"]
@@ -471,7 +484,9 @@ def _weights_section(weights, runs, iterations, batch_size=None):
     text = ["## Learned weights, the truth and least squares",
             "Final parameters of every run in the units of the input columns, beside the closed-form "
             "least-squares solution (`ols`) and, for synthetic data, the generator's parameters (`true`).",
-            "", md_table(wide), "", least_squares_finding(weights, runs, iterations, batch_size)]
+            "", md_table(wide), "", least_squares_finding(weights, runs, iterations, batch_size, data)]
+    if _standard_errors_line(weights, data):
+        text += ["", _standard_errors_line(weights, data)]
     diverged = runs[runs.status != "ok"]
     if len(diverged):
         text += ["", "Runs that diverged were stopped at the iteration k named in `status`; their weights are the "
@@ -918,7 +933,7 @@ def build(results_dir):
         "## Findings\n\n" + findings_markdown(findings(d, t))
         + ("\n\n![each way of training at a glance](headline.png)" if (d / "headline.png").exists() else ""),
         _setup_section(study, env, config),
-        _weights_section(t["weights"], runs, config["iterations"], study.get("batch_size")),
+        _weights_section(t["weights"], runs, config["iterations"], study.get("batch_size"), t.get("data")),
         "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
         _equivalence_section(t["equivalence"], t["gradient_check"], runs),
         _timings_section(t["timings"], runs, env, config, t),

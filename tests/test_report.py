@@ -180,7 +180,7 @@ def test_a_run_outside_tolerance_opens_the_first_finding(folder):
     assert f"{1e-6 / EPS64:.3g} eps (1e-06 relative) in float64" in first
 
 
-def test_least_squares_gap_in_standard_errors(folder):
+def test_least_squares_gap_in_standard_errors(folder, monkeypatch):
     data = pd.read_csv(folder / "data.csv")
     x, y = data.x1.to_numpy(), data.y.to_numpy()
     # simple regression in closed form (independent of the report's matrix algebra)
@@ -195,6 +195,7 @@ def test_least_squares_gap_in_standard_errors(folder):
     assert f"{abs(intercept - 4) / se_intercept:.2g} standard errors for bias" in second
     assert f"here {se_slope:.2g} and {se_intercept:.2g})" in second
     assert "the noise in y, not the descent, sets that gap" in second
+    assert f"x1 = {slope:.4g} +- {se_slope:.2g}, bias = {intercept:.4g} +- {se_intercept:.2g}" in build(folder, monkeypatch)
     edit_csv(folder, "weights", lambda t: t.assign(value=np.where(
         (t.implementation == "true") & (t.parameter == "x1"), slope + 10 * se_slope, t.value)))
     assert "more than 3 standard errors, more than the noise explains" in report.findings(folder)[1]
