@@ -72,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    """The command line of SPEC.md."""
+    """The study's command line (the results contract's options)."""
     defaults = StudyConfig()
     p = _Parser(prog="run_all.py", description=(
         "Linear regression by gradient descent, hand-rolled in numpy and in TensorFlow/Keras, trained on the "
