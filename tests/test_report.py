@@ -251,7 +251,7 @@ def test_a_diverged_run_is_named_and_left_out_of_the_gap(folder):
 
 
 def test_a_failed_a_missing_and_an_unknown_experiment(folder, monkeypatch):
-    shutil.copy(RESULTS / "lr_sweep.csv", folder / "lr_sweep.csv")
+    sweep().to_csv(folder / "lr_sweep.csv", index=False)
     edit_json(folder, "experiments", lambda s: {"lr_sweep": {"status": "ok"}, "variants": {"status": "ok"},
                                                 "matmul": {"status": "failed: RuntimeError: boom\nmore"},
                                                 "not_yet": {"status": "ok", "seconds": 1.0}})
@@ -434,38 +434,62 @@ def test_report_compares_no_implementation_name():
 # --- the experiments' sentences and the helpers ---------------------------------------------------------------
 
 def sweep():
-    return pd.read_csv(RESULTS / "lr_sweep.csv")
+    """A hand-made lr sweep: threshold 2 / 5 = 0.4; numpy and keras in float64 at 0.5x, 0.99x and 2x."""
+    rows = []
+    for name in ("numpy", "keras"):
+        for ratio, predicted, measured in ((0.5, 100.0, 95), (0.99, 5000.0, 4900), (2.0, 0.0, -1)):
+            side = "stable" if ratio < 1 else "diverges"
+            rows.append(dict(implementation=name, dtype="float64", lr=0.4 * ratio, lr_over_threshold=ratio,
+                             threshold=0.4, lambda_min=0.3, lambda_max=5.0, iterations=1000, theory_side=side,
+                             observed_side=side, agrees_with_theory=True, predicted_iterations=predicted,
+                             measured_iterations=measured, tolerance=1e-6))
+    return pd.DataFrame(rows)
 
 
-def test_lr_sweep_sentence_with_fewer_rates_and_one_dtype():
-    t = sweep()
-    t = t[(t.implementation == "numpy") & (t.dtype == "float64") & (t.lr_over_threshold < 0.5)]
-    assert lr_sweep.agreement_sentence(t) == (
-        f"Every one of the {len(t)} runs landed on the side theory predicts (0.001x to 0.116x the threshold): "
-        f"`numpy` in float64 at {len(t)} rates.")
-    first, second = lr_sweep.findings(t)
-    assert first.endswith("all 3 runs of the sweep (1 implementations, 0.001x to 0.116x the threshold) landed on the "
-                          "side it predicts.")
-    assert second.startswith(f"The threshold is 2/lambda_max, lambda_max = {t.lambda_max.iloc[0]:.4g} being the largest "
-                             "eigenvalue of the loss's curvature")
+def test_lr_sweep_findings_open_with_the_threshold_and_explain_it():
+    first, second = lr_sweep.findings(sweep())
+    assert first == ("Full-batch descent is stable only for learning rates below 0.4 here; all 6 runs of the sweep "
+                     "(2 implementations, 0.5x to 2x the threshold) landed on the side it predicts.")
+    assert second == ("The threshold is 2/lambda_max, lambda_max = 5 being the largest eigenvalue of the loss's curvature "
+                      "(its Hessian 2/n [X, 1]^T [X, 1]); at the 2 stable rates the numpy float64 run needed 0.95 to "
+                      "0.98 of the predicted iterations to close the distance to least squares to 1e-06 of its start.")
+    assert lr_sweep.agreement_sentence(sweep()) == (
+        "Every one of the 6 runs landed on the side theory predicts (0.5x to 2x the threshold, nearest it 0.99x): "
+        "`numpy` and `keras` in float64 at 3 rates.")
 
 
 def test_lr_sweep_sentence_names_a_disagreeing_run():
     t = sweep()
-    hit = (t.implementation == "keras") & (t.dtype == "float32") & (t.lr == 10.0)
+    hit = (t.implementation == "keras") & (t.lr_over_threshold == 2.0)
     t = t.assign(agrees_with_theory=~hit, observed_side=np.where(hit, "stable", t.observed_side))
-    text = lr_sweep.agreement_sentence(t)
-    assert text.startswith(f"**1 run of {len(t)} disagree with theory**: `keras` [float32] at lr 10 (23.1x) was stable.")
-    assert lr_sweep.findings(t)[0].endswith(f"**1 of {len(t)} runs of the sweep did not** land on the predicted side.")
+    assert lr_sweep.agreement_sentence(t).startswith(
+        "**1 run of 6 disagree with theory**: `keras` [float64] at lr 0.8 (2x) was stable.")
+    assert lr_sweep.findings(t)[0].endswith("**1 of 6 runs of the sweep did not** land on the predicted side.")
 
 
-def test_variants_without_keras_and_with_a_differing_keras():
-    t = pd.read_csv(RESULTS / "variants.csv")
-    numpy_only = t[t.implementation == "numpy"]
+def epochs_table(keras_gap=1e-15):
+    """A hand-made variants table: batch sizes 1 and 100, two epochs, numpy and keras, OLS loss 0.25."""
+    rows = []
+    for name in ("numpy", "keras"):
+        for batch, losses in ((1, (70.0, 0.3, 0.26)), (100, (70.0, 40.0, 20.0))):
+            for epoch, loss in enumerate(losses):
+                rows.append(dict(implementation=name, dtype="float64", lr=0.05, batch_size=batch, epoch=epoch,
+                                 steps=epoch * 100 // batch, full_loss=loss, ols_loss=0.25, median_s=0.01,
+                                 first_call_s=0.02, repeats=3, max_rel_step_loss_diff_vs_numpy=
+                                 keras_gap if name == "keras" else 0.0, max_abs_param_diff_vs_numpy=0.0,
+                                 n_samples=100, data_source="synthetic"))
+    return pd.DataFrame(rows)
+
+
+def test_variants_findings_follow_their_table():
+    assert variants.findings(epochs_table()) == [
+        "Fed the same sample order, Keras follows numpy's path at batch sizes 1 and 100 (largest relative difference "
+        "of the per-step losses 1e-15).",
+        "After 2 epochs batch size 1 is 0.01 above the least-squares loss and batch size 100 20."]
+    numpy_only = epochs_table()[lambda t: t.implementation == "numpy"]
     assert "Only numpy ran" in variants.report_section(numpy_only)
     assert not any("Keras" in s for s in variants.findings(numpy_only))
-    apart = t.assign(max_rel_step_loss_diff_vs_numpy=np.where(t.implementation == "keras", 1e-3, 0.0))
-    assert variants.findings(apart)[0].startswith("**Keras and numpy part ways")
+    assert variants.findings(epochs_table(keras_gap=1e-3))[0].startswith("**Keras and numpy part ways")
 
 
 def test_md_table_escapes_bars_and_formats_floats():
