@@ -299,12 +299,13 @@ def speed_finding(timings):
                    f"as fast as numpy or faster ({duration(quickest.first_call_s)} against numpy's "
                    f"{span(home.first_call_s.min(), home.first_call_s.max())} first calls)")
     if best_ties_numpy or best.speedup_vs_numpy <= 1:
-        opening += ("; " if others.size else ", ") + "no other way is faster per update beyond the noise."
+        opening += ("; " if len(others) else ", ") + "no other way is faster per update beyond the noise."
     else:
         breaks = best.break_even_updates
         pays = ("overtakes a cold numpy run at once" if breaks == 0 else
                 f"overtakes numpy after {updates(breaks)}" if np.isfinite(breaks) else "never overtakes a cold numpy run")
-        opening += (f"; {named(registry.label(best.implementation))} is {ratio(best.speedup_vs_numpy)} faster per "
+        opening += (("; " if len(others) else ", ") + f"{named(registry.label(best.implementation))} is "
+                    f"{ratio(best.speedup_vs_numpy)} faster per "
                     f"update once running and {pays}.")
     # the detail: first call and steady time of the fastest, its interval, its ties, the solve
     tied = comparable[(comparable.index != best.name) & comparable.apply(

@@ -552,3 +552,13 @@ def test_a_row_without_timed_repeats_is_read_as_its_first_call(folder, monkeypat
     assert rows.loc["Keras fit", "time per update"] == "200 us (first call only: no repeat fitted the time budget)"
     text = build(folder, monkeypatch)
     assert "*Keras fit* (" in text and "200 us per update (its first call only: no repeat fitted the time budget)" in text
+
+
+def test_speed_with_numpy_rows_only(tmp_path):
+    rows = [timing_row("numpy", "float64", 0.020, 0.020, 0.019, 0.021),
+            timing_row("numpy:gram", "float64", 0.004, 0.002, 0.0019, 0.0021)]
+    speed = report.findings(write_folder(tmp_path / "results", rows))[2]
+    # break-even by hand: (0.002 - 0) / (2e-5 - 2e-6) = 111.1 -> 112 updates
+    assert speed.startswith("For one fit of 1,000 updates, *numpy, Gram route* is 10x faster per update once running "
+                            "and overtakes numpy after 112 updates. On 100 samples its first call took 4 ms, then")
+    assert "First calls" not in speed  # no other framework to compare from cold
