@@ -941,8 +941,10 @@ def build(results_dir):
         _consistency_section(t, experiment_tables(d, t["experiments"])[0]),
         _experiments_section(d, t["experiments"]),
         "## Files\n\n`weights.csv`, `loss_curves.csv`, `gradient_check.csv`, `timings.csv`, `equivalence.csv` "
-        "(the results contract), `runs.csv` (status of each run), `study.json` (data and stability), `config.json`, "
-        "`environment.json`, one CSV and PNG per experiment, and `tensorboard/` "
+        "(the results contract; `timings.csv` with each median's noise interval, the speedup's interval and "
+        "break-even), `runs.csv` (status, `jit_compile` and `mode` of each run), `study.json` (data and stability), "
+        "`config.json`, `environment.json` (where it ran), `data.csv` (the data, for small runs), one CSV and PNG per "
+        "experiment, and `tensorboard/` "
         "(`tensorboard --logdir tensorboard` overlays the loss curves).",
     ]
     (d / "report.md").write_text("\n\n".join(s for s in sections if s) + "\n")
