@@ -707,7 +707,11 @@ def _timings_section(timings, runs, env, config, tables=None):
     gpus = (env.get("tensorflow") or {}).get("gpus") or []
     cells = int((t.n_samples * t.n_features).max())
     small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
-    if gpus:
+    on_gpu = t.device.str.contains("gpu", case=False).any()
+    if gpus and not on_gpu:
+        text.append(f"- TensorFlow saw a GPU ({', '.join(gpus)}), but no run in these tables used it (`--device` "
+                    "kept them on the CPU).")
+    elif gpus:
         text.append(f"- GPU ({', '.join(gpus)}): compare the gpu rows with the cpu rows above"
                     + ("; with X this small a step is microseconds of work against kernel-launch latency, so the GPU "
                        "cannot win." if small else "."))

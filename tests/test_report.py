@@ -405,7 +405,9 @@ def test_machine_facts_come_from_environment_json_only(folder, monkeypatch):
     (folder / "environment.json").write_text(json.dumps(env))
     text = build(folder, monkeypatch) + report.readme_block(folder)
     assert "Big Iron 9000, 16 usable cores" in text and "GPU /physical_device:GPU:0" in text
-    assert "GPU (/physical_device:GPU:0): compare the gpu rows" in text
+    assert "TensorFlow saw a GPU (/physical_device:GPU:0), but no run in these tables used it" in text
+    write_folder(folder, TIMINGS + [timing_row("keras", "float64", 1.0, 0.2, 0.19, 0.21, device="gpu:0")], env)
+    assert "GPU (/physical_device:GPU:0): compare the gpu rows with the cpu rows above" in build(folder, monkeypatch)
     for stale in ("No GPU was detected", "no GPU", "2 usable cores", "two cores", "2 cores", "2-core", "AMD EPYC"):
         assert stale not in text, stale
 
