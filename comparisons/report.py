@@ -308,8 +308,11 @@ def speed_finding(timings):
                     f"{ratio(best.speedup_vs_numpy)} faster per "
                     f"update once running and {pays}.")
     # the detail: first call and steady time of the fastest, its interval, its ties, the solve
-    tied = comparable[(comparable.index != best.name) & comparable.apply(
-        lambda r: overlap((r.speedup_low, r.speedup_high), (best.speedup_low, best.speedup_high)), axis=1)]
+    def ties_best(r):  # same dtype: the medians' intervals; across dtypes: the speedups' intervals
+        if r["dtype"] == best["dtype"]:
+            return overlap((r.median_low_s, r.median_high_s), (best.median_low_s, best.median_high_s))
+        return overlap((r.speedup_low, r.speedup_high), (best.speedup_low, best.speedup_high))
+    tied = comparable[(comparable.index != best.name) & comparable.apply(ties_best, axis=1)]
     compiles = best.implementation in REGISTRY and REGISTRY[best.implementation].framework != own
     detail = (f"On {samples:,} samples its first call took {duration(best.first_call_s)}"
               + (" (tracing and compiling included)" if compiles else "") + ", then "
@@ -319,7 +322,7 @@ def speed_finding(timings):
     if best_ties_numpy:
         detail += ": the intervals overlap, a tie"
     elif len(tied):
-        detail += "; tied with it within the noise (speedup intervals overlap): " + join(way(r) for r in tied.itertuples())
+        detail += "; tied with it within the noise (their intervals overlap): " + join(way(r) for r in tied.itertuples())
     if len(others):
         detail += (f". First calls, a whole run each: numpy {span(home.first_call_s.min(), home.first_call_s.max())}, "
                    f"the other frameworks {span(others.first_call_s.min(), others.first_call_s.max())}")
