@@ -20,7 +20,7 @@ from comparisons import registry
 from comparisons.config import EXPERIMENTS, StudyConfig
 from comparisons.errors import UsageError
 
-QUICK_ITERATIONS = 100  # --quick: fewer updates (keras:numpy_input costs ~20 ms per update here)
+QUICK_ITERATIONS = 100  # --quick: fewer updates (the one-epoch-per-update Keras idiom pays Keras' per-epoch cost on each)
 QUICK_REPEATS = 2
 QUICK_TIME_BUDGET_S = 2.0
 
@@ -72,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    """The command line of SPEC.md."""
+    """The study's command line (the results contract's options)."""
     defaults = StudyConfig()
     p = _Parser(prog="run_all.py", description=(
         "Linear regression by gradient descent, hand-rolled in numpy and in TensorFlow/Keras, trained on the "

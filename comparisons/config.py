@@ -28,7 +28,7 @@ class StudyConfig:
     standardize: bool = False  # train on z-scored features, report weights in raw units
     center_target: bool = False  # with standardize: also train on y - mean(y) (bias mapped back)
     batch_size: int | None = None  # None = full batch; 1..n = mini-batch / SGD with a seeded order
-    replicas: int = 2  # mirrored variants: the smallest number of replicas that exercises the all-reduce (2 cores here)
+    replicas: int = 2  # mirrored variants: the smallest number of replicas that exercises the all-reduce (any machine has the cores for two logical CPUs)
     workers: int = 2  # gradient_tape:multi_worker: the smallest cluster with a real cross-process all-reduce
     experiments: tuple = EXPERIMENTS  # studies beyond the single run
     full: bool = False  # the large versions of the experiments

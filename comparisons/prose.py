@@ -56,3 +56,28 @@ def ratio(x):
     if x >= 1:
         return f"{x:.2g}x"
     return f"1/{1 / x:,.0f} of"
+
+
+def span(low, high):
+    """A noise interval in one unit, the one `duration` picks for its high end: '0.98-1.06 ms' (one value if equal)."""
+    if low == high:
+        return duration(low)
+    scale, unit = (1, "s") if high >= 1 else (1e3, "ms") if high >= 1e-3 else (1e6, "us")
+    number = lambda v: f"{v:.0f}" if v >= 100 else f"{v:.3g}"
+    return f"{number(low * scale)}-{number(high * scale)} {unit}"
+
+
+def updates(count):
+    """'1 update', '4,210 updates' (a count rounded up: a run makes whole updates)."""
+    whole = int(np.ceil(count))
+    return f"{whole:,} update" + ("" if whole == 1 else "s")
+
+
+EPS_EXPLAINED = ("eps, the dtype's machine epsilon, is the relative gap between 1 and the next number it can hold: "
+                 f"{np.finfo(np.float32).eps:.2g} in float32, {np.finfo(np.float64).eps:.2g} in float64; a few eps is "
+                 "a few roundings")
+
+
+def named(label):
+    """A way of training's title in running prose, set apart because titles contain commas: '*Keras fit*'."""
+    return f"*{label}*"

@@ -2,11 +2,18 @@
 
     python -m comparisons.report results/
 
-The report opens with Findings: short generated sentences, every number read from the tables. The
-single run's findings are written here; each experiment module may add its own with
-`findings(table) -> list[str]`, collected for the experiments that ran. When the folder is the
-repository's `results/`, the README's block between FINDINGS_START and FINDINGS_END is rewritten
-with the same findings.
+The report opens with Findings: at most ten generated bullets, each opening with its answer in plain
+words, then the detail; every number is read from the tables and machine facts only from
+environment.json. The single run's findings are written here; each experiment module may add its own
+with `findings(table) -> list[str]` (answer first, detail second), collected for the experiments that
+ran. The timings are read through their noise intervals (two rows are a tie when the intervals of
+their medians overlap, and a tie is never ranked), break-even and the closed-form solve; "which to use
+when" is generated from the same reading. Per-implementation words come from the registry row (title,
+summary, capabilities) or from NOTES keyed by the row, never from testing a name. Where one quantity
+is measured twice (the same loop under two names, one row's cost per update in an experiment, an
+all-reduce against a step containing one), `consistency_notes` says whether the numbers agree within
+the noise or what differs in the work. When the folder is the repository's `results/`, the README's
+generated parts (the findings block, and front_page.py's) are rewritten from the same tables.
 """
 import json
 import sys
@@ -18,8 +25,10 @@ import pandas as pd
 from . import experiments as experiment_registry
 from . import figures
 from .config import EXPERIMENTS
-from .prose import duration, in_eps, join, md_table, plural, ratio, run_label
-from .registry import REGISTRY
+from . import registry
+from .prose import EPS_EXPLAINED, duration, in_eps, join, md_table, named, plural, ratio, run_label, span, updates
+from .registry import REFERENCE, REGISTRY
+from .timing import break_even_updates, overlap, ratio_interval
 from .tolerances import CONVERGED, EQUIVALENCE
 
 MAX_FINDINGS = 10
@@ -39,6 +48,7 @@ def load(results_dir):
     out = {name: json.loads((d / f"{name}.json").read_text()) for name in ("study", "environment", "config")}
     for name in ("weights", "runs", "equivalence", "gradient_check", "timings"):
         out[name] = pd.read_csv(d / f"{name}.csv")
+    out["data"] = pd.read_csv(d / "data.csv") if (d / "data.csv").exists() else None  # small runs only
     status_file = d / "experiments.json"
     out["experiments"] = json.loads(status_file.read_text()) if status_file.exists() else {}
     return out
@@ -96,33 +106,39 @@ def judged(equivalence):
 
 
 def agreement_finding(equivalence, grads, runs):
-    """How closely the frameworks reproduce numpy, in eps, and whether any run is outside its allowance."""
+    """Whether every way of training gives numpy's numbers (the answer first), then how closely, in eps."""
     if equivalence.empty:
         return "Only one implementation ran, so nothing was compared with the hand-rolled run."
     eq = judged(equivalence)
     streaming, gram = eq[~eq.gram], eq[eq.gram]
-    text = ""
+    outside = eq[eq.within == "NO"]
+    worst = streaming.groupby("dtype").max_rel_loss_diff.max()
+    per_step = grads[grads.method == "analytic_vs_autodiff"].groupby("dtype").max_rel_diff.max()
+    if len(outside):
+        opening = (f"**{plural(len(outside), 'run')} outside the tolerance**: "
+                   + join(run_label(r.implementation, r.device, r.dtype) for r in outside.itertuples())
+                   + " did not give numpy's numbers; every other way of training did.")
+    else:
+        how = "up to rounding" if len(worst) and _rounding_only(worst) else "within the study's tolerance"
+        opening = (f"Every way of training gives numpy's numbers {how}"
+                   + (", and autodiff matches the lesson's gradient formulas at every step." if len(per_step) else "."))
+    detail = []
     if len(streaming):
-        worst = streaming.groupby("dtype").max_rel_loss_diff.max()
         spread = streaming[streaming.device.str.contains("+", regex=False)]  # replicas or workers, joined by '+'
-        text = ("Against the hand-rolled numpy run every streaming loss curve"
-                + (f" (the {plural(len(spread), 'run')} over several replicas or workers among them)" if len(spread) else "")
-                + " agrees to within " + join(f"{in_eps(v, d):.3g} eps ({v:.2g} relative) in {d}" for d, v in worst.items()))
+        detail.append("every streaming loss curve"
+                      + (f" (the {plural(len(spread), 'run')} over several replicas or workers among them)" if len(spread) else "")
+                      + " agrees with numpy's to within "
+                      + join(f"{in_eps(v, d):.3g} eps ({v:.2g} relative) in {d}" for d, v in worst.items()))
     if len(gram):
         by_dtype = gram.groupby("dtype").agg(gap=("max_rel_loss_diff", "max"), bound=("loss_bound", "max"))
-        text += (("; the" if text else "The") + " Gram routes, whose loss cancels, to within "
-                 + join(f"{r.gap:.2g} in {d} (derived rounding bound {r.bound:.2g})" for d, r in by_dtype.iterrows()))
-    per_step = grads[grads.method == "analytic_vs_autodiff"].groupby("dtype").max_rel_diff.max()
+        detail.append("the Gram routes, whose loss formula cancels digits, to within "
+                      + join(f"{r.gap:.2g} in {d} (derived rounding bound {r.bound:.2g})" for d, r in by_dtype.iterrows()))
     if len(per_step):
-        text += ("; autodiff and the analytic gradient differ by at most "
-                 + join(f"{in_eps(v, d):.2g} eps in {d}" for d, v in per_step.items()) + " at any step")
-    outside = eq[eq.within == "NO"]
-    if len(outside):
-        text += (f". **{plural(len(outside), 'run')} outside the tolerance**: "
-                 + join(run_label(r.implementation, r.device, r.dtype) for r in outside.itertuples()))
-    else:
-        text += (f", inside every tolerance ({join(f'{v:g} in {d}' for d, v in EQUIVALENCE.items())}"
-                 + (", plus its rounding bound for a Gram route" if len(gram) else "") + ")")
+        detail.append("autodiff and the analytic gradient differ by at most "
+                      + join(f"{in_eps(v, d):.2g} eps in {d}" for d, v in per_step.items()) + " at any step")
+    text = opening + " In detail (" + EPS_EXPLAINED + "), " + "; ".join(detail)
+    text += (f"; the tolerances are {join(f'{v:g} in {d}' for d, v in EQUIVALENCE.items())}"
+             + (", plus its rounding bound for a Gram route" if len(gram) else ""))
     diverged = runs[runs.status != "ok"]
     if len(diverged):
         text += (f". {plural(len(diverged), 'run')} diverged and stopped "
@@ -130,53 +146,205 @@ def agreement_finding(equivalence, grads, runs):
     return text + "."
 
 
-def least_squares_finding(weights, runs, iterations, batch_size):
-    """How close the finished runs came to the least-squares fit, and that fit to the generator."""
+def fit_errors(data, n_features):
+    """Least squares on [X, 1] from data.csv: (parameters, standard errors), or None when there is no data.
+
+    Standard errors are the square roots of the diagonal of sigma^2 (A^T A)^-1, A = [X, 1], with
+    sigma^2 = RSS / (n - m - 1): the spread of the fitted parameters that the noise in y alone gives.
+    """
+    if data is None or len(data) <= n_features + 1:
+        return None
+    A = np.column_stack([data.iloc[:, :n_features].to_numpy(float), np.ones(len(data))])  # (n, m + 1)
+    y = data.iloc[:, -1].to_numpy(float)  # (n,)
+    theta, *_ = np.linalg.lstsq(A, y, rcond=None)
+    rss = float(np.sum((y - A @ theta) ** 2))
+    sigma2 = rss / (len(data) - n_features - 1)
+    return theta, np.sqrt(sigma2 * np.diag(np.linalg.inv(A.T @ A)))
+
+
+def truth_in_errors(weights, data):
+    """Each parameter's |ols - true| in standard errors of the fit, ordered as weights.csv names them, or None."""
+    wide = weights.pivot_table(index="implementation", columns="parameter", values="value", sort=False)
+    if "true" not in wide.index or data is None:
+        return None
+    parameters = [c for c in wide.columns if c != "bias"] + ["bias"]
+    fitted = fit_errors(data, len(parameters) - 1)
+    if fitted is None:
+        return None
+    _, errors = fitted
+    gaps = np.abs(wide.loc["ols", parameters].to_numpy(float) - wide.loc["true", parameters].to_numpy(float))
+    return dict(zip(parameters, gaps / errors)), dict(zip(parameters, errors))
+
+
+def least_squares_finding(weights, runs, iterations, batch_size, data=None):
+    """Whether descent reached the least-squares answer (first), and how far that answer is from the generator."""
     gaps = ols_gaps(weights, runs)
     if not gaps:
         return "No run finished its iterations, so none can be compared with least squares."
     reached = all(gap <= CONVERGED[dtype] for dtype, gap in gaps.items())
-    text = (f"After {iterations} {'updates' if batch_size else 'iterations'} the finished runs are within "
-            + join(f"{gap:.2g} ({dtype})" for dtype, gap in sorted(gaps.items()))
-            + " of the least-squares parameters, relative to each parameter's size: ")
+    word = "updates" if batch_size else "iterations"
+    within = join(f"{gap:.2g} in {dtype}" for dtype, gap in sorted(gaps.items()))
     if reached:
-        text += "descent has converged to the closed-form fit."
+        text = (f"Descent reaches the least-squares answer, the loss's exact minimum: after {iterations} {word} every "
+                f"finished run is within {within} of it.")
     elif batch_size:
-        text += f"mini-batch descent with a fixed step (batches of {batch_size}) wanders around that fit instead of settling."
+        text = (f"Mini-batch descent with a fixed step (batches of {batch_size}) wanders around the least-squares "
+                f"answer instead of settling: after {iterations} {word} the runs are {within} from it.")
     else:
-        text += "full-batch descent has not reached that fit yet."
+        text = (f"Full-batch descent has not reached the least-squares answer yet: after {iterations} {word} the "
+                f"runs are {within} from it.")
+    text += " (Gaps are relative to each parameter's size.)"
     true_gap = ols_to_true(weights)
     if true_gap is not None:
-        text += f" That fit is {true_gap:.3g} from the generator's parameters: the noise in y, not the descent, sets that gap."
+        text += f" That answer is {true_gap:.3g} from the generator's parameters"
+        errors = truth_in_errors(weights, data)
+        if errors is None:
+            text += (" (the data are not in the results folder at this size, so the fit's standard errors are not "
+                     "computed): the noise in y, not the descent, sets that gap.")
+        else:
+            in_se, se = errors
+            text += (", " + join(f"{in_se[p]:.2g} standard errors for {p}" for p in in_se)
+                     + " (standard error: the spread the noise in y alone gives a fitted parameter, here "
+                     + join(f"{se[p]:.2g}" for p in se)
+                     + (")" + (": the noise in y, not the descent, sets that gap." if max(in_se.values()) <= 3 else
+                               ": more than 3 standard errors, more than the noise explains.")))
     return text
 
 
+def timed(timings):
+    """timings.csv with its noise-interval and break-even columns, derived as timing.py defines them if absent.
+
+    A table written before those columns existed gets [min_s, max_s] as each median's interval (what
+    median_interval gives for 5 repeats, and never narrower for fewer) and the speedup interval and
+    break-even from it, so old and new tables read the same way.
+    """
+    t = timings.copy()
+    if "median_low_s" not in t:
+        t["median_low_s"], t["median_high_s"] = t.min_s, t.max_s
+    if "speedup_low" not in t or "break_even_updates" not in t:
+        refs = t[(t.implementation == REFERENCE) & (t.iterations > 0)].drop_duplicates("dtype").set_index("dtype")
+        lows, highs, breaks = [], [], []
+        for r in t.itertuples():
+            ref = refs.loc[r.dtype] if r.dtype in refs.index else None
+            if ref is None or pd.isna(r.speedup_vs_numpy):
+                lows.append(np.nan), highs.append(np.nan), breaks.append(np.nan)
+                continue
+            low, high = ratio_interval((ref.median_low_s, ref.median_high_s), (r.median_low_s, r.median_high_s))
+            lows.append(low), highs.append(high)
+            breaks.append(break_even_updates(r.first_call_s, r.median_s, ref.first_call_s, ref.median_s, r.iterations)
+                          if r.iterations > 0 else np.nan)
+        t["speedup_low"], t["speedup_high"], t["break_even_updates"] = lows, highs, breaks
+    return t
+
+
+def descent_rows(timings):
+    """The rows that trained (iterations > 0), not the closed-form solve's."""
+    return timings[timings.iterations > 0]
+
+
+def solve_rows(timings):
+    """The timed closed-form least-squares solve (iterations 0), if the table has one."""
+    return timings[timings.iterations == 0]
+
+
+def ties_with_reference(row, reference):
+    """Whether a row's median interval overlaps its reference's: a tie, never ranked."""
+    return overlap((row.median_low_s, row.median_high_s), (reference.median_low_s, reference.median_high_s))
+
+
+def way(row):
+    """A reader's name for a timed row (a Series or a namedtuple): its registry title, with the device and dtype."""
+    dtype = row["dtype"] if isinstance(row, pd.Series) else row.dtype  # Series.dtype is the Series' own type
+    return f"{named(registry.label(row.implementation))} ({row.device}, {dtype})"
+
+
+def _coverage_words(row):
+    """'its 94% interval' (the median's confidence interval and its coverage), or 'min to max' without a coverage."""
+    coverage = row["interval_coverage"] if "interval_coverage" in row.index else np.nan
+    return "min to max" if pd.isna(coverage) else f"its {coverage:.0%} interval"
+
+
 def speed_finding(timings):
-    """The fastest and slowest ways to train against numpy, from timings.csv (same work only)."""
-    comparable = timings[timings.implementation.ne("numpy") & timings.speedup_vs_numpy.notna()]
-    numpy_rows = timings[timings.implementation == "numpy"]
-    if numpy_rows.empty:
+    """For one fit at this size: who is quickest from cold, who is fastest per update, when that pays off, the solve.
+
+    Ties (overlapping median intervals) are named as ties, never ranked; every number is read from timings.csv.
+    """
+    t = timed(timings)
+    runs = descent_rows(t)
+    refs = runs[runs.implementation == REFERENCE]
+    if refs.empty:
         return "numpy did not run, so no speed is compared with it."
+    comparable = runs[(runs.implementation != REFERENCE) & runs.speedup_vs_numpy.notna()]
     if comparable.empty:
-        return (f"numpy trains in {join(duration(r.median_s) + f' ({r.dtype})' for r in numpy_rows.itertuples())}; "
+        return (f"numpy trains in {join(duration(r.median_s) + f' ({r.dtype})' for r in refs.itertuples())}; "
                 "no other implementation did the same work to compare with.")
-    fast = comparable.loc[comparable.speedup_vs_numpy.idxmax()]
-    slow = comparable.loc[comparable.speedup_vs_numpy.idxmin()]
-    iterations = int(fast.iterations)
-    text = (f"Training {iterations} {'update' if iterations == 1 else 'updates'} on {int(fast.n_samples):,} samples, "
-            f"the fastest is {run_label(*fast[KEY])} at {duration(fast.median_s)}, "
-            f"{ratio(fast.speedup_vs_numpy)} numpy's speed")
-    if slow.name != fast.name:
-        text += (f"; the slowest is {run_label(*slow[KEY])} at "
-                 f"{duration(slow.median_s)}, {ratio(slow.speedup_vs_numpy)} numpy's speed")
-    return text + f" (numpy: {join(duration(r.median_s) + f' in {r.dtype}' for r in numpy_rows.itertuples())})."
+    ref_by_dtype = refs.drop_duplicates("dtype").set_index("dtype")
+    iterations, samples = int(refs.iterations.iloc[0]), int(refs.n_samples.iloc[0])
+    # cold: a whole first call, tracing and compiling included; against numpy's first call in the same dtype
+    # from cold, numpy against the other frameworks' rows (one first call each, no interval: only a clear order is said)
+    own = REGISTRY[REFERENCE].framework if REFERENCE in REGISTRY else REFERENCE
+    foreign = [REGISTRY[n].framework != own if n in REGISTRY else True for n in comparable.implementation]
+    others = comparable[foreign]
+    home = pd.concat([refs, comparable[[not f for f in foreign]]])  # numpy's own rows: by hand, Gram route...
+    best = comparable.loc[comparable.speedup_vs_numpy.idxmax()]
+    ref = ref_by_dtype.loc[best["dtype"]]
+    best_ties_numpy = ties_with_reference(best, ref)
+    if others.empty:
+        opening = f"For one fit of {iterations:,} updates"
+    elif home.first_call_s.max() < others.first_call_s.min():
+        opening = f"For one fit of {iterations:,} updates numpy beats every framework from a cold start"
+    else:
+        quickest = others.loc[others.first_call_s.idxmin()]
+        opening = (f"For one fit of {iterations:,} updates {named(registry.label(quickest.implementation))} starts "
+                   f"as fast as numpy or faster ({duration(quickest.first_call_s)} against numpy's "
+                   f"{span(home.first_call_s.min(), home.first_call_s.max())} first calls)")
+    if best_ties_numpy or best.speedup_vs_numpy <= 1:
+        opening += ("; " if len(others) else ", ") + "no other way is faster per update beyond the noise."
+    else:
+        breaks = best.break_even_updates
+        pays = ("overtakes a cold numpy run at once" if breaks == 0 else
+                f"overtakes numpy after {updates(breaks)}" if np.isfinite(breaks) else "never overtakes a cold numpy run")
+        opening += (("; " if len(others) else ", ") + f"{named(registry.label(best.implementation))} is "
+                    f"{ratio(best.speedup_vs_numpy)} faster per "
+                    f"update once running and {pays}.")
+    # the detail: first call and steady time of the fastest, its interval, its ties, the solve
+    def ties_best(r):  # same dtype: the medians' intervals; across dtypes: the speedups' intervals
+        if r["dtype"] == best["dtype"]:
+            return overlap((r.median_low_s, r.median_high_s), (best.median_low_s, best.median_high_s))
+        return overlap((r.speedup_low, r.speedup_high), (best.speedup_low, best.speedup_high))
+    tied = comparable[(comparable.index != best.name) & comparable.apply(ties_best, axis=1)]
+    compiles = best.implementation in REGISTRY and REGISTRY[best.implementation].framework != own
+    detail = (f"On {samples:,} samples its first call took {duration(best.first_call_s)}"
+              + (" (tracing and compiling included)" if compiles else "") + ", then "
+              f"{duration(best.median_s)} per run (median; {_coverage_words(best)} {span(best.median_low_s, best.median_high_s)}) "
+              f"against numpy's {duration(ref.first_call_s)} first call and {duration(ref.median_s)} per run "
+              f"({span(ref.median_low_s, ref.median_high_s)}) in {best['dtype']}")
+    if best_ties_numpy:
+        detail += ": the intervals overlap, a tie"
+    elif len(tied):
+        detail += "; tied with it within the noise (their intervals overlap): " + join(way(r) for r in tied.itertuples())
+    if len(others):
+        detail += (f". First calls, a whole run each: numpy {span(home.first_call_s.min(), home.first_call_s.max())}, "
+                   f"the other frameworks {span(others.first_call_s.min(), others.first_call_s.max())}")
+    text = opening + " " + detail + "."
+    solve = solve_rows(t)
+    if len(solve) and solve.speedup_vs_numpy.notna().any():
+        r = solve.iloc[0]
+        ref = ref_by_dtype.loc[r["dtype"]] if r["dtype"] in ref_by_dtype.index else None
+        if ref is not None:
+            tie = ties_with_reference(r, ref)
+            text += (f" Solving the least-squares problem in closed form instead takes {duration(r.median_s)}, "
+                     + ("a tie with numpy's whole run of iterations." if tie else
+                        f"{ratio(r.speedup_vs_numpy)} the speed of numpy's {int(ref.iterations):,} updates."))
+    return text
 
 
 def findings(results_dir, tables=None):
     """The Findings bullets of a results folder: the single run's, then each experiment's, then what failed."""
     t = tables or load(results_dir)
     bullets = [agreement_finding(t["equivalence"], t["gradient_check"], t["runs"]),
-               least_squares_finding(t["weights"], t["runs"], t["config"]["iterations"], t["study"].get("batch_size")),
+               least_squares_finding(t["weights"], t["runs"], t["config"]["iterations"], t["study"].get("batch_size"),
+                                     t.get("data")),
                speed_finding(t["timings"])]
     done, missing = experiment_tables(results_dir, t["experiments"])
     tail = (["Not measured in this run: " + "; ".join(f"`{name}` ({why.splitlines()[0]})"
@@ -210,17 +378,21 @@ def readme_block(results_dir):
 
 
 def sync_readme(results_dir):
-    """Rewrite the README's findings block when `results_dir` is the `results/` beside a README that has one."""
+    """Rewrite the README's generated parts (findings, code outputs, which to use when) when `results_dir` is the
+    `results/` beside a README that has them."""
+    from . import front_page
+
     d = Path(results_dir).resolve()
     readme = d.parent / "README.md"
     if d.name != "results" or not readme.exists():
         return None
     text = readme.read_text()
-    if FINDINGS_START not in text or FINDINGS_END not in text:
+    if FINDINGS_START in text and FINDINGS_END in text:
+        before, rest = text.split(FINDINGS_START, 1)
+        text = before + readme_block(d) + rest.split(FINDINGS_END, 1)[1]
+    elif not front_page.blocks_of(text):
         return None
-    before, rest = text.split(FINDINGS_START, 1)
-    after = rest.split(FINDINGS_END, 1)[1]
-    readme.write_text(before + readme_block(d) + after)
+    readme.write_text(front_page.rewrite(text, load(d)))
     return readme
 
 
@@ -232,6 +404,30 @@ def readme_block_of(readme_text):
 
 
 # --- the detailed sections ------------------------------------------------------------------------------
+
+def _numerics_words(numerics):
+    """environment.json's numerics settings in words: 'op determinism on, TF32 off, seed 0'."""
+    if not numerics:
+        return "TensorFlow not loaded by the study process, so no TensorFlow settings apply here"
+    on = lambda v: "on" if v else "off"
+    words = []
+    if "op_determinism" in numerics:
+        words.append(f"op determinism {on(numerics['op_determinism'])}")
+    if "tf32_enabled" in numerics:
+        words.append(f"TF32 {on(numerics['tf32_enabled'])}")
+    words += [f"{k.replace('_', ' ')} {v}" for k, v in numerics.items() if k not in ("op_determinism", "tf32_enabled")]
+    return ", ".join(words)
+
+
+def _xla_words(per_implementation):
+    """environment.json's jit_compile per implementation in words, by registry title: compiled, and not."""
+    if not per_implementation:
+        return "no TensorFlow run in this process"
+    yes = [named(registry.label(n)) for n, v in per_implementation.items() if v]
+    no = [named(registry.label(n)) for n, v in per_implementation.items() if not v]
+    parts = (["yes: " + join(yes)] if yes else []) + (["no: " + join(no)] if no else [])
+    return "; ".join(parts)
+
 
 def _setup_section(study, env, config):
     """Data, model, parameters, machine and versions: how the run was made."""
@@ -255,7 +451,8 @@ def _setup_section(study, env, config):
         f"- machine: {env.get('cpu_model')}, {env.get('cpu_cores_usable')} usable cores, {env.get('platform')}; "
         f"BLAS: {env.get('blas', {}).get('name')} {env.get('blas', {}).get('version', '')}",
         f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        f"- numerics: {env.get('numerics')}; XLA (jit_compile) per implementation: {env.get('xla_jit_compile')}",
+        "- numerics: " + _numerics_words(env.get("numerics")),
+        "- compiled by XLA (`jit_compile`): " + _xla_words(env.get("xla_jit_compile")),
         f"- run started {env.get('started_at')}, took {env.get('wall_clock_s')} s; commit {env.get('git_commit')}; "
         f"command: `{' '.join(env.get('command_line', []))}`",
     ]
@@ -266,7 +463,20 @@ def _setup_section(study, env, config):
     return "\n".join(lines)
 
 
-def _weights_section(weights, runs, iterations, batch_size=None):
+def _standard_errors_line(weights, data):
+    """'Least squares with its standard errors: x1 = 3.39 +- 0.09, ...; the generator's ...', or '' without data."""
+    errors = truth_in_errors(weights, data)
+    if errors is None:
+        return ""
+    in_se, se = errors
+    wide = weights.pivot_table(index="implementation", columns="parameter", values="value")
+    return ("Least squares with its standard errors (sigma^2 (A^T A)^-1, A = [X, 1], sigma^2 = RSS / (n - m - 1), "
+            "from `data.csv`): " + ", ".join(f"{p} = {wide.loc['ols', p]:.4g} +- {se[p]:.2g}" for p in se)
+            + "; the generator's parameters are " + ", ".join(f"{p} = {wide.loc['true', p]:.4g}" for p in se)
+            + ", " + join(f"{in_se[p]:.2g}" for p in se) + " standard errors away.")
+
+
+def _weights_section(weights, runs, iterations, batch_size=None, data=None):
     """The final parameters beside ols and true, and how close descent came to least squares."""
     wide = weights.pivot_table(index=KEY, columns="parameter", values="value", sort=False).reset_index()
     parameters = [c for c in wide.columns if c not in KEY and c != "bias"] + ["bias"]
@@ -278,15 +488,19 @@ def _weights_section(weights, runs, iterations, batch_size=None):
     text = ["## Learned weights, the truth and least squares",
             "Final parameters of every run in the units of the input columns, beside the closed-form "
             "least-squares solution (`ols`) and, for synthetic data, the generator's parameters (`true`).",
-            "", md_table(wide), "", least_squares_finding(weights, runs, iterations, batch_size)]
+            "", md_table(wide), "", least_squares_finding(weights, runs, iterations, batch_size, data)]
+    if _standard_errors_line(weights, data):
+        text += ["", _standard_errors_line(weights, data)]
     diverged = runs[runs.status != "ok"]
     if len(diverged):
         text += ["", "Runs that diverged were stopped at the iteration k named in `status`; their weights are the "
                  "parameters after k updates, the ones whose loss crossed the divergence line, and mean nothing as a "
                  "fit."]
-        if diverged.implementation.str.startswith("keras").any():
-            text[-1] += (" Keras cannot stop inside one `fit` call, so its timed runs do all the updates and its "
-                         "weights come from a second, untimed run of exactly k updates from the same start.")
+        runs_on = [n for n in diverged.implementation if n in REGISTRY and not REGISTRY[n].stops_at_divergence]
+        if runs_on:
+            text[-1] += (f" {join(named(registry.label(n)) for n in dict.fromkeys(runs_on))} cannot stop inside one "
+                         "call (Keras' `fit`), so its timed runs do all the updates and its weights come from a second, "
+                         "untimed run of exactly k updates from the same start.")
     return "\n".join(text)
 
 
@@ -348,70 +562,159 @@ def _numerics_note(env, names):
             "determinism can pick slower kernels, on the CPU it changes little for this model.")
 
 
-def _timings_section(timings, runs, env, config):
-    """The timings table, its figure and a reading per device and dtype."""
-    t = timings.copy()
+# per-implementation notes for the timings reading, keyed by the registry row (prose only; no behaviour)
+NOTES = {
+    "keras:numpy_input": "every epoch re-enters Keras' Python loop (callbacks, a new iterator over the numpy arrays, "
+                         "metric resets, logs copied to the host), and at a small size that overhead is all there is",
+    "keras": "all steps run in one `steps_per_execution` call on a repeated `tf.data` batch, so fit's Python loop "
+             "is entered once",
+    "gradient_tape:graph": "without XLA every small op of a step (matrix products, subtractions, reductions, the "
+                           "check) is dispatched as its own kernel; XLA fuses them into a few",
+    "gradient_tape:eager": "one Python iteration per step: the cost of dispatching each op from Python",
+}
+MODE_WORDS = {"xla": "XLA", "graph": "a graph, no XLA", "blocked": "a graph taking X in blocks", "eager": "eager ops"}
+
+
+def use_when(row, reference, agrees=True):
+    """The 'use when' words of a timed row against the reference's row (same dtype), from ties and break-even."""
+    if row.iterations == 0:
+        tie = ties_with_reference(row, reference)
+        return ("when the exact least-squares answer is all you need: "
+                + ("a tie with numpy's whole run" if tie else
+                   f"{ratio(row.speedup_vs_numpy)} the speed of numpy's {int(reference.iterations):,} updates"))
+    if row.implementation == REFERENCE:
+        return "the reference: the lesson's own loop"
+    prefix = "" if agrees else "**not equivalent to numpy in this run**; "
+    if pd.isna(row.speedup_vs_numpy):
+        return prefix + "not compared: it made a different number of updates"
+    if ties_with_reference(row, reference):
+        return prefix + "a tie with numpy per update (the noise intervals overlap)"
+    breaks = row.break_even_updates
+    if not np.isfinite(breaks):
+        return prefix + "never faster than numpy at this size"
+    if breaks == 0:
+        return prefix + "faster than numpy at this size from the first update"
+    return prefix + f"for runs longer than {updates(breaks)}"
+
+
+def use_when_rows(tables):
+    """(caption, DataFrame) of the 'which to use when' table: one dtype, every way of training and the solve."""
+    t = timed(tables["timings"])
+    counts = t.groupby("dtype").size()
+    dtype = sorted(counts[counts == counts.max()].index)[-1]  # the dtype with the most rows (float64 on a tie)
+    rows = t[t["dtype"] == dtype]
+    refs = rows[rows.implementation == REFERENCE]
+    if refs.empty:
+        return None, None
+    reference = refs.iloc[0]
+    eq = judged(tables["equivalence"]) if len(tables["equivalence"]) else None
+    agreement = {} if eq is None else {(r.implementation, r.device): (r.max_rel_loss_diff, r.within)
+                                       for r in eq[eq["dtype"] == dtype].itertuples()}
+    gram = {} if eq is None else {(r.implementation, r.device): bool(r.gram) for r in eq[eq["dtype"] == dtype].itertuples()}
+    out = []
+    for r in rows.itertuples():
+        gap, within = agreement.get((r.implementation, r.device), (np.nan, "yes"))
+        solve = r.iterations == 0
+        out.append({
+            "way of training": ("least squares, solved in closed form" if solve else registry.label(r.implementation))
+                               + ("" if r.device == reference.device else f" ({r.device})"),
+            "time to first result": duration(r.first_call_s),
+            "time per update": "-" if solve else (
+                f"{duration(r.median_s / r.iterations)} ({span(r.median_low_s / r.iterations, r.median_high_s / r.iterations)})"
+                if r.median_low_s < r.median_high_s else f"{duration(r.median_s / r.iterations)} "
+                + ("(first call only: no repeat fitted the time budget)" if r.repeats == 0 else "(one timed call)")),
+            "agreement with numpy": ("reference" if r.implementation == REFERENCE else "-" if solve or pd.isna(gap)
+                                     else f"{in_eps(gap, dtype):.3g} eps" + (" (Gram loss: within its rounding bound)"
+                                                                            if gram.get((r.implementation, r.device))
+                                                                            and within == "yes" else "")),
+            "use it when": use_when(r, reference, within == "yes"),
+        })
+    caption = (f"{dtype}, n = {int(reference.n_samples):,}, m = {int(reference.n_features)}, "
+               f"{int(reference.iterations):,} updates per run. Time to first result: the first call, a whole run "
+               "with tracing and compiling included. Time per update: the median of the timed runs over their "
+               "updates, with its noise interval; two rows are a tie when those intervals overlap. Agreement: the "
+               "largest relative gap of the loss curve to numpy's, in eps (the dtype's machine epsilon). "
+               "\"For runs longer than K updates\": from K updates on, a cold run of it (first call included) beats "
+               "a cold numpy run.")
+    return caption, pd.DataFrame(out)
+
+
+def use_when_markdown(tables):
+    """The 'which to use when' table as markdown under its caption, or a line saying why there is none."""
+    caption, frame = use_when_rows(tables)
+    if frame is None:
+        return "numpy did not run, so no way of training is compared with it."
+    return caption + "\n\n" + md_table(frame)
+
+
+def _timings_section(timings, runs, env, config, tables=None):
+    """The timings table, its figure, the 'which to use when' table and a reading per device and dtype."""
+    t = timed(timings)
     t["median_ms"] = 1e3 * t.median_s
     t["first_call_ms"] = 1e3 * t.first_call_s
-    shown = t[["implementation", "device", "dtype", "iterations", "repeats", "first_call_ms", "median_ms",
-               "per_iteration_us", "speedup_vs_numpy"]]
+    columns = ["implementation", "device", "dtype", "iterations", "repeats", "first_call_ms", "median_ms",
+               "per_iteration_us", "speedup_vs_numpy", "speedup_low", "speedup_high", "break_even_updates"]
+    shown = t[[c for c in columns if c in t]]
     text = ["## Timings",
-            "One warm-up call (its time, `first_call`, includes tracing and XLA compilation), then timed calls of a "
-            "whole training run; each timer stops once the results are numpy arrays on the host. Slow variants get "
-            "fewer timed repeats (the `repeats` column says how many): timed calls stop after about "
-            f"{config.get('time_budget_s', '?')} s, and a run slower than that is not repeated at all (`repeats` 0: its "
-            "times are the warm-up call's, compilation included, which for those variants is a small share). `speedup_vs_numpy` is numpy's median over "
-            "this median in the same dtype, above 1 faster than numpy; it is left empty (nan) where a diverged run "
-            "stopped early and the two did different numbers of updates (`iterations`). "
-            + _numerics_note(env, set(timings.implementation)), "", md_table(shown, "{:.4g}"), "",
-            "![timings](timings.png)", "", "**Reading the timings.**"]
-    jit = runs.set_index(["implementation", "device", "dtype"]).jit_compile.to_dict()
-    modes = runs.set_index(["implementation", "device", "dtype"])["mode"].to_dict() if "mode" in runs else {}
-    med = {(r.implementation, r.device, r.dtype): r for r in t.itertuples()}
-    for device, dtype in sorted(set(zip(t.device, t.dtype))):
-        ref = med.get(("numpy", "cpu", dtype))
-        if ref is None:
-            continue
-        stopped = runs[(runs.dtype == dtype) & runs.device.isin([device, "cpu"]) & (runs.status != "ok")]
+            "One warm-up call per way of training (its time, `first_call`, includes tracing and XLA compilation), "
+            "then timed calls of a whole training run in interleaved rounds (every way once per round, in a changing "
+            "order, so a slow minute of the machine hits them all alike); each timer stops once the results are numpy "
+            "arrays on the host. Slow variants get fewer timed repeats (the `repeats` column says how many): timed "
+            f"calls stop after about {config.get('time_budget_s', '?')} s, and a run slower than that is not repeated "
+            "at all (`repeats` 0: its times are the warm-up call's). Each median has a noise interval "
+            "(`median_low_s` to `median_high_s` in timings.csv: a distribution-free confidence interval of the "
+            "median); two rows whose intervals overlap are a tie and are not ranked. `speedup_vs_numpy` is numpy's "
+            "median over this median in the same dtype (above 1: faster than numpy), with its interval; it is left "
+            "empty where the two did different numbers of updates (`iterations`). `break_even_updates`: after how "
+            "many updates a cold run of this row, first call included, beats a cold numpy run (inf: never). The row "
+            "with 0 iterations is the closed-form least-squares solve. " + _numerics_note(env, set(timings.implementation)),
+            "", md_table(shown, "{:.4g}"), "", "![timings](timings.png)"]
+    if tables is not None:
+        text += ["", "**Which to use when.**", "", use_when_markdown(tables)]
+    text += ["", "**Reading the timings.**"]
+    modes = runs.set_index(KEY)["mode"].to_dict() if "mode" in runs else {}
+    refs = descent_rows(t)
+    refs = refs[refs.implementation == REFERENCE].drop_duplicates("dtype").set_index("dtype")
+    for (device, dtype), group in descent_rows(t).groupby(["device", "dtype"], sort=True):
+        others = group[group.implementation != REFERENCE]
+        if others.empty or dtype not in refs.index:
+            continue  # nothing to read against numpy here
+        ref = refs.loc[dtype]
+        stopped = runs[(runs["dtype"] == dtype) & runs.device.isin([device, ref.device]) & (runs.status != "ok")]
         if len(stopped):
             text.append(f"- {device}, {dtype}: some runs diverged, so these times cover different numbers of updates, "
                         "mostly fixed costs; they are not read as speeds here.")
             continue
-        line = [f"- {device}, {dtype}: numpy takes {ref.per_iteration_us:.1f} us per update at this size."]
-        idiom = med.get(("keras:numpy_input", device, dtype))
-        if idiom is not None:
-            line.append(f"The idiomatic `model.fit(X, y, epochs=N)` costs {idiom.per_iteration_us / 1e3:.1f} ms per "
-                        f"epoch ({idiom.per_iteration_us / ref.per_iteration_us:.0f}x numpy's time per update): every epoch re-enters Keras' Python "
-                        "loop (callbacks, a new iterator over the numpy arrays, metric resets, logs copied to the "
-                        "host), and at this size that overhead is all there is.")
-        fast = med.get(("keras", device, dtype))
-        if fast is not None:
-            line.append(f"The same `Dense(1)` fed a repeated `tf.data` batch, all steps in one `steps_per_execution` "
-                        f"call, does the whole fit in {fast.median_ms:.0f} ms ({fast.per_iteration_us:.0f} us per "
-                        f"update, fit's fixed cost included) after a {fast.first_call_ms:.0f} ms first call.")
-        for variant, what in (("", "The default GradientTape loop"), (":xla", "The loop always compiled by XLA"),
-                              (":graph", "The loop as a plain graph (no XLA, no blocks)")):
-            row = med.get((f"gradient_tape{variant}", device, dtype))
-            if row is not None:
-                compiled = "XLA" if jit.get((row.implementation, row.device, row.dtype)) else "no XLA"
-                how = modes.get((row.implementation, row.device, row.dtype))
-                how = compiled if not isinstance(how, str) else {"xla": "XLA", "graph": "a graph, no XLA",
-                                                                  "blocked": "a graph taking X in blocks"}.get(how, how)
-                line.append(f"{what}{f' ({how})' if not variant else ''} runs {row.per_iteration_us:.2f} us per update, "
-                            f"{row.speedup_vs_numpy:.2g}x numpy's speed, its per-step gradient check included; "
-                            f"tracing{' and compiling' if compiled == 'XLA' else ''} cost {row.first_call_ms:.0f} ms once.")
-        if med.get(("gradient_tape:graph", device, dtype)) is not None:
-            line.append("Without XLA every small op of a step (matrix products, subtractions, reductions, the "
-                        "check) is dispatched as its own kernel; XLA fuses them into a few.")
-        eager = med.get(("gradient_tape:eager", device, dtype))
-        if eager is not None:
-            line.append(f"Eager, one Python iteration per step, it takes {eager.per_iteration_us:.0f} us per update.")
+        line = [f"- {device}, {dtype}: numpy takes {duration(ref.median_s / ref.iterations)} per update at this size."]
+        for r in others.itertuples():
+            impl = REGISTRY.get(r.implementation)
+            how = modes.get((r.implementation, r.device, r.dtype))
+            how = f", ran as {MODE_WORDS[how]}" if how in MODE_WORDS else ""
+            speed = ("a tie with numpy (intervals overlap)" if ties_with_reference(r, ref) else
+                     f"{ratio(r.speedup_vs_numpy)} numpy's speed" if not pd.isna(r.speedup_vs_numpy) else
+                     "not compared (different number of updates)")
+            sentence = (f"{named(registry.label(r.implementation))}" + (f" ({impl.summary}{how})" if impl else how)
+                        + f": {duration(r.median_s / r.iterations)} per update"
+                        + (" (its first call only: no repeat fitted the time budget)" if r.repeats == 0 else "")
+                        + f", {speed}; its first call took {duration(r.first_call_s)}")
+            if r.implementation in NOTES:
+                sentence += f": {NOTES[r.implementation]}"
+            line.append(sentence + ".")
+        if device.count("+") and "cpu" in device.lower():
+            line.append("Each step of a run over several replicas or workers ends in an all-reduce (every replica "
+                        "sends its share of the gradient and receives the sum) that all of them wait for; CPU "
+                        "replicas and loopback workers on one machine share its cores, so their times are the cost of synchronising, not a "
+                        "speed-up. Multi-worker times are taken inside worker 0 around the whole loop; starting the "
+                        "processes is not included.")
         text.append(" ".join(line))
-    text.extend(_distributed_timing_lines(t, med))
     gpus = (env.get("tensorflow") or {}).get("gpus") or []
     cells = int((t.n_samples * t.n_features).max())
     small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
-    if gpus:
+    on_gpu = t.device.str.contains("gpu", case=False).any()
+    if gpus and not on_gpu:
+        text.append(f"- TensorFlow saw a GPU ({', '.join(gpus)}), but no run in these tables used it (`--device` "
+                    "kept them on the CPU).")
+    elif gpus:
         text.append(f"- GPU ({', '.join(gpus)}): compare the gpu rows with the cpu rows above"
                     + ("; with X this small a step is microseconds of work against kernel-launch latency, so the GPU "
                        "cannot win." if small else "."))
@@ -423,27 +726,168 @@ def _timings_section(timings, runs, env, config):
     return "\n".join(text)
 
 
-def _distributed_timing_lines(t, med):
-    """One bullet per dtype for the runs over several replicas or workers (device labels joined by '+')."""
-    lines = []
-    for dtype in sorted(set(t.dtype)):
-        rows = [r for r in t.itertuples() if r.dtype == dtype and "+" in r.device]
-        if not rows:
+# --- one quantity, one number: the same measurement in two places ---------------------------------------
+
+def _per_update(low, high, iterations):
+    """A (low, high) interval of seconds per call as seconds per update."""
+    return low / iterations, high / iterations
+
+
+def same_loop_notes(timings, runs):
+    """Sentences for rows that ran the same loop (same `mode` in runs.csv, device and dtype): agree, or why not."""
+    if "mode" not in runs:
+        return []
+    t = timed(timings).set_index(KEY)
+    notes = []
+    with_mode = runs.dropna(subset=["mode"])
+    order = {name: i for i, name in enumerate(REGISTRY)}
+    for (device, dtype, mode), group in with_mode.groupby(["device", "dtype", "mode"], sort=True):
+        group = group.iloc[np.argsort([order.get(n, len(order)) for n in group.implementation], kind="stable")]
+        rows = [t.loc[k] for k in zip(group.implementation, group.device, group["dtype"]) if k in t.index]
+        rows = [r for r in rows if r.iterations > 0]
+        for a, b in zip(rows, rows[1:]):
+            (na, nb) = (a.name[0], b.name[0])
+            same = a.iterations == b.iterations
+            what = (f"{named(registry.label(na))} and {named(registry.label(nb))} ({device}, {dtype}) ran the same loop "
+                    f"(`mode` {mode} in runs.csv)")
+            if same and (a.repeats == 0 or b.repeats == 0):
+                cold = [f"{named(registry.label(r.name[0]))}'s {duration(r.median_s)}" for r in (a, b) if r.repeats == 0]
+                notes.append(f"{what}; {join(cold)} {'is a first call' if len(cold) == 1 else 'are first calls'} only "
+                             "(no timed repeat fitted the budget), tracing and compiling included, so the two times "
+                             "do not compare the loop.")
+            elif same and overlap((a.median_low_s, a.median_high_s), (b.median_low_s, b.median_high_s)):
+                notes.append(f"{what}, and their times agree within the measured noise ({duration(a.median_s)} and "
+                             f"{duration(b.median_s)} per run, intervals {span(a.median_low_s, a.median_high_s)} and "
+                             f"{span(b.median_low_s, b.median_high_s)} overlap).")
+            elif not same:
+                notes.append(f"{what} but made {int(a.iterations):,} and {int(b.iterations):,} updates per timed call, "
+                             "so their times per run differ by the work; compare them per update.")
+            else:
+                notes.append(f"{what} and made the same {int(a.iterations):,} updates, yet were timed at "
+                             f"{duration(a.median_s)} and {duration(b.median_s)} per run, outside each other's interval "
+                             f"({span(a.median_low_s, a.median_high_s)} and {span(b.median_low_s, b.median_high_s)}): "
+                             "the work is the same, so the gap is noise of the machine that the intervals did not "
+                             "catch, not a difference between the two; do not read it as one.")
+    return notes
+
+
+def _experiment_points(done, runs):
+    """One dict per experiment point that times a row's full-batch update again: where, what, how long, what differs."""
+    modes = runs.set_index(KEY)["mode"].to_dict() if "mode" in runs else {}
+    points = []
+    if "scaling" in done:
+        table = done["scaling"][1]
+        table = table[table.status == "ok"] if "status" in table else table
+        for r in table.itertuples():
+            if r.implementation in REGISTRY and REGISTRY[r.implementation].route != "streaming":
+                continue  # a Gram route's scaling time leaves its pass out: not the same quantity
+            differs, dearer = [], []
+            mode, study_mode = getattr(r, "mode", None), modes.get((r.implementation, r.device, r.dtype))
+            if isinstance(mode, str) and isinstance(study_mode, str) and mode != study_mode:
+                differs.append(f"it ran a different loop there (`mode` {mode} against {study_mode})")
+            points.append(dict(section="scaling", name=r.implementation, dtype=r.dtype, n=r.n_samples, m=r.n_features,
+                               iterations=r.iterations, median=r.median_s / r.iterations, low=r.min_s / r.iterations,
+                               high=r.max_s / r.iterations, differs=differs, dearer=dearer))
+    if "variants" in done:
+        table = done["variants"][1]
+        full = table[table.batch_size == table.n_samples]  # full batch: the same update as the study's
+        for (name, dtype), part in full.groupby(["implementation", "dtype"]):
+            last = part.loc[part.epoch.idxmax()]
+            if last.steps > 0:
+                per = last.median_s / last.steps
+                points.append(dict(section="variants", name=name, dtype=dtype, n=last.n_samples, m=1,
+                                   iterations=int(last.steps), median=per, low=per, high=per, differs=[], dearer=[
+                                       "it steps through a seeded sample order, gathering the batch's rows at every "
+                                       "step even with all rows in the batch"]))
+    return points
+
+
+def same_quantity_notes(timings, done, runs=None):
+    """Sentences for one row's cost per update measured again by an experiment: agree within noise, or what differs.
+
+    A difference in the work is named only where it pushes the way the numbers differ (fewer updates per
+    call spread the fixed cost thinner, so dearer per update; extra indexing is dearer); otherwise the
+    sentence says that nothing in the work explains the gap.
+    """
+    t = timed(descent_rows(timings))
+    runs = runs if runs is not None else pd.DataFrame(columns=KEY)
+    notes = []
+    for p in _experiment_points(done, runs):
+        match = t[(t.implementation == p["name"]) & (t["dtype"] == p["dtype"]) & (t.n_samples == p["n"])
+                  & (t.n_features == p["m"])]
+        if match.empty:
             continue
-        single = med.get(("gradient_tape", "cpu", dtype))
-        parts = []
-        for r in rows:
-            part = f"`{r.implementation}` over `{r.device}` {r.per_iteration_us:.0f} us per update"
-            if single is not None and single.per_iteration_us > 0:
-                part += f" ({r.per_iteration_us / single.per_iteration_us:.0f}x the single-device `gradient_tape`)"
-            parts.append(part)
-        logical = any(r.device.startswith("cpu:") for r in rows)
-        lines.append(f"- Distributed, {dtype}: " + "; ".join(parts) + ". Each step ends in an all-reduce that every "
-                     "replica waits for" + ("; the `cpu:k` replicas are logical devices on the same cores, so these "
-                                            "times are the cost of synchronising, not a speed-up" if logical else "")
-                     + ". Multi-worker times are taken inside worker 0 around the whole loop, like every other row; "
-                     "starting the processes is not included.")
-    return lines
+        r = match.iloc[0]
+        here = _per_update(r.median_low_s, r.median_high_s, r.iterations)
+        section = p["section"]
+        what = (f"{named(registry.label(p['name']))}'s cost per update at n = {int(p['n']):,}, m = {int(p['m'])}, "
+                f"{p['dtype']} reads {duration(r.median_s / r.iterations)} in the timings and "
+                f"{duration(p['median'])} in {section}")
+        if overlap(here, (p["low"], p["high"])):
+            notes.append(f"{what}: the same within the measured noise.")
+            continue
+        dearer = p["median"] > r.median_s / r.iterations  # the experiment's number is the larger one
+        reasons = list(p["differs"])
+        if p["iterations"] != r.iterations:
+            fewer = p["iterations"] < r.iterations
+            spread = (f"{section} times {int(p['iterations']):,} updates per call against {int(r.iterations):,} in "
+                      f"the timings, so each call's fixed cost (entering the loop, returning the result) is spread "
+                      f"over {'fewer' if fewer else 'more'} updates")
+            reasons.append(spread if fewer == dearer else spread + ", which would push the other way")
+        if dearer:
+            reasons += p["dearer"]
+        explained = bool(p["differs"]) or (p["iterations"] != r.iterations and (p["iterations"] < r.iterations) == dearer) \
+            or (dearer and bool(p["dearer"]))
+        reasons.append(f"{section} is timed on its own, not in the study's interleaved rounds, so at another moment of "
+                       "the machine" + ("" if explained else ": nothing in the work explains the gap, so read it as "
+                                        "the machine's noise between the two measurements"))
+        notes.append(f"{what}, outside the timings' interval ({span(*here)}): " + "; ".join(reasons) + ".")
+    return notes
+
+
+def allreduce_notes(done):
+    """A sentence when one measured all-reduce takes longer than a whole measured step that contains one."""
+    if "distributed" not in done:
+        return []
+    table = done["distributed"][1]
+    reduces = table[(table.kind == "measured") & (table.what == "allreduce")]
+    steps = table[(table.kind == "measured") & (table.what == "step") & table.seconds_per_step.notna()]
+    notes = []
+    for r in reduces.sort_values("bytes").head(1).itertuples():
+        same = steps[(steps.workers == r.workers) & (steps.workers > 1)]
+        shorter = same[same.seconds_per_step < r.seconds]
+        if len(shorter):
+            s = shorter.loc[shorter.seconds_per_step.idxmin()]
+            notes.append(f"One all-reduce of {int(r.numbers)} numbers between {int(r.workers)} workers is reported at "
+                         f"{duration(r.seconds)}, longer than a whole {int(r.workers)}-worker step that contains one "
+                         f"({duration(s.seconds_per_step)} at n = {int(s.n_samples):,}). The work differs: the "
+                         "all-reduce is timed in its own benchmark, a chain of all-reduces each waiting for the one "
+                         "before (its input scaled by the last result), in a call apart from the steps and at another "
+                         "moment, while a step's all-reduce is one packed reduction inside the compiled loop; both "
+                         "are the best of their repeats, so the gap measures how the two set-ups differ, not a step "
+                         "shorter than its part. The step's time is the one to read for training.")
+        elif len(same):
+            notes.append(f"One all-reduce of {int(r.numbers)} numbers between {int(r.workers)} workers "
+                         f"({duration(r.seconds)}) is shorter than every measured {int(r.workers)}-worker step "
+                         f"(from {duration(same.seconds_per_step.min())}), as a part of a step should be.")
+    return notes
+
+
+def consistency_notes(tables, done):
+    """Every place where one quantity appears twice in the report, with the explanation of any disagreement."""
+    return (same_loop_notes(tables["timings"], tables["runs"])
+            + same_quantity_notes(tables["timings"], done, tables["runs"])
+            + allreduce_notes(done))
+
+
+def _consistency_section(tables, done):
+    """Markdown: 'One quantity, one number', or nothing when no quantity appears twice."""
+    notes = consistency_notes(tables, done)
+    if not notes:
+        return ""
+    return "\n".join(["## One quantity, one number",
+                      "Where the same quantity is measured in two places, the numbers either agree within the "
+                      "measured noise or differ in the work, as said here.", ""] + [f"- {n}" for n in notes])
 
 
 def _experiments_section(results_dir, status):
@@ -455,6 +899,15 @@ def _experiments_section(results_dir, status):
         parts.append(module.report_section(table) + f"\n\n_({status[name].get('seconds')} s)_")
     parts += [f"## Experiment `{name}`\n\n**Not measured:** {why}" for name, why in missing.items()]
     return "\n\n".join(parts)
+
+
+FRAMEWORK_WORDS = {"numpy": "numpy by hand", "tensorflow": "TensorFlow and Keras", "jax": "JAX"}
+
+
+def _frameworks(runs):
+    """The frameworks of the runs in a results folder, in the registry's order (unknown rows: their name's framework)."""
+    seen = {REGISTRY[n].framework for n in runs.implementation if n in REGISTRY}
+    return [f for f in registry.FRAMEWORKS if f in seen] + sorted(seen - set(registry.FRAMEWORKS))
 
 
 def build(results_dir):
@@ -475,23 +928,28 @@ def build(results_dir):
                    "Some runs diverged and were stopped: " + "; ".join(
                        f"{run_label(r.implementation, r.device, r.dtype)} {r.status}" for r in diverged.itertuples()) + ".")
     sections = [
-        "# Linear regression by gradient descent: hand-rolled numpy vs TensorFlow",
+        "# Linear regression by gradient descent: numpy by hand against the frameworks",
         "The same model, trained by the same "
         + ("full-batch gradient descent" if not study.get("batch_size") else
            f"mini-batch descent (batches of {study['batch_size']}, one shared sample order)")
-        + " on the same data from the same starting point, by hand in numpy, as a Keras `Dense(1)` layer, and as a "
-        "`tf.GradientTape` loop. "
-        "This report is generated from the tables beside it (`python -m comparisons.report <folder>` rebuilds it).",
-        "## Findings\n\n" + findings_markdown(findings(d, t)),
+        + " on the same data from the same starting point, in "
+        + join(FRAMEWORK_WORDS.get(f, f) for f in _frameworks(runs)) + ". "
+        "This report is generated from the tables beside it (`python -m comparisons.report <folder>` rebuilds it); "
+        "every number in it is read from them, and machine facts only from `environment.json`.",
+        "## Findings\n\n" + findings_markdown(findings(d, t))
+        + ("\n\n![each way of training at a glance](headline.png)" if (d / "headline.png").exists() else ""),
         _setup_section(study, env, config),
-        _weights_section(t["weights"], runs, config["iterations"], study.get("batch_size")),
+        _weights_section(t["weights"], runs, config["iterations"], study.get("batch_size"), t.get("data")),
         "## Loss curves\n\n" + status_text + "\n\n![loss curves](loss_curves.png)" + fit,
         _equivalence_section(t["equivalence"], t["gradient_check"], runs),
-        _timings_section(t["timings"], runs, env, config),
+        _timings_section(t["timings"], runs, env, config, t),
+        _consistency_section(t, experiment_tables(d, t["experiments"])[0]),
         _experiments_section(d, t["experiments"]),
         "## Files\n\n`weights.csv`, `loss_curves.csv`, `gradient_check.csv`, `timings.csv`, `equivalence.csv` "
-        "(the results contract), `runs.csv` (status of each run), `study.json` (data and stability), `config.json`, "
-        "`environment.json`, one CSV and PNG per experiment, and `tensorboard/` "
+        "(the results contract; `timings.csv` with each median's noise interval, the speedup's interval and "
+        "break-even), `runs.csv` (status, `jit_compile` and `mode` of each run), `study.json` (data and stability), "
+        "`config.json`, `environment.json` (where it ran), `data.csv` (the data, for small runs), one CSV and PNG per "
+        "experiment, and `tensorboard/` "
         "(`tensorboard --logdir tensorboard` overlays the loss curves).",
     ]
     (d / "report.md").write_text("\n\n".join(s for s in sections if s) + "\n")

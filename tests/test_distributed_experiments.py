@@ -155,7 +155,8 @@ def test_projection_rows_agree_with_the_model_and_their_best_k_is_the_fastest_of
 def test_report_and_findings_label_the_model_and_read_the_table():
     table = _table()
     text = dist.report_section(table)
-    assert "Model, not a measurement" in text and "share the same two cores" in text
+    assert "Model, not a measurement" in text and "share the cores of one machine" in text
+    assert "two cores" not in text and "2 cores" not in text  # machine facts come from environment.json only
     assert "docs.nvidia.com" in text and "595 numbers" in text
     assert "| 100 | 0.2 | 1 | 5 |" in text  # ms per step, mirrored 1 and 2 replicas, 2 workers, from the table
     findings = dist.findings(table)

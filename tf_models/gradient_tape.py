@@ -7,16 +7,16 @@ tf.function compiled by XLA), "graph" (one tf.function, no XLA), "blocked" (the 
 cache-sized block of rows at a time), "eager" (a Python loop), and "auto", the study's default:
 XLA while X is small, blocked once X is large.
 
-Why "auto": measured on a 2-core CPU, XLA fuses the small ops of a step (matrix products, subtractions, reductions, the check) and wins by 10x and
-more while a step is mostly overhead (X of a few MB or less). Once X must stream from memory,
-XLA's code for the skinny products X @ W and X^T R spends about twice the CPU time of the Eigen
-kernels the plain graph calls (both use every core), so the graph is about 2x faster there.
-The crossover sat between 4 and 13 MB of X. A plain step then reads X three times from memory
-(X W, autodiff's X^T, the check's X^T R). "blocked" takes each step block by block, each block's
-share of the loss under its own tape (the gradient of a sum is the sum of the gradients), so a
-block is read from memory once and twice more from cache: 20-35% faster than the plain graph at
-n = 10^6, m = 32. Blocks of about 4 MiB were fastest in both dtypes here; some sizes near 1-2 MiB
-were slower than no blocking at all, so the size is a measured choice, not a law.
+Why "auto": while a step is mostly overhead (X of a few MB or less), XLA fuses the small ops of a
+step (matrix products, subtractions, reductions, the check) into a few kernels, which the plain
+graph dispatches one by one. Once X must stream from memory, XLA's code for the skinny products
+X @ W and X^T R can spend more CPU time than the Eigen kernels the plain graph calls, so the
+graph takes over above XLA_MAX_BYTES (a measured crossover: the scaling experiment's `mode`
+column says which ran at each size). A plain step reads X three times from memory (X W,
+autodiff's X^T, the check's X^T R). "blocked" takes each step block by block, each block's share
+of the loss under its own tape (the gradient of a sum is the sum of the gradients), so a block is
+read from memory once and twice more from cache. BLOCK_BYTES is a measured choice for the CPUs
+the study ran on, not a law; the scaling experiment reports what blocking gains or loses.
 """
 from dataclasses import dataclass
 

@@ -31,7 +31,7 @@ from ..timing import time_calls
 NAME = "distributed"
 M = 32  # features
 DTYPE = "float32"  # the steps' dtype (the usual training dtype); the Gram statistics travel in float64
-GRAM_DTYPE = "float64"  # G, c, s accumulated and sent in float64: the Gram loss cancels digits (issue 13)
+GRAM_DTYPE = "float64"  # G, c, s accumulated and sent in float64: the Gram loss cancels digits (see the gram experiment)
 ITERATIONS = 1000  # the lesson's N, for the per-run comparison of the two routes
 WORKER_COUNTS = tuple(2 ** k for k in range(11))  # 1, 2, 4, ..., 1024
 PROJECTED_N = (100, 10_000, 1_000_000, 100_000_000)
@@ -218,12 +218,8 @@ def run(ctx):
 
 # ------------------------------------------------------------------------------- figure and report
 
-COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")  # the model's n
-SETTING_COLORS = ("tab:gray", "tab:olive", "tab:cyan", "tab:pink", "black", "gold")  # the measured settings
-# one meaning per line style in all three panels, and the network as the marker
-STYLE = {"measured": "-", "allreduce": ":", "per_step": "--", "gram": "-."}
-NETWORK_MARKER = {"loopback": "s", "datacenter": ""}
-ROUTE_WORDS = {"per_step": "per-step route", "gram": "Gram route"}
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+NETWORK_STYLE = {"loopback": "--", "datacenter": ":"}
 
 
 def _setting(row):
@@ -231,35 +227,23 @@ def _setting(row):
             else f"{int(row.workers)} worker{'s' if row.workers > 1 else ''}")
 
 
-def _model_line(ax, part, column, network, route, color, n):
-    """One model curve: its route as the line style, its network as the marker (hollow squares: loopback)."""
-    marker = NETWORK_MARKER.get(network, "o")
-    ax.loglog(part.workers, part[column], STYLE[route], color=color, marker=marker or None, mfc="none", ms=4,
-              label=f"model, {ROUTE_WORDS[route]} ({network}): n = {_power(n)}")
-
-
 def figure(table):
-    """The Figure: measured steps (left), the per-step model (middle), whole runs by both routes (right).
-
-    Line styles mean the same in every panel: solid = measured step, dotted = measured all-reduce,
-    dashed = the model's per-step route, dash-dot = the model's Gram route; hollow squares = loopback figures.
-    """
+    """The Figure: measured steps (left), the per-step model (middle), whole runs by both routes (right)."""
     from ..figures import legend_outside, plt
 
-    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.8))
+    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.4))
     steps = table[(table.kind == "measured") & (table.what == "step")].dropna(subset=["seconds_per_step"])
     for k, ((strategy, replicas, workers), rows) in enumerate(steps.groupby(["strategy", "replicas", "workers"])):
         rows = rows.sort_values("n_samples")
-        ax_m.loglog(rows.n_samples, rows.seconds_per_step, STYLE["measured"], marker="o",
-                    color=SETTING_COLORS[k % len(SETTING_COLORS)],
+        ax_m.loglog(rows.n_samples, rows.seconds_per_step, "-o", color=COLORS[k % len(COLORS)],
                     label=f"measured: {strategy}, {_setting(rows.iloc[0])}")
     latency = table[(table.what == "allreduce")].sort_values("bytes")
     if not latency.empty:
         small = latency.iloc[0]
-        ax_m.axhline(small.seconds, color="black", lw=1.2, ls=STYLE["allreduce"],
+        ax_m.axhline(small.seconds, color="black", lw=1, ls="-.",
                      label=f"measured: one all-reduce of {int(small.numbers)} numbers, {int(small.workers)} workers")
     ax_m.set(xlabel="n (rows)", ylabel="seconds per step (best of repeats)",
-             title=f"MEASURED on this machine (m = {M}, {DTYPE})\nlogical CPUs and loopback workers share its cores")
+             title=f"MEASURED on this machine (m = {M}, {DTYPE})\nlogical CPUs and loopback workers share one machine's cores")
     model = table[(table.kind == "model") & (table.what == "projection")]
     sizes = sorted(model.n_samples.unique())
     for (network, route), rows in model.groupby(["network", "route"]):
@@ -267,23 +251,22 @@ def figure(table):
             part = rows[rows.n_samples == n].sort_values("workers")
             color = COLORS[k % len(COLORS)]
             if route == "per_step":
-                _model_line(ax_s, part, "seconds_per_step", network, route, color, n)
+                ax_s.loglog(part.workers, part.seconds_per_step, NETWORK_STYLE[network], color=color,
+                            label=f"model ({network}): n = {_power(n)}")
                 best = int(part.best_workers.iloc[0])  # any K, not only the grid's: the model gives its time
                 ax_s.loglog([best], [projection_at(table, network, route, n, best)["seconds_per_step"]], "*",
                             color=color, ms=11)
             if network == "datacenter":
-                _model_line(ax_r, part, "seconds_per_run", network, route, color, n)
+                style = "--" if route == "per_step" else "-."
+                ax_r.loglog(part.workers, part.seconds_per_run, style, color=color,
+                            label=f"model ({route.replace('_', '-')} route): n = {_power(n)}")
     ax_s.set(xlabel="workers K", ylabel="seconds per step",
-             title="MODEL: per-step all-reduce route (dashed)\nhollow squares: loopback figures, plain: datacenter; "
-                   "* = best K")
+             title="MODEL: per-step all-reduce route\n(dashed: loopback figures, dotted: datacenter; * = best K)")
     ax_r.set(xlabel="workers K", ylabel=f"seconds for {ITERATIONS} iterations",
-             title=f"MODEL, datacenter figures: {ITERATIONS} iterations\nper-step route (dashed) vs Gram route "
-                   "(dash-dot)")
+             title=f"MODEL, datacenter figures: {ITERATIONS} iterations\nper-step route (dashed) vs Gram route (dash-dot)")
     for ax in (ax_m, ax_s, ax_r):
         ax.grid(True, which="both", alpha=0.3)
         legend_outside(ax, fontsize=7)
-    fig.suptitle("Line styles mean the same in every panel: solid = measured step, dotted = measured all-reduce, "
-                 "dashed = model, per-step route, dash-dot = model, Gram route", fontsize=9)
     return fig
 
 
@@ -394,7 +377,7 @@ def report_section(table):
              f"**Measured** (m = {M}, {DTYPE}; the study's GradientTape loop, one packed SUM all-reduce per step, "
              "best of the timed calls divided by its N + 1 evaluations): MirroredStrategy over logical CPUs of one "
              "process and MultiWorkerMirroredStrategy over worker processes on loopback, each holding n / K random "
-             "rows. Logical CPUs and loopback workers share the same two cores, and other jobs shared this machine: "
+             "rows. Logical CPUs and loopback workers share the cores of one machine (`environment.json` says which): "
              "these runs prove the mechanics and measure the synchronisation cost, not a speed-up.", ""]
     lines += _steps_table(steps)
     reduces = table[table.what == "allreduce"].sort_values("bytes")
@@ -422,7 +405,7 @@ def report_section(table):
               "Beyond the best K below, adding a worker makes a step slower (the all-reduce's latency grows by "
               "2 alpha per worker while the compute saved shrinks as 1 / K^2).", ""]
     lines += _model_table(table)
-    lines += ["", f"**The Gram route** (issue 13): each worker makes one pass over its rows to build G = [X, 1]^T [X, 1], "
+    lines += ["", f"**The Gram route**: each worker makes one pass over its rows to build G = [X, 1]^T [X, 1], "
               f"c = [X, 1]^T y and s = y^T y, one all-reduce sends them, and the {ITERATIONS} iterations run locally "
               f"at O(m^2) each ({gram_it * 1e6:.3g} us measured in numpy). Its payload is sent packed: the upper "
               f"triangle of the symmetric G, (m + 1)(m + 2) / 2 numbers, then c and s: {projection.gram_payload(M)} "
@@ -434,16 +417,15 @@ def report_section(table):
 
 
 def findings(table):
-    """At most two sentences: the measured all-reduce and step cost, and the model's best K and the Gram route's gain."""
+    """Two sentences: the answer (workers on one machine only add waiting), then the ring model and the projection."""
     sentences = []
     loop = _network(table, "loopback")
     reduces = table[table.what == "allreduce"].sort_values("bytes")
     if loop is not None and not reduces.empty:
         small = reduces.iloc[0]
-        sentences.append(f"On loopback one all-reduce of {int(small.numbers)} numbers between {int(small.workers)} "
-                         f"workers took {small.seconds * 1e6:.0f} us (bandwidth {loop.bandwidth_bytes_s / 1e9:.2g} GB/s "
-                         "by the ring model): on a shared 2-core machine the workers measure synchronisation, not "
-                         "speed-up.")
+        sentences.append(f"Worker processes on one machine measure the cost of waiting for each other, not a speed-up: one all-reduce (every worker sends its gradient and "
+                         f"gets back the sum) of {int(small.numbers)} numbers between {int(small.workers)} workers "
+                         f"took {small.seconds * 1e6:.0f} us over loopback.")
     model = table[(table.kind == "model") & (table.what == "projection") & (table.network == "datacenter")]
     if not model.empty:
         sizes = sorted(model.n_samples.unique())
@@ -454,7 +436,11 @@ def findings(table):
         gram_run = projection_at(table, "datacenter", "gram", n, gram_k)["seconds_per_run"]
         limit = (f"a step stops getting faster beyond {step_k} workers" if step_k < max(WORKER_COUNTS)
                  else f"a step still gets faster at {step_k} workers")
-        sentences.append(f"In the model (not measured) with datacenter figures at n = {n:,}, {limit} "
+        ring = (f"Read through the ring model (K workers pass pieces of the vector around a ring, 2 (K - 1) messages "
+                f"each), that is a bandwidth of {loop.bandwidth_bytes_s / 1e9:.2g} GB/s; " if loop is not None
+                and not reduces.empty else "")
+        sentences.append(f"{ring}in the model (not measured) with datacenter figures at n = {n:,}, {limit} "
                          f"({ITERATIONS} iterations in {step_run:.3g} s), while the Gram route's single all-reduce "
                          f"does them in {gram_run:.3g} s on {gram_k} workers.")
+        sentences[-1] = sentences[-1][0].upper() + sentences[-1][1:]
     return sentences

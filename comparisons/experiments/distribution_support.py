@@ -49,7 +49,7 @@ def plan(config):
     groups = {strategy: [dict(api=api, feed=feed, steps_per_execution=iterations if spe == "N" else spe, n=n,
                               dtype=dtype, iterations=iterations) for api, feed, spe, n, dtype in combos]
               for strategy, combos in per_strategy.items()}
-    # seconds per configuration: Keras' numpy feed pays about a second per step on a loaded 2-core machine, twice over
+    # seconds per configuration: Keras' numpy feed pays its per-epoch cost on every step, so a loaded machine needs room, twice over
     return iterations, groups, (180.0 if config.full else 40.0)
 
 
@@ -198,7 +198,7 @@ def report_section(table):
              f"({', '.join(f'{k} {v:g}' for k, v in EQUIVALENCE.items())}); each configuration ran in a child "
              "process, so a crash or a hang is a `fails` row. The tape loop divides each replica's loss by the global "
              "n and all-reduces loss and gradients with SUM in one packed vector. Cost per step: a second, warm run "
-             "over its updates (logical CPUs share the same two cores, and other jobs shared the machine).", "",
+             "over its updates (logical CPUs share the cores of one machine, so this is the cost of synchronising, not a speed-up).", "",
              "Feeds: " + "; ".join(f"`{k}`: {v}" for k, v in FEED_TEXT.items()) + ".", "",
              f"Outcomes: {', '.join(f'{counts.get(k, 0)} {k}' for k in ('same', 'differs', 'fails'))}.", ""]
     order = table.sort_values(["strategy", "api", "feed", "steps_per_execution", "n_samples", "dtype"])
@@ -212,9 +212,10 @@ def report_section(table):
 
 
 def findings(table):
-    """At most two sentences: how many configurations gave numpy's numbers, and the cheapest one that did."""
+    """Two sentences: how many ways to run distributed gave numpy's numbers (the answer), then the cheapest and the failures."""
     counts = table.outcome.value_counts()
-    sentences = [f"Of {len(table)} ways to run the model distributed, {counts.get('same', 0)} gave numpy's numbers, "
+    sentences = [f"Of {len(table)} ways to run the model on several devices or processes with TensorFlow's "
+                 f"distribution strategies, {counts.get('same', 0)} gave numpy's numbers, "
                  f"{counts.get('differs', 0)} gave different ones and {counts.get('fails', 0)} failed."]
     same = table[(table.outcome == "same") & table.seconds_per_step.notna()]
     failing = table[table.outcome == "fails"]

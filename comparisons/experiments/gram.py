@@ -139,15 +139,16 @@ def plot(table, out_dir):
 
 
 def findings(table):
-    """At most two sentences for the report's Findings, every number read from the table."""
+    """Two sentences, every number read from the table: the Gram loss's cancellation (the answer), then its bound and the lesson's case."""
     s = summary(table)
     shown = s[(s.noise == SHOWN[0]) & (s.dtype == SHOWN[1])].iloc[0]
     lesson = s[(s.noise == NOISES[0]) & (s.dtype == "float32")].iloc[0]
-    return [f"The Gram route's loss s - 2 theta^T c + theta^T G theta cancels: in {shown['dtype']} with noise "
-            f"{shown.noise:g} (s / loss = {shown.s_over_loss:.3g}) it departs from the streaming loss by up to "
-            f"{shown.max_rel_gap:.2g} relative, inside its derived rounding bound {shown.max_bound:.2g}, while the "
-            f"weights still agree to {shown.max_abs_weight_diff:.2g}.",
-            f"At the lesson's noise {lesson.noise:g} the {lesson['dtype']} gap is {lesson.max_rel_gap:.2g} against a "
+    return [f"The Gram route's loss formula loses digits when the fit is close: in {shown['dtype']} with noise "
+            f"{shown.noise:g} its loss departs from the streaming loss by up to {shown.max_rel_gap:.2g} relative, "
+            f"while the weights still agree to {shown.max_abs_weight_diff:.2g}.",
+            f"The formula s - 2 theta^T c + theta^T G theta subtracts terms about s / loss = {shown.s_over_loss:.3g} "
+            f"times the loss, and the gap stays inside its derived rounding bound {shown.max_bound:.2g}; at the "
+            f"lesson's noise {lesson.noise:g} the {lesson['dtype']} gap is {lesson.max_rel_gap:.2g} against a "
             f"tolerance of {lesson.tolerance:g}: {lesson.verdict}."]
 
 

@@ -221,15 +221,19 @@ def _prediction_sentence(table):
 
 
 def findings(table):
-    """Findings: the threshold and whether the runs obeyed it; how good the predicted iteration counts were."""
+    """Two sentences: below which rate descent is stable and whether the runs obeyed it (the answer); the bound and the predicted iterations."""
     t = table.iloc[0]
     disagree = len(_disagreeing(table))
-    first = (f"Full-batch descent is stable only below 2/lambda_max = {t.threshold:.3g} here; "
+    first = (f"Full-batch descent is stable only for learning rates below {t.threshold:.3g} here; "
              + (f"all {len(table)} runs of the sweep ({table.implementation.nunique()} implementations, "
                 f"{table.lr_over_threshold.min():.3g}x to {table.lr_over_threshold.max():.3g}x the threshold) "
                 "landed on the side it predicts."
                 if disagree == 0 else f"**{disagree} of {len(table)} runs of the sweep did not** land on the predicted side."))
-    return [first] + [s for s in [_prediction_sentence(table)] if s]
+    second = (f"The threshold is 2/lambda_max, lambda_max = {t.lambda_max:.4g} being the largest eigenvalue of the "
+              "loss's curvature (its Hessian 2/n [X, 1]^T [X, 1])")
+    prediction = _prediction_sentence(table)
+    second += ("; " + prediction[0].lower() + prediction[1:]) if prediction else "."
+    return [first, second]
 
 
 def _short_runs(table):

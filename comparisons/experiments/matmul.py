@@ -269,9 +269,10 @@ def findings(table):
     exponent = exponent_of(table)
     time_part = f"; its float64 time grows as n^{exponent:.2f}" if math.isfinite(exponent) else ""
     if len(library) and kept == len(library):
-        first = (f"numpy's matmul is the classical product, not Strassen: all {len(library)} numpy and TensorFlow "
-                 f"products kept the small block of the scale probe"
-                 + (" that one Strassen step loses" if len(strassen) and not strassen.map(is_classical_probe).any() else "")
+        first = (f"numpy's matrix product is the classical algorithm, not Strassen's as the lesson says: all "
+                 f"{len(library)} numpy and TensorFlow products kept a tiny-valued block of a probe matrix accurate to rounding"
+                 + (", which one Strassen step would lose" if len(strassen)
+                    and not strassen.map(is_classical_probe).any() else "")
                  + time_part + ".")
     else:
         first = (f"{len(library) - kept} of {len(library)} library products lost the scale probe's small block, "
