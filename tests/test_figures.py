@@ -370,10 +370,12 @@ def test_variants_figure_has_a_line_per_implementation_and_batch_size():
     table = pd.read_csv(RESULTS / "variants.csv")
     by_epoch, by_time = variants.figure(table).axes
     lines = _labelled_lines(by_epoch)
-    assert set(lines) == {f"{n}, batch {b}" for n, b in zip(table.implementation, table.batch_size)}
+    from comparisons import registry
+
+    assert set(lines) == {f"{registry.label(n)}, batch {b}" for n, b in zip(table.implementation, table.batch_size)}
     for (name, batch_size), rows in table.groupby(["implementation", "batch_size"]):
         excess = np.maximum(rows.sort_values("epoch").full_loss - rows.sort_values("epoch").ols_loss, 1e-17)
-        np.testing.assert_allclose(lines[f"{name}, batch {batch_size}"].get_ydata(), excess)
+        np.testing.assert_allclose(lines[f"{registry.label(name)}, batch {batch_size}"].get_ydata(), excess)
         assert _inside(by_epoch, rows.epoch, excess)
     assert by_epoch.get_yscale() == "log" and by_epoch.get_ylim()[0] > 0
     assert len(_labelled_lines(by_time)) == len(lines)

@@ -55,7 +55,7 @@ def assert_matches_numpy(result, X, y, W0, b0, lr, iterations, batches=None):
 @pytest.fixture(scope="module")
 def gradient_tolerance():
     """tf_models' per-step tolerance (the study enforces it on every autodiff-checking row)."""
-    from comparisons.tf_runtime import import_tensorflow
+    from tf_models.quiet_import import import_tensorflow
 
     import_tensorflow()
     from tf_models.gradient_tape import GRADIENT_TOLERANCE, TapeResult

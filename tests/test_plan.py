@@ -25,19 +25,19 @@ def test_asked_for_alone_the_slow_idiom_runs_in_that_dtype():
 
 def test_batch_size_skips_the_full_batch_only_ones():
     triples, skipped = plan(StudyConfig(batch_size=10), ["cpu"])
-    assert {t[0] for t in triples} == {"numpy", "keras"}
+    assert {t[0] for t in triples} == {"numpy", "keras", "keras:jax"}
     assert {s[0] for s in skipped} == {n for n, impl in REGISTRY.items() if impl.default and not impl.minibatch}
 
 
 def test_a_full_batch_only_trainer_refuses_a_sample_order_before_building_anything():
-    """Only numpy and keras follow mini-batches (as the plan above keeps); every other name refuses them at once."""
+    """Only numpy, keras and keras:jax follow mini-batches (as the plan above keeps); every other name refuses them at once."""
     import numpy as np
     import pytest
 
     from comparisons.implementations import make_trainer
 
     X, y, batches = np.ones((4, 1)), np.ones((4, 1)), [np.array([0, 1])]
-    refusing = [name for name in REGISTRY if name not in ("numpy", "keras")]
+    refusing = [name for name in REGISTRY if name not in ("numpy", "keras", "keras:jax")]
     assert refusing == [n for n, impl in REGISTRY.items() if not impl.minibatch]
     for name in refusing:
         with pytest.raises(ValueError, match=f"^{name} trains full batch only$"):

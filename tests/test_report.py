@@ -485,13 +485,14 @@ def epochs_table(keras_gap=1e-15):
 
 def test_variants_findings_follow_their_table():
     assert variants.findings(epochs_table()) == [
-        "Fed the same sample order, Keras follows numpy's path at batch sizes 1 and 100 (largest relative difference "
-        "of the per-step losses 1e-15).",
-        "After 2 epochs batch size 1 is 0.01 above the least-squares loss and batch size 100 20."]
+        "Given the same shuffled order of samples, Keras fit (`keras`) takes exactly numpy's steps at batch sizes 1 "
+        "and 100: per-step losses differ by at most 1e-15 relative.",
+        "After 2 passes over the data, batches of 1 end 0.01 above the least-squares loss and full batches 20."]
     numpy_only = epochs_table()[lambda t: t.implementation == "numpy"]
     assert "Only numpy ran" in variants.report_section(numpy_only)
     assert not any("Keras" in s for s in variants.findings(numpy_only))
-    assert variants.findings(epochs_table(keras_gap=1e-3))[0].startswith("**Keras and numpy part ways")
+    assert variants.findings(epochs_table(keras_gap=1e-3))[0].startswith(
+        "**Keras fit (`keras`) parts ways with numpy on the same sample order**")
 
 
 def test_md_table_escapes_bars_and_formats_floats():

@@ -218,8 +218,12 @@ def run(ctx):
 
 # ------------------------------------------------------------------------------- figure and report
 
-COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-NETWORK_STYLE = {"loopback": "--", "datacenter": ":"}
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")  # the model's n
+SETTING_COLORS = ("tab:gray", "tab:olive", "tab:cyan", "tab:pink", "black", "gold")  # the measured settings
+# one meaning per line style in all three panels, and the network as the marker
+STYLE = {"measured": "-", "allreduce": ":", "per_step": "--", "gram": "-."}
+NETWORK_MARKER = {"loopback": "s", "datacenter": ""}
+ROUTE_WORDS = {"per_step": "per-step route", "gram": "Gram route"}
 
 
 def _setting(row):
@@ -227,20 +231,32 @@ def _setting(row):
             else f"{int(row.workers)} worker{'s' if row.workers > 1 else ''}")
 
 
+def _model_line(ax, part, column, network, route, color, n):
+    """One model curve: its route as the line style, its network as the marker (hollow squares: loopback)."""
+    marker = NETWORK_MARKER.get(network, "o")
+    ax.loglog(part.workers, part[column], STYLE[route], color=color, marker=marker or None, mfc="none", ms=4,
+              label=f"model, {ROUTE_WORDS[route]} ({network}): n = {_power(n)}")
+
+
 def figure(table):
-    """The Figure: measured steps (left), the per-step model (middle), whole runs by both routes (right)."""
+    """The Figure: measured steps (left), the per-step model (middle), whole runs by both routes (right).
+
+    Line styles mean the same in every panel: solid = measured step, dotted = measured all-reduce,
+    dashed = the model's per-step route, dash-dot = the model's Gram route; hollow squares = loopback figures.
+    """
     from ..figures import legend_outside, plt
 
-    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.4))
+    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.8))
     steps = table[(table.kind == "measured") & (table.what == "step")].dropna(subset=["seconds_per_step"])
     for k, ((strategy, replicas, workers), rows) in enumerate(steps.groupby(["strategy", "replicas", "workers"])):
         rows = rows.sort_values("n_samples")
-        ax_m.loglog(rows.n_samples, rows.seconds_per_step, "-o", color=COLORS[k % len(COLORS)],
+        ax_m.loglog(rows.n_samples, rows.seconds_per_step, STYLE["measured"], marker="o",
+                    color=SETTING_COLORS[k % len(SETTING_COLORS)],
                     label=f"measured: {strategy}, {_setting(rows.iloc[0])}")
     latency = table[(table.what == "allreduce")].sort_values("bytes")
     if not latency.empty:
         small = latency.iloc[0]
-        ax_m.axhline(small.seconds, color="black", lw=1, ls="-.",
+        ax_m.axhline(small.seconds, color="black", lw=1.2, ls=STYLE["allreduce"],
                      label=f"measured: one all-reduce of {int(small.numbers)} numbers, {int(small.workers)} workers")
     ax_m.set(xlabel="n (rows)", ylabel="seconds per step (best of repeats)",
              title=f"MEASURED on this machine (m = {M}, {DTYPE})\nlogical CPUs and loopback workers share one machine's cores")
@@ -251,22 +267,23 @@ def figure(table):
             part = rows[rows.n_samples == n].sort_values("workers")
             color = COLORS[k % len(COLORS)]
             if route == "per_step":
-                ax_s.loglog(part.workers, part.seconds_per_step, NETWORK_STYLE[network], color=color,
-                            label=f"model ({network}): n = {_power(n)}")
+                _model_line(ax_s, part, "seconds_per_step", network, route, color, n)
                 best = int(part.best_workers.iloc[0])  # any K, not only the grid's: the model gives its time
                 ax_s.loglog([best], [projection_at(table, network, route, n, best)["seconds_per_step"]], "*",
                             color=color, ms=11)
             if network == "datacenter":
-                style = "--" if route == "per_step" else "-."
-                ax_r.loglog(part.workers, part.seconds_per_run, style, color=color,
-                            label=f"model ({route.replace('_', '-')} route): n = {_power(n)}")
+                _model_line(ax_r, part, "seconds_per_run", network, route, color, n)
     ax_s.set(xlabel="workers K", ylabel="seconds per step",
-             title="MODEL: per-step all-reduce route\n(dashed: loopback figures, dotted: datacenter; * = best K)")
+             title="MODEL: per-step all-reduce route (dashed)\nhollow squares: loopback figures, plain: datacenter; "
+                   "* = best K")
     ax_r.set(xlabel="workers K", ylabel=f"seconds for {ITERATIONS} iterations",
-             title=f"MODEL, datacenter figures: {ITERATIONS} iterations\nper-step route (dashed) vs Gram route (dash-dot)")
+             title=f"MODEL, datacenter figures: {ITERATIONS} iterations\nper-step route (dashed) vs Gram route "
+                   "(dash-dot)")
     for ax in (ax_m, ax_s, ax_r):
         ax.grid(True, which="both", alpha=0.3)
         legend_outside(ax, fontsize=7)
+    fig.suptitle("Line styles mean the same in every panel: solid = measured step, dotted = measured all-reduce, "
+                 "dashed = model, per-step route, dash-dot = model, Gram route", fontsize=9)
     return fig
 
 
