@@ -4,7 +4,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 from .registry import names
 
-EXPERIMENTS = ("scaling", "lr_sweep", "variants", "matmul", "lesson_claims", "gram", "distribution_support", "distributed")
+# The experiments, in the one order the study runs them and the report ranks their findings (when more than fit):
+# what the study is for first, then the rest.
+EXPERIMENTS = ("distribution_support", "distributed", "scaling", "gram", "lr_sweep", "lesson_claims", "matmul", "variants")
 
 
 @dataclass(frozen=True)

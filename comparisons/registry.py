@@ -31,6 +31,7 @@ class Implementation:
     step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts only
     one_dtype_when_both: bool = False  # with --dtype both, run the last dtype only (a slow idiom costs the same in each)
     sweeps: bool = True  # takes part in the experiments that sweep implementations (lr_sweep, scaling)
+    note: str = ""  # why it costs what it costs, for the report's reading of the timings (no measured numbers)
 
     @property
     def base(self):
@@ -69,19 +70,25 @@ REGISTRY = {impl.name: impl for impl in (
                    title="numpy, by hand", minibatch=True, step_cost_s=1e-5),
     Implementation("keras", "Dense(1) + SGD + mse, fit on a repeated tf.data batch with steps_per_execution",
                    "tensorflow", f"{_TF}:keras_dataset", title="Keras fit", minibatch=True, stops_at_divergence=False,
-                   step_cost_s=3e-4),
+                   step_cost_s=3e-4, note="all steps run in one `steps_per_execution` call on a repeated `tf.data` "
+                   "batch, so fit's Python loop is entered once"),
     Implementation("keras:numpy_input", "the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)",
                    "tensorflow", f"{_TF}:keras_numpy_input", title="Keras fit, one epoch per update", stops_at_divergence=False,
-                   step_cost_s=3e-2, one_dtype_when_both=True),
+                   step_cost_s=3e-2, one_dtype_when_both=True,
+                   note="every epoch re-enters Keras' Python loop (callbacks, a new iterator over the numpy arrays, "
+                   "metric resets, logs copied to the host), and at a small size that overhead is all there is"),
     Implementation("gradient_tape", "whole loop in one tf.function, autodiff checked against the analytic gradient "
                    "every step; XLA while X is small", "tensorflow", f"{_TF}:tape_auto", title="GradientTape loop",
                    checks_gradient=True, step_cost_s=3e-5),
     Implementation("gradient_tape:xla", "the same loop, always compiled by XLA", "tensorflow", f"{_TF}:tape_xla",
                    title="GradientTape loop, XLA", checks_gradient=True, step_cost_s=3e-5),
     Implementation("gradient_tape:graph", "the same loop in one tf.function, never XLA", "tensorflow", f"{_TF}:tape_graph",
-                   title="GradientTape loop, graph", checks_gradient=True, step_cost_s=1e-4),
+                   title="GradientTape loop, graph", checks_gradient=True, step_cost_s=1e-4,
+                   note="without XLA every small op of a step (matrix products, subtractions, reductions, the "
+                   "check) is dispatched as its own kernel; XLA fuses them into a few"),
     Implementation("gradient_tape:eager", "the same step in a plain Python loop, eager TensorFlow", "tensorflow",
-                   f"{_TF}:tape_eager", title="GradientTape, eager", checks_gradient=True, step_cost_s=2.5e-3),
+                   f"{_TF}:tape_eager", title="GradientTape, eager", checks_gradient=True, step_cost_s=2.5e-3,
+                   note="one Python iteration per step: the cost of dispatching each op from Python"),
     # one pass over X for G, c, s (costs about one streaming step at large n), then O(m^2) steps
     Implementation("numpy:gram", "one float64-summed pass for G, c, s, then the N iterations on them (handrolled/gram.py)",
                    "numpy", f"{_NUMPY}:gram", title="numpy, Gram route", route="gram", step_cost_s=5e-6),
@@ -104,10 +111,13 @@ REGISTRY = {impl.name: impl for impl in (
                    "checked against the analytic gradient every step", "jax", f"{_JAX}:jit_loop", title="JAX jit loop",
                    checks_gradient=True, step_cost_s=3e-5),
     Implementation("jax:eager", "the same jitted step called from a Python loop, one dispatch per update", "jax",
-                   f"{_JAX}:eager_loop", title="JAX, Python loop", checks_gradient=True, step_cost_s=3e-4),
+                   f"{_JAX}:eager_loop", title="JAX, Python loop", checks_gradient=True, step_cost_s=3e-4,
+                   note="the step is the same compiled code as `jax`'s; each update is one dispatch from Python and "
+                   "one transfer of its loss to the host, for the divergence test"),
     Implementation("keras:jax", "the keras row's Dense(1) + SGD + mse fit on the JAX backend (KERAS_BACKEND=jax), in its "
                    "own process", "jax", f"{_JAX}:keras_on_jax", title="Keras fit on JAX", minibatch=True,
-                   stops_at_divergence=False, own_process=True, times_itself=True, step_cost_s=3e-4, sweeps=False),
+                   stops_at_divergence=False, own_process=True, times_itself=True, step_cost_s=3e-4, sweeps=False,
+                   note="its times are taken inside its own process, around fit, as `keras`'s are in this one"),
     Implementation("jax:sharded", "the jax loop with its rows sharded over --replicas devices (jax.sharding; GPUs when "
                    "enough are seen, else the CPU split)", "jax", f"{_JAX}:sharded_loop", title="JAX, sharded rows",
                    checks_gradient=True, distributed="replicas", step_cost_s=1e-4, sweeps=False),
