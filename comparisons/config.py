@@ -5,8 +5,8 @@ from dataclasses import asdict, dataclass, field, replace
 from .registry import names
 
 # The experiments, in the one order the study runs them and the report ranks their findings (when more than fit):
-# what the study is for first, then the rest.
-EXPERIMENTS = ("distribution_support", "distributed", "scaling", "gram", "lr_sweep", "lesson_claims", "matmul", "variants")
+# what the study is for first, then the rest (matmul before lesson_claims, which reads its table).
+EXPERIMENTS = ("distribution_support", "distributed", "scaling", "gram", "lr_sweep", "matmul", "lesson_claims", "variants")
 
 
 @dataclass(frozen=True)
