@@ -269,3 +269,23 @@ def test_gram_stages_are_the_trainers_own_pass_and_iterations(lesson_data):
     np.testing.assert_array_equal(iterate(stats, W0, b0), trainer(W0, b0).loss_curve)
     with pytest.raises(ValueError, match="Gram route"):
         gram_stages(make_trainer("numpy", data.X, data.y, 0.05, 30))
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 512, None])  # one row, leftovers, several blocks, the default
+def test_float32_blocks_cast_into_the_reused_buffer_give_the_float64_reference(block_rows):
+    """The pass casts each float32 block into one float64 buffer: every block, the last one short, counts once."""
+    data = make_synthetic(1000, 3, 0.5, seed=9)
+    X32, y32 = data.X.astype(np.float32), data.y.astype(np.float32)
+    stats = handrolled.sufficient_statistics(X32, y32, block_rows=block_rows)
+    A, y64 = _design(X32.astype(np.float64)), y32.astype(np.float64)[:, 0]
+    # oracle: float64 sums over rows by einsum, rounded once to float32
+    np.testing.assert_array_equal(stats.G, (np.einsum("ij,ik->jk", A, A) / 1000).astype(np.float32))
+    np.testing.assert_array_equal(stats.c, (np.einsum("ij,i->j", A, y64)[:, None] / 1000).astype(np.float32))
+    assert stats.s == np.float32(np.einsum("i,i->", y64, y64) / 1000)
+
+
+def test_default_blocks_hold_the_block_bytes_of_float64_rows():
+    from handrolled.gram import BLOCK_BYTES, block_rows_for
+
+    assert block_rows_for(32) == BLOCK_BYTES // 256  # 32 float64 features: 256 bytes a row
+    assert block_rows_for(1, block_bytes=80) == 10 and block_rows_for(100, block_bytes=8) == 1
