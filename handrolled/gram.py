@@ -18,7 +18,7 @@ from .descent import DescentResult, _is_divergent
 
 ACCUMULATE = np.float64  # the dtype G, c and s are summed in, whatever the run's dtype (see below)
 # Rows per block of the pass: about this many bytes of float64 X, small enough for a block to stay in
-# a core's cache between its two products (X_b^T X_b, then X_b^T Z_b), so X comes from memory once.
+# a core's cache between its two products (X_b^T X_b, then X_b^T Z_b), so that X need come from memory once.
 BLOCK_BYTES = 2 * 2**20
 
 

@@ -11,12 +11,12 @@ Why "auto": measured on a 2-core CPU, XLA fuses the small ops of a step (matrix 
 more while a step is mostly overhead (X of a few MB or less). Once X must stream from memory,
 XLA's code for the skinny products X @ W and X^T R spends about twice the CPU time of the Eigen
 kernels the plain graph calls (both use every core), so the graph is about 2x faster there.
-The crossover sat between 4 and 13 MB of X. A plain step then reads X three times from memory
-(X W, autodiff's X^T, the check's X^T R). "blocked" takes each step block by block, each block's
-share of the loss under its own tape (the gradient of a sum is the sum of the gradients), so a
-block is read from memory once and twice more from cache: 20-35% faster than the plain graph at
-n = 10^6, m = 32. Blocks of about 4 MiB were fastest in both dtypes here; some sizes near 1-2 MiB
-were slower than no blocking at all, so the size is a measured choice, not a law.
+A plain step reads X three times (X W, autodiff's X^T, the check's X^T R). "blocked" takes each
+step block by block, each block's share of the loss under its own tape (the gradient of a sum is
+the sum of the gradients), so that a block's second and third reads may come from cache. That it
+pays is not assumed: the scaling experiment times the blocked default beside the plain graph and the
+one-pass floor, in the same rounds, and its report gives the ratios. XLA_MAX_BYTES and BLOCK_BYTES
+are measured choices for one machine, not laws.
 """
 from dataclasses import dataclass
 

@@ -388,6 +388,10 @@ def _numpy_lines(table):
             for r in rows.itertuples()) + f". Best: `{best.implementation}`, {_met(best.ratio_to_floor, STREAMING_TARGET)}.")
     formulations = [f for f in FORMULATIONS if (table.implementation == f.name).any()]
     lines += [f"- `{f.name}` (measured at m = {', '.join(map(str, f.features))} only): {f.summary}." for f in formulations]
+    if (forms[forms.n_features == 1].groupby("dtype").ratio_to_floor.min() > STREAMING_TARGET).any():
+        lines.append("- At m = 1 even the best form misses: numpy runs a step as whole-array operations, each a pass "
+                     "over an n-long vector (the product, the residual, its square, three reductions), about ten "
+                     "passes where the floor counts two reads of X, and at m = 1 each vector is as large as X.")
     columns = {name: kernel_column(name) for name in KERNELS}
     point = table[(table.n_samples == n) & (table.n_features == 1)]
     if not point.empty and all(c in point for c in columns.values()):
@@ -399,9 +403,10 @@ def _numpy_lines(table):
                 f"- The products alone at n = {n:,}, m = 1, {dtype}, in the same rounds: `X @ W` {k['X @ W']:.3g} ms "
                 f"against `X * w` {k['X * w']:.3g} ms ({k['X @ W'] / k['X * w']:.3g}x), `X.T @ R` {k['X.T @ R']:.3g} ms "
                 f"against `einsum X^T R` {k['einsum X^T R']:.3g} ms ({k['X.T @ R'] / k['einsum X^T R']:.3g}x). "
-                "numpy's matmul hands (n, 1) @ (1, 1) to its BLAS as a matrix-vector product (gemv) whose n dot "
-                "products have length one, where an elementwise multiply streams X once; `X.T @ R` is a BLAS dot "
-                "product, threaded over the cores, against einsum's single-threaded loop.")
+                "numpy's matmul sends a product whose right operand has one column to its BLAS matrix-vector routine "
+                "(gemv): with one feature that is n dot products of length one, where an elementwise multiply streams "
+                "X once; `X.T @ R` goes to the same routine as one dot product of length n, the einsum to numpy's "
+                "own loop.")
     return lines
 
 
@@ -443,6 +448,11 @@ def _blocked_lines(table):
             f"{r.graph_per_iteration_s * 1e3:.3g} ms ({r.graph_ratio_to_one_pass_floor:.2f}x): blocked / graph = "
             f"{r.blocked_per_iteration_s / r.graph_per_iteration_s:.2f}"
             + (" (a tie: their median intervals overlap)" if tie else "") + ".")
+    wide = pairs[pairs.n_features == pairs.n_features.max()]
+    if (wide.blocked_ratio_to_one_pass_floor > STREAMING_TARGET).any():
+        lines += ["", "So on this run blocking did not make a step's three reads of X cost one trip to memory: the "
+                  f"blocked step stayed above {STREAMING_TARGET:g}x the one-pass floor at m = {wide.n_features.max()}, "
+                  "at the blocked / graph ratio above."]
     return lines
 
 
