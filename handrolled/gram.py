@@ -47,15 +47,17 @@ def sufficient_statistics(X, y, block_rows=None):
     A float64 run has no wider type at BLAS speed, so it sums in its own dtype.
 
     Per block of rows, X_b (rows, m) and Z_b = [1, y_b] (rows, 2): X_b^T X_b (a symmetric rank-k
-    update: numpy calls syrk for a product with its own transpose), X_b^T Z_b and Z_b^T Z_b. A float64
-    X_b is a view of X, never copied (one product of an augmented [X_b, 1, y_b] would copy every
-    block); a float32 one is cast into one reused float64 buffer.
+    update: numpy calls syrk for a product with its own transpose) and X_b^T Z_b; n, sum y and y^T y
+    once over y. A float64 X_b is a view of X, never copied (one product of an augmented
+    [X_b, 1, y_b] would copy every block); a float32 one is cast into one reused float64 buffer.
+    With one feature numpy's matmul would send (1, k) @ (k, 1) and (1, k) @ (k, 2) to BLAS dot and
+    matrix-vector calls; the column is summed by numpy's own loops (einsum, sum) instead.
     """
     n, m = X.shape
     rows = min(n, block_rows or block_rows_for(m))
+    y64 = y.astype(ACCUMULATE, copy=False)  # (n, 1): a view when y is float64
     XX = np.zeros((m, m), ACCUMULATE)  # sum of x x^T
     XZ = np.zeros((m, 2), ACCUMULATE)  # [sum of x, sum of x y]
-    ZZ = np.zeros((2, 2), ACCUMULATE)  # [[n, sum of y], [sum of y, sum of y^2]]
     Z = np.ones((rows, 2), ACCUMULATE)  # (rows, 2): [1, y_block], column 1 refilled per block
     cast = None if X.dtype == ACCUMULATE else np.empty((rows, m), ACCUMULATE)  # the float64 copy of a block
     for start in range(0, n, rows):
@@ -64,16 +66,20 @@ def sufficient_statistics(X, y, block_rows=None):
         if cast is not None:
             X_b = cast[:k]
             X_b[...] = X[start:start + k]
-        Z_b = Z[:k]
-        Z_b[:, 1:] = y[start:start + k]
-        XX += X_b.T @ X_b
-        XZ += X_b.T @ Z_b
-        ZZ += Z_b.T @ Z_b
+        if m == 1:
+            XX += np.einsum("ij,ij->", X_b, X_b)
+            XZ += (X_b.sum(), np.einsum("ij,ij->", X_b, y64[start:start + k]))
+        else:
+            Z_b = Z[:k]
+            Z_b[:, 1:] = y64[start:start + k]
+            XX += X_b.T @ X_b
+            XZ += X_b.T @ Z_b
+    y_sum, yy = y64.sum(), np.einsum("ij,ij->", y64, y64)
     G = np.empty((m + 1, m + 1), ACCUMULATE)  # [[X^T X, X^T 1], [1^T X, n]]
-    G[:m, :m], G[:m, m], G[m, :m], G[m, m] = XX, XZ[:, 0], XZ[:, 0], ZZ[0, 0]
-    c = np.append(XZ[:, 1], ZZ[0, 1]).reshape(-1, 1)  # (m + 1, 1): [X^T y; 1^T y]
+    G[:m, :m], G[:m, m], G[m, :m], G[m, m] = XX, XZ[:, 0], XZ[:, 0], n
+    c = np.append(XZ[:, 1], y_sum).reshape(-1, 1)  # (m + 1, 1): [X^T y; 1^T y]
     dtype = X.dtype
-    return GramStatistics((G / n).astype(dtype), (c / n).astype(dtype), dtype.type(ZZ[1, 1] / n), n)
+    return GramStatistics((G / n).astype(dtype), (c / n).astype(dtype), dtype.type(yy / n), n)
 
 
 def gram_loss(stats, theta):

@@ -121,6 +121,7 @@ def test_the_blocked_loop_is_judged_from_the_mode_column_not_names():
     # one-pass floor (128e6 + 4e6) / 1e10 = 13.2 ms: 20 ms is 1.52x, missed; the intervals +-10% overlap: a tie
     assert pairs.blocked_ratio_to_one_pass_floor.iloc[0] == pytest.approx(0.02 / 0.0132)
     report = scaling.report_section(table)
+    assert "at n = 1,000,000, against the one-pass floor" in report
     assert "`tape_a` 20 ms per iteration (1.52x, missed), `tape_b` 21 ms (1.59x): blocked / graph = 0.95 (a tie" in report
     swapped = _table(per, modes={"tape_a": "graph", "tape_b": "blocked"})
     assert scaling.blocked_against_graph(swapped).blocked.iloc[0] == "tape_b"
@@ -245,3 +246,21 @@ def test_tiny_run_times_the_gram_stages(tmp_path, tf_ready, monkeypatch):
     np.testing.assert_allclose(table.one_pass_floor_s, (table.x_bytes + table.y_bytes) / (table.bandwidth_gbs * 1e9))
     assert [p.name for p in scaling.plot(table, tmp_path)] == ["scaling.png"]
     assert len(scaling.findings(table)) == 2
+
+
+def test_quick_takes_the_cheapest_row_of_each_framework_and_route():
+    from comparisons import registry
+    from comparisons.registry import Implementation
+
+    fake = [Implementation(f"fake{k}", "", framework, "x:y", route=route, step_cost_s=cost)
+            for k, (framework, route, cost) in enumerate([("numpy", "streaming", 2e-5), ("numpy", "streaming", 1e-5),
+                                                          ("jax", "streaming", 1e-5), ("jax", "streaming", 1e-5),
+                                                          ("jax", "gram", 3e-3)])]
+    saved = dict(registry.REGISTRY)
+    try:
+        for impl in fake:
+            registry.register(impl)
+        assert scaling.cheapest_per_route([f.name for f in fake]) == ["fake1", "fake2", "fake4"]
+    finally:
+        registry.REGISTRY.clear()
+        registry.REGISTRY.update(saved)

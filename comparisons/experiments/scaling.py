@@ -93,13 +93,23 @@ def max_n(name, full):
 def plan(config):
     """(sample sizes, feature counts, dtypes, implementations, seconds per timed call, repeats) for a run."""
     names = registry.swept(config.only)
-    if config.quick:  # the default run's cheapest rows of each route and framework, one m
-        quick = [n for n in names if registry.get(n).step_cost_s < 1e-3]
-        return (100, 100_000), (32,), (config.dtypes[0],), quick, 0.03, 2
+    if config.quick:  # one m, and per (framework, route) only its cheapest row per step (the first of equals)
+        return (100, 100_000), (32,), (config.dtypes[0],), cheapest_per_route(names), 0.03, 2
     if config.full:
         return (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000), (1, 32), config.dtypes, names, 0.3, 3
     # default: the run's first dtype only (float32 under --dtype both); --full sweeps every dtype
     return (100, 10_000, TARGET_N), (1, 32), config.dtypes[:1], names, 0.04, 3
+
+
+def cheapest_per_route(names):
+    """Of `names`, in their order, the first with the smallest step_cost_s of each (framework, route)."""
+    best = {}
+    for name in names:
+        impl = registry.get(name)
+        key = (impl.framework, impl.route)
+        if key not in best or impl.step_cost_s < registry.get(best[key]).step_cost_s:
+            best[key] = name
+    return [name for name in names if name in best.values()]
 
 
 def floor_per_iteration(x_bytes, bandwidth, passes=PASSES):
@@ -438,7 +448,7 @@ def _blocked_lines(table):
 
     n = _target_n(table)
     lines = ["", f"**The blocked GradientTape loop** (a row whose `mode` is `blocked`: each step goes through X in "
-             "blocks, every block's share of the loss under its own tape) at n = {n:,}, against the one-pass floor "
+             f"blocks, every block's share of the loss under its own tape) at n = {n:,}, against the one-pass floor "
              f"(target: within {STREAMING_TARGET:g}x) and the same loop unblocked (`mode` `graph`):", ""]
     for r in pairs.itertuples():
         tie = overlap(r.blocked_interval, r.graph_interval)
