@@ -278,7 +278,9 @@ def report_section(table):
             lines.append(f"At n = {speedup[0]} numpy.matmul is {speedup[1]:,.0f}x faster than the loop.")
     best = lib.loc[lib.groupby(["method", "device", "dtype"]).gflops.idxmax()]
     best = best[["method", "device", "dtype", "gflops", "n"]].rename(columns={"gflops": "best GFLOP/s", "n": "at n"})
-    lines += ["", md_table(best, "{:.1f}")]
+    lines += ["", "The methods of each size and dtype were timed in interleaved rounds (each round times every method "
+              "once, in an order that changes), so a slow minute of a shared machine hits them alike; GFLOP/s is "
+              "2 n^3 over the fastest call.", "", md_table(best, "{:.1f}")]
     disagree = table[~table.agrees.astype(bool)]
     lines += ["", ("Every product agrees with a float64 reference of the same inputs "
                    f"(largest relative difference {table.max_rel_diff.max():.2g}; float64 loop vs numpy: "
