@@ -264,3 +264,14 @@ def test_quick_takes_the_cheapest_row_of_each_framework_and_route():
     finally:
         registry.REGISTRY.clear()
         registry.REGISTRY.update(saved)
+
+
+def test_stable_lr_from_the_gram_pass_is_the_stability_analysis_one():
+    from comparisons import stability
+    from comparisons.data import make_synthetic
+
+    for m in (1, 5):
+        data = make_synthetic(3000, m, 0.5, seed=m)
+        assert scaling.stable_lr(data.X, data.y) == pytest.approx(stability.analyse(data.X).max_stable_lr, rel=1e-12)
+        assert scaling.stable_lr(data.X.astype(np.float32), data.y.astype(np.float32)) == pytest.approx(
+            stability.analyse(data.X.astype(np.float32)).max_stable_lr, rel=1e-12)
