@@ -275,3 +275,14 @@ def test_stable_lr_from_the_gram_pass_is_the_stability_analysis_one():
         assert scaling.stable_lr(data.X, data.y) == pytest.approx(stability.analyse(data.X).max_stable_lr, rel=1e-12)
         assert scaling.stable_lr(data.X.astype(np.float32), data.y.astype(np.float32)) == pytest.approx(
             stability.analyse(data.X.astype(np.float32)).max_stable_lr, rel=1e-12)
+
+
+def test_an_older_table_without_the_new_columns_still_reports():
+    """A committed scaling.csv from before the floors were interleaved: route and framework come from the registry."""
+    table = _table(PER, PASS).drop(columns=["route", "framework", "gemm_gflops", "gram_pass_floor_s", "median_low_s",
+                                            "median_high_s", "pass_ratio_to_floor"])
+    full = scaling.complete(table)
+    assert list(full.route) == list(_table(PER, PASS).route) and full.gram_pass_floor_s.isna().all()
+    report = scaling.report_section(table)
+    assert "measured once, before the rows" in report and "**The Gram pass**" not in report
+    assert scaling.gram_crossover(table).set_index("implementation").loc["numpy:gram", "beats_streaming_from_n"] == 100

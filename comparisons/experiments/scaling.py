@@ -301,10 +301,34 @@ def with_ratios(table):
     )
 
 
+def complete(table):
+    """The table with every column this version writes: an older scaling.csv (a committed run) gets `route` and
+    `framework` from the registry and NaN for the floors it did not measure, then its ratios again."""
+    if {"route", "framework", "gemm_gflops", "gram_pass_floor_s", "median_low_s", "median_high_s"} <= set(table):
+        return table
+    formulations = {f.name: ("streaming", f.framework) for f in FORMULATIONS}
+    known = set(registry.names())
+
+    def capability(name):
+        if name in formulations:
+            return formulations[name]
+        return (registry.get(name).route, registry.get(name).framework) if name in known else ("streaming", "")
+
+    table = table.copy()
+    found = [capability(name) for name in table.implementation]
+    table["route"] = table.get("route", pd.Series([r for r, _ in found], index=table.index))
+    table["framework"] = table.get("framework", pd.Series([f for _, f in found], index=table.index))
+    for column in ("gemm_gflops", "gram_pass_floor_s", "median_low_s", "median_high_s"):
+        if column not in table:
+            table[column] = np.nan
+    return with_ratios(table)
+
+
 def gram_crossover(table):
     """Per Gram route, device, m and dtype: the smallest measured n from which it beats the fastest streaming row of
     its framework (fastest at the largest n) at every larger measured n, for 1000 iterations (pass included), or
     None; with the times at the largest n."""
+    table = complete(table)
     rows = []
     for (name, device, m, dtype), part in table[table.route == "gram"].groupby(
             ["implementation", "device", "n_features", "dtype"]):
@@ -389,6 +413,7 @@ def _met(ratio, target):
 
 def numpy_forms(table):
     """Per (m, dtype) at the target n: each numpy streaming row's ratio to the two-pass floor, best first."""
+    table = complete(table)
     n = _target_n(table)
     rows = table[(table.n_samples == n) & (table.framework == "numpy") & (table.route == "streaming")]
     return rows.sort_values(["n_features", "dtype", "ratio_to_floor"])
@@ -433,6 +458,7 @@ def _numpy_lines(table):
 
 def blocked_against_graph(table):
     """At the target n: each row whose loop ran `blocked` beside the rows of its framework that ran `graph`."""
+    table = complete(table)
     n = _target_n(table)
     big = table[(table.n_samples == n) & table["mode"].isin(["blocked", "graph"])]
     out = []
@@ -481,6 +507,7 @@ def _gram_pass_lines(table):
     """The Gram pass against its floor: the time, the floor's two parts, the rate against the GEMM rate."""
     n = _target_n(table)
     rows = table[(table.route == "gram") & (table.n_samples == n)].sort_values(["n_features", "dtype", "implementation"])
+    rows = rows[rows.gram_pass_floor_s.notna()]  # an older table measured no GEMM rate
     if rows.empty:
         return []
     lines = ["", f"**The Gram pass** at n = {n:,} against its floor, max(2 n (m + 1)^2 / the GEMM rate of square "
@@ -546,18 +573,22 @@ def _gram_paragraph(table):
 
 def report_section(table):
     """Markdown: the floors measured per point, the ratios at the largest n, the targets, the regimes, the Gram route."""
+    table = complete(table)
     n_max = int(table.n_samples.max())
     n_target = _target_n(table)
     points = table.drop_duplicates(["n_samples", "n_features", "dtype"])
     lines = ["## Scaling against the memory roofline", "", f"![per-iteration time against n]({NAME}.png)", "",
-             "The floors were measured in the same interleaved rounds as the rows they judge, at every (n, m, dtype) "
-             "point: each round timed every row once and the probes once, a contiguous sum and a BLAS matrix-vector "
+             ("The floors were measured in the same interleaved rounds as the rows they judge, at every (n, m, dtype) "
+              "point: each round timed every row once and the probes once, " if points.gemm_gflops.notna().any() else
+              "The floors of this (older) run were measured once, before the rows: ") +
+             "a contiguous sum and a BLAS matrix-vector "
              "product over a large array (the better of the two is the bandwidth) and a square float64 matrix "
              f"product (the GEMM rate). Bandwidth over the {len(points)} points: "
              f"{points.bandwidth_gbs.min():.1f} to {points.bandwidth_gbs.max():.1f} GB/s (sum "
              f"{points.bandwidth_sum_gbs.median():.1f}, matrix-vector product {points.bandwidth_gemv_gbs.median():.1f} "
-             f"GB/s, medians over the points); GEMM rate {points.gemm_gflops.min():.3g} to "
-             f"{points.gemm_gflops.max():.3g} GFLOP/s. "
+             "GB/s, medians over the points)"
+             + (f"; GEMM rate {points.gemm_gflops.min():.3g} to {points.gemm_gflops.max():.3g} GFLOP/s. "
+                if points.gemm_gflops.notna().any() else ". ") +
              "The data come from the lesson's generator at each size (never from a `--data` file, whose size is fixed). "
              "A full-batch iteration as written reads X twice (X W, then X^T r): the two-pass floor, "
              "2 x X.nbytes / bandwidth. Fused, one pass would do (each row gives its residual and its share of "
