@@ -220,7 +220,7 @@ def test_tiny_run_has_the_floor_and_ratio_columns(tmp_path, monkeypatch):
     np.testing.assert_allclose(gram.gram_pass_floor_s, np.maximum(flops / (gram.gemm_gflops * 1e9),
                                                                   (gram.x_bytes + gram.y_bytes) / (gram.bandwidth_gbs * 1e9)))
     np.testing.assert_allclose(gram.pass_ratio_to_floor, gram.one_pass_s / gram.gram_pass_floor_s)
-    assert table[table.route == "streaming"].gram_pass_floor_s.isna().all()
+    assert table[table.route == "streaming"].gram_pass_floor_s.isna().all() and table.cast_s.isna().all()
     # one floor per point: every row of a point shares its probes' rates
     assert (table.groupby(["n_samples", "n_features"]).bandwidth_gbs.nunique() == 1).all()
     m1 = table[table.n_features == 1]
@@ -286,3 +286,14 @@ def test_an_older_table_without_the_new_columns_still_reports():
     report = scaling.report_section(table)
     assert "measured once, before the rows" in report and "**The Gram pass**" not in report
     assert scaling.gram_crossover(table).set_index("implementation").loc["numpy:gram", "beats_streaming_from_n"] == 100
+
+
+def test_a_float32_gram_point_times_the_cast_of_its_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr(scaling, "plan", lambda config: ((500,), (2,), ("float32",), ["numpy:gram"], 0.002, 1))
+    monkeypatch.setattr(scaling, "QUICK_PROBE_BYTES", 2**20)
+    monkeypatch.setattr(scaling, "QUICK_GEMM_N", 32)
+    monkeypatch.setattr(scaling, "GRAM_ITERATIONS", 10)
+    ctx = ExperimentContext(config=StudyConfig(quick=True, repeats=1), out_dir=tmp_path, devices=("cpu",))
+    table = scaling.run(ctx)
+    assert len(table) == 1 and table.cast_s.iloc[0] > 0  # timed; a float64 point has nothing to cast (NaN)
+    assert "m = 2, float32: " in scaling.report_section(table.assign(n_samples=1_000_000))

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from handrolled.broadcast import descend_broadcast
-from handrolled.gram import sufficient_statistics
+from handrolled.gram import block_rows_for, sufficient_statistics
 
 from .. import registry, stability
 from ..data import initial_parameters, make_synthetic
@@ -154,6 +154,19 @@ def stable_lr(X, y):
     return stability.Stability(float(eigenvalues[0]), float(eigenvalues[-1])).max_stable_lr
 
 
+def cast_probe(X):
+    """A callable doing only the Gram pass's cast: X block by block into one reused float64 buffer, as the pass does."""
+    n, m = X.shape
+    rows = min(n, block_rows_for(m))
+    buffer = np.empty((rows, m), ACCUMULATE)
+
+    def cast():
+        for start in range(0, n, rows):
+            k = min(rows, n - start)
+            buffer[:k] = X[start:start + k]
+    return cast
+
+
 def floor_probes(n_bytes, gemm_n, seed=0):
     """The floor probes, timed in every round beside the rows: ({key: callable}, {key: bytes or flops per call}).
 
@@ -238,12 +251,15 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
             calls[(label, device, "iterate")] = lambda iterate=iterate, stats=stats: iterate(stats, W0, b0)
         rows[(label, device)] = {"implementation": label, "device": device, "framework": framework, "route": route,
                                  "dtype": dtype, "n_samples": n, "n_features": m, "iterations": iterations, "lr": lr}
+    if X.dtype != ACCUMULATE and any(row["route"] == "gram" for row in rows.values()):
+        calls[("cast",)] = cast_probe(X)
     if m == 1 and registry.REFERENCE in names:
         W, R = np.asarray(W0, dtype).reshape(1, 1), y - X * np.asarray(W0, dtype).reshape(1, 1)
         calls.update({("kernel", name): make(X, W, R) for name, make in KERNELS.items()})
     results, timings = time_interleaved(calls, repeats, seed=config.seed)
     rate = probe_rates(timings, work)
     kernels = {kernel_column(key[1]): t.median_s for key, t in timings.items() if key[0] == "kernel"}
+    cast_s = timings[("cast",)].median_s if ("cast",) in timings else np.nan
     out = []
     for (label, device), row in rows.items():
         result, timing = results[(label, device, "call")], timings[(label, device, "call")]
@@ -257,13 +273,14 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
             "gemm_gflops": rate["gemm"] / 1e9,
             "floor_per_iteration_s": floor_per_iteration(X.nbytes, rate["bandwidth"]),
             "one_pass_floor_s": one_pass_floor(X.nbytes, y.nbytes, rate["bandwidth"]),
-            "gram_pass_floor_s": np.nan, "one_pass_s": np.nan, "status": result.status,
+            "gram_pass_floor_s": np.nan, "cast_s": np.nan, "one_pass_s": np.nan, "status": result.status,
             "jit_compile": result.jit_compile, "mode": result.mode, **kernels,
         })
         if row["route"] == "gram":
             row.update(one_pass_s=timings[(label, device, "pass")].median_s,
                        per_iteration_s=timings[(label, device, "iterate")].median_s / row["iterations"],
-                       gram_pass_floor_s=gram_pass_floor(n, m, X.nbytes, y.nbytes, rate["bandwidth"], rate["gemm"]))
+                       gram_pass_floor_s=gram_pass_floor(n, m, X.nbytes, y.nbytes, rate["bandwidth"], rate["gemm"]),
+                       cast_s=cast_s)
         out.append(row)
     return out
 
@@ -519,6 +536,12 @@ def _gram_pass_lines(table):
         lines.append(f"| {r.implementation} [{r.device}] | {r.n_features} | {r.dtype} | {r.one_pass_s * 1e3:.3g} | "
                      f"{r.gram_pass_floor_s * 1e3:.3g} | {_met(r.pass_ratio_to_floor, GRAM_PASS_TARGET)} | "
                      f"{r.pass_gflops:.3g} | {r.gemm_gflops:.3g} | {r.one_pass_floor_s * 1e3:.3g} |")
+    cast = rows[rows.cast_s.notna() & (rows.framework == "numpy")] if "cast_s" in rows else rows.iloc[:0]
+    if len(cast):  # the probe does what handrolled's pass does to a narrower X
+        lines += ["", "numpy's pass over a narrower dtype casts every block to float64 for its float64 sums; the cast "
+                  "alone, block by block into one buffer, was timed in the same rounds: " + "; ".join(
+                      f"m = {r.n_features}, {r.dtype}: {r.cast_s * 1e3:.3g} ms of `{r.implementation}`'s "
+                      f"{r.one_pass_s * 1e3:.3g} ms" for r in cast.itertuples()) + "."]
     wide = rows[rows.n_features == rows.n_features.max()]
     missed = wide[wide.pass_ratio_to_floor > GRAM_PASS_TARGET]
     if len(missed):
