@@ -17,7 +17,9 @@ import numpy as np
 from .descent import DescentResult, _is_divergent
 
 ACCUMULATE = np.float64  # the dtype G, c and s are summed in, whatever the run's dtype (see below)
-BLOCK_ROWS = 8192  # rows per block of the pass: at m = 32 a float64 block of [X, 1] is ~2 MB, read twice from cache
+# Rows per block of the pass: about this many bytes of float64 X, small enough for a block to stay in
+# a core's cache between its two products (X_b^T X_b, then X_b^T Z_b), so that X need come from memory once.
+BLOCK_BYTES = 2 * 2**20
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,12 @@ class GramStatistics:
     n: int  # rows summarised
 
 
-def sufficient_statistics(X, y, block_rows=BLOCK_ROWS):
+def block_rows_for(m, block_bytes=BLOCK_BYTES):
+    """Rows per block of the pass for m features: block_bytes of float64 X, at least one row."""
+    return max(1, block_bytes // (m * np.dtype(ACCUMULATE).itemsize))
+
+
+def sufficient_statistics(X, y, block_rows=None):
     """G, c and s of [X, 1] and y in one pass over the rows, summed in float64, rounded to X's dtype once.
 
     Why float64: each entry of G and c is a sum of n products. Summed in float32, its rounding
@@ -38,20 +45,41 @@ def sufficient_statistics(X, y, block_rows=BLOCK_ROWS):
     the mean (float64's own rounding lies far below float32's), so a float32 run loses digits only
     where its own arithmetic loses them. The price: the pass does float64 arithmetic.
     A float64 run has no wider type at BLAS speed, so it sums in its own dtype.
+
+    Per block of rows, X_b (rows, m) and Z_b = [1, y_b] (rows, 2): X_b^T X_b (a symmetric rank-k
+    update: numpy calls syrk for a product with its own transpose) and X_b^T Z_b; n, sum y and y^T y
+    once over y. A float64 X_b is a view of X, never copied (one product of an augmented
+    [X_b, 1, y_b] would copy every block); a float32 one is cast into one reused float64 buffer.
+    With one feature numpy's matmul would send (1, k) @ (k, 1) and (1, k) @ (k, 2) to BLAS dot and
+    matrix-vector calls; the column is summed by numpy's own loops (einsum, sum) instead.
     """
     n, m = X.shape
-    G = np.zeros((m + 1, m + 1), ACCUMULATE)
-    c = np.zeros((m + 1, 1), ACCUMULATE)
-    s = ACCUMULATE(0.0)
-    for start in range(0, n, block_rows):
-        A = np.ones((min(block_rows, n - start), m + 1), ACCUMULATE)  # (rows, m + 1): [X_block, 1]
-        A[:, :m] = X[start:start + block_rows]
-        y_block = y[start:start + block_rows].astype(ACCUMULATE)  # (rows, 1)
-        G += A.T @ A
-        c += A.T @ y_block
-        s += (y_block.T @ y_block)[0, 0]
+    rows = min(n, block_rows or block_rows_for(m))
+    y64 = y.astype(ACCUMULATE, copy=False)  # (n, 1): a view when y is float64
+    XX = np.zeros((m, m), ACCUMULATE)  # sum of x x^T
+    XZ = np.zeros((m, 2), ACCUMULATE)  # [sum of x, sum of x y]
+    Z = np.ones((rows, 2), ACCUMULATE)  # (rows, 2): [1, y_block], column 1 refilled per block
+    cast = None if X.dtype == ACCUMULATE else np.empty((rows, m), ACCUMULATE)  # the float64 copy of a block
+    for start in range(0, n, rows):
+        k = min(rows, n - start)
+        X_b = X[start:start + k]  # (k, m)
+        if cast is not None:
+            X_b = cast[:k]
+            X_b[...] = X[start:start + k]
+        if m == 1:
+            XX += np.einsum("ij,ij->", X_b, X_b)
+            XZ += (X_b.sum(), np.einsum("ij,ij->", X_b, y64[start:start + k]))
+        else:
+            Z_b = Z[:k]
+            Z_b[:, 1:] = y64[start:start + k]
+            XX += X_b.T @ X_b
+            XZ += X_b.T @ Z_b
+    y_sum, yy = y64.sum(), np.einsum("ij,ij->", y64, y64)
+    G = np.empty((m + 1, m + 1), ACCUMULATE)  # [[X^T X, X^T 1], [1^T X, n]]
+    G[:m, :m], G[:m, m], G[m, :m], G[m, m] = XX, XZ[:, 0], XZ[:, 0], n
+    c = np.append(XZ[:, 1], y_sum).reshape(-1, 1)  # (m + 1, 1): [X^T y; 1^T y]
     dtype = X.dtype
-    return GramStatistics((G / n).astype(dtype), (c / n).astype(dtype), dtype.type(s / n), n)
+    return GramStatistics((G / n).astype(dtype), (c / n).astype(dtype), dtype.type(yy / n), n)
 
 
 def gram_loss(stats, theta):

@@ -296,22 +296,3 @@ def test_roofline_arithmetic():
     rows = pd.DataFrame({"n_samples": [100, 1000, 10000, 100000], "ratio_to_floor": [50.0, 1.5, 3.0, 1.2]})
     assert scaling.transition_n(rows) == 100000
     assert scaling.transition_n(rows.assign(ratio_to_floor=[9.0, 9.0, 9.0, 9.0])) is None
-
-
-def test_tiny_scaling_run_has_the_columns(tmp_path, monkeypatch):
-    """Every (n, m, implementation) of the plan gets a row with its floor and ratio. numpy's two routes only: the
-    TensorFlow ones (each shape a compile of seconds) are timed through the same loop in tests/test_scaling.py."""
-    monkeypatch.setattr(scaling, "plan", lambda config: ((100, 1000), (1, 4), ("float32",),
-                                                        ["numpy", "numpy:gram"], 0.005, 1))
-    monkeypatch.setattr(scaling, "measure_bandwidth", lambda n_bytes: {"sum": 2e10, "gemv": 1e10, "bytes": n_bytes})
-    table = scaling.run(_ctx(tmp_path))
-    assert len(table) == 2 * 2 * 2
-    for column in ("implementation", "dtype", "n_samples", "n_features", "iterations", "per_iteration_s",
-                   "x_bytes", "bandwidth_gbs", "floor_per_iteration_s", "ratio_to_floor"):
-        assert column in table.columns
-    np.testing.assert_allclose(table.floor_per_iteration_s, 2 * table.x_bytes / 2e10)
-    np.testing.assert_allclose(table.ratio_to_floor, table.per_iteration_s / table.floor_per_iteration_s)
-    assert (table.status == "ok").all()
-    text = scaling.report_section(table)
-    assert text.startswith("## ") and "scaling.png" in text
-    assert [p.name for p in scaling.plot(table, tmp_path)] == ["scaling.png"]

@@ -4,6 +4,7 @@ Oracles: the streaming descent of handrolled.descend (float64 iterates to ~1e-12
 residuals (the loss identity), exact rational arithmetic (the rounding bound), and the analytic
 gradient 2 (G theta - c) against autodiff at every step of gradient_tape:gram.
 """
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -19,9 +20,10 @@ def _design(X):
     return np.hstack([X, np.ones((X.shape[0], 1))])  # (n, m + 1)
 
 
+@pytest.mark.parametrize("m", [1, 3])  # one feature: numpy's own loops; several: BLAS products
 @pytest.mark.parametrize("block_rows", [1, 7, 100, 10_000])  # one row, leftovers, exact fit, one block
-def test_statistics_are_the_means_of_the_products(block_rows):
-    data = make_synthetic(100, 3, 0.5, seed=2)
+def test_statistics_are_the_means_of_the_products(block_rows, m):
+    data = make_synthetic(100, m, 0.5, seed=2)
     stats = handrolled.sufficient_statistics(data.X, data.y, block_rows=block_rows)
     A = _design(data.X)
     # oracle: explicit sums over rows with einsum, no matrix product and no blocks
@@ -275,3 +277,26 @@ def test_gram_stages_are_the_trainers_own_pass_and_iterations(lesson_data):
     np.testing.assert_array_equal(iterate(stats, W0, b0), trainer(W0, b0).loss_curve)
     with pytest.raises(ValueError, match="Gram route"):
         gram_stages(make_trainer("numpy", data.X, data.y, 0.05, 30))
+
+
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("block_rows", [1, 7, 512, None])  # one row, leftovers, several blocks, the default
+def test_float32_blocks_cast_into_the_reused_buffer_give_the_float64_reference(block_rows, m):
+    """The pass casts each float32 block into one float64 buffer: every block, the last one short, counts once."""
+    data = make_synthetic(1000, m, 0.5, seed=9)
+    X32, y32 = data.X.astype(np.float32), data.y.astype(np.float32)
+    stats = handrolled.sufficient_statistics(X32, y32, block_rows=block_rows)
+    A, y64 = _design(X32.astype(np.float64)), y32.astype(np.float64)[:, 0]
+    # oracle: exactly rounded sums (math.fsum; products of float32 values are exact in float64), rounded to float32
+    exact = lambda u, v: math.fsum(u * v) / 1000
+    G = np.array([[exact(A[:, j], A[:, k]) for k in range(m + 1)] for j in range(m + 1)])
+    np.testing.assert_array_equal(stats.G, G.astype(np.float32))
+    np.testing.assert_array_equal(stats.c, np.array([[exact(A[:, j], y64)] for j in range(m + 1)]).astype(np.float32))
+    assert stats.s == np.float32(exact(y64, y64))
+
+
+def test_default_blocks_hold_the_block_bytes_of_float64_rows():
+    from handrolled.gram import BLOCK_BYTES, block_rows_for
+
+    assert block_rows_for(32) == BLOCK_BYTES // 256  # 32 float64 features: 256 bytes a row
+    assert block_rows_for(1, block_bytes=80) == 10 and block_rows_for(100, block_bytes=8) == 1

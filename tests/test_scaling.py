@@ -1,41 +1,84 @@
-"""The scaling experiment's arithmetic, its Gram columns, its figure's artists and its findings. No speed assertions:
-every timing below is either made up (to test the table logic) or only checked for structure."""
+"""The scaling experiment's arithmetic, its floors and their probes, its Gram columns, its figure's artists and its
+findings. No speed assertions: every timing below is either made up (to test the table logic) or only checked for
+structure."""
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from comparisons.config import StudyConfig
 from comparisons.experiments import ExperimentContext, scaling
+from comparisons.timing import Timing
 
 from .conftest import legend_clear_of_axes
 
 NAMES = ["numpy", "gradient_tape", "numpy:gram", "gradient_tape:gram"]
+FRAMEWORK = {"numpy": "numpy", "gradient_tape": "tensorflow", "numpy:gram": "numpy", "gradient_tape:gram": "tensorflow"}
 
 
-def _table(per_iteration, one_pass=None, sizes=(100, 10_000, 1_000_000), m=32, dtype="float32", bandwidth=1e10):
+def _table(per_iteration, one_pass=None, sizes=(100, 10_000, 1_000_000), m=32, dtype="float32", bandwidth=1e10,
+           gemm=1e11, modes=None):
     """A made-up scaling table: per_iteration[name] and one_pass[name] are lists over `sizes`."""
-    one_pass = one_pass or {}
+    one_pass, modes = one_pass or {}, modes or {}
     rows = []
-    for name in NAMES:
-        gram = scaling.is_gram(name)
+    for name in per_iteration:
+        gram = name in one_pass
         for k, n in enumerate(sizes):
             x_bytes, y_bytes = n * m * 4, n * 4
             iterations = 1000 if gram else 50
             per = per_iteration[name][k]
             passed = one_pass[name][k] if gram else np.nan
-            rows.append({"implementation": name, "device": "cpu", "dtype": dtype, "n_samples": n, "n_features": m,
-                         "iterations": iterations, "median_s": (passed + per * iterations) if gram else per * iterations,
-                         "per_iteration_s": per, "one_pass_s": passed, "x_bytes": x_bytes, "y_bytes": y_bytes,
-                         "bandwidth_gbs": bandwidth / 1e9, "bandwidth_sum_gbs": bandwidth / 1e9,
-                         "bandwidth_gemv_gbs": bandwidth / 2e9, "status": "ok", "mode": None,
+            median = (passed + per * iterations) if gram else per * iterations
+            rows.append({"implementation": name, "device": "cpu", "framework": FRAMEWORK.get(name, "tensorflow"),
+                         "route": "gram" if gram else "streaming", "dtype": dtype, "n_samples": n, "n_features": m,
+                         "iterations": iterations, "median_s": median, "median_low_s": 0.9 * median,
+                         "median_high_s": 1.1 * median, "per_iteration_s": per, "one_pass_s": passed,
+                         "x_bytes": x_bytes, "y_bytes": y_bytes, "bandwidth_gbs": bandwidth / 1e9,
+                         "bandwidth_sum_gbs": bandwidth / 1e9, "bandwidth_gemv_gbs": bandwidth / 2e9,
+                         "gemm_gflops": gemm / 1e9, "status": "ok", "mode": modes.get(name),
                          "floor_per_iteration_s": scaling.floor_per_iteration(x_bytes, bandwidth),
-                         "one_pass_floor_s": scaling.one_pass_floor(x_bytes, y_bytes, bandwidth)})
+                         "one_pass_floor_s": scaling.one_pass_floor(x_bytes, y_bytes, bandwidth),
+                         "gram_pass_floor_s": scaling.gram_pass_floor(n, m, x_bytes, y_bytes, bandwidth, gemm)
+                         if gram else np.nan})
     return scaling.with_ratios(pd.DataFrame(rows))
 
 
 PER = {"numpy": [2e-5, 1e-4, 3e-2], "gradient_tape": [1e-5, 2e-4, 4e-2],
        "numpy:gram": [8e-6, 8e-6, 9e-6], "gradient_tape:gram": [3e-6, 3e-6, 3e-6]}
 PASS = {"numpy:gram": [1e-4, 2e-3, 0.2], "gradient_tape:gram": [5e-2, 5e-2, 0.3]}
+
+
+def test_floor_arithmetic_against_hand_computed_cases():
+    # n = 10^6, m = 32, float64: X is 256 MB, y 8 MB; at 10 GB/s the two-pass floor reads X twice
+    x_bytes, y_bytes = 10**6 * 32 * 8, 10**6 * 8
+    assert scaling.floor_per_iteration(x_bytes, 1e10) == pytest.approx(0.0512)
+    assert scaling.one_pass_floor(x_bytes, y_bytes, 1e10) == pytest.approx(0.0264)
+    assert scaling.gram_flops(10**6, 32) == 2 * 10**6 * 33 * 33 == 2.178e9
+    # at 100 GFLOP/s the arithmetic takes 21.78 ms, less than the 26.4 ms read: bandwidth sets the floor
+    assert scaling.gram_pass_floor(10**6, 32, x_bytes, y_bytes, 1e10, 1e11) == pytest.approx(0.0264)
+    # at 50 GFLOP/s it takes 43.56 ms: arithmetic sets it
+    assert scaling.gram_pass_floor(10**6, 32, x_bytes, y_bytes, 1e10, 5e10) == pytest.approx(0.04356)
+    # m = 1: 2 n (m + 1)^2 = 8 n flops against 16 n bytes
+    assert scaling.gram_pass_floor(1000, 1, 8000, 8000, 1e9, 1e9) == pytest.approx(max(8e3 / 1e9, 16e3 / 1e9))
+
+
+def test_probe_rates_are_work_over_the_median_and_the_bandwidth_is_the_better_probe():
+    timings = {"bandwidth:sum": Timing(1.0, (0.04, 0.02, 0.03)), "bandwidth:gemv": Timing(1.0, (0.01, 0.05, 0.02)),
+               "gemm": Timing(1.0, (0.5, 0.25, 0.1))}
+    work = {"bandwidth:sum": 3e8, "bandwidth:gemv": 3e8, "gemm": 2e10}
+    rate = scaling.probe_rates(timings, work)
+    assert rate["bandwidth_sum"] == pytest.approx(3e8 / 0.03)  # medians: 0.03, 0.02, 0.25
+    assert rate["bandwidth_gemv"] == pytest.approx(3e8 / 0.02)
+    assert rate["bandwidth"] == pytest.approx(1.5e10)
+    assert rate["gemm"] == pytest.approx(2e10 / 0.25)
+
+
+def test_floor_probes_do_the_work_they_claim():
+    calls, work = scaling.floor_probes(2**20, 16)
+    assert work["bandwidth:sum"] == work["bandwidth:gemv"] == 2**20 and work["gemm"] == 2 * 16 ** 3
+    assert np.shape(calls["bandwidth:gemv"]()) == (2**20 // 256,) and np.shape(calls["gemm"]()) == (16, 16)
+    assert scaling.kernel_column("X @ W") == "kernel_X_at_W_s" and len({scaling.kernel_column(k) for k in scaling.KERNELS}) == len(scaling.KERNELS)
 
 
 def test_floors_ratios_and_the_time_of_1000_iterations():
@@ -47,8 +90,43 @@ def test_floors_ratios_and_the_time_of_1000_iterations():
     row = table[(table.implementation == "numpy:gram") & (table.n_samples == 1_000_000)].iloc[0]
     assert row.time_1000_s == pytest.approx(0.2 + 1000 * 9e-6)  # the pass counts
     assert row.pass_ratio_to_one_pass_floor == pytest.approx(0.2 / ((32e6 * 4 + 4e6) / 1e10))
+    # its floor: 2.178e9 flops at 1e11 flop/s = 21.78 ms against 13.2 ms of reading: arithmetic
+    assert row.gram_pass_floor_s == pytest.approx(0.02178)
+    assert row.pass_ratio_to_floor == pytest.approx(0.2 / 0.02178)
+    assert row.pass_gflops == pytest.approx(2.178e9 / 0.2 / 1e9)
     row = table[(table.implementation == "numpy") & (table.n_samples == 10_000)].iloc[0]
     assert row.time_1000_s == pytest.approx(1000 * 1e-4)
+    assert np.isnan(row.pass_ratio_to_floor)
+
+
+def test_targets_are_judged_at_a_million_rows_and_say_met_or_missed():
+    # numpy at 10^6, m = 32, float32: X 128 MB, floor 2 x 128e6 / 1e10 = 25.6 ms; 30 ms is 1.17x: met
+    table = _table(PER, PASS)
+    forms = scaling.numpy_forms(table)
+    assert list(forms.implementation) == ["numpy"] and forms.ratio_to_floor.iloc[0] == pytest.approx(0.03 / 0.0256)
+    report = scaling.report_section(table)
+    assert "`numpy` 30 ms per iteration (1.17x). Best: `numpy`, 1.17x, met." in report
+    # the Gram pass: numpy:gram 200 ms against 21.78 ms, missed; the rate 10.9 GFLOP/s of the square 100
+    assert "| numpy:gram [cpu] | 32 | float32 | 200 | 21.8 | 9.18x, missed | 10.9 | 100 |" in report
+    assert "`numpy:gram` at m = 32, float32 ran at 10.9 GFLOP/s, 0.11 of the square GEMM's 100 GFLOP/s" in report
+    small = _table(PER, PASS, sizes=(100, 1000, 10_000))
+    assert "measured up to n = 10,000 only" in scaling.report_section(small)
+
+
+def test_the_blocked_loop_is_judged_from_the_mode_column_not_names():
+    per = {"numpy": PER["numpy"], "tape_a": [1e-5, 2e-4, 2.0e-2], "tape_b": [1e-5, 2e-4, 2.1e-2]}
+    table = _table(per, modes={"tape_a": "blocked", "tape_b": "graph"})
+    pairs = scaling.blocked_against_graph(table)
+    assert len(pairs) == 1 and pairs.blocked.iloc[0] == "tape_a" and pairs.graph.iloc[0] == "tape_b"
+    # one-pass floor (128e6 + 4e6) / 1e10 = 13.2 ms: 20 ms is 1.52x, missed; the intervals +-10% overlap: a tie
+    assert pairs.blocked_ratio_to_one_pass_floor.iloc[0] == pytest.approx(0.02 / 0.0132)
+    report = scaling.report_section(table)
+    assert "at n = 1,000,000, against the one-pass floor" in report
+    assert "`tape_a` 20 ms per iteration (1.52x, missed), `tape_b` 21 ms (1.59x): blocked / graph = 0.95 (a tie" in report
+    swapped = _table(per, modes={"tape_a": "graph", "tape_b": "blocked"})
+    assert scaling.blocked_against_graph(swapped).blocked.iloc[0] == "tape_b"
+    assert scaling.blocked_against_graph(_table(per)).empty and "blocked GradientTape" not in scaling.report_section(
+        _table(per))
 
 
 def test_crossover_is_the_smallest_n_from_which_gram_always_wins():
@@ -58,10 +136,20 @@ def test_crossover_is_the_smallest_n_from_which_gram_always_wins():
     assert crossover.loc["numpy:gram", "beats_streaming_from_n"] == 100
     assert crossover.loc["gradient_tape:gram", "beats_streaming_from_n"] == 10_000
     assert crossover.loc["gradient_tape:gram", "streaming_1000_s"] == pytest.approx(40.0)
+    assert crossover.loc["numpy:gram", "streaming"] == "numpy"  # the streaming row of its own framework
     never = dict(PASS, **{"numpy:gram": [1.0, 1.0, 100.0]})
     assert pd.isna(scaling.gram_crossover(_table(PER, never)).set_index("implementation").loc[
         "numpy:gram", "beats_streaming_from_n"])
     assert "not within" in scaling.findings(_table(PER, never))[1]
+    # a faster streaming row of the same framework at the largest n becomes the one to beat
+    faster = dict(PER, **{"numpy:fast": [2e-5, 1e-4, 1e-3]})
+    FRAMEWORK["numpy:fast"] = "numpy"
+    try:
+        crossover = scaling.gram_crossover(_table(faster, PASS)).set_index("implementation")
+    finally:
+        del FRAMEWORK["numpy:fast"]
+    assert crossover.loc["numpy:gram", "streaming"] == "numpy:fast"
+    assert crossover.loc["numpy:gram", "streaming_1000_s"] == pytest.approx(1.0)
 
 
 def test_findings_and_report_read_the_table():
@@ -106,18 +194,106 @@ def test_figure_draws_a_line_per_implementation_both_floors_and_contains_every_v
     plt.close(fig)
 
 
+def test_tiny_run_has_the_floor_and_ratio_columns(tmp_path, monkeypatch):
+    """numpy's rows (the registry's two and the scaling-only formulation) through the real loop, tiny probes."""
+    monkeypatch.setattr(scaling, "plan", lambda config: ((100, 2000), (1, 3), ("float64",), ["numpy", "numpy:gram"],
+                                                        0.002, 2))
+    monkeypatch.setattr(scaling, "QUICK_PROBE_BYTES", 2**20)
+    monkeypatch.setattr(scaling, "QUICK_GEMM_N", 32)
+    monkeypatch.setattr(scaling, "GRAM_ITERATIONS", 20)
+    ctx = ExperimentContext(config=StudyConfig(quick=True, repeats=1, dtypes=("float64",)), out_dir=tmp_path,
+                            devices=("cpu",))
+    table = scaling.run(ctx)
+    # per point: numpy and numpy:gram, and numpy:broadcast at m = 1 only
+    assert len(table) == 2 * 2 * 2 + 2 and set(table[table.implementation == "numpy:broadcast"].n_features) == {1}
+    assert (table.status == "ok").all() and (table.repeats == 2).all()
+    for column in ("floor_per_iteration_s", "one_pass_floor_s", "gram_pass_floor_s", "ratio_to_floor",
+                   "ratio_to_one_pass_floor", "pass_ratio_to_floor", "pass_gflops", "bandwidth_gbs", "gemm_gflops",
+                   "median_low_s", "median_high_s", "route", "framework"):
+        assert column in table.columns
+    bandwidth = table.bandwidth_gbs * 1e9
+    np.testing.assert_allclose(bandwidth, np.maximum(table.bandwidth_sum_gbs, table.bandwidth_gemv_gbs) * 1e9)
+    np.testing.assert_allclose(table.floor_per_iteration_s, 2 * table.x_bytes / bandwidth)
+    np.testing.assert_allclose(table.ratio_to_floor, table.per_iteration_s / table.floor_per_iteration_s)
+    gram = table[table.route == "gram"]
+    flops = 2 * gram.n_samples * (gram.n_features + 1) ** 2
+    np.testing.assert_allclose(gram.gram_pass_floor_s, np.maximum(flops / (gram.gemm_gflops * 1e9),
+                                                                  (gram.x_bytes + gram.y_bytes) / (gram.bandwidth_gbs * 1e9)))
+    np.testing.assert_allclose(gram.pass_ratio_to_floor, gram.one_pass_s / gram.gram_pass_floor_s)
+    assert table[table.route == "streaming"].gram_pass_floor_s.isna().all() and table.cast_s.isna().all()
+    # one floor per point: every row of a point shares its probes' rates
+    assert (table.groupby(["n_samples", "n_features"]).bandwidth_gbs.nunique() == 1).all()
+    m1 = table[table.n_features == 1]
+    assert m1[[scaling.kernel_column(k) for k in scaling.KERNELS]].gt(0).all().all()
+    assert table[table.n_features == 3][scaling.kernel_column("X @ W")].isna().all()
+    text = scaling.report_section(table)
+    assert "The products alone at n = 2,000, m = 1, float64" in text and "`numpy:broadcast`" in text
+
+
 @pytest.mark.slow
 def test_tiny_run_times_the_gram_stages(tmp_path, tf_ready, monkeypatch):
     monkeypatch.setattr(scaling, "plan", lambda config: ((100, 3000), (4,), ("float32",), NAMES, 0.005, 1))
-    monkeypatch.setattr(scaling, "measure_bandwidth", lambda n_bytes: {"sum": 2e10, "gemv": 1e10, "bytes": n_bytes})
+    monkeypatch.setattr(scaling, "QUICK_PROBE_BYTES", 2**20)
+    monkeypatch.setattr(scaling, "QUICK_GEMM_N", 32)
     monkeypatch.setattr(scaling, "GRAM_ITERATIONS", 100)  # the structure, not the lesson's 1000 (each a checked step)
     ctx = ExperimentContext(config=StudyConfig(quick=True, repeats=1), out_dir=tmp_path, devices=("cpu",))
     table = scaling.run(ctx)
     assert len(table) == len(NAMES) * 2 and (table.status == "ok").all()
-    gram = table[table.implementation.map(scaling.is_gram)]
+    gram = table[table.route == "gram"]
     assert (gram.iterations == 100).all() and (gram.one_pass_s > 0).all()
-    assert table[~table.implementation.map(scaling.is_gram)].one_pass_s.isna().all()
+    assert table[table.route == "streaming"].one_pass_s.isna().all()
     np.testing.assert_allclose(gram.time_1000_s, gram.median_s * 10)  # the whole call, scaled to 1000 iterations
-    np.testing.assert_allclose(table.one_pass_floor_s, (table.x_bytes + table.y_bytes) / 2e10)
+    np.testing.assert_allclose(table.one_pass_floor_s, (table.x_bytes + table.y_bytes) / (table.bandwidth_gbs * 1e9))
     assert [p.name for p in scaling.plot(table, tmp_path)] == ["scaling.png"]
     assert len(scaling.findings(table)) == 2
+
+
+def test_quick_takes_the_cheapest_row_of_each_framework_and_route():
+    from comparisons import registry
+    from comparisons.registry import Implementation
+
+    fake = [Implementation(f"fake{k}", "", framework, "x:y", route=route, step_cost_s=cost)
+            for k, (framework, route, cost) in enumerate([("numpy", "streaming", 2e-5), ("numpy", "streaming", 1e-5),
+                                                          ("jax", "streaming", 1e-5), ("jax", "streaming", 1e-5),
+                                                          ("jax", "gram", 3e-3)])]
+    saved = dict(registry.REGISTRY)
+    try:
+        for impl in fake:
+            registry.register(impl)
+        assert scaling.cheapest_per_route([f.name for f in fake]) == ["fake1", "fake2", "fake4"]
+    finally:
+        registry.REGISTRY.clear()
+        registry.REGISTRY.update(saved)
+
+
+def test_stable_lr_from_the_gram_pass_is_the_stability_analysis_one():
+    from comparisons import stability
+    from comparisons.data import make_synthetic
+
+    for m in (1, 5):
+        data = make_synthetic(3000, m, 0.5, seed=m)
+        assert scaling.stable_lr(data.X, data.y) == pytest.approx(stability.analyse(data.X).max_stable_lr, rel=1e-12)
+        assert scaling.stable_lr(data.X.astype(np.float32), data.y.astype(np.float32)) == pytest.approx(
+            stability.analyse(data.X.astype(np.float32)).max_stable_lr, rel=1e-12)
+
+
+def test_an_older_table_without_the_new_columns_still_reports():
+    """A committed scaling.csv from before the floors were interleaved: route and framework come from the registry."""
+    table = _table(PER, PASS).drop(columns=["route", "framework", "gemm_gflops", "gram_pass_floor_s", "median_low_s",
+                                            "median_high_s", "pass_ratio_to_floor"])
+    full = scaling.complete(table)
+    assert list(full.route) == list(_table(PER, PASS).route) and full.gram_pass_floor_s.isna().all()
+    report = scaling.report_section(table)
+    assert "measured once, before the rows" in report and "**The Gram pass**" not in report
+    assert scaling.gram_crossover(table).set_index("implementation").loc["numpy:gram", "beats_streaming_from_n"] == 100
+
+
+def test_a_float32_gram_point_times_the_cast_of_its_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr(scaling, "plan", lambda config: ((500,), (2,), ("float32",), ["numpy:gram"], 0.002, 1))
+    monkeypatch.setattr(scaling, "QUICK_PROBE_BYTES", 2**20)
+    monkeypatch.setattr(scaling, "QUICK_GEMM_N", 32)
+    monkeypatch.setattr(scaling, "GRAM_ITERATIONS", 10)
+    ctx = ExperimentContext(config=StudyConfig(quick=True, repeats=1), out_dir=tmp_path, devices=("cpu",))
+    table = scaling.run(ctx)
+    assert len(table) == 1 and table.cast_s.iloc[0] > 0  # timed; a float64 point has nothing to cast (NaN)
+    assert "m = 2, float32: " in scaling.report_section(table.assign(n_samples=1_000_000))

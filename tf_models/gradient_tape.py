@@ -12,11 +12,12 @@ step (matrix products, subtractions, reductions, the check) into a few kernels, 
 graph dispatches one by one. Once X must stream from memory, XLA's code for the skinny products
 X @ W and X^T R can spend more CPU time than the Eigen kernels the plain graph calls, so the
 graph takes over above XLA_MAX_BYTES (a measured crossover: the scaling experiment's `mode`
-column says which ran at each size). A plain step reads X three times from memory (X W,
-autodiff's X^T, the check's X^T R). "blocked" takes each step block by block, each block's share
-of the loss under its own tape (the gradient of a sum is the sum of the gradients), so a block is
-read from memory once and twice more from cache. BLOCK_BYTES is a measured choice for the CPUs
-the study ran on, not a law; the scaling experiment reports what blocking gains or loses.
+column says which ran at each size). A plain step reads X three times (X W, autodiff's X^T, the
+check's X^T R). "blocked" takes each step block by block, each block's share of the loss under
+its own tape (the gradient of a sum is the sum of the gradients), so that a block's second and
+third reads may come from cache. That it pays is not assumed: the scaling experiment times the
+blocked default beside the plain graph and the one-pass floor, in the same rounds, and its report
+gives the ratios. XLA_MAX_BYTES and BLOCK_BYTES are measured choices for one machine, not laws.
 """
 from dataclasses import dataclass
 

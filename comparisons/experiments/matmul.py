@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..prose import md_table
 from ..tolerances import MATMUL as MATMUL_AGREEMENT
-from ..timing import time_calls
+from ..timing import time_interleaved
 
 NAME = "matmul"
 STRASSEN_EXPONENT = math.log2(7)  # 2.807: seven half-size products instead of eight
@@ -162,7 +162,8 @@ def _row(method, device, dtype, n, timing, C, reference, probe):
 
 
 def run(ctx):
-    """Time every method on square float matrices, check agreement with a float64 product, report GFLOP/s."""
+    """Time every method on square float matrices (per size and dtype, in interleaved rounds), check agreement with a
+    float64 product, report GFLOP/s."""
     config = ctx.config
     loop_sizes, lib_sizes = sizes(config)
     rng = np.random.default_rng(config.seed)
@@ -183,12 +184,14 @@ def run(ctx):
                 candidates += [(m, d, (lambda make=make, A=A, B=B: make(A, B))) for m, d, make in tf_methods]
             if n in lib_sizes and n >= 512 and dtype == "float64":  # Strassen for contrast, large sizes only
                 candidates.append(("strassen_1level", "cpu", lambda A=A, B=B: lambda: strassen_one_level(A, B)))
-            for method, device, build in candidates:
-                if ctx.progress:
-                    ctx.progress(f"matmul {method} n={n} {dtype}")
-                C, timing = time_calls(build(), repeats, budget_s=1.0)
+            # every method of this (n, dtype) in the same interleaved rounds: a slow minute hits them alike
+            calls = {(method, device): build() for method, device, build in candidates}
+            progress = (lambda key: ctx.progress(f"matmul {key[0]} n={n} {dtype}")) if ctx.progress else None
+            results, timings = time_interleaved(calls, repeats, budget_s=1.0, seed=config.seed, on_warm_up=progress)
+            for method, device in calls:
                 probe = math.nan if method == "python_loop" else scale_probe(_plain_product(method, device), n, dtype)
-                rows.append(_row(method, device, dtype, n, timing, C, reference, probe))
+                rows.append(_row(method, device, dtype, n, timings[(method, device)], results[(method, device)],
+                                 reference, probe))
     return pd.DataFrame(rows)
 
 
@@ -300,7 +303,9 @@ def report_section(table):
             lines.append(f"At n = {speedup[0]} numpy.matmul is {speedup[1]:,.0f}x faster than the loop.")
     best = lib.loc[lib.groupby(["method", "device", "dtype"]).gflops.idxmax()]
     best = best[["method", "device", "dtype", "gflops", "n"]].rename(columns={"gflops": "best GFLOP/s", "n": "at n"})
-    lines += ["", md_table(best, "{:.1f}")]
+    lines += ["", "The methods of each size and dtype were timed in interleaved rounds (each round times every method "
+              "once, in an order that changes), so a slow minute of a shared machine hits them alike; GFLOP/s is "
+              "2 n^3 over the fastest call.", "", md_table(best, "{:.1f}")]
     disagree = table[~table.agrees.astype(bool)]
     lines += ["", ("Every product agrees with a float64 reference of the same inputs "
                    f"(largest relative difference {table.max_rel_diff.max():.2g}; float64 loop vs numpy: "

@@ -1,33 +1,84 @@
-"""Scaling: steady per-iteration time as n grows, against this machine's memory-bandwidth roofline.
+"""Scaling: steady per-iteration time as n grows, against floors measured in the same rounds as the rows.
 
 One full-batch iteration computes X W and X^T r, so unless the two are fused it reads X twice:
 `2 * X.nbytes / bandwidth` is the two-pass floor per iteration. Fused, one pass suffices (each row
 gives its residual and its share of X^T r at once): `(X.nbytes + y.nbytes) / bandwidth`, the
-one-pass floor. The bandwidth is measured here, as the best of a large contiguous reduction and a
-BLAS matrix-vector product over an array far larger than the caches. Each point's ratio to each
-floor shows where an implementation is overhead-bound (small n: fixed per-step cost dominates) and
-where it becomes bandwidth-bound (ratio near 1).
+one-pass floor. The Gram routes (route "gram" in the registry) read X once in all, for G, c and s:
+their pass's floor is `max(2 n (m + 1)^2 / GEMM rate, (X + y).nbytes / bandwidth)`, the arithmetic
+of [X, 1]^T [X, 1] at the machine's GEMM rate or one read of the data, whichever is slower.
 
-The Gram routes (`numpy:gram`, `gradient_tape:gram`) read X once in all, for G, c and s, and never
-again: their two stages are timed apart (the pass, and the iterations on G, c, s, whose cost per
-iteration should not depend on n), and their whole call, pass included, for GRAM_ITERATIONS.
+The bandwidth and the GEMM rate are not measured once at the start: at every (n, m, dtype) point
+their probes (a contiguous sum and a BLAS matrix-vector product over an array far larger than the
+caches; a square float64 matrix product) are timed in the same interleaved rounds as the rows they
+judge (comparisons.timing.time_interleaved), so a slow minute moves a row and its floor alike.
+Each point's ratio to each floor shows where an implementation is overhead-bound (small n: fixed
+per-step cost dominates) and where it becomes bandwidth-bound (ratio near 1).
+
+A Gram route's two stages are timed apart in the same rounds (the pass, and the iterations on G, c,
+s, whose cost per iteration should not depend on n), beside its whole call, pass included, for
+GRAM_ITERATIONS. With one feature, numpy's products are timed alone too (KERNELS), beside a
+scaling-only formulation of the descent with broadcasts (FORMULATIONS).
 """
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from handrolled.broadcast import descend_broadcast
+from handrolled.gram import block_rows_for, sufficient_statistics
+
 from .. import registry, stability
 from ..data import initial_parameters, make_synthetic
 from ..implementations import gram_stages, make_trainer
-from ..timing import time_calls
+from ..results import from_run
+from ..timing import time_interleaved
 
 NAME = "scaling"
 PASSES = 2  # reads of X per iteration without fusion: X W and X^T r
 BANDWIDTH_BOUND = 2.0  # a point within this factor of the floor counts as bandwidth-bound
 GRAM_ITERATIONS = 1000  # the lesson's count: Gram routes run exactly this many, so their timed call is the real one
+TARGET_N = 1_000_000  # the size issue 21's targets are judged at
+STREAMING_TARGET = 1.5  # a streaming row's target: within this factor of its floor
+GRAM_PASS_TARGET = 2.0  # the Gram pass's target: within this factor of its floor
+PROBE_BYTES = 256 * 2**20  # the bandwidth probes' array: far larger than the L2 caches
+QUICK_PROBE_BYTES = 64 * 2**20
+GEMM_N = 1024  # the GEMM probe: (GEMM_N, GEMM_N) float64 squared, the rate square matrices reach
+QUICK_GEMM_N = 512
+ACCUMULATE = np.float64  # the dtype a Gram pass sums in, so the GEMM rate that bounds it
+
+
+@dataclass(frozen=True)
+class Formulation:
+    """A scaling-only formulation of a registry row's computation: timed here beside the rows, never a trainer."""
+
+    name: str  # its label in scaling.csv
+    summary: str  # what it changes, for the report
+    framework: str  # the library it uses, as in the registry
+    features: tuple  # the feature counts it is measured at (what it is meant for)
+    descend: object  # descend(X, y, W0, b0, lr, iterations) -> a DescentResult
+
+
+FORMULATIONS = (
+    Formulation("numpy:broadcast", "the same descent with X W as an elementwise multiply and X^T R as an einsum "
+                "reduction, buffers reused (handrolled/broadcast.py)", "numpy", (1,), descend_broadcast),
+)
+
+# numpy's products at m = 1, timed alone beside the rows: name -> (X (n, 1), W (1, 1), R (n, 1)) -> callable
+KERNELS = {
+    "X @ W": lambda X, W, R: lambda: X @ W,  # matmul: (n, 1) @ (1, 1), the lesson's form
+    "X * w": lambda X, W, R: lambda: X * W[0, 0],  # the same numbers as an elementwise multiply
+    "X.T @ R": lambda X, W, R: lambda: X.T @ R,  # matmul: (1, n) @ (n, 1), a dot product
+    "einsum X^T R": lambda X, W, R: lambda: np.einsum("ij,ik->jk", X, R),  # the same sum in numpy's own loop
+}
+
+
+def kernel_column(name):
+    """The scaling.csv column holding kernel `name`'s median time: 'X @ W' -> 'kernel_X_at_W_s'."""
+    word = {"@": "at", "*": "times", "^": "", ".": "_"}
+    return "kernel_" + "_".join("".join(word.get(ch, ch) for ch in part) for part in name.split()) + "_s"
 
 
 def max_n(name, full):
@@ -43,13 +94,23 @@ def max_n(name, full):
 def plan(config):
     """(sample sizes, feature counts, dtypes, implementations, seconds per timed call, repeats) for a run."""
     names = registry.swept(config.only)
-    if config.quick:
-        quick = ("numpy", "gradient_tape", "numpy:gram", "gradient_tape:gram")
-        return (100, 100_000), (32,), (config.dtypes[0],), [n for n in names if n in quick], 0.03, 2
+    if config.quick:  # one m, and per (framework, route) only its cheapest row per step (the first of equals)
+        return (100, 100_000), (32,), (config.dtypes[0],), cheapest_per_route(names), 0.03, 2
     if config.full:
         return (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000), (1, 32), config.dtypes, names, 0.3, 3
     # default: the run's first dtype only (float32 under --dtype both); --full sweeps every dtype
-    return (100, 10_000, 1_000_000), (1, 32), config.dtypes[:1], names, 0.04, 3
+    return (100, 10_000, TARGET_N), (1, 32), config.dtypes[:1], names, 0.04, 3
+
+
+def cheapest_per_route(names):
+    """Of `names`, in their order, the first with the smallest step_cost_s of each (framework, route)."""
+    best = {}
+    for name in names:
+        impl = registry.get(name)
+        key = (impl.framework, impl.route)
+        if key not in best or impl.step_cost_s < registry.get(best[key]).step_cost_s:
+            best[key] = name
+    return [name for name in names if name in best.values()]
 
 
 def floor_per_iteration(x_bytes, bandwidth, passes=PASSES):
@@ -62,9 +123,19 @@ def one_pass_floor(x_bytes, y_bytes, bandwidth):
     return (x_bytes + y_bytes) / bandwidth
 
 
+def gram_flops(n, m):
+    """Floating-point operations of [X, 1]^T [X, 1] as a general matrix product: 2 n (m + 1)^2."""
+    return 2.0 * n * (m + 1) ** 2
+
+
+def gram_pass_floor(n, m, x_bytes, y_bytes, bandwidth, gemm_rate):
+    """The Gram pass's floor (s): its flops at the square-matrix GEMM rate, or one read of X and y, whichever is slower."""
+    return max(gram_flops(n, m) / gemm_rate, one_pass_floor(x_bytes, y_bytes, bandwidth))
+
+
 def is_gram(name):
-    """Whether `name` is a Gram route (one pass, then iterations on G, c, s)."""
-    return registry.get(name).variant == "gram"
+    """Whether `name` is a Gram route of the registry (one pass, then iterations on G, c, s)."""
+    return name in registry.names() and registry.get(name).route == "gram"
 
 
 def choose_iterations(name, x_bytes, bandwidth, target_s, low=8, high=2000):
@@ -73,21 +144,59 @@ def choose_iterations(name, x_bytes, bandwidth, target_s, low=8, high=2000):
     return int(min(high, max(low, round(target_s / estimate))))
 
 
-def measure_bandwidth(n_bytes=256 * 2 ** 20, repeats=5):
-    """Memory read bandwidth (bytes/s): the best of a contiguous sum and a BLAS matrix-vector product over n_bytes."""
-    a = np.random.default_rng(0).random(n_bytes // 8)  # float64, far larger than any cache
-    A = a.reshape(-1, 32)  # (n_bytes / 256, 32), C-contiguous
-    ones = np.ones(32)
+def stable_lr(X, y):
+    """The largest stable step 2 / lambda_max of the Hessian 2 G, with G = [X, 1]^T [X, 1] / n from the Gram pass.
 
-    def best(fn):
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
+    The same number as stability.analyse(X).max_stable_lr, whose product of the augmented [X, 1]
+    with itself costs far more at n = 10^6 than the pass's blocks.
+    """
+    eigenvalues = np.linalg.eigvalsh(2 * sufficient_statistics(np.asarray(X, np.float64), y).G)  # ascending
+    return stability.Stability(float(eigenvalues[0]), float(eigenvalues[-1])).max_stable_lr
 
-    return {"sum": a.nbytes / best(a.sum), "gemv": a.nbytes / best(lambda: A @ ones), "bytes": a.nbytes}
+
+def cast_probe(X):
+    """A callable doing only the Gram pass's cast: X block by block into one reused float64 buffer, as the pass does."""
+    n, m = X.shape
+    rows = min(n, block_rows_for(m))
+    buffer = np.empty((rows, m), ACCUMULATE)
+
+    def cast():
+        for start in range(0, n, rows):
+            k = min(rows, n - start)
+            buffer[:k] = X[start:start + k]
+    return cast
+
+
+def floor_probes(n_bytes, gemm_n, seed=0):
+    """The floor probes, timed in every round beside the rows: ({key: callable}, {key: bytes or flops per call}).
+
+    bandwidth:sum (a contiguous float64 sum, one thread) and bandwidth:gemv (a BLAS matrix-vector
+    product, every core) over n_bytes; gemm: a square (gemm_n, gemm_n) float64 product.
+    """
+    rng = np.random.default_rng(seed)
+    a = rng.random(n_bytes // 8)  # float64, far larger than the L2 caches
+    A, ones = a.reshape(-1, 32), np.ones(32)  # (n_bytes / 256, 32), C-contiguous
+    S = rng.standard_normal((gemm_n, gemm_n))
+    calls = {"bandwidth:sum": a.sum, "bandwidth:gemv": lambda: A @ ones, "gemm": lambda: S @ S}
+    return calls, {"bandwidth:sum": a.nbytes, "bandwidth:gemv": a.nbytes, "gemm": 2.0 * gemm_n ** 3}
+
+
+def probe_rates(timings, work):
+    """{bandwidth_sum, bandwidth_gemv, bandwidth (the better), gemm}: bytes/s or flop/s from the probes' medians."""
+    rate = {key: work[key] / timings[key].median_s for key in work}
+    return {"bandwidth_sum": rate["bandwidth:sum"], "bandwidth_gemv": rate["bandwidth:gemv"],
+            "bandwidth": max(rate["bandwidth:sum"], rate["bandwidth:gemv"]), "gemm": rate["gemm"]}
+
+
+def planning_bandwidth(calls, work):
+    """Bytes/s from one untimed call of each bandwidth probe: only to choose iteration counts before timing."""
+    rates = []
+    for key in ("bandwidth:sum", "bandwidth:gemv"):
+        calls[key]()  # the first touch of its pages, outside the measurement
+        start = time.perf_counter()
+        calls[key]()
+        rates.append(work[key] / (time.perf_counter() - start))
+    return max(rates)
 
 
 def transition_n(rows, bound=BANDWIDTH_BOUND):
@@ -100,84 +209,154 @@ def transition_n(rows, bound=BANDWIDTH_BOUND):
     return None
 
 
+def _entries(names, devices, m, n, full):
+    """(label, device, kind, what) for each row timed at this point: registry rows, then the formulations for m."""
+    out = []
+    for name in names:
+        if n > (max_n(name, full) or math.inf):
+            continue
+        impl = registry.get(name)
+        for device in (devices if impl.framework != "numpy" else ("cpu",)):  # numpy runs on the host only
+            out.append((name, device, "registry", impl))
+    if registry.REFERENCE in names:  # the formulations are numpy's, judged beside the reference row
+        out += [(f.name, "cpu", "formulation", f) for f in FORMULATIONS if m in f.features]
+    return out
+
+
+def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess):
+    """Every row of one (n, m, dtype) point, timed in interleaved rounds with the floor probes and kernels."""
+    config = ctx.config
+    data = make_synthetic(n, m, config.noise, config.seed)
+    W0, b0 = initial_parameters(m, config.seed)
+    lr = 0.5 * stable_lr(data.X, data.y)  # safely stable for every m: runs never stop early
+    X, y = data.X.astype(dtype), data.y.astype(dtype)
+    calls, rows = dict(probes), {}
+    for label, device, kind, what in _entries(names, ctx.devices, m, n, config.full):
+        gram = kind == "registry" and what.route == "gram"
+        iterations = GRAM_ITERATIONS if gram else choose_iterations(label, X.nbytes, bandwidth_guess, target_s)
+        if ctx.progress:
+            ctx.progress(f"scaling {label} n={n} m={m} {dtype} x{iterations}")
+        if kind == "registry":
+            trainer = make_trainer(label, X, y, float(lr), iterations, device=device)
+            calls[(label, device, "call")] = lambda trainer=trainer: trainer(W0, b0)
+            framework, route = what.framework, what.route
+        else:
+            calls[(label, device, "call")] = lambda f=what, k=iterations: from_run(
+                f.name, dtype, f.descend(X, y, W0, b0, float(lr), k), device="cpu")
+            framework, route = what.framework, "streaming"
+        if gram:  # the stages apart: the pass, then the iterations on the statistics alone
+            one_pass, iterate = gram_stages(trainer)
+            stats = one_pass()  # untimed: the statistics the timed iterations start from
+            calls[(label, device, "pass")] = one_pass
+            calls[(label, device, "iterate")] = lambda iterate=iterate, stats=stats: iterate(stats, W0, b0)
+        rows[(label, device)] = {"implementation": label, "device": device, "framework": framework, "route": route,
+                                 "dtype": dtype, "n_samples": n, "n_features": m, "iterations": iterations, "lr": lr}
+    if X.dtype != ACCUMULATE and any(row["route"] == "gram" for row in rows.values()):
+        calls[("cast",)] = cast_probe(X)
+    if m == 1 and registry.REFERENCE in names:
+        W, R = np.asarray(W0, dtype).reshape(1, 1), y - X * np.asarray(W0, dtype).reshape(1, 1)
+        calls.update({("kernel", name): make(X, W, R) for name, make in KERNELS.items()})
+    results, timings = time_interleaved(calls, repeats, seed=config.seed)
+    rate = probe_rates(timings, work)
+    kernels = {kernel_column(key[1]): t.median_s for key, t in timings.items() if key[0] == "kernel"}
+    cast_s = timings[("cast",)].median_s if ("cast",) in timings else np.nan
+    out = []
+    for (label, device), row in rows.items():
+        result, timing = results[(label, device, "call")], timings[(label, device, "call")]
+        low, high, coverage = timing.interval
+        row.update({
+            "repeats": timing.repeats, "first_call_s": timing.first_call_s, "median_s": timing.median_s,
+            "min_s": timing.min_s, "max_s": timing.max_s, "median_low_s": low, "median_high_s": high,
+            "interval_coverage": coverage, "per_iteration_s": timing.median_s / row["iterations"],
+            "x_bytes": X.nbytes, "y_bytes": y.nbytes, "bandwidth_gbs": rate["bandwidth"] / 1e9,
+            "bandwidth_sum_gbs": rate["bandwidth_sum"] / 1e9, "bandwidth_gemv_gbs": rate["bandwidth_gemv"] / 1e9,
+            "gemm_gflops": rate["gemm"] / 1e9,
+            "floor_per_iteration_s": floor_per_iteration(X.nbytes, rate["bandwidth"]),
+            "one_pass_floor_s": one_pass_floor(X.nbytes, y.nbytes, rate["bandwidth"]),
+            "gram_pass_floor_s": np.nan, "cast_s": np.nan, "one_pass_s": np.nan, "status": result.status,
+            "jit_compile": result.jit_compile, "mode": result.mode, **kernels,
+        })
+        if row["route"] == "gram":
+            row.update(one_pass_s=timings[(label, device, "pass")].median_s,
+                       per_iteration_s=timings[(label, device, "iterate")].median_s / row["iterations"],
+                       gram_pass_floor_s=gram_pass_floor(n, m, X.nbytes, y.nbytes, rate["bandwidth"], rate["gemm"]),
+                       cast_s=cast_s)
+        out.append(row)
+    return out
+
+
 def run(ctx):
-    """Time every implementation per iteration over n, m and dtype; add the bandwidth floor and each ratio to it."""
+    """Time every implementation per iteration over n, m and dtype, each point's floors measured in its own rounds."""
     config = ctx.config
     sizes, features, dtypes, names, target_s, repeats = plan(config)
-    if ctx.progress:
-        ctx.progress("scaling: measuring memory bandwidth")
-    bw = measure_bandwidth(64 * 2 ** 20 if config.quick else 256 * 2 ** 20)
-    bandwidth = max(bw["sum"], bw["gemv"])
+    probes, work = floor_probes(QUICK_PROBE_BYTES if config.quick else PROBE_BYTES,
+                                QUICK_GEMM_N if config.quick else GEMM_N, config.seed)
+    bandwidth_guess = planning_bandwidth(probes, work)
     rows = []
     for m in features:
         for n in sizes:
-            data = make_synthetic(n, m, config.noise, config.seed)
-            W0, b0 = initial_parameters(m, config.seed)
-            lr = 0.5 * stability.analyse(data.X).max_stable_lr  # safely stable for every m: runs never stop early
             for dtype in dtypes:
-                X, y = data.X.astype(dtype), data.y.astype(dtype)
-                floor = floor_per_iteration(X.nbytes, bandwidth)
-                for name, device in [(name, device) for name in names
-                                     for device in (ctx.devices if registry.get(name).framework == "tensorflow" else ("cpu",))]:
-                    if n > (max_n(name, config.full) or math.inf):
-                        continue
-                    gram = is_gram(name)
-                    iterations = GRAM_ITERATIONS if gram else choose_iterations(name, X.nbytes, bandwidth, target_s)
-                    if ctx.progress:
-                        ctx.progress(f"scaling {name} n={n} m={m} {dtype} x{iterations}")
-                    trainer = make_trainer(name, X, y, float(lr), iterations, device=device)
-                    began = time.perf_counter()
-                    trainer(W0, b0)  # tracing and compiling happen here, outside the steady timing below
-                    compile_s = time.perf_counter() - began
-                    # time_calls' own warm-up is now a steady call, so its budget plans repeats from a steady pace;
-                    # a Gram call is one pass plus microseconds per iteration, so it always gets its repeats
-                    budget = math.inf if gram else repeats * 2 * target_s
-                    result, timing = time_calls(lambda: trainer(W0, b0), repeats, budget_s=budget)
-                    row = {
-                        "implementation": name, "device": result.device, "dtype": dtype, "n_samples": n, "n_features": m,
-                        "iterations": iterations, "repeats": timing.repeats, "lr": lr,
-                        "first_call_s": compile_s, "median_s": timing.median_s, "min_s": timing.min_s,
-                        "max_s": timing.max_s, "per_iteration_s": timing.median_s / iterations, "x_bytes": X.nbytes,
-                        "y_bytes": y.nbytes, "bandwidth_gbs": bandwidth / 1e9, "bandwidth_sum_gbs": bw["sum"] / 1e9,
-                        "bandwidth_gemv_gbs": bw["gemv"] / 1e9, "floor_per_iteration_s": floor,
-                        "one_pass_floor_s": one_pass_floor(X.nbytes, y.nbytes, bandwidth),
-                        "one_pass_s": np.nan, "status": result.status, "jit_compile": result.jit_compile,
-                        "mode": result.mode,
-                    }
-                    if gram:  # the stages apart: the pass, then the iterations on the statistics alone
-                        one_pass, iterate = gram_stages(trainer)
-                        stats, pass_timing = time_calls(one_pass, repeats)
-                        _, iterate_timing = time_calls(lambda: iterate(stats, W0, b0), repeats)
-                        row.update(one_pass_s=pass_timing.median_s, per_iteration_s=iterate_timing.median_s / iterations)
-                    rows.append(row)
-            del data
+                rows += _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess)
     return with_ratios(pd.DataFrame(rows))
 
 
 def with_ratios(table):
-    """Add each point's ratio to both floors, the pass's ratio to the one-pass floor, and the time of 1000 iterations.
+    """Add each point's ratio to both floors, the Gram pass's ratios and rate, and the time of 1000 iterations.
 
     time_1000_s: a streaming run's steady per-iteration time x 1000; a Gram route's whole call (pass
     included) scaled to 1000 iterations, which is the call itself as it runs GRAM_ITERATIONS.
     """
-    gram = table.implementation.map(is_gram)
+    gram = (table.route == "gram").to_numpy()
+    flops = gram_flops(table.n_samples.astype(float), table.n_features.astype(float))
     return table.assign(
         ratio_to_floor=table.per_iteration_s / table.floor_per_iteration_s,
         ratio_to_one_pass_floor=table.per_iteration_s / table.one_pass_floor_s,
         pass_ratio_to_one_pass_floor=table.one_pass_s / table.one_pass_floor_s,
+        pass_ratio_to_floor=table.one_pass_s / table.gram_pass_floor_s,
+        pass_gflops=flops / table.one_pass_s / 1e9,
         time_1000_s=np.where(gram, table.median_s / table.iterations, table.per_iteration_s) * 1000,
     )
 
 
+def complete(table):
+    """The table with every column this version writes: an older scaling.csv (a committed run) gets `route` and
+    `framework` from the registry and NaN for the floors it did not measure, then its ratios again."""
+    if {"route", "framework", "gemm_gflops", "gram_pass_floor_s", "median_low_s", "median_high_s"} <= set(table):
+        return table
+    formulations = {f.name: ("streaming", f.framework) for f in FORMULATIONS}
+    known = set(registry.names())
+
+    def capability(name):
+        if name in formulations:
+            return formulations[name]
+        return (registry.get(name).route, registry.get(name).framework) if name in known else ("streaming", "")
+
+    table = table.copy()
+    found = [capability(name) for name in table.implementation]
+    table["route"] = table.get("route", pd.Series([r for r, _ in found], index=table.index))
+    table["framework"] = table.get("framework", pd.Series([f for _, f in found], index=table.index))
+    for column in ("gemm_gflops", "gram_pass_floor_s", "median_low_s", "median_high_s"):
+        if column not in table:
+            table[column] = np.nan
+    return with_ratios(table)
+
+
 def gram_crossover(table):
-    """Per Gram route, device, m and dtype: the smallest measured n from which it beats its streaming base at every
-    larger measured n, for 1000 iterations (pass included), or None; with the times at the largest n."""
+    """Per Gram route, device, m and dtype: the smallest measured n from which it beats the fastest streaming row of
+    its framework (fastest at the largest n) at every larger measured n, for 1000 iterations (pass included), or
+    None; with the times at the largest n."""
+    table = complete(table)
     rows = []
-    for (name, device, m, dtype), part in table[table.implementation.map(is_gram)].groupby(
+    for (name, device, m, dtype), part in table[table.route == "gram"].groupby(
             ["implementation", "device", "n_features", "dtype"]):
-        base = registry.get(name).base
-        streaming = table[(table.implementation == base) & (table.device == device) & (table.n_features == m)
-                          & (table.dtype == dtype)].set_index("n_samples").time_1000_s
+        framework = part.framework.iloc[0]
+        same = table[(table.route == "streaming") & (table.framework == framework) & (table.device == device)
+                     & (table.n_features == m) & (table.dtype == dtype)]
+        if same.empty:
+            continue
+        widest = same[same.n_samples == same.n_samples.max()]
+        base = widest.loc[widest.time_1000_s.idxmin(), "implementation"]
+        streaming = same[same.implementation == base].set_index("n_samples").time_1000_s
         both = part.set_index("n_samples").time_1000_s.to_frame("gram").join(streaming.rename("streaming"), how="inner")
         if both.empty:
             continue
@@ -240,33 +419,152 @@ def plot(table, out_dir):
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 
 
-def _blocked_comparison(table):
-    """One sentence: the blocked default against the plain graph at the largest n, from the table."""
-    n_max = table.n_samples.max()
-    big = table[(table.n_samples == n_max) & table.implementation.isin(["gradient_tape", "gradient_tape:graph"])]
-    if "mode" not in big or not (big["mode"] == "blocked").any():
-        return ""
-    parts = []
-    for (m, dtype), rows in big.groupby(["n_features", "dtype"]):
-        rows = rows.set_index("implementation")
-        by_name = rows.per_iteration_s
-        if {"gradient_tape", "gradient_tape:graph"} <= set(by_name.index) and rows["mode"]["gradient_tape"] == "blocked":
-            parts.append(f"m = {m}, {dtype}: {1e3 * by_name['gradient_tape']:.3g} ms against "
-                         f"{1e3 * by_name['gradient_tape:graph']:.3g} ms")
-    return (f"At n = {int(n_max):,}, blocked against whole per iteration: " + "; ".join(parts) + ".") if parts else ""
+def _target_n(table):
+    """The n the targets are judged at: TARGET_N when measured, else the largest n of the run."""
+    return TARGET_N if (table.n_samples == TARGET_N).any() else int(table.n_samples.max())
+
+
+def _met(ratio, target):
+    return f"{ratio:.2f}x, {'met' if ratio <= target else 'missed'}"
+
+
+def numpy_forms(table):
+    """Per (m, dtype) at the target n: each numpy streaming row's ratio to the two-pass floor, best first."""
+    table = complete(table)
+    n = _target_n(table)
+    rows = table[(table.n_samples == n) & (table.framework == "numpy") & (table.route == "streaming")]
+    return rows.sort_values(["n_features", "dtype", "ratio_to_floor"])
+
+
+def _numpy_lines(table):
+    """The numpy formulations against the two-pass floor, and the m = 1 kernels that explain the gap."""
+    n = _target_n(table)
+    forms = numpy_forms(table)
+    if forms.empty:
+        return []
+    lines = ["", f"**numpy's formulations** at n = {n:,} against the two-pass floor (target: the best within "
+             f"{STREAMING_TARGET:g}x):", ""]
+    for (m, dtype), rows in forms.groupby(["n_features", "dtype"]):
+        best = rows.iloc[0]
+        lines.append(f"- m = {m}, {dtype}: " + "; ".join(
+            f"`{r.implementation}` {r.per_iteration_s * 1e3:.3g} ms per iteration ({r.ratio_to_floor:.2f}x)"
+            for r in rows.itertuples()) + f". Best: `{best.implementation}`, {_met(best.ratio_to_floor, STREAMING_TARGET)}.")
+    formulations = [f for f in FORMULATIONS if (table.implementation == f.name).any()]
+    lines += [f"- `{f.name}` (measured at m = {', '.join(map(str, f.features))} only): {f.summary}." for f in formulations]
+    if (forms[forms.n_features == 1].groupby("dtype").ratio_to_floor.min() > STREAMING_TARGET).any():
+        lines.append("- At m = 1 even the best form misses: numpy runs a step as whole-array operations, each a pass "
+                     "over an n-long vector (the product, the residual, its square, three reductions), about ten "
+                     "passes where the floor counts two reads of X, and at m = 1 each vector is as large as X.")
+    columns = {name: kernel_column(name) for name in KERNELS}
+    point = table[(table.n_samples == n) & (table.n_features == 1)]
+    if not point.empty and all(c in point for c in columns.values()):
+        for dtype, rows in point.groupby("dtype"):
+            k = {name: rows[c].iloc[0] * 1e3 for name, c in columns.items()}
+            if not all(math.isfinite(v) for v in k.values()):
+                continue
+            lines.append(
+                f"- The products alone at n = {n:,}, m = 1, {dtype}, in the same rounds: `X @ W` {k['X @ W']:.3g} ms "
+                f"against `X * w` {k['X * w']:.3g} ms ({k['X @ W'] / k['X * w']:.3g}x), `X.T @ R` {k['X.T @ R']:.3g} ms "
+                f"against `einsum X^T R` {k['einsum X^T R']:.3g} ms ({k['X.T @ R'] / k['einsum X^T R']:.3g}x). "
+                "numpy's matmul sends a product whose right operand has one column to its BLAS matrix-vector routine "
+                "(gemv): with one feature that is n dot products of length one, where an elementwise multiply streams "
+                "X once; `X.T @ R` goes to the same routine as one dot product of length n, the einsum to numpy's "
+                "own loop.")
+    return lines
+
+
+def blocked_against_graph(table):
+    """At the target n: each row whose loop ran `blocked` beside the rows of its framework that ran `graph`."""
+    table = complete(table)
+    n = _target_n(table)
+    big = table[(table.n_samples == n) & table["mode"].isin(["blocked", "graph"])]
+    out = []
+    for (framework, device, m, dtype), rows in big.groupby(["framework", "device", "n_features", "dtype"]):
+        blocked, graph = rows[rows["mode"] == "blocked"], rows[rows["mode"] == "graph"]
+        for b in blocked.itertuples():
+            for g in graph.itertuples():
+                out.append({"blocked": b.implementation, "graph": g.implementation, "device": device, "n_features": m,
+                            "dtype": dtype, "blocked_per_iteration_s": b.per_iteration_s,
+                            "graph_per_iteration_s": g.per_iteration_s,
+                            "blocked_ratio_to_one_pass_floor": b.ratio_to_one_pass_floor,
+                            "graph_ratio_to_one_pass_floor": g.ratio_to_one_pass_floor,
+                            "blocked_interval": (b.median_low_s, b.median_high_s),
+                            "graph_interval": (g.median_low_s, g.median_high_s)})
+    return pd.DataFrame(out)
+
+
+def _blocked_lines(table):
+    """The blocked loop against its one-pass floor and the plain graph, from the table's `mode` column."""
+    pairs = blocked_against_graph(table)
+    if pairs.empty:
+        return []
+    from ..timing import overlap
+
+    n = _target_n(table)
+    lines = ["", f"**The blocked GradientTape loop** (a row whose `mode` is `blocked`: each step goes through X in "
+             f"blocks, every block's share of the loss under its own tape) at n = {n:,}, against the one-pass floor "
+             f"(target: within {STREAMING_TARGET:g}x) and the same loop unblocked (`mode` `graph`):", ""]
+    for r in pairs.itertuples():
+        tie = overlap(r.blocked_interval, r.graph_interval)
+        lines.append(
+            f"- m = {r.n_features}, {r.dtype}: `{r.blocked}` {r.blocked_per_iteration_s * 1e3:.3g} ms per iteration "
+            f"({_met(r.blocked_ratio_to_one_pass_floor, STREAMING_TARGET)}), `{r.graph}` "
+            f"{r.graph_per_iteration_s * 1e3:.3g} ms ({r.graph_ratio_to_one_pass_floor:.2f}x): blocked / graph = "
+            f"{r.blocked_per_iteration_s / r.graph_per_iteration_s:.2f}"
+            + (" (a tie: their median intervals overlap)" if tie else "") + ".")
+    wide = pairs[pairs.n_features == pairs.n_features.max()]
+    if (wide.blocked_ratio_to_one_pass_floor > STREAMING_TARGET).any():
+        lines += ["", "So on this run blocking did not make a step's three reads of X cost one trip to memory: the "
+                  f"blocked step stayed above {STREAMING_TARGET:g}x the one-pass floor at m = {wide.n_features.max()}, "
+                  "at the blocked / graph ratio above."]
+    return lines
+
+
+def _gram_pass_lines(table):
+    """The Gram pass against its floor: the time, the floor's two parts, the rate against the GEMM rate."""
+    n = _target_n(table)
+    rows = table[(table.route == "gram") & (table.n_samples == n)].sort_values(["n_features", "dtype", "implementation"])
+    rows = rows[rows.gram_pass_floor_s.notna()]  # an older table measured no GEMM rate
+    if rows.empty:
+        return []
+    lines = ["", f"**The Gram pass** at n = {n:,} against its floor, max(2 n (m + 1)^2 / the GEMM rate of square "
+             "float64 matrices, (X + y).nbytes / the bandwidth), both measured in the same rounds "
+             f"(target: within {GRAM_PASS_TARGET:g}x):", "",
+             "| implementation | m | dtype | pass (ms) | floor (ms) | ratio | pass GFLOP/s | square GEMM GFLOP/s | "
+             "one read of X, y (ms) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows.itertuples():
+        lines.append(f"| {r.implementation} [{r.device}] | {r.n_features} | {r.dtype} | {r.one_pass_s * 1e3:.3g} | "
+                     f"{r.gram_pass_floor_s * 1e3:.3g} | {_met(r.pass_ratio_to_floor, GRAM_PASS_TARGET)} | "
+                     f"{r.pass_gflops:.3g} | {r.gemm_gflops:.3g} | {r.one_pass_floor_s * 1e3:.3g} |")
+    cast = rows[rows.cast_s.notna() & (rows.framework == "numpy")] if "cast_s" in rows else rows.iloc[:0]
+    if len(cast):  # the probe does what handrolled's pass does to a narrower X
+        lines += ["", "numpy's pass over a narrower dtype casts every block to float64 for its float64 sums; the cast "
+                  "alone, block by block into one buffer, was timed in the same rounds: " + "; ".join(
+                      f"m = {r.n_features}, {r.dtype}: {r.cast_s * 1e3:.3g} ms of `{r.implementation}`'s "
+                      f"{r.one_pass_s * 1e3:.3g} ms" for r in cast.itertuples()) + "."]
+    wide = rows[rows.n_features == rows.n_features.max()]
+    missed = wide[wide.pass_ratio_to_floor > GRAM_PASS_TARGET]
+    if len(missed):
+        lines += ["", "Where it is missed: " + "; ".join(
+            f"`{r.implementation}` at m = {r.n_features}, {r.dtype} ran at {r.pass_gflops:.3g} GFLOP/s, "
+            f"{r.pass_gflops / r.gemm_gflops:.2f} of the square GEMM's {r.gemm_gflops:.3g} GFLOP/s, one read of the "
+            f"data being {r.one_pass_floor_s / r.one_pass_s:.2f} of its time" for r in missed.itertuples())
+            + ". The pass is then bound by the rate of its products, (m + 1) x rows by rows x (m + 1): a skinny "
+            "shape that BLAS runs far below its square-matrix rate."]
+    return lines
 
 
 def _gram_paragraph(table):
     """Markdown on the Gram routes: flat iterations, the pass, the 1000-iteration race and where it turns, from the table."""
-    gram = table[table.implementation.map(is_gram)]
+    gram = table[table.route == "gram"]
     if gram.empty:
         return []
     lines = ["", "### The Gram route: one pass, then iterations that never read X", "",
-             "`numpy:gram` and `gradient_tape:gram` sum G = [X,1]^T [X,1] / n, c = [X,1]^T y / n and s = y^T y / n "
+             "The Gram routes sum G = [X,1]^T [X,1] / n, c = [X,1]^T y / n and s = y^T y / n "
              "in one pass over the rows, in float64 whatever the run's dtype (each entry is a sum of n products; "
              "summed in float64 and rounded once it is the closest value the run's dtype holds, at the price of "
              "float64 arithmetic in the pass), then run their iterations on G, c and s alone. Their timed calls "
-             "include the pass. The pass and the iterations were also timed apart:", "",
+             "include the pass. The pass and the iterations were also timed apart, in the same rounds:", "",
              "| implementation | m | dtype | per iteration after the pass (us), over n | one pass at the largest n (ms) "
              "| its ratio to the one-pass floor |", "|---|---|---|---|---|---|"]
     for (name, device, m, dtype), rows in gram.groupby(["implementation", "device", "n_features", "dtype"]):
@@ -277,9 +575,9 @@ def _gram_paragraph(table):
             + f" | {last.one_pass_s * 1e3:.3g} | {last.pass_ratio_to_one_pass_floor:.3g} |")
     crossover = gram_crossover(table)
     if len(crossover):
-        lines += ["", "1000 iterations, pass included, against the streaming implementation at the largest n "
-                  "(streaming: its steady per-iteration time x 1000), and the measured n from which the Gram route is "
-                  "faster at every larger size measured:", "",
+        lines += ["", "1000 iterations, pass included, against the fastest streaming row of the same framework at the "
+                  "largest n (streaming: its steady per-iteration time x 1000), and the measured n from which the Gram "
+                  "route is faster at every larger size measured:", "",
                   "| Gram route | streaming | m | dtype | Gram, 1000 iterations (s) | streaming, 1000 iterations (s) | "
                   "streaming / Gram | Gram faster from n = |", "|---|---|---|---|---|---|---|---|"]
         for r in crossover.itertuples():
@@ -289,34 +587,43 @@ def _gram_paragraph(table):
             lines.append(f"| {r.implementation} [{r.device}] | {r.streaming} | {r.n_features} | {r.dtype} | "
                          f"{r.gram_1000_s:.3g} | {r.streaming_1000_s:.3g} | {r.streaming_1000_s / r.gram_1000_s:.3g} | "
                          f"{where} |")
-    widest = gram[gram.n_samples == gram.n_samples.max()].sort_values("n_features").iloc[-1]
-    bound_by = ("not bandwidth-bound: arithmetic (or, at small n, fixed cost) sets its pace"
-                if widest.pass_ratio_to_one_pass_floor > BANDWIDTH_BOUND else f"within {BANDWIDTH_BOUND:g}x: bandwidth-bound")
     lines += ["", "The pass costs n (m + 1)^2 multiply-adds for G against 2 n m per streaming iteration, about "
-              "(m + 1) / 2 streaming iterations' arithmetic; at m = " + f"{widest.n_features}, n = "
-              f"{widest.n_samples:,} ({widest['dtype']}) it ran at {widest.pass_ratio_to_one_pass_floor:.3g}x the "
-              f"one-pass floor ({bound_by}). The Gram route wins whenever the iterations outnumber "
+              "(m + 1) / 2 streaming iterations' arithmetic. The Gram route wins whenever the iterations outnumber "
               "that and n is large enough for its fixed cost per call not to matter. Its price is precision in the "
               "loss, not in the weights: see the `gram` experiment."]
     return lines
 
 
 def report_section(table):
-    """Markdown: bandwidth, both floors, the ratios at the largest n, where each becomes bandwidth-bound, the Gram route."""
-    t = table.iloc[0]
+    """Markdown: the floors measured per point, the ratios at the largest n, the targets, the regimes, the Gram route."""
+    table = complete(table)
     n_max = int(table.n_samples.max())
+    n_target = _target_n(table)
+    points = table.drop_duplicates(["n_samples", "n_features", "dtype"])
     lines = ["## Scaling against the memory roofline", "", f"![per-iteration time against n]({NAME}.png)", "",
              "A roofline is the least time the hardware allows for a piece of work; here, the time to read the "
              "data from memory at the bandwidth measured in this run, which no step that reads X can beat. "
-             f"Measured memory read bandwidth: **{t.bandwidth_gbs:.1f} GB/s** (best of a contiguous sum, "
-             f"{t.bandwidth_sum_gbs:.1f} GB/s, and a BLAS matrix-vector product, {t.bandwidth_gemv_gbs:.1f} GB/s). "
+             ("The floors were measured in the same interleaved rounds as the rows they judge, at every (n, m, dtype) "
+              "point: each round timed every row once and the probes once, " if points.gemm_gflops.notna().any() else
+              "The floors of this (older) run were measured once, before the rows: ") +
+             "a contiguous sum and a BLAS matrix-vector "
+             "product over a large array (the better of the two is the bandwidth) and a square float64 matrix "
+             f"product (the GEMM rate). Bandwidth over the {len(points)} points: "
+             f"{points.bandwidth_gbs.min():.1f} to {points.bandwidth_gbs.max():.1f} GB/s (sum "
+             f"{points.bandwidth_sum_gbs.median():.1f}, matrix-vector product {points.bandwidth_gemv_gbs.median():.1f} "
+             "GB/s, medians over the points)"
+             + (f"; GEMM rate {points.gemm_gflops.min():.3g} to {points.gemm_gflops.max():.3g} GFLOP/s. "
+                if points.gemm_gflops.notna().any() else ". ") +
              "The data come from the lesson's generator at each size (never from a `--data` file, whose size is fixed). "
              "A full-batch iteration as written reads X twice (X W, then X^T r): the two-pass floor, "
              "2 x X.nbytes / bandwidth. Fused, one pass would do (each row gives its residual and its share of "
-             "X^T r at once): the one-pass floor, (X + y).nbytes / bandwidth, about half. "
+             "X^T r at once): the one-pass floor, (X + y).nbytes / bandwidth. "
              f"Iteration counts were chosen per point so each timed call lasts a fraction of a second "
              f"(the Gram routes always run {GRAM_ITERATIONS}). The machine may be shared with other work: "
-             "compare implementations measured side by side, not single numbers across runs.", ""]
+             "compare rows measured side by side, not single numbers across runs.", ""]
+    if n_target != TARGET_N:
+        lines += [f"This run measured up to n = {n_max:,} only; the targets below are judged there. The default run "
+                  f"measures n = {TARGET_N:,} at m = 1 and m = 32.", ""]
     big = table[table.n_samples == n_max].sort_values(["n_features", "dtype", "ratio_to_floor"])
     lines += [f"At n = {n_max:,} (time per iteration and its ratio to each floor; for a Gram route the iterations "
               "after its pass, which never read X):", "",
@@ -326,15 +633,8 @@ def report_section(table):
     lines += [f"| {r.n_features} | {r.dtype} | {r.implementation} | {r.iterations} | {r.per_iteration_s * 1e3:.3g} | "
               f"{r.floor_per_iteration_s * 1e3:.3g} | {r.ratio_to_floor:.3g} | {r.one_pass_floor_s * 1e3:.3g} | "
               f"{r.ratio_to_one_pass_floor:.3g} | {r.time_1000_s:.3g} |" for r in big.itertuples()]
-    target = table[(table.n_samples == 1_000_000) & (table.n_features == 32) & (table.dtype == "float32")
-                   & table.implementation.isin(["numpy", "gradient_tape"])]
-    if not target.empty:
-        lines += ["", ("The study's target at n = 1,000,000, m = 32, float32: a time per update within 1.5x of the two-pass "
-                        "floor (the time to read X twice from memory at the bandwidth measured in this run, which no "
-                        "streaming step can beat by much). ") + "; ".join(
-            f"`{r.implementation}` is at {r.ratio_to_floor:.2f}x the floor ({'target met' if r.ratio_to_floor <= 1.5 else 'target missed'}; "
-            f"{r.ratio_to_one_pass_floor:.2f}x the one-pass floor)" for r in target.itertuples()) + "."]
-    streaming = table[~table.implementation.map(is_gram)]
+    lines += _numpy_lines(table) + _blocked_lines(table) + _gram_pass_lines(table)
+    streaming = table[table.route == "streaming"]
     lines += ["", f"Where each streaming implementation leaves the overhead-bound regime (smallest n from which every "
               f"point is within {BANDWIDTH_BOUND:g}x the two-pass floor; the per-iteration time at the smallest n is "
               "the fixed overhead):", "",
@@ -345,21 +645,11 @@ def report_section(table):
         start = transition_n(rows)
         lines.append(f"| {name} [{device}] | {m} | {dtype} | {small.per_iteration_s * 1e6:.1f} | "
                      f"{f'{start:,}' if start else f'not within {n_max:,}'} |")
-    lines += ["", "With m = 1 the floor counts only X, but every iteration also streams n-long vectors (y, X W, the "
-              "residuals and their squares) that together move several times X's bytes, so m = 1 cannot approach it; "
-              "with m = 32, X dominates the traffic and the floor is the honest bound. At least 8 iterations per call "
-              "keep the extra first/final loss passes over X to a small share of the time."]
-    lines += ["", "`gradient_tape` also checks autodiff against the analytic gradient every step, and X^T R for the "
-              "check reads X a third time: taken whole, a step reads X three times, 1.5x the two-pass floor "
-              "(`gradient_tape:graph`). Its default compiles with XLA only while X is small (`mode` column): XLA's "
-              "CPU code for these skinny products spends about twice the CPU time of the Eigen kernels the plain graph "
-              "calls (both use every core), so it loses once X streams from memory (compare `gradient_tape:xla` and "
-              "`gradient_tape:graph`). For large X the default runs `blocked`: each step goes through X in blocks of "
-              "about 4 MiB, every block's share of the loss under its own tape, so a block comes from memory once and "
-              "is read twice more from cache, and the check costs little more than the two passes it replaces. "
-              + _blocked_comparison(table) + " "
-              "`keras:numpy_input` and `gradient_tape:eager` pay milliseconds of Python and dispatch per step, so "
-              "they ran only up to the sizes listed and stay overhead-bound."]
+    lines += ["", "With m = 1 the floor counts only X (and y), but an iteration as numpy writes it also streams n-long "
+              "vectors (X W, the residuals and their squares) that together move several times X's bytes; with m = 32, "
+              "X dominates the traffic. At least 8 iterations per call keep the extra first/final loss passes over X "
+              "to a small share of the time. Rows that pay milliseconds of Python and dispatch per step ran only up to "
+              "the sizes listed and stay overhead-bound."]
     lines += _gram_paragraph(table)
     return "\n".join(lines)
 
