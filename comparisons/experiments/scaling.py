@@ -602,7 +602,7 @@ def report_section(table):
     points = table.drop_duplicates(["n_samples", "n_features", "dtype"])
     lines = ["## Scaling against the memory roofline", "", f"![per-iteration time against n]({NAME}.png)", "",
              "A roofline is the least time the hardware allows for a piece of work; here, the time to read the "
-             "data from memory at the bandwidth measured in this run, which no step that reads X can beat. "
+             "data from memory at the bandwidth measured in this run, which no step that reads X can beat. " +
              ("The floors were measured in the same interleaved rounds as the rows they judge, at every (n, m, dtype) "
               "point: each round timed every row once and the probes once, " if points.gemm_gflops.notna().any() else
               "The floors of this (older) run were measured once, before the rows: ") +
