@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 
+from . import finite_difference
 from .adapters import TrainerSpec
 from .registry import get
 from .results import GradientCheck, GradientMismatchError, RunResult  # noqa: F401 (re-exported)
@@ -59,11 +60,12 @@ def finite_difference_checks(trainer, W0, b0, result):
 
     Raises GradientMismatchError when the two disagree beyond the rounding error of the differences.
     """
+    spec = trainer.spec
     rows = []
     points = {0: (W0, b0), len(result.loss_curve) - 1: (result.weights, result.bias)}  # one row if it stopped at 0
     for iteration, (W, b) in points.items():
         if np.all(np.isfinite(W)) and np.isfinite(b):
-            abs_diff, rel_diff, within = trainer.finite_difference(W, b)
+            abs_diff, rel_diff, within = finite_difference.check(trainer.autodiff_gradient(W, b), spec.X, spec.y, W, b)
             if not within:
                 raise GradientMismatchError(
                     f"{result.implementation} on {result.device} ({result.dtype}): autodiff and central "

@@ -87,6 +87,7 @@ def test_finite_differences_hold_at_the_start_at_the_fit_and_far_away(tf_ready, 
     """The rounding bound of the central differences is met wherever the check is made: at the
     start, at the least-squares point (residuals ~0 against a large y) and where residuals are huge."""
     import tf_models.gradient_tape as gt
+    from comparisons import finite_difference
     from comparisons.data import initial_parameters, make_synthetic
 
     data = make_synthetic(100, 3, noise, seed=1)
@@ -94,21 +95,21 @@ def test_finite_differences_hold_at_the_start_at_the_fit_and_far_away(tf_ready, 
     W0, b0 = initial_parameters(3, seed=1)
     W_ols, b_ols = handrolled.ols(data.X, y)
     for X_, y_, W, b in [(data.X, y, W0, b0), (data.X, y, W_ols, b_ols), (1e3 * data.X, 1e6 * y, W0, b0)]:
-        assert gt.finite_difference_check(X_, y_, W, b)[2]
+        assert finite_difference.check(gt.autodiff_gradient64(X_, y_, W, b), X_, y_, W, b)[2]
 
 
 def test_finite_difference_bound_catches_a_small_formula_error(lesson_data, lesson_run, lesson_trainer, monkeypatch):
     """A gradient wrong by 1e-4 relative lies outside the bound; a zero-safety check stops the run."""
-    import tf_models.gradient_tape as gt
+    from comparisons import finite_difference as fd
 
     data, (W0, b0) = lesson_data
-    numeric, rounding = gt.central_differences(data.X, data.y, W0, b0)
+    numeric, rounding = fd.central_differences(data.X, data.y, W0, b0)
     grad_W, grad_b = handrolled.gradients(data.X, data.y, W0, b0)
     exact = np.append(np.ravel(grad_W), grad_b)
-    assert np.all(np.abs(numeric - exact) <= gt.FINITE_DIFFERENCE_SAFETY * rounding)  # the truth passes
-    assert np.all(np.abs(numeric - exact * (1 + 1e-4)) > gt.FINITE_DIFFERENCE_SAFETY * rounding)  # a slip does not
+    assert np.all(np.abs(numeric - exact) <= fd.SAFETY * rounding)  # the truth passes
+    assert np.all(np.abs(numeric - exact * (1 + 1e-4)) > fd.SAFETY * rounding)  # a slip does not
     result = lesson_run("gradient_tape", "float64", ITERATIONS)
-    monkeypatch.setattr(gt, "FINITE_DIFFERENCE_SAFETY", 0.0)  # no difference at all allowed: must stop the run
+    monkeypatch.setattr(fd, "SAFETY", 0.0)  # no difference at all allowed: must stop the run
     with pytest.raises(GradientMismatchError, match="central differences"):
         finite_difference_checks(lesson_trainer("gradient_tape", "float64", ITERATIONS), W0, b0, result)
 

@@ -175,12 +175,13 @@ def test_zero_iterations_give_the_starting_loss():
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_finite_differences_agree_with_autodiff(trainer, case):
-    from jax_models.finite_difference import central_differences, finite_difference_check
+    from comparisons.finite_difference import central_differences, check
+    from jax_models.finite_difference import autodiff_gradient64
 
     data, (W0, b0), _ = case_data(case)
     result = trainer("jit", "float64", case)(W0, b0)
     for W, b in [(W0, b0), (result.weights, result.bias)]:  # the start and the end, as the study checks
-        abs_diff, rel_diff, within = finite_difference_check(data.X, data.y, W, b)
+        abs_diff, rel_diff, within = check(autodiff_gradient64(data.X, data.y, W, b), data.X, data.y, W, b)
         assert within
         assert rel_diff < 1e-8  # central differences of a quadratic: rounding only, ~eps * loss / h
         # against the lesson's analytic gradient, an oracle independent of JAX's autodiff
@@ -192,7 +193,7 @@ def test_finite_differences_agree_with_autodiff(trainer, case):
 
 def test_finite_differences_see_a_wrong_gradient():
     """The check is not vacuous: the numeric gradient is far from a gradient off by 1e-6 relative."""
-    from jax_models.finite_difference import central_differences
+    from comparisons.finite_difference import central_differences
 
     data, (W0, b0), _ = case_data("lesson")
     numeric, rounding = central_differences(data.X, data.y, W0, b0)

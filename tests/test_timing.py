@@ -303,7 +303,7 @@ def test_multi_worker_launcher_plans_jobs_by_calls_owed(monkeypatch, warm_up_s, 
 
     monkeypatch.setattr(cluster, "run_job", run_job)
     monkeypatch.setattr(cluster, "train_job", lambda *args, repeats, **kw: {"repeats": repeats})
-    monkeypatch.setattr(tf_trainers, "_finite_difference", lambda spec: None)
+    monkeypatch.setattr(tf_trainers, "_autodiff_gradient", lambda spec: None)
     spec = SimpleNamespace(X=np.ones((4, 1)), y=np.ones((4, 1)), dtype="float64", name="gradient_tape:multi_worker",
                            iterations=1, lr=0.1, workers=2)
     r = tf_trainers.multi_worker_tape(spec)(np.zeros((1, 1)), 0.0, repeats=5, budget_s=1.0)

@@ -3,8 +3,8 @@
 A registry row names its builder as "comparisons.adapters.<module>:<function>"; the module is
 imported only when that row runs, so a framework loads only when one of its rows is asked for.
 A builder may attach, as attributes of the callable it returns:
-- finite_difference(W, b) -> (max_abs_diff, max_rel_diff, within): its framework's autodiff gradient
-  against central differences (rows that check the gradient);
+- autodiff_gradient(W, b) -> [dL/dW; dL/db] (m + 1,) in float64: its framework's autodiff gradient,
+  which the study checks against central differences (rows that check the gradient);
 - stages: (one_pass() -> statistics, iterate(statistics, W0, b0) -> loss curve) (Gram routes);
 - spec: the TrainerSpec it was built from (set by implementations.make_trainer).
 """

@@ -8,18 +8,18 @@ from ..results import from_run
 from ..timing import Timing
 
 
-def _finite_difference(spec):
-    """JAX's autodiff gradient at (W, b) against central differences (float64)."""
-    from jax_models.finite_difference import finite_difference_check
+def _autodiff_gradient(spec):
+    """JAX's autodiff gradient of the MSE at (W, b) in float64, for the finite-difference check."""
+    from jax_models.finite_difference import autodiff_gradient64
 
-    return lambda W, b: finite_difference_check(spec.X, spec.y, W, b)
+    return lambda W, b: autodiff_gradient64(spec.X, spec.y, W, b)
 
 
 def _checked(spec, jax_train):
     """A trainer from a JaxResult-returning one (lr is an input of the compiled code: a new rate does not retrace)."""
     def train(W0, b0, rate=spec.lr):
         return from_run(spec.name, spec.dtype, jax_train(W0, b0, lr=float(rate)))
-    train.finite_difference = _finite_difference(spec)
+    train.autodiff_gradient = _autodiff_gradient(spec)
     return train
 
 
