@@ -7,16 +7,13 @@
 This file only orchestrates; the work lives in comparisons/.
 """
 import argparse
-import os
 import re
 import shutil
 import signal
 import sys
-import tempfile
-from pathlib import Path
 
 # light imports only (no numpy, pandas or TensorFlow): --help and usage errors must answer at once
-from comparisons import registry
+from comparisons import out_folder, registry, scratch
 from comparisons.config import DEFAULT_IMPLEMENTATIONS, EXPERIMENTS, IMPLEMENTATIONS, StudyConfig
 from comparisons.errors import UsageError
 
@@ -171,20 +168,8 @@ def _check_batch_size(batch_size, n_samples, only):
 
 
 def check_out_dir(out):
-    """The results folder must be a folder (or not exist yet) in a writable parent."""
-    out = Path(out)
-    if out.name in ("", ".", "..") or Path.cwd().resolve().is_relative_to(out.resolve()):
-        raise UsageError(f"--out {out} is the current folder or one above it; name a results folder, e.g. --out results")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"--out {out}: its parent folder {parent} does not exist or is not a folder; create it first")
-    try:  # try it for real: permission bits say little to root or on special file systems
-        tempfile.TemporaryDirectory(dir=parent, prefix=f".{out.name}.probe-").cleanup()
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write in {parent} ({exc.strerror}); choose a writable place") from None
-    return out
+    """The real folder a run may publish --out at (symlinks followed); UsageError if it must not (comparisons.out_folder)."""
+    return out_folder.check(out)
 
 
 def _interrupt(signum, frame):
@@ -195,16 +180,19 @@ def main(argv=None):
     """Parse, run, write; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops a run as Ctrl-C does
+        signal.signal(sig, _interrupt)
     staging = None
     try:
         args = build_parser().parse_args(argv)
         config = config_from_args(args, ["run_all.py", *argv])
-        out = check_out_dir(config.out)
+        target = check_out_dir(config.out)
+        out_folder.clean_beside(target)  # what a killed run left: its staging, or previous results set aside
+        scratch.remove_stale_scratch()
+        staging = out_folder.make_staging(target)
         from comparisons import pipeline  # heavy imports (numpy, pandas; TensorFlow when a run needs it) only now
 
-        staging = out.resolve().parent / f".{out.name}.tmp-{os.getpid()}"
-        return pipeline.run(config, out, staging)
+        return pipeline.run(config, target, staging)
     except UsageError as exc:
         if debug:
             raise

@@ -1,12 +1,11 @@
 """The study end to end: data, single run, experiments, tables, figures, report, atomic publish.
 
-Everything is written into a staging folder beside --out and renamed into place only when the
-whole run succeeded, so a failed or interrupted run leaves the previous results untouched.
+Everything is written into a staging folder beside --out (made by the driver: comparisons.out_folder)
+and renamed into place only when the whole run succeeded, so a failed or interrupted run leaves the
+previous results untouched.
 """
 import datetime
 import json
-import shutil
-import signal
 import sys
 import time
 import traceback
@@ -14,6 +13,7 @@ import traceback
 from tqdm import tqdm
 
 from . import cluster
+from .out_folder import publish
 from . import environment as env_info
 from . import experiments as experiment_registry
 from .data import initial_parameters, make_synthetic
@@ -84,26 +84,6 @@ def split_cpu_if_mirrored(config):
         replica_devices(config.replicas, config.device)  # GPUs when enough are seen, else splits the CPU
     except DistributionError as exc:
         raise UsageError(str(exc)) from None
-
-
-def publish(staging, out):
-    """Swap the staging folder into place: the old results go only once the new ones are there."""
-    old = out.resolve().parent / f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
-    # no SIGINT/SIGTERM between the two renames: an interrupt there would leave no folder at `out`
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        if out.exists():
-            out.rename(old)
-        try:
-            staging.rename(out)
-        except OSError:
-            if old.exists():
-                old.rename(out)  # put the previous results back
-            raise
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class Progress:
@@ -181,7 +161,6 @@ def run(config, out, staging):
     line = preflight_message(analysis, config.lr, widely)
     if line:
         print(line, file=sys.stderr)
-    staging.mkdir()
 
     progress = Progress(len(triples) + len(config.experiments))
     try:
