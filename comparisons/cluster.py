@@ -29,17 +29,18 @@ implementation: timings.csv means the same thing for multi-worker rows.
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .isolated import exit_reason, last_meaningful
+from .scratch import make_owned_dir
 
 WORKER_MODULE = "tf_models.multi_worker"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -200,12 +201,12 @@ class ClusterSession:
         finally:
             self._processes, self._logs = [], []
             if self._scratch is not None:
-                self._scratch.cleanup()
+                shutil.rmtree(self._scratch, ignore_errors=True)
                 self._scratch = None
 
     def _start(self):
-        self._scratch = tempfile.TemporaryDirectory(prefix="multi-worker-")
-        tmp = Path(self._scratch.name)
+        self._scratch = make_owned_dir("multi-worker-")  # owner-tagged: a later run removes it if this one is killed
+        tmp = self._scratch
         self._ports, self._jobs = self._pick(self.workers), 0
         serve_path = tmp / "serve.json"
         serve_path.write_text(json.dumps({"task": "serve", "inbox": str(tmp)}))
@@ -226,7 +227,7 @@ class ClusterSession:
 
     def _send(self, job):
         """Put `job` in the inbox as the next number; the path of the chief's result for it."""
-        tmp = Path(self._scratch.name)
+        tmp = self._scratch
         job_path, result_path = tmp / f"{self._jobs:04d}.json", tmp / f"{self._jobs:04d}.result.json"
         staged = job_path.with_suffix(".tmp")
         staged.write_text(json.dumps(job))

@@ -205,16 +205,16 @@ def make_multi_worker_trainer(X, y, lr, iterations, workers=2, timeout_s=MULTI_W
     call and up to `repeats` more inside the chief (within budget_s at the warm-up's pace, as
     timing.time_calls does), so RunResult.timing has the meaning of every other timing row.
     """
-    import tempfile
     from types import SimpleNamespace
 
     from .cluster import run_job, train_job
+    from .scratch import owned_dir
     from .timing import Timing
 
     dtype = str(X.dtype)
 
     def train(W0, b0, rate=lr, repeats=0, budget_s=None):
-        with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp:
+        with owned_dir("multi-worker-data-") as tmp:  # owner-tagged: a later run removes it if this one is killed
             job = train_job(X, y, W0, b0, float(rate), iterations, tmp, repeats=repeats, budget_s=budget_s,
                             collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
             out = run_job(job, workers, timeout_s=timeout_s)
