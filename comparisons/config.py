@@ -1,7 +1,7 @@
 """The study's one configuration: every knob of a run, with the lesson's values as defaults."""
-import json
 from dataclasses import asdict, dataclass, field, replace
 
+from . import strict_json
 from .registry import DEFAULT_IMPLEMENTATIONS, IMPLEMENTATIONS  # noqa: F401 (re-exported for the driver)
 
 EXPERIMENTS = ("scaling", "lr_sweep", "variants", "matmul", "lesson_claims", "gram", "distribution_support", "distributed")
@@ -43,4 +43,4 @@ class StudyConfig:
 
     def to_json(self):
         """The configuration as pretty JSON text."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return strict_json.dumps(asdict(self), indent=2, sort_keys=True)

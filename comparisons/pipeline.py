@@ -5,7 +5,6 @@ and renamed into place only when the whole run succeeded, so a failed or interru
 previous results untouched.
 """
 import datetime
-import json
 import sys
 import time
 import traceback
@@ -19,7 +18,7 @@ from . import experiments as experiment_registry
 from .data import initial_parameters, make_synthetic
 from .errors import UsageError
 from .registry import needs_tensorflow_here
-from . import stability
+from . import stability, strict_json
 from .study import plan, preflight_message, run_single
 
 
@@ -33,9 +32,11 @@ def load_data(config):
         dataset = make_synthetic(config.n_samples, config.features, config.noise, config.seed)
     if config.batch_size is not None and config.batch_size > dataset.n:
         raise UsageError(f"--batch-size {config.batch_size} is larger than the {dataset.n} samples; use 1..{dataset.n}")
+    from .numeric_range import check_carries
     from .standardize import scales_differ_widely, standardize
 
-    widely = scales_differ_widely(dataset.X) and not config.standardize  # the hint is moot once standardised
+    check_carries(dataset, config.dtypes, standardize=config.standardize)  # X^T X and the loss stay finite
+    widely = not config.standardize and scales_differ_widely(dataset.X)  # the hint is moot once standardised
     if config.standardize:
         trained, to_raw = standardize(dataset, center_target=config.center_target)
     else:
@@ -172,7 +173,7 @@ def run(config, out, staging):
             experiment_status = run_experiments(config, devices, staging, progress, data=trained, initial=initial)
     finally:
         progress.close()
-    (staging / "experiments.json").write_text(json.dumps(experiment_status, indent=2))
+    (staging / "experiments.json").write_text(strict_json.dumps(experiment_status, indent=2))
 
     from . import report, tables
 
