@@ -16,6 +16,7 @@ import sys
 from comparisons import out_folder, registry, scratch
 from comparisons.config import DEFAULT_IMPLEMENTATIONS, EXPERIMENTS, IMPLEMENTATIONS, StudyConfig
 from comparisons.errors import UsageError
+from comparisons.limits import check_fits
 
 QUICK_ITERATIONS = 100  # --quick: fewer updates (keras:numpy_input costs ~20 ms per update here)
 QUICK_REPEATS = 2
@@ -32,10 +33,29 @@ def _positive_float(text):
     return value
 
 
+def _whole_number(text):
+    """int(text), also for an exact integer in scientific notation ('1e6', '2.5e3'); ValueError otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    mantissa, e, exponent = text.strip().lower().partition("e")
+    if not e or not exponent.lstrip("+-").isdigit() or abs(int(exponent)) > 30:
+        raise ValueError(text)
+    whole, _, fraction = mantissa.lstrip("+-").partition(".")
+    if not (whole + fraction).isdigit():
+        raise ValueError(text)
+    digits, shift = int(whole + fraction), int(exponent) - len(fraction)  # value = digits * 10**shift
+    if shift < 0 and digits % 10 ** -shift:
+        raise ValueError(text)  # not whole: 1.5e0
+    value = digits * 10 ** shift if shift >= 0 else digits // 10 ** -shift
+    return -value if mantissa.startswith("-") else value
+
+
 def _int_at_least(minimum):
     def parse(text):
         try:
-            value = int(text)
+            value = _whole_number(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
@@ -136,9 +156,11 @@ def config_from_args(args, argv):
                    else _names(experiments, EXPERIMENTS, "experiment"))
     only = _names(args.only, IMPLEMENTATIONS, "implementation") if args.only else DEFAULT_IMPLEMENTATIONS
     _check_batch_size(args.batch_size, None if args.data else args.n_samples, only)
+    iterations = args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations)
+    check_fits(None if args.data else args.n_samples, args.features, iterations)  # before any array exists
     return StudyConfig(
         out=args.out, seed=args.seed, n_samples=args.n_samples, features=args.features, noise=args.noise,
-        iterations=args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations),
+        iterations=iterations,
         lr=args.lr, dtypes=("float32", "float64") if args.dtype == "both" else (args.dtype,),
         device=device,
         repeats=args.repeats or (QUICK_REPEATS if args.quick else StudyConfig.repeats),

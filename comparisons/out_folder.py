@@ -129,8 +129,12 @@ def clean_beside(target):
 
 
 def make_staging(target):
-    """A new, empty, owner-tagged staging folder beside `target`."""
-    return scratch.make_owned_dir(_staging_prefix(Path(target)), Path(target).parent)
+    """A new, empty, owner-tagged staging folder beside `target`, with the permissions a plain mkdir would give."""
+    staging = scratch.make_owned_dir(_staging_prefix(Path(target)), Path(target).parent)
+    umask = os.umask(0o022)  # mkdtemp makes it private (0700); the results folder it becomes should not be
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
 
 
 def publish(staging, target):

@@ -22,6 +22,9 @@ from . import stability, strict_json
 from .study import plan, preflight_message, run_single
 
 
+LONG_ANALYSIS_SIDE = 2000  # the stability analysis says what it computes above this matrix side
+
+
 def load_data(config):
     """The Dataset to study, the Dataset to train on, its to-raw mapping, and whether scales differ widely."""
     if config.data:
@@ -158,6 +161,10 @@ def run(config, out, staging):
         raise UsageError("nothing to run: " + "; ".join(f"{n} {why}" for n, why in skipped)
                          + "; choose other implementations with --only or drop --batch-size")
     initial = initial_parameters(trained.m, config.seed)
+    side = min(trained.n, trained.m + 1)
+    if side > LONG_ANALYSIS_SIDE:  # a dense symmetric eigenproblem of this side: seconds to minutes, said up front
+        print(f"note: stability analysis: the eigenvalues of a {side} x {side} matrix (2/n [X,1]^T [X,1]); "
+              "this takes a while", file=sys.stderr, flush=True)
     analysis = stability.analyse(trained.X)
     line = preflight_message(analysis, config.lr, widely)
     if line:
