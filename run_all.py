@@ -7,18 +7,16 @@
 This file only orchestrates; the work lives in comparisons/.
 """
 import argparse
-import os
 import re
 import shutil
 import signal
 import sys
-import tempfile
-from pathlib import Path
 
 # light imports only (no numpy, pandas or TensorFlow): --help and usage errors must answer at once
-from comparisons import registry
+from comparisons import out_folder, registry, scratch
 from comparisons.config import EXPERIMENTS, StudyConfig
 from comparisons.errors import UsageError
+from comparisons.limits import check_fits
 
 QUICK_ITERATIONS = 100  # --quick: fewer updates (the one-epoch-per-update Keras idiom pays Keras' per-epoch cost on each)
 QUICK_REPEATS = 2
@@ -35,10 +33,29 @@ def _positive_float(text):
     return value
 
 
+def _whole_number(text):
+    """int(text), also for an exact integer in scientific notation ('1e6', '2.5e3'); ValueError otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    mantissa, e, exponent = text.strip().lower().partition("e")
+    if not e or not exponent.lstrip("+-").isdigit() or abs(int(exponent)) > 30:
+        raise ValueError(text)
+    whole, _, fraction = mantissa.lstrip("+-").partition(".")
+    if not (whole + fraction).isdigit():
+        raise ValueError(text)
+    digits, shift = int(whole + fraction), int(exponent) - len(fraction)  # value = digits * 10**shift
+    if shift < 0 and digits % 10 ** -shift:
+        raise ValueError(text)  # not whole: 1.5e0
+    value = digits * 10 ** shift if shift >= 0 else digits // 10 ** -shift
+    return -value if mantissa.startswith("-") else value
+
+
 def _int_at_least(minimum):
     def parse(text):
         try:
-            value = int(text)
+            value = _whole_number(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
@@ -139,9 +156,11 @@ def config_from_args(args, argv):
                    else _names(experiments, EXPERIMENTS, "experiment"))
     only = _names(args.only, registry.names(), "implementation") if args.only else registry.names(default_only=True)
     _check_batch_size(args.batch_size, None if args.data else args.n_samples, only)
+    iterations = args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations)
+    check_fits(None if args.data else args.n_samples, args.features, iterations)  # before any array exists
     return StudyConfig(
         out=args.out, seed=args.seed, n_samples=args.n_samples, features=args.features, noise=args.noise,
-        iterations=args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations),
+        iterations=iterations,
         lr=args.lr, dtypes=("float32", "float64") if args.dtype == "both" else (args.dtype,),
         device=device,
         repeats=args.repeats or (QUICK_REPEATS if args.quick else StudyConfig.repeats),
@@ -171,20 +190,8 @@ def _check_batch_size(batch_size, n_samples, only):
 
 
 def check_out_dir(out):
-    """The results folder must be a folder (or not exist yet) in a writable parent."""
-    out = Path(out)
-    if out.name in ("", ".", "..") or Path.cwd().resolve().is_relative_to(out.resolve()):
-        raise UsageError(f"--out {out} is the current folder or one above it; name a results folder, e.g. --out results")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"--out {out}: its parent folder {parent} does not exist or is not a folder; create it first")
-    try:  # try it for real: permission bits say little to root or on special file systems
-        tempfile.TemporaryDirectory(dir=parent, prefix=f".{out.name}.probe-").cleanup()
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write in {parent} ({exc.strerror}); choose a writable place") from None
-    return out
+    """The real folder a run may publish --out at (symlinks followed); UsageError if it must not (comparisons.out_folder)."""
+    return out_folder.check(out)
 
 
 def _interrupt(signum, frame):
@@ -195,16 +202,19 @@ def main(argv=None):
     """Parse, run, write; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops a run as Ctrl-C does
+        signal.signal(sig, _interrupt)
     staging = None
     try:
         args = build_parser().parse_args(argv)
         config = config_from_args(args, ["run_all.py", *argv])
-        out = check_out_dir(config.out)
+        target = check_out_dir(config.out)
+        out_folder.clean_beside(target)  # what a killed run left: its staging, or previous results set aside
+        scratch.remove_stale_scratch()
+        staging = out_folder.make_staging(target)
         from comparisons import pipeline  # heavy imports (numpy, pandas; TensorFlow when a run needs it) only now
 
-        staging = out.resolve().parent / f".{out.name}.tmp-{os.getpid()}"
-        return pipeline.run(config, out, staging)
+        return pipeline.run(config, target, staging)
     except UsageError as exc:
         if debug:
             raise

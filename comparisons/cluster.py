@@ -13,8 +13,12 @@ launching process (MULTI_WORKER_PARENT_PID: PR_SET_PDEATHSIG on Linux, and a che
 parent), so even a driver killed with SIGKILL takes its workers with it.
 
 A worker that fails makes the run raise ClusterError with one line naming it and its last
-stderr message; one that hangs is named when the others' collectives time out
-(job["collective_timeout_s"]) or at the hard timeout. A worker that cannot bind its port
+stderr message (a C++ abort's `what():` line included); one that hangs is named when the others'
+set-up collectives time out (job["collective_timeout_s"]), when TensorFlow's heartbeats find it
+stopped, or by the watchdog: while a job is pending, workers that together use almost no CPU for
+collective_timeout_s seconds are waiting on each other for good, and the one that used least is
+named (the descent's collectives carry no timeout of their own: see tf_models/multi_worker.py),
+else at the hard timeout. A worker that cannot bind its port
 (another process took it between the pick and the bind) makes the launcher retry with new ports.
 
 Timing: the workers time themselves (a warm-up call, then the repeats, each around the whole
@@ -25,23 +29,25 @@ implementation: timings.csv means the same thing for multi-worker rows.
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .isolated import exit_reason, last_meaningful
+from .scratch import make_owned_dir
 
 WORKER_MODULE = "tf_models.multi_worker"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRACE_S = 5.0  # SIGTERM, then this long before SIGKILL (well inside the 20 s promise)
 BLAME_WAIT_S = 3.0  # after a first failure, how long to wait for the real culprit's own exit
 PORT_IN_USE = ("address already in use", "could not start grpc server", "failed to add port", "bind")
+STALL_CPU_FRACTION = 0.02  # workers using less than this share of one core together, for a whole window, are stalled
 
 
 class ClusterError(RuntimeError):
@@ -69,13 +75,64 @@ def tf_config(ports, index, host="127.0.0.1"):
 
 
 def _last_message(path):
-    """The last `error:` line of a worker's stderr, else its last line that is not TensorFlow's start-up noise, else ''."""
+    """The last `error:` line of a worker's stderr, else its C++ abort (`terminate called ...: what(): ...`),
+    else its last line that is not TensorFlow's start-up noise, else ''."""
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
         return ""
-    errors = [line.strip() for line in text.splitlines() if line.startswith("error:")]
-    return errors[-1] if errors else last_meaningful(text)
+    lines = text.splitlines()
+    errors = [line.strip() for line in lines if line.startswith("error:")]
+    if errors:
+        return errors[-1]
+    # an uncaught C++ exception: "terminate called after throwing ..." then an indented "  what():  <reason>"
+    aborts = [k for k, line in enumerate(lines) if line.strip().startswith("what():")]
+    if aborts:
+        k = aborts[-1]
+        before = lines[k - 1].strip() if k and lines[k - 1].startswith("terminate called") else ""
+        return " ".join(filter(None, [before, " ".join(lines[k].split())]))[:240]
+    return last_meaningful(text)
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system, all threads) used so far by process `pid`, from /proc; None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class StallWatch:
+    """Tells when running workers have waited on each other for `window_s`: together under STALL_CPU_FRACTION of a core.
+
+    A live step uses a core; workers blocked in a collective whose peer is stopped, hung or
+    deadlocked use only their heartbeats' crumbs. sample() is called often; stalled() gives the
+    index of the worker that used least CPU over the last window (the likeliest culprit), or None.
+    """
+
+    def __init__(self, processes, window_s):
+        self.processes, self.window_s, self.samples = processes, window_s, []
+
+    def sample(self):
+        if self.window_s is None:
+            return
+        now = time.monotonic()
+        used = [cpu_seconds(p.pid) if p.poll() is None else None for p in self.processes]
+        self.samples.append((now, used))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - self.window_s:
+            self.samples.pop(0)  # keep one sample at least a window old
+
+    def stalled(self):
+        if self.window_s is None or len(self.samples) < 2:
+            return None
+        (then, first), (now, last) = self.samples[0], self.samples[-1]
+        if now - then < self.window_s or None in first or None in last:
+            return None  # not watched for a whole window yet, or a worker left (the caller handles that)
+        used = [b - a for a, b in zip(first, last)]
+        if sum(used) >= STALL_CPU_FRACTION * (now - then):
+            return None
+        return min(range(len(used)), key=lambda k: (used[k], k))
 
 
 def end_workers(processes, grace_s=GRACE_S):
@@ -144,12 +201,12 @@ class ClusterSession:
         finally:
             self._processes, self._logs = [], []
             if self._scratch is not None:
-                self._scratch.cleanup()
+                shutil.rmtree(self._scratch, ignore_errors=True)
                 self._scratch = None
 
     def _start(self):
-        self._scratch = tempfile.TemporaryDirectory(prefix="multi-worker-")
-        tmp = Path(self._scratch.name)
+        self._scratch = make_owned_dir("multi-worker-")  # owner-tagged: a later run removes it if this one is killed
+        tmp = self._scratch
         self._ports, self._jobs = self._pick(self.workers), 0
         serve_path = tmp / "serve.json"
         serve_path.write_text(json.dumps({"task": "serve", "inbox": str(tmp)}))
@@ -170,7 +227,7 @@ class ClusterSession:
 
     def _send(self, job):
         """Put `job` in the inbox as the next number; the path of the chief's result for it."""
-        tmp = Path(self._scratch.name)
+        tmp = self._scratch
         job_path, result_path = tmp / f"{self._jobs:04d}.json", tmp / f"{self._jobs:04d}.result.json"
         staged = job_path.with_suffix(".tmp")
         staged.write_text(json.dumps(job))
@@ -180,7 +237,8 @@ class ClusterSession:
 
     def _submit(self, job, timeout_s):
         result_path = self._send(job)
-        _wait(self._processes, self._logs, timeout_s, self._ports, done=result_path.exists)
+        _wait(self._processes, self._logs, timeout_s, self._ports, done=result_path.exists,
+              stall_s=float(job.get("collective_timeout_s", 60)) or None)
         if not result_path.exists():
             raise ClusterError("the workers exited without the chief's result; "
                                f"worker 0's last message: {_last_message(self._logs[0]) or '(none)'}")
@@ -230,10 +288,12 @@ def run_job(job, workers=2, timeout_s=300.0):
     return sessions[workers].run(job, timeout_s)
 
 
-def _wait(processes, logs, timeout_s, ports, done):
+def _wait(processes, logs, timeout_s, ports, done, stall_s=None):
     """Return when done() holds or every worker has left (the caller then looks for the result); raise
-    ClusterError / _PortTaken naming the culprit when one fails or nothing comes by the timeout."""
+    ClusterError / _PortTaken naming the culprit when one fails, the workers stall for stall_s
+    (StallWatch; None: not watched) or nothing comes by the timeout."""
     deadline = time.monotonic() + timeout_s
+    watch = StallWatch(processes, stall_s)
     while True:
         codes = [p.poll() for p in processes]
         if done() or all(code == 0 for code in codes):
@@ -241,6 +301,12 @@ def _wait(processes, logs, timeout_s, ports, done):
         failed = [k for k, code in enumerate(codes) if code not in (None, 0)]
         if failed:
             _blame(processes, logs, ports)
+        watch.sample()
+        k = watch.stalled()
+        if k is not None:
+            raise ClusterError(f"worker {k} failed (hung? the workers used almost no CPU for {stall_s:g} s while "
+                               f"the job was pending, waiting on each other); last message: "
+                               f"{_last_message(logs[k]) or '(none)'}")
         if time.monotonic() > deadline:
             hung = [k for k, code in enumerate(codes) if code is None]
             k = hung[0]

@@ -1,7 +1,7 @@
 """The study's one configuration: every knob of a run, with the lesson's values as defaults."""
-import json
 from dataclasses import asdict, dataclass, field, replace
 
+from . import strict_json
 from .registry import names
 
 # The experiments, in the one order the study runs them and the report ranks their findings (when more than fit):
@@ -45,4 +45,4 @@ class StudyConfig:
 
     def to_json(self):
         """The configuration as pretty JSON text."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return strict_json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .out_folder import SIGNATURE, SIGNATURE_KEY
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                     "TF_NUM_INTEROP_THREADS", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
 
@@ -76,6 +78,7 @@ def git_commit():
 def collect(config, started_at, tf_report=None, numerics=None, jit=None, jax_report=None):
     """environment.json's content as a dict."""
     return {
+        SIGNATURE_KEY: SIGNATURE,  # marks the folder as a run's results: a later run may replace it (out_folder)
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command_line": list(config.command_line),

@@ -13,13 +13,14 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tf_models.quiet_import import KNOWN_NOISE
+
+from .scratch import owned_dir
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def run_child(command, keys, write_job, timeout_s, startup_s=60.0, env=None, cwd
     write_job(path, keys) writes the job for the configurations still to run; each gets timeout_s
     seconds from its "start" line, and the child startup_s seconds to emit its first line.
     """
-    with tempfile.TemporaryDirectory(prefix="isolated-") as scratch:
+    with owned_dir("isolated-") as scratch:  # owner-tagged: a later run removes it if this one is killed
         return run_resumable(keys, _child_attempt(command, write_job, timeout_s, startup_s, env, cwd, scratch))
 
 

@@ -1,12 +1,10 @@
 """The study end to end: data, single run, experiments, tables, figures, report, atomic publish.
 
-Everything is written into a staging folder beside --out and renamed into place only when the
-whole run succeeded, so a failed or interrupted run leaves the previous results untouched.
+Everything is written into a staging folder beside --out (made by the driver: comparisons.out_folder)
+and renamed into place only when the whole run succeeded, so a failed or interrupted run leaves the
+previous results untouched.
 """
 import datetime
-import json
-import shutil
-import signal
 import sys
 import time
 import traceback
@@ -14,13 +12,17 @@ import traceback
 from tqdm import tqdm
 
 from . import cluster
+from .out_folder import publish
 from . import environment as env_info
 from . import experiments as experiment_registry
 from .data import initial_parameters, make_synthetic
 from .errors import UsageError
 from .registry import get as implementation
-from . import stability
+from . import stability, strict_json
 from .study import plan, preflight_message, run_single
+
+
+LONG_ANALYSIS_SIDE = 2000  # the stability analysis says what it computes above this matrix side
 
 
 def load_data(config):
@@ -33,9 +35,11 @@ def load_data(config):
         dataset = make_synthetic(config.n_samples, config.features, config.noise, config.seed)
     if config.batch_size is not None and config.batch_size > dataset.n:
         raise UsageError(f"--batch-size {config.batch_size} is larger than the {dataset.n} samples; use 1..{dataset.n}")
+    from .numeric_range import check_carries
     from .standardize import scales_differ_widely, standardize
 
-    widely = scales_differ_widely(dataset.X) and not config.standardize  # the hint is moot once standardised
+    check_carries(dataset, config.dtypes, standardize=config.standardize)  # X^T X and the loss stay finite
+    widely = not config.standardize and scales_differ_widely(dataset.X)  # the hint is moot once standardised
     if config.standardize:
         trained, to_raw = standardize(dataset, center_target=config.center_target)
     else:
@@ -128,26 +132,6 @@ def split_cpu_if_mirrored(config):
         raise UsageError(str(exc)) from None
 
 
-def publish(staging, out):
-    """Swap the staging folder into place: the old results go only once the new ones are there."""
-    old = out.resolve().parent / f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
-    # no SIGINT/SIGTERM between the two renames: an interrupt there would leave no folder at `out`
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        if out.exists():
-            out.rename(old)
-        try:
-            staging.rename(out)
-        except OSError:
-            if old.exists():
-                old.rename(out)  # put the previous results back
-            raise
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-
-
 class Progress:
     """A tqdm bar over the runs and experiments, on stderr; the text names what runs now."""
 
@@ -220,11 +204,14 @@ def run(config, out, staging):
         raise UsageError("nothing to run: " + "; ".join(f"{n} {why}" for n, why in skipped)
                          + "; choose other implementations with --only or drop --batch-size")
     initial = initial_parameters(trained.m, config.seed)
+    side = min(trained.n, trained.m + 1)
+    if side > LONG_ANALYSIS_SIDE:  # a dense symmetric eigenproblem of this side: seconds to minutes, said up front
+        print(f"note: stability analysis: the eigenvalues of a {side} x {side} matrix (2/n [X,1]^T [X,1]); "
+              "this takes a while", file=sys.stderr, flush=True)
     analysis = stability.analyse(trained.X)
     line = preflight_message(analysis, config.lr, widely)
     if line:
         print(line, file=sys.stderr)
-    staging.mkdir()
 
     progress = Progress(len(triples) + len(config.experiments))
     try:
@@ -236,7 +223,7 @@ def run(config, out, staging):
             experiment_status = run_experiments(config, devices, staging, progress, data=trained, initial=initial)
     finally:
         progress.close()
-    (staging / "experiments.json").write_text(json.dumps(experiment_status, indent=2))
+    (staging / "experiments.json").write_text(strict_json.dumps(experiment_status, indent=2))
 
     from . import report, tables
 

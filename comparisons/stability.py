@@ -44,6 +44,18 @@ def hessian(X):
 
 
 def analyse(X):
-    """Stability of full-batch descent on features X (n, m)."""
-    eigenvalues = np.linalg.eigvalsh(hessian(X))  # ascending; the Hessian is symmetric
-    return Stability(lambda_min=float(eigenvalues[0]), lambda_max=float(eigenvalues[-1]))
+    """Stability of full-batch descent on features X (n, m).
+
+    With n >= m + 1 rows: the eigenvalues of the (m + 1, m + 1) Hessian. With fewer rows than
+    parameters, [X, 1] has rank at most n < m + 1, so lambda_min = 0 exactly, and the nonzero
+    eigenvalues of 2/n A^T A are those of 2/n A A^T (n, n): the same lambda_max from an n x n
+    matrix, never the (m + 1)^2 one (20,000 features on 100 rows: 100 x 100, not 20,001 x 20,001).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, m = X.shape
+    if n >= m + 1:
+        eigenvalues = np.linalg.eigvalsh(hessian(X))  # ascending; the Hessian is symmetric
+        return Stability(lambda_min=float(eigenvalues[0]), lambda_max=float(eigenvalues[-1]))
+    design = np.hstack([X, np.ones((n, 1))])  # (n, m + 1)
+    eigenvalues = np.linalg.eigvalsh(2.0 / n * design @ design.T)  # (n,), the Hessian's nonzero spectrum
+    return Stability(lambda_min=0.0, lambda_max=float(eigenvalues[-1]))

@@ -21,8 +21,9 @@ def standardize(dataset, center_target=False):
     and descent only has to find the weights; to_raw adds the mean back to the bias.
     """
     X = np.asarray(dataset.X, dtype=np.float64)
-    mu = X.mean(axis=0)  # (m,)
-    sigma = X.std(axis=0)  # (m,), population std (ddof=0)
+    scale = power_of_two_scale(X)  # (m,): the statistics of X / scale cannot overflow, and scaling back is exact
+    mu = X.mean(axis=0) if scale is None else (X / scale).mean(axis=0) * scale  # (m,)
+    sigma = X.std(axis=0) if scale is None else (X / scale).std(axis=0) * scale  # (m,), population std (ddof=0)
     constant = [name for name, s in zip(dataset.feature_names, sigma) if not s > 0]
     if constant:
         raise UsageError(f"feature {constant[0]!r} is constant, so it cannot be standardised; leave it out")
@@ -40,12 +41,23 @@ def standardize(dataset, center_target=False):
     if true_weights is not None:  # the generator's parameters, expressed in the trained units
         true_bias = float(true_bias + np.sum(true_weights * mu_col)) - y_mean
         true_weights = true_weights * sigma_col
+    Z = (X - mu) / sigma if scale is None else (X / scale - mu / scale) / (sigma / scale)  # (n, m), same values
     trained = dataclasses.replace(
-        dataset, X=(X - mu) / sigma, y=np.asarray(dataset.y, np.float64) - y_mean,
+        dataset, X=Z, y=np.asarray(dataset.y, np.float64) - y_mean,
         true_weights=true_weights, true_bias=true_bias,
         source=f"{dataset.source}; features z-scored (population std)" + ("; target centred" if center_target else ""),
     )
     return trained, to_raw
+
+
+def power_of_two_scale(X):
+    """Per column, the power of two just above max |x| (m,), when a column is large enough for its squares to
+    overflow; else None (nothing to scale). Dividing by a power of two is exact, so results are unchanged."""
+    largest = np.max(np.abs(X), axis=0) if X.size else np.zeros(X.shape[1:])
+    if not np.any(largest > 1e100):
+        return None
+    _, exponents = np.frexp(np.where(largest > 0, largest, 1.0))
+    return np.ldexp(1.0, exponents)
 
 
 def scales_differ_widely(X, ratio=100.0):
@@ -55,6 +67,8 @@ def scales_differ_widely(X, ratio=100.0):
     against the bias even when it is alone.
     """
     X = np.asarray(X, dtype=np.float64)
-    scales = np.append(np.sqrt(np.mean(X ** 2, axis=0)), 1.0)  # the bias column's scale is 1
+    scale = power_of_two_scale(X)
+    rms = np.sqrt(np.mean(X ** 2, axis=0)) if scale is None else np.sqrt(np.mean((X / scale) ** 2, axis=0)) * scale
+    scales = np.append(rms, 1.0)  # the bias column's scale is 1
     smallest = scales.min()
     return bool(smallest == 0 or scales.max() / smallest > ratio)

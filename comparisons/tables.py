@@ -1,9 +1,9 @@
 """Write the results contract's tables (CSV), TensorBoard runs and JSON from a StudyOutput."""
-import json
 
 import numpy as np
 import pandas as pd
 
+from . import strict_json
 from .registry import REFERENCE
 from .study import SOLVE, final_parameters_raw
 from .timing import break_even_updates, ratio_interval
@@ -185,9 +185,9 @@ def write_all(output, config, environment, out_dir):
         "max_stable_lr": output.stability.max_stable_lr, "preflight": output.preflight,
         "skipped": [{"implementation": n, "reason": why} for n, why in output.skipped],
     }
-    (out_dir / "study.json").write_text(json.dumps(study, indent=2))
+    (out_dir / "study.json").write_text(strict_json.dumps(study, indent=2))
     (out_dir / "config.json").write_text(config.to_json())
-    (out_dir / "environment.json").write_text(json.dumps(environment, indent=2, default=str))
+    (out_dir / "environment.json").write_text(strict_json.dumps(environment, indent=2, default=str))
     if output.dataset.n * output.dataset.m <= 1_000_000:  # the data itself, for the fit figure
         data = pd.DataFrame(output.dataset.X, columns=list(output.dataset.feature_names))
         data[output.dataset.target_name] = output.dataset.y[:, 0]

@@ -2,6 +2,14 @@
 import numpy as np
 
 
+def column_norms(A):
+    """The 2-norm of each column of A (n, k) without overflow: computed on A over a power of two, scaled back exactly."""
+    largest = np.max(np.abs(A), axis=0)  # (k,)
+    _, exponents = np.frexp(np.where(largest > 0, largest, 1.0))
+    scale = np.ldexp(1.0, exponents)  # powers of two: dividing by them is exact
+    return np.sqrt(np.sum((A / scale) ** 2, axis=0)) * scale
+
+
 def ols(X, y):
     """Least-squares (W, b) of y ~ X @ W + b by numpy.linalg.lstsq on [X, 1]; W is (m, 1)."""
     X = np.asarray(X, dtype=np.float64)
@@ -9,7 +17,7 @@ def ols(X, y):
     design = np.hstack([X, np.ones((X.shape[0], 1))])  # (n, m + 1): the bias is the last column
     # scale each column to unit norm first: columns of very different sizes (prices next to a
     # volume of 1e7) would otherwise cost lstsq digits; the solution is scaled back after
-    norms = np.linalg.norm(design, axis=0)
+    norms = column_norms(design)
     norms[norms == 0] = 1.0
     theta, *_ = np.linalg.lstsq(design / norms, y, rcond=None)
     theta = theta / norms[:, None]

@@ -31,11 +31,12 @@ def run_driver(capsys, *args):
     import run_all
 
     capsys.readouterr()  # drop whatever earlier set-up printed
-    handler = signal.getsignal(signal.SIGTERM)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         code = run_all.main([str(a) for a in args])
     finally:
-        signal.signal(signal.SIGTERM, handler)  # main installs its own for the run; pytest keeps the one it had
+        for sig, handler in handlers.items():  # main installs its own for the run; pytest keeps the ones it had
+            signal.signal(sig, handler)
     captured = capsys.readouterr()
     return Finished(code, captured.out, captured.err)
 
@@ -91,6 +92,14 @@ def legend_clear_of_axes(ax):
     """True when ax's legend, laid out as drawn, leaves the plotting area free (it hides no line or point)."""
     renderer = ax.figure.canvas.get_renderer()
     return not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+
+
+def mark_as_results(folder):
+    """Make `folder` look like an earlier run's results to the driver: the environment.json every run writes, signed."""
+    from comparisons.out_folder import SIGNATURE, SIGNATURE_KEY
+
+    (folder / "environment.json").write_text(json.dumps({SIGNATURE_KEY: SIGNATURE, "command_line": ["run_all.py"]}))
+    return folder
 
 
 def snapshot(folder):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import imports_of_runs, run_driver, run_driver_process, snapshot
+from .conftest import imports_of_runs, mark_as_results, run_driver, run_driver_process, snapshot
 
 FAST = ("--only", "numpy", "--dtype", "float64", "--iterations", "10", "--repeats", "1", "--experiments", "none")
 GOOD_CSV = "a,b,y\n1,2,3\n2,5,4\n3,1,9\n4,4,10\n"
@@ -23,7 +23,7 @@ def previous(tmp_path):
     (folder / "report.md").write_text("# an earlier run\n")
     (folder / "weights.csv").write_text("implementation,device,dtype,parameter,value\nnumpy,cpu,float64,x1,3\n")
     (folder / "sub" / "blob.bin").write_bytes(bytes(range(256)))
-    return folder
+    return mark_as_results(folder)
 
 
 def _assert_usage_error(proc, *words):

@@ -21,7 +21,7 @@ import handrolled
 from comparisons.data import initial_parameters, make_synthetic
 from comparisons.tolerances import EQUIVALENCE
 
-from .conftest import REPO, sigint_as_in_a_terminal
+from .conftest import REPO, mark_as_results, sigint_as_in_a_terminal
 
 ITERATIONS = 30  # small: each run is a few ms per step; the equivalence of 1000 steps is the default run's
 
@@ -289,6 +289,7 @@ def test_interrupted_multi_worker_run_ends_every_worker_and_keeps_previous_resul
     out = tmp_path / "results"
     out.mkdir()
     (out / "report.md").write_text("previous run\n")
+    mark_as_results(out)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     driver = subprocess.Popen(
         [sys.executable, "run_all.py", "--only", "gradient_tape:multi_worker", "--experiments", "none",

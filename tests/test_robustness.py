@@ -7,7 +7,7 @@ import threading
 import pandas as pd
 import pytest
 
-from .conftest import REPO, run_driver, sigint_as_in_a_terminal, snapshot
+from .conftest import REPO, mark_as_results, run_driver, sigint_as_in_a_terminal, snapshot
 
 # The driver in a child process that prints TRAINING once it is inside a run (so the parent knows the study is
 # past its staging folder): with HOLD, at its first timed training call, which then waits there for the signal
@@ -52,7 +52,7 @@ def previous_results(tmp_path):
     folder.mkdir()
     (folder / "report.md").write_text("# an earlier run\n")
     (folder / "weights.csv").write_text("implementation,device,dtype,parameter,value\nnumpy,cpu,float64,x1,3\n")
-    return folder
+    return mark_as_results(folder)
 
 
 def _interrupt_mid_run(previous_results, sig, *args, in_fit=False):
@@ -74,7 +74,7 @@ def _interrupt_mid_run(previous_results, sig, *args, in_fit=False):
             line = proc.stdout.readline()
             assert line, f"the study ended before training: {proc.wait()} {proc.stderr.read()}"
             lines.append(line.strip())
-        assert (previous_results.parent / f".results.tmp-{proc.pid}").is_dir()  # it had begun writing
+        assert list(previous_results.parent.glob(f".results.tmp-{proc.pid}.*"))  # it had begun writing
         proc.send_signal(sig)
         _, stderr = proc.communicate()
     finally:

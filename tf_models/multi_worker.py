@@ -20,7 +20,8 @@ The job (JSON from a file, or stdin with `--job -`), the same for every worker:
      "repeats": 5,                    # exactly this many timed calls after one warm-up (the launcher plans
                                        # the count: comparisons.timing.planned_repeats; every worker makes them)
      "divergence_factor": 1e6,
-     "collective_timeout_s": 60,      # CommunicationOptions(timeout_seconds): a dead peer fails the step
+     "collective_timeout_s": 60,      # a peer that does not join a set-up collective fails it after this
+                                       # long; the descent's collectives carry no timeout (see below)
      "result": "result.json"}         # where the chief (worker 0) writes its result ("-": stdout)
 
 Tasks: TASKS maps a name to fn(WorkerContext) -> dict (JSON-serialisable), which the chief writes.
@@ -30,7 +31,18 @@ decorator; every worker runs the same function (collectives must match across wo
 MULTI_WORKER_DEBUG=1 in the environment prints a failing worker's whole traceback.
 
 Errors: any failure prints one line `error: worker K: <Type>: <message>` on stderr and exits 1;
-a launcher shows that line. A broken peer makes the others fail within collective_timeout_s.
+a launcher shows that line. A broken peer makes the others fail within collective_timeout_s: a
+dead or stopped one through TensorFlow's own heartbeats (its coordination service) or the gRPC
+error, one that never joins the job through the set-up collectives' timeout, and a cluster that
+stalls in any other way through the launcher's watchdog (comparisons/cluster.py), which ends
+workers that use no CPU for that long while a job is pending.
+
+Why the loops' collectives have no timeout: TensorFlow starts one watchdog thread per collective
+that has a timeout, which sleeps for the whole timeout even after the collective is done
+(tensorflow/tensorflow#62466; base_collective_executor.cc: "Share the timeout watchdog thread
+among collectives"). One all-reduce per step then means about steps-per-second x timeout
+sleeping threads, and a long run dies when the process can start no more
+("Resource temporarily unavailable"). The few set-up collectives of a job keep theirs.
 """
 import argparse
 import itertools
@@ -68,7 +80,8 @@ class WorkerContext:
     index: int  # this worker's task index (0 is the chief)
     workers: int  # W, the number of workers in TF_CONFIG
     job: dict
-    communication: object  # tf.distribute.experimental.CommunicationOptions for every collective
+    communication: object  # tf.distribute.experimental.CommunicationOptions of the loops' collectives (no timeout)
+    setup_communication: object = None  # those of the job's few set-up collectives: with its timeout
 
     @property
     def is_chief(self):
@@ -97,8 +110,19 @@ def timed_job_calls(ctx, call):
 
 
 def communication_options(tf, job):
-    """The job's CommunicationOptions: its collectives fail after job["collective_timeout_s"] (default 60) s."""
+    """The CommunicationOptions of a loop's collectives (one per step): no timeout, so no watchdog thread per step."""
+    return tf.distribute.experimental.CommunicationOptions()
+
+
+def setup_communication_options(tf, job):
+    """The options of a job's few set-up collectives: they fail after job["collective_timeout_s"] (default 60) s."""
     return tf.distribute.experimental.CommunicationOptions(timeout_seconds=float(job.get("collective_timeout_s", 60)))
+
+
+def job_context(ctx, tf, job):
+    """`ctx` for another job: its own job dict and its own set-up timeout."""
+    return replace(ctx, job=job, communication=communication_options(tf, job),
+                   setup_communication=setup_communication_options(tf, job))
 
 
 @task("train")
@@ -141,7 +165,7 @@ def serve_task(ctx):
     """Run the jobs a launcher writes into job["inbox"] (0000.json, 0001.json, ...) one after another, until ended.
 
     One strategy and one TensorFlow start-up serve many jobs; the chief writes NNNN.result.json
-    beside each job. A job's own collective_timeout_s applies to its collectives. The launcher
+    beside each job. A job's own collective_timeout_s applies to its set-up collectives. The launcher
     ends the workers with SIGTERM when it is done (comparisons.cluster.ClusterSession); a job that
     fails ends them here, with the usual one-line error.
     """
@@ -154,7 +178,7 @@ def serve_task(ctx):
             time.sleep(0.02)
         job = json.loads(path.read_text())
         _inject_fault(job, ctx.index)
-        result = TASKS[job.get("task", "train")](replace(ctx, job=job, communication=communication_options(tf, job)))
+        result = TASKS[job.get("task", "train")](job_context(ctx, tf, job))
         if ctx.is_chief:
             write_result(result, str(inbox / f"{number:04d}.result.json"))
 
@@ -162,8 +186,8 @@ def serve_task(ctx):
 def sum_over_workers(ctx, values):
     """The elementwise sum of every worker's float64 `values` (m,), the same on each worker: one all-reduce.
 
-    It takes the job's CommunicationOptions (strategy.reduce would take the strategy's, which in a
-    session are those of its first job): a dead peer fails it within the job's timeout.
+    It takes the job's set-up CommunicationOptions (strategy.reduce would take the strategy's, which
+    have no timeout): a peer that never joins the job fails it within the job's timeout.
     """
     import tensorflow as tf
 
@@ -171,7 +195,7 @@ def sum_over_workers(ctx, values):
 
     def add_up():
         return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local,
-                                                              options=ctx.communication)
+                                                              options=ctx.setup_communication)
 
     total = tf.function(lambda: ctx.strategy.run(add_up))()
     return ctx.strategy.experimental_local_results(total)[0].numpy()
@@ -230,16 +254,16 @@ def run(job):
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
     check_port_free(index)  # before TensorFlow's import: a taken port costs the launcher's retry no start-up
     tf = import_tensorflow_for_worker()
-    communication = communication_options(tf, job)
-    # must be created before any other TensorFlow op: it starts this worker's gRPC server
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
+    # must be created before any other TensorFlow op: it starts this worker's gRPC server. No timeout in the
+    # strategy's own options: a collective given none inherits them (one sleeping thread per step again)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication_options(tf, job))
     # TensorFlow's runtime installs a C-level SIGTERM handler here (Python still reports the default) that
     # keeps the process alive: give SIGTERM its default meaning back, so a launcher or an admin can end it
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if job.get("deterministic", True):
         tf.config.experimental.enable_op_determinism()
     _inject_fault(job, index)
-    return TASKS[name](WorkerContext(strategy, index, workers, job, communication)), index
+    return TASKS[name](job_context(WorkerContext(strategy, index, workers, job, None), tf, job)), index
 
 
 def _inject_fault(job, index):

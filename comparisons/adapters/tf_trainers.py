@@ -1,14 +1,14 @@
 """Builders for the TensorFlow rows (tf_models/): Keras fit, the GradientTape loops, the Gram tape, tf.distribute."""
 import functools
-import tempfile
+import math
 
 import handrolled
 
 from ..results import GradientMismatchError, from_run
 from .numpy_trainers import gram_loss_bound
 
-MULTI_WORKER_TIMEOUT_S = 600.0  # hard limit on one multi-worker run, start-up included (the default run's takes seconds)
-COLLECTIVE_TIMEOUT_S = 60.0  # a step's all-reduce fails after this long without a peer: a dead or hung worker
+MULTI_WORKER_TIMEOUT_S = float("inf")  # no limit on a run's length: the launcher's watchdog ends a stalled one (cluster.StallWatch)
+COLLECTIVE_TIMEOUT_S = 60.0  # a peer that does not join a job, or a cluster that stalls, fails the run after this long
 
 
 def _autodiff_gradient(spec):
@@ -99,7 +99,7 @@ def mirrored_tape(spec):
 
 
 def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
-    """The tape loop on spec.workers loopback processes: (W0, b0, rate, repeats=0, budget_s=None) -> RunResult with .timing.
+    """The tape loop on spec.workers loopback processes: (W0, b0, rate, repeats=0, budget_s=inf) -> RunResult with .timing.
 
     Each call runs on the workers (comparisons.cluster: the study's shared session, or one opened
     for the call), whose chief times its calls itself and returns raw seconds. A first job makes
@@ -110,6 +110,7 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     with the driver's rounds (they run in other processes, a job at a time).
     """
     from ..cluster import run_job, shared_sessions, train_job
+    from ..scratch import owned_dir
     from ..timing import Timing, calls_owed
 
     X, y, dtype = spec.X, spec.y, spec.dtype
@@ -119,8 +120,9 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
                         collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
         return run_job(job, spec.workers, timeout_s=timeout_s)
 
-    def train(W0, b0, rate=spec.lr, repeats=0, budget_s=None):
-        with tempfile.TemporaryDirectory(prefix="multi-worker-data-") as tmp, shared_sessions():
+    def train(W0, b0, rate=spec.lr, repeats=0, budget_s=math.inf):
+        # owner-tagged: a later run removes it if this one is killed
+        with owned_dir("multi-worker-data-") as tmp, shared_sessions():
             out = job_result(W0, b0, rate, 0, tmp)  # the warm-up
             repeat_s = []
             while owed := calls_owed(repeats, budget_s, out["first_call_s"], repeat_s):

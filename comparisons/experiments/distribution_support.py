@@ -9,7 +9,6 @@ fatal. Its final parameters and loss curve are compared with the numpy run on th
 """
 import json
 import math
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from tf_models.distribution_probe import APIS, FEEDS, ProbeConfig
 
 from ..data import initial_parameters, make_synthetic
 from ..isolated import Failure, python_module, run_child, run_resumable
+from ..scratch import owned_dir
 from ..prose import md_table
 from ..tolerances import EQUIVALENCE
 
@@ -125,7 +125,7 @@ def _run_group(strategy, configs, data, W0, b0, lr, timeout_s):
     if strategy == "mirrored":
         return run_child(python_module("tf_models.distribution_probe"), list(by_key),
                          lambda path, keys: path.write_text(json.dumps(job_of(keys))), timeout_s)
-    with tempfile.TemporaryDirectory(prefix="support-") as scratch:
+    with owned_dir("support-") as scratch:  # owner-tagged: a later run removes it if this one is killed
         return run_resumable(list(by_key), _cluster_attempt(job_of, timeout_s, scratch))
 
 

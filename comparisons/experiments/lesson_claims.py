@@ -10,7 +10,6 @@ Reads what an earlier experiment of the same run wrote: when `matmul` ran before
 config.EXPERIMENTS' order), the Strassen claim takes numpy's time-scaling exponent from its table
 instead of timing a few sizes here. USES names it; run() passes the table in explicitly.
 """
-import json
 import math
 import textwrap
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 import handrolled
-from .. import stability
+from .. import stability, strict_json
 from ..data import initial_parameters, make_synthetic
 from ..prose import md_table
 from ..timing import time_calls
@@ -420,7 +419,7 @@ BY_KEY = {claim.key: claim for claim in CLAIMS}
 def check(claim, evidence):
     """One table row of a claim from its measured evidence: key, claim, verdict, evidence text, evidence JSON."""
     return {"key": claim.key, "claim": claim.text, "verdict": claim.judge(evidence),
-            "evidence": claim.evidence.format(**evidence), "measured": json.dumps(evidence)}
+            "evidence": claim.evidence.format(**evidence), "measured": strict_json.dumps(evidence)}
 
 
 def earlier_tables(ctx):

@@ -260,7 +260,7 @@ def report_section(table):
     lines = [
         "## Learning-rate stability against the Hessian", "", f"![final loss and iterations against lr]({NAME}.png)", "",
         f"Data: {t.get('data_source', 'not recorded')}. The Hessian of the MSE, 2/n [X, 1]^T [X, 1], has eigenvalues "
-        f"{t.lambda_min:.4g} to {t.lambda_max:.4g} (condition number {t.lambda_max / t.lambda_min:.3g}), so full-batch "
+        f"{t.lambda_min:.4g} to {t.lambda_max:.4g} (condition number {t.lambda_max / t.lambda_min if t.lambda_min > 0 else float('inf'):.3g}), so full-batch "
         f"descent is stable only for lr < 2 / lambda_max = **{t.threshold:.4g}**. The lesson's rates are "
         + join(f"{lr:g} = {lr / t.threshold:.3g}x" for lr in LESSON_RATES) + " the threshold.",
         "", agreement_sentence(table),

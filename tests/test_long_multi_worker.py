@@ -1,0 +1,171 @@
+"""Multi-worker runs of any length: flat thread counts over tens of thousands of steps, and a stalled peer still fails the run.
+
+Real worker processes on loopback (comparisons.cluster). The thread leak this guards against:
+TensorFlow starts one sleeping watchdog thread per collective that carries a timeout, so one
+all-reduce per step under CommunicationOptions(timeout_seconds=60) grew each worker by about a
+thread per step until it aborted ("Resource temporarily unavailable").
+"""
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import handrolled
+from comparisons import cluster
+from comparisons.data import initial_parameters, make_synthetic
+from comparisons.tolerances import EQUIVALENCE
+
+LONG_STEPS = 20_000  # a leak of one thread per step would add thousands; the loop takes seconds at n = 100
+
+
+def threads_of(pid):
+    """The thread count of process `pid` (/proc/<pid>/status), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith("Threads:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def lesson_job(tmp_path, iterations, **changes):
+    data = make_synthetic(100, 1, 0.5, seed=3)
+    W0, b0 = initial_parameters(1, seed=3)
+    folder = tmp_path / f"job-{iterations}-{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    job = cluster.train_job(data.X, data.y, W0, b0, 0.05, iterations, folder, collective_timeout_s=60)
+    return {**job, **changes}, (data.X, data.y, W0, b0)
+
+
+class ThreadSampler:
+    """Samples the workers' thread counts every 0.2 s in a background thread while a job runs."""
+
+    def __init__(self, pids):
+        self.pids, self.samples, self._stop = pids, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.2):
+            self.samples.append([threads_of(pid) for pid in self.pids])
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.slow
+def test_tens_of_thousands_of_steps_keep_thread_counts_flat_and_match_numpy(tmp_path):
+    pids = []
+    with cluster.ClusterSession(2, on_start=pids.extend) as session:
+        warm_job, _ = lesson_job(tmp_path, 100)
+        session.run(warm_job, timeout_s=300)  # TensorFlow's start-up and its thread pools, before the baseline
+        baseline = [threads_of(pid) for pid in pids]
+        job, (X, y, W0, b0) = lesson_job(tmp_path, LONG_STEPS)
+        with ThreadSampler(pids) as sampler:
+            result = session.run(job, timeout_s=600)
+        after = [threads_of(pid) for pid in pids]
+    assert len(sampler.samples) > 3, "the long job ended before its thread counts could be watched"
+    for k, start in enumerate(baseline):
+        peak = max(sample[k] for sample in sampler.samples if sample[k] is not None)
+        # with one thread per step alive for the 60 s timeout the peak would be thousands above the start
+        assert peak <= start + 32 and after[k] <= start + 32, (k, start, peak, after[k])
+    reference = handrolled.descend(X, y, W0, b0, 0.05, LONG_STEPS)
+    assert result["diverged_at"] is None and len(result["loss_curve"]) == LONG_STEPS + 1
+    np.testing.assert_allclose(result["loss_curve"], reference.loss_curve, rtol=EQUIVALENCE["float64"], atol=0)
+    np.testing.assert_allclose(np.asarray(result["weights"]).reshape(-1, 1), reference.weights,
+                               rtol=EQUIVALENCE["float64"], atol=0)
+
+
+def _run_and_break(tmp_path, timeout_s, breaking):
+    """Start a long job, then breaking(pids) once its descent runs; (ClusterError text, seconds from the break to it)."""
+    pids, broken = [], {}
+
+    def break_when_running():
+        # the descent is running once the workers have used CPU for a while after TensorFlow's start-up
+        while len(pids) < 2:
+            time.sleep(0.05)
+        while (cluster.cpu_seconds(pids[0]) or 0) < 12.0:  # start-up is a few CPU seconds; then the loop
+            time.sleep(0.1)
+        broken["at"] = time.monotonic()
+        breaking(pids)
+
+    job, _ = lesson_job(tmp_path, 2_000_000, collective_timeout_s=timeout_s)
+    helper = threading.Thread(target=break_when_running, daemon=True)
+    helper.start()
+    try:
+        with pytest.raises(cluster.ClusterError) as failure:
+            cluster.run_cluster(job, 2, timeout_s=900, on_start=pids.extend)
+        ended = time.monotonic()
+    finally:
+        for pid in pids:  # a stopped worker gets SIGKILL from the launcher; make sure of it
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    helper.join(timeout=5)
+    assert "at" in broken, f"the run failed before it was broken: {failure.value}"
+    return str(failure.value), ended - broken["at"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["killed", "stopped"])
+def test_a_peer_killed_or_stopped_mid_run_fails_the_run_within_the_timeout(tmp_path, how):
+    timeout_s = 10.0
+    sig = signal.SIGKILL if how == "killed" else signal.SIGSTOP
+    message, waited = _run_and_break(tmp_path, timeout_s, lambda pids: os.kill(pids[1], sig))
+    assert "\n" not in message and message.startswith("worker 1 "), message
+    assert ("SIGKILL" if how == "killed" else "hung") in message, message
+    # the watchdog's window (or TensorFlow's heartbeats), the launcher's wait for the culprit and its polling;
+    # generous for a busy machine, far below the run's own length (2,000,000 steps)
+    assert waited < timeout_s + cluster.BLAME_WAIT_S + 30, waited
+
+
+@pytest.mark.slow
+def test_a_whole_cluster_that_stalls_is_ended_by_the_watchdog(tmp_path):
+    """Both workers stopped: no heartbeat or collective of TensorFlow's can notice; the launcher's watchdog does."""
+    timeout_s = 6.0
+    message, waited = _run_and_break(tmp_path, timeout_s, lambda pids: [os.kill(p, signal.SIGSTOP) for p in pids])
+    assert "\n" not in message and "almost no CPU for 6 s" in message, message
+    assert timeout_s <= waited < timeout_s + 30, waited
+
+
+def test_a_workers_cxx_abort_reaches_the_message(tmp_path):
+    """An uncaught C++ exception prints its reason on an indented `what():` line, which the message keeps."""
+    log = tmp_path / "worker0.stderr"
+    log.write_text("I0000 port.cc:153] oneDNN custom operations are on.\n"
+                   "terminate called after throwing an instance of 'std::system_error'\n"
+                   "  what():  Resource temporarily unavailable\n")
+    assert cluster._last_message(log) == ("terminate called after throwing an instance of 'std::system_error' "
+                                          "what(): Resource temporarily unavailable")
+
+
+def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monkeypatch):
+    """StallWatch on made-up CPU clocks: busy workers never stall; idle ones do after the window, naming the idlest."""
+    clock, used = [0.0], {11: 0.0, 12: 0.0}
+
+    class Proc:
+        def __init__(self, pid):
+            self.pid = pid
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cluster, "cpu_seconds", lambda pid: used[pid])
+    watch = cluster.StallWatch([Proc(11), Proc(12)], window_s=10.0)
+    for _ in range(30):  # busy: worker 11 computes at a full core
+        clock[0] += 0.5
+        used[11] += 0.5
+        watch.sample()
+        assert watch.stalled() is None
+    for step in range(30):  # both wait: worker 11 at heartbeat crumbs, worker 12 at nothing
+        clock[0] += 0.5
+        used[11] += 0.001
+        watch.sample()
+        assert watch.stalled() == (1 if step >= 19 else None), step
