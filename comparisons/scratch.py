@@ -3,7 +3,7 @@
 Every folder the study creates for a while — the staging folder beside --out
 (`.NAME.tmp-TAG-XXXXXXXX`, renamed `.NAME.old-TAG-XXXXXXXX` for the previous results during the
 swap) and its scratch folders in the temporary directory (`multi-worker-TAG-...`,
-`multi-worker-data-TAG-...`, `isolated-TAG-...`, `support-TAG-...`) — is made by tempfile.mkdtemp (a unique name, never
+`multi-worker-data-TAG-...`, `isolated-TAG-...`, `support-TAG-...`, `keras-jax-TAG-...`) — is made by tempfile.mkdtemp (a unique name, never
 a collision) with TAG = `PID.START.HOST`: the creating process's id, its start time (clock ticks
 since boot, from /proc; 0 where unknown) and a short hash of the host's name. The tag is in the
 name rather than in a file inside, so it survives the swap's renames and nothing extra lands in
@@ -22,7 +22,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-SCRATCH_PREFIXES = ("multi-worker-data-", "multi-worker-", "isolated-", "support-")  # the study's, in the temp dir
+SCRATCH_PREFIXES = ("multi-worker-data-", "multi-worker-", "isolated-", "support-", "keras-jax-")  # the study's, in the temp dir
 _TAG = re.compile(r"(?P<pid>\d+)(?:\.(?P<start>\d+)\.(?P<host>[0-9a-f]{8}))?(?:-.*)?")
 _FULL_TAG = re.compile(r"\d+\.\d+\.[0-9a-f]{8}-.*")
 

@@ -212,18 +212,20 @@ def read_result(path, dtype, iterations):
 
 
 def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", keep_float64=True,
-                           timeout_s=TIMEOUT_S):
+                           timeout_s=TIMEOUT_S, scratch=None):
     """Build keras:jax: a callable (W0, b0, rate=lr) -> JaxResult, each call one child process.
 
     Keras runs all N updates (fit cannot stop between steps): diverged_at is None and the curve has
     N + 1 points; truncating at divergence is the caller's, as for the study's `keras`.
     train.run(W0, b0, rates=(lr,), repeats=0, budget_s=None) -> ChildRun serves several rates
     from one compiled model and times the first (warm-up, then repeats) inside the child.
+    scratch() -> a `with` block giving the folder for the job and result files (default: a temporary one).
     """
     dtype = str(X.dtype)
+    scratch = scratch or (lambda: tempfile.TemporaryDirectory(prefix="keras-jax-"))
 
     def run(W0, b0, rates=(lr,), repeats=0, budget_s=None):
-        with tempfile.TemporaryDirectory(prefix="keras-jax-") as tmp:
+        with scratch() as tmp:
             job, result = Path(tmp) / "job.npz", Path(tmp) / "result.npz"
             write_job(job, X, y, W0, b0, rates, iterations, batches, device, repeats, budget_s, keep_float64)
             run_child(job, result, timeout_s)
@@ -233,7 +235,6 @@ def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", kee
         return run(W0, b0, rates=(float(rate),)).results[0]
 
     train.run = run
-    train.measures_itself = True
     return train
 
 

@@ -51,8 +51,11 @@ def keras_on_jax(spec):
     """The study's Keras model and fit on the JAX backend, in a child process that times itself."""
     from jax_models.keras_jax import make_keras_jax_trainer
 
+    from ..scratch import owned_dir
+
+    # owner-tagged scratch: a later run removes it if this one is killed
     keras_train = make_keras_jax_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, batches=spec.batches,
-                                         device=spec.device)
+                                         device=spec.device, scratch=lambda: owned_dir("keras-jax-"))
 
     def train(W0, b0, rate=spec.lr, repeats=0, budget_s=math.inf):
         child = keras_train.run(W0, b0, rates=(float(rate),), repeats=repeats, budget_s=budget_s)
