@@ -27,6 +27,7 @@ class Implementation:
     own_process: bool = False  # its framework runs only in processes it starts: the driver need not import it
     times_itself: bool = False  # its result carries a Timing measured where it ran (its processes): not interleaved
     route: str = "streaming"  # "streaming" (reads X every step) or "gram" (one pass for G, c, s, then O(m^2) steps)
+    python_loop: bool = False  # its updates are dispatched one by one from a Python loop (not one compiled call)
     default: bool = True  # part of the default run (False: only when named with --only)
     step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts only
     one_dtype_when_both: bool = False  # with --dtype both, run the last dtype only (a slow idiom costs the same in each)
@@ -73,7 +74,7 @@ REGISTRY = {impl.name: impl for impl in (
                    step_cost_s=3e-4, note="all steps run in one `steps_per_execution` call on a repeated `tf.data` "
                    "batch, so fit's Python loop is entered once"),
     Implementation("keras:numpy_input", "the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)",
-                   "tensorflow", f"{_TF}:keras_numpy_input", title="Keras fit, one epoch per update", stops_at_divergence=False,
+                   "tensorflow", f"{_TF}:keras_numpy_input", title="Keras fit, one epoch per update", stops_at_divergence=False, python_loop=True,
                    step_cost_s=3e-2, one_dtype_when_both=True,
                    note="every epoch re-enters Keras' Python loop (callbacks, a new iterator over the numpy arrays, "
                    "metric resets, logs copied to the host), and at a small size that overhead is all there is"),
@@ -87,7 +88,7 @@ REGISTRY = {impl.name: impl for impl in (
                    note="without XLA every small op of a step (matrix products, subtractions, reductions, the "
                    "check) is dispatched as its own kernel; XLA fuses them into a few"),
     Implementation("gradient_tape:eager", "the same step in a plain Python loop, eager TensorFlow", "tensorflow",
-                   f"{_TF}:tape_eager", title="GradientTape, eager", checks_gradient=True, step_cost_s=2.5e-3,
+                   f"{_TF}:tape_eager", title="GradientTape, eager", checks_gradient=True, python_loop=True, step_cost_s=2.5e-3,
                    note="one Python iteration per step: the cost of dispatching each op from Python"),
     # one pass over X for G, c, s (costs about one streaming step at large n), then O(m^2) steps
     Implementation("numpy:gram", "one float64-summed pass for G, c, s, then the N iterations on them (handrolled/gram.py)",
@@ -111,7 +112,7 @@ REGISTRY = {impl.name: impl for impl in (
                    "checked against the analytic gradient every step", "jax", f"{_JAX}:jit_loop", title="JAX jit loop",
                    checks_gradient=True, step_cost_s=3e-5),
     Implementation("jax:eager", "the same jitted step called from a Python loop, one dispatch per update", "jax",
-                   f"{_JAX}:eager_loop", title="JAX, Python loop", checks_gradient=True, step_cost_s=3e-4,
+                   f"{_JAX}:eager_loop", title="JAX, Python loop", checks_gradient=True, python_loop=True, step_cost_s=3e-4,
                    note="the step is the same compiled code as `jax`'s; each update is one dispatch from Python and "
                    "one transfer of its loss to the host, for the divergence test"),
     Implementation("keras:jax", "the keras row's Dense(1) + SGD + mse fit on the JAX backend (KERAS_BACKEND=jax), in its "

@@ -559,7 +559,8 @@ def _numerics_note(env, names):
 
 
 # per-implementation notes for the timings reading, keyed by the registry row (prose only; no behaviour)
-MODE_WORDS = {"xla": "XLA", "graph": "a graph, no XLA", "blocked": "a graph taking X in blocks", "eager": "eager ops"}
+MODE_WORDS = {"xla": "XLA", "graph": "a graph, no XLA", "blocked": "a graph taking X in blocks", "eager": "eager ops",
+              "jit": "one jax.jit call", "python_loop": "a jitted step per update from Python"}
 
 
 def use_when(row, reference, agrees=True):
@@ -658,6 +659,7 @@ def _timings_section(timings, runs, env, config, tables=None):
             "", md_table(shown, "{:.4g}"), "", "![timings](timings.png)"]
     if tables is not None:
         text += ["", "**Which to use when.**", "", use_when_markdown(tables)]
+    text += compiled_loops_lines(timings, runs)
     text += ["", "**Reading the timings.**"]
     modes = runs.set_index(KEY)["mode"].to_dict() if "mode" in runs else {}
     refs = descent_rows(t)
@@ -720,15 +722,67 @@ def _per_update(low, high, iterations):
     return low / iterations, high / iterations
 
 
+def compiled_loops(timings, runs):
+    """The whole-loop rows compiled by XLA (one call runs every update), per dtype: XLA's front ends side by side.
+
+    Chosen by capability: single-process streaming rows that check the gradient, stop at divergence
+    themselves and run no Python loop per update, whose run was compiled (`jit_compile` in runs.csv).
+    """
+    t = timed(timings)
+    jit = runs.set_index(KEY).jit_compile.to_dict()
+    keep = []
+    for r in t.itertuples():
+        impl = REGISTRY.get(r.implementation)
+        if (impl and impl.checks_gradient and impl.route == "streaming" and not impl.distributed
+                and impl.stops_at_divergence and not impl.python_loop
+                and jit.get((r.implementation, r.device, r.dtype)) is True and r.iterations > 0):
+            keep.append(r.Index)
+    return t.loc[keep]
+
+
+def compiled_loops_lines(timings, runs):
+    """Markdown: TensorFlow's and JAX's XLA-compiled whole loops side by side, first call and per update, ties called."""
+    rows = compiled_loops(timings, runs)
+    if rows.empty or len({REGISTRY[n].framework for n in rows.implementation}) < 2:
+        return []
+    lines = ["", "**Two front ends of one compiler.** TensorFlow (`tf.function(jit_compile=True)`) and JAX (`jax.jit`) "
+             "both hand the whole loop to XLA, which compiles it once; the rows below run that same loop, autodiff "
+             "check included, from each framework:", "",
+             "| way of training | dtype | first call (tracing, compiling) | per update (interval) | vs numpy |",
+             "|---|---|---|---|---|"]
+    for r in rows.sort_values(["dtype", "implementation"]).itertuples():
+        per = r.iterations
+        lines.append(f"| {registry.label(r.implementation)} (`{r.implementation}`) | {r.dtype} | {duration(r.first_call_s)} | "
+                     f"{duration(r.median_s / per)} ({span(r.median_low_s / per, r.median_high_s / per)}) | "
+                     f"{ratio(r.speedup_vs_numpy) if pd.notna(r.speedup_vs_numpy) else '-'} |")
+    for dtype, group in rows.groupby("dtype"):
+        best = {f: g.loc[g.median_s.idxmin()] for f, g in group.groupby(
+            group.implementation.map(lambda n: REGISTRY[n].framework))}
+        if len(best) < 2:
+            continue
+        (fa, a), (fb, b) = sorted(best.items(), key=lambda item: item[1].median_s)[:2]
+        la, lb = registry.label(a.implementation), registry.label(b.implementation)
+        if overlap((a.median_low_s, a.median_high_s), (b.median_low_s, b.median_high_s)):
+            steady = f"Per update {la} and {lb} are a tie in {dtype} (their intervals overlap)"
+        else:
+            steady = f"Per update {la} is {b.median_s / a.median_s:.2g}x faster than {lb} in {dtype}, outside the noise"
+        first = (f"{la if a.first_call_s < b.first_call_s else lb} starts sooner "
+                 f"({duration(min(a.first_call_s, b.first_call_s))} against {duration(max(a.first_call_s, b.first_call_s))})")
+        lines += ["", f"- {steady}; {first}."]
+    return lines
+
+
 def same_loop_notes(timings, runs):
-    """Sentences for rows that ran the same loop (same `mode` in runs.csv, device and dtype): agree, or why not."""
+    """Sentences for rows that ran the same loop (same framework and `mode` in runs.csv, device, dtype): agree, or why not."""
     if "mode" not in runs:
         return []
     t = timed(timings).set_index(KEY)
     notes = []
-    with_mode = runs.dropna(subset=["mode"])
+    # the same loop: the same framework's code in the same mode (JAX's and TensorFlow's "eager" are different loops)
+    with_mode = runs.dropna(subset=["mode"]).assign(
+        framework=lambda r: [REGISTRY[n].framework if n in REGISTRY else "" for n in r.implementation])
     order = {name: i for i, name in enumerate(REGISTRY)}
-    for (device, dtype, mode), group in with_mode.groupby(["device", "dtype", "mode"], sort=True):
+    for (device, dtype, mode, _), group in with_mode.groupby(["device", "dtype", "mode", "framework"], sort=True):
         group = group.iloc[np.argsort([order.get(n, len(order)) for n in group.implementation], kind="stable")]
         rows = [t.loc[k] for k in zip(group.implementation, group.device, group["dtype"]) if k in t.index]
         rows = [r for r in rows if r.iterations > 0]

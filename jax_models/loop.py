@@ -6,7 +6,7 @@ largest difference (absolute, and relative to a bound on the summed terms, as tf
 GradientTape loop does) and applies the autodiff update. Modes:
 - "jit" (the study's `jax`): the whole loop, a `lax.while_loop` that stops at divergence, in one
   `jax.jit` call; the learning rate is an input, so another rate reuses the compiled loop;
-- "eager" (`jax:eager`): the same step, compiled once by `jax.jit`, called from a Python loop
+- "python_loop" (`jax:eager`): the same step, compiled once by `jax.jit`, called from a Python loop
   once per update, the loss brought to the host every step for the divergence test. That is how
   JAX training loops are written, and beside "jit" it isolates exactly the cost of dispatching
   each update from Python (the step's arithmetic is the same compiled code);
@@ -22,7 +22,7 @@ from .runtime import device_of, import_jax, placed_label
 jax = import_jax()
 import jax.numpy as jnp  # noqa: E402 (after import_jax: x64 and matmul precision are set first)
 
-MODES = ("jit", "eager", "op_by_op")
+MODES = ("jit", "python_loop", "op_by_op")
 
 
 def _residuals(X, y, W, b, row_weights):
@@ -142,7 +142,7 @@ def make_jax_trainer(X, y, lr, iterations, mode="jit", device="cpu", divergence_
             loss, grad_W, grad_b, abs_diff, rel_diff = step_values(X, y, W, b, n, col_abs_max)
             return jnp.stack([loss, abs_diff, rel_diff]), W - lr * grad_W, b - lr * grad_b
 
-        compiled = jax.jit(step) if mode == "eager" else step
+        compiled = jax.jit(step) if mode == "python_loop" else step
 
         def run(W0, b0, lr_d):
             return _python_loop(compiled, X_d, y_d, W0, b0, lr_d, iterations, dtype.type(factor))

@@ -16,7 +16,7 @@ class JaxResult:
     grad_rel_diff: np.ndarray | None  # (k,): the same over a bound on the summed terms, 2/n max|r| max(sum_i |x_ij|, n)
     device: str  # label of the device (or '+'-joined devices) the parameters actually lived on
     jit_compile: bool  # whether XLA compiled the step (jax.jit)
-    mode: str  # how the loop ran: "jit", "eager", "op_by_op", "sharded" or "keras"
+    mode: str  # how the loop ran: "jit", "python_loop", "op_by_op", "sharded" or "keras"
 
 
 def truncated_fields(W, b, losses, abs_diffs, rel_diffs, steps, diverged, iterations, dtype):

@@ -573,3 +573,47 @@ def test_in_one_dtype_a_tie_is_read_on_the_medians_intervals(tmp_path):
             timing_row("gradient_tape", "float64", 1.0, 0.0032, 0.00315, 0.0033)]  # speedups overlap, medians not
     speed = report.findings(write_folder(tmp_path / "results", rows))[2]
     assert "*GradientTape loop, XLA* is 6.7x faster" in speed and "tied with it" not in speed
+
+
+def _loop_tables(rows):
+    """timings.csv and runs.csv rows from (implementation, dtype, first_call_s, median_s, low, high, jit, mode)."""
+    timings = pd.DataFrame([dict(implementation=n, device="cpu", dtype=d, n_samples=100, n_features=1, iterations=1000,
+                                 repeats=5, first_call_s=f, median_s=m, min_s=lo, max_s=hi, per_iteration_us=1e3 * m,
+                                 speedup_vs_numpy=0.02 / m, median_low_s=lo, median_high_s=hi)
+                            for n, d, f, m, lo, hi, _, _ in rows])
+    runs = pd.DataFrame([dict(implementation=n, device="cpu", dtype=d, status="ok", iterations_run=1000, final_loss=0.3,
+                              jit_compile=j, mode=mo) for n, d, _, _, _, _, j, mo in rows])
+    return timings, runs
+
+
+def test_the_two_xla_front_ends_are_set_side_by_side_and_ties_called():
+    """TensorFlow's and JAX's compiled loops: a tie when the intervals overlap, a ratio when not; eager rows left out."""
+    tied = [("numpy", "float64", 0.02, 0.02, 0.019, 0.021, None, None),
+            ("gradient_tape:xla", "float64", 0.5, 0.004, 0.003, 0.005, True, "xla"),
+            ("jax", "float64", 0.7, 0.0045, 0.004, 0.006, True, "jit"),
+            ("jax:eager", "float64", 0.6, 0.06, 0.05, 0.07, True, "python_loop"),
+            ("gradient_tape:eager", "float64", 4.0, 3.6, 3.5, 3.7, False, "eager")]
+    lines = report.compiled_loops_lines(*_loop_tables(tied))
+    text = "\n".join(lines)
+    assert "Two front ends of one compiler" in text
+    assert "| GradientTape loop, XLA (`gradient_tape:xla`) | float64 | 500 ms | 4 us (3-5 us) | 5x |" in text
+    assert "JAX, Python loop" not in text and "eager" not in text.split("**")[2].split("|")[0]
+    assert ("Per update GradientTape loop, XLA and JAX jit loop are a tie in float64 (their intervals overlap); "
+            "GradientTape loop, XLA starts sooner (500 ms against 700 ms).") in text
+    apart = [r if r[0] != "jax" else ("jax", "float64", 0.3, 0.002, 0.0018, 0.0022, True, "jit") for r in tied]
+    text = "\n".join(report.compiled_loops_lines(*_loop_tables(apart)))
+    assert "Per update JAX jit loop is 2x faster than GradientTape loop, XLA in float64, outside the noise" in text
+    assert "JAX jit loop starts sooner (300 ms against 500 ms)" in text
+    only_tf = [r for r in tied if not r[0].startswith("jax")]
+    assert report.compiled_loops_lines(*_loop_tables(only_tf)) == []  # one framework: nothing to set side by side
+
+
+def test_same_mode_in_two_frameworks_is_not_called_the_same_loop():
+    rows = [("numpy", "float64", 0.02, 0.02, 0.019, 0.021, None, None),
+            ("gradient_tape:eager", "float64", 4.0, 3.6, 3.5, 3.7, False, "eager"),
+            ("jax:eager", "float64", 0.6, 0.06, 0.05, 0.07, True, "eager")]  # the same word, not the same code
+    assert report.same_loop_notes(*_loop_tables(rows)) == []
+    rows.append(("gradient_tape", "float64", 0.7, 0.004, 0.003, 0.005, True, "eager"))
+    notes = report.same_loop_notes(*_loop_tables(rows))
+    assert len(notes) == 1 and "*GradientTape loop* and *GradientTape, eager*" in notes[0] or \
+        "*GradientTape, eager* and *GradientTape loop*" in notes[0]

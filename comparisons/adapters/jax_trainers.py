@@ -32,7 +32,7 @@ def _loop(mode, spec):
 
 jit_loop = functools.partial(_loop, "jit")
 jit_loop.__doc__ = "The whole descent in jax.lax under jax.jit, autodiff checked against the analytic gradient every step."
-eager_loop = functools.partial(_loop, "eager")
+eager_loop = functools.partial(_loop, "python_loop")
 eager_loop.__doc__ = "The same step, jitted, called once per update from a Python loop."
 
 
