@@ -518,3 +518,18 @@ def test_gram_figure_says_where_it_starts_and_where_float32_freezes():
     assert len(frozen) == 1 and "half an ulp" in frozen[0].get_label()
     assert "from iteration 30:" in right.get_title() and "half an ulp" in right.get_title()
     plt.close(fig)
+
+
+def test_scaling_figure_gives_every_row_its_own_style_past_ten_rows():
+    """Thirteen streaming rows in one panel (more than the ten colours): no two legend entries look alike."""
+    from comparisons.experiments import scaling
+
+    rows = []
+    for k in range(13):
+        for n in (100, 10_000):
+            rows.append(dict(implementation=f"row{k:02d}", device="cpu", dtype="float32", n_samples=n, n_features=1,
+                             per_iteration_s=1e-6 * (k + 1) * n, floor_per_iteration_s=1e-9 * n,
+                             one_pass_floor_s=5e-10 * n, bandwidth_gbs=10.0, route="streaming", time_1000_s=np.nan))
+    ax = scaling.figure(pd.DataFrame(rows)).axes[0]
+    assert len(_legend(ax)) == 13 + 2 and _distinct_styles(ax)
+    assert "the bandwidth measured at each point" in " ".join(_legend(ax))
