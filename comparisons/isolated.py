@@ -10,6 +10,7 @@ TensorFlow start-up serves a whole group unless something breaks.
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -32,11 +33,20 @@ class Failure:
     last_stderr: str  # the child's last meaningful stderr line, or ""
 
 
-def last_meaningful(text):
-    """The last stderr line that can say why a child failed: not start-up noise, a warning or its source echo."""
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit): ")
+
+
+def last_meaningful(text, noise=KNOWN_NOISE, prefer_exceptions=False, skip=()):
+    """The last stderr line that can say why a child failed: not start-up noise, a warning or its source echo.
+
+    noise: the framework's start-up notices to drop; prefer_exceptions: the last exception line
+    ("ValueError: ...") wins over later lines; skip: prefixes of further lines to pass over.
+    """
     lines = [line.strip() for line in text.splitlines()
-             if line.strip() and not KNOWN_NOISE.search(line) and "Warning:" not in line and not line.startswith(" ")]
-    return lines[-1][:240] if lines else ""
+             if line.strip() and not noise.search(line) and "Warning:" not in line and not line.startswith(" ")]
+    exceptions = [line for line in lines if EXCEPTION_LINE.match(line)] if prefer_exceptions else []
+    chosen = exceptions or [line for line in lines if not line.startswith(tuple(skip))]
+    return chosen[-1][:240] if chosen else ""
 
 
 def exit_reason(returncode):

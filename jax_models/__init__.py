@@ -3,7 +3,7 @@
 Read in this order: runtime.py (importing JAX with x64 and full matmul precision, devices and
 their labels, the CPU split), loop.py (`jax`, `jax:eager`: the descent with its per-step
 autodiff-vs-analytic check), finite_difference.py (the check against central differences),
-sharded.py (`jax:sharded`: rows over several devices), keras_fit.py and keras_jax.py
+sharded.py (`jax:sharded`: rows over several devices), keras_fit.py
 (`keras:jax`: Keras on the JAX backend, in its own process).
 
 Importing this package imports neither JAX nor Keras: each module imports what it needs, so the

@@ -266,7 +266,7 @@ def keras_runs():
     mini-batch order; and float64 with Keras' promotion as shipped (50 updates)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from jax_models.keras_jax import make_keras_jax_trainer
+    from comparisons.keras_jax_child import make_keras_jax_trainer
 
     data, (W0, b0), iterations = case_data("lesson")
     order = handrolled.sample_order(data.n, handrolled.epochs_needed(data.n, 32, 40), seed=5)
@@ -330,7 +330,7 @@ def test_keras_as_shipped_rounds_float64_through_float32(keras_runs):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_keras_jax_on_the_gpu_matches_numpy(dtype):
     gpu = _gpu_or_skip()
-    from jax_models.keras_jax import make_keras_jax_trainer
+    from comparisons.keras_jax_child import make_keras_jax_trainer
 
     data, (W0, b0), iterations = case_data("lesson")
     X, y = data.X.astype(dtype), data.y.astype(dtype)
@@ -340,7 +340,7 @@ def test_keras_jax_on_the_gpu_matches_numpy(dtype):
 
 
 def test_keras_jax_bad_arguments_fail_before_a_child_starts(tmp_path):
-    from jax_models.keras_jax import write_job
+    from comparisons.keras_jax_child import write_job
 
     data, (W0, b0), _ = case_data("lesson")
     with pytest.raises(ValueError, match="3 batches for 5 updates"):
@@ -350,7 +350,7 @@ def test_keras_jax_bad_arguments_fail_before_a_child_starts(tmp_path):
 
 @pytest.mark.slow
 def test_keras_jax_child_failure_is_one_line():
-    from jax_models.keras_jax import KerasJaxError, make_keras_jax_trainer
+    from comparisons.keras_jax_child import KerasJaxError, make_keras_jax_trainer
 
     data, (W0, b0), _ = case_data("lesson")
     with pytest.raises(KerasJaxError) as error:
@@ -386,7 +386,7 @@ def test_jax_and_keras_jax_run_where_tensorflow_cannot_be_imported(tmp_path):
             blocked = True
         import handrolled
         from comparisons.data import initial_parameters, make_synthetic
-        from jax_models.keras_jax import make_keras_jax_trainer
+        from comparisons.keras_jax_child import make_keras_jax_trainer
         from jax_models.loop import make_jax_trainer
         data, (W0, b0) = make_synthetic(100, 1, 0.5, seed=0), initial_parameters(1, seed=0)
         reference = handrolled.descend(data.X, data.y, W0, b0, 0.05, 100)
@@ -491,15 +491,15 @@ def test_start_up_filter_drops_known_notices_only():
 
 
 def test_keras_jax_child_usage_error():
-    done = subprocess.run([sys.executable, "-m", "jax_models.keras_jax"], cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "comparisons.keras_jax_child"], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: usage: python -m jax_models.keras_jax JOB.npz RESULT.npz"]
+    assert done.stderr.strip().splitlines() == ["error: usage: python -m comparisons.keras_jax_child JOB.npz RESULT.npz"]
 
 
 def test_keras_jax_child_plans_repeats_from_its_steady_pace(monkeypatch):
     """A slow warm-up (compiling) does not starve the timed calls: after one, the slowest timed call sets the pace."""
-    import jax_models.keras_jax as kj
+    from comparisons import timing
 
     def timed(budget_s):
         durations = iter([0.05] + [0.001] * 10)  # a warm-up, then steady calls (a simulated clock)
@@ -509,8 +509,9 @@ def test_keras_jax_child_plans_repeats_from_its_steady_pace(monkeypatch):
             clock["t"] += next(durations)
             return "done"
 
-        monkeypatch.setattr(kj.time, "perf_counter", lambda: clock["t"])
-        return kj._time_calls(call, repeats=5, budget_s=budget_s)
+        monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["t"])
+        result, t = timing.time_calls(call, repeats=5, budget_s=budget_s)  # what the keras:jax child times with
+        return result, t.first_call_s, t.repeat_s
 
     result, first, times = timed(0.06)  # one call fits at the warm-up's pace; then the steady pace plans all 5
     assert result == "done" and first == pytest.approx(0.05) and len(times) == 5

@@ -49,8 +49,7 @@ def sharded_loop(spec):
 
 def keras_on_jax(spec):
     """The study's Keras model and fit on the JAX backend, in a child process that times itself."""
-    from jax_models.keras_jax import make_keras_jax_trainer
-
+    from ..keras_jax_child import make_keras_jax_trainer
     from ..scratch import owned_dir
 
     # owner-tagged scratch: a later run removes it if this one is killed

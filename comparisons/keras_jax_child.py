@@ -1,33 +1,30 @@
-"""keras:jax in its own process: `python -m jax_models.keras_jax JOB.npz RESULT.npz`, and the parent's side.
+"""keras:jax in its own process: `python -m comparisons.keras_jax_child JOB.npz RESULT.npz`, and the parent's side.
 
-Keras chooses its backend at its first import, so the study's Keras model runs on JAX in a child
-process that sets KERAS_BACKEND=jax and JAX's x64 before importing Keras (keras_fit.py holds the
-model and fit). The child times itself: one warm-up call (tracing and compiling included), then
-up to `repeats` timed calls within `budget_s`, planned as the study's harness plans a row's calls,
-so process start-up and imports are never timed. Its result file holds each rate's parameters
-and loss curve, the raw seconds, and whether TensorFlow was loaded (it must not be: data go in as
+Keras chooses its backend at its first import, so the study's Keras model (jax_models/keras_fit.py)
+runs on JAX in a child process that sets KERAS_BACKEND=jax and JAX's x64 before importing Keras.
+The child times itself with the study's one harness (comparisons.timing.time_calls: one warm-up
+call, tracing and compiling included, then up to `repeats` timed calls within `budget_s`), so
+process start-up and imports are never timed. Its result file holds each rate's parameters and
+loss curve, the raw seconds, and whether TensorFlow was loaded (it must not be: data go in as
 device arrays through a keras.utils.PyDataset, never tf.data).
 
 The parent (make_keras_jax_trainer) writes the job, runs the child and reads the result; a child
-that fails or hangs raises KerasJaxError with one line and the child's last stderr line.
+that fails or hangs raises KerasJaxError with one line and the child's last stderr line
+(comparisons.isolated's rules, with JAX's start-up notices).
 """
 import math
 import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .result import JaxResult
-from .runtime import KNOWN_NOISE
+from .timing import time_calls
 
-REPOSITORY = Path(__file__).resolve().parents[1]  # the child runs here, so `-m jax_models.keras_jax` resolves
+REPOSITORY = Path(__file__).resolve().parents[1]  # the child runs here, so `-m comparisons.keras_jax_child` resolves
 TIMEOUT_S = 600.0  # hard limit on one child, start-up included (the lesson's run takes seconds)
 
 
@@ -49,28 +46,6 @@ class ChildRun:
 
 # ---- the child -----------------------------------------------------------------------------------
 
-def planned_repeats(repeats, budget_s, pace_s):
-    """How many timed calls fit: `repeats`, or fewer at `pace_s` seconds each within `budget_s` (inf: no budget)."""
-    return repeats if math.isinf(budget_s) else min(repeats, int(budget_s // max(pace_s, 1e-9)))
-
-
-def _time_calls(fn, repeats, budget_s):
-    """(warm-up result, its seconds, timed seconds), planned as the study's harness plans a row's calls.
-
-    The pace is the warm-up's until there is a timed call, then the slowest timed call's: a compiled
-    route's warm-up is mostly tracing and compiling, and would starve it of repeats.
-    """
-    start = time.perf_counter()
-    result = fn()
-    first = time.perf_counter() - start
-    times = []
-    while len(times) < planned_repeats(repeats, budget_s, max(times) if times else first):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return result, first, times
-
-
 def _batches_of(job):
     if "batch_lengths" not in job:
         return None
@@ -84,10 +59,10 @@ def run_job(job):
     before Keras is imported.
     """
     os.environ["KERAS_BACKEND"] = "jax"
-    from .runtime import import_jax
+    from jax_models.runtime import import_jax
 
     import_jax()  # x64 and matmul precision before Keras creates anything
-    from . import keras_fit
+    from jax_models import keras_fit
 
     X, y = job["X"], job["y"]
     float64_kept = bool(job["keep_float64"]) and X.dtype == np.float64
@@ -97,11 +72,10 @@ def run_job(job):
     train = keras_fit.make_keras_fit_trainer(X, y, rates[0], iterations, batches=_batches_of(job),
                                              device=str(job["device"]))
     W0, b0 = job["W0"], float(job["b0"])
-    budget = float(job["budget_s"])
-    first_result, first_s, repeat_s = _time_calls(lambda: train(W0, b0, rates[0]), int(job["repeats"]), budget)
+    first_result, timing = time_calls(lambda: train(W0, b0, rates[0]), int(job["repeats"]), float(job["budget_s"]))
     results = [first_result] + [train(W0, b0, rate) for rate in rates[1:]]
-    out = {"first_call_s": first_s, "repeat_s": np.asarray(repeat_s, np.float64), "count": len(results),
-           "tensorflow_imported": "tensorflow" in sys.modules, "float64_kept": float64_kept,
+    out = {"first_call_s": timing.first_call_s, "repeat_s": np.asarray(timing.repeat_s, np.float64),
+           "count": len(results), "tensorflow_imported": "tensorflow" in sys.modules, "float64_kept": float64_kept,
            "device": results[0].device, "jit_compile": results[0].jit_compile,
            "learning_rate_dtype": str(train.model.optimizer.learning_rate.dtype)}
     for k, r in enumerate(results):
@@ -110,10 +84,10 @@ def run_job(job):
 
 
 def main(argv=None):
-    """Child entry point: python -m jax_models.keras_jax JOB.npz RESULT.npz."""
+    """Child entry point: python -m comparisons.keras_jax_child JOB.npz RESULT.npz."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("error: usage: python -m jax_models.keras_jax JOB.npz RESULT.npz", file=sys.stderr)
+        print("error: usage: python -m comparisons.keras_jax_child JOB.npz RESULT.npz", file=sys.stderr)
         return 2
     job_path, result_path = argv
     with np.load(job_path, allow_pickle=False) as data:
@@ -144,31 +118,13 @@ def write_job(path, X, y, W0, b0, rates, iterations, batches=None, device="cpu",
     np.savez(path, **job)
 
 
-EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit): ")
-
-
-def _last_line(text):
-    """The child's stderr line that says why it failed: its last exception line, else its last line that is
-    not start-up noise, a warning, a traceback frame or JAX's note on filtered frames."""
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip() and not KNOWN_NOISE.search(line) and "Warning:" not in line and not line.startswith(" ")]
-    exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
-    chosen = exceptions or [line for line in lines if not line.startswith(("For simplicity, JAX", "-----"))]
-    return chosen[-1][:240] if chosen else ""
-
-
-def _ended(returncode):
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
-
-
 def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None):
     """Run the child on a job file; raises KerasJaxError (one line) if it fails, hangs or writes nothing."""
-    command = [python or sys.executable, "-m", "jax_models.keras_jax", str(job_path), str(result_path)]
+    from jax_models.runtime import KNOWN_NOISE
+
+    from .isolated import _kill_group, exit_reason, last_meaningful
+
+    command = [python or sys.executable, "-m", "comparisons.keras_jax_child", str(job_path), str(result_path)]
     child_env = dict(os.environ if env is None else env, KERAS_BACKEND="jax")
     child_env["PYTHONPATH"] = os.pathsep.join([str(REPOSITORY)] + [p for p in [child_env.get("PYTHONPATH")] if p])
     with tempfile.TemporaryFile(mode="w+") as err:
@@ -176,18 +132,15 @@ def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None)
                                 env=child_env, start_new_session=True)
         try:
             proc.wait(timeout=timeout_s)
-            reason = None if proc.returncode == 0 else _ended(proc.returncode)
+            reason = None if proc.returncode == 0 else exit_reason(proc.returncode)
         except subprocess.TimeoutExpired:
             reason = f"timeout after {timeout_s:g} s"
         finally:  # whatever ended the wait (a timeout, Ctrl-C), the child and its own children go too
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+            _kill_group(proc)
         err.seek(0)
-        last = _last_line(err.read())
+        # its last exception line, else its last line that is not start-up noise or JAX's note on filtered frames
+        last = last_meaningful(err.read(), noise=KNOWN_NOISE, prefer_exceptions=True,
+                               skip=("For simplicity, JAX", "-----"))
     if reason is None and not Path(result_path).exists():
         reason = "no result file"
     if reason is not None:
@@ -196,6 +149,8 @@ def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None)
 
 def read_result(path, dtype, iterations):
     """A ChildRun from a result file."""
+    from jax_models.result import JaxResult
+
     with np.load(path, allow_pickle=False) as data:
         out = {key: data[key] for key in data.files}
     np_dtype = np.dtype(dtype)
