@@ -17,6 +17,7 @@ from . import environment as env_info
 from . import experiments as experiment_registry
 from .data import initial_parameters, make_synthetic
 from .errors import UsageError
+from .devices import DeviceError, resolve_for
 from .registry import get as implementation
 from . import stability, strict_json
 from .study import plan, preflight_message, run_single
@@ -89,10 +90,8 @@ def _tensorflow_devices(config):
     from tf_models.quiet_import import import_tensorflow
 
     import_tensorflow()
-    from tf_models.devices import DeviceError, resolve_devices as resolve
-
     try:  # first: no GPU at all is said as such, also when mirrored replicas would want two
-        return resolve(config.device), None  # lists physical devices only: the CPU can still be split
+        return resolve_for("tensorflow", config.device), None  # lists physical devices only: the CPU can still be split
     except DeviceError as exc:
         return None, str(exc)
 
@@ -102,7 +101,7 @@ def _jax_devices(config):
     sharded = any(implementation(name).framework == "jax" and implementation(name).distributed == "replicas"
                   for name, _, _ in plan(config, ["cpu"])[0])
     try:
-        from jax_models.runtime import DeviceError, import_jax, resolve_devices as resolve
+        from jax_models.runtime import import_jax
 
         import_jax(cpu_devices=config.replicas if sharded else None)
     except ImportError as exc:
@@ -110,7 +109,7 @@ def _jax_devices(config):
         return None, (f"JAX is needed by {', '.join(rows)} but does not import ({exc}); install the pinned jax "
                       "(make run does) or leave those rows out with --only")
     try:
-        return resolve(config.device), None
+        return resolve_for("jax", config.device), None
     except DeviceError as exc:
         return None, str(exc)
 

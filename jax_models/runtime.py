@@ -130,25 +130,6 @@ def seen_devices():
     return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices("cpu") + gpu_devices(jax)]
 
 
-def resolve_devices(spec):
-    """Turn --device auto|cpu|gpu|gpu:K into the list of device labels JAX runs on."""
-    if spec == "cpu":
-        return ["cpu"]
-    gpus = detected_gpus()
-    if spec == "auto":
-        return ["cpu"] + gpus
-    if spec == "gpu" or spec.startswith("gpu:"):
-        if not gpus:
-            raise DeviceError(f"--device {spec}: JAX detected no GPU (it sees: {', '.join(seen_devices())}); "
-                              "use --device cpu or auto")
-        if spec == "gpu":
-            return gpus
-        if spec not in gpus:
-            raise DeviceError(f"--device {spec}: JAX detected only {', '.join(gpus)}")
-        return [spec]
-    raise DeviceError(f"unknown device {spec!r}; use auto, cpu, gpu or gpu:K")
-
-
 def device_of(label):
     """The jax Device of a label: 'cpu' (the first CPU device), 'cpu:1', 'gpu:0', ..."""
     jax = import_jax()

@@ -6,21 +6,23 @@ from comparisons.implementations import make_trainer
 
 
 def test_auto_without_gpu_is_cpu(tf_ready):
-    from tf_models.devices import detected_gpus, resolve_devices
+    from comparisons.devices import resolve_for
+    from tf_models.devices import detected_gpus
 
-    assert resolve_devices("auto") == ["cpu"] + detected_gpus()
-    assert resolve_devices("cpu") == ["cpu"]
+    assert resolve_for("tensorflow", "auto") == ["cpu"] + detected_gpus()
+    assert resolve_for("tensorflow", "cpu") == ["cpu"]
 
 
 def test_gpu_without_gpu_fails_cleanly(tf_ready):
-    from tf_models.devices import DeviceError, detected_gpus, resolve_devices
+    from comparisons.devices import DeviceError, resolve_for
+    from tf_models.devices import detected_gpus
 
     if detected_gpus():
         pytest.skip("a GPU is present: this checks the no-GPU failure")
     with pytest.raises(DeviceError, match="detected no GPU.*sees: .*CPU"):
-        resolve_devices("gpu")
+        resolve_for("tensorflow", "gpu")
     with pytest.raises(DeviceError, match="unknown device"):
-        resolve_devices("tpu")
+        resolve_for("tensorflow", "tpu")
 
 
 def test_labels_and_device_names():
@@ -66,17 +68,18 @@ def test_resolution_and_plan_with_two_gpus_seen(tf_ready, monkeypatch):
     """The GPU branches of device resolution, exercised on the CPU by showing TensorFlow's answer two GPUs."""
     import tf_models.devices as devices
     from comparisons.config import StudyConfig
+    from comparisons.devices import DeviceError, resolve_for
     from comparisons.study import plan
 
     real = tf_ready.config.list_physical_devices
     fake = [tf_ready.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(2)]
     monkeypatch.setattr(devices.tf.config, "list_physical_devices",
                         lambda kind=None: fake if kind == "GPU" else real(kind))
-    assert devices.resolve_devices("auto") == ["cpu", "gpu:0", "gpu:1"]
-    assert devices.resolve_devices("gpu") == ["gpu:0", "gpu:1"]
-    assert devices.resolve_devices("gpu:1") == ["gpu:1"]
-    with pytest.raises(devices.DeviceError, match="detected only gpu:0, gpu:1"):
-        devices.resolve_devices("gpu:2")
+    assert resolve_for("tensorflow", "auto") == ["cpu", "gpu:0", "gpu:1"]
+    assert resolve_for("tensorflow", "gpu") == ["gpu:0", "gpu:1"]
+    assert resolve_for("tensorflow", "gpu:1") == ["gpu:1"]
+    with pytest.raises(DeviceError, match="detected only gpu:0, gpu:1"):
+        resolve_for("tensorflow", "gpu:2")
     # numpy runs on the CPU only; each TensorFlow implementation on every resolved device, in every dtype
     triples, _ = plan(StudyConfig(only=("numpy", "keras")), ["cpu", "gpu:0", "gpu:1"])
     assert [t for t in triples if t[0] == "numpy"] == [("numpy", "cpu", "float32"), ("numpy", "cpu", "float64")]

@@ -207,11 +207,13 @@ def test_devices_and_labels():
 
     jax = runtime.import_jax()
     assert jax.config.jax_enable_x64 and str(jax.config.jax_default_matmul_precision) == "highest"
-    assert runtime.resolve_devices("cpu") == ["cpu"]
-    assert runtime.resolve_devices("auto") == ["cpu"] + runtime.detected_gpus()
+    from comparisons.devices import DeviceError, resolve_for
+
+    assert resolve_for("jax", "cpu") == ["cpu"]
+    assert resolve_for("jax", "auto") == ["cpu"] + runtime.detected_gpus()
     assert runtime.label_of(runtime.device_of("cpu")) == "cpu"
-    with pytest.raises(runtime.DeviceError, match="unknown device 'tpu'"):
-        runtime.resolve_devices("tpu")
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        resolve_for("jax", "tpu")
     report = runtime.runtime_report()
     assert report["x64"] and report["jax"] == jax.__version__
 
@@ -221,8 +223,10 @@ def test_gpu_request_without_a_gpu_names_what_jax_saw():
 
     if runtime.detected_gpus():
         pytest.skip("JAX sees a GPU here")
-    with pytest.raises(runtime.DeviceError) as error:
-        runtime.resolve_devices("gpu")
+    from comparisons.devices import DeviceError, resolve_for
+
+    with pytest.raises(DeviceError) as error:
+        resolve_for("jax", "gpu")
     message = str(error.value)
     assert "JAX detected no GPU" in message and "cpu:0" in message and "\n" not in message
 

@@ -1,9 +1,5 @@
-"""Which devices TensorFlow sees, which ones a run uses, and the numerics switches for equivalence."""
+"""Which devices TensorFlow sees and labels, and the numerics switches for equivalence (comparisons/devices.py picks a run's)."""
 import tensorflow as tf
-
-
-class DeviceError(ValueError):
-    """A device was asked for that TensorFlow cannot provide."""
 
 
 def detected_gpus():
@@ -11,23 +7,9 @@ def detected_gpus():
     return [f"gpu:{i}" for i, _ in enumerate(tf.config.list_physical_devices("GPU"))]
 
 
-def resolve_devices(spec):
-    """Turn --device auto|cpu|gpu|gpu:K into the list of device labels to run on."""
-    gpus = detected_gpus()
-    if spec == "cpu":
-        return ["cpu"]
-    if spec == "auto":
-        return ["cpu"] + gpus
-    if spec == "gpu" or spec.startswith("gpu:"):
-        if not gpus:
-            seen = ", ".join(d.name for d in tf.config.list_physical_devices()) or "nothing"
-            raise DeviceError(f"--device {spec}: TensorFlow detected no GPU (it sees: {seen}); use --device cpu or auto")
-        if spec == "gpu":
-            return gpus
-        if spec not in gpus:
-            raise DeviceError(f"--device {spec}: TensorFlow detected only {', '.join(gpus)}")
-        return [spec]
-    raise DeviceError(f"unknown device {spec!r}; use auto, cpu, gpu or gpu:K")
+def seen_devices():
+    """The names of the physical devices TensorFlow sees, for messages: ['/physical_device:CPU:0', ...]."""
+    return [d.name for d in tf.config.list_physical_devices()]
 
 
 def tf_device_name(label):
