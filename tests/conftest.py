@@ -102,6 +102,15 @@ def mark_as_results(folder):
     return folder
 
 
+@pytest.fixture
+def earlier_results(tmp_path):
+    """An earlier run's results folder (signed, a report.md of known bytes), alone in its parent tmp_path/out."""
+    folder = tmp_path / "out" / "results"
+    folder.mkdir(parents=True)
+    (folder / "report.md").write_text("# an earlier run\n")
+    return mark_as_results(folder)
+
+
 def snapshot(folder):
     """Every file under folder, path -> bytes: equal snapshots mean nothing was touched."""
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

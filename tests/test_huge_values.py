@@ -8,7 +8,7 @@ import pytest
 from comparisons import strict_json
 from handrolled.closed_form import column_norms
 
-from .conftest import mark_as_results, run_driver, snapshot
+from .conftest import run_driver, snapshot
 
 FAST = ("--only", "numpy", "--dtype", "float64", "--repeats", "1", "--experiments", "none")
 
@@ -30,14 +30,6 @@ def _huge_csv(path, scale=1e200, rows=60):
     return path, a, b, y
 
 
-@pytest.fixture
-def previous(tmp_path):
-    folder = tmp_path / "out" / "results"
-    folder.mkdir(parents=True)
-    (folder / "report.md").write_text("# an earlier run\n")
-    return mark_as_results(folder)
-
-
 def _one_error(proc, *words):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
@@ -45,12 +37,12 @@ def _one_error(proc, *words):
         assert word in lines[0], lines[0]
 
 
-def test_features_near_1e200_are_one_error_line_naming_the_column(tmp_path, previous, capsys):
+def test_features_near_1e200_are_one_error_line_naming_the_column(tmp_path, earlier_results, capsys):
     path, *_ = _huge_csv(tmp_path / "huge.csv")
-    before = snapshot(previous)
-    _one_error(run_driver(capsys, "--out", previous, "--data", path, "--target", "y", *FAST, "--iterations", "10"),
+    before = snapshot(earlier_results)
+    _one_error(run_driver(capsys, "--out", earlier_results, "--data", path, "--target", "y", *FAST, "--iterations", "10"),
                "'a'", "float64", "--standardize")
-    assert snapshot(previous) == before and sorted(p.name for p in previous.parent.iterdir()) == ["results"]
+    assert snapshot(earlier_results) == before and sorted(p.name for p in earlier_results.parent.iterdir()) == ["results"]
 
 
 def test_a_huge_target_is_one_error_line_that_does_not_offer_standardize_as_the_cure(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 
 from comparisons import out_folder, scratch
 
-from .conftest import REPO, mark_as_results, run_driver, sigint_as_in_a_terminal, snapshot
+from .conftest import REPO, run_driver, sigint_as_in_a_terminal, snapshot
 from .test_robustness import TRAINING, _ANNOUNCED_RUN
 
 FAST = ("--only", "numpy", "--dtype", "float64", "--iterations", "10", "--repeats", "1", "--experiments", "none")
@@ -64,7 +64,7 @@ def test_untagged_folders_in_the_temporary_directory_are_never_removed(tmp_path)
     assert scratch.remove_stale(tmp_path, scratch.SCRATCH_PREFIXES) == []
 
 
-def test_previous_results_left_aside_by_a_killed_swap_are_put_back(tmp_path):
+def test_earlier_results_left_aside_by_a_killed_swap_are_put_back(tmp_path):
     """Killed between the swap's two renames: the target is missing and the previous results sit in .old-: restored."""
     dead = _dead_pid()
     old = tmp_path / f".results.old-{dead}.1.{scratch.owner_tag().split('.')[2]}-abcd1234"
@@ -74,14 +74,6 @@ def test_previous_results_left_aside_by_a_killed_swap_are_put_back(tmp_path):
     out_folder.clean_beside(tmp_path / "results")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
     assert (tmp_path / "results" / "report.md").read_text() == "# the previous run\n"
-
-
-@pytest.fixture
-def previous_results(tmp_path):
-    folder = tmp_path / "out" / "results"
-    folder.mkdir(parents=True)
-    (folder / "report.md").write_text("# an earlier run\n")
-    return mark_as_results(folder)
 
 
 def _held_driver(out, env, *args):
@@ -94,39 +86,39 @@ def _held_driver(out, env, *args):
     return proc
 
 
-def test_sighup_mid_run_is_an_interrupt_that_keeps_previous_results(previous_results):
-    before = snapshot(previous_results)
-    proc = _held_driver(previous_results, None, *FAST)
+def test_sighup_mid_run_is_an_interrupt_that_keeps_earlier_results(earlier_results):
+    before = snapshot(earlier_results)
+    proc = _held_driver(earlier_results, None, *FAST)
     proc.send_signal(signal.SIGHUP)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("error: interrupted (SIGHUP)")
-    assert snapshot(previous_results) == before
-    assert sorted(p.name for p in previous_results.parent.iterdir()) == ["results"]
+    assert snapshot(earlier_results) == before
+    assert sorted(p.name for p in earlier_results.parent.iterdir()) == ["results"]
 
 
-def test_a_successor_removes_the_staging_of_a_driver_killed_with_sigkill(previous_results, tmp_path, capsys):
-    before = snapshot(previous_results)
-    proc = _held_driver(previous_results, None, *FAST)
+def test_a_successor_removes_the_staging_of_a_driver_killed_with_sigkill(earlier_results, tmp_path, capsys):
+    before = snapshot(earlier_results)
+    proc = _held_driver(earlier_results, None, *FAST)
     proc.kill()  # SIGKILL: no handler, no `finally`
     proc.communicate(timeout=60)
-    left = _ours(previous_results.parent)
+    left = _ours(earlier_results.parent)
     assert len(left) == 1 and left[0].startswith(f".results.tmp-{proc.pid}."), left  # what it leaves behind
-    assert snapshot(previous_results) == before
-    finished = run_driver(capsys, "--out", previous_results, *FAST)
+    assert snapshot(earlier_results) == before
+    finished = run_driver(capsys, "--out", earlier_results, *FAST)
     assert finished.returncode == 0, finished.stderr
-    assert sorted(p.name for p in previous_results.parent.iterdir()) == ["results"]
-    assert (previous_results / "weights.csv").is_file()
+    assert sorted(p.name for p in earlier_results.parent.iterdir()) == ["results"]
+    assert (earlier_results / "weights.csv").is_file()
 
 
 @pytest.mark.slow
-def test_a_successor_removes_the_scratch_of_a_multi_worker_driver_killed_with_sigkill(previous_results, tmp_path):
+def test_a_successor_removes_the_scratch_of_a_multi_worker_driver_killed_with_sigkill(earlier_results, tmp_path):
     """The killed driver's workers die with it; its copy of X (multi-worker-data-*) and session folder go next run."""
     temp = tmp_path / "temp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), "TF_CPP_MIN_LOG_LEVEL": "2"}  # its own temporary directory
     driver = subprocess.Popen([sys.executable, "run_all.py", "--only", "gradient_tape:multi_worker", "--experiments",
-                               "none", "--dtype", "float64", "--iterations", "200000", "--out", str(previous_results)],
+                               "none", "--dtype", "float64", "--iterations", "200000", "--out", str(earlier_results)],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -143,8 +135,8 @@ def test_a_successor_removes_the_scratch_of_a_multi_worker_driver_killed_with_si
     left = _ours(temp)
     assert any(n.startswith("multi-worker-data-") for n in left) and any(
         n.startswith(f"multi-worker-{driver.pid}.") for n in left), left
-    assert _ours(previous_results.parent)  # and its staging folder
-    successor = subprocess.run([sys.executable, "run_all.py", "--out", str(previous_results), *FAST], cwd=REPO,
+    assert _ours(earlier_results.parent)  # and its staging folder
+    successor = subprocess.run([sys.executable, "run_all.py", "--out", str(earlier_results), *FAST], cwd=REPO,
                                env=env, capture_output=True, text=True, timeout=300)
     assert successor.returncode == 0, successor.stderr
-    assert _ours(temp) == [] and sorted(p.name for p in previous_results.parent.iterdir()) == ["results"]
+    assert _ours(temp) == [] and sorted(p.name for p in earlier_results.parent.iterdir()) == ["results"]
