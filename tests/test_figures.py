@@ -379,6 +379,7 @@ def test_variants_figure_has_a_line_per_implementation_and_batch_size():
         assert _inside(by_epoch, rows.epoch, excess)
     assert by_epoch.get_yscale() == "log" and by_epoch.get_ylim()[0] > 0
     assert len(_labelled_lines(by_time)) == len(lines)
+    assert legend_clear_of_axes(by_epoch) and legend_clear_of_axes(by_time)
 
 
 def test_matmul_figure_has_every_method_and_its_times():

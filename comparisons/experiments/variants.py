@@ -123,7 +123,7 @@ def run(ctx):
 
 def figure(table):
     """Full-data loss above OLS against epochs and against wall-clock time (the Figure, unsaved)."""
-    from ..figures import plt  # matplotlib with the Agg backend, loaded only to draw
+    from ..figures import legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(13, 5))
     colours = dict(zip(sorted(table.batch_size.unique(), reverse=True), ("C0", "C1", "C2", "C3")))
@@ -143,7 +143,7 @@ def figure(table):
              title="loss against time")
     for ax in (ax_e, ax_t):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        legend_outside(ax, fontsize=8, bbox_to_anchor=(0.5, -0.17))  # below the axis label: inside, it hid the batch-1 path
     return fig
 
 
