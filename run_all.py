@@ -13,10 +13,12 @@ import signal
 import sys
 
 # light imports only (no numpy, pandas or TensorFlow): --help and usage errors must answer at once
-from comparisons import out_folder, registry, scratch
-from comparisons.config import EXPERIMENTS, StudyConfig
-from comparisons.errors import UsageError
-from comparisons.limits import check_fits
+from comparisons.output import out_folder
+from comparisons.core import registry
+from comparisons.processes import scratch
+from comparisons.core.config import EXPERIMENTS, StudyConfig
+from comparisons.core.errors import UsageError
+from comparisons.core.limits import check_fits
 
 QUICK_ITERATIONS = 100  # --quick: fewer updates (the one-epoch-per-update Keras idiom pays Keras' per-epoch cost on each)
 QUICK_REPEATS = 2
@@ -190,7 +192,7 @@ def _check_batch_size(batch_size, n_samples, only):
 
 
 def check_out_dir(out):
-    """The real folder a run may publish --out at (symlinks followed); UsageError if it must not (comparisons.out_folder)."""
+    """The real folder a run may publish --out at (symlinks followed); UsageError if it must not (comparisons.output.out_folder)."""
     return out_folder.check(out)
 
 

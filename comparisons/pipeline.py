@@ -1,6 +1,6 @@
 """The study end to end: data, single run, experiments, tables, figures, report, atomic publish.
 
-Everything is written into a staging folder beside --out (made by the driver: comparisons.out_folder)
+Everything is written into a staging folder beside --out (made by the driver: comparisons.output.out_folder)
 and renamed into place only when the whole run succeeded, so a failed or interrupted run leaves the
 previous results untouched.
 """
@@ -11,16 +11,17 @@ import traceback
 
 from tqdm import tqdm
 
-from . import cluster
-from .out_folder import publish
-from . import environment as env_info
-from . import experiments as experiment_registry
-from .data import initial_parameters, make_synthetic
-from .errors import UsageError
-from .devices import DeviceError, resolve_for
-from .registry import get as implementation
-from . import stability, strict_json
-from .study import plan, preflight_message, run_single
+from comparisons.processes import cluster
+from comparisons.output.out_folder import publish
+from comparisons.output import environment as env_info
+from comparisons import experiments as experiment_registry
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.core.errors import UsageError
+from comparisons.running.devices import DeviceError, resolve_for
+from comparisons.core.registry import get as implementation
+from comparisons.running import stability
+from comparisons.core import strict_json
+from comparisons.running.study import plan, preflight_message, run_single
 
 
 LONG_ANALYSIS_SIDE = 2000  # the stability analysis says what it computes above this matrix side
@@ -29,15 +30,15 @@ LONG_ANALYSIS_SIDE = 2000  # the stability analysis says what it computes above 
 def load_data(config):
     """The Dataset to study, the Dataset to train on, its to-raw mapping, and whether scales differ widely."""
     if config.data:
-        from .csv_data import load_csv
+        from comparisons.inputs.csv_data import load_csv
 
         dataset = load_csv(config.data, config.target, config.feature_columns)
     else:
         dataset = make_synthetic(config.n_samples, config.features, config.noise, config.seed)
     if config.batch_size is not None and config.batch_size > dataset.n:
         raise UsageError(f"--batch-size {config.batch_size} is larger than the {dataset.n} samples; use 1..{dataset.n}")
-    from .numeric_range import check_carries
-    from .standardize import scales_differ_widely, standardize
+    from comparisons.core.numeric_range import check_carries
+    from comparisons.inputs.standardize import scales_differ_widely, standardize
 
     check_carries(dataset, config.dtypes, standardize=config.standardize)  # X^T X and the loss stay finite
     widely = not config.standardize and scales_differ_widely(dataset.X)  # the hint is moot once standardised
@@ -224,7 +225,9 @@ def run(config, out, staging):
         progress.close()
     (staging / "experiments.json").write_text(strict_json.dumps(experiment_status, indent=2))
 
-    from . import report, tables
+    from comparisons.report import document as report, front_page
+
+    from comparisons.output import tables
 
     jax_report = None
     if "jax" in devices:
@@ -237,7 +240,7 @@ def run(config, out, staging):
     written = tables.write_all(output, config, environment, staging)
     report.build(staging)
     publish(staging, out)
-    report.sync_readme(out)  # the README's findings block, when `out` is the repository's results/
+    front_page.sync_readme(out)  # the README's findings block, when `out` is the repository's results/
     print(summary(written, output), file=sys.stderr)
     print(f"report: {out / 'report.md'}  ({time.perf_counter() - clock:.0f} s)", file=sys.stderr)
     return 0

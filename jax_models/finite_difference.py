@@ -18,7 +18,7 @@ _grad64 = jax.jit(jax.grad(_loss64, argnums=2))
 def autodiff_gradient64(X, y, W, b):
     """jax.grad of the MSE at (W, b), in float64, as [dL/dW; dL/db] (m + 1,).
 
-    The study checks it against central differences of the loss (comparisons/finite_difference.py).
+    The study checks it against central differences of the loss (comparisons/running/finite_difference.py).
     """
     theta = np.append(np.asarray(W, np.float64).ravel(), np.float64(b))  # (m + 1,): [W, b]
     return np.asarray(_grad64(jnp.asarray(np.asarray(X, np.float64)), jnp.asarray(np.asarray(y, np.float64)), theta))

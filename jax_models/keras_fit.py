@@ -1,7 +1,7 @@
 """The study's Keras model and fit on the JAX backend, in this process (imported by the keras:jax child).
 
 Keras fixes its backend at its first import, so this module is imported only where
-KERAS_BACKEND=jax was set before (comparisons/keras_jax_child.py's child does that, and JAX's x64 before it).
+KERAS_BACKEND=jax was set before (comparisons/running/keras_jax_child.py's child does that, and JAX's x64 before it).
 Same model and configuration as tf_models/keras_model.py: Dense(1) in the run's dtype, SGD(lr),
 loss "mse", initial weights loaded (backends draw differently), no shuffling, all N updates in
 one fit (steps_per_execution=N), the loss of every step kept by a metric. Differences forced by
@@ -23,7 +23,7 @@ from .runtime import device_of, import_jax, placed_label
 
 if keras.backend.backend() != "jax":
     raise ImportError(f"jax_models.keras_fit needs Keras on the JAX backend, not {keras.backend.backend()!r}: "
-                      "set KERAS_BACKEND=jax before Keras is first imported (python -m comparisons.keras_jax_child does)")
+                      "set KERAS_BACKEND=jax before Keras is first imported (python -m comparisons.running.keras_jax_child does)")
 
 jax = import_jax()
 import jax.numpy as jnp  # noqa: E402 (after import_jax)

@@ -96,7 +96,7 @@ def legend_clear_of_axes(ax):
 
 def mark_as_results(folder):
     """Make `folder` look like an earlier run's results to the driver: the environment.json every run writes, signed."""
-    from comparisons.out_folder import SIGNATURE, SIGNATURE_KEY
+    from comparisons.output.out_folder import SIGNATURE, SIGNATURE_KEY
 
     (folder / "environment.json").write_text(json.dumps({SIGNATURE_KEY: SIGNATURE, "command_line": ["run_all.py"]}))
     return folder
@@ -130,7 +130,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def lesson_data():
     """The lesson's data set (n = 100, one feature) and the shared initial parameters."""
-    from comparisons.data import initial_parameters, make_synthetic
+    from comparisons.inputs.data import initial_parameters, make_synthetic
 
     data = make_synthetic(100, 1, 0.5, seed=0)
     return data, initial_parameters(1, seed=0)
@@ -150,7 +150,7 @@ def lesson_trainer(lesson_data, tf_ready):
     """
     from functools import cache
 
-    from comparisons.implementations import make_trainer
+    from comparisons.running.implementations import make_trainer
 
     data, _ = lesson_data
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from comparisons import registry
-from comparisons.results import from_run
-from comparisons.tolerances import EQUIVALENCE
+from comparisons.core import registry
+from comparisons.core.results import from_run
+from comparisons.core.tolerances import EQUIVALENCE
 
 NAME = "python_loop:test_only"
 
@@ -56,7 +56,7 @@ def registered(monkeypatch):
 
 def test_a_registered_row_is_in_every_table_figure_and_the_report(registered, tmp_path):
     import run_all
-    from comparisons import figures
+    from comparisons.output import figures
 
     out = tmp_path / "out"
     code = run_all.main(["--only", f"numpy,{NAME}", "--iterations", "20", "--repeats", "2", "--experiments", "none",
@@ -88,7 +88,7 @@ def test_a_registered_row_is_in_every_table_figure_and_the_report(registered, tm
 
 def test_the_command_line_knows_a_registered_row_and_refuses_a_sample_order_for_it(registered):
     import run_all
-    from comparisons.errors import UsageError
+    from comparisons.core.errors import UsageError
 
     assert NAME in "".join(run_all.build_parser().format_help().split())
     with pytest.raises(UsageError, match="full batch only"):

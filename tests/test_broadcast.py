@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons.data import initial_parameters, make_synthetic
+from comparisons.inputs.data import initial_parameters, make_synthetic
 from handrolled.broadcast import descend_broadcast
 
 

@@ -1,11 +1,11 @@
-"""comparisons/consistency.py: every per-update time measured twice, side by side, on doctored tables and the committed run."""
+"""comparisons/output/consistency.py: every per-update time measured twice, side by side, on doctored tables and the committed run."""
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from comparisons import consistency
+from comparisons.output import consistency
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 N, M = 100, 1
@@ -119,11 +119,11 @@ def test_distributed_steps_are_per_update_fastest_calls_of_the_tape_loop():
     workers = one(found, device="worker0/cpu:0+worker1/cpu:0")
     assert workers.implementation == "gradient_tape:multi_worker" and workers.per_update_s == pytest.approx(0.004 * 10 / 9)
     assert len(found) == 2
-    from comparisons import registry
-    from comparisons.registry import Implementation
+    from comparisons.core import registry
+    from comparisons.core.registry import Implementation
 
     other = Implementation("test_only:sharded", "a throwaway row of another framework, distributed over replicas",
-                           "numpy", "comparisons.adapters.numpy_trainers:descent", checks_gradient=True,
+                           "numpy", "comparisons.running.adapters.numpy_trainers:descent", checks_gradient=True,
                            distributed="replicas")
     saved = dict(registry.REGISTRY)
     try:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons.csv_data import load_csv
-from comparisons.data import Dataset, initial_parameters, make_synthetic
-from comparisons.errors import UsageError
-from comparisons.stability import analyse
-from comparisons.standardize import scales_differ_widely, standardize
+from comparisons.inputs.csv_data import load_csv
+from comparisons.inputs.data import Dataset, initial_parameters, make_synthetic
+from comparisons.core.errors import UsageError
+from comparisons.running.stability import analyse
+from comparisons.inputs.standardize import scales_differ_widely, standardize
 
 from .conftest import run_driver
 

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from comparisons.implementations import make_trainer
+from comparisons.running.implementations import make_trainer
 
 
 def test_auto_without_gpu_is_cpu(tf_ready):
-    from comparisons.devices import resolve_for
+    from comparisons.running.devices import resolve_for
     from tf_models.devices import detected_gpus
 
     assert resolve_for("tensorflow", "auto") == ["cpu"] + detected_gpus()
@@ -14,7 +14,7 @@ def test_auto_without_gpu_is_cpu(tf_ready):
 
 
 def test_gpu_without_gpu_fails_cleanly(tf_ready):
-    from comparisons.devices import DeviceError, resolve_for
+    from comparisons.running.devices import DeviceError, resolve_for
     from tf_models.devices import detected_gpus
 
     if detected_gpus():
@@ -67,9 +67,9 @@ def test_runs_on_gpu_and_matches_cpu(tf_ready, lesson_data, name):
 def test_resolution_and_plan_with_two_gpus_seen(tf_ready, monkeypatch):
     """The GPU branches of device resolution, exercised on the CPU by showing TensorFlow's answer two GPUs."""
     import tf_models.devices as devices
-    from comparisons.config import StudyConfig
-    from comparisons.devices import DeviceError, resolve_for
-    from comparisons.study import plan
+    from comparisons.core.config import StudyConfig
+    from comparisons.running.devices import DeviceError, resolve_for
+    from comparisons.running.study import plan
 
     real = tf_ready.config.list_physical_devices
     fake = [tf_ready.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(2)]
@@ -104,7 +104,7 @@ def test_devices_are_resolved_only_when_tensorflow_has_work(monkeypatch, changes
     """pipeline.resolve_devices imports TensorFlow only for a TensorFlow run, an experiment or an explicit GPU."""
     from comparisons import pipeline
     from tf_models import quiet_import as tf_runtime
-    from comparisons.config import StudyConfig
+    from comparisons.core.config import StudyConfig
 
     def refuse():
         raise _TensorFlowAsked

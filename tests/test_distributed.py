@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons.data import initial_parameters, make_synthetic
-from comparisons.tolerances import EQUIVALENCE
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.core.tolerances import EQUIVALENCE
 
 from .conftest import REPO, mark_as_results, sigint_as_in_a_terminal
 
@@ -56,8 +56,8 @@ from tf_models.distributed import split_cpu
 split_cpu(3)  # before anything initialises TensorFlow; R = 2 uses the first two
 from tf_models.devices import configure_numerics
 configure_numerics(0)
-from comparisons.data import initial_parameters, make_synthetic
-from comparisons.implementations import make_trainer
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.running.implementations import make_trainer
 out = []
 for name, n, replicas, dtype in CASES:
     data = make_synthetic(n, 2, 0.5, seed=1)
@@ -166,7 +166,7 @@ def children_running(parent, marker="tf_models.multi_worker"):
 
 
 def lesson_job(tmp_path, dtype="float64", n=101, iterations=ITERATIONS, **changes):
-    from comparisons.cluster import train_job
+    from comparisons.processes.cluster import train_job
 
     data = make_synthetic(n, 2, 0.5, seed=2)
     X, y = data.X.astype(dtype), data.y.astype(dtype)
@@ -186,8 +186,8 @@ def served(tmp_path_factory):
     starts (killed before it could import TensorFlow: a death costs the launcher no start-up to see).
     What each step gave is checked by the tests below; every worker ever started must be gone at the end.
     """
-    from comparisons import cluster
-    from comparisons.implementations import make_trainer
+    from comparisons.processes import cluster
+    from comparisons.running.implementations import make_trainer
 
     tmp = tmp_path_factory.mktemp("served")
     found, started, failures = {}, [], {}
@@ -353,7 +353,7 @@ def _fake_workers(tmp_path, scripts):
     (["import time; time.sleep(60)", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], 1, "SIGKILL"),
 ], ids=["hung_peer", "own_error_before_victims", "killed"])
 def test_the_launcher_names_the_worker_that_caused_a_failure(tmp_path, monkeypatch, scripts, culprit, how):
-    from comparisons import cluster
+    from comparisons.processes import cluster
 
     monkeypatch.setattr(cluster, "BLAME_WAIT_S", 1.0)
     processes, logs = _fake_workers(tmp_path, scripts)
@@ -368,7 +368,7 @@ def test_the_launcher_names_the_worker_that_caused_a_failure(tmp_path, monkeypat
 
 
 def test_the_launcher_retries_when_a_worker_cannot_bind_its_port(tmp_path, monkeypatch):
-    from comparisons import cluster
+    from comparisons.processes import cluster
 
     monkeypatch.setattr(cluster, "BLAME_WAIT_S", 1.0)
     processes, logs = _fake_workers(tmp_path, [  # TensorFlow's own message when the port is taken
@@ -384,7 +384,7 @@ def test_the_launcher_retries_when_a_worker_cannot_bind_its_port(tmp_path, monke
 
 def test_a_job_without_a_result_by_the_hard_timeout_is_one_line_and_ends_the_session(tmp_path):
     """Stand-in workers that join and then never answer (stuck without a collective to time out)."""
-    from comparisons import cluster
+    from comparisons.processes import cluster
 
     processes, logs = _fake_workers(tmp_path, [
         "import sys, time; print('worker 0: waiting for peers', file=sys.stderr, flush=True); time.sleep(60)",
@@ -401,7 +401,7 @@ def test_a_job_without_a_result_by_the_hard_timeout_is_one_line_and_ends_the_ses
 
 
 def test_a_workers_last_message_is_its_error_line_else_its_last_line_that_is_not_start_up_noise(tmp_path):
-    from comparisons.cluster import _last_message
+    from comparisons.processes.cluster import _last_message
 
     log = tmp_path / "worker1.stderr"
     noise = ("E0000 00:00:1795790000.091313   19795 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
@@ -417,7 +417,7 @@ def test_a_workers_last_message_is_its_error_line_else_its_last_line_that_is_not
 
 def test_a_worker_whose_port_is_taken_says_so_before_importing_tensorflow(tmp_path):
     """The launcher's retry on a taken port then costs no TensorFlow start-up (the real retry: the `served` fixture)."""
-    from comparisons.cluster import PORT_IN_USE, tf_config
+    from comparisons.processes.cluster import PORT_IN_USE, tf_config
 
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"task": "train"}))

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 import handrolled
-from comparisons import projection
+from comparisons.experiments import projection
 from comparisons.experiments import distributed as dist
 from comparisons.experiments import distribution_support as support
-from comparisons.isolated import Failure
-from comparisons.tolerances import EQUIVALENCE
+from comparisons.processes.isolated import Failure
+from comparisons.core.tolerances import EQUIVALENCE
 from tf_models.distribution_probe import _first_line
 
 from .conftest import legend_clear_of_axes
@@ -50,7 +50,7 @@ def test_judge_same_differs_fails(reference):
 
 
 def test_quick_plan_is_small_and_full_plan_is_the_whole_matrix():
-    from comparisons.config import StudyConfig
+    from comparisons.core.config import StudyConfig
 
     _, quick, _ = support.plan(StudyConfig(quick=True))
     assert list(quick) == ["mirrored"] and len(quick["mirrored"]) <= 8

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from comparisons.data import initial_parameters, make_synthetic
+from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.experiments import distribution_support as support
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from comparisons import registry
-from comparisons.registry import REGISTRY
-from comparisons.tables import TABLE_COLUMNS
-from comparisons.tolerances import EQUIVALENCE as TOLERANCE
+from comparisons.core import registry
+from comparisons.core.registry import REGISTRY
+from comparisons.output.tables import TABLE_COLUMNS
+from comparisons.core.tolerances import EQUIVALENCE as TOLERANCE
 
 from .conftest import REPO, imports_of_runs, run_driver, run_driver_process
 
@@ -169,7 +169,7 @@ def test_report_rebuilds_from_tables_alone(quick_results, tmp_path):
     shutil.copytree(out, copy)
     for generated in ["report.md", "loss_curves.png", "timings.png"]:
         (copy / generated).unlink()
-    proc = subprocess.run([sys.executable, "-m", "comparisons.report", str(copy)], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "comparisons.report.document", str(copy)], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     text = (copy / "report.md").read_text()
@@ -190,7 +190,7 @@ def test_same_seed_same_numbers_here_as_in_the_fresh_study(quick_results, tmp_pa
     """The study above ran in a fresh interpreter; the same arguments in this one (whatever ran here before)
     give the same bytes in every table of numbers, run by run. The report is skipped here: the tables are
     written before it is drawn from them."""
-    from comparisons import report
+    from comparisons.report import document as report
 
     out, _ = quick_results
     names = ["numpy", "keras", "gradient_tape", "gradient_tape:graph"]  # the in-process ones of both kinds

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons import registry
-from comparisons.data import order_seed
-from comparisons.implementations import finite_difference_checks, make_trainer, stop_at_divergence
-from comparisons.results import GradientMismatchError
-from comparisons.tolerances import EQUIVALENCE
+from comparisons.core import registry
+from comparisons.inputs.data import order_seed
+from comparisons.running.implementations import finite_difference_checks, make_trainer, stop_at_divergence
+from comparisons.core.results import GradientMismatchError
+from comparisons.core.tolerances import EQUIVALENCE
 
 from .conftest import LESSON_ITERATIONS
 
@@ -63,7 +63,7 @@ def test_matches_numpy(lesson_data, lesson_run, lesson_trainer, name, dtype):
 
 @pytest.mark.parametrize("name", ["keras", "gradient_tape", "gradient_tape:graph"])
 def test_matches_numpy_with_several_features(tf_ready, name):
-    from comparisons.data import initial_parameters, make_synthetic
+    from comparisons.inputs.data import initial_parameters, make_synthetic
 
     data = make_synthetic(64, 5, 0.5, seed=3)
     assert_equivalent(name, data, initial_parameters(5, seed=3), "float64", lr=0.02, iterations=40)
@@ -90,8 +90,8 @@ def test_finite_differences_hold_at_the_start_at_the_fit_and_far_away(tf_ready, 
     """The rounding bound of the central differences is met wherever the check is made: at the
     start, at the least-squares point (residuals ~0 against a large y) and where residuals are huge."""
     import tf_models.gradient_tape as gt
-    from comparisons import finite_difference
-    from comparisons.data import initial_parameters, make_synthetic
+    from comparisons.running import finite_difference
+    from comparisons.inputs.data import initial_parameters, make_synthetic
 
     data = make_synthetic(100, 3, noise, seed=1)
     y = data.y + shift
@@ -103,7 +103,7 @@ def test_finite_differences_hold_at_the_start_at_the_fit_and_far_away(tf_ready, 
 
 def test_finite_difference_bound_catches_a_small_formula_error(lesson_data, lesson_run, lesson_trainer, monkeypatch):
     """A gradient wrong by 1e-4 relative lies outside the bound; a zero-safety check stops the run."""
-    from comparisons import finite_difference as fd
+    from comparisons.running import finite_difference as fd
 
     data, (W0, b0) = lesson_data
     numeric, rounding = fd.central_differences(data.X, data.y, W0, b0)
@@ -119,7 +119,7 @@ def test_finite_difference_bound_catches_a_small_formula_error(lesson_data, less
 
 def test_gradient_mismatch_is_an_error(lesson_data, lesson_trainer, monkeypatch):
     """A tolerance the arithmetic cannot meet must stop the run, not end up in a footnote."""
-    from comparisons import tolerances
+    from comparisons.core import tolerances
 
     monkeypatch.setitem(tolerances.GRADIENT, "float64", -1.0)
     _, initial = lesson_data

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from comparisons import stability
-from comparisons.config import StudyConfig
-from comparisons.tolerances import EQUIVALENCE
+from comparisons.running import stability
+from comparisons.core.config import StudyConfig
+from comparisons.core.tolerances import EQUIVALENCE
 from comparisons.experiments import ExperimentContext, lesson_claims, lr_sweep, matmul, scaling, variants
 
 from .conftest import REPO
@@ -73,7 +73,7 @@ def test_sweep_studies_the_data_it_is_given(tmp_path):
     """With --data the sweep's threshold is that data's, not the lesson's generator's."""
     import dataclasses
 
-    from comparisons.data import initial_parameters, make_synthetic
+    from comparisons.inputs.data import initial_parameters, make_synthetic
 
     data = make_synthetic(40, 2, 0.1, seed=5)
     data = dataclasses.replace(data, X=10 * data.X, source="a file")  # a threshold 100x below the lesson's
@@ -140,7 +140,7 @@ RESULTS = REPO / "results"
 
 def _lesson_hessian_eigenvalues(scale=1.0):
     """Closed-form eigenvalues of 2/n [[sum x^2, sum x], [sum x, n]] for the lesson's data (x times scale)."""
-    from comparisons.data import make_synthetic
+    from comparisons.inputs.data import make_synthetic
 
     x = scale * make_synthetic(100, 1, 0.5, seed=0).X[:, 0]
     n = len(x)
@@ -172,7 +172,7 @@ def _expected_verdict(key, evidence_text):
         steps = [math.log(1e-6) / math.log(1 - lr * low) for lr in (0.05, 0.005)]
         return "holds" if steps[1] >= 2 * steps[0] else "wrong"
     if key == "lesson_program_fits":  # 1000 contractions of the slow direction from the start's distance
-        from comparisons.data import initial_parameters, make_synthetic
+        from comparisons.inputs.data import initial_parameters, make_synthetic
 
         data = make_synthetic(100, 1, 0.5, seed=0)
         theta = np.linalg.lstsq(np.hstack([data.X, np.ones((100, 1))]), data.y, rcond=None)[0][:, 0]
@@ -253,7 +253,7 @@ def test_every_claim_is_covered_by_a_flip():
 
 
 def test_strassen_claim_reads_the_matmul_table_only_when_this_run_wrote_it_first(tmp_path):
-    from comparisons.config import EXPERIMENTS
+    from comparisons.core.config import EXPERIMENTS
 
     assert EXPERIMENTS.index("matmul") < EXPERIMENTS.index("lesson_claims")  # the default order feeds it
     table = pd.DataFrame({"method": ["numpy"] * 3, "dtype": ["float64"] * 3, "n": [256, 512, 1024],

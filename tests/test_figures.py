@@ -15,7 +15,9 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from comparisons import figures, registry  # noqa: E402
+from comparisons.output import figures
+
+from comparisons.core import registry  # noqa: E402
 
 from .conftest import REPO, legend_clear_of_axes  # noqa: E402
 
@@ -370,7 +372,7 @@ def test_variants_figure_has_a_line_per_implementation_and_batch_size():
     table = pd.read_csv(RESULTS / "variants.csv")
     by_epoch, by_time = variants.figure(table).axes
     lines = _labelled_lines(by_epoch)
-    from comparisons import registry
+    from comparisons.core import registry
 
     assert set(lines) == {f"{registry.label(n)}, batch {b}" for n, b in zip(table.implementation, table.batch_size)}
     for (name, batch_size), rows in table.groupby(["implementation", "batch_size"]):

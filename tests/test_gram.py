@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons.data import initial_parameters, make_synthetic
+from comparisons.inputs.data import initial_parameters, make_synthetic
 
 from .conftest import LESSON_ITERATIONS
 
@@ -158,8 +158,8 @@ def test_tape_gram_checks_autodiff_against_the_analytic_gradient_every_step(less
 
 
 def test_tape_gram_gradient_mismatch_stops_the_run(lesson_data, lesson_trainer, monkeypatch):
-    from comparisons import tolerances
-    from comparisons.results import GradientMismatchError
+    from comparisons.core import tolerances
+    from comparisons.core.results import GradientMismatchError
 
     monkeypatch.setitem(tolerances.GRADIENT, "float64", -1.0)
     _, initial = lesson_data
@@ -171,8 +171,8 @@ def test_tape_gram_gradient_mismatch_stops_the_run(lesson_data, lesson_trainer, 
 def test_small_noise_float32_needs_the_bound_and_stays_within_it(tf_ready, name):
     """Near a fit with loss ~2e-6 of s, the float32 Gram loss misses the streaming one by more than the
     usual 1e-4; the derived bound, added to the usual tolerance, covers it. The weights still agree."""
-    from comparisons.implementations import make_trainer
-    from comparisons.tolerances import EQUIVALENCE
+    from comparisons.running.implementations import make_trainer
+    from comparisons.core.tolerances import EQUIVALENCE
 
     data = make_synthetic(100, 1, 0.01, seed=0)
     W0, b0 = initial_parameters(1, seed=0)
@@ -189,7 +189,7 @@ def test_small_noise_float32_needs_the_bound_and_stays_within_it(tf_ready, name)
 
 @pytest.fixture(scope="module")
 def gram_table(tmp_path_factory):
-    from comparisons.config import StudyConfig
+    from comparisons.core.config import StudyConfig
     from comparisons.experiments import ExperimentContext, gram
 
     return gram.run(ExperimentContext(config=StudyConfig(), out_dir=tmp_path_factory.mktemp("gram")))
@@ -232,7 +232,7 @@ def test_gram_figure_draws_both_curves_and_every_gap_with_its_bound(gram_table):
     assert right.get_yscale() == "log" and 0 < low <= values.min() and values.max() <= high
     lo, hi = left.get_ylim()
     assert lo <= min(gram_line.get_ydata().min(), streaming_line.get_ydata().min())
-    from comparisons.figures import plt
+    from comparisons.output.figures import plt
     plt.close(fig)
 
 
@@ -250,7 +250,7 @@ def test_gram_findings_read_the_table(gram_table):
 
 @pytest.mark.parametrize("name", ["numpy:gram", "gradient_tape:gram"])
 def test_gram_routes_report_divergence_like_numpy_and_take_the_rate_at_call_time(lesson_data, lesson_trainer, name):
-    from comparisons.implementations import make_trainer
+    from comparisons.running.implementations import make_trainer
 
     data, initial = lesson_data
     trainer = lesson_trainer(name, "float64", LESSON_ITERATIONS)  # built for lr 0.05
@@ -265,7 +265,7 @@ def test_gram_routes_report_divergence_like_numpy_and_take_the_rate_at_call_time
 
 def test_gram_stages_are_the_trainers_own_pass_and_iterations(lesson_data):
     """Timed apart by the scaling experiment: the pass gives the statistics, the iterations the trainer's curve."""
-    from comparisons.implementations import gram_stages, make_trainer
+    from comparisons.running.implementations import gram_stages, make_trainer
 
     data, (W0, b0) = lesson_data
     trainer = make_trainer("numpy:gram", data.X, data.y, 0.05, 30)

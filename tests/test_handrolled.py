@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons.data import initial_parameters, make_synthetic
-from comparisons.stability import analyse
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.running.stability import analyse
 
 
 def central_differences(X, y, W, b, h=1e-6):

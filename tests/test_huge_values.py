@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from comparisons import strict_json
+from comparisons.core import strict_json
 from handrolled.closed_form import column_norms
 
 from .conftest import run_driver, snapshot

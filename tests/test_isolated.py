@@ -3,7 +3,7 @@ import json
 import sys
 import textwrap
 
-from comparisons.isolated import Failure, run_child, run_resumable
+from comparisons.processes.isolated import Failure, run_child, run_resumable
 
 CHILD = textwrap.dedent("""
     import json, os, sys, time
@@ -66,7 +66,7 @@ def test_an_interrupted_parent_leaves_no_child(tmp_path, monkeypatch):
 
     import pytest
 
-    import comparisons.isolated as isolated
+    import comparisons.processes.isolated as isolated
 
     started = []
 
@@ -84,7 +84,7 @@ def test_an_interrupted_parent_leaves_no_child(tmp_path, monkeypatch):
 
 
 def test_the_failure_line_skips_warnings_and_their_source_echo():
-    from comparisons.isolated import last_meaningful
+    from comparisons.processes.isolated import last_meaningful
 
     text = ("fatal: the real cause\n/x/epoch_iterator.py:74: UserWarning: `shuffle=True` was passed\n"
             "  self.data_adapter = data_adapters.get_data_adapter(\n")

@@ -2,7 +2,7 @@
 
 Every JAX trainer runs the lesson's data (n = 100, m = 1) and an m = 3, n = 101 case (rows not
 divisible by 2 devices) in both dtypes and is compared with handrolled.descend point by point
-within comparisons.tolerances.EQUIVALENCE. Trainers are built once per module (one compile per
+within comparisons.core.tolerances.EQUIVALENCE. Trainers are built once per module (one compile per
 trainer shape); keras:jax, the CPU split and the runs without TensorFlow need their own processes.
 """
 import dataclasses
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons.data import initial_parameters, make_synthetic
-from comparisons.tolerances import EQUIVALENCE
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.core.tolerances import EQUIVALENCE
 
 from .conftest import REPO
 
@@ -175,7 +175,7 @@ def test_zero_iterations_give_the_starting_loss():
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_finite_differences_agree_with_autodiff(trainer, case):
-    from comparisons.finite_difference import central_differences, check
+    from comparisons.running.finite_difference import central_differences, check
     from jax_models.finite_difference import autodiff_gradient64
 
     data, (W0, b0), _ = case_data(case)
@@ -193,7 +193,7 @@ def test_finite_differences_agree_with_autodiff(trainer, case):
 
 def test_finite_differences_see_a_wrong_gradient():
     """The check is not vacuous: the numeric gradient is far from a gradient off by 1e-6 relative."""
-    from comparisons.finite_difference import central_differences
+    from comparisons.running.finite_difference import central_differences
 
     data, (W0, b0), _ = case_data("lesson")
     numeric, rounding = central_differences(data.X, data.y, W0, b0)
@@ -207,7 +207,7 @@ def test_devices_and_labels():
 
     jax = runtime.import_jax()
     assert jax.config.jax_enable_x64 and str(jax.config.jax_default_matmul_precision) == "highest"
-    from comparisons.devices import DeviceError, resolve_for
+    from comparisons.running.devices import DeviceError, resolve_for
 
     assert resolve_for("jax", "cpu") == ["cpu"]
     assert resolve_for("jax", "auto") == ["cpu"] + runtime.detected_gpus()
@@ -223,7 +223,7 @@ def test_gpu_request_without_a_gpu_names_what_jax_saw():
 
     if runtime.detected_gpus():
         pytest.skip("JAX sees a GPU here")
-    from comparisons.devices import DeviceError, resolve_for
+    from comparisons.running.devices import DeviceError, resolve_for
 
     with pytest.raises(DeviceError) as error:
         resolve_for("jax", "gpu")
@@ -270,7 +270,7 @@ def keras_runs():
     mini-batch order; and float64 with Keras' promotion as shipped (50 updates)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from comparisons.keras_jax_child import make_keras_jax_trainer
+    from comparisons.running.keras_jax_child import make_keras_jax_trainer
 
     data, (W0, b0), iterations = case_data("lesson")
     order = handrolled.sample_order(data.n, handrolled.epochs_needed(data.n, 32, 40), seed=5)
@@ -334,7 +334,7 @@ def test_keras_as_shipped_rounds_float64_through_float32(keras_runs):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_keras_jax_on_the_gpu_matches_numpy(dtype):
     gpu = _gpu_or_skip()
-    from comparisons.keras_jax_child import make_keras_jax_trainer
+    from comparisons.running.keras_jax_child import make_keras_jax_trainer
 
     data, (W0, b0), iterations = case_data("lesson")
     X, y = data.X.astype(dtype), data.y.astype(dtype)
@@ -344,7 +344,7 @@ def test_keras_jax_on_the_gpu_matches_numpy(dtype):
 
 
 def test_keras_jax_bad_arguments_fail_before_a_child_starts(tmp_path):
-    from comparisons.keras_jax_child import write_job
+    from comparisons.running.keras_jax_child import write_job
 
     data, (W0, b0), _ = case_data("lesson")
     with pytest.raises(ValueError, match="3 batches for 5 updates"):
@@ -354,7 +354,7 @@ def test_keras_jax_bad_arguments_fail_before_a_child_starts(tmp_path):
 
 @pytest.mark.slow
 def test_keras_jax_child_failure_is_one_line():
-    from comparisons.keras_jax_child import KerasJaxError, make_keras_jax_trainer
+    from comparisons.running.keras_jax_child import KerasJaxError, make_keras_jax_trainer
 
     data, (W0, b0), _ = case_data("lesson")
     with pytest.raises(KerasJaxError) as error:
@@ -389,8 +389,8 @@ def test_jax_and_keras_jax_run_where_tensorflow_cannot_be_imported(tmp_path):
         except ImportError:
             blocked = True
         import handrolled
-        from comparisons.data import initial_parameters, make_synthetic
-        from comparisons.keras_jax_child import make_keras_jax_trainer
+        from comparisons.inputs.data import initial_parameters, make_synthetic
+        from comparisons.running.keras_jax_child import make_keras_jax_trainer
         from jax_models.loop import make_jax_trainer
         data, (W0, b0) = make_synthetic(100, 1, 0.5, seed=0), initial_parameters(1, seed=0)
         reference = handrolled.descend(data.X, data.y, W0, b0, 0.05, 100)
@@ -430,7 +430,7 @@ def test_sharded_over_a_split_cpu_matches_numpy():
         from jax_models.runtime import HostSplitError, import_jax, request_cpu_devices
         jax = import_jax(cpu_devices=2)
         import handrolled
-        from comparisons.data import initial_parameters, make_synthetic
+        from comparisons.inputs.data import initial_parameters, make_synthetic
         from jax_models.sharded import make_sharded_trainer
         out = {"devices": len(jax.devices("cpu")), "runs": []}
         for n, m, iterations in [(100, 1, 1000), (101, 3, 200)]:
@@ -495,15 +495,15 @@ def test_start_up_filter_drops_known_notices_only():
 
 
 def test_keras_jax_child_usage_error():
-    done = subprocess.run([sys.executable, "-m", "comparisons.keras_jax_child"], cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "comparisons.running.keras_jax_child"], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: usage: python -m comparisons.keras_jax_child JOB.npz RESULT.npz"]
+    assert done.stderr.strip().splitlines() == ["error: usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz"]
 
 
 def test_keras_jax_child_plans_repeats_from_its_steady_pace(monkeypatch):
     """A slow warm-up (compiling) does not starve the timed calls: after one, the slowest timed call sets the pace."""
-    from comparisons import timing
+    from comparisons.running import timing
 
     def timed(budget_s):
         durations = iter([0.05] + [0.001] * 10)  # a warm-up, then steady calls (a simulated clock)

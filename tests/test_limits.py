@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 import run_all
-from comparisons import csv_data, limits, stability
-from comparisons.errors import UsageError
+from comparisons.inputs import csv_data
+from comparisons.core import limits
+from comparisons.running import stability
+from comparisons.core.errors import UsageError
 
 from .conftest import imports_of_runs
 

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from comparisons import out_folder, scratch
+from comparisons.output import out_folder
+
+from comparisons.processes import scratch
 
 from .conftest import REPO, run_driver, sigint_as_in_a_terminal, snapshot
 from .test_robustness import TRAINING, _ANNOUNCED_RUN

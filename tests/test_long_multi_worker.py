@@ -1,6 +1,6 @@
 """Multi-worker runs of any length: flat thread counts over tens of thousands of steps, and a stalled peer still fails the run.
 
-Real worker processes on loopback (comparisons.cluster). The thread leak this guards against:
+Real worker processes on loopback (comparisons.processes.cluster). The thread leak this guards against:
 TensorFlow starts one sleeping watchdog thread per collective that carries a timeout, so one
 all-reduce per step under CommunicationOptions(timeout_seconds=60) grew each worker by about a
 thread per step until it aborted ("Resource temporarily unavailable").
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import handrolled
-from comparisons import cluster
-from comparisons.data import initial_parameters, make_synthetic
-from comparisons.tolerances import EQUIVALENCE
+from comparisons.processes import cluster
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.core.tolerances import EQUIVALENCE
 
 LONG_STEPS = 20_000  # a leak of one thread per step would add thousands; the loop takes seconds at n = 100
 

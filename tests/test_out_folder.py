@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from comparisons.out_folder import SIGNATURE, SIGNATURE_KEY, is_results_folder
+from comparisons.output.out_folder import SIGNATURE, SIGNATURE_KEY, is_results_folder
 
 from .conftest import REPO, imports_of_runs, mark_as_results, run_driver, snapshot
 

@@ -1,7 +1,7 @@
 """The run plan read from the registry: which (implementation, device, dtype) runs, and what is skipped and why."""
-from comparisons.config import StudyConfig
-from comparisons.registry import REGISTRY
-from comparisons.study import plan
+from comparisons.core.config import StudyConfig
+from comparisons.core.registry import REGISTRY
+from comparisons.running.study import plan
 
 
 def test_the_slow_idiom_runs_one_dtype_when_both_are_asked_and_says_so():
@@ -34,7 +34,7 @@ def test_a_full_batch_only_trainer_refuses_a_sample_order_before_building_anythi
     import numpy as np
     import pytest
 
-    from comparisons.implementations import make_trainer
+    from comparisons.running.implementations import make_trainer
 
     X, y, batches = np.ones((4, 1)), np.ones((4, 1)), [np.array([0, 1])]
     refusing = [name for name in REGISTRY if name not in ("numpy", "keras", "keras:jax")]

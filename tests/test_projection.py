@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 
-from comparisons.projection import (
+from comparisons.experiments.projection import (
     Compute, Network, best_workers, gradient_payload, gram_best_workers, gram_payload, gram_route_s,
     ring_allreduce_s, step_best_workers, step_s,
 )

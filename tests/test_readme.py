@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from comparisons import front_page, report
+from comparisons.report import front_page, document as report
 
 from .conftest import REPO
 from .test_report import edit_csv, write_folder

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from comparisons import report
-from comparisons.data import make_synthetic
+from comparisons.report import document as report, front_page
+from comparisons.inputs.data import make_synthetic
 from comparisons.experiments import lr_sweep, variants
-from comparisons.prose import md_table, span
-from comparisons.registry import REGISTRY
+from comparisons.output.prose import md_table, span
+from comparisons.core.registry import REGISTRY
 
 from .conftest import REPO
 
@@ -141,23 +141,22 @@ def build(folder, monkeypatch):
 
 def test_readme_block_is_what_the_committed_results_give():
     readme = (REPO / "README.md").read_text()
-    assert report.readme_block_of(readme) == report.readme_block(RESULTS)
+    assert front_page.readme_block_of(readme) == front_page.readme_block(RESULTS)
 
 
 def test_sync_readme_rewrites_only_the_blocks(folder):
-    from comparisons import front_page
     readme = folder.parent / "README.md"
     readme.write_text(f"# title\n\nkept\n\n{report.FINDINGS_START}\nstale 1.6 ms\n{report.FINDINGS_END}\n\nalso kept\n\n"
                       f"{front_page.START.format(key='which to use')}\nstale table\n"
                       f"{front_page.END.format(key='which to use')}\n")
-    assert report.sync_readme(folder) == readme
+    assert front_page.sync_readme(folder) == readme
     text = readme.read_text()
     assert text.startswith("# title\n\nkept\n\n") and "\n\nalso kept\n\n" in text
-    assert "stale" not in text and report.readme_block_of(text) == report.readme_block(folder)
+    assert "stale" not in text and front_page.readme_block_of(text) == front_page.readme_block(folder)
     assert "| numpy, by hand |" in text
     other = folder.parent / "elsewhere"
     shutil.copytree(folder, other)
-    assert report.sync_readme(other) is None  # only the folder called results/ beside the README
+    assert front_page.sync_readme(other) is None  # only the folder called results/ beside the README
 
 
 # --- the single run's findings -----------------------------------------------------------------------------
@@ -403,7 +402,7 @@ def test_machine_facts_come_from_environment_json_only(folder, monkeypatch):
     env = dict(json.loads((folder / "environment.json").read_text()), cpu_model="Big Iron 9000", cpu_cores_usable=16,
                tensorflow={"gpus": ["/physical_device:GPU:0"], "physical_devices": ["CPU:0", "GPU:0"]})
     (folder / "environment.json").write_text(json.dumps(env))
-    text = build(folder, monkeypatch) + report.readme_block(folder)
+    text = build(folder, monkeypatch) + front_page.readme_block(folder)
     assert "Big Iron 9000, 16 usable cores" in text and "GPU /physical_device:GPU:0" in text
     assert "TensorFlow saw a GPU (/physical_device:GPU:0), but no run in these tables used it" in text
     write_folder(folder, TIMINGS + [timing_row("keras", "float64", 1.0, 0.2, 0.19, 0.21, device="gpu:0")], env)
@@ -414,7 +413,7 @@ def test_machine_facts_come_from_environment_json_only(folder, monkeypatch):
 
 def test_generated_text_types_no_machine_fact():
     """The sources that write the report's and README's text state no core count or CPU model of their own."""
-    sources = [REPO / "comparisons" / f for f in ("report.py", "prose.py", "front_page.py")]
+    sources = [REPO / "comparisons" / f for f in ("report/document.py", "output/prose.py", "report/front_page.py")]
     sources += sorted((REPO / "comparisons" / "experiments").glob("*.py"))
     for path in sources:
         text = path.read_text().lower()
@@ -424,7 +423,7 @@ def test_generated_text_types_no_machine_fact():
 
 def test_report_compares_no_implementation_name():
     """Per-implementation words come from the registry (summary, title, note), never from name tests."""
-    tree = ast.parse((REPO / "comparisons" / "report.py").read_text())
+    tree = ast.parse((REPO / "comparisons" / "report" / "document.py").read_text())
     tables = [node for node in ast.walk(tree) if isinstance(node, ast.Assign)
               and any(getattr(t, "id", "") in ("FRAMEWORK_WORDS",) for t in node.targets)]
     allowed = {id(k) for table in tables for k in table.value.keys}  # notes keyed by row; framework words

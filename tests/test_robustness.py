@@ -18,7 +18,7 @@ _ANNOUNCED_RUN = """
 import sys, time
 sys.path.insert(0, {repo!r})
 import run_all
-from comparisons import study
+from comparisons.running import study
 
 real_time_calls = study.time_interleaved
 
@@ -130,7 +130,7 @@ def test_curves_that_overflow_alike_are_no_difference():
     """inf against inf (and NaN against NaN) is the same result, not a NaN 'outside tolerance'."""
     import numpy as np
 
-    from comparisons.tables import _relative_gaps
+    from comparisons.output.tables import _relative_gaps
 
     a = np.array([1.0, 2.0, np.inf, np.nan])
     gaps = _relative_gaps(a, np.array([1.0, 2.5, np.inf, np.nan]))
@@ -141,7 +141,7 @@ def test_curves_that_overflow_alike_are_no_difference():
 def test_failure_after_staging_keeps_previous_results(previous_results, monkeypatch, capsys):
     """A study that fails late (tables written, the report not) exits 1 and leaves no trace but the old folder."""
     import run_all
-    from comparisons import report
+    from comparisons.report import document as report
 
     before = snapshot(previous_results)
     seen = []

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from comparisons.config import StudyConfig
+from comparisons.core.config import StudyConfig
 from comparisons.experiments import ExperimentContext, scaling
-from comparisons.timing import Timing
+from comparisons.running.timing import Timing
 
 from .conftest import legend_clear_of_axes
 
@@ -165,7 +165,7 @@ def test_findings_and_report_read_the_table():
 
 
 def test_figure_draws_a_line_per_implementation_both_floors_and_contains_every_value():
-    from comparisons.figures import plt
+    from comparisons.output.figures import plt
 
     table = pd.concat([_table(PER, PASS), _table(PER, PASS, dtype="float64")], ignore_index=True)
     fig = scaling.figure(table)
@@ -249,8 +249,8 @@ def test_tiny_run_times_the_gram_stages(tmp_path, tf_ready, monkeypatch):
 
 
 def test_quick_takes_the_cheapest_row_of_each_framework_and_route():
-    from comparisons import registry
-    from comparisons.registry import Implementation
+    from comparisons.core import registry
+    from comparisons.core.registry import Implementation
 
     fake = [Implementation(f"fake{k}", "", framework, "x:y", route=route, step_cost_s=cost)
             for k, (framework, route, cost) in enumerate([("numpy", "streaming", 2e-5), ("numpy", "streaming", 1e-5),
@@ -267,8 +267,8 @@ def test_quick_takes_the_cheapest_row_of_each_framework_and_route():
 
 
 def test_stable_lr_from_the_gram_pass_is_the_stability_analysis_one():
-    from comparisons import stability
-    from comparisons.data import make_synthetic
+    from comparisons.running import stability
+    from comparisons.inputs.data import make_synthetic
 
     for m in (1, 5):
         data = make_synthetic(3000, m, 0.5, seed=m)

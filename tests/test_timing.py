@@ -1,4 +1,4 @@
-"""The timing harness (comparisons/timing.py): intervals of the median, ties, round-robin order, budget, break-even.
+"""The timing harness (comparisons/running/timing.py): intervals of the median, ties, round-robin order, budget, break-even.
 
 The harness reads time.perf_counter; here it reads a fake clock that only the timed functions move, so
 every duration is exact and nothing depends on how fast or busy the machine is. Every expected value is
@@ -10,8 +10,8 @@ from fractions import Fraction
 
 import pytest
 
-from comparisons import timing
-from comparisons.timing import (Timing, break_even_updates, median_interval, overlap, planned_repeats, ratio_interval,
+from comparisons.running import timing
+from comparisons.running.timing import (Timing, break_even_updates, median_interval, overlap, planned_repeats, ratio_interval,
                                 round_orders, tie_groups, tie_ranks, time_calls, time_interleaved)
 from tf_models.distributed_bench import call_seconds
 
@@ -291,8 +291,8 @@ def test_multi_worker_launcher_plans_jobs_by_calls_owed(monkeypatch, warm_up_s, 
 
     import numpy as np
 
-    from comparisons import cluster
-    from comparisons.adapters import tf_trainers
+    from comparisons.processes import cluster
+    from comparisons.running.adapters import tf_trainers
 
     asked = []
 

@@ -1,4 +1,4 @@
-"""Which devices TensorFlow sees and labels, and the numerics switches for equivalence (comparisons/devices.py picks a run's)."""
+"""Which devices TensorFlow sees and labels, and the numerics switches for equivalence (comparisons/running/devices.py picks a run's)."""
 import tensorflow as tf
 
 

@@ -11,7 +11,7 @@
   cluster start, "support_probe" = tf_models/distribution_probe.py's configurations).
 
 Everything returns plain dicts; the entry point (`python -m tf_models.distributed_bench JOB.json`)
-prints one JSON line per measurement for comparisons/isolated.py.
+prints one JSON line per measurement for comparisons/processes/isolated.py.
 """
 import json
 import os
@@ -33,7 +33,7 @@ def steps_per_call(n, m, target_s, low=3, high=300):
 def call_seconds(fn, calls):
     """(result of a first call, its seconds, seconds of each of `calls` more calls): raw wall-clock times, no statistics.
 
-    The statistics and the planning of `calls` are comparisons.timing's, in the launching process;
+    The statistics and the planning of `calls` are comparisons.running.timing's, in the launching process;
     the multi-worker chief (tf_models/multi_worker.py) and the benchmarks here time with this loop.
     """
     start = time.perf_counter()

@@ -244,7 +244,7 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
 def autodiff_gradient64(X, y, W, b):
     """tf.GradientTape's gradient of the MSE at (W, b), in float64, as [dL/dW; dL/db] (m + 1,).
 
-    The study checks it against central differences of the loss (comparisons/finite_difference.py).
+    The study checks it against central differences of the loss (comparisons/running/finite_difference.py).
     """
     X64, y64 = tf.constant(np.asarray(X, np.float64)), tf.constant(np.asarray(y, np.float64))
     params = tf.Variable(np.append(np.asarray(W, np.float64).ravel(), np.float64(b)))  # (m + 1,): [W, b]

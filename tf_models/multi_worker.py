@@ -1,7 +1,7 @@
 """One worker of a MultiWorkerMirroredStrategy cluster: `python -m tf_models.multi_worker --job JOB.json`.
 
 Runs unchanged on real hosts: each host sets TF_CONFIG (the cluster's addresses and its own
-index) and runs this module with the same job description; comparisons/cluster.py does exactly
+index) and runs this module with the same job description; comparisons/processes/cluster.py does exactly
 that on loopback. Only this module's standard library, numpy and TensorFlow are needed.
 
 TF_CONFIG (one per worker; only "task.index" differs):
@@ -18,7 +18,7 @@ The job (JSON from a file, or stdin with `--job -`), the same for every worker:
      "shard": "contiguous",           # the row rule: worker k holds rows shards(n, W)[k] (np.array_split)
      "lr": 0.05, "iterations": 1000, "W0": [[...]], "b0": 0.0,  # W0 (m, 1) as nested lists
      "repeats": 5,                    # exactly this many timed calls after one warm-up (the launcher plans
-                                       # the count: comparisons.timing.planned_repeats; every worker makes them)
+                                       # the count: comparisons.running.timing.planned_repeats; every worker makes them)
      "divergence_factor": 1e6,
      "collective_timeout_s": 60,      # a peer that does not join a set-up collective fails it after this
                                        # long; the descent's collectives carry no timeout (see below)
@@ -34,7 +34,7 @@ Errors: any failure prints one line `error: worker K: <Type>: <message>` on stde
 a launcher shows that line. A broken peer makes the others fail within collective_timeout_s: a
 dead or stopped one through TensorFlow's own heartbeats (its coordination service) or the gRPC
 error, one that never joins the job through the set-up collectives' timeout, and a cluster that
-stalls in any other way through the launcher's watchdog (comparisons/cluster.py), which ends
+stalls in any other way through the launcher's watchdog (comparisons/processes/cluster.py), which ends
 workers that use no CPU for that long while a job is pending.
 
 Why the loops' collectives have no timeout: TensorFlow starts one watchdog thread per collective
@@ -166,7 +166,7 @@ def serve_task(ctx):
 
     One strategy and one TensorFlow start-up serve many jobs; the chief writes NNNN.result.json
     beside each job. A job's own collective_timeout_s applies to its set-up collectives. The launcher
-    ends the workers with SIGTERM when it is done (comparisons.cluster.ClusterSession); a job that
+    ends the workers with SIGTERM when it is done (comparisons.processes.cluster.ClusterSession); a job that
     fails ends them here, with the usual one-line error.
     """
     import tensorflow as tf

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import EXPERIMENTS, StudyConfig
+from comparisons.core.config import EXPERIMENTS, StudyConfig
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class ExperimentContext:
 
 def study_data(ctx):
     """(Dataset, W0, b0): the single run's data and start when given, else the generator at the config's sizes."""
-    from ..data import initial_parameters, make_synthetic
+    from comparisons.inputs.data import initial_parameters, make_synthetic
 
     if ctx.data is not None:
         return (ctx.data, *ctx.initial)

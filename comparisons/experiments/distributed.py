@@ -10,7 +10,7 @@ cost, not a speed-up.
 
 Stated (kind "stated"): a datacenter interconnect's latency and bandwidth, with their source.
 
-Model (kind "model", comparisons/projection.py): time per step and per run of N iterations on
+Model (kind "model", comparisons/experiments/projection.py): time per step and per run of N iterations on
 K = 1..1024 workers, by the per-step all-reduce route and by the Gram route, once with the
 loopback figures and once with the datacenter ones, and the best worker count at each n.
 """
@@ -23,10 +23,10 @@ import pandas as pd
 
 import handrolled
 
-from .. import projection
-from ..isolated import Failure, python_module, run_child
-from ..prose import md_table
-from ..timing import time_calls
+from comparisons.experiments import projection
+from comparisons.processes.isolated import Failure, python_module, run_child
+from comparisons.output.prose import md_table
+from comparisons.running.timing import time_calls
 
 NAME = "distributed"
 M = 32  # features
@@ -96,7 +96,7 @@ def _mirrored(plan_):
 
 def _cluster(plan_, workers):
     """The chief's result of the benchmark task on `workers` loopback workers, or a one-line error string."""
-    from ..cluster import ClusterError, run_job
+    from comparisons.processes.cluster import ClusterError, run_job
 
     job = {"task": "benchmark" if workers > 1 else "time_steps", "sizes": list(plan_["sizes"]), "m": M,
            "dtype": DTYPE, "target_s": plan_["target_s"], "repeats": plan_["repeats"], "collective_timeout_s": 60,
@@ -244,7 +244,7 @@ def figure(table):
     Line styles mean the same in every panel: solid = measured step, dotted = measured all-reduce,
     dashed = the model's per-step route, dash-dot = the model's Gram route; hollow squares = loopback figures.
     """
-    from ..figures import legend_outside, plt
+    from comparisons.output.figures import legend_outside, plt
 
     fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.8))
     steps = table[(table.kind == "measured") & (table.what == "step")].dropna(subset=["seconds_per_step"])
@@ -295,7 +295,7 @@ def _power(n):
 
 def plot(table, out_dir):
     """distributed.png from the table alone."""
-    from ..figures import save
+    from comparisons.output.figures import save
 
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 
@@ -412,7 +412,7 @@ def report_section(table):
     dc = _network(table, "datacenter")
     compute = table[table.what == "compute"].iloc[0]
     gram_it = table[table.what == "gram_iteration"].seconds.iloc[0]
-    lines += ["", "**Model, not a measurement** (`kind = model`, comparisons/projection.py): on K workers a step "
+    lines += ["", "**Model, not a measurement** (`kind = model`, comparisons/experiments/projection.py): on K workers a step "
               "costs the one-replica overhead plus (n / K)(m + 1) values at the measured cost per value, plus a ring "
               "all-reduce of the gradient, m + 1 numbers: 2 (K - 1) latencies plus 2 (K - 1) / K of its bytes over "
               "the bandwidth. Measured inputs: overhead "

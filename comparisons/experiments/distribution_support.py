@@ -17,11 +17,11 @@ import pandas as pd
 import handrolled
 from tf_models.distribution_probe import APIS, FEEDS, ProbeConfig
 
-from ..data import initial_parameters, make_synthetic
-from ..isolated import Failure, python_module, run_child, run_resumable
-from ..scratch import owned_dir
-from ..prose import md_table
-from ..tolerances import EQUIVALENCE
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.processes.isolated import Failure, python_module, run_child, run_resumable
+from comparisons.processes.scratch import owned_dir
+from comparisons.output.prose import md_table
+from comparisons.core.tolerances import EQUIVALENCE
 
 NAME = "distribution_support"
 REPLICAS = 2  # the matrix splits rows over two replicas (two logical CPUs, or two worker processes)
@@ -102,7 +102,7 @@ def _job(data, W0, b0, lr, configs):
 
 def _cluster_attempt(job_of, timeout_s, scratch, startup_s=60.0):
     """attempt(remaining) for run_resumable: one loopback cluster runs the support_probe task over them."""
-    from ..cluster import ClusterError, run_cluster
+    from comparisons.processes.cluster import ClusterError, run_cluster
 
     def attempt(remaining):
         progress = Path(scratch) / f"progress-{len(list(Path(scratch).iterdir()))}.jsonl"  # a new file per attempt

@@ -15,8 +15,8 @@ import pandas as pd
 
 import handrolled
 
-from ..data import initial_parameters, make_synthetic
-from ..tolerances import EQUIVALENCE
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.core.tolerances import EQUIVALENCE
 
 NAME = "gram"
 NOISES = (0.5, 0.05, 0.01)  # the lesson's noise, then fits whose loss is 1e-4 and 2e-6 of s
@@ -83,7 +83,7 @@ def frozen_from(losses, least=10):
 
 def figure(table):
     """The Figure: the shown case's loss curves (left) and every case's gap against its bound (right)."""
-    from ..figures import plt
+    from comparisons.output.figures import plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.6), gridspec_kw={"width_ratios": [1, 1.25]})
     noise, dtype = SHOWN
@@ -133,7 +133,7 @@ def figure(table):
 
 def plot(table, out_dir):
     """gram.png from the table alone."""
-    from ..figures import save
+    from comparisons.output.figures import save
 
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 
@@ -164,7 +164,7 @@ def report_section(table):
              "M = s + 2 |theta|^T |c| + |theta|^T |G| |theta| (about 4 s near the fit) and k = 2 (m + 1) + 4 roundings "
              "(plus n for a float64 run, whose sums are in its own dtype): first-order worst case, see "
              "`handrolled/gram.py`. A point agrees when its gap to the streaming loss is within the usual tolerance "
-             "(`comparisons/tolerances.py`) plus this bound; the tolerance itself is never widened.",
+             "(`comparisons/core/tolerances.py`) plus this bound; the tolerance itself is never widened.",
              "", f"Lesson data (n = {N_SAMPLES}, one feature), lr {LR}, {ITERATIONS} iterations, the same start:", "",
              "| noise | dtype | s | final loss | s / loss | max relative gap | max bound | tolerance | "
              "max abs weight diff | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]

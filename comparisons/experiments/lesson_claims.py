@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 import handrolled
-from .. import stability, strict_json
-from ..data import initial_parameters, make_synthetic
-from ..prose import md_table
-from ..timing import time_calls
-from . import lr_sweep, matmul
+from comparisons.running import stability
+from comparisons.core import strict_json
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.output.prose import md_table
+from comparisons.running.timing import time_calls
+from comparisons.experiments import lr_sweep, matmul
 
 NAME = "lesson_claims"
 VERDICTS = ("holds", "wrong", "imprecise")
@@ -448,7 +449,7 @@ COLOURS = {"holds": "#4caf50", "wrong": "#e53935", "imprecise": "#fb8c00"}
 
 def figure(table):
     """One coloured row per claim with its verdict (the Figure, unsaved)."""
-    from ..figures import plt  # matplotlib with the Agg backend, loaded only to draw
+    from comparisons.output.figures import plt  # matplotlib with the Agg backend, loaded only to draw
 
     fig, ax = plt.subplots(figsize=(11, 0.42 * len(table) + 1.2))
     for i, row in enumerate(table.itertuples()):
@@ -467,7 +468,7 @@ def figure(table):
 
 def plot(table, out_dir):
     """lesson_claims.png."""
-    from ..figures import save
+    from comparisons.output.figures import save
 
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 

@@ -1,6 +1,6 @@
 """Learning-rate stability against theory: the Hessian's 2 / lambda_max threshold and predicted convergence speed.
 
-For the MSE the Hessian is H = 2/n [X, 1]^T [X, 1] (comparisons.stability). Full-batch descent
+For the MSE the Hessian is H = 2/n [X, 1]^T [X, 1] (comparisons.running.stability). Full-batch descent
 is stable iff lr < 2 / lambda_max. Every implementation is run at rates from far below to above
 that threshold (including the lesson's 0.05, 0.25 and 10) and must land on the side theory says.
 
@@ -18,10 +18,12 @@ import pandas as pd
 
 import handrolled
 
-from .. import registry, stability
-from ..implementations import make_trainer
-from ..prose import join, md_table, plural
-from . import study_data
+from comparisons.core import registry
+
+from comparisons.running import stability
+from comparisons.running.implementations import make_trainer
+from comparisons.output.prose import join, md_table, plural
+from comparisons.experiments import study_data
 
 NAME = "lr_sweep"
 LESSON_RATES = (0.05, 0.25, 10.0)  # the lesson's rate, its 1-D example's step, and its diverging step
@@ -121,7 +123,7 @@ def run(ctx):
 def figure(table, lr=None):
     """Final loss against lr with the threshold, the run's rate `lr` and the shorter runs marked; predicted vs
     measured iterations (the Figure, unsaved). Without `lr` the lesson's rate is marked."""
-    from ..figures import COLOURS, legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
+    from comparisons.output.figures import COLOURS, legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
 
     lr = LESSON_RATES[0] if lr is None else float(lr)
     fig, (ax_l, ax_i) = plt.subplots(1, 2, figsize=(14, 7.5))
@@ -167,7 +169,7 @@ def plot(table, out_dir):
     """lr_sweep.png, marking the run's rate from out_dir's config.json (the lesson's when there is none)."""
     import json
 
-    from ..figures import save
+    from comparisons.output.figures import save
 
     config = Path(out_dir) / "config.json"
     lr = json.loads(config.read_text()).get("lr") if config.exists() else None

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..prose import md_table
-from ..tolerances import MATMUL as MATMUL_AGREEMENT
-from ..timing import time_interleaved
+from comparisons.output.prose import md_table
+from comparisons.core.tolerances import MATMUL as MATMUL_AGREEMENT
+from comparisons.running.timing import time_interleaved
 
 NAME = "matmul"
 STRASSEN_EXPONENT = math.log2(7)  # 2.807: seven half-size products instead of eight
@@ -216,7 +216,7 @@ def slope_guides(ax, table):
 
 def figure(table):
     """Time and GFLOP/s against n for each method and dtype, log-log, with n^2 and n^3 guides (the Figure, unsaved)."""
-    from ..figures import COLOURS, MARKERS, legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
+    from comparisons.output.figures import COLOURS, MARKERS, legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(13, 6.4))
     for k, ((method, device, dtype), rows) in enumerate(table.groupby(["method", "device", "dtype"])):
@@ -242,7 +242,7 @@ def figure(table):
 
 def plot(table, out_dir):
     """matmul.png."""
-    from ..figures import save
+    from comparisons.output.figures import save
 
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 

@@ -10,7 +10,7 @@ of [X, 1]^T [X, 1] at the machine's GEMM rate or one read of the data, whichever
 The bandwidth and the GEMM rate are not measured once at the start: at every (n, m, dtype) point
 their probes (a contiguous sum and a BLAS matrix-vector product over an array far larger than the
 caches; a square float64 matrix product) are timed in the same interleaved rounds as the rows they
-judge (comparisons.timing.time_interleaved), so a slow minute moves a row and its floor alike.
+judge (comparisons.running.timing.time_interleaved), so a slow minute moves a row and its floor alike.
 Each point's ratio to each floor shows where an implementation is overhead-bound (small n: fixed
 per-step cost dominates) and where it becomes bandwidth-bound (ratio near 1).
 
@@ -30,11 +30,13 @@ import pandas as pd
 from handrolled.broadcast import descend_broadcast
 from handrolled.gram import block_rows_for, sufficient_statistics
 
-from .. import registry, stability
-from ..data import initial_parameters, make_synthetic
-from ..implementations import gram_stages, make_trainer
-from ..results import from_run
-from ..timing import time_interleaved
+from comparisons.core import registry
+
+from comparisons.running import stability
+from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.running.implementations import gram_stages, make_trainer
+from comparisons.core.results import from_run
+from comparisons.running.timing import time_interleaved
 
 NAME = "scaling"
 PASSES = 2  # reads of X per iteration without fusion: X W and X^T r
@@ -379,7 +381,7 @@ def figure(table):
     whole call, pass included, over its GRAM_ITERATIONS iterations (dotted), the per-iteration price
     to set beside a streaming line for 1000 iterations.
     """
-    from ..figures import legend_outside, plt
+    from comparisons.output.figures import legend_outside, plt
 
     panels = sorted(table.groupby(["n_features", "dtype"]).groups)
     cols = min(2, len(panels))
@@ -415,7 +417,7 @@ def figure(table):
 
 def plot(table, out_dir):
     """scaling.png from the table alone."""
-    from ..figures import save  # matplotlib with the Agg backend, loaded only to draw
+    from comparisons.output.figures import save  # matplotlib with the Agg backend, loaded only to draw
 
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 
@@ -499,7 +501,7 @@ def _blocked_lines(table):
     pairs = blocked_against_graph(table)
     if pairs.empty:
         return []
-    from ..timing import overlap
+    from comparisons.running.timing import overlap
 
     n = _target_n(table)
     lines = ["", f"**The blocked GradientTape loop** (a row whose `mode` is `blocked`: each step goes through X in "

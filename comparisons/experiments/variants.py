@@ -14,13 +14,13 @@ import pandas as pd
 
 import handrolled
 
-from .. import registry
-from ..data import order_seed
-from ..implementations import make_trainer
-from ..prose import join, md_table
-from ..tolerances import EQUIVALENCE
-from ..timing import time_interleaved
-from . import study_data
+from comparisons.core import registry
+from comparisons.inputs.data import order_seed
+from comparisons.running.implementations import make_trainer
+from comparisons.output.prose import join, md_table
+from comparisons.core.tolerances import EQUIVALENCE
+from comparisons.running.timing import time_interleaved
+from comparisons.experiments import study_data
 
 NAME = "variants"
 DTYPE = "float64"  # the equivalence check needs float64
@@ -123,7 +123,7 @@ def run(ctx):
 
 def figure(table):
     """Full-data loss above OLS against epochs and against wall-clock time (the Figure, unsaved)."""
-    from ..figures import legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
+    from comparisons.output.figures import legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(13, 5))
     colours = dict(zip(sorted(table.batch_size.unique(), reverse=True), ("C0", "C1", "C2", "C3")))
@@ -149,7 +149,7 @@ def figure(table):
 
 def plot(table, out_dir):
     """variants.png."""
-    from ..figures import save
+    from comparisons.output.figures import save
 
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 

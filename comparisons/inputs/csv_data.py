@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Dataset
-from .errors import UsageError
+from comparisons.inputs.data import Dataset
+from comparisons.core.errors import UsageError
 
 CHUNK_ROWS = 50_000  # rows parsed at a time: their cells as strings are the load's transient memory
 PROGRESS_MIN_BYTES = 16 * 2**20  # files from this size get a progress bar

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from . import strict_json
-from .registry import REFERENCE
-from .study import SOLVE, final_parameters_raw
-from .timing import break_even_updates, ratio_interval
+from comparisons.core import strict_json
+from comparisons.core.registry import REFERENCE
+from comparisons.running.study import SOLVE, final_parameters_raw
+from comparisons.running.timing import break_even_updates, ratio_interval
 
 TABLE_COLUMNS = {
     "weights.csv": ["implementation", "device", "dtype", "parameter", "value"],

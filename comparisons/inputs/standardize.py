@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from .errors import UsageError
+from comparisons.core.errors import UsageError
 
 
 def standardize(dataset, center_target=False):

@@ -4,8 +4,8 @@ import math
 
 import handrolled
 
-from ..results import GradientMismatchError, from_run
-from .numpy_trainers import gram_loss_bound
+from comparisons.core.results import GradientMismatchError, from_run
+from comparisons.running.adapters.numpy_trainers import gram_loss_bound
 
 MULTI_WORKER_TIMEOUT_S = float("inf")  # no limit on a run's length: the launcher's watchdog ends a stalled one (cluster.StallWatch)
 COLLECTIVE_TIMEOUT_S = 60.0  # a peer that does not join a job, or a cluster that stalls, fails the run after this long
@@ -101,7 +101,7 @@ def mirrored_tape(spec):
 def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     """The tape loop on spec.workers loopback processes: (W0, b0, rate, repeats=0, budget_s=inf) -> RunResult with .timing.
 
-    Each call runs on the workers (comparisons.cluster: the study's shared session, or one opened
+    Each call runs on the workers (comparisons.processes.cluster: the study's shared session, or one opened
     for the call), whose chief times its calls itself and returns raw seconds. A first job makes
     the warm-up call (its result is the run's); then, while the study's one rule (timing.calls_owed:
     the budget at the warm-up's pace, then at the slowest timed call's) owes calls, a job makes its
@@ -109,9 +109,9 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     RunResult.timing means what every other timing row means, though its calls are not interleaved
     with the driver's rounds (they run in other processes, a job at a time).
     """
-    from ..cluster import run_job, shared_sessions, train_job
-    from ..scratch import owned_dir
-    from ..timing import Timing, calls_owed
+    from comparisons.processes.cluster import run_job, shared_sessions, train_job
+    from comparisons.processes.scratch import owned_dir
+    from comparisons.running.timing import Timing, calls_owed
 
     X, y, dtype = spec.X, spec.y, spec.dtype
 

@@ -8,7 +8,7 @@ a usage error says which size and how much it would need.
 """
 import os
 
-from .errors import UsageError
+from comparisons.core.errors import UsageError
 
 FLOAT64 = 8  # bytes
 

@@ -4,8 +4,8 @@ import math
 
 import handrolled
 
-from ..results import from_run
-from ..timing import Timing
+from comparisons.core.results import from_run
+from comparisons.running.timing import Timing
 
 
 def _autodiff_gradient(spec):
@@ -49,8 +49,8 @@ def sharded_loop(spec):
 
 def keras_on_jax(spec):
     """The study's Keras model and fit on the JAX backend, in a child process that times itself."""
-    from ..keras_jax_child import make_keras_jax_trainer
-    from ..scratch import owned_dir
+    from comparisons.running.keras_jax_child import make_keras_jax_trainer
+    from comparisons.processes.scratch import owned_dir
 
     # owner-tagged scratch: a later run removes it if this one is killed
     keras_train = make_keras_jax_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, batches=spec.batches,

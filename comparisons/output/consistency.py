@@ -11,7 +11,7 @@ they agree when their intervals overlap; when they do not, a difference in the w
 which side is slower (more updates per call spread a fixed cost per call thinner; a gather per step,
 a first call's tracing or a median instead of a fastest call cost more) makes the pair "differs in
 work"; otherwise it "disagrees" (the two measured one thing differently: a slow minute, a busy
-machine). `python -m comparisons.consistency FOLDER` prints the pairs.
+machine). `python -m comparisons.output.consistency FOLDER` prints the pairs.
 """
 import itertools
 import json
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import registry
-from .timing import median_interval
+from comparisons.core import registry
+from comparisons.running.timing import median_interval
 
 MEASUREMENT_COLUMNS = ["source", "implementation", "device", "dtype", "n_samples", "n_features", "batch_size",
                        "updates_per_call", "per_update_s", "low_s", "high_s", "interval", "statistic",

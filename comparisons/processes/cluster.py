@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .isolated import exit_reason, last_meaningful
-from .scratch import make_owned_dir
+from comparisons.processes.isolated import exit_reason, last_meaningful
+from comparisons.processes.scratch import make_owned_dir
 
 WORKER_MODULE = "tf_models.multi_worker"
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Thin builders, one module per framework: each turns a TrainerSpec into train(W0, b0, rate=lr) -> RunResult.
 
-A registry row names its builder as "comparisons.adapters.<module>:<function>"; the module is
+A registry row names its builder as "comparisons.running.adapters.<module>:<function>"; the module is
 imported only when that row runs, so a framework loads only when one of its rows is asked for.
 A builder may attach, as attributes of the callable it returns:
 - autodiff_gradient(W, b) -> [dL/dW; dL/db] (m + 1,) in float64: its framework's autodiff gradient,

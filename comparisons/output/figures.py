@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.transforms import Bbox, ScaledTranslation  # noqa: E402
 
-from . import registry  # noqa: E402
+from comparisons.core import registry  # noqa: E402
 
 MARKERS = "os^vD<>xP*"
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",

@@ -9,15 +9,17 @@ A generated part sits between two marker comments,
 where KEY is `output NAME` (the line the code block above prints, then the registry row NAME's
 numbers and times in the committed run) or `which to use` (report.use_when_markdown). The
 findings keep their own markers (report.FINDINGS_START). `rewrite` re-renders every generated part
-of a README's text; `report.sync_readme` calls it when the folder is the repository's results/.
+of a README's text; `sync_readme` calls it when the folder is the repository's results/.
 """
 import re
+from pathlib import Path
 
 import numpy as np
 
-from . import registry
-from .prose import duration, named, span
-from .registry import REFERENCE
+from comparisons.core import registry
+from comparisons.output.prose import duration, join, named, span
+from comparisons.core.registry import REFERENCE
+from comparisons.report import document as report
 
 START = "<!-- generated: {key} (by `make report` from results/; do not edit by hand) -->"
 END = "<!-- end generated: {key} -->"
@@ -56,7 +58,6 @@ def _row_numbers(tables, name):
 
 def output_block(tables, name):
     """What the code block for `name` prints, fenced, then that row's first call and steady time in the committed run."""
-    from .report import timed  # the report's reading of timings.csv (intervals, ties); imported late: report imports us
 
     numbers = _row_numbers(tables, name)
     substitute = numbers is None
@@ -71,7 +72,7 @@ def output_block(tables, name):
         lines.append(f"The committed run has no `{name}` row yet; the line above is numpy's ({device}, {dtype}), which "
                      "every way of training reproduces to the digits printed.")
         return "\n".join(lines) + "\n"
-    t = timed(tables["timings"])
+    t = report.timed(tables["timings"])
     row = t[(t.implementation == name) & (t.device == device) & (t["dtype"] == dtype)]
     impl = registry.REGISTRY.get(name)
     where = f"In the committed run ({device}, {dtype}, {config['iterations']:,} updates, lr {config['lr']:g})"
@@ -91,10 +92,9 @@ def output_block(tables, name):
 
 def render(key, tables):
     """The text of one generated part (without its markers)."""
-    from .report import use_when_markdown
 
     if key == "which to use":
-        return use_when_markdown(tables) + "\n"
+        return report.use_when_markdown(tables) + "\n"
     kind, _, name = key.partition(" ")
     if kind == "output" and name:
         return output_block(tables, name)
@@ -121,3 +121,39 @@ def close(printed, generated, digits=6):
     return len(a[0]) == len(b[0]) and all(
         abs(x - y) <= (1 + 1e-9) * 10.0 ** (np.floor(np.log10(max(abs(x), abs(y), 1e-300))) - digits + 1)
         for x, y in pairs)
+
+
+def readme_block(results_dir):
+    """The README's generated summary of a results folder: where it ran, then the findings."""
+    t = report.load(results_dir)
+    env = t["environment"]
+    gpus = (env.get("tensorflow") or {}).get("gpus") or []
+    where = (f"{env.get('cpu_model')}, {env.get('cpu_cores_usable')} usable cores, "
+             + (f"GPU {join(gpus)}" if gpus else "no GPU"))
+    return "\n".join([report.FINDINGS_START, "",
+                      f"From the committed default run in `results/` ({where}; `results/report.md` has the details):",
+                      "", report.findings_markdown(report.findings(results_dir, t)), "", report.FINDINGS_END])
+
+
+def sync_readme(results_dir):
+    """Rewrite the README's generated parts (findings, code outputs, which to use when) when `results_dir` is the
+    `results/` beside a README that has them."""
+    d = Path(results_dir).resolve()
+    readme = d.parent / "README.md"
+    if d.name != "results" or not readme.exists():
+        return None
+    text = readme.read_text()
+    if report.FINDINGS_START in text and report.FINDINGS_END in text:
+        before, rest = text.split(report.FINDINGS_START, 1)
+        text = before + readme_block(d) + rest.split(report.FINDINGS_END, 1)[1]
+    elif not blocks_of(text):
+        return None
+    readme.write_text(rewrite(text, report.load(d)))
+    return readme
+
+
+def readme_block_of(readme_text):
+    """The generated block as it stands in a README's text (markers included), or None."""
+    if report.FINDINGS_START not in readme_text:
+        return None
+    return report.FINDINGS_START + readme_text.split(report.FINDINGS_START, 1)[1].split(report.FINDINGS_END, 1)[0] + report.FINDINGS_END

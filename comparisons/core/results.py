@@ -5,7 +5,7 @@ import numpy as np
 
 from handrolled import divergence_point  # the study's one divergence rule (non-finite, or past DIVERGENCE_FACTOR x start)
 
-from .tolerances import GRADIENT
+from comparisons.core.tolerances import GRADIENT
 
 
 class GradientMismatchError(RuntimeError):

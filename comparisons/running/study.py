@@ -9,10 +9,10 @@ import numpy as np
 
 import handrolled
 
-from .data import order_seed
-from .implementations import make_trainer, with_checks
-from .registry import get as implementation
-from .timing import time_interleaved
+from comparisons.inputs.data import order_seed
+from comparisons.running.implementations import make_trainer, with_checks
+from comparisons.core.registry import get as implementation
+from comparisons.running.timing import time_interleaved
 
 SOLVE = ("ols", "cpu", "float64")  # the timings key of the closed-form least-squares solve, timed beside the runs
 

@@ -62,9 +62,9 @@ class Implementation:
         return getattr(importlib.import_module(module), function)(spec)
 
 
-_NUMPY = "comparisons.adapters.numpy_trainers"
-_TF = "comparisons.adapters.tf_trainers"
-_JAX = "comparisons.adapters.jax_trainers"
+_NUMPY = "comparisons.running.adapters.numpy_trainers"
+_TF = "comparisons.running.adapters.tf_trainers"
+_JAX = "comparisons.running.adapters.jax_trainers"
 
 REGISTRY = {impl.name: impl for impl in (
     Implementation("numpy", "hand-rolled batch gradient descent (handrolled/)", "numpy", f"{_NUMPY}:descent",

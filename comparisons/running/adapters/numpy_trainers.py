@@ -3,7 +3,7 @@ import numpy as np
 
 import handrolled
 
-from ..results import RunResult, from_run
+from comparisons.core.results import RunResult, from_run
 
 
 def descent(spec):

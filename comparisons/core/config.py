@@ -1,8 +1,8 @@
 """The study's one configuration: every knob of a run, with the lesson's values as defaults."""
 from dataclasses import asdict, dataclass, field, replace
 
-from . import strict_json
-from .registry import names
+from comparisons.core import strict_json
+from comparisons.core.registry import names
 
 # The experiments, in the one order the study runs them and the report ranks their findings (when more than fit):
 # what the study is for first, then the rest (matmul before lesson_claims, which reads its table).

@@ -1,8 +1,8 @@
-"""keras:jax in its own process: `python -m comparisons.keras_jax_child JOB.npz RESULT.npz`, and the parent's side.
+"""keras:jax in its own process: `python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz`, and the parent's side.
 
 Keras chooses its backend at its first import, so the study's Keras model (jax_models/keras_fit.py)
 runs on JAX in a child process that sets KERAS_BACKEND=jax and JAX's x64 before importing Keras.
-The child times itself with the study's one harness (comparisons.timing.time_calls: one warm-up
+The child times itself with the study's one harness (comparisons.running.timing.time_calls: one warm-up
 call, tracing and compiling included, then up to `repeats` timed calls within `budget_s`), so
 process start-up and imports are never timed. Its result file holds each rate's parameters and
 loss curve, the raw seconds, and whether TensorFlow was loaded (it must not be: data go in as
@@ -10,7 +10,7 @@ device arrays through a keras.utils.PyDataset, never tf.data).
 
 The parent (make_keras_jax_trainer) writes the job, runs the child and reads the result; a child
 that fails or hangs raises KerasJaxError with one line and the child's last stderr line
-(comparisons.isolated's rules, with JAX's start-up notices).
+(comparisons.processes.isolated's rules, with JAX's start-up notices).
 """
 import math
 import os
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import time_calls
+from comparisons.running.timing import time_calls
 
-REPOSITORY = Path(__file__).resolve().parents[1]  # the child runs here, so `-m comparisons.keras_jax_child` resolves
+REPOSITORY = Path(__file__).resolve().parents[1]  # the child runs here, so `-m comparisons.running.keras_jax_child` resolves
 TIMEOUT_S = 600.0  # hard limit on one child, start-up included (the lesson's run takes seconds)
 
 
@@ -84,10 +84,10 @@ def run_job(job):
 
 
 def main(argv=None):
-    """Child entry point: python -m comparisons.keras_jax_child JOB.npz RESULT.npz."""
+    """Child entry point: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("error: usage: python -m comparisons.keras_jax_child JOB.npz RESULT.npz", file=sys.stderr)
+        print("error: usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz", file=sys.stderr)
         return 2
     job_path, result_path = argv
     with np.load(job_path, allow_pickle=False) as data:
@@ -122,9 +122,9 @@ def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None)
     """Run the child on a job file; raises KerasJaxError (one line) if it fails, hangs or writes nothing."""
     from jax_models.runtime import KNOWN_NOISE
 
-    from .isolated import _kill_group, exit_reason, last_meaningful
+    from comparisons.processes.isolated import _kill_group, exit_reason, last_meaningful
 
-    command = [python or sys.executable, "-m", "comparisons.keras_jax_child", str(job_path), str(result_path)]
+    command = [python or sys.executable, "-m", "comparisons.running.keras_jax_child", str(job_path), str(result_path)]
     child_env = dict(os.environ if env is None else env, KERAS_BACKEND="jax")
     child_env["PYTHONPATH"] = os.pathsep.join([str(REPOSITORY)] + [p for p in [child_env.get("PYTHONPATH")] if p])
     with tempfile.TemporaryFile(mode="w+") as err:

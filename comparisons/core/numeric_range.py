@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .errors import UsageError
+from comparisons.core.errors import UsageError
 
 HEADROOM = 1e6  # beyond the sum of squares: its products with weights near 1, the m + 1 terms of a prediction
 

@@ -10,7 +10,7 @@ system than its parent) cannot take part in the rename that makes publishing ato
 refused up front too, with the advice to name a folder inside it.
 
 The staging folder is made beside the target (same file system, so the swap is two renames)
-with a unique, owner-tagged name (comparisons.scratch), and the swap renames the previous results
+with a unique, owner-tagged name (comparisons.processes.scratch), and the swap renames the previous results
 to `.NAME.old-TAG-...` only for the instant between the renames. A run first removes what a killed
 run left beside the target — and if one was killed between the two renames, so that only its
 `.old-` folder holds the previous results, puts that folder back.
@@ -23,8 +23,8 @@ import signal
 import tempfile
 from pathlib import Path
 
-from . import scratch
-from .errors import UsageError
+from comparisons.processes import scratch
+from comparisons.core.errors import UsageError
 
 SIGNATURE_KEY = "results_of"
 SIGNATURE = "run_all.py: linear regression by gradient descent, numpy vs TensorFlow/Keras vs JAX"

@@ -1,6 +1,6 @@
 """Every implementation behind one call: make_trainer(name, ...)(W0, b0[, rate]) -> RunResult.
 
-The registry row says how to build the trainer (its builder, in comparisons/adapters/) and what it
+The registry row says how to build the trainer (its builder, in comparisons/running/adapters/) and what it
 can do; here the capabilities are checked and the study's rules applied the same way to every row.
 A framework is imported only when one of its rows is built.
 """
@@ -8,10 +8,10 @@ import dataclasses
 
 import numpy as np
 
-from . import finite_difference
-from .adapters import TrainerSpec
-from .registry import get
-from .results import GradientCheck, GradientMismatchError, RunResult  # noqa: F401 (re-exported)
+from comparisons.running import finite_difference
+from comparisons.running.adapters import TrainerSpec
+from comparisons.core.registry import get
+from comparisons.core.results import GradientCheck, GradientMismatchError, RunResult  # noqa: F401 (re-exported)
 
 
 def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replicas=2, workers=2):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tf_models.quiet_import import KNOWN_NOISE
 
-from .scratch import owned_dir
+from comparisons.processes.scratch import owned_dir
 
 
 @dataclass(frozen=True)

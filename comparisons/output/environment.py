@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .out_folder import SIGNATURE, SIGNATURE_KEY
+from comparisons.output.out_folder import SIGNATURE, SIGNATURE_KEY
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                     "TF_NUM_INTEROP_THREADS", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")

@@ -1,0 +1,1 @@
+"""What the study trains on: the lesson's synthetic data, CSV files, standardisation."""

@@ -1,0 +1,1 @@
+"""Writing results: tables, figures, prose helpers, environment.json, the --out folder, consistency checks."""

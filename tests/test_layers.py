@@ -1,0 +1,58 @@
+"""comparisons/ is layered: each subpackage imports only from its own layer and those below it, so there is no import loop."""
+import ast
+
+import pytest
+
+from .conftest import REPO
+
+# lowest first: a module may import from its own layer or an earlier one, never a later one
+LAYERS = ["core", "inputs", "processes", "running", "output", "experiments", "report", "pipeline"]
+PACKAGE = REPO / "comparisons"
+
+
+def layer_of(module):
+    """'comparisons.running.timing' -> 'running'; 'comparisons' alone (or anything else) -> None."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "comparisons" and parts[1] in LAYERS else None
+
+
+def imported_modules(path):
+    """Every comparisons.* module a file imports, at the top or inside a function ('from comparisons import x' -> comparisons.x)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "comparisons":
+                yield from (f"comparisons.{a.name}" for a in node.names)
+            elif node.module.startswith("comparisons."):
+                yield node.module
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name.startswith("comparisons."))
+
+
+def test_every_module_sits_in_a_layer():
+    """Nothing lives loose in comparisons/ but the orchestrator."""
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "pipeline"))
+    assert loose == []
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == set(LAYERS) - {"pipeline"}
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_down(path):
+    """A module imports from its own layer or a lower one, and no module uses relative imports."""
+    rel = path.relative_to(PACKAGE).parts
+    own = rel[0].removesuffix(".py")
+    if own == "__init__":
+        return
+    tree = ast.parse(path.read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level], "relative import"
+    for module in imported_modules(path):
+        layer = layer_of(module)
+        assert layer is not None, f"{module}: not in a layer"
+        assert LAYERS.index(layer) <= LAYERS.index(own), f"{own} imports {module} (layer {layer} is above it)"
+
+
+def test_the_checker_catches_an_upward_import(tmp_path):
+    """The rule is not vacuous: an import from a higher layer is seen."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from comparisons.report import document\n")
+    assert [layer_of(m) for m in imported_modules(bad)] == ["report"]
+    assert LAYERS.index("report") > LAYERS.index("core")
