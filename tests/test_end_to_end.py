@@ -169,7 +169,7 @@ def test_report_rebuilds_from_tables_alone(quick_results, tmp_path):
     shutil.copytree(out, copy)
     for generated in ["report.md", "loss_curves.png", "timings.png"]:
         (copy / generated).unlink()
-    proc = subprocess.run([sys.executable, "-m", "comparisons.report.document", str(copy)], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "comparisons.report", str(copy)], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     text = (copy / "report.md").read_text()
