@@ -304,6 +304,8 @@ def _wait(processes, logs, timeout_s, ports, done, stall_s=None):
         watch.sample()
         k = watch.stalled()
         if k is not None:
+            # all wait on each other: the one whose last words are not a collective's timeout is the cause
+            k = min(range(len(processes)), key=lambda j: (_is_victim(_last_message(logs[j])), j != k, j))
             raise ClusterError(f"worker {k} failed (hung? the workers used almost no CPU for {stall_s:g} s while "
                                f"the job was pending, waiting on each other); last message: "
                                f"{_last_message(logs[k]) or '(none)'}")
@@ -315,6 +317,14 @@ def _wait(processes, logs, timeout_s, ports, done, stall_s=None):
                                f"still running: hung?); worker {k}'s last message: "
                                f"{_last_message(logs[k]) or '(none)'}")
         time.sleep(0.05)
+
+
+VICTIM_WORDS = ("collective", "aborted", "deadline", "unavailable", "timed out", "timeout")
+
+
+def _is_victim(message):
+    """True when a worker's last message says it only waited on a peer (a collective timed out or was aborted)."""
+    return any(word in (message or "").lower() for word in VICTIM_WORDS)
 
 
 def _blame(processes, logs, ports):
@@ -330,8 +340,7 @@ def _blame(processes, logs, ports):
     # collectives merely timed out or were aborted because of it, and before one still running (hung)
     def rank(k):
         code = processes[k].poll()
-        victim = any(s in messages[k].lower() for s in ("collective", "aborted", "deadline", "unavailable",
-                                                         "timed out", "timeout"))
+        victim = _is_victim(messages[k])
         if code is not None and code < 0:
             return 0
         if code not in (None, 0) and not victim:
