@@ -156,7 +156,7 @@ def config_from_args(args, argv):
     experiments = args.experiments.strip()
     experiments = (EXPERIMENTS if experiments == "all" else () if experiments == "none"
                    else _names(experiments, EXPERIMENTS, "experiment"))
-    only = _names(args.only, registry.names(), "implementation") if args.only else registry.names(default_only=True)
+    only = _names(args.only, registry.names(), "implementation") if args.only else registry.names()
     _check_batch_size(args.batch_size, None if args.data else args.n_samples, only)
     iterations = args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations)
     check_fits(None if args.data else args.n_samples, args.features, iterations)  # before any array exists

@@ -8,6 +8,7 @@ import pytest
 
 from comparisons.core import registry
 from comparisons.core.results import from_run
+from comparisons.running.adapters import Trainer
 from comparisons.core.tolerances import EQUIVALENCE
 
 NAME = "python_loop:test_only"
@@ -39,10 +40,10 @@ def python_loop_descent(X, y, W0, b0, lr, iterations):
 
 
 def build_python_loop(spec):
-    """Step 2: the builder, returning train(W0, b0, rate) -> RunResult through the thin wrapper."""
+    """Step 2: the builder, returning a Trainer whose train(W0, b0, rate) -> RunResult goes through the thin wrapper."""
     def train(W0, b0, rate=spec.lr):
         return from_run(spec.name, spec.dtype, python_loop_descent(spec.X, spec.y, W0, b0, float(rate), spec.iterations))
-    return train
+    return Trainer(spec, train)
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def registered(monkeypatch):
     """Step 3: the row, registered for this test only."""
     monkeypatch.setitem(registry.REGISTRY, NAME, registry.Implementation(
         NAME, "a plain-Python loop over numpy rows (test only)", "numpy", f"{__name__}:build_python_loop",
-        title="Python loop (test only)", default=False, sweeps=False, step_cost_s=1e-3))
+        title="Python loop (test only)", step_cost_s=1e-3))
     return registry.get(NAME)
 
 

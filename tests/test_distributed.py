@@ -247,7 +247,7 @@ def test_two_workers_match_numpy_after_a_taken_port(served):
 @pytest.mark.slow
 def test_multi_worker_adapter_float32_with_its_own_timing(served):
     trainer, r, (X, y, W0, b0) = served["adapter"]
-    assert trainer.spec.implementation.times_itself
+    assert trainer.spec.implementation.own_process
     assert_matches_numpy(dict(loss_curve=r.loss_curve, weights=r.weights, bias=r.bias, diverged_at=r.diverged_at),
                          X, y, W0, b0)
     assert r.device == "worker0/cpu:0+worker1/cpu:0" and r.weights.dtype == np.float32

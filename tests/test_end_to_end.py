@@ -94,10 +94,10 @@ def test_every_implementation_for_every_dtype_and_device(quick_results):
     expected_device = {"gradient_tape:mirrored": "cpu:0+cpu:1", "keras:mirrored": "cpu:0+cpu:1",
                        "gradient_tape:multi_worker": "worker0/cpu:0+worker1/cpu:0",
                        "jax:sharded": "cpu:0+cpu:1"}  # the default 2 replicas, 2 workers
-    assert set(expected_device) == {n for n, impl in REGISTRY.items() if impl.distributed and impl.default}
-    for name in registry.names(default_only=True):
+    assert set(expected_device) == {n for n, impl in REGISTRY.items() if impl.distributed}
+    for name in registry.names():
         # a slow idiom (keras:numpy_input) runs in float64 alone when both dtypes are asked for, and says so
-        dtypes = ("float64",) if REGISTRY[name].one_dtype_when_both else ("float32", "float64")
+        dtypes = ("float64",) if REGISTRY[name].one_dtype_enough else ("float32", "float64")
         for dtype in dtypes:
             assert (name, expected_device.get(name, "cpu"), dtype) in present
     assert ("ols", "cpu", "float64") in present and ("true", "none", "float64") in present
@@ -131,7 +131,7 @@ def test_values_are_sane(quick_results):
     assert (eq.max_rel_loss_diff <= eq.dtype.map(TOLERANCE)).all(), eq
     # the weights too: |w| here is below 10 (the loss curve's own check is relative), so 10 x tolerance absolute
     assert (eq.max_abs_weight_diff <= 10 * eq.dtype.map(TOLERANCE)).all(), eq
-    distributed = {name for name, impl in REGISTRY.items() if impl.distributed and impl.default}
+    distributed = {name for name, impl in REGISTRY.items() if impl.distributed}
     assert {(r.implementation, r.dtype) for r in eq.itertuples() if r.implementation in distributed} == {
         (name, dtype) for name in distributed for dtype in ("float32", "float64")}  # uneven shards, both dtypes
     grads = pd.read_csv(out / "gradient_check.csv")

@@ -13,7 +13,7 @@ def test_the_slow_idiom_runs_one_dtype_when_both_are_asked_and_says_so():
                               "dtype; --dtype float32 runs it there")]
     # every other default implementation in both dtypes; a distributed one once per dtype on the --device spec
     for name, impl in REGISTRY.items():
-        if impl.default and not impl.one_dtype_when_both:
+        if not impl.one_dtype_enough:
             device = "auto" if impl.distributed else "cpu"
             assert {(name, device, "float32"), (name, device, "float64")} <= set(triples), name
 
@@ -26,7 +26,7 @@ def test_asked_for_alone_the_slow_idiom_runs_in_that_dtype():
 def test_batch_size_skips_the_full_batch_only_ones():
     triples, skipped = plan(StudyConfig(batch_size=10), ["cpu"])
     assert {t[0] for t in triples} == {"numpy", "keras", "keras:jax"}
-    assert {s[0] for s in skipped} == {n for n, impl in REGISTRY.items() if impl.default and not impl.minibatch}
+    assert {s[0] for s in skipped} == {n for n, impl in REGISTRY.items() if not impl.minibatch}
 
 
 def test_a_full_batch_only_trainer_refuses_a_sample_order_before_building_anything():
@@ -43,3 +43,18 @@ def test_a_full_batch_only_trainer_refuses_a_sample_order_before_building_anythi
         with pytest.raises(ValueError, match=f"^{name} trains full batch only$"):
             make_trainer(name, X, y, 0.1, 1, batches=batches)
     assert make_trainer("numpy", X, y, 0.1, 1, batches=batches)(np.zeros((1, 1)), 0.0).loss_curve.shape == (2,)
+
+
+def test_the_plan_acts_on_capabilities_not_names(monkeypatch):
+    """A new row costly per step runs one dtype; one in its own process or distributed is left out of the sweeps."""
+    from comparisons.core import registry
+
+    costly = registry.Implementation("numpy:costly", "test only", "numpy", "unused:builder",
+                                     step_cost_s=registry.MACHINERY_STEP_COST_S)
+    apart = registry.Implementation("numpy:apart", "test only", "numpy", "unused:builder", own_process=True)
+    for impl in (costly, apart):
+        monkeypatch.setitem(registry.REGISTRY, impl.name, impl)
+    triples, skipped = plan(StudyConfig(only=("numpy", "numpy:costly")), ["cpu"])
+    assert [t for t in triples if t[0] == "numpy:costly"] == [("numpy:costly", "cpu", "float64")]
+    assert [s[0] for s in skipped] == ["numpy:costly"]
+    assert registry.swept(("numpy", "numpy:costly", "numpy:apart", "jax:sharded")) == ["numpy", "numpy:costly"]

@@ -23,7 +23,7 @@ class StudyConfig:
     dtypes: tuple = ("float32", "float64")  # --dtype both
     device: str = "auto"  # auto = the CPU, plus the GPU when TensorFlow sees one
     repeats: int = 5  # timed calls after one warm-up
-    only: tuple = names(default_only=True)  # which implementations run (registry.py: every one marked default)
+    only: tuple = names()  # which implementations run (every row of registry.py)
     data: str | None = None  # a CSV file instead of the generator
     target: str | None = None  # the CSV column to predict
     feature_columns: tuple | None = None  # CSV columns used as features (default: all other numeric)

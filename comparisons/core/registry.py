@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 REFERENCE = "numpy"  # every run is compared with this one, in the same dtype
 FRAMEWORKS = ("numpy", "tensorflow", "jax")
+# a row whose fixed cost per update is at least this is all framework machinery (Python loops, callbacks):
+# the dtype does not change it, so with --dtype both it runs once, in the last dtype
+MACHINERY_STEP_COST_S = 1e-2
 
 
 @dataclass(frozen=True)
@@ -24,14 +27,11 @@ class Implementation:
     checks_gradient: bool = False  # checks autodiff against the analytic gradient every step (so gets finite differences)
     stops_at_divergence: bool = True  # stops itself at a divergent loss (False: runs all N; the study reruns to the point)
     distributed: str = ""  # "" (one device), "replicas" (one process, several devices) or "workers" (processes)
-    own_process: bool = False  # its framework runs only in processes it starts: the driver need not import it
-    times_itself: bool = False  # its result carries a Timing measured where it ran (its processes): not interleaved
+    own_process: bool = False  # runs in processes it starts (the driver need not import its framework), so its
+    # result carries a Timing measured there, by the same rule, not interleaved with the driver's rounds
     route: str = "streaming"  # "streaming" (reads X every step) or "gram" (one pass for G, c, s, then O(m^2) steps)
     python_loop: bool = False  # its updates are dispatched one by one from a Python loop (not one compiled call)
-    default: bool = True  # part of the default run (False: only when named with --only)
-    step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts only
-    one_dtype_when_both: bool = False  # with --dtype both, run the last dtype only (a slow idiom costs the same in each)
-    sweeps: bool = True  # takes part in the experiments that sweep implementations (lr_sweep, scaling)
+    step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts and dtypes
     note: str = ""  # why it costs what it costs, for the report's reading of the timings (no measured numbers)
 
     @property
@@ -48,6 +48,19 @@ class Implementation:
     def label(self):
         """The words a reader sees for it: its title, else its name."""
         return self.title or self.name
+
+    @property
+    def sweeps(self):
+        """Whether the experiments that sweep implementations over sizes and rates (lr_sweep, scaling) take it.
+
+        They run every row in this process on one device: not a distributed row, nor one in its own process.
+        """
+        return not (self.distributed or self.own_process)
+
+    @property
+    def one_dtype_enough(self):
+        """With --dtype both, run the last dtype only: its cost is per-step machinery, the same in either dtype."""
+        return self.step_cost_s >= MACHINERY_STEP_COST_S
 
     @property
     def imports_here(self):
@@ -75,7 +88,7 @@ REGISTRY = {impl.name: impl for impl in (
                    "batch, so fit's Python loop is entered once"),
     Implementation("keras:numpy_input", "the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)",
                    "tensorflow", f"{_TF}:keras_numpy_input", title="Keras fit, one epoch per update", stops_at_divergence=False, python_loop=True,
-                   step_cost_s=3e-2, one_dtype_when_both=True,
+                   step_cost_s=3e-2,
                    note="every epoch re-enters Keras' Python loop (callbacks, a new iterator over the numpy arrays, "
                    "metric resets, logs copied to the host), and at a small size that overhead is all there is"),
     Implementation("gradient_tape", "whole loop in one tf.function, autodiff checked against the analytic gradient "
@@ -99,15 +112,15 @@ REGISTRY = {impl.name: impl for impl in (
     Implementation("gradient_tape:mirrored", "the tape loop under MirroredStrategy over --replicas devices (GPUs when "
                    "at least 2 are seen, else logical CPUs), each holding its shard of rows, one SUM all-reduce per step",
                    "tensorflow", f"{_TF}:mirrored_tape", title="GradientTape, mirrored replicas", checks_gradient=True,
-                   distributed="replicas", step_cost_s=4e-4, sweeps=False),
+                   distributed="replicas", step_cost_s=4e-4),
     Implementation("keras:mirrored", "Dense(1) + SGD + mse fit under MirroredStrategy: repeated tf.data batch, "
                    "steps_per_execution=1, rows padded to equal shards with zero sample weight", "tensorflow",
                    f"{_TF}:mirrored_keras", title="Keras fit, mirrored replicas", stops_at_divergence=False,
-                   distributed="replicas", step_cost_s=8e-3, sweeps=False),
+                   distributed="replicas", step_cost_s=8e-3),
     Implementation("gradient_tape:multi_worker", "the tape loop under MultiWorkerMirroredStrategy over --workers "
                    "processes on loopback (TF_CONFIG), one packed all-reduce per step", "tensorflow",
                    f"{_TF}:multi_worker_tape", title="GradientTape, worker processes", checks_gradient=True,
-                   distributed="workers", own_process=True, times_itself=True, step_cost_s=4e-3, sweeps=False),
+                   distributed="workers", own_process=True, step_cost_s=4e-3),
     Implementation("jax", "the loss in jax.numpy, jax.value_and_grad, the whole loop in jax.lax under jax.jit; autodiff "
                    "checked against the analytic gradient every step", "jax", f"{_JAX}:jit_loop", title="JAX jit loop",
                    checks_gradient=True, step_cost_s=3e-5),
@@ -117,11 +130,11 @@ REGISTRY = {impl.name: impl for impl in (
                    "one transfer of its loss to the host, for the divergence test"),
     Implementation("keras:jax", "the keras row's Dense(1) + SGD + mse fit on the JAX backend (KERAS_BACKEND=jax), in its "
                    "own process", "jax", f"{_JAX}:keras_on_jax", title="Keras fit on JAX", minibatch=True,
-                   stops_at_divergence=False, own_process=True, times_itself=True, step_cost_s=3e-4, sweeps=False,
+                   stops_at_divergence=False, own_process=True, step_cost_s=3e-4,
                    note="its times are taken inside its own process, around fit, as `keras`'s are in this one"),
     Implementation("jax:sharded", "the jax loop with its rows sharded over --replicas devices (jax.sharding; GPUs when "
                    "enough are seen, else the CPU split)", "jax", f"{_JAX}:sharded_loop", title="JAX, sharded rows",
-                   checks_gradient=True, distributed="replicas", step_cost_s=1e-4, sweeps=False),
+                   checks_gradient=True, distributed="replicas", step_cost_s=1e-4),
 )}
 
 
@@ -131,9 +144,9 @@ def register(impl):
     return impl
 
 
-def names(default_only=False):
-    """Every implementation's name in table order (only the default run's with default_only)."""
-    return tuple(name for name, impl in REGISTRY.items() if impl.default or not default_only)
+def names():
+    """Every implementation's name in table order (the default run runs them all)."""
+    return tuple(REGISTRY)
 
 
 def get(name):
@@ -157,9 +170,9 @@ def step_cost_s(name, fallback=1e-4):
 
 
 def swept(only):
-    """The implementations among `only` that sweeps take, in registry order (all default ones if none)."""
+    """The implementations among `only` that sweeps take, in registry order (all that sweep if none)."""
     chosen = [name for name, impl in REGISTRY.items() if name in only and impl.sweeps]
-    return chosen or [name for name, impl in REGISTRY.items() if impl.default and impl.sweeps]
+    return chosen or [name for name, impl in REGISTRY.items() if impl.sweeps]
 
 
 def slow_iterations(name, budget_s=0.5, fewest=25):

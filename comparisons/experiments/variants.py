@@ -70,7 +70,7 @@ def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3, names=(re
     # built once (compiled frameworks compile on the first call), then timed in interleaved rounds like the single
     # run; a row that times itself (its own process) does so there, by the same rule
     trainers = {name: make_trainer(name, X, y, lr, steps, batches=batches) for name in names}
-    own = {name: t(W0, b0, repeats=repeats) for name, t in trainers.items() if t.spec.implementation.times_itself}
+    own = {name: t(W0, b0, repeats=repeats) for name, t in trainers.items() if t.spec.implementation.own_process}
     warm, timings = time_interleaved({name: (lambda t=t: t(W0, b0)) for name, t in trainers.items() if name not in own},
                                      repeats, seed=seed)
     warm = {name: warm.get(name) or own[name] for name in names}

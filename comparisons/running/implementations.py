@@ -9,19 +9,19 @@ import dataclasses
 import numpy as np
 
 from comparisons.running import finite_difference
-from comparisons.running.adapters import TrainerSpec
+from comparisons.running.adapters import Trainer, TrainerSpec
 from comparisons.core.registry import get
 from comparisons.core.results import GradientCheck, GradientMismatchError, RunResult  # noqa: F401 (re-exported)
 
 
 def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replicas=2, workers=2):
-    """A callable (W0, b0[, rate]) -> RunResult for implementation `name` on `device`.
+    """A Trainer, called as (W0, b0[, rate]) -> RunResult, for implementation `name` on `device`.
 
     `rate` (default `lr`) lets one trainer serve several learning rates without tracing or
     compiling again (the compiled frameworks take it as an input). X (n, m) and y (n, 1) are already
     in the run's dtype. `batches` (a list of index arrays, one per update) switches to mini-batch
     descent in the given sample order. Distributed rows: `device` is the --device spec choosing the
-    replicas' devices, `replicas` R and `workers` W. A row that `times_itself` takes
+    replicas' devices, `replicas` R and `workers` W. A row in its `own_process` takes
     (W0, b0, rate, repeats=, budget_s=) and returns its Timing in RunResult.timing.
     """
     impl = get(name)
@@ -29,9 +29,14 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
         raise ValueError(f"{name} trains full batch only")
     spec = TrainerSpec(impl, X, y, float(lr), iterations, device=device, batches=batches, replicas=replicas,
                        workers=workers)  # float(lr): Keras' SGD rejects an integer learning rate
-    train = impl.build(spec)
-    train.spec = spec
-    return train
+    trainer = impl.build(spec)
+    if not isinstance(trainer, Trainer):
+        raise TypeError(f"{name}'s builder returned {type(trainer).__name__}, not a Trainer (comparisons.running.adapters)")
+    if impl.checks_gradient and trainer.autodiff_gradient is None:
+        raise TypeError(f"{name} checks the gradient (registry) but its builder gave no autodiff_gradient")
+    if impl.route == "gram" and trainer.stages is None:
+        raise TypeError(f"{name} is a Gram route (registry) but its builder gave no stages")
+    return trainer
 
 
 def stop_at_divergence(result, trainer, W0, b0):
@@ -87,7 +92,6 @@ def gram_stages(trainer):
 
     Both return only once their result is on the host; they are the trainer's own (already traced) stages.
     """
-    try:
-        return trainer.stages
-    except AttributeError:
-        raise ValueError(f"{trainer.spec.name} is not a Gram route (route='gram' in the registry)") from None
+    if trainer.stages is None:
+        raise ValueError(f"{trainer.spec.name} is not a Gram route (route='gram' in the registry)")
+    return trainer.stages

@@ -40,7 +40,7 @@ def plan(config, devices):
             skipped.append((name, "trains full batch only; not run with --batch-size"))
             continue
         dtypes = config.dtypes
-        if len(dtypes) > 1 and implementation(name).one_dtype_when_both:
+        if len(dtypes) > 1 and implementation(name).one_dtype_enough:
             skipped.append((name, f"in {', '.join(dtypes[:-1])} (it runs in {dtypes[-1]}): its cost is per-step "
                                   f"machinery, the same in either dtype; --dtype {dtypes[0]} runs it there"))
             dtypes = dtypes[-1:]
@@ -84,7 +84,7 @@ def run_single(config, dataset, trained, to_raw, initial, devices, analysis, pre
         X, y = trained.X.astype(dtype), trained.y.astype(dtype)
         trainers[key] = make_trainer(name, X, y, config.lr, config.iterations, device=device, batches=batches,
                                      replicas=config.replicas, workers=config.workers)
-        if trainers[key].spec.implementation.times_itself:  # timed where it runs, by the same rule (not interleaved)
+        if trainers[key].spec.implementation.own_process:  # timed where it runs, by the same rule (not interleaved)
             if progress:
                 progress(f"{name} on {device}, {dtype}")
             results[key] = trainers[key](W0, b0, repeats=config.repeats, budget_s=config.time_budget_s)

@@ -1,13 +1,10 @@
-"""Thin builders, one module per framework: each turns a TrainerSpec into train(W0, b0, rate=lr) -> RunResult.
+"""Thin builders, one module per framework: each turns a TrainerSpec into a Trainer.
 
 A registry row names its builder as "comparisons.running.adapters.<module>:<function>"; the module is
 imported only when that row runs, so a framework loads only when one of its rows is asked for.
-A builder may attach, as attributes of the callable it returns:
-- autodiff_gradient(W, b) -> [dL/dW; dL/db] (m + 1,) in float64: its framework's autodiff gradient,
-  which the study checks against central differences (rows that check the gradient);
-- stages: (one_pass() -> statistics, iterate(statistics, W0, b0) -> loss curve) (Gram routes);
-- spec: the TrainerSpec it was built from (set by implementations.make_trainer).
+A builder returns a Trainer: the train call and the optional parts the row's capabilities require.
 """
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -40,3 +37,25 @@ class TrainerSpec:
     def with_changes(self, **changes):
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """What a builder returns: the training call, and the optional parts some rows' capabilities require.
+
+    Call it as train: trainer(W0, b0, rate=spec.lr) -> RunResult (a row in its own process also takes
+    repeats= and budget_s= and returns its Timing in RunResult.timing).
+    """
+
+    spec: TrainerSpec  # what it was built from
+    train: Callable  # (W0, b0, rate=spec.lr) -> RunResult
+    # (W, b) -> [dL/dW; dL/db] (m + 1,) float64, its framework's autodiff gradient, which the study checks
+    # against central differences: required when the row checks_gradient
+    autodiff_gradient: Callable | None = None
+    # (one_pass() -> statistics, iterate(statistics, W0, b0) -> loss curve), its own traced stages, timed
+    # apart by the scaling experiment: required when the row's route is "gram"
+    stages: tuple | None = None
+
+    def __call__(self, W0, b0, *args, **kwargs):
+        """One run from (W0, b0): the train callable's RunResult."""
+        return self.train(W0, b0, *args, **kwargs)

@@ -5,6 +5,7 @@ import math
 import handrolled
 
 from comparisons.core.results import from_run
+from comparisons.running.adapters import Trainer
 from comparisons.running.timing import Timing
 
 
@@ -19,8 +20,7 @@ def _checked(spec, jax_train):
     """A trainer from a JaxResult-returning one (lr is an input of the compiled code: a new rate does not retrace)."""
     def train(W0, b0, rate=spec.lr):
         return from_run(spec.name, spec.dtype, jax_train(W0, b0, lr=float(rate)))
-    train.autodiff_gradient = _autodiff_gradient(spec)
-    return train
+    return Trainer(spec, train, autodiff_gradient=_autodiff_gradient(spec))
 
 
 def _loop(mode, spec):
@@ -60,7 +60,7 @@ def keras_on_jax(spec):
         child = keras_train.run(W0, b0, rates=(float(rate),), repeats=repeats, budget_s=budget_s)
         return from_run(spec.name, spec.dtype, child.results[0], updates_per_call=spec.iterations,
                         timing=Timing(first_call_s=child.first_call_s, repeat_s=tuple(child.repeat_s)))
-    return train
+    return Trainer(spec, train)
 
 
 __all__ = ["eager_loop", "jit_loop", "keras_on_jax", "sharded_loop"]

@@ -4,6 +4,7 @@ import numpy as np
 import handrolled
 
 from comparisons.core.results import RunResult, from_run
+from comparisons.running.adapters import Trainer
 
 
 def descent(spec):
@@ -11,7 +12,7 @@ def descent(spec):
     def train(W0, b0, rate=spec.lr):
         r = handrolled.descend(spec.X, spec.y, W0, b0, float(rate), spec.iterations, batches=spec.batches)
         return from_run(spec.name, spec.dtype, r, device="cpu")
-    return train
+    return Trainer(spec, train)
 
 
 def gram(spec):
@@ -23,9 +24,9 @@ def gram(spec):
         r = handrolled.descend_gram(stats, W0, b0, float(rate), spec.iterations)
         return from_run(spec.name, spec.dtype, r, device="cpu",
                         loss_bound=gram_loss_bound(stats, r.weights, r.bias, r.loss_curve))
-    train.stages = (lambda: handrolled.sufficient_statistics(X, y),
-                    lambda stats, W0, b0: handrolled.descend_gram(stats, W0, b0, spec.lr, spec.iterations).loss_curve)
-    return train
+    stages = (lambda: handrolled.sufficient_statistics(X, y),
+              lambda stats, W0, b0: handrolled.descend_gram(stats, W0, b0, spec.lr, spec.iterations).loss_curve)
+    return Trainer(spec, train, stages=stages)
 
 
 def gram_loss_bound(stats, W, b, loss_curve):

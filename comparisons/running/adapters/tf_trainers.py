@@ -1,10 +1,12 @@
 """Builders for the TensorFlow rows (tf_models/): Keras fit, the GradientTape loops, the Gram tape, tf.distribute."""
+import dataclasses
 import functools
 import math
 
 import handrolled
 
 from comparisons.core.results import GradientMismatchError, from_run
+from comparisons.running.adapters import Trainer
 from comparisons.running.adapters.numpy_trainers import gram_loss_bound
 
 MULTI_WORKER_TIMEOUT_S = float("inf")  # no limit on a run's length: the launcher's watchdog ends a stalled one (cluster.StallWatch)
@@ -25,7 +27,7 @@ def _keras(spec, make):
     def train(W0, b0, rate=spec.lr):
         r = keras_train(W0, b0, lr=float(rate))
         return from_run(spec.name, spec.dtype, r, updates_per_call=spec.iterations)
-    return train
+    return Trainer(spec, train)
 
 
 def _keras_feed(feed, spec):
@@ -54,8 +56,7 @@ def _tape(spec, tape_train, **extra):
     def train(W0, b0, rate=spec.lr):
         r = tape_train(W0, b0, lr=float(rate))
         return from_run(spec.name, spec.dtype, r, **{k: f(r) for k, f in extra.items()})
-    train.autodiff_gradient = _autodiff_gradient(spec)
-    return train
+    return Trainer(spec, train, autodiff_gradient=_autodiff_gradient(spec))
 
 
 def _tape_mode(mode, spec):
@@ -82,11 +83,10 @@ def gram_tape(spec):
     tape_train = make_gram_tape_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, device=spec.device,
                                         divergence_factor=handrolled.DIVERGENCE_FACTOR)
     bound = lambda r: gram_loss_bound(handrolled.GramStatistics(r.G, r.c, r.s, r.n), r.weights, r.bias, r.loss_curve)
-    train = _tape(spec, tape_train, loss_bound=bound)
     # the same traced functions, timed apart (no second trace or compilation)
-    train.stages = (lambda: tuple(t.numpy() for t in tape_train.one_pass()),
-                    lambda stats, W0, b0: tape_train.iterate(*stats, W0, b0).loss_curve)
-    return train
+    stages = (lambda: tuple(t.numpy() for t in tape_train.one_pass()),
+              lambda stats, W0, b0: tape_train.iterate(*stats, W0, b0).loss_curve)
+    return dataclasses.replace(_tape(spec, tape_train, loss_bound=bound), stages=stages)
 
 
 def mirrored_tape(spec):
@@ -133,8 +133,7 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
         out.update(jit_compile=False, mode="multi_worker")
         return from_run(spec.name, dtype, out, timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(repeat_s)))
 
-    train.autodiff_gradient = _autodiff_gradient(spec)
-    return train
+    return Trainer(spec, train, autodiff_gradient=_autodiff_gradient(spec))
 
 
 __all__ = ["GradientMismatchError", "gram_tape", "keras_dataset", "keras_numpy_input", "mirrored_keras",
