@@ -17,8 +17,7 @@ from comparisons.output import environment as env_info
 from comparisons import experiments as experiment_registry
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.errors import UsageError
-from comparisons.running.devices import DeviceError, resolve_for
-from comparisons.core.registry import get as implementation
+from comparisons.running.devices import set_up as set_up_devices
 from comparisons.running import stability
 from comparisons.core import strict_json
 from comparisons.running.study import plan, preflight_message, run_single
@@ -47,89 +46,6 @@ def load_data(config):
     else:
         trained, to_raw = dataset, (lambda W, b: (W, b))
     return dataset, trained, to_raw, widely
-
-
-def frameworks_here(config):
-    """The frameworks the driver's own process must import for the planned rows (tensorflow also for experiments)."""
-    rows = [implementation(name) for name, _, _ in plan(config, ["cpu"])[0]]
-    needed = {impl.framework for impl in rows if impl.framework != "numpy" and (impl.imports_here or impl.framework == "jax")}
-    if config.experiments:
-        needed.add("tensorflow")  # the experiments time TensorFlow rows too
-    return needed
-
-
-def resolve_devices(config):
-    """Device labels per framework ({"tensorflow": [...], "jax": [...]}), and whether TensorFlow was loaded; UsageError if unavailable.
-
-    A framework is imported (quietly) only when it has work here: one of its rows that the plan keeps
-    and that runs in this process (TensorFlow also for the experiments). A numpy-only run under
-    --device auto loads neither, a multi-worker-only one leaves TensorFlow to its workers, and a
-    numpy and JAX run never imports TensorFlow. A GPU asked for by name is checked with every
-    framework that runs (TensorFlow when only numpy does): its absence is a usage error saying what
-    each framework saw. JAX's device list is read here also for keras:jax, whose Keras runs in a child.
-    """
-    needed = frameworks_here(config)
-    gpu_asked = config.device.startswith("gpu")
-    if gpu_asked and not needed:
-        needed = {"tensorflow"}
-    devices, errors = {"numpy": ["cpu"]}, []
-    if "tensorflow" in needed:
-        devices["tensorflow"], error = _tensorflow_devices(config)
-        errors += [error] if error else []
-    if "jax" in needed:
-        devices["jax"], error = _jax_devices(config)
-        errors += [error] if error else []
-    if errors:
-        raise UsageError("; ".join(errors))
-    if "tensorflow" in devices:
-        split_cpu_if_mirrored(config)
-    return devices, "tensorflow" in devices
-
-
-def _tensorflow_devices(config):
-    """(TensorFlow's device labels for --device, or None, and an error text or None)."""
-    from tf_models.quiet_import import import_tensorflow
-
-    import_tensorflow()
-    try:  # first: no GPU at all is said as such, also when mirrored replicas would want two
-        return resolve_for("tensorflow", config.device), None  # lists physical devices only: the CPU can still be split
-    except DeviceError as exc:
-        return None, str(exc)
-
-
-def _jax_devices(config):
-    """(JAX's device labels for --device, or None, and an error text or None); the CPU split first for sharded rows."""
-    sharded = any(implementation(name).framework == "jax" and implementation(name).distributed == "replicas"
-                  for name, _, _ in plan(config, ["cpu"])[0])
-    try:
-        from jax_models.runtime import import_jax
-
-        import_jax(cpu_devices=config.replicas if sharded else None)
-    except ImportError as exc:
-        rows = [name for name in config.only if implementation(name).framework == "jax"]
-        return None, (f"JAX is needed by {', '.join(rows)} but does not import ({exc}); install the pinned jax "
-                      "(make run does) or leave those rows out with --only")
-    try:
-        return resolve_for("jax", config.device), None
-    except DeviceError as exc:
-        return None, str(exc)
-
-
-def split_cpu_if_mirrored(config):
-    """Split the CPU into config.replicas logical devices when a mirrored variant will run on CPUs.
-
-    Must run right after TensorFlow's import, before anything initialises its runtime; without a
-    mirrored variant the CPU stays one device, as every other run expects.
-    """
-    if not any(implementation(name).distributed == "replicas" and implementation(name).framework == "tensorflow"
-               for name in config.only):
-        return
-    from tf_models.distributed import DistributionError, replica_devices
-
-    try:
-        replica_devices(config.replicas, config.device)  # GPUs when enough are seen, else splits the CPU
-    except DistributionError as exc:
-        raise UsageError(str(exc)) from None
 
 
 class Progress:
@@ -166,8 +82,7 @@ def run_experiments(config, devices, staging, progress, data=None, initial=None)
     for name in config.experiments:
         module = experiment_registry.load(name)
         progress.start(f"experiment {name}")
-        ctx = experiment_registry.ExperimentContext(config=config, out_dir=staging,
-                                                    devices=tuple(devices.get("tensorflow", ["cpu"])),
+        ctx = experiment_registry.ExperimentContext(config=config, out_dir=staging, devices=devices,
                                                     progress=progress.note, data=data, initial=initial)
         began = time.perf_counter()
         try:
@@ -192,17 +107,12 @@ def run(config, out, staging):
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
     dataset, trained, to_raw, widely = load_data(config)
-    devices, uses_tf = resolve_devices(config)
-    numerics = tf_report = None
-    if uses_tf:
-        from tf_models.devices import configure_numerics, device_report
-
-        numerics = configure_numerics(config.seed, deterministic=True)
-        tf_report = device_report()
-    triples, skipped = plan(config, devices)
-    if not triples:
-        raise UsageError("nothing to run: " + "; ".join(f"{n} {why}" for n, why in skipped)
+    the_plan = plan(config)  # once: the device set-up and the runs read the same plan
+    if not the_plan.rows:
+        raise UsageError("nothing to run: " + "; ".join(f"{n} {why}" for n, why in the_plan.skipped)
                          + "; choose other implementations with --only or drop --batch-size")
+    machine = set_up_devices(config, the_plan)  # imports only the frameworks the plan runs here
+    triples = the_plan.triples(machine.devices)
     initial = initial_parameters(trained.m, config.seed)
     side = min(trained.n, trained.m + 1)
     if side > LONG_ANALYSIS_SIDE:  # a dense symmetric eigenproblem of this side: seconds to minutes, said up front
@@ -218,9 +128,9 @@ def run(config, out, staging):
         # every multi-worker run of the study and its experiments on one set of workers per worker count:
         # their TensorFlow start-ups are paid once, and the block ends them however it is left
         with cluster.shared_sessions():
-            output = run_single(config, dataset, trained, to_raw, initial, devices, analysis, preflight=line,
-                                progress=progress.start)
-            experiment_status = run_experiments(config, devices, staging, progress, data=trained, initial=initial)
+            output = run_single(config, dataset, trained, to_raw, initial, triples, analysis, preflight=line,
+                                progress=progress.start, skipped=the_plan.skipped)
+            experiment_status = run_experiments(config, machine.devices, staging, progress, data=trained, initial=initial)
     finally:
         progress.close()
     (staging / "experiments.json").write_text(strict_json.dumps(experiment_status, indent=2))
@@ -229,12 +139,8 @@ def run(config, out, staging):
 
     from comparisons.output import tables
 
-    jax_report = None
-    if "jax" in devices:
-        from jax_models.runtime import runtime_report
-
-        jax_report = runtime_report()
-    environment = env_info.collect(config, started, tf_report=tf_report, numerics=numerics, jax_report=jax_report,
+    environment = env_info.collect(config, started, tf_report=machine.tf_report, numerics=machine.numerics,
+                                   jax_report=machine.jax_report(),
                                    jit={r.implementation: r.jit_compile for r in output.runs if r.jit_compile is not None})
     environment["wall_clock_s"] = round(time.perf_counter() - clock, 2)
     written = tables.write_all(output, config, environment, staging)

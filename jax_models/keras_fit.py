@@ -138,7 +138,6 @@ def make_keras_fit_trainer(X, y, lr, iterations, batches=None, device="cpu"):
         kernel, bias = dense.get_weights()  # numpy: the result is on the host
         return JaxResult(weights=np.asarray(kernel, dtype), bias=np.dtype(dtype).type(bias[0]),
                          loss_curve=np.append(np.asarray(losses, dtype), np.asarray(final_loss, dtype)),
-                         diverged_at=None, grad_abs_diff=None, grad_rel_diff=None,
                          device=placed_label(dense.kernel.value), jit_compile=JIT_COMPILE, mode="keras")
 
     train.model = model  # for inspection: its optimizer's learning-rate variable and dtype

@@ -1,4 +1,4 @@
-"""The one result type of every JAX trainer, with the fields of tf_models' TapeResult."""
+"""The one result type of every JAX trainer (the jitted loop, its Python-loop twin, the sharded loop, Keras on JAX)."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,12 +11,12 @@ class JaxResult:
     weights: np.ndarray  # (m, 1)
     bias: np.generic
     loss_curve: np.ndarray  # (k + 1,): loss before update i; the last point is the final parameters
-    diverged_at: int | None
-    grad_abs_diff: np.ndarray | None  # (k,): max |autodiff - analytic| over W and b, per step (None: no check ran)
-    grad_rel_diff: np.ndarray | None  # (k,): the same over a bound on the summed terms, 2/n max|r| max(sum_i |x_ij|, n)
     device: str  # label of the device (or '+'-joined devices) the parameters actually lived on
     jit_compile: bool  # whether XLA compiled the step (jax.jit)
-    mode: str  # how the loop ran: "jit", "python_loop", "op_by_op", "sharded" or "keras"
+    diverged_at: int | None = None  # the update whose loss showed divergence, when the loop stops itself
+    grad_abs_diff: np.ndarray | None = None  # (k,): max |autodiff - analytic| over W and b, per step (None: no check ran)
+    grad_rel_diff: np.ndarray | None = None  # (k,): the same over a bound on the summed terms, 2/n max|r| max(sum_i |x_ij|, n)
+    mode: str | None = None  # how the loop ran: "jit", "python_loop", "op_by_op", "sharded" or "keras"
 
 
 def truncated_fields(W, b, losses, abs_diffs, rel_diffs, steps, diverged, iterations, dtype):

@@ -81,7 +81,7 @@ def test_resolution_and_plan_with_two_gpus_seen(tf_ready, monkeypatch):
     with pytest.raises(DeviceError, match="detected only gpu:0, gpu:1"):
         resolve_for("tensorflow", "gpu:2")
     # numpy runs on the CPU only; each TensorFlow implementation on every resolved device, in every dtype
-    triples, _ = plan(StudyConfig(only=("numpy", "keras")), ["cpu", "gpu:0", "gpu:1"])
+    triples = plan(StudyConfig(only=("numpy", "keras"))).triples({"numpy": ["cpu"], "tensorflow": ["cpu", "gpu:0", "gpu:1"]})
     assert [t for t in triples if t[0] == "numpy"] == [("numpy", "cpu", "float32"), ("numpy", "cpu", "float64")]
     assert {(d, dt) for n, d, dt in triples if n == "keras"} == {
         (d, dt) for d in ("cpu", "gpu:0", "gpu:1") for dt in ("float32", "float64")}
@@ -101,8 +101,9 @@ class _TensorFlowAsked(Exception):
     ({"only": ("numpy",), "experiments": (), "device": "gpu"}, True),  # a GPU asked for by name is checked
 ])
 def test_devices_are_resolved_only_when_tensorflow_has_work(monkeypatch, changes, needs_tf):
-    """pipeline.resolve_devices imports TensorFlow only for a TensorFlow run, an experiment or an explicit GPU."""
-    from comparisons import pipeline
+    """devices.resolve_devices imports TensorFlow only for a TensorFlow run, an experiment or an explicit GPU."""
+    from comparisons.running.devices import resolve_devices
+    from comparisons.running.study import plan
     from tf_models import quiet_import as tf_runtime
     from comparisons.core.config import StudyConfig
 
@@ -113,6 +114,6 @@ def test_devices_are_resolved_only_when_tensorflow_has_work(monkeypatch, changes
     config = StudyConfig().with_changes(**changes)
     if needs_tf:
         with pytest.raises(_TensorFlowAsked):
-            pipeline.resolve_devices(config)
+            resolve_devices(config, plan(config))
     else:
-        assert pipeline.resolve_devices(config) == ({"numpy": ["cpu"]}, False)
+        assert resolve_devices(config, plan(config)) == {"numpy": ["cpu"]}

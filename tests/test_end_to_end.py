@@ -251,7 +251,8 @@ def test_a_numpy_only_run_never_loads_tensorflow(tmp_path):
 def test_the_driver_loads_tensorflow_only_for_work_in_its_own_process(monkeypatch):
     """A multi-worker-only run leaves TensorFlow to its workers; one in-process TensorFlow run, or an experiment, loads it."""
     import run_all
-    from comparisons import pipeline
+    from comparisons.running.devices import resolve_devices
+    from comparisons.running.study import plan
     from tf_models import quiet_import as tf_runtime
 
     class Loaded(Exception):
@@ -266,9 +267,11 @@ def test_the_driver_loads_tensorflow_only_for_work_in_its_own_process(monkeypatc
     def config(*argv):
         return run_all.config_from_args(parser.parse_args(list(argv)), list(argv))
 
-    assert pipeline.resolve_devices(config("--only", "gradient_tape:multi_worker", "--experiments", "none")) == (
-        {"numpy": ["cpu"]}, False)
+    def resolve(config):
+        return resolve_devices(config, plan(config))
+
+    assert resolve(config("--only", "gradient_tape:multi_worker", "--experiments", "none")) == {"numpy": ["cpu"]}
     for argv in (["--only", "gradient_tape:multi_worker,keras", "--experiments", "none"],
                  ["--only", "gradient_tape:multi_worker", "--experiments", "lr_sweep"]):
         with pytest.raises(Loaded):
-            pipeline.resolve_devices(config(*argv))
+            resolve(config(*argv))

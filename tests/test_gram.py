@@ -135,8 +135,8 @@ def test_tape_gram_follows_numpy_gram(tf_ready, lesson_data, dtype, block_rows):
     reference = handrolled.descend_gram(stats, W0, b0, 0.05, 60, keep_trajectory=True)
     result = make_gram_tape_trainer(X, y, 0.05, 60, block_rows=block_rows)(W0, b0)
     rtol = 1e-12 if dtype == "float64" else 1e-5
-    np.testing.assert_allclose(result.G, stats.G, rtol=rtol)
-    np.testing.assert_allclose(result.c, stats.c, rtol=rtol)
+    np.testing.assert_allclose(result.statistics[0], stats.G, rtol=rtol)
+    np.testing.assert_allclose(result.statistics[1], stats.c, rtol=rtol)
     np.testing.assert_allclose(result.weights, reference.weights, rtol=rtol)
     # each Gram-form loss is within its rounding bound of the exact one, so two of them within twice that
     bounds = [handrolled.loss_rounding_bound(stats, theta[:, None], loss)

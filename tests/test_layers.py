@@ -56,3 +56,33 @@ def test_the_checker_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from comparisons.report import document\n")
     assert [layer_of(m) for m in imported_modules(bad)] == ["report"]
     assert LAYERS.index("report") > LAYERS.index("core")
+
+
+FRAMEWORK_PACKAGES = ("handrolled", "tf_models", "jax_models")
+
+
+def result_classes(package):
+    """The classes in a framework package declaring weights, bias and loss_curve: its loop result types (ast only)."""
+    for path in sorted((REPO / package).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            declared = {getattr(item.target, "id", None) for item in (node.body if isinstance(node, ast.ClassDef) else ())
+                        if isinstance(item, ast.AnnAssign)}
+            if isinstance(node, ast.ClassDef) and {"weights", "bias", "loss_curve"} <= declared:
+                yield f"{package}.{path.stem}.{node.name}"
+
+
+def test_each_framework_package_returns_one_loop_result_with_the_fields_the_study_reads():
+    """One plain result class per framework package (none may import another's), each a comparisons LoopResult."""
+    import dataclasses
+    import importlib
+
+    from comparisons.core.results import OPTIONAL_FIELDS, LoopResult
+
+    found = [name for package in FRAMEWORK_PACKAGES for name in result_classes(package)]
+    assert len(found) == len(FRAMEWORK_PACKAGES) and {n.split(".")[0] for n in found} == set(FRAMEWORK_PACKAGES), found
+    required = set(LoopResult.__annotations__)
+    own = {"trajectory", "statistics"}  # the numpy loop's iterates, the Gram tape's statistics
+    for name in found:
+        module, _, cls = name.rpartition(".")
+        fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+        assert required <= fields and fields - required - own <= set(OPTIONAL_FIELDS), (name, fields)

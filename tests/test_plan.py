@@ -5,7 +5,8 @@ from comparisons.running.study import plan
 
 
 def test_the_slow_idiom_runs_one_dtype_when_both_are_asked_and_says_so():
-    triples, skipped = plan(StudyConfig(), ["cpu"])
+    the_plan = plan(StudyConfig())
+    triples, skipped = the_plan.triples(["cpu"]), list(the_plan.skipped)
     idiom = [t for t in triples if t[0] == "keras:numpy_input"]
     assert idiom == [("keras:numpy_input", "cpu", "float64")]
     assert [s for s in skipped if s[0] == "keras:numpy_input"] == [
@@ -19,12 +20,14 @@ def test_the_slow_idiom_runs_one_dtype_when_both_are_asked_and_says_so():
 
 
 def test_asked_for_alone_the_slow_idiom_runs_in_that_dtype():
-    triples, skipped = plan(StudyConfig(dtypes=("float32",), only=("keras:numpy_input",)), ["cpu"])
+    the_plan = plan(StudyConfig(dtypes=("float32",), only=("keras:numpy_input",)))
+    triples, skipped = the_plan.triples(["cpu"]), list(the_plan.skipped)
     assert triples == [("keras:numpy_input", "cpu", "float32")] and skipped == []
 
 
 def test_batch_size_skips_the_full_batch_only_ones():
-    triples, skipped = plan(StudyConfig(batch_size=10), ["cpu"])
+    the_plan = plan(StudyConfig(batch_size=10))
+    triples, skipped = the_plan.triples(["cpu"]), the_plan.skipped
     assert {t[0] for t in triples} == {"numpy", "keras", "keras:jax"}
     assert {s[0] for s in skipped} == {n for n, impl in REGISTRY.items() if not impl.minibatch}
 
@@ -54,7 +57,8 @@ def test_the_plan_acts_on_capabilities_not_names(monkeypatch):
     apart = registry.Implementation("numpy:apart", "test only", "numpy", "unused:builder", own_process=True)
     for impl in (costly, apart):
         monkeypatch.setitem(registry.REGISTRY, impl.name, impl)
-    triples, skipped = plan(StudyConfig(only=("numpy", "numpy:costly")), ["cpu"])
+    the_plan = plan(StudyConfig(only=("numpy", "numpy:costly")))
+    triples, skipped = the_plan.triples(["cpu"]), the_plan.skipped
     assert [t for t in triples if t[0] == "numpy:costly"] == [("numpy:costly", "cpu", "float64")]
     assert [s[0] for s in skipped] == ["numpy:costly"]
     assert registry.swept(("numpy", "numpy:costly", "numpy:apart", "jax:sharded")) == ["numpy", "numpy:costly"]

@@ -17,31 +17,19 @@ TensorFlow initialises its runtime (before any op or device listing of logical d
 CPUs share the same cores: they prove the mechanics and measure the synchronisation cost, not a
 speed-up.
 """
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 
 from .devices import detected_gpus, replicas_label, tf_device_name
 from .shards import shards
-from .gradient_tape import TapeResult, descent_loop, loop_result_fields
+from .gradient_tape import descent_loop, loop_result_fields
+from .result import TFResult
 
 PACK_HEADER = 2  # packed vector: [loss, scale, autodiff dW (m), autodiff db, diff dW (m), diff db]
 
 
 class DistributionError(RuntimeError):
     """The devices cannot be arranged as asked (e.g. the CPU was already split another way)."""
-
-
-@dataclass(frozen=True)
-class DistributedResult(TapeResult):
-    """A distributed tape or Keras run: TapeResult's fields, read as follows.
-
-    grad_abs_diff, grad_rel_diff are those of the reduced gradients (None for Keras), the relative
-    one over the sum of the replicas' bounds 2/n max|r_shard| max(sum_i|x_ij|, n); device joins
-    every replica by '+' ('cpu:0+cpu:1', 'worker0/cpu:0+worker1/cpu:0'); mode is "mirrored",
-    "multi_worker" or the Keras feed that ran.
-    """
 
 
 # ----------------------------------------------------------------------------------------- devices
@@ -116,7 +104,7 @@ def replica_packed_step(X, y, W, b, n, column_abs_max):
     """One replica's share of a step, packed into one vector (2m + 4,) for a single SUM all-reduce.
 
     X (k, m), y (k, 1) are this replica's rows; n is the GLOBAL row count. The shares of all
-    replicas add up to: the loss, a bound on the size of the summed terms (see DistributedResult),
+    replicas add up to: the loss, a bound on the size of the summed terms (see tf_models.result.TFResult),
     the autodiff gradient and the autodiff-minus-analytic difference (each (m + 1,)).
     """
     with tf.GradientTape() as tape:
@@ -204,12 +192,12 @@ def distribute_shards(strategy, rows_of, dtype):
 
 
 def result_from_loop(outputs, iterations, dtype, device, mode):
-    """A DistributedResult from the loop's tensors (.numpy(): the result is on the host)."""
-    return DistributedResult(**loop_result_fields(outputs, iterations, dtype), device=device, jit_compile=False, mode=mode)
+    """A TFResult from the loop's tensors (.numpy(): the result is on the host)."""
+    return TFResult(**loop_result_fields(outputs, iterations, dtype), device=device, jit_compile=False, mode=mode)
 
 
 def make_mirrored_tape_trainer(X, y, lr, iterations, replicas=2, device_spec="auto", divergence_factor=1e6):
-    """A callable (W0, b0, lr=None) -> DistributedResult: the GradientTape loop under MirroredStrategy.
+    """A callable (W0, b0, lr=None) -> TFResult: the GradientTape loop under MirroredStrategy.
 
     X (n, m), y (n, 1) in the run's dtype; each of the `replicas` devices (replica_devices) holds
     its shard of rows once; every call restarts from (W0, b0). The first call traces.
@@ -296,7 +284,7 @@ def keras_replica_scale_correction(replicas):
 
 def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="auto", feed="dataset",
                                 steps_per_execution=1, balance=True):
-    """A callable (W0, b0, lr=None) -> DistributedResult: Keras Dense(1) + SGD + "mse" fit under MirroredStrategy.
+    """A callable (W0, b0, lr=None) -> TFResult: Keras Dense(1) + SGD + "mse" fit under MirroredStrategy.
 
     The study's `keras:mirrored` is the defaults: feed="dataset" (fit(epochs=1, steps_per_epoch=N)
     over tf.data's batch of all rows, repeated; the strategy splits each batch across the
@@ -356,8 +344,7 @@ def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="a
         kernel, bias = dense.get_weights()
         residuals = y - (X @ kernel + bias[0])  # (n, 1) in the run's dtype, on the host like numpy's last point
         final_loss = np.mean(np.square(residuals), dtype=X.dtype)
-        return DistributedResult(
-            weights=kernel, bias=kernel.dtype.type(bias[0]), loss_curve=np.append(losses, final_loss).astype(dtype),
-            diverged_at=None, grad_abs_diff=None, grad_rel_diff=None, device=label, jit_compile=False, mode=feed)
+        return TFResult(weights=kernel, bias=kernel.dtype.type(bias[0]),
+                        loss_curve=np.append(losses, final_loss).astype(dtype), device=label, jit_compile=False, mode=feed)
 
     return train

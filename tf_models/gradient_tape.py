@@ -19,12 +19,11 @@ third reads may come from cache. That it pays is not assumed: the scaling experi
 blocked default beside the plain graph and the one-pass floor, in the same rounds, and its report
 gives the ratios. XLA_MAX_BYTES and BLOCK_BYTES are measured choices for one machine, not laws.
 """
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 
 from .devices import label_of, tf_device_name
+from .result import TFResult
 
 MODES = ("auto", "xla", "graph", "blocked", "eager")
 XLA_MAX_BYTES = 8 * 2**20  # "auto" compiles with XLA up to this size of X, in bytes (see above)
@@ -35,21 +34,6 @@ GRADIENT_TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 
 class GradientMismatchError(RuntimeError):
     """Autodiff and the analytic gradients disagree beyond the dtype's tolerance."""
-
-
-@dataclass(frozen=True)
-class TapeResult:
-    """A GradientTape run: parameters, loss curve and the per-step gradient check."""
-
-    weights: np.ndarray  # (m, 1)
-    bias: np.generic
-    loss_curve: np.ndarray  # (k + 1,): loss before update i; the last point is the final parameters
-    diverged_at: int | None
-    grad_abs_diff: np.ndarray | None  # (k,): max |autodiff - analytic| over W and b, per step (None: no check ran)
-    grad_rel_diff: np.ndarray | None  # (k,): the same over a bound on the summed terms, 2/n max|r| max(sum_i |x_ij|, n)
-    device: str  # label of the device the variables actually live on
-    jit_compile: bool  # whether XLA compiled the loop
-    mode: str  # the mode that ran: "xla", "graph", "blocked" or "eager"
 
 
 def _share_of_step(X, y, W, b, n):
@@ -166,7 +150,7 @@ def place_on_device(X, y, device, block_rows=None, blocked=True):
 
 
 def loop_result_fields(outputs, iterations, dtype):
-    """TapeResult's fields weights .. grad_rel_diff, as numpy in `dtype`, from descent_loop's tensors."""
+    """TFResult's fields weights .. grad_rel_diff, as numpy in `dtype`, from descent_loop's tensors."""
     W_out, b_out, losses, abs_d, rel_d, steps, diverged = outputs
     steps, diverged = int(steps.numpy()), bool(diverged.numpy())  # .numpy(): the result is on the host
     end = steps + 1  # a run that diverged at update k has k + 1 losses; a finished run has N + 1
@@ -177,7 +161,7 @@ def loop_result_fields(outputs, iterations, dtype):
 
 
 def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergence_factor=1e6, block_rows=None):
-    """Build a trainer: a callable (W0, b0) -> TapeResult. Its first call traces and compiles.
+    """Build a trainer: a callable (W0, b0) -> TFResult. Its first call traces and compiles.
 
     X (n, m) and y (n, 1) are copied to `device` once; every call restarts from (W0, b0).
     block_rows sets the rows per block of the "blocked" mode (default: BLOCK_BYTES of X).
@@ -235,8 +219,8 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
             outputs = run(
                 tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
                 tf.constant(lr, dtype))
-        return TapeResult(**loop_result_fields(outputs, iterations, X.dtype),
-                          device=label_of(W.device), jit_compile=(mode == "xla"), mode=mode)
+        return TFResult(**loop_result_fields(outputs, iterations, X.dtype),
+                        device=label_of(W.device), jit_compile=(mode == "xla"), mode=mode)
 
     return train
 

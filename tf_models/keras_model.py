@@ -7,27 +7,16 @@ Two ways to feed fit, both on the same model:
   shuffle=False), the loss of each epoch read from Keras' History.
 """
 import contextlib
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from .devices import label_of, tf_device_name
+from .result import TFResult
 
 FEEDS = ("dataset", "numpy_input")
 JIT_COMPILE = False  # passed explicitly: Keras' "auto" would switch XLA on only when a GPU is visible
-
-
-@dataclass(frozen=True)
-class KerasResult:
-    """A Keras run: parameters and the loss curve as Keras reported it."""
-
-    weights: np.ndarray  # (m, 1), the Dense kernel
-    bias: np.generic  # the Dense bias
-    loss_curve: np.ndarray  # (N + 1,): Keras' loss before each update, then the final parameters' loss
-    device: str  # label of the device the kernel actually lives on
-    jit_compile: bool
 
 
 class StepLossRecorder(keras.metrics.Metric):
@@ -85,7 +74,7 @@ def _batched_dataset(X, y, batches):
 
 
 def make_keras_trainer(X, y, lr, iterations, feed="dataset", device="cpu", batches=None):
-    """Build a trainer: a callable (W0, b0) -> KerasResult. Its first call traces and compiles.
+    """Build a trainer: a callable (W0, b0) -> TFResult (Keras' loss before each update, then the final parameters'). Its first call traces and compiles.
 
     batches=None trains full batch; otherwise a list of `iterations` index arrays gives the
     rows of each update, so Keras follows the same sample order as the hand-rolled run.
@@ -125,7 +114,7 @@ def make_keras_trainer(X, y, lr, iterations, feed="dataset", device="cpu", batch
                 losses = np.asarray(history.history["loss"], dtype)
             final_loss = final_loss_fn(y, model(X, training=False))
         kernel, bias = dense.get_weights()
-        return KerasResult(
+        return TFResult(
             weights=kernel, bias=kernel.dtype.type(bias[0]),
             loss_curve=np.append(losses, np.asarray(final_loss, dtype)),  # .numpy() happened: on the host
             device=label_of(dense.kernel.value.device), jit_compile=JIT_COMPILE,

@@ -21,10 +21,18 @@ class ExperimentContext:
 
     config: StudyConfig  # the whole run's configuration (seed, dtypes, quick/full, lr, ...)
     out_dir: Path  # the folder being written (a temporary one, renamed into place on success)
-    devices: tuple = ("cpu",)  # device labels TensorFlow runs use
+    devices: dict | tuple = ("cpu",)  # {framework: device labels} as the driver resolved them (one tuple: every framework)
     progress: object = field(default=None)  # callable(str) for live progress, or None
     data: object = None  # the single run's Dataset as trained (CSV, z-scored, ...); None: the lesson's generator
     initial: tuple | None = None  # its initial (W0 (m, 1), b0), shared with the single run
+
+    def devices_for(self, framework):
+        """The device labels that framework's rows run on (the CPU for numpy, and for a framework not loaded here)."""
+        if framework == "numpy":
+            return ("cpu",)
+        if isinstance(self.devices, dict):
+            return tuple(self.devices.get(framework, ("cpu",)))
+        return tuple(self.devices)
 
 
 def study_data(ctx):

@@ -168,7 +168,7 @@ def run(ctx):
     loop_sizes, lib_sizes = sizes(config)
     rng = np.random.default_rng(config.seed)
     repeats = max(3, config.repeats)
-    tf_methods = [m for device in ctx.devices for m in _methods(device)]
+    tf_methods = [m for device in ctx.devices_for("tensorflow") for m in _methods(device)]
     rows = []
     for n in sorted(set(loop_sizes) | set(lib_sizes)):
         A64, B64 = rng.standard_normal((n, n)), rng.standard_normal((n, n))

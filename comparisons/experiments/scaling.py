@@ -211,14 +211,17 @@ def transition_n(rows, bound=BANDWIDTH_BOUND):
     return None
 
 
-def _entries(names, devices, m, n, full):
-    """(label, device, kind, what) for each row timed at this point: registry rows, then the formulations for m."""
+def _entries(names, devices_for, m, n, full):
+    """(label, device, kind, what) for each row timed at this point: registry rows, then the formulations for m.
+
+    devices_for(framework) gives the device labels of that framework's rows (ExperimentContext.devices_for).
+    """
     out = []
     for name in names:
         if n > (max_n(name, full) or math.inf):
             continue
         impl = registry.get(name)
-        for device in (devices if impl.framework != "numpy" else ("cpu",)):  # numpy runs on the host only
+        for device in devices_for(impl.framework):
             out.append((name, device, "registry", impl))
     if registry.REFERENCE in names:  # the formulations are numpy's, judged beside the reference row
         out += [(f.name, "cpu", "formulation", f) for f in FORMULATIONS if m in f.features]
@@ -233,7 +236,7 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
     lr = 0.5 * stable_lr(data.X, data.y)  # safely stable for every m: runs never stop early
     X, y = data.X.astype(dtype), data.y.astype(dtype)
     calls, rows = dict(probes), {}
-    for label, device, kind, what in _entries(names, ctx.devices, m, n, config.full):
+    for label, device, kind, what in _entries(names, ctx.devices_for, m, n, config.full):
         gram = kind == "registry" and what.route == "gram"
         iterations = GRAM_ITERATIONS if gram else choose_iterations(label, X.nbytes, bandwidth_guess, target_s)
         if ctx.progress:

@@ -157,7 +157,7 @@ def read_result(path, dtype, iterations):
     results = tuple(
         JaxResult(weights=np.asarray(out[f"weights_{k}"], np_dtype).reshape(-1, 1),
                   bias=np_dtype.type(out[f"bias_{k}"]), loss_curve=np.asarray(out[f"loss_curve_{k}"], np_dtype),
-                  diverged_at=None, grad_abs_diff=None, grad_rel_diff=None, device=str(out["device"]),
+                  device=str(out["device"]),
                   jit_compile=bool(out["jit_compile"]), mode="keras")
         for k in range(int(out["count"])))
     return ChildRun(results=results, first_call_s=float(out["first_call_s"]),

@@ -32,27 +32,48 @@ class StudyOutput:
     ols: tuple = ()  # (W, b) float64, raw units
 
 
-def plan(config, devices):
-    """The (implementation, device, dtype) triples to run, and the implementations skipped with why."""
-    triples, skipped = [], []
+@dataclass(frozen=True)
+class Plan:
+    """Which implementations run in which dtypes, and which are skipped with why; made once per run, before devices."""
+
+    rows: tuple  # (Implementation, dtypes) in --only's order
+    skipped: tuple  # (implementation name, reason)
+    device: str = "auto"  # the --device spec, which a distributed row is run on
+
+    @property
+    def implementations(self):
+        """The registry rows that run."""
+        return tuple(impl for impl, _ in self.rows)
+
+    def triples(self, devices):
+        """The (implementation, device, dtype) triples to run, given each framework's device labels.
+
+        `devices` maps a framework to its labels (devices.Machine.devices), or is one list for every framework.
+        A distributed row runs once per dtype on the --device spec (it picks its replicas' kind), numpy on the CPU.
+        """
+        out = []
+        for impl, dtypes in self.rows:
+            seen = devices.get(impl.framework, ["cpu"]) if isinstance(devices, dict) else devices
+            runs_on = [self.device] if impl.distributed else ["cpu"] if impl.framework == "numpy" else seen
+            out += [(impl.name, device, dtype) for dtype in dtypes for device in runs_on]
+        return out
+
+
+def plan(config):
+    """The run's Plan: each of --only's implementations with the dtypes it runs in, or the reason it is skipped."""
+    rows, skipped = [], []
     for name in config.only:
-        if config.batch_size is not None and not implementation(name).minibatch:
+        impl = implementation(name)
+        if config.batch_size is not None and not impl.minibatch:
             skipped.append((name, "trains full batch only; not run with --batch-size"))
             continue
         dtypes = config.dtypes
-        if len(dtypes) > 1 and implementation(name).one_dtype_enough:
+        if len(dtypes) > 1 and impl.one_dtype_enough:
             skipped.append((name, f"in {', '.join(dtypes[:-1])} (it runs in {dtypes[-1]}): its cost is per-step "
                                   f"machinery, the same in either dtype; --dtype {dtypes[0]} runs it there"))
             dtypes = dtypes[-1:]
-        for dtype in dtypes:
-            # a distributed variant runs once per dtype: --device picks its replicas' kind (tf_models.distributed)
-            impl = implementation(name)
-            # devices: {framework: labels} as pipeline.resolve_devices gives them, or one list for every framework
-            seen = devices.get(impl.framework, ["cpu"]) if isinstance(devices, dict) else devices
-            runs_on = [config.device] if impl.distributed else ["cpu"] if impl.framework == "numpy" else seen
-            for device in runs_on:
-                triples.append((name, device, dtype))
-    return triples, skipped
+        rows.append((impl, tuple(dtypes)))
+    return Plan(tuple(rows), tuple(skipped), device=config.device)
 
 
 def preflight_message(analysis, lr, scales_differ):
@@ -64,13 +85,13 @@ def preflight_message(analysis, lr, scales_differ):
             f"for this data, so full-batch descent will diverge{hint}; running anyway to show it")
 
 
-def run_single(config, dataset, trained, to_raw, initial, devices, analysis, preflight=None, progress=None):
-    """Train every planned implementation, time it, and gather the results.
+def run_single(config, dataset, trained, to_raw, initial, triples, analysis, preflight=None, progress=None, skipped=()):
+    """Train every planned (implementation, device, dtype) triple, time it, and gather the results.
 
     `analysis` is stability.analyse of the trained features and `preflight` its warning, both
-    computed by the caller before training so the warning can be shown first.
+    computed by the caller before training so the warning can be shown first; `skipped` are the
+    plan's (implementation, reason) pairs, kept in the output for the report.
     """
-    triples, skipped = plan(config, devices)
     batches = None
     if config.batch_size is not None:
         steps = config.iterations
@@ -107,7 +128,7 @@ def run_single(config, dataset, trained, to_raw, initial, devices, analysis, pre
             timings[result.implementation, result.device, result.dtype] = timings.pop(key)
     return StudyOutput(
         dataset=dataset, trained=trained, to_raw=to_raw, initial=initial, runs=runs, timings=timings,
-        stability=analysis, preflight=preflight, skipped=skipped,
+        stability=analysis, preflight=preflight, skipped=list(skipped),
         ols=handrolled.ols(dataset.X, dataset.y),
     )
 

@@ -21,7 +21,7 @@ def _autodiff_gradient(spec):
 
 
 def _keras(spec, make):
-    """A Keras trainer from make() -> keras_train(W0, b0, lr) -> KerasResult: all N updates each call."""
+    """A Keras trainer from make() -> keras_train(W0, b0, lr) -> TFResult: all N updates each call."""
     keras_train = make()
 
     def train(W0, b0, rate=spec.lr):
@@ -82,7 +82,7 @@ def gram_tape(spec):
 
     tape_train = make_gram_tape_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, device=spec.device,
                                         divergence_factor=handrolled.DIVERGENCE_FACTOR)
-    bound = lambda r: gram_loss_bound(handrolled.GramStatistics(r.G, r.c, r.s, r.n), r.weights, r.bias, r.loss_curve)
+    bound = lambda r: gram_loss_bound(handrolled.GramStatistics(*r.statistics), r.weights, r.bias, r.loss_curve)
     # the same traced functions, timed apart (no second trace or compilation)
     stages = (lambda: tuple(t.numpy() for t in tape_train.one_pass()),
               lambda stats, W0, b0: tape_train.iterate(*stats, W0, b0).loss_curve)
