@@ -7,80 +7,18 @@
 This file only orchestrates; the work lives in comparisons/.
 """
 import argparse
-import re
 import shutil
 import signal
 import sys
+from dataclasses import fields
 
 # light imports only (no numpy, pandas or TensorFlow): --help and usage errors must answer at once
 from comparisons.output import out_folder
 from comparisons.core import registry
 from comparisons.processes import scratch
-from comparisons.core.config import EXPERIMENTS, StudyConfig
+from comparisons.core.config import StudyConfig, default_value, flag_of, options
 from comparisons.core.errors import UsageError
 from comparisons.core.limits import check_fits
-
-QUICK_ITERATIONS = 100  # --quick: fewer updates (the one-epoch-per-update Keras idiom pays Keras' per-epoch cost on each)
-QUICK_REPEATS = 2
-QUICK_TIME_BUDGET_S = 2.0
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive finite number")
-    return value
-
-
-def _whole_number(text):
-    """int(text), also for an exact integer in scientific notation ('1e6', '2.5e3'); ValueError otherwise."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    mantissa, e, exponent = text.strip().lower().partition("e")
-    if not e or not exponent.lstrip("+-").isdigit() or abs(int(exponent)) > 30:
-        raise ValueError(text)
-    whole, _, fraction = mantissa.lstrip("+-").partition(".")
-    if not (whole + fraction).isdigit():
-        raise ValueError(text)
-    digits, shift = int(whole + fraction), int(exponent) - len(fraction)  # value = digits * 10**shift
-    if shift < 0 and digits % 10 ** -shift:
-        raise ValueError(text)  # not whole: 1.5e0
-    value = digits * 10 ** shift if shift >= 0 else digits // 10 ** -shift
-    return -value if mantissa.startswith("-") else value
-
-
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = _whole_number(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
-        return value
-    return parse
-
-
-def _seed(text):
-    value = _int_at_least(0)(text)
-    if value >= 2**32:
-        raise argparse.ArgumentTypeError(f"{text} is too large: seeds go from 0 to {2**32 - 1}")
-    return value
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,91 +28,49 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
+def _default_text(f, option):
+    """' (default: ...)' for --help, with the value --quick gives when it gives another; '' when there is none."""
+    value = option.text if option.text is not None else default_value(f)
+    if value is None or isinstance(value, tuple):
+        return ""
+    quick = default_value(f, quick=True)
+    return f" (default: {value}" + (f"; {quick} with --quick)" if quick != default_value(f) else ")")
+
+
 def build_parser():
-    """The study's command line (the results contract's options)."""
-    defaults = StudyConfig()
+    """The study's command line: one option per StudyConfig setting that has one (comparisons.core.config)."""
     p = _Parser(prog="run_all.py", description=(
-        "Linear regression by gradient descent, hand-rolled in numpy and in TensorFlow/Keras, trained on the "
+        "Linear regression by gradient descent, hand-rolled in numpy, in TensorFlow/Keras and in JAX, trained on the "
         "same data from the same start and compared: weights, loss curves, gradients, time. Writes the "
-        "results contract (CSV tables, figures, report.md, tensorboard/) to --out."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", default=defaults.out, help="results folder; written beside it and renamed into place on success")
-    p.add_argument("--seed", type=_seed, default=defaults.seed, help="seed for data, initial parameters and sample order")
-    p.add_argument("--n-samples", type=_int_at_least(2), default=defaults.n_samples, help="synthetic data: number of samples n")
-    p.add_argument("--features", type=_int_at_least(1), default=defaults.features, help="synthetic data: number of features m")
-    p.add_argument("--noise", type=_non_negative_float, default=defaults.noise, help="synthetic data: standard deviation of the noise on y")
-    p.add_argument("--iterations", type=_int_at_least(1), default=None,
-                   help=f"gradient-descent updates N (default {defaults.iterations}; {QUICK_ITERATIONS} with --quick)")
-    p.add_argument("--lr", type=_positive_float, default=defaults.lr, help="learning rate")
-    p.add_argument("--dtype", choices=["float32", "float64", "both"], default="both", help="floating-point type of the runs")
-    p.add_argument("--device", default=defaults.device, help="auto (CPU, plus GPUs TensorFlow detects), cpu, gpu or gpu:K")
-    p.add_argument("--repeats", type=_int_at_least(1), default=None,
-                   help=f"timed calls after one warm-up (default {defaults.repeats}; {QUICK_REPEATS} with --quick)")
-    p.add_argument("--only", default=None, metavar="NAME[,NAME]",
-                   help="run only these implementations: " + ", ".join(registry.names()))
-    p.add_argument("--data", default=None, metavar="FILE.csv", help="train on a CSV file instead of synthetic data (needs --target)")
-    p.add_argument("--target", default=None, metavar="COL", help="the CSV column to predict")
-    p.add_argument("--columns", default=None, metavar="A,B,C", help="CSV feature columns (default: every other numeric column)")
-    p.add_argument("--standardize", action="store_true", help="train on z-scored features; weights are still reported in raw units")
-    p.add_argument("--center-target", action="store_true",
-                   help="with --standardize: also train on y - mean(y); the bias is still reported in raw units")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=None,
-                   help="mini-batch size (1 = stochastic); samples follow a seeded permutation shared by numpy and keras")
-    p.add_argument("--replicas", type=_int_at_least(1), default=defaults.replicas,
-                   help="mirrored variants: replicas (GPUs when enough are seen, else logical CPUs)")
-    p.add_argument("--workers", type=_int_at_least(1), default=defaults.workers,
-                   help="gradient_tape:multi_worker: worker processes on loopback")
-    p.add_argument("--experiments", default="all", metavar="NAME[,NAME]|all|none",
-                   help="studies beyond the single run: " + ", ".join(EXPERIMENTS))
-    p.add_argument("--full", action="store_true", help="the large versions of the experiments (n up to 10^7; minutes)")
-    p.add_argument("--quick", action="store_true", help="a small, fast run (fewer iterations and repeats, quick experiments)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+        "results contract (CSV tables, figures, report.md, tensorboard/) to --out."))
+    for f, option in options():
+        text = option.help() if callable(option.help) else option.help
+        if option.parse is None:  # a switch
+            p.add_argument(flag_of(f), dest=f.name, action="store_true", default=argparse.SUPPRESS, help=text)
+        else:  # not given: absent from the namespace, so config_from_args knows to take the default (or --quick's)
+            p.add_argument(flag_of(f), dest=f.name, type=option.parse, default=argparse.SUPPRESS, metavar=option.metavar,
+                           help=text + _default_text(f, option))
     return p
-
-
-def _names(text, known, what):
-    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise UsageError(f"unknown {what} {', '.join(unknown) or repr(text)}; choose from {', '.join(known)}")
-    return names
 
 
 def config_from_args(args, argv):
     """Validate the parsed arguments into a StudyConfig (UsageError on bad input)."""
-    if (args.data is None) != (args.target is None):
+    given = vars(args)
+    quick = given.get("quick", False)
+    values = {f.name: given[f.name] if f.name in given else default_value(f, quick)
+              for f in fields(StudyConfig) if f.name != "command_line"}
+    if (values["data"] is None) != (values["target"] is None):
         raise UsageError("--data and --target go together: give the CSV file and the column to predict")
-    if args.columns and not args.data:
+    if values["feature_columns"] and not values["data"]:
         raise UsageError("--columns selects CSV columns; it needs --data FILE.csv --target COL")
-    if args.center_target and not args.standardize:
+    if values["center_target"] and not values["standardize"]:
         raise UsageError("--center-target goes with --standardize (it centres the target of the z-scored training data)")
-    if args.quick and args.full:
+    if values["quick"] and values["full"]:
         raise UsageError("--quick and --full contradict each other; choose one")
-    device = args.device.strip().lower()
-    if not re.fullmatch(r"auto|cpu|gpu(:\d+)?", device):
-        raise UsageError(f"unknown device {args.device!r}; use auto, cpu, gpu or gpu:K")
-    experiments = args.experiments.strip()
-    experiments = (EXPERIMENTS if experiments == "all" else () if experiments == "none"
-                   else _names(experiments, EXPERIMENTS, "experiment"))
-    only = _names(args.only, registry.names(), "implementation") if args.only else registry.names()
-    _check_batch_size(args.batch_size, None if args.data else args.n_samples, only)
-    iterations = args.iterations or (QUICK_ITERATIONS if args.quick else StudyConfig.iterations)
-    check_fits(None if args.data else args.n_samples, args.features, iterations)  # before any array exists
-    return StudyConfig(
-        out=args.out, seed=args.seed, n_samples=args.n_samples, features=args.features, noise=args.noise,
-        iterations=iterations,
-        lr=args.lr, dtypes=("float32", "float64") if args.dtype == "both" else (args.dtype,),
-        device=device,
-        repeats=args.repeats or (QUICK_REPEATS if args.quick else StudyConfig.repeats),
-        only=only,
-        data=args.data, target=args.target,
-        feature_columns=tuple(c.strip() for c in args.columns.split(",")) if args.columns else None,
-        standardize=args.standardize, center_target=args.center_target, batch_size=args.batch_size, experiments=experiments,
-        replicas=args.replicas, workers=args.workers,
-        full=args.full, quick=args.quick, debug=args.debug,
-        time_budget_s=QUICK_TIME_BUDGET_S if args.quick else StudyConfig.time_budget_s,
-        command_line=tuple(argv),
-    )
+    n_samples = None if values["data"] else values["n_samples"]  # a CSV file's row count is known once it is read
+    _check_batch_size(values["batch_size"], n_samples, values["only"])
+    check_fits(n_samples, values["features"], values["iterations"])  # before any array exists
+    return StudyConfig(**values, command_line=tuple(argv))
 
 
 def _check_batch_size(batch_size, n_samples, only):
