@@ -1,22 +1,25 @@
 """docs/adding-an-implementation.md, followed alone: a test-only row appears in every table, figure and the report."""
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from comparisons.core import registry
-from comparisons.core.results import from_run
+from comparisons.core.results import LoopResult, from_run
 from comparisons.running.adapters import Trainer
 from comparisons.core.tolerances import EQUIVALENCE
+
+from .conftest import REPO
 
 NAME = "python_loop:test_only"
 
 
 @dataclasses.dataclass(frozen=True)
-class LoopResult:
-    """Step 1: the implementation's own plain result."""
+class PythonLoopResult:
+    """Step 1: the implementation's own plain result, with LoopResult's three required fields."""
 
     weights: np.ndarray  # (m, 1)
     bias: float
@@ -36,7 +39,7 @@ def python_loop_descent(X, y, W0, b0, lr, iterations):
         grad_W = np.array([[-2 / n * sum(X[i, j] * residuals[i] for i in range(n))] for j in range(m)], X.dtype)
         grad_b = -2 / n * sum(residuals)
         W, b = W - lr * grad_W, X.dtype.type(b - lr * grad_b)
-    return LoopResult(W, float(b), np.asarray(losses, X.dtype))
+    return PythonLoopResult(W, float(b), np.asarray(losses, X.dtype))
 
 
 def build_python_loop(spec):
@@ -51,13 +54,16 @@ def registered(monkeypatch):
     """Step 3: the row, registered for this test only."""
     monkeypatch.setitem(registry.REGISTRY, NAME, registry.Implementation(
         NAME, "a plain-Python loop over numpy rows (test only)", "numpy", f"{__name__}:build_python_loop",
-        title="Python loop (test only)", step_cost_s=1e-3))
+        title="Python loop (test only)", step_cost_s=1e-3, details="A plain-Python loop over the rows (test only)."))
     return registry.get(NAME)
 
 
 def test_a_registered_row_is_in_every_table_figure_and_the_report(registered, tmp_path):
     import run_all
     from comparisons.output import figures
+    from comparisons.report import implementations_page
+
+    assert isinstance(python_loop_descent(np.ones((2, 1)), np.ones((2, 1)), np.zeros((1, 1)), 0.0, 0.1, 1), LoopResult)
 
     out = tmp_path / "out"
     code = run_all.main(["--only", f"numpy,{NAME}", "--iterations", "20", "--repeats", "2", "--experiments", "none",
@@ -85,6 +91,8 @@ def test_a_registered_row_is_in_every_table_figure_and_the_report(registered, tm
     report = (out / "report.md").read_text()
     assert NAME in report or registered.label in report
     assert json.loads((out / "config.json").read_text())["only"] == ["numpy", NAME]
+    # step 4: the generated page has its words and its capabilities
+    assert f"| `{NAME}` ({registered.title}) | numpy | {registered.details} |" in implementations_page.render()
 
 
 def test_the_command_line_knows_a_registered_row_and_refuses_a_sample_order_for_it(registered):
@@ -95,3 +103,15 @@ def test_the_command_line_knows_a_registered_row_and_refuses_a_sample_order_for_
     with pytest.raises(UsageError, match="full batch only"):
         run_all.config_from_args(run_all.build_parser().parse_args(["--only", NAME, "--batch-size", "10"]),
                                  ["run_all.py"])
+
+
+def test_the_steps_name_every_capability_the_registry_declares():
+    """Step 3's list of capabilities is the registry's: every field the study acts on, and the derived ones."""
+    from comparisons.report.implementations_page import CAPABILITIES
+
+    step = (REPO / "docs" / "adding-an-implementation.md").read_text().split("3. **Add its row**")[1].split("4. **")[0]
+    listed = set(re.findall(r"`(\w+)`", step.split("and its capabilities:")[1]))
+    assert set(CAPABILITIES) <= listed, set(CAPABILITIES) - listed
+    fields = {f.name for f in dataclasses.fields(registry.Implementation)}
+    derived = {name for name in CAPABILITIES if name not in fields}
+    assert derived and all(isinstance(getattr(registry.Implementation, name), property) for name in derived)

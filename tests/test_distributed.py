@@ -17,25 +17,13 @@ import time
 import numpy as np
 import pytest
 
-import handrolled
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.tolerances import EQUIVALENCE
 
 from .conftest import REPO, mark_as_results, sigint_as_in_a_terminal
+from .equivalence import assert_matches_numpy
 
 ITERATIONS = 30  # small: each run is a few ms per step; the equivalence of 1000 steps is the default run's
-
-
-def assert_matches_numpy(result, X, y, W0, b0, iterations=ITERATIONS, lr=0.05):
-    """Every loss point, the weights and the bias within the dtype's tolerance of numpy's run."""
-    dtype = str(X.dtype)
-    reference = handrolled.descend(X, y, W0, b0, lr, iterations)
-    curve = np.asarray(result["loss_curve"], np.float64)
-    assert len(curve) == iterations + 1 and result["diverged_at"] is None
-    np.testing.assert_allclose(curve, reference.loss_curve, rtol=EQUIVALENCE[dtype], atol=0)
-    np.testing.assert_allclose(np.asarray(result["weights"]).reshape(-1, 1), reference.weights,
-                               rtol=EQUIVALENCE[dtype], atol=0)
-    assert result["bias"] == pytest.approx(float(reference.bias), rel=EQUIVALENCE[dtype])
 
 
 def run_fresh(code, timeout=240):
@@ -102,7 +90,7 @@ def test_mirrored_variants_match_numpy_over_three_replicas_and_a_late_split_is_a
         data = make_synthetic(r["n"], 2, 0.5, seed=1)
         X, y = data.X.astype(r["dtype"]), data.y.astype(r["dtype"])
         try:
-            assert_matches_numpy(r, X, y, *initial_parameters(2, seed=1))
+            assert_matches_numpy(r, X, y, *initial_parameters(2, seed=1), 0.05, ITERATIONS)
         except AssertionError:
             print("CASE", r["name"], r["n"], r["replicas"], r["dtype"])
             raise
@@ -239,7 +227,7 @@ BENCHMARK_JOB = {"task": "benchmark", "sizes": [100], "m": 4, "dtype": "float32"
 def test_two_workers_match_numpy_after_a_taken_port(served):
     result, problem = served["float64"]
     assert served["starts_before_adapter"] == 2  # the first start failed on the taken port, the second ran
-    assert_matches_numpy(result, *problem)
+    assert_matches_numpy(result, *problem, 0.05, ITERATIONS)
     assert result["device"] == "worker0/cpu:0+worker1/cpu:0" and result["n"] == 101
     assert max(result["grad_rel_diff"]) < EQUIVALENCE["float64"]
 
@@ -248,8 +236,7 @@ def test_two_workers_match_numpy_after_a_taken_port(served):
 def test_multi_worker_adapter_float32_with_its_own_timing(served):
     trainer, r, (X, y, W0, b0) = served["adapter"]
     assert trainer.spec.implementation.own_process
-    assert_matches_numpy(dict(loss_curve=r.loss_curve, weights=r.weights, bias=r.bias, diverged_at=r.diverged_at),
-                         X, y, W0, b0)
+    assert_matches_numpy(r, X, y, W0, b0, 0.05, ITERATIONS)
     assert r.device == "worker0/cpu:0+worker1/cpu:0" and r.weights.dtype == np.float32
     assert r.timing.repeats == 2 and r.timing.first_call_s > 0 and len(r.grad_abs_diff) == ITERATIONS
 

@@ -1,8 +1,7 @@
 """Every implementation against the hand-rolled numpy run: loss curve, gradients and weights.
 
-One helper, parametrised over implementations and dtypes (as tinygrad's helper_test_op).
-Tolerances: float64 rounding differs only by summation order (~1e-15), so 1e-10 relative is
-generous yet catches any real difference; float32 carries ~1e-7 per op, so 1e-4.
+One helper, tests/equivalence.py's assert_matches_numpy (every test file compares with it), parametrised
+here over implementations and dtypes (as tinygrad's helper_test_op); its docstring gives the tolerances.
 """
 import numpy as np
 import pytest
@@ -12,11 +11,10 @@ from comparisons.core import registry
 from comparisons.inputs.data import order_seed
 from comparisons.running.implementations import finite_difference_checks, make_trainer, stop_at_divergence
 from comparisons.core.results import GradientMismatchError
-from comparisons.core.tolerances import EQUIVALENCE
 
 from .conftest import LESSON_ITERATIONS
+from .equivalence import assert_matches_numpy
 
-RTOL = EQUIVALENCE
 ITERATIONS = LESSON_ITERATIONS  # the shared runs' count (conftest): one trace serves several tests
 # fit(epochs=N) on numpy arrays pays tens of ms per epoch: fewer; its per-step arithmetic is Keras' own, tested at 60
 SHORT_RUNS = {"keras:numpy_input": 20}
@@ -29,25 +27,18 @@ STREAMING_ROWS = [n for n in registry.names() if n != registry.REFERENCE and not
 
 def assert_equivalent(name, data, initial, dtype, lr=0.05, iterations=ITERATIONS, batches=None, result=None,
                       trainer=None):
-    """Run `name` (unless its `result` of these settings, made by `trainer`, is given) and numpy from the same start;
-    compare every loss point, the weights and the bias."""
+    """Run `name` (unless its `result` of these settings, made by `trainer`, is given) as the study does, and compare it
+    with numpy from the same start (assert_matches_numpy)."""
     X, y = data.X.astype(dtype), data.y.astype(dtype)
     W0, b0 = initial
-    reference = make_trainer(registry.REFERENCE, X, y, lr, iterations, batches=batches)(W0, b0)
     trainer = trainer or make_trainer(name, X, y, lr, iterations, batches=batches)
     if result is None:
         result = trainer(W0, b0)
     if trainer.spec.lr != lr:  # a trainer built for another rate, called at this one: cut back at this rate
         trainer = make_trainer(name, X, y, lr, iterations, batches=batches)
     result = stop_at_divergence(result, trainer, W0, b0)  # a run that cannot stop itself, past a divergence point
-    assert result.diverged_at == reference.diverged_at
-    assert len(result.loss_curve) == len(reference.loss_curve)
-    np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=RTOL[dtype], atol=0)
-    # the final parameters, also of a diverged run: those after as many updates as numpy made
-    scale = max(1.0, float(np.abs(reference.weights).max()))
-    np.testing.assert_allclose(result.weights, reference.weights, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
-    assert result.bias == pytest.approx(reference.bias, rel=RTOL[dtype])
-    assert result.dtype == dtype and np.asarray(result.weights).dtype == np.dtype(dtype)
+    assert_matches_numpy(result, X, y, W0, b0, lr, iterations, batches=batches)
+    assert result.dtype == dtype
     return result
 
 
@@ -175,12 +166,9 @@ def test_blocked_loop_matches_numpy(tf_ready, lesson_data, dtype, block_rows):
     X, y = data.X.astype(dtype), data.y.astype(dtype)
     trainer = make_tape_trainer(X, y, 0.05, 40, mode="blocked", block_rows=block_rows)
     for lr, diverges in [(0.05, False), (10.0, True)]:
-        reference = make_trainer(registry.REFERENCE, X, y, lr, 40)(W0, b0)
         result = trainer(W0, b0, lr)
-        assert result.mode == "blocked" and result.diverged_at == reference.diverged_at
-        assert (reference.diverged_at is not None) == diverges
-        np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=RTOL[dtype], atol=0)
-        np.testing.assert_allclose(result.weights, reference.weights, rtol=RTOL[dtype])
+        reference = assert_matches_numpy(result, X, y, W0, b0, lr, 40)
+        assert result.mode == "blocked" and (reference.diverged_at is not None) == diverges
         assert result.grad_rel_diff.max() < (1e-12 if dtype == "float64" else 1e-5)  # the check sees every row
 
 

@@ -22,6 +22,7 @@ from comparisons.core.results import LoopResult
 from comparisons.core.tolerances import EQUIVALENCE
 
 from .conftest import REPO
+from .equivalence import assert_matches_numpy
 
 DTYPES = ["float64", "float32"]
 LR = 0.05
@@ -35,31 +36,12 @@ def case_data(case):
     return data, initial_parameters(m, seed=0), iterations
 
 
-def assert_matches_numpy(result, X, y, W0, b0, lr, iterations, batches=None):
-    """Every loss point, the weights and the bias against handrolled.descend of the same dtype and start."""
-    dtype = str(X.dtype)
-    reference = handrolled.descend(X, y, W0, b0, lr, iterations, batches=batches)
-    tol = EQUIVALENCE[dtype]
-    assert result.diverged_at == reference.diverged_at
-    assert len(result.loss_curve) == len(reference.loss_curve)
-    np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=tol, atol=0)
-    scale = max(1.0, float(np.abs(reference.weights).max()))
-    np.testing.assert_allclose(result.weights, reference.weights, rtol=tol, atol=tol * scale)
-    assert float(result.bias) == pytest.approx(float(reference.bias), rel=tol)
-    assert result.weights.dtype == np.dtype(dtype) and result.weights.shape == reference.weights.shape
-    assert result.loss_curve.dtype == np.dtype(dtype)
-    return reference
-
-
 @pytest.fixture(scope="module")
 def gradient_tolerance():
-    """tf_models' per-step tolerance (the study enforces it on every autodiff-checking row)."""
-    from tf_models.quiet_import import import_tensorflow
+    """The study's per-step tolerance, enforced on every autodiff-checking row."""
+    from comparisons.core.tolerances import GRADIENT
 
-    import_tensorflow()
-    from tf_models.gradient_tape import GRADIENT_TOLERANCE
-
-    return GRADIENT_TOLERANCE
+    return GRADIENT
 
 
 @pytest.fixture(scope="module")

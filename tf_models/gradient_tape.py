@@ -28,12 +28,6 @@ from .result import TFResult
 MODES = ("auto", "xla", "graph", "blocked", "eager")
 XLA_MAX_BYTES = 8 * 2**20  # "auto" compiles with XLA up to this size of X, in bytes (see above)
 BLOCK_BYTES = 4 * 2**20  # "blocked" takes rows in blocks of about this many bytes of X (see above)
-# Largest allowed analytic-vs-autodiff difference, relative to the size of the summed terms.
-GRADIENT_TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
-
-
-class GradientMismatchError(RuntimeError):
-    """Autodiff and the analytic gradients disagree beyond the dtype's tolerance."""
 
 
 def _share_of_step(X, y, W, b, n):

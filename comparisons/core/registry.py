@@ -21,7 +21,7 @@ class Implementation:
     name: str  # "base" or "base:variant", stable: tables, reports and tests use it
     summary: str  # one line for --help, the report and the README
     framework: str  # "numpy", "tensorflow" or "jax": which library it imports, so which devices it sees
-    builder: object  # "module:function" (or a callable) taking a TrainerSpec, returning train(W0, b0, rate=lr) -> RunResult
+    builder: object  # "module:function" (or a callable) taking a TrainerSpec, returning a Trainer (running/adapters)
     title: str = ""  # a few plain words for readers ("Keras fit"); the name when empty
     minibatch: bool = False  # follows a --batch-size sample order (else full batch only)
     checks_gradient: bool = False  # checks autodiff against the analytic gradient every step (so gets finite differences)
@@ -33,6 +33,7 @@ class Implementation:
     python_loop: bool = False  # its updates are dispatched one by one from a Python loop (not one compiled call)
     step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts and dtypes
     note: str = ""  # why it costs what it costs, for the report's reading of the timings (no measured numbers)
+    details: str = ""  # what it does and what it shows about its framework, for docs/implementations.md (generated)
 
     @property
     def base(self):
@@ -81,60 +82,157 @@ _JAX = "comparisons.running.adapters.jax_trainers"
 
 REGISTRY = {impl.name: impl for impl in (
     Implementation("numpy", "hand-rolled batch gradient descent (handrolled/)", "numpy", f"{_NUMPY}:descent",
-                   title="numpy, by hand", minibatch=True, step_cost_s=1e-5),
+                   title="numpy, by hand", minibatch=True, step_cost_s=1e-5,
+                   details="Lesson 0's algorithm, vectorised: one matrix product for the predictions, one for the "
+                           "gradient. The reference every other run is compared with. With one feature (the "
+                           "lesson's shape) the matrix product `X @ W` goes to BLAS as a matrix-vector call whose n "
+                           "dot products have length one; the scaling experiment times it beside an elementwise `X "
+                           "* w` and runs a scaling-only formulation with broadcasts, `numpy:broadcast` "
+                           "(handrolled/broadcast.py), to show what the lesson's form costs there."),
     Implementation("keras", "Dense(1) + SGD + mse, fit on a repeated tf.data batch with steps_per_execution",
                    "tensorflow", f"{_TF}:keras_dataset", title="Keras fit", minibatch=True, stops_at_divergence=False,
                    step_cost_s=3e-4, note="all steps run in one `steps_per_execution` call on a repeated `tf.data` "
-                   "batch, so fit's Python loop is entered once"),
+                   "batch, so fit's Python loop is entered once",
+                   details="`Sequential([Input(shape=(m,), dtype), Dense(1)])`, `SGD(lr)`, `\"mse\"`, the shared "
+                           "initial weights loaded into the layer, `model.fit` on a repeated `tf.data` batch for "
+                           "one epoch of N steps with `steps_per_execution=N`, `jit_compile=False` passed "
+                           "explicitly. A small metric (`StepLossRecorder`) keeps Keras' own loss of every step, "
+                           "because with `steps_per_execution` Keras reports only the last one, and its epoch loss "
+                           "is a running mean."),
     Implementation("keras:numpy_input", "the idiomatic model.fit(X, y, batch_size=n, epochs=N, shuffle=False)",
                    "tensorflow", f"{_TF}:keras_numpy_input", title="Keras fit, one epoch per update", stops_at_divergence=False, python_loop=True,
                    step_cost_s=3e-2,
                    note="every epoch re-enters Keras' Python loop (callbacks, a new iterator over the numpy arrays, "
-                   "metric resets, logs copied to the host), and at a small size that overhead is all there is"),
+                   "metric resets, logs copied to the host), and at a small size that overhead is all there is",
+                   details="The idiomatic `model.fit(X, y, batch_size=n, epochs=N, shuffle=False)`, loss from "
+                           "`History`. Same numbers, but each epoch pays Keras' per-epoch Python machinery "
+                           "(callbacks, a new iterator, metric resets, logs copied to the host); the report's "
+                           "timings give its cost. With `--dtype both` it runs in float64 only: its cost is that "
+                           "machinery, the same in either dtype."),
     Implementation("gradient_tape", "whole loop in one tf.function, autodiff checked against the analytic gradient "
                    "every step; XLA while X is small", "tensorflow", f"{_TF}:tape_auto", title="GradientTape loop",
-                   checks_gradient=True, step_cost_s=3e-5),
+                   checks_gradient=True, step_cost_s=3e-5,
+                   details="`tf.Variable` weights; each step records the loss under `tf.GradientTape`, takes the "
+                           "autodiff gradients, computes the analytic ones from the same residuals, records their "
+                           "largest difference, and applies the update. The whole loop is one `tf.function`, "
+                           "compiled by XLA while X is small (`jit_compile` is recorded per run): XLA fuses the "
+                           "small ops of a step (matrix products, subtractions, reductions, the check). Past that "
+                           "size the default switches to a graph that takes each step in blocks of rows, each "
+                           "block's share of the loss under its own tape, so that a block's second and third reads "
+                           "(autodiff's X^T, the check's X^T R) could come from cache after the first. Whether that "
+                           "beats the plain graph is measured, not assumed: the scaling experiment's report sets "
+                           "the blocked row beside the unblocked one and the one-pass floor (`mode` in `runs.csv` "
+                           "and `scaling.csv` says which ran). A difference between autodiff and the analytic "
+                           "gradients beyond the dtype's tolerance is an error, not a footnote. Finite differences "
+                           "(float64, central) check autodiff at the start and the end."),
     Implementation("gradient_tape:xla", "the same loop, always compiled by XLA", "tensorflow", f"{_TF}:tape_xla",
-                   title="GradientTape loop, XLA", checks_gradient=True, step_cost_s=3e-5),
+                   title="GradientTape loop, XLA", checks_gradient=True, step_cost_s=3e-5,
+                   details="The same loop, always compiled by XLA."),
     Implementation("gradient_tape:graph", "the same loop in one tf.function, never XLA", "tensorflow", f"{_TF}:tape_graph",
                    title="GradientTape loop, graph", checks_gradient=True, step_cost_s=1e-4,
                    note="without XLA every small op of a step (matrix products, subtractions, reductions, the "
-                   "check) is dispatched as its own kernel; XLA fuses them into a few"),
+                   "check) is dispatched as its own kernel; XLA fuses them into a few",
+                   details="The same loop in one `tf.function` without XLA or blocking: every small op is its own "
+                           "kernel launch, and at large sizes it reads all of X three times per step."),
     Implementation("gradient_tape:eager", "the same step in a plain Python loop, eager TensorFlow", "tensorflow",
                    f"{_TF}:tape_eager", title="GradientTape, eager", checks_gradient=True, python_loop=True, step_cost_s=2.5e-3,
-                   note="one Python iteration per step: the cost of dispatching each op from Python"),
+                   note="one Python iteration per step: the cost of dispatching each op from Python",
+                   details="The same step in a Python loop, eager: the cost of dispatching each op from Python."),
     # one pass over X for G, c, s (costs about one streaming step at large n), then O(m^2) steps
     Implementation("numpy:gram", "one float64-summed pass for G, c, s, then the N iterations on them (handrolled/gram.py)",
-                   "numpy", f"{_NUMPY}:gram", title="numpy, Gram route", route="gram", step_cost_s=5e-6),
+                   "numpy", f"{_NUMPY}:gram", title="numpy, Gram route", route="gram", step_cost_s=5e-6,
+                   details="One pass over the rows, summed in float64 block by block, gives the sufficient "
+                           "statistics G = [X,1]^T [X,1] / n, c = [X,1]^T y / n and s = y^T y / n (all the loss and "
+                           "its gradient need); the N updates then run on them, theta <- theta - 2 lr (G theta - "
+                           "c), each O(m^2) whatever n is, and the loss is s - 2 theta^T c + theta^T G theta. Same "
+                           "iterates as `numpy` in exact arithmetic; the loss in this form cancels (it loses about "
+                           "eps * s / loss), so its agreement is judged against a rounding bound derived per run "
+                           "(`loss_bound` in `equivalence.csv`). The pass is inside every timed call."),
     Implementation("gradient_tape:gram", "one pass for G, c, s, then the loss in Gram form under tf.GradientTape, "
                    "autodiff checked against 2 (G theta - c) every step; XLA loop", "tensorflow", f"{_TF}:gram_tape",
-                   title="GradientTape, Gram route", checks_gradient=True, route="gram", step_cost_s=2e-6),
+                   title="GradientTape, Gram route", checks_gradient=True, route="gram", step_cost_s=2e-6,
+                   details="The same route in TensorFlow: the pass as a graph, the iterations in one XLA loop with "
+                           "the Gram-form loss under `tf.GradientTape`, autodiff checked against the analytic 2 (G "
+                           "theta - c) at every step."),
     Implementation("gradient_tape:mirrored", "the tape loop under MirroredStrategy over --replicas devices (GPUs when "
                    "at least 2 are seen, else logical CPUs), each holding its shard of rows, one SUM all-reduce per step",
                    "tensorflow", f"{_TF}:mirrored_tape", title="GradientTape, mirrored replicas", checks_gradient=True,
-                   distributed="replicas", step_cost_s=4e-4),
+                   distributed="replicas", step_cost_s=4e-4,
+                   details="The tape loop under `tf.distribute.MirroredStrategy` over `--replicas R` devices "
+                           "(default 2): the GPUs when TensorFlow sees at least two (and `--device` allows them), "
+                           "otherwise the CPU split into R logical devices before TensorFlow initialises. Logical "
+                           "CPUs share the same cores: they prove the mechanics and measure the cost of "
+                           "synchronising, not a speed-up. Each replica holds its own shard of rows "
+                           "(`experimental_distribute_values_from_function`) and computes its share of the loss "
+                           "over the *global* n, of the autodiff gradient and of the autodiff-minus-analytic "
+                           "difference; one packed `all_reduce(SUM)` per step (every replica sends its share and "
+                           "receives the sum) adds the shares, so rows that do not divide by R still give numpy's "
+                           "numbers. Device label: every replica, e.g. `cpu:0+cpu:1`."),
     Implementation("keras:mirrored", "Dense(1) + SGD + mse fit under MirroredStrategy: repeated tf.data batch, "
                    "steps_per_execution=1, rows padded to equal shards with zero sample weight", "tensorflow",
                    f"{_TF}:mirrored_keras", title="Keras fit, mirrored replicas", stops_at_divergence=False,
-                   distributed="replicas", step_cost_s=8e-3),
+                   distributed="replicas", step_cost_s=8e-3,
+                   details="`Dense(1)` + `SGD` + `\"mse\"` built and compiled under the same strategy, `fit` on a "
+                           "repeated `tf.data` batch of all rows with `steps_per_execution=1`: larger values fail "
+                           "inside Keras' multi-step loop under the strategy. Keras averages each replica's loss "
+                           "over its own rows and divides by R, and its first build adds the replicas' batches "
+                           "elementwise (unequal shards crash with `AddN` shape errors), so the batch is padded to "
+                           "R equal shards with rows of sample weight 0 and the real rows are weighted by (padded "
+                           "rows)/n; the weights also undo Keras' float32 rounding of 1/R (which alone puts float64 "
+                           "runs with R = 3 outside the tolerance). With these, `fit` gives numpy's numbers for any "
+                           "n and R."),
     Implementation("gradient_tape:multi_worker", "the tape loop under MultiWorkerMirroredStrategy over --workers "
                    "processes on loopback (TF_CONFIG), one packed all-reduce per step", "tensorflow",
                    f"{_TF}:multi_worker_tape", title="GradientTape, worker processes", checks_gradient=True,
-                   distributed="workers", own_process=True, step_cost_s=4e-3),
+                   distributed="workers", own_process=True, step_cost_s=4e-3,
+                   details="The tape loop under `tf.distribute.MultiWorkerMirroredStrategy` over `--workers W` "
+                           "processes (default 2) that the driver starts on free loopback ports with `TF_CONFIG`; "
+                           "each worker reads only its rows, one packed all-reduce per step (three separate ones "
+                           "per step aborted the workers in repeated calls), and worker 0 hands back the result and "
+                           "its own timings (warm-up and repeats around the whole loop; process start-up is "
+                           "outside, like imports elsewhere). The same worker module runs on real hosts "
+                           "([running.md](running.md#across-machines-the-multi-worker-module)). Keras `fit` under "
+                           "this strategy is not in the study: see the distributed support matrix in the report."),
     Implementation("jax", "the loss in jax.numpy, jax.value_and_grad, the whole loop in jax.lax under jax.jit; autodiff "
                    "checked against the analytic gradient every step", "jax", f"{_JAX}:jit_loop", title="JAX jit loop",
-                   checks_gradient=True, step_cost_s=3e-5),
+                   checks_gradient=True, step_cost_s=3e-5,
+                   details="The loss in `jax.numpy`, its value and autodiff gradients from `jax.value_and_grad`, "
+                           "the analytic gradients from the same residuals, their largest difference recorded per "
+                           "step (as `gradient_tape` does), and the whole loop a `jax.lax.while_loop` that stops at "
+                           "divergence, in one `jax.jit` call compiled by XLA; the learning rate is an input, so "
+                           "another rate reuses the compiled loop. `jax_enable_x64` is on (float64 runs are "
+                           "float64) and the matmul precision \"highest\" (no TF32). Finite differences (float64, "
+                           "central) check autodiff at the start and the end. Beside `gradient_tape:xla` it shows "
+                           "two front ends of one compiler."),
     Implementation("jax:eager", "the same jitted step called from a Python loop, one dispatch per update", "jax",
                    f"{_JAX}:eager_loop", title="JAX, Python loop", checks_gradient=True, python_loop=True, step_cost_s=3e-4,
                    note="the step is the same compiled code as `jax`'s; each update is one dispatch from Python and "
-                   "one transfer of its loss to the host, for the divergence test"),
+                   "one transfer of its loss to the host, for the divergence test",
+                   details="The same jitted step called from a Python loop once per update, the loss brought to the "
+                           "host every step for the divergence test: how JAX training loops are usually written. "
+                           "Beside `jax` it isolates the cost of dispatching each update from Python, since the "
+                           "step's arithmetic is the same compiled code."),
     Implementation("keras:jax", "the keras row's Dense(1) + SGD + mse fit on the JAX backend (KERAS_BACKEND=jax), in its "
                    "own process", "jax", f"{_JAX}:keras_on_jax", title="Keras fit on JAX", minibatch=True,
                    stops_at_divergence=False, own_process=True, step_cost_s=3e-4,
-                   note="its times are taken inside its own process, around fit, as `keras`'s are in this one"),
+                   note="its times are taken inside its own process, around fit, as `keras`'s are in this one",
+                   details="The `keras` row's model and fit (`Dense(1)`, `SGD(lr)`, `\"mse\"`, "
+                           "`steps_per_execution=N`, the same `StepLossRecorder`) on Keras' JAX backend. Keras "
+                           "fixes its backend at its first import, so it runs in a child process started with "
+                           "`KERAS_BACKEND=jax`, which times its own calls and never imports TensorFlow. The feed "
+                           "is a `keras.utils.PyDataset` of device arrays (tf.data would import TensorFlow) and "
+                           "`jit_compile=True` (on JAX the alternative is op-by-op execution). Keras 3 demotes "
+                           "float64 results to float32 on every backend but TensorFlow; the child switches that one "
+                           "demotion off, so float64 runs are float64."),
     Implementation("jax:sharded", "the jax loop with its rows sharded over --replicas devices (jax.sharding; GPUs when "
                    "enough are seen, else the CPU split)", "jax", f"{_JAX}:sharded_loop", title="JAX, sharded rows",
-                   checks_gradient=True, distributed="replicas", step_cost_s=1e-4),
+                   checks_gradient=True, distributed="replicas", step_cost_s=1e-4,
+                   details="The `jax` loop with the rows of X and y split over `--replicas R` devices by a one-axis "
+                           "`jax.sharding.Mesh` (the GPUs when JAX sees enough, else the host split into R CPU "
+                           "devices); W and b are replicated. XLA's SPMD partitioner turns the sums over rows into "
+                           "per-device partial sums and an all-reduce, so every device applies the same update; "
+                           "rows that do not divide by R are padded with zero-weight rows. The counterpart of "
+                           "`gradient_tape:mirrored`."),
 )}
 
 

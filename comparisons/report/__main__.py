@@ -1,12 +1,13 @@
-"""`python -m comparisons.report FOLDER`: rebuild report.md, the figures and the README's generated blocks."""
+"""`python -m comparisons.report FOLDER`: rebuild report.md, the figures, the README's generated blocks and
+docs/implementations.md (from the registry)."""
 import sys
 from pathlib import Path
 
-from comparisons.report import document, front_page
+from comparisons.report import document, front_page, implementations_page
 
 
 def main(argv):
-    """`python -m comparisons.report FOLDER`: rebuild the report (and the README block of results/); exit status."""
+    """`python -m comparisons.report FOLDER`: rebuild the report (the README block of results/, the docs page); exit status."""
     if len(argv) != 1 or not Path(argv[0]).is_dir():
         print("error: usage: python -m comparisons.report RESULTS_FOLDER (a folder written by run_all.py)",
               file=sys.stderr)
@@ -20,6 +21,9 @@ def main(argv):
         return 2
     if readme:
         print(readme)
+    page = implementations_page.sync()
+    if page:
+        print(page)
     return 0
 
 

@@ -658,19 +658,21 @@ def _timings_section(timings, runs, env, config, tables=None):
                         "speed-up. Multi-worker times are taken inside worker 0 around the whole loop; starting the "
                         "processes is not included.")
         text.append(" ".join(line))
-    gpus = (env.get("tensorflow") or {}).get("gpus") or []
+    # each framework's own GPUs (environment.json): a JAX row runs on what JAX sees, not on TensorFlow's
+    seen = {title: (env.get(key) or {}).get("gpus") or [] for key, title in (("tensorflow", "TensorFlow"), ("jax", "JAX"))}
+    gpus = list(dict.fromkeys(g for found in seen.values() for g in found))
     cells = int((t.n_samples * t.n_features).max())
     small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
     on_gpu = t.device.str.contains("gpu", case=False).any()
     if gpus and not on_gpu:
-        text.append(f"- TensorFlow saw a GPU ({', '.join(gpus)}), but no run in these tables used it (`--device` "
-                    "kept them on the CPU).")
+        text.append(f"- {' and '.join(title for title, found in seen.items() if found)} saw a GPU ({', '.join(gpus)}), "
+                    "but no run in these tables used it (`--device` kept them on the CPU).")
     elif gpus:
         text.append(f"- GPU ({', '.join(gpus)}): compare the gpu rows with the cpu rows above"
                     + ("; with X this small a step is microseconds of work against kernel-launch latency, so the GPU "
                        "cannot win." if small else "."))
     else:
-        text.append("- No GPU was detected, so every TensorFlow run is on the CPU."
+        text.append(f"- No GPU was detected (by {' or '.join(t for t in seen)}), so every run is on the CPU."
                     + (f" With X of {cells:,} numbers a GPU could not help anyway: an update is a few flops per entry, "
                        "less work than the launch latency of a GPU kernel; it pays off only when X is large (see the "
                        "scaling experiment)." if small else ""))
