@@ -4,7 +4,8 @@ Keras fixes its backend at its first import, so this module is imported only whe
 KERAS_BACKEND=jax was set before (comparisons/running/keras_jax_child.py's child does that, and JAX's x64 before it).
 Same model and configuration as tf_models/keras_model.py: Dense(1) in the run's dtype, SGD(lr),
 loss "mse", initial weights loaded (backends draw differently), no shuffling, all N updates in
-one fit (steps_per_execution=N), the loss of every step kept by a metric. Differences forced by
+one fit (steps_per_execution=N), the loss of every step kept by a metric the caller hands in (the study
+hands the TensorFlow fit's own StepLossRecorder, which imports Keras alone). Differences forced by
 the backend:
 - the feed is a keras.utils.PyDataset of device arrays, not tf.data (which would import TensorFlow);
 - jit_compile=True: on JAX, False would mean op-by-op execution; XLA is its only compiled path;
@@ -42,30 +43,6 @@ def keep_float64(enabled=True):
     return previous
 
 
-class StepLossRecorder(keras.metrics.Metric):
-    """Keeps Keras' own loss of every training step, so steps_per_execution loses none of them.
-
-    Metrics see y_pred from the forward pass before the update, so entry i is the loss before
-    update i. The loss function is the one compile(loss="mse") resolves to.
-    """
-
-    def __init__(self, steps, name="step_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.loss_fn = keras.losses.MeanSquaredError()
-        self.losses = self.add_variable(shape=(max(steps, 1),), initializer="zeros", name="losses")
-        self.step = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="step")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        loss = keras.ops.cast(self.loss_fn(y_true, y_pred), self.dtype)
-        step = self.step.value  # .value: the JAX backend's stateless scope hands arrays, not variables, to ops
-        self.losses.assign(keras.ops.slice_update(
-            self.losses.value, keras.ops.reshape(step, (1,)), keras.ops.reshape(loss, (1,))))
-        self.step.assign(step + 1)
-
-    def result(self):
-        return self.losses.value[keras.ops.maximum(self.step.value - 1, 0)]
-
-
 class _Updates(keras.utils.PyDataset):
     """Item i: the rows of update i, as arrays already on the device (no tf.data, no copy per step).
 
@@ -92,11 +69,14 @@ def build_model(features, dtype):
     return keras.Sequential([keras.Input(shape=(features,), dtype=dtype), keras.layers.Dense(1, dtype=dtype)])
 
 
-def make_keras_fit_trainer(X, y, lr, iterations, batches=None, device="cpu"):
+def make_keras_fit_trainer(X, y, lr, iterations, recorder, batches=None, device="cpu"):
     """Build a trainer: a callable (W0, b0, lr=lr) -> JaxResult (no gradient check). Its first call compiles.
 
-    batches=None trains full batch; otherwise a list of `iterations` index arrays gives the rows
-    of each update, so Keras follows the same sample order as the hand-rolled run.
+    `recorder(steps)` makes the Keras metric that keeps the loss of every step (a keras.metrics.Metric
+    with a `losses` variable of at least `steps` entries, entry i the loss before update i): the
+    caller's, so that this fit and the TensorFlow one record with the same metric. batches=None
+    trains full batch; otherwise a list of `iterations` index arrays gives the rows of each update,
+    so Keras follows the same sample order as the hand-rolled run.
     """
     if batches is not None and len(batches) < iterations:
         raise ValueError(f"{len(batches)} batches for {iterations} updates")
@@ -108,7 +88,7 @@ def make_keras_fit_trainer(X, y, lr, iterations, batches=None, device="cpu"):
     try:
         with jax.default_device(target):
             model = build_model(m, dtype)
-            recorder = StepLossRecorder(iterations)
+            recorder = recorder(iterations)
             model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse", metrics=[recorder],
                           jit_compile=JIT_COMPILE, steps_per_execution=max(iterations, 1))
             # uncommitted arrays on the default device, like Keras' own variables: were the data committed,

@@ -86,3 +86,14 @@ def test_each_framework_package_returns_one_loop_result_with_the_fields_the_stud
         module, _, cls = name.rpartition(".")
         fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
         assert required <= fields and fields - required - own <= set(OPTIONAL_FIELDS), (name, fields)
+
+
+def test_one_step_loss_recorder():
+    """Both Keras fits (TensorFlow, and JAX in its child) record their losses with one metric class."""
+    found = [f"{package}/{path.name}" for package in FRAMEWORK_PACKAGES for path in sorted((REPO / package).glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.ClassDef) and node.name == "StepLossRecorder"]
+    assert found == ["tf_models/keras_recorder.py"]
+    keras_recorder = ast.parse((REPO / "tf_models" / "keras_recorder.py").read_text())
+    imported = {a.name for n in ast.walk(keras_recorder) if isinstance(n, ast.Import) for a in n.names}
+    assert imported == {"keras"}  # no TensorFlow: the keras:jax child imports it

@@ -233,7 +233,7 @@ def _replica_loss_recorder(steps, denominator):
     """
     import keras
 
-    from .keras_model import StepLossRecorder
+    from .keras_recorder import StepLossRecorder
 
     class ReplicaLossRecorder(StepLossRecorder):
         def step_loss(self, y_true, y_pred, sample_weight):
@@ -336,7 +336,7 @@ def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="a
                 for variable in recorder.variables:
                     variable.assign(tf.zeros(variable.shape, variable.dtype))
                 model.fit(data, epochs=1, steps_per_epoch=iterations, verbose=0, shuffle=False)
-                losses = np.asarray(recorder.losses.numpy(), dtype)
+                losses = np.asarray(recorder.losses.numpy()[:iterations], dtype)
             else:
                 history = model.fit(X_fit, y_fit, sample_weight=w_fit, batch_size=rows, epochs=iterations,
                                     shuffle=False, verbose=0)

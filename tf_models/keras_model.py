@@ -13,37 +13,11 @@ import numpy as np
 import tensorflow as tf
 
 from .devices import label_of, tf_device_name
+from .keras_recorder import StepLossRecorder
 from .result import TFResult
 
 FEEDS = ("dataset", "numpy_input")
 JIT_COMPILE = False  # passed explicitly: Keras' "auto" would switch XLA on only when a GPU is visible
-
-
-class StepLossRecorder(keras.metrics.Metric):
-    """Keeps Keras' own loss of every training step, so steps_per_execution loses none of them.
-
-    Metrics see y_pred from the forward pass before the update, so entry i is the loss before
-    update i. The loss function is the one compile(loss="mse") resolves to.
-    """
-
-    def __init__(self, steps, name="step_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.loss_fn = keras.losses.MeanSquaredError()
-        self.losses = self.add_variable(shape=(steps,), initializer="zeros", name="losses")
-        self.step = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="step")
-
-    def step_loss(self, y_true, y_pred, sample_weight):
-        """The number kept for this step: Keras' own mse of the batch."""
-        return keras.ops.cast(self.loss_fn(y_true, y_pred), self.dtype)
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        loss = self.step_loss(y_true, y_pred, sample_weight)
-        self.losses.assign(keras.ops.slice_update(
-            self.losses, keras.ops.reshape(self.step, (1,)), keras.ops.reshape(loss, (1,))))
-        self.step.assign(self.step + 1)
-
-    def result(self):
-        return self.losses[keras.ops.maximum(self.step - 1, 0)]
 
 
 @contextlib.contextmanager
@@ -108,7 +82,7 @@ def make_keras_trainer(X, y, lr, iterations, feed="dataset", device="cpu", batch
         with floatx(dtype), tf.device(tf_device_name(device)):
             if feed == "dataset":
                 model.fit(data, epochs=1, steps_per_epoch=iterations, verbose=0, shuffle=False)
-                losses = recorder.losses.numpy()
+                losses = recorder.losses.numpy()[:iterations]
             else:
                 history = model.fit(X, y, batch_size=n, epochs=iterations, shuffle=False, verbose=0)
                 losses = np.asarray(history.history["loss"], dtype)

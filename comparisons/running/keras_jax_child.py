@@ -63,13 +63,14 @@ def run_job(job):
 
     import_jax()  # x64 and matmul precision before Keras creates anything
     from jax_models import keras_fit
+    from tf_models.keras_recorder import StepLossRecorder  # Keras only: the TensorFlow fit's own recorder
 
     X, y = job["X"], job["y"]
     float64_kept = bool(job["keep_float64"]) and X.dtype == np.float64
     keras_fit.keep_float64(float64_kept)
     rates = [float(r) for r in job["rates"]]
     iterations = int(job["iterations"])
-    train = keras_fit.make_keras_fit_trainer(X, y, rates[0], iterations, batches=_batches_of(job),
+    train = keras_fit.make_keras_fit_trainer(X, y, rates[0], iterations, StepLossRecorder, batches=_batches_of(job),
                                              device=str(job["device"]))
     W0, b0 = job["W0"], float(job["b0"])
     first_result, timing = time_calls(lambda: train(W0, b0, rates[0]), int(job["repeats"]), float(job["budget_s"]))
