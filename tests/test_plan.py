@@ -62,3 +62,28 @@ def test_the_plan_acts_on_capabilities_not_names(monkeypatch):
     assert [t for t in triples if t[0] == "numpy:costly"] == [("numpy:costly", "cpu", "float64")]
     assert [s[0] for s in skipped] == ["numpy:costly"]
     assert registry.swept(("numpy", "numpy:costly", "numpy:apart", "jax:sharded")) == ["numpy", "numpy:costly"]
+
+
+def test_each_framework_s_rows_run_on_that_framework_s_devices():
+    """A GPU TensorFlow sees is not given to a JAX row (nor any device to numpy but the CPU), in the run and the experiments."""
+    from comparisons.experiments import ExperimentContext
+
+    devices = {"numpy": ["cpu"], "tensorflow": ["cpu", "gpu:0"], "jax": ["cpu"]}
+    triples = plan(StudyConfig(only=("numpy", "keras", "jax"), dtypes=("float64",))).triples(devices)
+    assert triples == [("numpy", "cpu", "float64"), ("keras", "cpu", "float64"), ("keras", "gpu:0", "float64"),
+                       ("jax", "cpu", "float64")]
+    ctx = ExperimentContext(config=StudyConfig(), out_dir=None, devices=devices)
+    assert [ctx.devices_for(f) for f in ("numpy", "tensorflow", "jax")] == [("cpu",), ("cpu", "gpu:0"), ("cpu",)]
+    assert ExperimentContext(config=StudyConfig(), out_dir=None, devices={"numpy": ["cpu"]}).devices_for("jax") == ("cpu",)
+
+
+def test_the_plan_is_made_once_per_run():
+    """The orchestrator plans once and hands the plan to the device set-up and the runs."""
+    import ast
+    import inspect
+
+    from comparisons import pipeline
+
+    calls = [n for n in ast.walk(ast.parse(inspect.getsource(pipeline))) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) == "plan"]
+    assert len(calls) == 1
