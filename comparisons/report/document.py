@@ -28,6 +28,7 @@ from comparisons.core.config import EXPERIMENTS
 from comparisons.core import registry
 from comparisons.output.prose import EPS_EXPLAINED, duration, in_eps, join, md_table, named, plural, ratio, run_label, span, updates
 from comparisons.core.registry import REFERENCE, REGISTRY
+from comparisons.running.devices import DEVICE_MODULES
 from comparisons.running.timing import break_even_updates, overlap, ratio_interval
 from comparisons.core.tolerances import CONVERGED, EQUIVALENCE
 
@@ -659,7 +660,7 @@ def _timings_section(timings, runs, env, config, tables=None):
                         "processes is not included.")
         text.append(" ".join(line))
     # each framework's own GPUs (environment.json): a JAX row runs on what JAX sees, not on TensorFlow's
-    seen = {title: (env.get(key) or {}).get("gpus") or [] for key, title in (("tensorflow", "TensorFlow"), ("jax", "JAX"))}
+    seen = {title: env[f].get("gpus") or [] for f, (_, title) in DEVICE_MODULES.items() if isinstance(env.get(f), dict)}
     gpus = list(dict.fromkeys(g for found in seen.values() for g in found))
     cells = int((t.n_samples * t.n_features).max())
     small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
@@ -672,7 +673,7 @@ def _timings_section(timings, runs, env, config, tables=None):
                     + ("; with X this small a step is microseconds of work against kernel-launch latency, so the GPU "
                        "cannot win." if small else "."))
     else:
-        text.append(f"- No GPU was detected (by {' or '.join(t for t in seen)}), so every run is on the CPU."
+        text.append("- No GPU was detected by the frameworks the study loaded, so every run is on the CPU."
                     + (f" With X of {cells:,} numbers a GPU could not help anyway: an update is a few flops per entry, "
                        "less work than the launch latency of a GPU kernel; it pays off only when X is large (see the "
                        "scaling experiment)." if small else ""))
