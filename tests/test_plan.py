@@ -87,3 +87,29 @@ def test_the_plan_is_made_once_per_run():
     calls = [n for n in ast.walk(ast.parse(inspect.getsource(pipeline))) if isinstance(n, ast.Call)
              and getattr(n.func, "id", None) == "plan"]
     assert len(calls) == 1
+
+
+def test_a_builder_must_give_the_parts_its_row_s_capabilities_need(monkeypatch):
+    """make_trainer refuses a bare callable, and a Trainer without the autodiff gradient or stages its row requires."""
+    import numpy as np
+    import pytest
+
+    from comparisons.core import registry
+    from comparisons.running.adapters import Trainer
+    from comparisons.running.implementations import gram_stages, make_trainer
+
+    def builder(parts):
+        return lambda spec: Trainer(spec, lambda W0, b0, rate=spec.lr: None, **parts) if parts is not None else print
+
+    cases = {"bare": ({}, None, "not a Trainer"), "checks": ({"checks_gradient": True}, {}, "autodiff_gradient"),
+             "gram": ({"route": "gram"}, {}, "stages")}
+    X, y = np.ones((4, 1)), np.ones((4, 1))
+    for name, (capabilities, parts, words) in cases.items():
+        impl = registry.Implementation(f"numpy:{name}", "test only", "numpy", builder(parts), **capabilities)
+        monkeypatch.setitem(registry.REGISTRY, impl.name, impl)
+        with pytest.raises(TypeError, match=words):
+            make_trainer(impl.name, X, y, 0.1, 1)
+    impl = registry.Implementation("numpy:whole", "test only", "numpy", builder({"stages": ("pass", "iterate")}),
+                                   route="gram")
+    monkeypatch.setitem(registry.REGISTRY, impl.name, impl)
+    assert gram_stages(make_trainer(impl.name, X, y, 0.1, 1)) == ("pass", "iterate")
