@@ -40,7 +40,8 @@ test: $(STAMP)
 quick: $(STAMP)
 	$(PY) run_all.py --quick $(ARGS)
 
-# Rebuild report.md and the figures from the tables in results/, without training.
+# Rebuild report.md and the figures from the tables in results/, without training, and docs/implementations.md
+# from the registry.
 report: $(STAMP)
 	$(PY) -m comparisons.report results
 

@@ -135,7 +135,7 @@ def run(config, out, staging):
         progress.close()
     (staging / "experiments.json").write_text(strict_json.dumps(experiment_status, indent=2))
 
-    from comparisons.report import document as report, front_page
+    from comparisons.report import document as report, front_page, implementations_page
 
     from comparisons.output import tables
 
@@ -147,6 +147,7 @@ def run(config, out, staging):
     report.build(staging)
     publish(staging, out)
     front_page.sync_readme(out)  # the README's findings block, when `out` is the repository's results/
+    implementations_page.sync(out)  # docs/implementations.md from the registry, likewise
     print(summary(written, output), file=sys.stderr)
     print(f"report: {out / 'report.md'}  ({time.perf_counter() - clock:.0f} s)", file=sys.stderr)
     return 0

@@ -25,3 +25,13 @@ def test_every_row_and_every_capability_is_on_the_page(monkeypatch):
 def test_a_new_field_of_the_registry_must_be_placed_on_the_page():
     """Every Implementation field is either the row's words or a capability column."""
     assert page.undescribed_fields() == []
+
+
+def test_the_page_is_rewritten_only_for_the_repositorys_results(tmp_path):
+    """`make run` / `make report` on results/ rewrite it; any other folder (a test's, a user's) leaves it alone."""
+    fake = tmp_path / "docs" / "implementations.md"
+    fake.parent.mkdir()
+    fake.write_text("stale\n")
+    assert page.sync(tmp_path / "elsewhere", path=fake) is None and fake.read_text() == "stale\n"
+    assert page.sync(tmp_path / "results", path=fake) == fake and fake.read_text() == page.render()
+    assert page.sync(tmp_path / "results", path=fake) is None  # unchanged: not written again

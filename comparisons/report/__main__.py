@@ -21,7 +21,7 @@ def main(argv):
         return 2
     if readme:
         print(readme)
-    page = implementations_page.sync()
+    page = implementations_page.sync(argv[0])
     if page:
         print(page)
     return 0

@@ -1,6 +1,6 @@
 """docs/implementations.md, generated from the registry: every row, what it is, what it shows and what it can do.
 
-`python -m comparisons.report` (so `make report`) rewrites the page; a test checks that the committed page is
+`make run` and `make report` rewrite the page (for the repository's results/); a test checks that the committed page is
 what the registry gives, so a new row or a new capability reaches the page or fails the suite.
 """
 from dataclasses import fields
@@ -69,8 +69,13 @@ def undescribed_fields():
     return [f.name for f in fields(registry.Implementation) if f.name not in DESCRIPTIVE and f.name not in CAPABILITIES]
 
 
-def sync(path=PAGE):
-    """Rewrite the page from the registry; returns the path when its text changed, else None."""
+def sync(results_dir, path=PAGE):
+    """Rewrite the page from the registry when `results_dir` is the repository's results/ (`make run`, `make report`).
+
+    Returns the path when its text changed, else None (also for any other folder: a test's or a user's).
+    """
+    if Path(results_dir).resolve() != path.parents[1] / "results":
+        return None
     text = render()
     if path.exists() and path.read_text() == text:
         return None
