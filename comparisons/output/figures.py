@@ -17,6 +17,10 @@ COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
            "tab:olive", "tab:cyan", "tab:gray")
 FRAMEWORK_WORDS = {"numpy": "numpy", "tensorflow": "TensorFlow", "jax": "JAX"}  # keyed by the registry's field
 DISTRIBUTED_WORDS = {"replicas": "mirrored replicas", "workers": "worker processes"}
+# one colour per implementation in every figure: the registry's rows take these in table order (tab10 without
+# its grey, then darker and lighter hues); grey and black stay free for references, floors and guides
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+           "#000080", "#e6a800", "#008080", "#c2185b", "#6b8e23", "#00bfff", "#8b0000", "#ff69b4", "#4b0082")
 GAP_FLOOR_EPS = 1e-2  # an exact match (gap 0) is drawn here, in eps, on the log axis
 
 
@@ -26,7 +30,8 @@ def save(fig, path):
     Each figure is built by a function returning its Figure unsaved (`*_figure(table)` here, `figure(table)`
     in an experiment module), so tests can inspect its artists; the saving wrapper only calls save().
     """
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure laid out by its builder (rect kept for a figure legend) stays so
+        fig.tight_layout()
     # tight_layout leaves a do-nothing placeholder engine behind, and savefig answers any engine with a
     # whole extra (unrendered) draw before the real one; the layout is done, so drop it: same pixels
     fig.set_layout_engine(None)
@@ -42,8 +47,24 @@ def legend_outside(ax, below=True, **options):
     return ax.legend(**{**place, **options})
 
 
-def _label(row):
-    return f"{row.implementation} [{row.device}, {row.dtype}]"
+def colour(name):
+    """The colour of implementation `name` in every figure (registry order over PALETTE; an unknown name after them)."""
+    names = list(registry.REGISTRY)
+    if name in names:
+        return PALETTE[names.index(name) % len(PALETTE)]
+    return PALETTE[(len(names) + sum(map(ord, name))) % len(PALETTE)]  # stable across figures and runs
+
+
+def title(name):
+    """The words a figure shows for an implementation: its registry title ('numpy:gram' -> 'numpy, Gram route')."""
+    return registry.label(name)
+
+
+def time_words(seconds):
+    """A duration as the tables write it, three significant figures in its unit: '2.83 us', '637 ms', '34.5 s'."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
 
 
 def family(name):
@@ -52,8 +73,10 @@ def family(name):
     return (impl.framework, impl.route, impl.distributed) if impl else (name, "streaming", "")
 
 
-def family_words(key):
-    """('tensorflow', 'gram', '') -> 'TensorFlow, Gram route'."""
+def family_words(key, names=()):
+    """('tensorflow', 'gram', '') -> 'TensorFlow, Gram route'; a family of one implementation (`names`) -> its title."""
+    if len(set(names)) == 1:
+        return title(next(iter(names)))
     framework, route, distributed = key
     words = [FRAMEWORK_WORDS.get(framework, framework)]
     if route == "gram":
@@ -68,7 +91,7 @@ def eps_words(gap, dtype):
     if not np.isfinite(gap):
         return "diverged"
     units = gap / np.finfo(dtype).eps
-    return "identical" if units == 0 else "<1 eps" if units < 1 else f"{round(units)} eps"
+    return "identical" if units == 0 else f"{units:.3g} eps"  # the tables' rounding: one number per quantity
 
 
 def _family_styles(keys):
@@ -143,7 +166,7 @@ def loss_curves_figure(curves):
             every = max(1, len(envelope) // 10)
             ax.plot(envelope.index, np.maximum(envelope.to_numpy() / eps, GAP_FLOOR_EPS), markersize=5,
                     linewidth=1.3, markevery=(keys.index(key) % every, every), **styles[key],
-                    label=f"{family_words(key)}: {count} run{'s' if count > 1 else ''}, "
+                    label=f"{family_words(key, group.implementation)}: {count} run{'s' if count > 1 else ''}, "
                           + ("identical to numpy" if worst == 0 else f"up to {eps_words(worst, dtype)}"))
         ax.axhline(1, color="grey", linewidth=0.8, linestyle=":")
         ax.set_yscale("log")
@@ -163,18 +186,14 @@ def loss_curves(results_dir):
     return save(loss_curves_figure(pd.read_csv(results_dir / "loss_curves.csv")), results_dir / "loss_curves.png")
 
 
-def _interval_ms(table):
-    """(low, high) of each row's noise interval in ms: median_low_s/median_high_s, else min_s/max_s (older tables)."""
+def _interval_s(table):
+    """(low, high) of each row's noise interval in s: median_low_s/median_high_s, else min_s/max_s (older tables)."""
     low, high = table.min_s.to_numpy(float), table.max_s.to_numpy(float)
     if {"median_low_s", "median_high_s"} <= set(table.columns):
         given = table.median_low_s.notna().to_numpy() & table.median_high_s.notna().to_numpy()
         low = np.where(given, table.median_low_s.to_numpy(float), low)
         high = np.where(given, table.median_high_s.to_numpy(float), high)
-    return 1e3 * low, 1e3 * high
-
-
-def _ms_words(ms):
-    return f"{ms / 1e3:.3g} s" if ms >= 1e3 else f"{ms:.3g} ms"
+    return low, high
 
 
 def _is_solve(row):
@@ -182,56 +201,98 @@ def _is_solve(row):
     return int(row.iterations) == 0
 
 
-def timings_figure(table):
-    """The Figure of timings.png from timings.csv's rows: median bars with noise whiskers, first calls, log x.
+def timing_rows(table):
+    """The rows of timings.png: one per (implementation, device) in table order, labelled with its title."""
+    runs = table[table.iterations > 0]
+    keys = list(dict.fromkeys(zip(runs.implementation, runs.device)))
+    return [(name, device, title(name) + ("" if device == "cpu" else f" ({device})")) for name, device in keys]
 
-    Each row holds two things: the median of the timed repeats (bar, upper half, label at its end) and the
-    first call (diamond on a thin line, lower half, label beside it). Rows timed only by their warm-up say so.
+
+def timings_figure(table):
+    """The Figure of timings.png from timings.csv's rows: cost per update (left) and the first call (right), log x.
+
+    One row per implementation in its registry title and colour; in each row float64 above (solid) and
+    float32 below (pale). Left: the median time per update of the timed runs (bar) with its noise interval
+    (whisker), a warm-up-only row hatched. Right: the first call, a whole run with tracing and compiling
+    (diamond), and the closed-form solve (no updates) as a vertical line.
     """
-    fig, ax = plt.subplots(figsize=(12, 0.6 * len(table) + 2.2))
-    ax.set_xscale("log")  # before any limit or bar: a limit set on a linear axis would pin the left edge at 0
-    labels = [f"ols: closed-form least squares, one solve [{r.device}, {r.dtype}]" if _is_solve(r) else _label(r)
-              for r in table.itertuples()]
-    median_ms, first_ms = 1e3 * table.median_s.to_numpy(float), 1e3 * table.first_call_s.to_numpy(float)
-    low_ms, high_ms = _interval_ms(table)
-    warm_only = table.repeats.to_numpy() == 0
-    solve = np.array([_is_solve(r) for r in table.itertuples()])
-    colours = np.where(solve, "tab:gray", np.where(table.dtype == "float64", "tab:blue", "tab:orange"))
-    y = np.arange(len(table))
-    bar_y, first_y = y - 0.17, y + 0.22
-    left = np.minimum(np.minimum(low_ms, first_ms), median_ms).min() / 3
-    bars = ax.barh(bar_y, median_ms, height=0.42, xerr=[median_ms - low_ms, high_ms - median_ms], color=colours,
-                   alpha=0.85, capsize=3)
-    for yi in np.flatnonzero(warm_only):  # the bar is the warm-up itself: hatched, as it is no timed repeat
-        bars.patches[yi].set(hatch="//", edgecolor="white", linewidth=0)
-    ax.hlines(first_y, left, first_ms, color="black", linewidth=0.6, alpha=0.5)
-    ax.scatter(first_ms, first_y, marker="D", s=22, color="black", zorder=3, label="first call (tracing, compiling)")
-    ends = np.maximum(high_ms, median_ms)
-    for yi in range(len(table)):
-        shown = _ms_words(median_ms[yi])
-        repeats = int(table.repeats.iloc[yi])
-        words = (f"warm-up only: {shown}" if warm_only[yi] else
-                 f"one solve: median {shown} of {repeats}" if solve[yi] else
-                 f"median {shown} of {repeats} timed run{'s' if repeats > 1 else ''}")
-        ax.text(ends[yi] * 1.12, bar_y[yi], words, va="center", fontsize=7, gid="bar label")
-        ax.text(first_ms[yi] * 1.12, first_y[yi], f"first call {_ms_words(first_ms[yi])}", va="center", fontsize=6.5,
-                color="dimgray", gid="first-call label")
-    ax.set_xlim(left, np.maximum(ends, first_ms).max() * 15)  # room for the last label right of its bar
-    ax.set_ylim(len(table) - 0.5, -0.5)  # top-down in table order, each row one unit tall
-    ax.set_yticks(y, labels, fontsize=8)
-    iterations = int(table.iterations.max())
-    ax.set_xlabel(f"wall-clock time of a whole run of {iterations} updates, ms (log scale)")
-    ax.set_title("Median of the timed runs (bar; whisker: its noise interval) and the first call (diamond)\n"
-                 "blue: float64, orange: float32, grey: the closed-form solve; hatched: warm-up only, no timed repeat",
-                 fontsize=10)
-    handles = [Patch(color="tab:blue", alpha=0.85, label="median of timed runs, float64"),
-               Patch(color="tab:orange", alpha=0.85, label="median of timed runs, float32"),
-               ax.collections[-1]]
+    rows = timing_rows(table)
+    dtypes = sorted(set(table.dtype), key=lambda d: np.finfo(d).eps)  # float64 first
+    height = 0.5 * len(rows) + 2.4
+    fig, (ax, ax_f) = plt.subplots(1, 2, figsize=(13, height), sharey=True, gridspec_kw={"width_ratios": [1.25, 1]})
+    for a in (ax, ax_f):
+        a.set_xscale("log")  # before any limit or bar: a limit set on a linear axis would pin the left edge at 0
+    runs = table[table.iterations > 0].reset_index(drop=True)
+    iterations = runs.iterations.to_numpy(float)
+    per_us = 1e6 * runs.median_s.to_numpy(float) / iterations
+    low, high = _interval_s(runs)
+    low_us, high_us = 1e6 * low / iterations, 1e6 * high / iterations
+    first_s = runs.first_call_s.to_numpy(float)
+    row_of = {(name, device): k for k, (name, device, _) in enumerate(rows)}
+    y = np.array([row_of[key] for key in zip(runs.implementation, runs.device)], dtype=float)
+    slot = 0.8 / max(1, len(dtypes))  # each dtype its own sub-row: float64 on top
+    offset = np.array([dtypes.index(d) for d in runs.dtype]) * slot - 0.4 + slot / 2
+    y = y + offset
+    colours = [colour(n) for n in runs.implementation]
+    pale = (runs.dtype != dtypes[0]).to_numpy()
+    warm_only = runs.repeats.to_numpy() == 0
+    bars = ax.barh(y, per_us, height=slot * 0.9, xerr=[per_us - low_us, high_us - per_us], color=colours,
+                   capsize=2, error_kw=dict(lw=0.8))
+    for bar, p, w in zip(bars.patches, pale, warm_only):
+        bar.set_alpha(0.45 if p else 0.9)
+        if w:  # the bar is the warm-up itself: hatched, as it is no timed repeat
+            bar.set(hatch="xx", edgecolor="white", linewidth=0)
+    ends = np.maximum(high_us, per_us)
+    for k in range(len(runs)):
+        repeats = int(runs.repeats.iloc[k])
+        words = time_words(per_us[k] * 1e-6) + (" (warm-up only)" if warm_only[k] else
+                                                f" ({repeats} timed run{'s' if repeats != 1 else ''})" if repeats < 3
+                                                else "")
+        ax.annotate(words, (ends[k], y[k]), xytext=(4, 0), textcoords="offset points", va="center", fontsize=6.5,
+                    gid="bar label")
+    ax.set_xlim(min(low_us.min(), per_us.min()) / 2, ends.max() * 12)
+    ax.set_xlabel("time per update, steady: median of the timed runs (log scale)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: time_words(v * 1e-6)))
+    ax.set_title("Cost per update (bar; whisker: its noise interval)", fontsize=10)
+    # the first call: a diamond per dtype (hollow: the pale dtype), its value beside it
+    ax_f.hlines(y, first_s.min() / 3, first_s, color=colours, linewidth=0.6, alpha=0.5)
+    ax_f.scatter(first_s, y, marker="D", s=24, c=colours, edgecolors=colours, zorder=3, gid="first call")
+    for point, p in zip(ax_f.collections[-1:], [pale]):
+        point.set_facecolors([(1, 1, 1, 1) if q else c for q, c in zip(p, colours)])
+    for k in range(len(runs)):
+        ax_f.annotate(time_words(first_s[k]), (first_s[k], y[k]), xytext=(6, 0), textcoords="offset points",
+                      va="center", fontsize=6.5, color="dimgray", gid="first-call label")
+    solve = table[table.iterations == 0]
+    left = first_s.min() / 3
+    if len(solve):
+        solve_s, solve_dtype = float(solve.median_s.iloc[0]), solve.dtype.iloc[0]
+        ax_f.axvline(solve_s, color="grey", ls="--", lw=1.2, gid="solve",
+                     label=f"closed-form least squares (no updates, {solve_dtype}): one solve, median {time_words(solve_s)}")
+        left = min(left, solve_s / 3)
+    ax_f.set_xlim(left, first_s.max() * 12)
+    ax_f.set_xlabel(f"first call: a whole run of {int(runs.iterations.max())} updates,\n"
+                    "tracing and compiling included (log scale)")
+    ax_f.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: time_words(v)))
+    ax_f.set_title("Time to the first result (diamond)", fontsize=10)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # top-down in table order, each row one unit tall
+    ax.set_yticks(np.arange(len(rows)), [words for _, _, words in rows], fontsize=8)
+    for tick, (name, _, _) in zip(ax.get_yticklabels(), rows):
+        tick.set_color(colour(name))
+    for a in (ax, ax_f):
+        a.grid(True, axis="x", which="major", alpha=0.3)
+        for k in range(1, len(rows)):
+            a.axhline(k - 0.5, color="grey", lw=0.3, alpha=0.5)
+    n, m = int(runs.n_samples.iloc[0]), int(runs.n_features.iloc[0])
+    handles = [Patch(color="grey", alpha=0.9 if d == dtypes[0] else 0.45, label=f"{d}" + (" (upper)" if d == dtypes[0]
+                     and len(dtypes) > 1 else " (lower)" if len(dtypes) > 1 else "")) for d in dtypes]
     if warm_only.any():
-        handles.append(Patch(facecolor="tab:blue", edgecolor="white", hatch="//", label="warm-up only (no timed repeat)"))
-    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.9 / (0.6 * len(table) + 2.2)),
-              ncol=2)
-    ax.grid(True, axis="x", which="both", alpha=0.3)
+        handles.append(Patch(facecolor="grey", edgecolor="white", hatch="xx", label="warm-up only, no timed repeat"))
+    handles += ax_f.get_legend_handles_labels()[0]
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(f"Time of each way of training (n = {n}, m = {m}): one colour per way; "
+                 + " above, ".join(f"{d}" for d in dtypes) + (" below (pale)" if len(dtypes) > 1 else ""),
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
     return fig
 
 
@@ -322,7 +383,7 @@ _DIRECTIONS = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, 
                (2, 1), (-2, 1), (2, -1), (-2, -1), (1, 2), (-1, 2), (1, -2), (-1, -2)]
 
 
-def place_labels(ax, xs, ys, texts, fontsize=8):
+def place_labels(ax, xs, ys, texts, fontsize=8, taken_boxes=(), avoid=()):
     """Write each point's text where its box overlaps no other label, no point and stays inside the axes.
 
     Tries spots around the point at growing distances (a grey leader line joins the far ones); the
@@ -332,8 +393,8 @@ def place_labels(ax, xs, ys, texts, fontsize=8):
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     dot = 5.0 * fig.dpi / 72  # about half a marker, in pixels
-    taken = []
-    for x, y in zip(xs, ys):
+    taken = list(taken_boxes)
+    for x, y in [*zip(xs, ys), *avoid]:  # its own points and others' (avoid: (x, y) in data) stay uncovered
         px, py = ax.transData.transform((x, y))
         taken.append(Bbox.from_extents(px - dot, py - dot, px + dot, py + dot))
     placed = []
@@ -368,6 +429,70 @@ def place_labels(ax, xs, ys, texts, fontsize=8):
     return placed
 
 
+def crowded_groups(points, within):
+    """Index lists of the points (display pixels, (k, 2)) that chain within `within` pixels of each other, three or more."""
+    points = np.asarray(points, dtype=float)
+    near = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1)) <= within
+    seen, groups = set(), []
+    for start in range(len(points)):
+        if start in seen:
+            continue
+        group, todo = [], [start]
+        while todo:
+            k = todo.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            group.append(k)
+            todo += [j for j in np.flatnonzero(near[k]) if j not in seen]
+        if len(group) >= 3:
+            groups.append(sorted(group))
+    return groups
+
+
+def column_labels(ax, xs, ys, texts, fontsize=8, within_pt=20, gap_pt=20):
+    """Label each crowded group of points as a column left of the group, top to bottom in the points' order, with leaders.
+
+    A group (three or more points chained within `within_pt` points) gets its labels stacked, right-aligned,
+    `gap_pt` left of its leftmost point (else left-aligned right of its rightmost); a column that would leave
+    the axes, cover a point or another label is not drawn.
+    Returns (indices labelled, their boxes). The Figure must be laid out already.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    scale = fig.dpi / 72
+    pixels = ax.transData.transform(np.column_stack([xs, ys]))
+    labelled, boxes = [], []
+    for group in crowded_groups(pixels, within_pt * scale):
+        group = sorted(group, key=lambda k: -pixels[k, 1])  # top first
+        step = 1.5 * fontsize * scale
+        middle = pixels[group, 1].mean()
+        dot = 5.0 * scale
+        for side, edge in (("right", pixels[group, 0].min() - gap_pt * scale),
+                           ("left", pixels[group, 0].max() + gap_pt * scale)):
+            made = []
+            for row, k in enumerate(group):
+                spot = ax.transData.inverted().transform((edge, middle + (len(group) / 2 - row - 0.5) * step))
+                made.append(ax.text(*spot, texts[k], fontsize=fontsize, ha=side, va="center", gid="headline label"))
+            made_boxes = [t.get_window_extent(renderer) for t in made]
+            clear = all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1
+                        and not any(b.x0 - dot < px < b.x1 + dot and b.y0 - dot < py < b.y1 + dot for px, py in pixels)
+                        and not any(b.overlaps(o) for o in boxes) for b in made_boxes)
+            if clear:
+                break
+            for t in made:
+                t.remove()
+        else:
+            continue
+        for k, t in zip(group, made):
+            ax.annotate("", (xs[k], ys[k]), xytext=t.get_position(), textcoords="data",
+                        arrowprops=dict(arrowstyle="-", color="grey", lw=0.6, shrinkA=2, shrinkB=4))
+        labelled += group
+        boxes += made_boxes
+    return labelled, boxes
+
+
 def headline_figure(timings, equivalence):
     """The Figure of headline.png: per way of training, time to the first result against time per update, log-log."""
     points = headline_points(timings, equivalence)
@@ -378,14 +503,14 @@ def headline_figure(timings, equivalence):
         return fig
     x, y = points.per_iteration_us.to_numpy(float), points.first_call_s.to_numpy(float)
     frameworks = list(dict.fromkeys(points.framework))
-    for k, framework in enumerate(frameworks):
+    for k, framework in enumerate(frameworks):  # the marker says the framework, the colour the implementation
         mine = (points.framework == framework).to_numpy()
-        ax.scatter(x[mine], y[mine], s=45, marker=MARKERS[k % len(MARKERS)], color=COLOURS[k % len(COLOURS)],
-                   zorder=3, label=FRAMEWORK_WORDS.get(framework, framework))
+        ax.scatter(x[mine], y[mine], s=45, marker=MARKERS[k % len(MARKERS)], zorder=3,
+                   color=[colour(n) for n in points.implementation[mine]], label=FRAMEWORK_WORDS.get(framework, framework))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    # room around the points for their labels: a decade and a half on each side in x, a decade in y
-    ax.set_xlim(x.min() / 10 ** 1.2, x.max() * 10 ** 1.5)
+    # room around the points for their labels (and a column left of a crowded group): decades in x, less in y
+    ax.set_xlim(x.min() / 10 ** 2.1, x.max() * 10 ** 1.5)
     ax.set_ylim(y.min() / 10 ** 0.7, y.max() * 10 ** 0.7)
     ax.grid(True, which="major", alpha=0.3)
     dtypes = sorted(set(points.dtype))
@@ -397,10 +522,17 @@ def headline_figure(timings, equivalence):
                  "each point is one implementation; in brackets, the largest gap of its loss curve to numpy's "
                  "(eps: the dtype's machine epsilon)",
                  fontsize=10)
-    legend_outside(ax, fontsize=8, ncol=len(frameworks), title="framework", title_fontsize=8)
+    legend = legend_outside(ax, fontsize=8, ncol=len(frameworks), title="framework (marker; colour: the way, as in "
+                            "every figure)", title_fontsize=8)
+    for handle in legend.legend_handles:  # the marker alone says the framework: grey, not the first point's colour
+        handle.set_color("dimgray")
     fig.tight_layout()
     fig.set_layout_engine(None)
-    place_labels(ax, x, y, [f"{t} ({a})" if a else t for t, a in zip(points.title, points.agreement)])
+    texts = [f"{t} ({a})" if a else t for t, a in zip(points.title, points.agreement)]
+    column, boxes = column_labels(ax, x, y, texts)
+    rest = [k for k in range(len(x)) if k not in column]
+    place_labels(ax, x[rest], y[rest], [texts[k] for k in rest], taken_boxes=boxes,
+                 avoid=[(x[k], y[k]) for k in column])
     return fig
 
 

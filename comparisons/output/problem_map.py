@@ -1,0 +1,128 @@
+"""Which way to train is fastest for a problem of n samples and N updates, read from the measured tables alone.
+
+The cost model is the tables' break-even model (comparisons.running.timing.break_even_updates): a cold
+run of k updates costs its start, start = first_call_s - iterations * per_update (tracing, compiling and,
+for a Gram route, its pass over X; never below 0), then k * per_update. Each way is priced where it was
+measured: at the single run's n (timings.csv, which wins where both tables have a row) and at the
+scaling runs' n (scaling.csv). Between two measured n the price of k updates is interpolated on
+log-log axes, and only from ways measured at both; a cell beyond the smallest or largest measured n
+gets no answer. Only ways whose loss curve agrees with numpy's (equivalence.csv: the dtype's
+tolerance, plus its rounding bound for a Gram route) take part, and numpy itself.
+"""
+import numpy as np
+import pandas as pd
+
+from comparisons.core import registry
+from comparisons.core.tolerances import EQUIVALENCE
+
+MEASURED, INTERPOLATED, BEYOND = "measured", "interpolated", "beyond the measured sizes"
+COLUMNS = ["n_samples", "updates", "status", "fastest", "device", "seconds", "runner_up", "runner_up_seconds", "dtype",
+           "n_features", "n_low", "n_high"]
+
+
+def agreeing(equivalence, dtype):
+    """The implementations whose loss curve agrees with numpy's in `dtype` (numpy included), as a set of names."""
+    eq = equivalence[equivalence.dtype == dtype]
+    bound = eq.loss_bound.fillna(0.0) if "loss_bound" in eq else 0.0
+    ok = eq.max_rel_loss_diff <= EQUIVALENCE.get(dtype, 0.0) + bound  # NaN (a diverged run) is never <=
+    return set(eq.implementation[ok]) | {registry.REFERENCE}
+
+
+def prices(timings, scaling, dtype, n_features):
+    """One row per (implementation, device, n) measured in `dtype` at m = n_features: start_s, per_update_s, source."""
+    rows = []
+    if timings is not None and len(timings):
+        t = timings[(timings.dtype == dtype) & (timings.n_features == n_features) & (timings.iterations > 0)]
+        for r in t.itertuples():
+            rows.append((r.implementation, r.device, int(r.n_samples), r.first_call_s, r.per_iteration_us * 1e-6,
+                         int(r.iterations), "timings.csv"))
+    if scaling is not None and len(scaling):
+        s = scaling[(scaling.dtype == dtype) & (scaling.n_features == n_features)]
+        if "status" in s:
+            s = s[s.status == "ok"]
+        for r in s.itertuples():
+            rows.append((r.implementation, r.device, int(r.n_samples), r.first_call_s, r.per_iteration_s,
+                         int(r.iterations), "scaling.csv"))
+    table = pd.DataFrame(rows, columns=["implementation", "device", "n_samples", "first_call_s", "per_update_s",
+                                        "iterations", "source"])
+    table = table[np.isfinite(table.first_call_s.astype(float)) & np.isfinite(table.per_update_s.astype(float))
+                  & (table.per_update_s > 0)]
+    table = table.drop_duplicates(["implementation", "device", "n_samples"], keep="first")  # timings.csv first
+    table["start_s"] = np.maximum(table.first_call_s - table.iterations * table.per_update_s, 0.0)
+    return table.reset_index(drop=True)
+
+
+def route_of(name):
+    """The registry's route of `name` ('streaming' for a row the registry does not know, such as a scaling formulation)."""
+    impl = registry.REGISTRY.get(name)
+    return impl.route if impl else "streaming"
+
+
+def default_dtype(timings, scaling, n_features):
+    """The dtype measured at the most sample counts n at m = n_features (float64 on a tie)."""
+    counts = {}
+    for table in (timings, scaling):
+        if table is not None and len(table):
+            part = table[table.n_features == n_features]
+            for dtype, g in part.groupby("dtype"):
+                counts.setdefault(dtype, set()).update(g.n_samples.astype(int))
+    if not counts:
+        return "float64"
+    return max(counts, key=lambda d: (len(counts[d]), d == "float64"))
+
+
+def fastest_way_map(timings, scaling, equivalence, n_grid=None, updates=None, dtype=None, n_features=None,
+                    routes=None):
+    """For each (n, updates) of a grid: the fastest cold run that agrees with numpy, its seconds and the runner-up.
+
+    timings, scaling, equivalence: the DataFrames of timings.csv, scaling.csv (None when not run) and
+    equivalence.csv. n_grid: sample counts (default: the measured ones, 40 log-spaced between the smallest
+    and ten times the largest, so the map shows where the measurements end); updates: run lengths (default
+    1 to 10^6, log-spaced); dtype and n_features: default the timings' m and the dtype measured at the most n;
+    routes: the registry routes that take part (default all; ("streaming",) keeps the lesson's loop, which
+    reads X at every update, and leaves out the Gram routes, a different algorithm).
+    Returns a DataFrame with COLUMNS, one row per cell; `status` says whether the cell's n was measured,
+    interpolated between n_low and n_high, or lies beyond the measured sizes (then `fastest` is empty).
+    """
+    if n_features is None:
+        n_features = int(timings.n_features.iloc[0]) if timings is not None and len(timings) else 1
+    dtype = dtype or default_dtype(timings, scaling, n_features)
+    table = prices(timings, scaling, dtype, n_features)
+    table = table[table.implementation.isin(agreeing(equivalence, dtype))]
+    if routes is not None:
+        table = table[[route_of(name) in routes for name in table.implementation]]
+    measured = np.array(sorted(table.n_samples.unique()), dtype=float)
+    if n_grid is None:
+        n_grid = (np.unique(np.concatenate([measured, np.logspace(np.log10(measured[0]), np.log10(measured[-1] * 10),
+                                                                   40)])) if len(measured) else np.array([]))
+    updates = np.logspace(0, 6, 61) if updates is None else np.asarray(updates, dtype=float)
+    by_n = {n: g.set_index(["implementation", "device"]) for n, g in table.groupby("n_samples")}
+    rows = []
+    for n in np.asarray(n_grid, dtype=float):
+        exact = [m for m in measured if np.isclose(m, n, rtol=1e-9)]
+        if exact:
+            low = high = exact[0]
+            status = MEASURED
+        elif not len(measured) or n < measured[0] or n > measured[-1]:
+            rows += [(n, k, BEYOND, "", "", np.nan, "", np.nan, dtype, n_features, np.nan, np.nan) for k in updates]
+            continue
+        else:
+            low, high = measured[measured < n].max(), measured[measured > n].min()
+            status = INTERPOLATED
+        a, b = by_n[int(low)], by_n[int(high)]
+        ways = [key for key in a.index if key in b.index]  # priced at both ends (the same row when measured)
+        weight = 0.0 if high == low else np.log(n / low) / np.log(high / low)
+        costs = []  # (ways, updates): seconds of a cold run
+        for key in ways:
+            at_low = a.loc[key, "start_s"] + updates * a.loc[key, "per_update_s"]
+            at_high = b.loc[key, "start_s"] + updates * b.loc[key, "per_update_s"]
+            costs.append(np.exp((1 - weight) * np.log(at_low) + weight * np.log(at_high)) if weight else at_low)
+        costs = np.array(costs)
+        order = np.argsort(costs, axis=0, kind="stable")
+        for j, k in enumerate(updates):
+            first = order[0, j]
+            second = order[1, j] if len(ways) > 1 else None
+            rows.append((n, k, status, *ways[first], costs[first, j],
+                         ways[second][0] if second is not None else "",
+                         costs[second, j] if second is not None else np.nan, dtype, n_features, low, high))
+    return pd.DataFrame(rows, columns=COLUMNS)
