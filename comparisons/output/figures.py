@@ -1,4 +1,5 @@
 """Figures of the single run, drawn from the tables alone (so they can be redrawn without training)."""
+import math
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.transforms import Bbox, ScaledTranslation  # noqa: E402
 
 from comparisons.core import registry  # noqa: E402
+from comparisons.output import problem_map as pmap  # noqa: E402
 
 MARKERS = "os^vD<>xP*"
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
@@ -20,7 +22,7 @@ DISTRIBUTED_WORDS = {"replicas": "mirrored replicas", "workers": "worker process
 # one colour per implementation in every figure: the registry's rows take these in table order (tab10 without
 # its grey, then darker and lighter hues); grey and black stay free for references, floors and guides
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
-           "#000080", "#e6a800", "#008080", "#c2185b", "#6b8e23", "#00bfff", "#8b0000", "#ff69b4", "#4b0082")
+           "#000080", "#008080", "#e6a800", "#c2185b", "#6b8e23", "#00bfff", "#8b0000", "#4b0082", "#b8860b")
 GAP_FLOOR_EPS = 1e-2  # an exact match (gap 0) is drawn here, in eps, on the log axis
 
 
@@ -48,11 +50,13 @@ def legend_outside(ax, below=True, **options):
 
 
 def colour(name):
-    """The colour of implementation `name` in every figure (registry order over PALETTE; an unknown name after them)."""
-    names = list(registry.REGISTRY)
+    """The colour of implementation `name` in every figure: PALETTE in registry order, the rows the sweeps take first
+    (they share the most panels, so get tab10's clearest hues); a name the registry lacks gets a colour left over."""
+    names = sorted(registry.REGISTRY, key=lambda n: (not registry.REGISTRY[n].sweeps, list(registry.REGISTRY).index(n)))
     if name in names:
         return PALETTE[names.index(name) % len(PALETTE)]
-    return PALETTE[(len(names) + sum(map(ord, name))) % len(PALETTE)]  # stable across figures and runs
+    spare = max(1, len(PALETTE) - len(names))  # stable across figures and runs: from the name's letters
+    return PALETTE[(len(names) + sum(map(ord, name)) % spare) % len(PALETTE)]
 
 
 def title(name):
@@ -541,3 +545,98 @@ def headline(results_dir):
     results_dir = Path(results_dir)
     return save(headline_figure(pd.read_csv(results_dir / "timings.csv"), pd.read_csv(results_dir / "equivalence.csv")),
                 results_dir / "headline.png")
+
+
+def _edges(values):
+    """Cell edges around log-spaced centres (geometric midpoints; the ends half a step out)."""
+    logs = np.log10(np.asarray(values, dtype=float))
+    if len(logs) == 1:
+        return 10.0 ** np.array([logs[0] - 0.5, logs[0] + 0.5])
+    middle = (logs[1:] + logs[:-1]) / 2
+    return 10.0 ** np.concatenate([[logs[0] - (middle[0] - logs[0])], middle, [logs[-1] + (logs[-1] - middle[-1])]])
+
+
+def problem_map_figure(panels, mark=None):
+    """The Figure of problem_map.png: per panel (heading, fastest_way_map table), the fastest way in each (updates, n) cell.
+
+    Each cell takes the colour of its fastest way (the colour it has in every figure); sample counts beyond
+    the measured ones are hatched grey and unpriced; dotted lines mark the measured n, between which the
+    prices are interpolated. `mark` (n, updates), when given, is the lesson's own problem, starred.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.8 * len(panels), 6.4), squeeze=False, sharey=True)
+    winners = []
+    for _, table in panels:
+        winners += [w for w in dict.fromkeys(table.fastest) if w]
+    winners = sorted(dict.fromkeys(winners), key=lambda w: list(registry.REGISTRY).index(w)
+                     if w in registry.REGISTRY else len(registry.REGISTRY))
+    for ax, (heading, table) in zip(axes[0], panels):
+        n_values, updates = np.sort(table.n_samples.unique()), np.sort(table.updates.unique())
+        grid = table.pivot_table(index="n_samples", columns="updates", values="fastest", aggfunc="first").reindex(
+            index=n_values, columns=updates)
+        codes = np.array([[winners.index(w) if isinstance(w, str) and w else -1 for w in row] for row in grid.values])
+        x_edges, y_edges = _edges(updates), _edges(n_values)
+        palette = matplotlib.colors.ListedColormap([colour(w) for w in winners] or ["white"])
+        shown = np.ma.masked_less(codes, 0)
+        ax.pcolormesh(x_edges, y_edges, shown, cmap=palette, vmin=-0.5, vmax=max(len(winners), 1) - 0.5,
+                      shading="flat", gid="fastest way")
+        beyond = table[table.status == pmap.BEYOND]
+        measured = sorted(table.n_low.dropna().unique())
+        for low_n, high_n in ((y_edges[0], measured[0]), (measured[-1], y_edges[-1])) if measured else ():
+            rows = beyond[(beyond.n_samples > low_n) & (beyond.n_samples < high_n)] if len(beyond) else beyond
+            if len(rows):
+                edges = _edges(n_values)
+                k0, k1 = np.searchsorted(n_values, rows.n_samples.min()), np.searchsorted(n_values, rows.n_samples.max())
+                ax.axhspan(edges[k0], edges[k1 + 1], facecolor="0.93", edgecolor="0.6", hatch="//", lw=0,
+                           gid="beyond")
+                ax.text(np.sqrt(x_edges[0] * x_edges[-1]), np.sqrt(edges[k0] * edges[k1 + 1]),
+                        "beyond the measured sizes: not priced", ha="center", va="center", fontsize=8,
+                        bbox=dict(facecolor="white", edgecolor="none", alpha=0.8))
+        for n in measured:
+            ax.axhline(n, color="black", lw=0.8, ls=":", gid="measured n")
+            ax.annotate(f"measured: n = {int(n):,}", (x_edges[-1], n), xytext=(-3, 2), textcoords="offset points",
+                        ha="right", va="bottom", fontsize=7)
+        if mark is not None:
+            ax.plot([mark[1]], [mark[0]], "*", color="white", mec="black", ms=14, zorder=4, gid="the lesson",
+                    label=f"the lesson: n = {int(mark[0]):,}, {int(mark[1]):,} updates")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(x_edges[0], x_edges[-1])
+        ax.set_ylim(y_edges[0], y_edges[-1])
+        ax.set_xlabel("updates in the run (log scale)")
+        ax.set_title(heading, fontsize=10)
+    axes[0, 0].set_ylabel("n, samples (log scale)")
+    first = panels[0][1]
+    dtype, m = first.dtype.iloc[0], int(first.n_features.iloc[0])
+    handles = [Patch(color=colour(w), label=title(w)) for w in winners]
+    handles += [Patch(facecolor="0.93", edgecolor="0.6", hatch="//", label="beyond the measured sizes")]
+    if mark is not None:
+        handles += axes[0, 0].get_legend_handles_labels()[0]
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=min(len(handles), 4), frameon=False)
+    fig.suptitle(f"The fastest way to train that agrees with numpy, for n samples and a run of N updates ({dtype}, "
+                 f"m = {m})\ncold runs, first call included, priced from the measured times; between the measured n "
+                 "(dotted) interpolated on log-log axes; ways that tie per update (noise intervals overlap) may swap "
+                 "places in another run", fontsize=10)
+    rows_of_legend = math.ceil(len(handles) / 4)
+    fig.tight_layout(rect=(0, (0.25 + 0.22 * rows_of_legend) / 6.4, 1, 1))
+    return fig
+
+
+def problem_map(results_dir, scaling=None):
+    """problem_map.png from timings.csv, scaling.csv (or the `scaling` table) and equivalence.csv of `results_dir`;
+    None when a table is missing or fewer than two sample counts were measured."""
+    results_dir = Path(results_dir)
+    if scaling is None and (results_dir / "scaling.csv").exists():
+        scaling = pd.read_csv(results_dir / "scaling.csv")
+    if scaling is None or not all((results_dir / f).exists() for f in ("timings.csv", "equivalence.csv")):
+        return None
+    timings = pd.read_csv(results_dir / "timings.csv")
+    equivalence = pd.read_csv(results_dir / "equivalence.csv")
+    panels = [("the lesson's loop (reads X at every update)",
+               pmap.fastest_way_map(timings, scaling, equivalence, routes=("streaming",))),
+              ("any route, the Gram route included (one pass over X, then updates on G, c, s)",
+               pmap.fastest_way_map(timings, scaling, equivalence))]
+    if panels[1][1].n_low.nunique() < 2:
+        return None
+    runs = timings[timings.iterations > 0]
+    mark = (float(runs.n_samples.iloc[0]), float(runs.iterations.max())) if len(runs) else None
+    return save(problem_map_figure(panels, mark), results_dir / "problem_map.png")
