@@ -79,8 +79,8 @@ def family(name):
 
 def family_words(key, names=()):
     """('tensorflow', 'gram', '') -> 'TensorFlow, Gram route'; a family of one implementation (`names`) -> its title."""
-    if len(set(names)) == 1:
-        return title(next(iter(names)))
+    if _sole_titled(names):
+        return title(_sole_titled(names))
     framework, route, distributed = key
     words = [FRAMEWORK_WORDS.get(framework, framework)]
     if route == "gram":
@@ -98,10 +98,33 @@ def eps_words(gap, dtype):
     return "identical" if units == 0 else f"{units:.3g} eps"  # the tables' rounding: one number per quantity
 
 
-def _family_styles(keys):
-    """One (colour, marker, linestyle) per family, the same in every panel; no two families share one."""
-    return {key: dict(color=COLOURS[k % len(COLOURS)], marker=MARKERS[k % len(MARKERS)],
-                      linestyle=("-", "--", "-.", ":")[k // len(COLOURS) % 4]) for k, key in enumerate(keys)}
+NEUTRALS = ("black", "dimgray", "darkgray", "saddlebrown", "slategray")  # families of several ways: no way's colour
+
+
+def _sole_titled(names):
+    """The one implementation among `names` when there is exactly one and the registry gives it a title, else None."""
+    names = set(names)
+    name = next(iter(names)) if len(names) == 1 else None
+    return name if name in registry.REGISTRY and registry.REGISTRY[name].title else None
+
+
+def _family_styles(keys, members=None):
+    """One (colour, marker, linestyle) per family, the same in every panel; no two families share one.
+
+    A family of one titled implementation (members: key -> its implementations) takes that way's colour of
+    every figure; a family of several takes a neutral colour, so it is never mistaken for one of them.
+    """
+    members = members or {}
+    styles, neutral = {}, 0
+    for k, key in enumerate(keys):
+        sole = _sole_titled(members.get(key, ()))
+        if sole:
+            shade = colour(sole)
+        else:
+            shade, neutral = NEUTRALS[neutral % len(NEUTRALS)], neutral + 1
+        styles[key] = dict(color=shade, marker=MARKERS[k % len(MARKERS)],
+                           linestyle=("-", "--", "-.", ":")[k // len(MARKERS) % 4])
+    return styles
 
 
 def _gaps(curves):
@@ -134,10 +157,10 @@ def loss_curves_figure(curves):
     panels = [fig.add_subplot(grid[1, k]) for k in range(len(dtypes))]
     runs = curves.groupby(["implementation", "device", "dtype"], sort=False)
     for k, dtype in enumerate(dtypes):
-        colour = ("tab:blue", "tab:orange", "tab:green")[k % 3]
+        shade = ("0.45", "0.75", "0.6")[k % 3]  # grey: no way's colour, as the band holds many ways
         others = [g for (impl, _, d), g in runs if d == dtype and impl != registry.REFERENCE]
         for j, g in enumerate(others):  # a thick pale band under the reference's line, narrower per dtype: both show
-            top.plot(g.iteration, g.loss, "-", color=colour, linewidth=10 - 4 * (k % 2), alpha=0.3,
+            top.plot(g.iteration, g.loss, "-", color=shade, linewidth=10 - 4 * (k % 2), alpha=0.5,
                      solid_capstyle="butt", label=f"the other {len(others)} runs, {dtype}" if j == 0 else "_")
         for (impl, _, d), g in runs:
             if impl == registry.REFERENCE and d == dtype:
@@ -154,7 +177,7 @@ def loss_curves_figure(curves):
     gaps = _gaps(curves)
     keys = list(dict.fromkeys(family(n) for n in registry.names() if family(n) in set(gaps.family)))
     keys += [key for key in dict.fromkeys(gaps.family) if key not in keys]  # rows not in the registry, last
-    styles = _family_styles(keys)
+    styles = _family_styles(keys, {key: set(g) for key, g in gaps.groupby("family").implementation})
     for ax, dtype in zip(panels, dtypes):
         eps = np.finfo(dtype).eps
         part = gaps[gaps.dtype == dtype]
