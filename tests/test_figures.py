@@ -606,3 +606,60 @@ def test_scaling_figure_keeps_each_ways_colour_in_every_panel_with_one_short_leg
     box = fig.legends[0].get_window_extent(renderer)
     assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in panels)
     plt.close(fig)
+
+
+def test_headline_agreement_is_in_the_tables_rounding():
+    """One number per quantity: the eps a label gives is the tables' three significant figures, not a rounded integer."""
+    assert figures.eps_words(6.531 * EPS64, "float64") == "6.53 eps"
+    assert figures.eps_words(0.0, "float32") == "identical" and figures.eps_words(0.4 * EPS32, "float32") == "0.4 eps"
+    timings, equivalence, names = _headline_tables()
+    equivalence.loc[(equivalence.implementation == "keras") & (equivalence.dtype == "float64"),
+                    "max_rel_loss_diff"] = 6.531 * EPS64
+    fig = figures.headline_figure(timings, equivalence)
+    texts = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "headline label"]
+    assert f"{registry.label('keras')} (6.53 eps)" in texts
+    plt.close(fig)
+
+
+def test_a_crowded_group_of_points_gets_its_labels_in_a_column_in_the_points_order():
+    fig, ax = plt.subplots(figsize=(8, 5))
+    xs, ys = np.array([3.0, 3.1, 3.2, 3.3, 300.0]), np.array([1.0, 1.05, 0.95, 1.1, 1.0])  # four within a few points
+    ax.scatter(xs, ys)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(0.01, 1e4)
+    ax.set_ylim(0.1, 10)
+    fig.canvas.draw()
+    texts = [f"way number {k}" for k in range(5)]
+    labelled, boxes = figures.column_labels(ax, xs, ys, texts)
+    assert sorted(labelled) == [0, 1, 2, 3]  # the far point is not in the group
+    labels = {t.get_text(): t for t in ax.texts if t.get_gid() == "headline label"}
+    column = [labels[texts[k]] for k in labelled]
+    assert len({round(t.get_window_extent().x1, 3) for t in column}) == 1  # right-aligned at one x
+    tops = [t.get_window_extent().y0 for t in column]
+    assert tops == sorted(tops, reverse=True)  # top to bottom, in the points' order of height
+    assert [k for k in labelled] == sorted(range(4), key=lambda k: -ys[k])
+    assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(b.x1 < ax.transData.transform((xs[:4].min(), 1))[0] for b in boxes)  # left of the group
+    assert len([c for c in ax.texts if c.get_text() == ""]) == 4  # a leader line to each point
+    plt.close(fig)
+
+
+def test_loss_curves_name_a_family_of_one_titled_way_by_its_title():
+    """jax:sharded alone in its (jax, streaming, replicas) family: its title, not 'JAX, mirrored replicas'."""
+    curves = _curves(extra=[("jax:sharded", "float64", 1e-15)])
+    fig = figures.loss_curves_figure(curves)
+    texts = _legend(fig.axes[1])
+    assert any(t.startswith(f"{registry.label('jax:sharded')}: 1 run") for t in texts), texts
+    assert not any("mirrored" in t for t in texts)
+    handle = next(h for h, t in zip(fig.axes[1].get_legend().legend_handles, texts) if t.startswith("JAX, sharded"))
+    assert to_hex(handle.get_color()) == figures.colour("jax:sharded")
+    plt.close(fig)
+
+
+def test_every_registry_row_has_its_own_colour_the_same_in_every_call():
+    names = list(registry.REGISTRY)
+    colours = [figures.colour(n) for n in names]
+    assert len(set(colours)) == len(names) and colours == [figures.colour(n) for n in names]
+    assert figures.colour("numpy:broadcast") not in colours  # a row the registry lacks: a colour left over
+    assert not {"#7f7f7f", "#000000"} & set(colours)  # grey and black stay for references and floors
