@@ -284,8 +284,12 @@ def test_fit_separates_a_run_whose_line_differs():
     X = np.linspace(0, 2, 20).reshape(-1, 1)
     fig = figures.fitted_line_figure(weights, X, 2 * X + 1)
     learned = sorted(l.get_label() for l in fig.axes[0].get_lines() if "gradient descent" in l.get_label())
-    assert [label.split(":")[0] for label in learned] == ["gradient descent, 1 of 3 runs (gradient_tape)",
-                                                         "gradient descent, 2 of 3 runs (numpy, keras) (identical W and b)"]
+    assert [label.split(":")[0] for label in learned] == ["gradient descent, 1 of 3 runs (GradientTape loop)",
+                                                         "gradient descent, 2 of 3 runs (numpy, by hand, Keras fit) (identical W and b)"]
+    lines = {l.get_label().split(":")[0]: l for l in fig.axes[0].get_lines()}
+    assert to_hex(lines["gradient descent, 1 of 3 runs (GradientTape loop)"].get_color()) == figures.colour("gradient_tape")
+    shared = to_hex(lines["gradient descent, 2 of 3 runs (numpy, by hand, Keras fit) (identical W and b)"].get_color())
+    assert shared not in {figures.colour(n) for n in registry.REGISTRY}  # two ways' line: no one way's colour
     plt.close(fig)
 
 

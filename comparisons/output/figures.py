@@ -336,7 +336,7 @@ def fitted_line_figure(weights, X, y):
     labelled with how many of the runs give it; `ols` and `true` are drawn apart.
     """
     fig, ax = plt.subplots(figsize=(9, 6))
-    ax.scatter(X[:, 0], y[:, 0], s=14, alpha=0.5, color="tab:blue", label="data")
+    ax.scatter(X[:, 0], y[:, 0], s=14, alpha=0.5, color="tab:gray", label="data")  # grey: no way's colour
     grid = np.linspace(X[:, 0].min(), X[:, 0].max(), 50)
     parameters = [p for p in weights.parameter.unique() if p != "bias"]
     lines, references = [], {}
@@ -359,19 +359,21 @@ def fitted_line_figure(weights, X, y):
             groups.append((w, b, [impl], [(w, b)]))
     if "ols" in references:
         w, b = references["ols"]
-        ax.plot(grid, w * grid + b, color="black", linewidth=5, alpha=0.3,
+        ax.plot(grid, w * grid + b, color="black", linewidth=5, alpha=0.25,
                 label=f"least squares (closed form): y = {w:.4f} x + {b:.4f}")
     if "true" in references:
         w, b = references["true"]
-        ax.plot(grid, w * grid + b, color="tab:red", linewidth=1.5, linestyle="--",
+        ax.plot(grid, w * grid + b, color="black", linewidth=1.2, linestyle="--",
                 label=f"the generator's line: y = {w:.4g} x + {b:.4g}")
     for k, (w, b, names, members) in enumerate(groups):
         who = (f"all {len(lines)} runs" if len(groups) == 1 else
-               f"{len(names)} of {len(lines)} runs ({', '.join(dict.fromkeys(names))})")
+               f"{len(names)} of {len(lines)} runs ({', '.join(dict.fromkeys(title(n) for n in names))})")
         spread = np.ptp(np.array(members), axis=0).max()  # the largest difference of W or b within the group
         if len(members) > 1:
             who += f" (W and b within {spread:.1g} of each other)" if spread else " (identical W and b)"
-        ax.plot(grid, w * grid + b, color=COLOURS[(k + 1) % len(COLOURS)], linewidth=1.5,
+        sole = _sole_titled(names)  # one way alone: its colour of every figure; several: a neutral one
+        ax.plot(grid, w * grid + b, color=colour(sole) if sole else ("dimgray", "saddlebrown", "slategray")[k % 3],
+                linewidth=1.5,
                 linestyle=("-", "-.", ":")[k % 3], label=f"gradient descent, {who}: y = {w:.4f} x + {b:.4f}")
     ax.set_xlabel(parameters[0])
     ax.set_ylabel("target")
