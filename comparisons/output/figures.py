@@ -363,7 +363,7 @@ def fitted_line_figure(weights, X, y):
                 label=f"least squares (closed form): y = {w:.4f} x + {b:.4f}")
     if "true" in references:
         w, b = references["true"]
-        ax.plot(grid, w * grid + b, color="black", linewidth=1.2, linestyle="--",
+        ax.plot(grid, w * grid + b, color="dimgray", linewidth=1.4, linestyle="--",
                 label=f"the generator's line: y = {w:.4g} x + {b:.4g}")
     for k, (w, b, names, members) in enumerate(groups):
         who = (f"all {len(lines)} runs" if len(groups) == 1 else
@@ -372,7 +372,7 @@ def fitted_line_figure(weights, X, y):
         if len(members) > 1:
             who += f" (W and b within {spread:.1g} of each other)" if spread else " (identical W and b)"
         sole = _sole_titled(names)  # one way alone: its colour of every figure; several: a neutral one
-        ax.plot(grid, w * grid + b, color=colour(sole) if sole else ("dimgray", "saddlebrown", "slategray")[k % 3],
+        ax.plot(grid, w * grid + b, color=colour(sole) if sole else ("black", "saddlebrown", "slategray")[k % 3],
                 linewidth=1.5,
                 linestyle=("-", "-.", ":")[k % 3], label=f"gradient descent, {who}: y = {w:.4f} x + {b:.4f}")
     ax.set_xlabel(parameters[0])
