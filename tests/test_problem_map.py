@@ -92,6 +92,35 @@ def test_the_gram_route_takes_part_within_its_rounding_bound_unless_the_routes_l
     assert pm.agreeing(equivalence.assign(loss_bound=np.nan), "float64") == {"numpy", "keras", "jax"}
 
 
+def test_a_cell_is_a_tie_when_the_runner_up_is_within_the_noise():
+    """numpy's interval reaches down to half its median, jax's up to 1.2 times its own (per update).
+
+    At n = 100, k = 1e5: jax 0.599 wins, numpy 1.0 is second; numpy at its fast end 1e-5 * 0.5 * 1e5 = 0.5 is below
+    jax at its slow end 0.499 + 1.2e-6 * 1e5 = 0.619: a tie. At k = 1e6: 5.0 against 1.699: settled.
+    """
+    timings, scaling, equivalence = _tables()
+    median = timings.median_s
+    timings["median_low_s"] = np.where(timings.implementation == "numpy", 0.5, 1.0) * median
+    timings["median_high_s"] = np.where(timings.implementation == "jax", 1.2, 1.0) * median
+    table = pm.fastest_way_map(timings, scaling, equivalence, n_grid=[100], updates=[1e5, 1e6], routes=("streaming",))
+    assert _cell(table, 100, 1e5).fastest == "jax" and bool(_cell(table, 100, 1e5).tie)
+    assert _cell(table, 100, 1e6).fastest == "jax" and not _cell(table, 100, 1e6).tie
+    settled = pm.fastest_way_map(timings.drop(columns=["median_low_s", "median_high_s"]), scaling, equivalence,
+                                 n_grid=[100], updates=[1e5], routes=("streaming",))
+    assert not _cell(settled, 100, 1e5).tie  # no interval given: only the medians, no tie
+
+
+def test_wins_reads_each_ways_stretch_of_run_lengths_off_the_map():
+    timings, scaling, equivalence = _tables()
+    table = pm.fastest_way_map(timings, scaling, equivalence, n_grid=[50, 100, 10_000], updates=[10, 1e4, 1e5, 1e6],
+                               routes=("streaming",))
+    got = pm.wins(table)
+    # by hand (see _tables): numpy to 55,444 updates at n = 100 and to 656 at n = 10,000, jax beyond; n = 50 unpriced
+    assert got[["fastest", "n_samples", "from_updates", "to_updates"]].values.tolist() == [
+        ["numpy", 100, 10, 1e4], ["jax", 100, 1e5, 1e6], ["numpy", 10_000, 10, 10], ["jax", 10_000, 1e4, 1e6]]
+    assert (got.status == pm.MEASURED).all() and (got.tied == 0).all()
+
+
 def test_the_default_grid_and_dtype_come_from_the_measurements():
     timings, scaling, equivalence = _tables()
     table = pm.fastest_way_map(timings, scaling, equivalence)
@@ -105,6 +134,8 @@ def test_the_default_grid_and_dtype_come_from_the_measurements():
 
 def test_the_problem_map_figure_colours_each_cell_by_its_way_and_marks_what_was_not_measured():
     timings, scaling, equivalence = _tables()
+    timings["median_low_s"] = np.where(timings.implementation == "numpy", 0.5, 1.0) * timings.median_s  # a tie at 1e5
+    timings["median_high_s"] = timings.median_s
     grid = [50, 100, 1000, 10_000, 100_000]
     panels = [("the lesson's loop", pm.fastest_way_map(timings, scaling, equivalence, n_grid=grid,
                                                        updates=[10, 1e3, 1e5], routes=("streaming",))),
@@ -127,9 +158,15 @@ def test_the_problem_map_figure_colours_each_cell_by_its_way_and_marks_what_was_
         assert len(beyond) == 2 and all(p.get_hatch() == "//" for p in beyond)  # below 100 and above 10,000
         measured = sorted(line.get_ydata()[0] for line in ax.get_lines() if line.get_gid() == "measured n")
         assert measured == [100, 10_000]
+        ties = [c for c in ax.collections if c.get_gid() == "tie"]
+        assert len(ties) == (1 if table.tie.any() else 0)
+        if ties:  # one dotted square per tied cell
+            assert len(ties[0].get_paths()) == int(table.tie.sum())
         star = [line for line in ax.get_lines() if line.get_gid() == "the lesson"]
         assert len(star) == 1 and (star[0].get_xdata()[0], star[0].get_ydata()[0]) == (1000, 100)
+    assert panels[0][1].tie.any()  # jax against numpy's wide interval at n = 100, 1e5 updates: drawn dotted above
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("a tie" in t for t in texts)
     winners = set(panels[0][1].fastest) | set(panels[1][1].fastest) - {""}
     assert set(texts[:len(winners - {''})]) == {registry.label(w) for w in winners - {""}}  # titles, not ids
     assert "beyond the measured sizes" in texts and len(texts) <= 8

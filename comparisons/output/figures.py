@@ -8,7 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.collections import PatchCollection  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.transforms import Bbox, ScaledTranslation  # noqa: E402
 
 from comparisons.core import registry  # noqa: E402
@@ -581,6 +582,12 @@ def _edges(values):
     return 10.0 ** np.concatenate([[logs[0] - (middle[0] - logs[0])], middle, [logs[-1] + (logs[-1] - middle[-1])]])
 
 
+def grid_of(table, column, n_values, updates):
+    """`column` of a fastest_way_map table as an (n, updates) array in the given orders."""
+    return table.pivot_table(index="n_samples", columns="updates", values=column, aggfunc="first").reindex(
+        index=n_values, columns=updates).to_numpy()
+
+
 def problem_map_figure(panels, mark=None):
     """The Figure of problem_map.png: per panel (heading, fastest_way_map table), the fastest way in each (updates, n) cell.
 
@@ -604,6 +611,12 @@ def problem_map_figure(panels, mark=None):
         shown = np.ma.masked_less(codes, 0)
         ax.pcolormesh(x_edges, y_edges, shown, cmap=palette, vmin=-0.5, vmax=max(len(winners), 1) - 0.5,
                       shading="flat", gid="fastest way")
+        ties = grid_of(table, "tie", n_values, updates)
+        tie_cells = [Rectangle((x_edges[j], y_edges[i]), x_edges[j + 1] - x_edges[j], y_edges[i + 1] - y_edges[i])
+                     for i, j in zip(*np.nonzero(ties == True))]  # noqa: E712 (object array of bools and NaN)
+        if tie_cells:  # dotted over the colour: the runner-up is within the noise, the order is not settled
+            ax.add_collection(PatchCollection(tie_cells, facecolor="none", edgecolor=(1, 1, 1, 0.8), hatch="...",
+                                              linewidth=0, gid="tie"))
         beyond = table[table.status == pmap.BEYOND]
         measured = sorted(table.n_low.dropna().unique())
         for low_n, high_n in ((y_edges[0], measured[0]), (measured[-1], y_edges[-1])) if measured else ():
@@ -619,7 +632,8 @@ def problem_map_figure(panels, mark=None):
         for n in measured:
             ax.axhline(n, color="black", lw=0.8, ls=":", gid="measured n")
             ax.annotate(f"measured: n = {int(n):,}", (x_edges[-1], n), xytext=(-3, 2), textcoords="offset points",
-                        ha="right", va="bottom", fontsize=7)
+                        ha="right", va="bottom", fontsize=7,
+                        bbox=dict(facecolor="white", edgecolor="none", alpha=0.75, pad=1))
         if mark is not None:
             ax.plot([mark[1]], [mark[0]], "*", color="white", mec="black", ms=14, zorder=4, gid="the lesson",
                     label=f"the lesson: n = {int(mark[0]):,}, {int(mark[1]):,} updates")
@@ -632,15 +646,17 @@ def problem_map_figure(panels, mark=None):
     axes[0, 0].set_ylabel("n, samples (log scale)")
     first = panels[0][1]
     dtype, m = first.dtype.iloc[0], int(first.n_features.iloc[0])
-    handles = [Patch(color=colour(w), label=title(w)) for w in winners]
+    handles = [Patch(color=colour(w), label=title(w)) for w in winners]  # the ways first, then the marks
+    if any(t.tie.any() for _, t in panels):
+        handles += [Patch(facecolor="0.6", edgecolor="white", hatch="...",
+                          label="dotted: a tie with the runner-up (noise intervals overlap)")]
     handles += [Patch(facecolor="0.93", edgecolor="0.6", hatch="//", label="beyond the measured sizes")]
     if mark is not None:
         handles += axes[0, 0].get_legend_handles_labels()[0]
     fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=min(len(handles), 4), frameon=False)
     fig.suptitle(f"The fastest way to train that agrees with numpy, for n samples and a run of N updates ({dtype}, "
                  f"m = {m})\ncold runs, first call included, priced from the measured times; between the measured n "
-                 "(dotted) interpolated on log-log axes; ways that tie per update (noise intervals overlap) may swap "
-                 "places in another run", fontsize=10)
+                 "(dotted lines) interpolated on log-log axes", fontsize=10)
     rows_of_legend = math.ceil(len(handles) / 4)
     fig.tight_layout(rect=(0, (0.25 + 0.22 * rows_of_legend) / 6.4, 1, 1))
     return fig

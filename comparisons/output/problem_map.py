@@ -16,8 +16,8 @@ from comparisons.core import registry
 from comparisons.core.tolerances import EQUIVALENCE
 
 MEASURED, INTERPOLATED, BEYOND = "measured", "interpolated", "beyond the measured sizes"
-COLUMNS = ["n_samples", "updates", "status", "fastest", "device", "seconds", "runner_up", "runner_up_seconds", "dtype",
-           "n_features", "n_low", "n_high"]
+COLUMNS = ["n_samples", "updates", "status", "fastest", "device", "seconds", "runner_up", "runner_up_seconds", "tie",
+           "dtype", "n_features", "n_low", "n_high"]
 
 
 def agreeing(equivalence, dtype):
@@ -28,23 +28,40 @@ def agreeing(equivalence, dtype):
     return set(eq.implementation[ok]) | {registry.REFERENCE}
 
 
+def _spread(table):
+    """Each row's noise interval as factors of its median (low/median, high/median): median_low_s/median_high_s,
+    else min_s/max_s, else none (1, 1)."""
+    median = table.median_s.to_numpy(float) if "median_s" in table else np.ones(len(table))
+    low, high = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    for low_column, high_column in (("median_low_s", "median_high_s"), ("min_s", "max_s")):
+        if {low_column, high_column} <= set(table.columns):
+            low = np.where(np.isnan(low), table[low_column].to_numpy(float), low)
+            high = np.where(np.isnan(high), table[high_column].to_numpy(float), high)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(low / median, nan=1.0), np.nan_to_num(high / median, nan=1.0)
+
+
 def prices(timings, scaling, dtype, n_features):
-    """One row per (implementation, device, n) measured in `dtype` at m = n_features: start_s, per_update_s, source."""
+    """One row per (implementation, device, n) measured in `dtype` at m = n_features: start_s, per_update_s (and its
+    noise interval per_update_low_s, per_update_high_s, the median's interval scaled alike), source."""
     rows = []
     if timings is not None and len(timings):
         t = timings[(timings.dtype == dtype) & (timings.n_features == n_features) & (timings.iterations > 0)]
-        for r in t.itertuples():
+        for r, low, high in zip(t.itertuples(), *_spread(t)):
             rows.append((r.implementation, r.device, int(r.n_samples), r.first_call_s, r.per_iteration_us * 1e-6,
-                         int(r.iterations), "timings.csv"))
+                         low, high, int(r.iterations), "timings.csv"))
     if scaling is not None and len(scaling):
         s = scaling[(scaling.dtype == dtype) & (scaling.n_features == n_features)]
         if "status" in s:
             s = s[s.status == "ok"]
-        for r in s.itertuples():
+        for r, low, high in zip(s.itertuples(), *_spread(s)):
             rows.append((r.implementation, r.device, int(r.n_samples), r.first_call_s, r.per_iteration_s,
-                         int(r.iterations), "scaling.csv"))
+                         low, high, int(r.iterations), "scaling.csv"))
     table = pd.DataFrame(rows, columns=["implementation", "device", "n_samples", "first_call_s", "per_update_s",
-                                        "iterations", "source"])
+                                        "low", "high", "iterations", "source"])
+    table["per_update_low_s"] = table.per_update_s * np.minimum(table.low, 1.0)
+    table["per_update_high_s"] = table.per_update_s * np.maximum(table.high, 1.0)
+    table = table.drop(columns=["low", "high"])
     table = table[np.isfinite(table.first_call_s.astype(float)) & np.isfinite(table.per_update_s.astype(float))
                   & (table.per_update_s > 0)]
     table = table.drop_duplicates(["implementation", "device", "n_samples"], keep="first")  # timings.csv first
@@ -82,7 +99,9 @@ def fastest_way_map(timings, scaling, equivalence, n_grid=None, updates=None, dt
     routes: the registry routes that take part (default all; ("streaming",) keeps the lesson's loop, which
     reads X at every update, and leaves out the Gram routes, a different algorithm).
     Returns a DataFrame with COLUMNS, one row per cell; `status` says whether the cell's n was measured,
-    interpolated between n_low and n_high, or lies beyond the measured sizes (then `fastest` is empty).
+    interpolated between n_low and n_high, or lies beyond the measured sizes (then `fastest` is empty); `tie`
+    whether the runner-up, priced per update at the fast end of its noise interval, is as cheap as the fastest
+    priced at the slow end of its own (then the order of the two is not settled by the measurements).
     """
     if n_features is None:
         n_features = int(timings.n_features.iloc[0]) if timings is not None and len(timings) else 1
@@ -104,7 +123,8 @@ def fastest_way_map(timings, scaling, equivalence, n_grid=None, updates=None, dt
             low = high = exact[0]
             status = MEASURED
         elif not len(measured) or n < measured[0] or n > measured[-1]:
-            rows += [(n, k, BEYOND, "", "", np.nan, "", np.nan, dtype, n_features, np.nan, np.nan) for k in updates]
+            rows += [(n, k, BEYOND, "", "", np.nan, "", np.nan, False, dtype, n_features, np.nan, np.nan)
+                     for k in updates]
             continue
         else:
             low, high = measured[measured < n].max(), measured[measured > n].min()
@@ -112,17 +132,40 @@ def fastest_way_map(timings, scaling, equivalence, n_grid=None, updates=None, dt
         a, b = by_n[int(low)], by_n[int(high)]
         ways = [key for key in a.index if key in b.index]  # priced at both ends (the same row when measured)
         weight = 0.0 if high == low else np.log(n / low) / np.log(high / low)
-        costs = []  # (ways, updates): seconds of a cold run
-        for key in ways:
-            at_low = a.loc[key, "start_s"] + updates * a.loc[key, "per_update_s"]
-            at_high = b.loc[key, "start_s"] + updates * b.loc[key, "per_update_s"]
-            costs.append(np.exp((1 - weight) * np.log(at_low) + weight * np.log(at_high)) if weight else at_low)
-        costs = np.array(costs)
+        def priced(column):  # (ways, updates): seconds of a cold run, per update at `column`
+            out = []
+            for key in ways:
+                at_low = a.loc[key, "start_s"] + updates * a.loc[key, column]
+                at_high = b.loc[key, "start_s"] + updates * b.loc[key, column]
+                out.append(np.exp((1 - weight) * np.log(at_low) + weight * np.log(at_high)) if weight else at_low)
+            return np.array(out)
+
+        costs, cheap, dear = priced("per_update_s"), priced("per_update_low_s"), priced("per_update_high_s")
         order = np.argsort(costs, axis=0, kind="stable")
         for j, k in enumerate(updates):
             first = order[0, j]
             second = order[1, j] if len(ways) > 1 else None
+            # a tie: the runner-up at the fast end of its noise interval is as cheap as the winner at its slow end
+            tie = second is not None and bool(cheap[second, j] <= dear[first, j])
             rows.append((n, k, status, *ways[first], costs[first, j],
                          ways[second][0] if second is not None else "",
-                         costs[second, j] if second is not None else np.nan, dtype, n_features, low, high))
+                         costs[second, j] if second is not None else np.nan, tie, dtype, n_features, low, high))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def wins(table):
+    """Where each way is fastest, row by row of the map: one row per run of neighbouring cells of one n won by one way.
+
+    Columns: fastest, n_samples, status, from_updates, to_updates (the grid's run lengths at either end, both
+    included), tied (how many of those cells are ties with the runner-up). For prose such as "fastest from
+    N updates at n = ..."; cells beyond the measured sizes are left out.
+    """
+    rows = []
+    for n, part in table[table.status != BEYOND].groupby("n_samples", sort=True):
+        part = part.sort_values("updates")
+        run = (part.fastest != part.fastest.shift()).cumsum()  # a new run wherever the winner changes
+        for _, cells in part.groupby(run, sort=False):
+            rows.append({"fastest": cells.fastest.iloc[0], "n_samples": n, "status": cells.status.iloc[0],
+                         "from_updates": cells.updates.min(), "to_updates": cells.updates.max(),
+                         "tied": int(cells.tie.sum())})
+    return pd.DataFrame(rows, columns=["fastest", "n_samples", "status", "from_updates", "to_updates", "tied"])
