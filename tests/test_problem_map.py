@@ -110,6 +110,16 @@ def test_a_cell_is_a_tie_when_the_runner_up_is_within_the_noise():
     assert not _cell(settled, 100, 1e5).tie  # no interval given: only the medians, no tie
 
 
+def test_a_single_runs_m_measured_at_one_n_gives_way_to_the_m_the_scaling_runs_measured():
+    """A quick run: timings at m = 1 (one n), scaling at m = 32 only (two n): the map is drawn at m = 32."""
+    timings, scaling, equivalence = _tables()
+    scaling = scaling.assign(n_features=32)
+    assert pm.default_features(timings, scaling) == 32
+    assert pm.default_features(timings, _tables()[1]) == 1  # m = 1 priced at 100 and 10,000: the run's own m
+    table = pm.fastest_way_map(timings, scaling, equivalence)
+    assert (table.n_features == 32).all() and set(table[table.status == pm.MEASURED].n_samples) == {100, 10_000}
+
+
 def test_wins_reads_each_ways_stretch_of_run_lengths_off_the_map():
     timings, scaling, equivalence = _tables()
     table = pm.fastest_way_map(timings, scaling, equivalence, n_grid=[50, 100, 10_000], updates=[10, 1e4, 1e5, 1e6],
@@ -190,3 +200,23 @@ def test_problem_map_png_is_drawn_from_a_results_folder_and_skipped_without_the_
     drawable = scaling.assign(floor_per_iteration_s=1e-9 * scaling.n_samples, one_pass_floor_s=1e-9 * scaling.n_samples,
                               route="streaming", time_1000_s=np.nan)  # the columns scaling.png needs besides
     assert [p.name for p in experiment.plot(drawable, tmp_path)] == ["scaling.png", "problem_map.png"]
+
+
+def test_the_single_runs_star_is_drawn_only_on_a_map_of_its_own_m(tmp_path):
+    timings, scaling, equivalence = _tables()
+    timings.to_csv(tmp_path / "timings.csv", index=False)
+    equivalence.to_csv(tmp_path / "equivalence.csv", index=False)
+    drawn = []
+    real = figures.problem_map_figure
+
+    def spy(panels, mark=None):
+        drawn.append((int(panels[0][1].n_features.iloc[0]), mark))
+        return real(panels, mark)
+
+    figures.problem_map_figure, saved = spy, figures.problem_map_figure
+    try:
+        figures.problem_map(tmp_path, scaling)  # m = 1 at n = 100 and 10,000: the run's own m, starred
+        figures.problem_map(tmp_path, scaling.assign(n_features=32))  # m = 32 only: no star for an m = 1 run
+    finally:
+        figures.problem_map_figure = saved
+    assert drawn == [(1, (100.0, 1000.0)), (32, None)]

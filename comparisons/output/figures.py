@@ -593,7 +593,7 @@ def problem_map_figure(panels, mark=None):
 
     Each cell takes the colour of its fastest way (the colour it has in every figure); sample counts beyond
     the measured ones are hatched grey and unpriced; dotted lines mark the measured n, between which the
-    prices are interpolated. `mark` (n, updates), when given, is the lesson's own problem, starred.
+    prices are interpolated. `mark` (n, updates), when given, is the single run's own problem, starred.
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(6.8 * len(panels), 6.4), squeeze=False, sharey=True)
     winners = []
@@ -636,7 +636,7 @@ def problem_map_figure(panels, mark=None):
                         bbox=dict(facecolor="white", edgecolor="none", alpha=0.75, pad=1))
         if mark is not None:
             ax.plot([mark[1]], [mark[0]], "*", color="white", mec="black", ms=14, zorder=4, gid="the lesson",
-                    label=f"the lesson: n = {int(mark[0]):,}, {int(mark[1]):,} updates")
+                    label=f"the single run: n = {int(mark[0]):,}, {int(mark[1]):,} updates")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(x_edges[0], x_edges[-1])
@@ -679,5 +679,6 @@ def problem_map(results_dir, scaling=None):
     if panels[1][1].n_low.nunique() < 2:
         return None
     runs = timings[timings.iterations > 0]
-    mark = (float(runs.n_samples.iloc[0]), float(runs.iterations.max())) if len(runs) else None
+    same_m = len(runs) and int(runs.n_features.iloc[0]) == int(panels[0][1].n_features.iloc[0])
+    mark = (float(runs.n_samples.iloc[0]), float(runs.iterations.max())) if same_m else None  # only on its own m
     return save(problem_map_figure(panels, mark), results_dir / "problem_map.png")

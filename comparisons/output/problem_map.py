@@ -75,6 +75,23 @@ def route_of(name):
     return impl.route if impl else "streaming"
 
 
+def _sizes(timings, scaling, n_features):
+    """The sample counts measured at m = n_features in either table."""
+    return {int(n) for t in (timings, scaling) if t is not None and len(t)
+            for n in t[(t.n_features == n_features) & (t.get("iterations", 1) != 0)].n_samples}
+
+
+def default_features(timings, scaling):
+    """The single run's m when the tables price it at two or more n, else the m measured at the most n (the smallest on a tie)."""
+    own = int(timings.n_features.iloc[0]) if timings is not None and len(timings) else None
+    if own is not None and len(_sizes(timings, scaling, own)) >= 2:
+        return own
+    candidates = {int(m) for t in (timings, scaling) if t is not None and len(t) for m in t.n_features}
+    if not candidates:
+        return 1
+    return max(sorted(candidates), key=lambda m: len(_sizes(timings, scaling, m)))
+
+
 def default_dtype(timings, scaling, n_features):
     """The dtype measured at the most sample counts n at m = n_features (float64 on a tie)."""
     counts = {}
@@ -95,7 +112,8 @@ def fastest_way_map(timings, scaling, equivalence, n_grid=None, updates=None, dt
     timings, scaling, equivalence: the DataFrames of timings.csv, scaling.csv (None when not run) and
     equivalence.csv. n_grid: sample counts (default: the measured ones, 40 log-spaced between the smallest
     and ten times the largest, so the map shows where the measurements end); updates: run lengths (default
-    1 to 10^6, log-spaced); dtype and n_features: default the timings' m and the dtype measured at the most n;
+    1 to 10^6, log-spaced); n_features and dtype: default the single run's m (or, when it was measured at one n
+    only, the m measured at the most n) and the dtype measured at the most n there;
     routes: the registry routes that take part (default all; ("streaming",) keeps the lesson's loop, which
     reads X at every update, and leaves out the Gram routes, a different algorithm).
     Returns a DataFrame with COLUMNS, one row per cell; `status` says whether the cell's n was measured,
@@ -104,7 +122,7 @@ def fastest_way_map(timings, scaling, equivalence, n_grid=None, updates=None, dt
     priced at the slow end of its own (then the order of the two is not settled by the measurements).
     """
     if n_features is None:
-        n_features = int(timings.n_features.iloc[0]) if timings is not None and len(timings) else 1
+        n_features = default_features(timings, scaling)
     dtype = dtype or default_dtype(timings, scaling, n_features)
     table = prices(timings, scaling, dtype, n_features)
     table = table[table.implementation.isin(agreeing(equivalence, dtype))]
