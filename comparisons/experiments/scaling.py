@@ -396,7 +396,7 @@ def figure(table):
     panels = sorted(table.groupby(["n_features", "dtype"]).groups)
     cols = min(2, len(panels))
     rows_n = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(7.5 * cols, 5.6 * rows_n + 1.6), squeeze=False)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(max(7.5 * cols, 9.5), 5.6 * rows_n + 1.6), squeeze=False)
     order = list(registry.REGISTRY)
     names = sorted(dict.fromkeys(table.implementation), key=lambda n: (order.index(n) if n in order else len(order), n))
     floors_words = set()
@@ -436,10 +436,11 @@ def figure(table):
     if "one" in floors_words:
         handles += [Line2D([], [], color="black", ls="--", lw=2,
                            label="floor where both coincide (m = 1: 2 X.nbytes = (X + y).nbytes) / bandwidth")]
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
-    fig.suptitle("Time per update against the memory-bandwidth floor (CPU; bandwidth measured at each point): "
-                 "one colour per way, as in every figure", fontsize=10)
-    fig.tight_layout(rect=(0, (0.3 + 0.16 * math.ceil(len(handles) / 3)) / (5.6 * rows_n + 1.6), 1, 1))
+    ncol = 3 if cols > 1 else 2
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7.5, frameon=False)
+    fig.suptitle("Time per update against the memory-bandwidth floor\n(CPU; the bandwidth measured at each point; "
+                 "one colour per way, as in every figure)", fontsize=10)
+    fig.tight_layout(rect=(0, (0.3 + 0.16 * math.ceil(len(handles) / ncol)) / (5.6 * rows_n + 1.6), 1, 1))
     return fig
 
 
