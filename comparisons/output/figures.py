@@ -656,7 +656,7 @@ def problem_map_figure(panels, mark=None):
     fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=min(len(handles), 4), frameon=False)
     fig.suptitle(f"The fastest way to train that agrees with numpy, for n samples and a run of N updates ({dtype}, "
                  f"m = {m})\ncold runs, first call included, priced from the measured times; between the measured n "
-                 "(dotted lines) interpolated on log-log axes", fontsize=10)
+                 "(dotted lines) interpolated on log-log axes; agreement as checked in the single run", fontsize=10)
     rows_of_legend = math.ceil(len(handles) / 4)
     fig.tight_layout(rect=(0, (0.25 + 0.22 * rows_of_legend) / 6.4, 1, 1))
     return fig
