@@ -219,7 +219,6 @@ def run(ctx):
 # ------------------------------------------------------------------------------- figure and report
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")  # the model's n
-SETTING_COLORS = ("tab:gray", "tab:olive", "tab:cyan", "tab:pink", "black", "gold")  # the measured settings
 # one meaning per line style in all three panels, and the network as the marker
 STYLE = {"measured": "-", "allreduce": ":", "per_step": "--", "gram": "-."}
 NETWORK_MARKER = {"loopback": "s", "datacenter": ""}
@@ -256,13 +255,17 @@ def figure(table):
     """
     from matplotlib.lines import Line2D
 
+    from comparisons.core import registry
     from comparisons.output.figures import colour, legend_outside, plt
 
     fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.4))
     steps = table[(table.kind == "measured") & (table.what == "step")].dropna(subset=["seconds_per_step"])
     for (strategy, replicas, workers), rows in steps.groupby(["strategy", "replicas", "workers"]):
         rows = rows.sort_values("n_samples")
-        name = "gradient_tape:mirrored" if strategy == "mirrored" else "gradient_tape:multi_worker"
+        # the measured loop is the registry's tape loop of that kind of distribution: its colour of every figure
+        kind = "replicas" if strategy == "mirrored" else "workers"
+        name = next((n for n, i in registry.REGISTRY.items() if i.distributed == kind and i.framework == "tensorflow"
+                     and i.checks_gradient), "")
         ax_m.loglog(rows.n_samples, rows.seconds_per_step * 1e3, STYLE["measured"],
                     marker={1: "o", 2: "s", 4: "D"}.get(int(max(replicas, workers)), "^"), color=colour(name),
                     label=f"measured: {strategy}, {_setting(rows.iloc[0])}")
