@@ -176,19 +176,36 @@ def test_figure_artists():
         return ("all-reduce" if "all-reduce" in label else "measured step" if label.startswith("measured: ") else
                 "per-step model" if "per-step route" in label else "Gram model" if "Gram route" in label else label)
 
-    styles = {}
+    styles = {}  # (line style, a pale band) -> meanings: the Gram route is a band under the dashed per-step line
     for ax in fig.axes:
         for line in ax.get_lines():
             if not line.get_label().startswith("_"):
-                styles.setdefault(line.get_linestyle(), set()).add(meaning(line.get_label()))
-    assert styles == {"-": {"measured step"}, ":": {"all-reduce"}, "--": {"per-step model"}, "-.": {"Gram model"}}
+                band = line.get_linewidth() >= dist.GRAM_BAND and line.get_alpha() == dist.GRAM_ALPHA
+                styles.setdefault((line.get_linestyle(), band), set()).add(meaning(line.get_label()))
+    assert styles == {("-", False): {"measured step"}, (":", False): {"all-reduce"}, ("--", False): {"per-step model"},
+                      ("-", True): {"Gram model"}}
+    # per-step times in ms, as the tables give them
+    steps = table[(table.kind == "measured") & (table.what == "step")].sort_values(["strategy", "replicas", "n_samples"])
+    np.testing.assert_allclose(np.concatenate([l.get_ydata() for l in measured[:3]]), 1e3 * steps.seconds_per_step)
+    assert ax_m.get_ylabel().startswith("ms per step") and ax_s.get_ylabel().startswith("ms per step")
     assert all((l.get_marker() == "s") == ("(loopback)" in l.get_label()) for l in model_lines)
     assert [l.get_linestyle() for l in measured] == ["-"] * 3 + [":"]
     assert "MEASURED" in ax_m.get_title() and "MODEL" in ax_s.get_title() and "MODEL" in ax_r.get_title()
-    legend_texts = {t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()}
-    assert {l.get_label() for l in measured + model_lines} <= legend_texts
+    assert {l.get_label() for l in measured} == {t.get_text() for t in ax_m.get_legend().get_texts()}
+    key = [t.get_text() for t in fig.legends[0].get_texts()]  # one short key for both model panels
+    assert key == [f"n = {dist._power(n)}" for n in dist.PROJECTED_N] + [
+        "model, per-step route", "model, Gram route", "loopback figures (hollow squares)", "best K"]
+    assert ax_s.get_legend() is None and ax_r.get_legend() is None
+    # a model line's colour is its n, the same in both model panels
+    by_n = {}
+    for line in model_lines:
+        by_n.setdefault(line.get_label().rsplit("n = ", 1)[1], set()).add(line.get_color())
+    assert all(len(c) == 1 for c in by_n.values()) and len({c.pop() for c in by_n.values()}) == len(dist.PROJECTED_N)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert legend_clear_of_axes(ax_m)
+    assert not any(fig.legends[0].get_window_extent(renderer).overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
     for ax in fig.axes:
-        assert legend_clear_of_axes(ax)
         assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
         for line in ax.get_lines():

@@ -30,7 +30,8 @@ def _styles(ax):
     styles = []
     for handle in ax.get_legend().legend_handles:
         if isinstance(handle, Line2D):
-            styles.append((to_hex(handle.get_color()), handle.get_marker(), handle.get_linestyle()))
+            styles.append((to_hex(handle.get_color()), handle.get_marker(), handle.get_linestyle(),
+                           str(handle.get_markerfacecolor()), handle.get_linewidth()))
         elif isinstance(handle, Rectangle):
             styles.append((to_hex(handle.get_facecolor()), handle.get_hatch(), "patch"))
         else:  # a scatter's handle
@@ -60,17 +61,17 @@ def throwaway_rows():
 # --- timings.png ------------------------------------------------------------------------------------------
 
 def _timings_table(intervals=True):
-    """Three runs whose times span five decades, a warm-up-only row and the closed-form solve row."""
+    """Three runs whose times span five decades (numpy in both dtypes), a warm-up-only row and the closed-form solve."""
     table = pd.DataFrame({
-        "implementation": ["numpy", "gradient_tape", "keras:numpy_input", "ols"], "device": ["cpu"] * 4,
-        "dtype": ["float64", "float32", "float64", "float64"], "n_samples": [100] * 4, "n_features": [1] * 4,
-        "iterations": [1000, 1000, 1000, 0], "repeats": [5, 5, 0, 5], "first_call_s": [0.012, 0.4, 25.0, 3e-4],
-        "median_s": [0.011, 0.0017, 25.0, 2.5e-4], "min_s": [0.010, 0.0015, 25.0, 2e-4],
-        "max_s": [0.013, 0.0021, 25.0, 3.5e-4], "per_iteration_us": [11.0, 1.7, 25000.0, np.nan],
-        "speedup_vs_numpy": [1.0, 6.5, 0.00044, 44.0]})
+        "implementation": ["numpy", "numpy", "gradient_tape", "keras:numpy_input", "ols"], "device": ["cpu"] * 5,
+        "dtype": ["float64", "float32", "float32", "float64", "float64"], "n_samples": [100] * 5,
+        "n_features": [1] * 5, "iterations": [1000, 1000, 1000, 1000, 0], "repeats": [5, 5, 5, 0, 5],
+        "first_call_s": [0.012, 0.013, 0.4, 25.0, 3e-4], "median_s": [0.011, 0.012, 0.0017, 25.0, 2.5e-4],
+        "min_s": [0.010, 0.011, 0.0015, 25.0, 2e-4], "max_s": [0.013, 0.014, 0.0021, 25.0, 3.5e-4],
+        "per_iteration_us": [11.0, 12.0, 1.7, 25000.0, np.nan], "speedup_vs_numpy": [1.0, 1.0, 7.0, 0.00044, 44.0]})
     if intervals:  # narrower than min-max, so the test tells the two apart
-        table["median_low_s"] = [0.0105, 0.0016, 25.0, 2.2e-4]
-        table["median_high_s"] = [0.0120, 0.0019, 25.0, 3.0e-4]
+        table["median_low_s"] = [0.0105, 0.0115, 0.0016, 25.0, 2.2e-4]
+        table["median_high_s"] = [0.0120, 0.0130, 0.0019, 25.0, 3.0e-4]
     return table
 
 
@@ -85,61 +86,73 @@ def _row_of(ax, bar):
     return bottom, top
 
 
-def check_timings_axes(ax, table):
-    """Every assertion the timings figure must pass; shared by the tests below."""
-    assert ax.get_xscale() == "log"
-    left, right = ax.get_xlim()
-    assert left > 0  # a log axis with a positive lower limit
+def check_timings_axes(fig, table, words=None):
+    """Every assertion the timings figure must pass; shared by the tests below. words: bar label -> expected text."""
+    ax, ax_f = fig.axes
+    runs = table[table.iterations > 0].reset_index(drop=True)
+    for a in (ax, ax_f):
+        assert a.get_xscale() == "log" and a.get_xlim()[0] > 0  # a log axis with a positive lower limit
+    # left: one bar per timed row, its length the median per update in us (the whole run's median / its updates)
     bars = _bars(ax)
-    assert len(bars) == len(table)
-    np.testing.assert_allclose([b.get_width() for b in bars], 1e3 * table.median_s.to_numpy(), rtol=1e-12)
-    low, high = ((table.median_low_s, table.median_high_s) if "median_low_s" in table else (table.min_s, table.max_s))
-    # every bar end, whisker and first-call marker inside the axis, with the axis not absurdly wider
-    plotted = 1e3 * np.concatenate([low, high, table.median_s, table.first_call_s])
-    assert left < plotted.min() and plotted.max() < right
-    assert np.log10(right / left) < np.log10(plotted.max() / plotted.min()) + 3  # decades to spare: at most 3
-    # the bars differ in length on screen: a longer bar ends further right, and two medians more than 12 %
-    # apart (a twentieth of a decade) end at least a pixel apart (equal medians may share a length)
-    widths = np.array([b.get_width() for b in bars])
-    ends = np.array([ax.transData.transform((w, 0))[0] for w in widths])
-    order = np.argsort(widths, kind="stable")
-    assert (np.diff(ends[order]) >= -1e-9).all()
-    apart = np.abs(np.log10(widths[:, None] / widths[None, :])) > 0.05
-    assert apart.any() and (np.abs(ends[:, None] - ends[None, :]) >= 1)[apart].all()
-    # whiskers: the noise interval of the median (min-max for a table without the interval's columns)
-    whiskers = [c for c in ax.collections if isinstance(c, LineCollection) and len(c.get_segments()) == len(table)
-                and np.allclose([s[0][1] for s in c.get_segments()], [b.get_y() + b.get_height() / 2 for b in bars])]
-    segments = np.concatenate([np.asarray(s) for s in whiskers[0].get_segments()])
-    np.testing.assert_allclose(np.sort(segments[:, 0]), np.sort(1e3 * np.concatenate([low, high])), rtol=1e-12)
-    # the first call: one marker per row, in that row, with its legend entry
-    first = [c for c in ax.collections if isinstance(c, PathCollection)][0]
-    np.testing.assert_allclose(first.get_offsets()[:, 0], 1e3 * table.first_call_s.to_numpy(), rtol=1e-12)
-    np.testing.assert_array_equal(np.round(first.get_offsets()[:, 1]), np.arange(len(table)))
-    assert "first call (tracing, compiling)" in [t.get_text() for t in ax.get_legend().get_texts()]
-    # each bar's label in its own row, just right of the bar's whisker, saying what it is
-    renderer = ax.figure.canvas.get_renderer()
+    assert len(bars) == len(runs)
+    per_us = 1e6 * runs.median_s.to_numpy() / runs.iterations.to_numpy()
+    np.testing.assert_allclose([b.get_width() for b in bars], per_us, rtol=1e-12)
+    assert "time per update" in ax.get_xlabel() and "updates" not in ax.get_xlabel().replace("per update", "")
+    assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()]  # ticks in time words
+    assert all(t.get_text().endswith(("s", "")) for t in ax.get_xticklabels())
+    low, high = ((runs.median_low_s, runs.median_high_s) if "median_low_s" in runs else (runs.min_s, runs.max_s))
+    whiskers = [c for c in ax.collections if isinstance(c, LineCollection)][0]
+    segments = np.concatenate([np.asarray(s) for s in whiskers.get_segments()])
+    np.testing.assert_allclose(np.sort(segments[:, 0]),
+                               np.sort(1e6 * np.concatenate([low, high]) / np.tile(runs.iterations, 2)), rtol=1e-12)
+    # every bar end, whisker and label inside its axis
+    right = ax.get_xlim()[1]
+    assert ax.get_xlim()[0] < min(per_us.min(), (1e6 * low / runs.iterations).min()) and (1e6 * high / runs.iterations).max() < right
+    # one colour per implementation, the shared one; a second dtype of the same way paler
+    for bar, name, dtype in zip(bars, runs.implementation, runs.dtype):
+        assert to_hex(bar.get_facecolor()) == figures.colour(name)
+        assert bar.get_alpha() == (0.9 if dtype == "float64" else 0.45)
+    # rows: one per way, named by its registry title (never its id), top-down in table order
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks == [registry.label(n) + ("" if d == "cpu" else f" ({d})")
+                     for n, d in dict.fromkeys(zip(runs.implementation, runs.device))]
+    assert not any(n in ticks for n in runs.implementation if registry.get(n).title)
+    renderer = fig.canvas.get_renderer()
     labels = [t for t in ax.texts if t.get_gid() == "bar label"]
     assert len(labels) == len(bars)
-    for bar, label, r in zip(bars, labels, table.itertuples()):
+    for bar, label, r in zip(bars, labels, runs.itertuples()):
         box = label.get_window_extent(renderer)
         bottom, top = _row_of(ax, bar)
         assert bottom <= box.y0 and box.y1 <= top, label.get_text()
-        whisker_end = ax.transData.transform((max(bar.get_width(), 1e3 * high[r.Index]), 0))[0]
+        whisker_end = ax.transData.transform((max(bar.get_width(), 1e6 * high[r.Index] / r.iterations), 0))[0]
         assert whisker_end <= box.x0 <= whisker_end + 30, label.get_text()
         assert ("warm-up only" in label.get_text()) == (r.repeats == 0)
-        assert "(n=" not in label.get_text()
-    ticks = [t.get_text() for t in ax.get_yticklabels()]
-    for tick, r in zip(ticks, table.itertuples()):
-        assert tick == (f"{r.implementation} [{r.device}, {r.dtype}]" if r.iterations else
-                        f"ols: closed-form least squares, one solve [{r.device}, {r.dtype}]")
-    assert _distinct_styles(ax) and legend_clear_of_axes(ax)
+    if words:
+        assert [t.get_text() for t in labels] == words
+    # right: the first call, one diamond per row at its value, in the row's colour
+    first = [c for c in ax_f.collections if isinstance(c, PathCollection)][0]
+    np.testing.assert_allclose(first.get_offsets()[:, 0], runs.first_call_s.to_numpy(), rtol=1e-12)
+    assert [to_hex(c) for c in first.get_edgecolors()] == [figures.colour(n) for n in runs.implementation]
+    # the closed-form solve: no updates, so no bar; a line at its time in the first-call panel
+    solve = table[table.iterations == 0]
+    lines = [line for line in ax_f.get_lines() if line.get_gid() == "solve"]
+    assert len(lines) == len(solve) > 0 or len(solve) == 0
+    for line in lines:
+        assert list(line.get_xdata()) == [solve.median_s.iloc[0]] * 2 and "no updates" in line.get_label()
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert len(texts) <= 5 and any("closed-form" in t for t in texts) == (len(solve) > 0)
+    box = legend.get_window_extent(renderer)
+    assert not any(box.overlaps(a.get_window_extent(renderer)) for a in (ax, ax_f))
 
 
-def test_timings_bars_are_the_medians_with_noise_whiskers_and_labels_in_their_rows():
+def test_timings_bars_are_the_cost_per_update_with_noise_whiskers_and_labels_in_their_rows():
     table = _timings_table()
     fig = figures.timings_figure(table)
     fig.canvas.draw()
-    check_timings_axes(fig.axes[0], table)
+    # labels in the tables' words: three significant figures in their unit, written out here
+    check_timings_axes(fig, table, words=["11 us", "12 us", "1.7 us", "25 ms (warm-up only)"])
+    assert fig.axes[0].get_yticklabels()[0].get_text() == "numpy, by hand"  # both numpy rows share one row
     plt.close(fig)
 
 
@@ -147,7 +160,7 @@ def test_timings_figure_draws_a_table_without_the_interval_columns():
     table = _timings_table(intervals=False)
     fig = figures.timings_figure(table)
     fig.canvas.draw()
-    check_timings_axes(fig.axes[0], table)
+    check_timings_axes(fig, table)
     plt.close(fig)
 
 
@@ -155,7 +168,9 @@ def test_committed_timings_figure_is_readable():
     table = pd.read_csv(RESULTS / "timings.csv")
     fig = figures.timings_figure(table)
     fig.canvas.draw()
-    check_timings_axes(fig.axes[0], table)
+    check_timings_axes(fig, table)
+    rows = table[table.iterations > 0].groupby(["implementation", "device"]).ngroups
+    assert fig.get_size_inches()[1] * 110 <= 0.5 * 110 * rows + 300  # half an inch a way, not one row per dtype
     plt.close(fig)
 
 
@@ -196,17 +211,24 @@ def test_loss_curves_group_runs_by_family_with_their_gap_in_eps(throwaway_rows):
     assert len(top.get_lines()) == len(curves.groupby(["implementation", "dtype"]))  # every run drawn
     assert top.get_yscale() == "log" and top.get_ylim()[0] > 0
     # the gap panels: one entry per (framework, route, distributed), the JAX row in its own group
-    assert _legend(gaps64) == ["TensorFlow: 2 runs, up to 2 eps", "JAX: 1 run, identical to numpy"]
-    assert _legend(gaps32) == ["TensorFlow: 2 runs, up to 3 eps", f"numpy, Gram route: 1 run, up to {round(1e-3 / EPS32)} eps"]
-    lines = {ax: {l.get_label(): np.asarray(l.get_ydata()) for l in ax.get_lines() if l.get_label()[0] != "_"}
-             for ax in (gaps64, gaps32)}
     def gap_eps(name, dtype):  # the doctored run's relative gap to numpy, in eps, computed here
         run, ref = (curves[(curves.implementation == n) & (curves.dtype == dtype)].loss.to_numpy() for n in (name, "numpy"))
         return np.abs(run - ref) / ref / np.finfo(dtype).eps
 
-    np.testing.assert_allclose(lines[gaps32]["TensorFlow: 2 runs, up to 3 eps"][1:], gap_eps("keras", "float32")[1:])
-    np.testing.assert_allclose(lines[gaps64]["TensorFlow: 2 runs, up to 2 eps"][1:],
-                               np.maximum.accumulate(gap_eps("gradient_tape", "float64"))[1:])
+    # the largest gap in the tables' rounding (three significant figures): one number per quantity
+    tf64, tf32 = (f"TensorFlow: 2 runs, up to {gap_eps(n, d).max():.3g} eps"
+                  for n, d in (("gradient_tape", "float64"), ("keras", "float32")))
+    assert _legend(gaps64) == [tf64, "JAX: 1 run, identical to numpy"]  # an untitled row: its framework's words
+    assert _legend(gaps32) == [tf32, f"numpy, Gram route: 1 run, up to {gap_eps('numpy:gram', 'float32').max():.3g} eps"]
+    lines = {ax: {l.get_label(): np.asarray(l.get_ydata()) for l in ax.get_lines() if l.get_label()[0] != "_"}
+             for ax in (gaps64, gaps32)}
+    np.testing.assert_allclose(lines[gaps32][tf32][1:], gap_eps("keras", "float32")[1:])
+    np.testing.assert_allclose(lines[gaps64][tf64][1:], np.maximum.accumulate(gap_eps("gradient_tape", "float64"))[1:])
+    # a family of one titled way takes that way's colour of every figure; one of several a grey
+    gram = next(h for h, t in zip(gaps32.get_legend().legend_handles, _legend(gaps32)) if t.startswith("numpy, Gram"))
+    assert to_hex(gram.get_color()) == figures.colour("numpy:gram")
+    tf = next(h for h, t in zip(gaps32.get_legend().legend_handles, _legend(gaps32)) if t.startswith("TensorFlow"))
+    assert to_hex(tf.get_color()) not in {figures.colour(n) for n in registry.REGISTRY}
     assert (lines[gaps64]["JAX: 1 run, identical to numpy"] == figures.GAP_FLOOR_EPS).all()  # 0 drawn at the floor
     # the same family has the same style in both panels, and no two entries of one axes share one
     for ax in fig.axes:
@@ -262,8 +284,12 @@ def test_fit_separates_a_run_whose_line_differs():
     X = np.linspace(0, 2, 20).reshape(-1, 1)
     fig = figures.fitted_line_figure(weights, X, 2 * X + 1)
     learned = sorted(l.get_label() for l in fig.axes[0].get_lines() if "gradient descent" in l.get_label())
-    assert [label.split(":")[0] for label in learned] == ["gradient descent, 1 of 3 runs (gradient_tape)",
-                                                         "gradient descent, 2 of 3 runs (numpy, keras) (identical W and b)"]
+    assert [label.split(":")[0] for label in learned] == ["gradient descent, 1 of 3 runs (GradientTape loop)",
+                                                         "gradient descent, 2 of 3 runs (numpy, by hand, Keras fit) (identical W and b)"]
+    lines = {l.get_label().split(":")[0]: l for l in fig.axes[0].get_lines()}
+    assert to_hex(lines["gradient descent, 1 of 3 runs (GradientTape loop)"].get_color()) == figures.colour("gradient_tape")
+    shared = to_hex(lines["gradient descent, 2 of 3 runs (numpy, by hand, Keras fit) (identical W and b)"].get_color())
+    assert shared not in {figures.colour(n) for n in registry.REGISTRY}  # two ways' line: no one way's colour
     plt.close(fig)
 
 
@@ -350,8 +376,10 @@ def test_lr_sweep_figure_has_every_run_and_the_threshold():
     fig = lr_sweep.figure(table)
     losses, iterations = fig.axes
     lines = _labelled_lines(losses)
+    runs = {line.get_gid(): line for line in losses.get_lines() if line.get_gid()}
     for (name, dtype), rows in table.groupby(["implementation", "dtype"]):
-        line = next(line for label, line in lines.items() if label.split(",")[0] == f"{name} [{dtype}]")
+        line = runs[f"{name} [{dtype}]"]
+        assert to_hex(line.get_color()) == figures.colour(name)  # the way's colour of every figure
         finished = rows[rows.diverged_at < 0]
         np.testing.assert_allclose(line.get_xdata(), finished.lr)
         np.testing.assert_allclose(line.get_ydata(), finished.final_loss)
@@ -361,7 +389,7 @@ def test_lr_sweep_figure_has_every_run_and_the_threshold():
     assert losses.get_xscale() == "log" and losses.get_xlim()[0] > 0
     per_rate = table.drop_duplicates("lr")
     stable = per_rate[(per_rate.predicted_iterations > 0) & (per_rate.measured_iterations >= 0)]
-    measured = _labelled_lines(iterations)["measured (numpy, float64)"]
+    measured = _labelled_lines(iterations)["measured (numpy, by hand, float64)"]
     np.testing.assert_allclose(measured.get_ydata(), stable.measured_iterations)
     assert _inside(iterations, stable.lr, stable.predicted_iterations)
 
@@ -381,7 +409,21 @@ def test_variants_figure_has_a_line_per_implementation_and_batch_size():
         assert _inside(by_epoch, rows.epoch, excess)
     assert by_epoch.get_yscale() == "log" and by_epoch.get_ylim()[0] > 0
     assert len(_labelled_lines(by_time)) == len(lines)
-    assert legend_clear_of_axes(by_epoch) and legend_clear_of_axes(by_time)
+    # one colour per way (the shared one) in both panels; the batch size as the marker, the same in both
+    for ax in (by_epoch, by_time):
+        for label, line in _labelled_lines(ax).items():
+            name = next(n for n in table.implementation if label.startswith(registry.label(n) + ","))
+            assert to_hex(line.get_color()) == figures.colour(name)
+    assert "/" not in by_time.get_xlabel() and "wall-clock time" in by_time.get_xlabel()
+    fig = by_epoch.figure
+    fig.canvas.draw()
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    ways, batches = table.implementation.nunique(), table.batch_size.nunique()
+    assert len(texts) == ways + batches  # a short key: the ways, then the batch sizes
+    renderer = fig.canvas.get_renderer()
+    box = fig.legends[0].get_window_extent(renderer)
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in (by_epoch, by_time))
+    plt.close(fig)
 
 
 def test_matmul_figure_has_every_method_and_its_times():
@@ -473,8 +515,10 @@ def test_lr_sweep_marks_the_runs_rate_and_the_runs_of_fewer_iterations(tmp_path,
     short = next(line for label, line in lines.items() if label.startswith("fewer than 1000 iterations"))
     slow = table[table.iterations < 1000]
     np.testing.assert_allclose(sorted(short.get_xdata()), sorted(slow.lr))
-    assert "gradient_tape:eager [float64], 25 iterations" in lines
+    assert any(label.startswith("fewer than 1000 iterations") and "GradientTape, eager (25)" in label for label in lines)
     assert _distinct_styles(losses) and legend_clear_of_axes(losses)
+    assert len(_legend(losses)) <= 8  # the styles, not one entry per way and dtype
+    assert not any(name in " ".join(_legend(losses)) for name in table.implementation if ":" in name)  # titles, not ids
     plt.close(fig)
     # plot() reads the rate from the folder's config.json
     seen = []
@@ -523,16 +567,103 @@ def test_gram_figure_says_where_it_starts_and_where_float32_freezes():
     plt.close(fig)
 
 
-def test_scaling_figure_gives_every_row_its_own_style_past_ten_rows():
-    """Thirteen streaming rows in one panel (more than the ten colours): no two legend entries look alike."""
+def _scaling_rows(names, features=(1, 32)):
+    """Rows of scaling.csv for `names` at two n and each m; at m = 1 the floors coincide (X and y of equal bytes)."""
+    rows = []
+    for m in features:
+        for k, name in enumerate(names):
+            for n in (100, 10_000):
+                gram = name in registry.REGISTRY and registry.get(name).route == "gram"
+                rows.append(dict(implementation=name, device="cpu", dtype="float32", n_samples=n, n_features=m,
+                                 per_iteration_s=1e-6 * (k + 1) * n, floor_per_iteration_s=8e-9 * n * m,
+                                 one_pass_floor_s=4e-9 * n * (m + 1), bandwidth_gbs=10.0,
+                                 route="gram" if gram else "streaming", time_1000_s=2e-3 * (k + 1) if gram else np.nan))
+    return pd.DataFrame(rows)
+
+
+def test_scaling_figure_keeps_each_ways_colour_in_every_panel_with_one_short_legend():
+    """Every sweeping registry row and a scaling-only formulation, at m = 1 and m = 32: one legend of titles."""
     from comparisons.experiments import scaling
 
-    rows = []
-    for k in range(13):
-        for n in (100, 10_000):
-            rows.append(dict(implementation=f"row{k:02d}", device="cpu", dtype="float32", n_samples=n, n_features=1,
-                             per_iteration_s=1e-6 * (k + 1) * n, floor_per_iteration_s=1e-9 * n,
-                             one_pass_floor_s=5e-10 * n, bandwidth_gbs=10.0, route="streaming", time_1000_s=np.nan))
-    ax = scaling.figure(pd.DataFrame(rows)).axes[0]
-    assert len(_legend(ax)) == 13 + 2 and _distinct_styles(ax)
-    assert "the bandwidth measured at each point" in " ".join(_legend(ax))
+    names = [n for n in registry.names() if registry.get(n).sweeps] + ["numpy:broadcast"]
+    table = _scaling_rows(names)
+    fig = scaling.figure(table)
+    fig.canvas.draw()
+    panels = fig.axes[:2]
+    assert all(ax.get_legend() is None for ax in panels)  # one legend for the figure, not one per panel
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts[:len(names)] == [registry.label(n) for n in names[:-1]] + ["numpy, by hand, broadcast form (timed here only)"]
+    assert not any(n in texts for n in names)  # no registry id
+    handles = fig.legends[0].legend_handles[:len(names)]
+    assert len({to_hex(h.get_color()) for h in handles}) == len(names)  # no two ways alike
+    for ax in panels:  # each line in its way's colour, in both panels
+        for line in ax.get_lines():
+            if line.get_gid() in names:
+                assert to_hex(line.get_color()) == figures.colour(line.get_gid())
+    # the floors: one line where they coincide (m = 1), two where they differ (m = 32), each said once in the key
+    floors = [[line for line in ax.get_lines() if line.get_gid() in ("floor", "one-pass floor")] for ax in panels]
+    assert [len(f) for f in floors] == [1, 2]
+    assert sum("coincide" in t for t in texts) == 1 and sum("one-pass floor" in t for t in texts) == 1
+    np.testing.assert_allclose(floors[0][0].get_ydata(), table[(table.n_features == 1)].drop_duplicates(
+        "n_samples").floor_per_iteration_s)
+    renderer = fig.canvas.get_renderer()
+    box = fig.legends[0].get_window_extent(renderer)
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in panels)
+    plt.close(fig)
+
+
+def test_headline_agreement_is_in_the_tables_rounding():
+    """One number per quantity: the eps a label gives is the tables' three significant figures, not a rounded integer."""
+    assert figures.eps_words(6.531 * EPS64, "float64") == "6.53 eps"
+    assert figures.eps_words(0.0, "float32") == "identical" and figures.eps_words(0.4 * EPS32, "float32") == "0.4 eps"
+    timings, equivalence, names = _headline_tables()
+    equivalence.loc[(equivalence.implementation == "keras") & (equivalence.dtype == "float64"),
+                    "max_rel_loss_diff"] = 6.531 * EPS64
+    fig = figures.headline_figure(timings, equivalence)
+    texts = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "headline label"]
+    assert f"{registry.label('keras')} (6.53 eps)" in texts
+    plt.close(fig)
+
+
+def test_a_crowded_group_of_points_gets_its_labels_in_a_column_in_the_points_order():
+    fig, ax = plt.subplots(figsize=(8, 5))
+    xs, ys = np.array([3.0, 3.1, 3.2, 3.3, 300.0]), np.array([1.0, 1.05, 0.95, 1.1, 1.0])  # four within a few points
+    ax.scatter(xs, ys)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(0.01, 1e4)
+    ax.set_ylim(0.1, 10)
+    fig.canvas.draw()
+    texts = [f"way number {k}" for k in range(5)]
+    labelled, boxes = figures.column_labels(ax, xs, ys, texts)
+    assert sorted(labelled) == [0, 1, 2, 3]  # the far point is not in the group
+    labels = {t.get_text(): t for t in ax.texts if t.get_gid() == "headline label"}
+    column = [labels[texts[k]] for k in labelled]
+    assert len({round(t.get_window_extent().x1, 3) for t in column}) == 1  # right-aligned at one x
+    tops = [t.get_window_extent().y0 for t in column]
+    assert tops == sorted(tops, reverse=True)  # top to bottom, in the points' order of height
+    assert [k for k in labelled] == sorted(range(4), key=lambda k: -ys[k])
+    assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(b.x1 < ax.transData.transform((xs[:4].min(), 1))[0] for b in boxes)  # left of the group
+    assert len([c for c in ax.texts if c.get_text() == ""]) == 4  # a leader line to each point
+    plt.close(fig)
+
+
+def test_loss_curves_name_a_family_of_one_titled_way_by_its_title():
+    """jax:sharded alone in its (jax, streaming, replicas) family: its title, not 'JAX, mirrored replicas'."""
+    curves = _curves(extra=[("jax:sharded", "float64", 1e-15)])
+    fig = figures.loss_curves_figure(curves)
+    texts = _legend(fig.axes[1])
+    assert any(t.startswith(f"{registry.label('jax:sharded')}: 1 run") for t in texts), texts
+    assert not any("mirrored" in t for t in texts)
+    handle = next(h for h, t in zip(fig.axes[1].get_legend().legend_handles, texts) if t.startswith("JAX, sharded"))
+    assert to_hex(handle.get_color()) == figures.colour("jax:sharded")
+    plt.close(fig)
+
+
+def test_every_registry_row_has_its_own_colour_the_same_in_every_call():
+    names = list(registry.REGISTRY)
+    colours = [figures.colour(n) for n in names]
+    assert len(set(colours)) == len(names) and colours == [figures.colour(n) for n in names]
+    assert figures.colour("numpy:broadcast") not in colours  # a row the registry lacks: a colour left over
+    assert not {"#7f7f7f", "#000000"} & set(colours)  # grey and black stay for references and floors

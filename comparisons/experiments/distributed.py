@@ -219,11 +219,11 @@ def run(ctx):
 # ------------------------------------------------------------------------------- figure and report
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")  # the model's n
-SETTING_COLORS = ("tab:gray", "tab:olive", "tab:cyan", "tab:pink", "black", "gold")  # the measured settings
 # one meaning per line style in all three panels, and the network as the marker
 STYLE = {"measured": "-", "allreduce": ":", "per_step": "--", "gram": "-."}
 NETWORK_MARKER = {"loopback": "s", "datacenter": ""}
 ROUTE_WORDS = {"per_step": "per-step route", "gram": "Gram route"}
+GRAM_BAND, GRAM_ALPHA = 6, 0.35  # the Gram route's pale band: wide enough that a dashed line inside it shows
 
 
 def _setting(row):
@@ -231,59 +231,83 @@ def _setting(row):
             else f"{int(row.workers)} worker{'s' if row.workers > 1 else ''}")
 
 
-def _model_line(ax, part, column, network, route, color, n):
-    """One model curve: its route as the line style, its network as the marker (hollow squares: loopback)."""
+def _model_line(ax, part, column, network, route, color, n, scale=1.0):
+    """One model curve: its route as the line style (the Gram route a pale band), its network as the marker
+    (hollow squares: loopback); values times `scale` (1e3: ms)."""
     marker = NETWORK_MARKER.get(network, "o")
-    ax.loglog(part.workers, part[column], STYLE[route], color=color, marker=marker or None, mfc="none", ms=4,
-              label=f"model, {ROUTE_WORDS[route]} ({network}): n = {_power(n)}")
+    label = f"model, {ROUTE_WORDS[route]} ({network}): n = {_power(n)}"
+    if route == "gram":  # under the dashed line: where the two routes coincide, the dash shows inside the band
+        ax.loglog(part.workers, part[column] * scale, "-", color=color, lw=GRAM_BAND, alpha=GRAM_ALPHA,
+                  solid_capstyle="butt", label=label, zorder=1)
+    else:
+        ax.loglog(part.workers, part[column] * scale, STYLE[route], color=color, marker=marker or None, mfc="none",
+                  ms=4, label=label, zorder=2)
 
 
 def figure(table):
     """The Figure: measured steps (left), the per-step model (middle), whole runs by both routes (right).
 
     Line styles mean the same in every panel: solid = measured step, dotted = measured all-reduce,
-    dashed = the model's per-step route, dash-dot = the model's Gram route; hollow squares = loopback figures.
+    dashed = the model's per-step route, a pale band = the model's Gram route (so a dashed line that
+    coincides with it shows inside it); hollow squares = loopback figures. The model's colour is its n,
+    one key for both model panels; a measured step has its implementation's colour of every figure.
+    Per-step times in ms, as the tables give them; whole runs in s.
     """
-    from comparisons.output.figures import legend_outside, plt
+    from matplotlib.lines import Line2D
 
-    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.8))
+    from comparisons.core import registry
+    from comparisons.output.figures import colour, legend_outside, plt
+
+    fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.4))
     steps = table[(table.kind == "measured") & (table.what == "step")].dropna(subset=["seconds_per_step"])
-    for k, ((strategy, replicas, workers), rows) in enumerate(steps.groupby(["strategy", "replicas", "workers"])):
+    for (strategy, replicas, workers), rows in steps.groupby(["strategy", "replicas", "workers"]):
         rows = rows.sort_values("n_samples")
-        ax_m.loglog(rows.n_samples, rows.seconds_per_step, STYLE["measured"], marker="o",
-                    color=SETTING_COLORS[k % len(SETTING_COLORS)],
+        # the measured loop is the registry's tape loop of that kind of distribution: its colour of every figure
+        kind = "replicas" if strategy == "mirrored" else "workers"
+        name = next((n for n, i in registry.REGISTRY.items() if i.distributed == kind and i.framework == "tensorflow"
+                     and i.checks_gradient), "")
+        ax_m.loglog(rows.n_samples, rows.seconds_per_step * 1e3, STYLE["measured"],
+                    marker={1: "o", 2: "s", 4: "D"}.get(int(max(replicas, workers)), "^"), color=colour(name),
                     label=f"measured: {strategy}, {_setting(rows.iloc[0])}")
     latency = table[(table.what == "allreduce")].sort_values("bytes")
     if not latency.empty:
         small = latency.iloc[0]
-        ax_m.axhline(small.seconds, color="black", lw=1.2, ls=STYLE["allreduce"],
+        ax_m.axhline(small.seconds * 1e3, color="black", lw=1.2, ls=STYLE["allreduce"],
                      label=f"measured: one all-reduce of {int(small.numbers)} numbers, {int(small.workers)} workers")
-    ax_m.set(xlabel="n (rows)", ylabel="seconds per step (best of repeats)",
+    ax_m.set(xlabel="n (rows)", ylabel="ms per step (best of repeats; log)",
              title=f"MEASURED on this machine (m = {M}, {DTYPE})\nlogical CPUs and loopback workers share one machine's cores")
     model = table[(table.kind == "model") & (table.what == "projection")]
     sizes = sorted(model.n_samples.unique())
+    colours = {n: COLORS[k % len(COLORS)] for k, n in enumerate(sizes)}
     for (network, route), rows in model.groupby(["network", "route"]):
-        for k, n in enumerate(sizes):
+        for n in sizes:
             part = rows[rows.n_samples == n].sort_values("workers")
-            color = COLORS[k % len(COLORS)]
             if route == "per_step":
-                _model_line(ax_s, part, "seconds_per_step", network, route, color, n)
+                _model_line(ax_s, part, "seconds_per_step", network, route, colours[n], n, scale=1e3)
                 best = int(part.best_workers.iloc[0])  # any K, not only the grid's: the model gives its time
-                ax_s.loglog([best], [projection_at(table, network, route, n, best)["seconds_per_step"]], "*",
-                            color=color, ms=11)
+                ax_s.loglog([best], [projection_at(table, network, route, n, best)["seconds_per_step"] * 1e3], "*",
+                            color=colours[n], ms=11, label="_best K")
             if network == "datacenter":
-                _model_line(ax_r, part, "seconds_per_run", network, route, color, n)
-    ax_s.set(xlabel="workers K", ylabel="seconds per step",
-             title="MODEL: per-step all-reduce route (dashed)\nhollow squares: loopback figures, plain: datacenter; "
-                   "* = best K")
-    ax_r.set(xlabel="workers K", ylabel=f"seconds for {ITERATIONS} iterations",
-             title=f"MODEL, datacenter figures: {ITERATIONS} iterations\nper-step route (dashed) vs Gram route "
-                   "(dash-dot)")
+                _model_line(ax_r, part, "seconds_per_run", network, route, colours[n], n)
+    ax_s.set(xlabel="workers K", ylabel="ms per step (log)",
+             title="MODEL: per-step all-reduce route\nhollow squares: loopback figures, plain: datacenter; * = best K")
+    ax_r.set(xlabel="workers K", ylabel=f"seconds for {ITERATIONS} iterations (log)",
+             title=f"MODEL, datacenter figures: a run of {ITERATIONS} iterations\nper-step route (dashed) vs Gram "
+                   "route (pale band)")
     for ax in (ax_m, ax_s, ax_r):
         ax.grid(True, which="both", alpha=0.3)
-        legend_outside(ax, fontsize=7)
+    legend_outside(ax_m, fontsize=7)
+    key = [Line2D([], [], color=colours[n], lw=3, label=f"n = {_power(n)}") for n in sizes]
+    key += [Line2D([], [], color="dimgray", ls=STYLE["per_step"], label="model, per-step route"),
+            Line2D([], [], color="dimgray", lw=GRAM_BAND, alpha=GRAM_ALPHA, label="model, Gram route"),
+            Line2D([], [], color="dimgray", ls=STYLE["per_step"], marker="s", mfc="none", ms=4,
+                   label="loopback figures (hollow squares)"),
+            Line2D([], [], color="dimgray", ls="", marker="*", ms=9, label="best K")]
+    fig.legend(handles=key, loc="lower center", bbox_to_anchor=(0.67, 0.0), ncol=4, fontsize=7, title="both models",
+               title_fontsize=7)
     fig.suptitle("Line styles mean the same in every panel: solid = measured step, dotted = measured all-reduce, "
-                 "dashed = model, per-step route, dash-dot = model, Gram route", fontsize=9)
+                 "dashed = model, per-step route, pale band = model, Gram route", fontsize=9)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))  # the models' key below them, outside every axes
     return fig
 
 

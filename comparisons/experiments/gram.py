@@ -83,7 +83,10 @@ def frozen_from(losses, least=10):
 
 def figure(table):
     """The Figure: the shown case's loss curves (left) and every case's gap against its bound (right)."""
-    from comparisons.output.figures import plt
+    from comparisons.core import registry
+    from comparisons.output.figures import colour, plt, title
+
+    numpy_gram = next((n for n, i in registry.REGISTRY.items() if i.framework == "numpy" and i.route == "gram"), "")
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.6), gridspec_kw={"width_ratios": [1, 1.25]})
     noise, dtype = SHOWN
@@ -92,14 +95,17 @@ def figure(table):
     # near the fit (loss below 3x its final value) on a linear axis, where the cancellation shows
     start = int(case.iteration[case.streaming_loss < 3 * case.streaming_loss.iloc[-1]].iloc[0])
     initial = case.streaming_loss.iloc[0]
-    frozen = frozen_from(case.gram_loss.to_numpy())
+    # one quantity in both panels: the iteration from which both losses repeat exactly (the right title's range)
+    both = [frozen_from(case.gram_loss.to_numpy()), frozen_from(case.streaming_loss.to_numpy())]
+    frozen = None if None in both else max(both)
     case, exact = case[case.iteration >= start], exact[exact.iteration >= start]
-    left.plot(case.iteration, case.streaming_loss, "-", lw=2, label=f"numpy (streaming), {dtype}")
-    left.plot(case.iteration, case.gram_loss, "-", lw=1, alpha=0.8, label=f"numpy:gram, {dtype}")
-    left.plot(exact.iteration, exact.streaming_loss, ":", color="k", label="numpy (streaming), float64")
+    streaming, gram = title(registry.REFERENCE), title(numpy_gram)
+    left.plot(case.iteration, case.streaming_loss, "-", lw=2, color=colour(registry.REFERENCE), label=f"{streaming}, {dtype}")
+    left.plot(case.iteration, case.gram_loss, "-", lw=1, alpha=0.8, color=colour(numpy_gram), label=f"{gram}, {dtype}")
+    left.plot(exact.iteration, exact.streaming_loss, ":", color="k", label=f"{streaming}, float64")
     if frozen is not None:
         left.axvline(frozen, color="tab:red", lw=0.8, ls="--",
-                     label=f"from {frozen} on the {dtype} Gram loss repeats exactly: the parameters no longer\n"
+                     label=f"from {frozen} on both {dtype} losses repeat exactly: the parameters no longer\n"
                            "change, as each update (lr x gradient) is at most half an ulp of W and b")
     left.set(xlabel="iteration", ylabel="loss (MSE)",
              title=f"noise {noise}, {dtype}, near the fit (s / loss ~ {case.s.iloc[-1] / case.streaming_loss.iloc[-1]:.0e})"
@@ -107,8 +113,9 @@ def figure(table):
                    f"(it starts at {initial:.3g}: the whole descent would flatten this scale)")
     left.title.set_fontsize(10)
     left.legend(fontsize=7.5, loc="upper right")
-    for k, ((noise, dtype), part) in enumerate(table.groupby(["noise", "dtype"], sort=False)):
-        color = f"C{k}"
+    noises = list(dict.fromkeys(table.noise))  # the colour is the noise; float32 and float64 lie decades apart
+    for (noise, dtype), part in table.groupby(["noise", "dtype"], sort=False):
+        color = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")[noises.index(noise) % 5]
         gap = part.rel_gap.where(part.rel_gap > 0)  # an exact match has no place on a log axis
         right.semilogy(part.iteration, gap, "-", color=color, lw=1, label=f"gap, noise {noise}, {dtype}")
         right.semilogy(part.iteration, part.bound, "--", color=color, lw=1, label=f"bound, noise {noise}, {dtype}")
@@ -127,7 +134,13 @@ def figure(table):
     right.set(xlabel="iteration", ylabel="relative gap to the streaming loss",
               title="Gram-form loss: measured gap (solid), rounding bound (dashed)" + note)
     right.title.set_fontsize(10)
-    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    from matplotlib.lines import Line2D
+
+    key = [Line2D([], [], color=("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")[k % 5], lw=2,
+                  label=f"noise {noise}") for k, noise in enumerate(noises)]
+    key += [Line2D([], [], color="dimgray", ls="-", label="measured gap"),
+            Line2D([], [], color="dimgray", ls="--", label="rounding bound")]
+    right.legend(handles=key, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

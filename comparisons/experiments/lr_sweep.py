@@ -123,24 +123,35 @@ def run(ctx):
 def figure(table, lr=None):
     """Final loss against lr with the threshold, the run's rate `lr` and the shorter runs marked; predicted vs
     measured iterations (the Figure, unsaved). Without `lr` the lesson's rate is marked."""
-    from comparisons.output.figures import COLOURS, legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
+    from matplotlib.lines import Line2D
+
+    from comparisons.output.figures import colour, legend_outside, plt, title  # Agg backend, loaded only to draw
 
     lr = LESSON_RATES[0] if lr is None else float(lr)
-    fig, (ax_l, ax_i) = plt.subplots(1, 2, figsize=(14, 7.5))
+    fig, (ax_l, ax_i) = plt.subplots(1, 2, figsize=(14, 6.8))
     threshold = table.threshold.iloc[0]
     full = int(table.iterations.max())
-    markers = "osD^v<>"
+    dtypes = sorted(set(table.dtype), key=lambda d: np.finfo(d).eps)  # float64 first: filled markers
     short_runs = table[table.iterations < full]
-    for k, ((name, dtype), rows) in enumerate(table.groupby(["implementation", "dtype"])):
+    # every way keeps its colour of every figure; the legend names the styles, not the ways (they coincide)
+    for (name, dtype), rows in table.groupby(["implementation", "dtype"]):
         ok, bad = rows[rows.diverged_at < 0], rows[rows.diverged_at >= 0]
-        fewer = sorted(set(rows.iterations[rows.iterations < full]))
-        ax_l.loglog(ok.lr, ok.final_loss, markers[k % len(markers)], color=COLOURS[k % len(COLOURS)], mfc="none",
-                    alpha=0.85, label=f"{name} [{dtype}]" + (f", {join(map(str, fewer))} iterations" if fewer else ""))
+        filled = dtype == dtypes[0]
+        ax_l.loglog(ok.lr, ok.final_loss, "o", color=colour(name), mfc=colour(name) if filled else "none", ms=6,
+                    alpha=0.7, gid=f"{name} [{dtype}]", label="_")
         ax_l.loglog(bad.lr, np.minimum(np.nan_to_num(bad.final_loss, posinf=1e300), 1e300), "x", color="red",
-                    alpha=0.8)
+                    alpha=0.8, label="_")
+    for dtype in dtypes:
+        ways = table[table.dtype == dtype].implementation.nunique()
+        ax_l.plot([], [], "o", color="dimgray", mfc="dimgray" if dtype == dtypes[0] else "none",
+                  label=f"{dtype}: {ways} ways of training, {'filled' if dtype == dtypes[0] else 'hollow'} "
+                        "(colour: the way, as in every figure)")
+    ax_l.plot([], [], "x", color="red", label="diverged (loss at the iteration of divergence)")
     if len(short_runs):
+        slow = short_runs.groupby("implementation").iterations.max()
         ax_l.loglog(short_runs.lr, np.minimum(np.nan_to_num(short_runs.final_loss, posinf=1e300), 1e300), ".",
-                    color="black", ms=4, label=f"fewer than {full} iterations (a slow implementation): stopped early")
+                    color="black", ms=4, label=f"fewer than {full} iterations, stopped early: "
+                    + join(f"{title(n)} ({int(k)})" for n, k in slow.items()))
     ax_l.axvline(threshold, color="black", ls="--", label=f"2 / lambda_max = {threshold:.3g}")
     ax_l.axvline(lr, color="tab:green", lw=2, alpha=0.6,
                  label=f"the run's rate lr = {lr:g}" + (" (the lesson's)" if lr == LESSON_RATES[0] else ""))
@@ -149,12 +160,14 @@ def figure(table, lr=None):
         ax_l.axvline(rate, color="grey", ls=":", lw=1,
                      label=f"the lesson's other rates ({join(f'{r:g}' for r in others)})" if k == 0 else "_")
     ax_l.set(xlabel="learning rate (log)", ylabel="loss at the last iteration run (MSE, log)",
-             title="final loss; red x = diverged (loss at the iteration of divergence)\n"
-                   "green: the run's rate; black dot: a run of fewer iterations")
-    legend_outside(ax_l, fontsize=7)
+             title="final loss against the rate (runs of the same length coincide)\n"
+                   "green: the run's rate; dashed: the threshold 2 / lambda_max")
+    legend_outside(ax_l, fontsize=7, ncol=1)
     good = _iteration_rows(table)
-    ax_i.loglog(good.lr, good.predicted_iterations, "-o", label="predicted log(tol) / log(max|1 - lr lambda|)")
-    ax_i.loglog(good.lr, good.measured_iterations, "s", mfc="none", label="measured (numpy, float64)")
+    ax_i.loglog(good.lr, good.predicted_iterations, "-o", color="black", ms=4,
+                label="predicted log(tol) / log(max|1 - lr lambda|)")
+    ax_i.loglog(good.lr, good.measured_iterations, "s", color=colour(registry.REFERENCE), mfc="none", ms=8,
+                label=f"measured ({title(registry.REFERENCE)}, float64)")
     ax_i.axvline(threshold, color="black", ls="--")
     ax_i.axvline(lr, color="tab:green", lw=2, alpha=0.6)
     ax_i.set(xlabel="learning rate (log)", ylabel="iterations to shrink ||theta - theta_ols|| by 1e-6 (log)",

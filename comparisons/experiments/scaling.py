@@ -378,51 +378,81 @@ def gram_crossover(table):
 
 
 def figure(table):
-    """The Figure: per-iteration time against n (log-log), both floors, one panel per (m, dtype).
+    """The Figure: per-iteration time against n (log-log), the bandwidth floors, one panel per (m, dtype).
 
-    A Gram route gets two lines of one colour: its iterations after the pass (solid squares), and its
-    whole call, pass included, over its GRAM_ITERATIONS iterations (dotted), the per-iteration price
-    to set beside a streaming line for 1000 iterations.
+    Each implementation keeps its colour of every figure (figures.colour) and its registry title, in one
+    legend for all panels. A Gram route gets two lines of its colour: its iterations after the pass (solid
+    squares) and its whole call, pass included, over its GRAM_ITERATIONS iterations (dotted), the
+    per-iteration price to set beside a streaming line for 1000 iterations. Where the two floors coincide
+    (m = 1: X and y have the same bytes) one line is drawn and its label says so.
     """
-    from comparisons.output.figures import legend_outside, plt
+    from matplotlib.lines import Line2D
+
+    from comparisons.output.figures import colour, plt, title
+
+    def words(name):  # a scaling-only formulation is its registry row's title and its variant
+        if name in registry.REGISTRY:
+            return title(name)
+        base, _, variant = name.partition(":")
+        return f"{title(base)}, {variant} form (timed here only)"
 
     panels = sorted(table.groupby(["n_features", "dtype"]).groups)
     cols = min(2, len(panels))
     rows_n = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(7.5 * cols, 6.8 * rows_n), squeeze=False)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(max(7.5 * cols, 9.5), 5.6 * rows_n + 1.6), squeeze=False)
+    order = list(registry.REGISTRY)
+    names = sorted(dict.fromkeys(table.implementation), key=lambda n: (order.index(n) if n in order else len(order), n))
+    floors_words = set()
     for ax, (m, dtype) in zip(axes.flat, panels):
         part = table[(table.n_features == m) & (table.dtype == dtype)]
-        for k, ((name, device), rows) in enumerate(part.groupby(["implementation", "device"])):
+        for (name, device), rows in sorted(part.groupby(["implementation", "device"]), key=lambda g: names.index(g[0][0])):
             rows = rows.sort_values("n_samples")
-            # ten colours, then the same colours with another marker: no two rows of a panel look alike
-            color, marker = f"C{k % 10}", "oD^v<>ph"[(k // 10) % 8]
+            where = "" if device == "cpu" else f" [{device}]"
             if is_gram(name):
-                ax.loglog(rows.n_samples, rows.per_iteration_s, "-s", ms=4, color=color,
-                          label=f"{name} [{device}], per iteration after its pass")
-                ax.loglog(rows.n_samples, rows.time_1000_s / 1000, ":", marker=".", color=color,
-                          label=f"{name} [{device}], (pass + 1000 iterations) / 1000")
+                ax.loglog(rows.n_samples, rows.per_iteration_s, "-s", ms=4, color=colour(name), gid=name,
+                          label=words(name) + where)
+                ax.loglog(rows.n_samples, rows.time_1000_s / 1000, ":", marker=".", color=colour(name),
+                          gid=f"{name} whole call", label="_")
             else:
-                ax.loglog(rows.n_samples, rows.per_iteration_s, "-", marker=marker, ms=4, color=color,
-                          label=f"{name} [{device}]")
+                ax.loglog(rows.n_samples, rows.per_iteration_s, "-o", ms=3.5, color=colour(name), gid=name,
+                          label=words(name) + where)
         floor = part.drop_duplicates("n_samples").sort_values("n_samples")
-        ax.loglog(floor.n_samples, floor.floor_per_iteration_s, "k--", lw=2,
-                  label="two-pass floor: 2 x X.nbytes / the bandwidth measured at each point")
-        ax.loglog(floor.n_samples, floor.one_pass_floor_s, "-.", color="grey", lw=2,
-                  label="one-pass floor: (X + y).nbytes / the bandwidth measured at each point")
-        ax.set(xlabel="n (samples)", ylabel="time per iteration (s, median)", title=f"m = {m}, {dtype}")
+        if np.allclose(floor.floor_per_iteration_s, floor.one_pass_floor_s, rtol=1e-9):
+            ax.loglog(floor.n_samples, floor.floor_per_iteration_s, "k--", lw=2, gid="floor", label="_")
+            floors_words.add("one")
+        else:
+            ax.loglog(floor.n_samples, floor.floor_per_iteration_s, "k--", lw=2, gid="floor", label="_")
+            ax.loglog(floor.n_samples, floor.one_pass_floor_s, "-.", color="grey", lw=2, gid="one-pass floor",
+                      label="_")
+            floors_words.add("two")
+        ax.set(xlabel="n (samples)", ylabel="time per update (s, median; log)", title=f"m = {m} features, {dtype}")
         ax.grid(True, which="both", alpha=0.3)
-        legend_outside(ax, fontsize=6.5)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle("Per-iteration time against the memory-bandwidth roofline (CPU)")
+    handles = [Line2D([], [], color=colour(n), marker="s" if is_gram(n) else "o", ms=4, label=words(n))
+               for n in names]
+    handles += [Line2D([], [], color="dimgray", ls=":", marker=".",
+                       label=f"Gram route's whole call (pass + {GRAM_ITERATIONS} updates) / {GRAM_ITERATIONS}")]
+    if "two" in floors_words:
+        handles += [Line2D([], [], color="black", ls="--", lw=2, label="two-pass floor: 2 X.nbytes / bandwidth"),
+                    Line2D([], [], color="grey", ls="-.", lw=2, label="one-pass floor: (X + y).nbytes / bandwidth")]
+    if "one" in floors_words:
+        handles += [Line2D([], [], color="black", ls="--", lw=2,
+                           label="floor where both coincide (m = 1: 2 X.nbytes = (X + y).nbytes) / bandwidth")]
+    ncol = 3 if cols > 1 else 2
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7.5, frameon=False)
+    fig.suptitle("Time per update against the memory-bandwidth floor\n(CPU; the bandwidth measured at each point; "
+                 "one colour per way, as in every figure)", fontsize=10)
+    fig.tight_layout(rect=(0, (0.3 + 0.16 * math.ceil(len(handles) / ncol)) / (5.6 * rows_n + 1.6), 1, 1))
     return fig
 
 
 def plot(table, out_dir):
-    """scaling.png from the table alone."""
-    from comparisons.output.figures import save  # matplotlib with the Agg backend, loaded only to draw
+    """scaling.png from the table alone; and problem_map.png when out_dir holds the single run's timings and equivalence."""
+    from comparisons.output import figures  # matplotlib with the Agg backend, loaded only to draw
 
-    return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
+    drawn = [figures.save(figure(table), Path(out_dir) / f"{NAME}.png")]
+    return drawn + [p for p in [figures.problem_map(out_dir, table)] if p is not None]
 
 
 def _target_n(table):

@@ -122,28 +122,47 @@ def run(ctx):
 
 
 def figure(table):
-    """Full-data loss above OLS against epochs and against wall-clock time (the Figure, unsaved)."""
-    from comparisons.output.figures import legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
+    """Full-data loss above OLS against epochs and against wall-clock time (the Figure, unsaved).
 
-    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(13, 5))
-    colours = dict(zip(sorted(table.batch_size.unique(), reverse=True), ("C0", "C1", "C2", "C3")))
+    Each implementation keeps its colour of every figure; numpy is a pale band and the others thin lines
+    over it, so a path that coincides with numpy's shows inside the band. The batch size is the marker.
+    """
+    from matplotlib.lines import Line2D
+
+    from comparisons.output.figures import colour, plt, title  # matplotlib with the Agg backend, loaded only to draw
+
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(13, 5.4))
+    batches = sorted(table.batch_size.unique(), reverse=True)
+    markers = dict(zip(batches, "os^Dv<>"))
     others = [n for n in dict.fromkeys(table.implementation) if n != registry.REFERENCE]
-    looks = {registry.REFERENCE: dict(ls="-", marker="")}
-    looks.update({name: dict(ls=("--", ":", "-.")[k % 3], marker="os^"[k % 3]) for k, name in enumerate(others)})
+    looks = {registry.REFERENCE: dict(ls="-", lw=5, alpha=0.35, solid_capstyle="butt", zorder=1)}
+    looks.update({name: dict(ls=("--", ":", "-.")[k % 3], lw=1.2, zorder=2) for k, name in enumerate(others)})
     for (name, batch_size), rows in table.groupby(["implementation", "batch_size"]):
         rows = rows.sort_values("epoch")
         excess = np.maximum(rows.full_loss - rows.ols_loss, 1e-17)  # log scale: floor at rounding
-        style = dict(color=colours[batch_size], mfc="none", ms=4, **looks[name])
-        label = f"{registry.label(name)}, batch {batch_size}"
+        style = dict(color=colour(name), marker=markers[batch_size] if name != registry.REFERENCE else "", mfc="none",
+                     ms=4, **looks[name])
+        label = f"{title(name)}, batch {batch_size}"
         ax_e.semilogy(rows.epoch, excess, label=label, **style)
         ax_t.loglog(rows.wall_s[rows.epoch > 0], excess[rows.epoch > 0], label=label, **style)
+        if name == registry.REFERENCE:  # the batch size written at the end of numpy's path, in both panels
+            ax_e.annotate(f"batch {batch_size}", (rows.epoch.iloc[-1], excess.iloc[-1]), xytext=(4, 0),
+                          textcoords="offset points", va="center", fontsize=8, gid="batch label")
+            ax_t.annotate(f"batch {batch_size}", (rows.wall_s.iloc[-1], excess.iloc[-1]), xytext=(4, 0),
+                          textcoords="offset points", va="center", fontsize=7, color="dimgray", gid="batch label")
     ax_e.set(xlabel="epoch (passes over the data)", ylabel="full-data MSE minus the OLS MSE (log)",
-             title="loss against epochs (the others dashed or dotted over numpy solid: the same path)")
-    ax_t.set(xlabel="wall-clock time (s, median run / epochs x epoch, log)", ylabel="full-data MSE minus the OLS MSE (log)",
-             title="loss against time")
+             title="loss against epochs: the same path in every implementation")
+    ax_t.set(xlabel="wall-clock time from the start of training, s (log; epochs done x the median run's time per epoch)",
+             ylabel="full-data MSE minus the OLS MSE (log)", title="loss against time")
+    ax_t.xaxis.label.set_fontsize(8.5)
+    ax_e.set_xlim(right=ax_e.get_xlim()[1] * 1.08)  # room for the batch labels
     for ax in (ax_e, ax_t):
         ax.grid(True, which="both", alpha=0.3)
-        legend_outside(ax, fontsize=8, bbox_to_anchor=(0.5, -0.17))  # below the axis label: inside, it hid the batch-1 path
+    key = [Line2D([], [], color=colour(n), **{k: v for k, v in looks[n].items() if k in ("ls", "lw", "alpha")},
+                  label=title(n) + (" (pale band)" if n == registry.REFERENCE else "")) for n in dict.fromkeys(table.implementation)]
+    key += [Line2D([], [], color="dimgray", ls="", marker=markers[b], mfc="none", label=f"batch {b}") for b in batches]
+    fig.legend(handles=key, loc="lower center", ncol=len(key), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 

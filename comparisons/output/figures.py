@@ -1,4 +1,5 @@
 """Figures of the single run, drawn from the tables alone (so they can be redrawn without training)."""
+import math
 from pathlib import Path
 
 import matplotlib
@@ -7,16 +8,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.collections import PatchCollection  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.transforms import Bbox, ScaledTranslation  # noqa: E402
 
 from comparisons.core import registry  # noqa: E402
+from comparisons.output import problem_map as pmap  # noqa: E402
 
 MARKERS = "os^vD<>xP*"
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
            "tab:olive", "tab:cyan", "tab:gray")
 FRAMEWORK_WORDS = {"numpy": "numpy", "tensorflow": "TensorFlow", "jax": "JAX"}  # keyed by the registry's field
 DISTRIBUTED_WORDS = {"replicas": "mirrored replicas", "workers": "worker processes"}
+# one colour per implementation in every figure: the registry's rows take these in table order (tab10 without
+# its grey, then darker and lighter hues); grey and black stay free for references, floors and guides
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+           "#000080", "#008080", "#e6a800", "#c2185b", "#6b8e23", "#00bfff", "#8b0000", "#4b0082", "#b8860b")
 GAP_FLOOR_EPS = 1e-2  # an exact match (gap 0) is drawn here, in eps, on the log axis
 
 
@@ -26,7 +33,8 @@ def save(fig, path):
     Each figure is built by a function returning its Figure unsaved (`*_figure(table)` here, `figure(table)`
     in an experiment module), so tests can inspect its artists; the saving wrapper only calls save().
     """
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure laid out by its builder (rect kept for a figure legend) stays so
+        fig.tight_layout()
     # tight_layout leaves a do-nothing placeholder engine behind, and savefig answers any engine with a
     # whole extra (unrendered) draw before the real one; the layout is done, so drop it: same pixels
     fig.set_layout_engine(None)
@@ -42,8 +50,26 @@ def legend_outside(ax, below=True, **options):
     return ax.legend(**{**place, **options})
 
 
-def _label(row):
-    return f"{row.implementation} [{row.device}, {row.dtype}]"
+def colour(name):
+    """The colour of implementation `name` in every figure: PALETTE in registry order, the rows the sweeps take first
+    (they share the most panels, so get tab10's clearest hues); a name the registry lacks gets a colour left over."""
+    names = sorted(registry.REGISTRY, key=lambda n: (not registry.REGISTRY[n].sweeps, list(registry.REGISTRY).index(n)))
+    if name in names:
+        return PALETTE[names.index(name) % len(PALETTE)]
+    spare = max(1, len(PALETTE) - len(names))  # stable across figures and runs: from the name's letters
+    return PALETTE[(len(names) + sum(map(ord, name)) % spare) % len(PALETTE)]
+
+
+def title(name):
+    """The words a figure shows for an implementation: its registry title ('numpy:gram' -> 'numpy, Gram route')."""
+    return registry.label(name)
+
+
+def time_words(seconds):
+    """A duration as the tables write it, three significant figures in its unit: '2.83 us', '637 ms', '34.5 s'."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
 
 
 def family(name):
@@ -52,8 +78,10 @@ def family(name):
     return (impl.framework, impl.route, impl.distributed) if impl else (name, "streaming", "")
 
 
-def family_words(key):
-    """('tensorflow', 'gram', '') -> 'TensorFlow, Gram route'."""
+def family_words(key, names=()):
+    """('tensorflow', 'gram', '') -> 'TensorFlow, Gram route'; a family of one implementation (`names`) -> its title."""
+    if _sole_titled(names):
+        return title(_sole_titled(names))
     framework, route, distributed = key
     words = [FRAMEWORK_WORDS.get(framework, framework)]
     if route == "gram":
@@ -68,13 +96,36 @@ def eps_words(gap, dtype):
     if not np.isfinite(gap):
         return "diverged"
     units = gap / np.finfo(dtype).eps
-    return "identical" if units == 0 else "<1 eps" if units < 1 else f"{round(units)} eps"
+    return "identical" if units == 0 else f"{units:.3g} eps"  # the tables' rounding: one number per quantity
 
 
-def _family_styles(keys):
-    """One (colour, marker, linestyle) per family, the same in every panel; no two families share one."""
-    return {key: dict(color=COLOURS[k % len(COLOURS)], marker=MARKERS[k % len(MARKERS)],
-                      linestyle=("-", "--", "-.", ":")[k // len(COLOURS) % 4]) for k, key in enumerate(keys)}
+NEUTRALS = ("black", "dimgray", "darkgray", "saddlebrown", "slategray")  # families of several ways: no way's colour
+
+
+def _sole_titled(names):
+    """The one implementation among `names` when there is exactly one and the registry gives it a title, else None."""
+    names = set(names)
+    name = next(iter(names)) if len(names) == 1 else None
+    return name if name in registry.REGISTRY and registry.REGISTRY[name].title else None
+
+
+def _family_styles(keys, members=None):
+    """One (colour, marker, linestyle) per family, the same in every panel; no two families share one.
+
+    A family of one titled implementation (members: key -> its implementations) takes that way's colour of
+    every figure; a family of several takes a neutral colour, so it is never mistaken for one of them.
+    """
+    members = members or {}
+    styles, neutral = {}, 0
+    for k, key in enumerate(keys):
+        sole = _sole_titled(members.get(key, ()))
+        if sole:
+            shade = colour(sole)
+        else:
+            shade, neutral = NEUTRALS[neutral % len(NEUTRALS)], neutral + 1
+        styles[key] = dict(color=shade, marker=MARKERS[k % len(MARKERS)],
+                           linestyle=("-", "--", "-.", ":")[k // len(MARKERS) % 4])
+    return styles
 
 
 def _gaps(curves):
@@ -107,10 +158,10 @@ def loss_curves_figure(curves):
     panels = [fig.add_subplot(grid[1, k]) for k in range(len(dtypes))]
     runs = curves.groupby(["implementation", "device", "dtype"], sort=False)
     for k, dtype in enumerate(dtypes):
-        colour = ("tab:blue", "tab:orange", "tab:green")[k % 3]
+        shade = ("0.45", "0.75", "0.6")[k % 3]  # grey: no way's colour, as the band holds many ways
         others = [g for (impl, _, d), g in runs if d == dtype and impl != registry.REFERENCE]
         for j, g in enumerate(others):  # a thick pale band under the reference's line, narrower per dtype: both show
-            top.plot(g.iteration, g.loss, "-", color=colour, linewidth=10 - 4 * (k % 2), alpha=0.3,
+            top.plot(g.iteration, g.loss, "-", color=shade, linewidth=10 - 4 * (k % 2), alpha=0.5,
                      solid_capstyle="butt", label=f"the other {len(others)} runs, {dtype}" if j == 0 else "_")
         for (impl, _, d), g in runs:
             if impl == registry.REFERENCE and d == dtype:
@@ -127,7 +178,7 @@ def loss_curves_figure(curves):
     gaps = _gaps(curves)
     keys = list(dict.fromkeys(family(n) for n in registry.names() if family(n) in set(gaps.family)))
     keys += [key for key in dict.fromkeys(gaps.family) if key not in keys]  # rows not in the registry, last
-    styles = _family_styles(keys)
+    styles = _family_styles(keys, {key: set(g) for key, g in gaps.groupby("family").implementation})
     for ax, dtype in zip(panels, dtypes):
         eps = np.finfo(dtype).eps
         part = gaps[gaps.dtype == dtype]
@@ -143,7 +194,7 @@ def loss_curves_figure(curves):
             every = max(1, len(envelope) // 10)
             ax.plot(envelope.index, np.maximum(envelope.to_numpy() / eps, GAP_FLOOR_EPS), markersize=5,
                     linewidth=1.3, markevery=(keys.index(key) % every, every), **styles[key],
-                    label=f"{family_words(key)}: {count} run{'s' if count > 1 else ''}, "
+                    label=f"{family_words(key, group.implementation)}: {count} run{'s' if count > 1 else ''}, "
                           + ("identical to numpy" if worst == 0 else f"up to {eps_words(worst, dtype)}"))
         ax.axhline(1, color="grey", linewidth=0.8, linestyle=":")
         ax.set_yscale("log")
@@ -163,18 +214,14 @@ def loss_curves(results_dir):
     return save(loss_curves_figure(pd.read_csv(results_dir / "loss_curves.csv")), results_dir / "loss_curves.png")
 
 
-def _interval_ms(table):
-    """(low, high) of each row's noise interval in ms: median_low_s/median_high_s, else min_s/max_s (older tables)."""
+def _interval_s(table):
+    """(low, high) of each row's noise interval in s: median_low_s/median_high_s, else min_s/max_s (older tables)."""
     low, high = table.min_s.to_numpy(float), table.max_s.to_numpy(float)
     if {"median_low_s", "median_high_s"} <= set(table.columns):
         given = table.median_low_s.notna().to_numpy() & table.median_high_s.notna().to_numpy()
         low = np.where(given, table.median_low_s.to_numpy(float), low)
         high = np.where(given, table.median_high_s.to_numpy(float), high)
-    return 1e3 * low, 1e3 * high
-
-
-def _ms_words(ms):
-    return f"{ms / 1e3:.3g} s" if ms >= 1e3 else f"{ms:.3g} ms"
+    return low, high
 
 
 def _is_solve(row):
@@ -182,56 +229,98 @@ def _is_solve(row):
     return int(row.iterations) == 0
 
 
-def timings_figure(table):
-    """The Figure of timings.png from timings.csv's rows: median bars with noise whiskers, first calls, log x.
+def timing_rows(table):
+    """The rows of timings.png: one per (implementation, device) in table order, labelled with its title."""
+    runs = table[table.iterations > 0]
+    keys = list(dict.fromkeys(zip(runs.implementation, runs.device)))
+    return [(name, device, title(name) + ("" if device == "cpu" else f" ({device})")) for name, device in keys]
 
-    Each row holds two things: the median of the timed repeats (bar, upper half, label at its end) and the
-    first call (diamond on a thin line, lower half, label beside it). Rows timed only by their warm-up say so.
+
+def timings_figure(table):
+    """The Figure of timings.png from timings.csv's rows: cost per update (left) and the first call (right), log x.
+
+    One row per implementation in its registry title and colour; in each row float64 above (solid) and
+    float32 below (pale). Left: the median time per update of the timed runs (bar) with its noise interval
+    (whisker), a warm-up-only row hatched. Right: the first call, a whole run with tracing and compiling
+    (diamond), and the closed-form solve (no updates) as a vertical line.
     """
-    fig, ax = plt.subplots(figsize=(12, 0.6 * len(table) + 2.2))
-    ax.set_xscale("log")  # before any limit or bar: a limit set on a linear axis would pin the left edge at 0
-    labels = [f"ols: closed-form least squares, one solve [{r.device}, {r.dtype}]" if _is_solve(r) else _label(r)
-              for r in table.itertuples()]
-    median_ms, first_ms = 1e3 * table.median_s.to_numpy(float), 1e3 * table.first_call_s.to_numpy(float)
-    low_ms, high_ms = _interval_ms(table)
-    warm_only = table.repeats.to_numpy() == 0
-    solve = np.array([_is_solve(r) for r in table.itertuples()])
-    colours = np.where(solve, "tab:gray", np.where(table.dtype == "float64", "tab:blue", "tab:orange"))
-    y = np.arange(len(table))
-    bar_y, first_y = y - 0.17, y + 0.22
-    left = np.minimum(np.minimum(low_ms, first_ms), median_ms).min() / 3
-    bars = ax.barh(bar_y, median_ms, height=0.42, xerr=[median_ms - low_ms, high_ms - median_ms], color=colours,
-                   alpha=0.85, capsize=3)
-    for yi in np.flatnonzero(warm_only):  # the bar is the warm-up itself: hatched, as it is no timed repeat
-        bars.patches[yi].set(hatch="//", edgecolor="white", linewidth=0)
-    ax.hlines(first_y, left, first_ms, color="black", linewidth=0.6, alpha=0.5)
-    ax.scatter(first_ms, first_y, marker="D", s=22, color="black", zorder=3, label="first call (tracing, compiling)")
-    ends = np.maximum(high_ms, median_ms)
-    for yi in range(len(table)):
-        shown = _ms_words(median_ms[yi])
-        repeats = int(table.repeats.iloc[yi])
-        words = (f"warm-up only: {shown}" if warm_only[yi] else
-                 f"one solve: median {shown} of {repeats}" if solve[yi] else
-                 f"median {shown} of {repeats} timed run{'s' if repeats > 1 else ''}")
-        ax.text(ends[yi] * 1.12, bar_y[yi], words, va="center", fontsize=7, gid="bar label")
-        ax.text(first_ms[yi] * 1.12, first_y[yi], f"first call {_ms_words(first_ms[yi])}", va="center", fontsize=6.5,
-                color="dimgray", gid="first-call label")
-    ax.set_xlim(left, np.maximum(ends, first_ms).max() * 15)  # room for the last label right of its bar
-    ax.set_ylim(len(table) - 0.5, -0.5)  # top-down in table order, each row one unit tall
-    ax.set_yticks(y, labels, fontsize=8)
-    iterations = int(table.iterations.max())
-    ax.set_xlabel(f"wall-clock time of a whole run of {iterations} updates, ms (log scale)")
-    ax.set_title("Median of the timed runs (bar; whisker: its noise interval) and the first call (diamond)\n"
-                 "blue: float64, orange: float32, grey: the closed-form solve; hatched: warm-up only, no timed repeat",
-                 fontsize=10)
-    handles = [Patch(color="tab:blue", alpha=0.85, label="median of timed runs, float64"),
-               Patch(color="tab:orange", alpha=0.85, label="median of timed runs, float32"),
-               ax.collections[-1]]
+    rows = timing_rows(table)
+    dtypes = sorted(set(table.dtype), key=lambda d: np.finfo(d).eps)  # float64 first
+    height = 0.5 * len(rows) + 2.4
+    fig, (ax, ax_f) = plt.subplots(1, 2, figsize=(13, height), sharey=True, gridspec_kw={"width_ratios": [1.25, 1]})
+    for a in (ax, ax_f):
+        a.set_xscale("log")  # before any limit or bar: a limit set on a linear axis would pin the left edge at 0
+    runs = table[table.iterations > 0].reset_index(drop=True)
+    iterations = runs.iterations.to_numpy(float)
+    per_us = 1e6 * runs.median_s.to_numpy(float) / iterations
+    low, high = _interval_s(runs)
+    low_us, high_us = 1e6 * low / iterations, 1e6 * high / iterations
+    first_s = runs.first_call_s.to_numpy(float)
+    row_of = {(name, device): k for k, (name, device, _) in enumerate(rows)}
+    y = np.array([row_of[key] for key in zip(runs.implementation, runs.device)], dtype=float)
+    slot = 0.8 / max(1, len(dtypes))  # each dtype its own sub-row: float64 on top
+    offset = np.array([dtypes.index(d) for d in runs.dtype]) * slot - 0.4 + slot / 2
+    y = y + offset
+    colours = [colour(n) for n in runs.implementation]
+    pale = (runs.dtype != dtypes[0]).to_numpy()
+    warm_only = runs.repeats.to_numpy() == 0
+    bars = ax.barh(y, per_us, height=slot * 0.9, xerr=[per_us - low_us, high_us - per_us], color=colours,
+                   capsize=2, error_kw=dict(lw=0.8))
+    for bar, p, w in zip(bars.patches, pale, warm_only):
+        bar.set_alpha(0.45 if p else 0.9)
+        if w:  # the bar is the warm-up itself: hatched, as it is no timed repeat
+            bar.set(hatch="xx", edgecolor="white", linewidth=0)
+    ends = np.maximum(high_us, per_us)
+    for k in range(len(runs)):
+        repeats = int(runs.repeats.iloc[k])
+        words = time_words(per_us[k] * 1e-6) + (" (warm-up only)" if warm_only[k] else
+                                                f" ({repeats} timed run{'s' if repeats != 1 else ''})" if repeats < 3
+                                                else "")
+        ax.annotate(words, (ends[k], y[k]), xytext=(4, 0), textcoords="offset points", va="center", fontsize=6.5,
+                    gid="bar label")
+    ax.set_xlim(min(low_us.min(), per_us.min()) / 2, ends.max() * 12)
+    ax.set_xlabel("time per update, steady: median of the timed runs (log scale)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: time_words(v * 1e-6)))
+    ax.set_title("Cost per update (bar; whisker: its noise interval)", fontsize=10)
+    # the first call: a diamond per dtype (hollow: the pale dtype), its value beside it
+    ax_f.hlines(y, first_s.min() / 3, first_s, color=colours, linewidth=0.6, alpha=0.5)
+    ax_f.scatter(first_s, y, marker="D", s=24, c=colours, edgecolors=colours, zorder=3, gid="first call")
+    for point, p in zip(ax_f.collections[-1:], [pale]):
+        point.set_facecolors([(1, 1, 1, 1) if q else c for q, c in zip(p, colours)])
+    for k in range(len(runs)):
+        ax_f.annotate(time_words(first_s[k]), (first_s[k], y[k]), xytext=(6, 0), textcoords="offset points",
+                      va="center", fontsize=6.5, color="dimgray", gid="first-call label")
+    solve = table[table.iterations == 0]
+    left = first_s.min() / 3
+    if len(solve):
+        solve_s, solve_dtype = float(solve.median_s.iloc[0]), solve.dtype.iloc[0]
+        ax_f.axvline(solve_s, color="grey", ls="--", lw=1.2, gid="solve",
+                     label=f"closed-form least squares (no updates, {solve_dtype}): one solve, median {time_words(solve_s)}")
+        left = min(left, solve_s / 3)
+    ax_f.set_xlim(left, first_s.max() * 12)
+    ax_f.set_xlabel(f"first call: a whole run of {int(runs.iterations.max())} updates,\n"
+                    "tracing and compiling included (log scale)")
+    ax_f.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: time_words(v)))
+    ax_f.set_title("Time to the first result (diamond)", fontsize=10)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # top-down in table order, each row one unit tall
+    ax.set_yticks(np.arange(len(rows)), [words for _, _, words in rows], fontsize=8)
+    for tick, (name, _, _) in zip(ax.get_yticklabels(), rows):
+        tick.set_color(colour(name))
+    for a in (ax, ax_f):
+        a.grid(True, axis="x", which="major", alpha=0.3)
+        for k in range(1, len(rows)):
+            a.axhline(k - 0.5, color="grey", lw=0.3, alpha=0.5)
+    n, m = int(runs.n_samples.iloc[0]), int(runs.n_features.iloc[0])
+    handles = [Patch(color="grey", alpha=0.9 if d == dtypes[0] else 0.45, label=f"{d}" + (" (upper)" if d == dtypes[0]
+                     and len(dtypes) > 1 else " (lower)" if len(dtypes) > 1 else "")) for d in dtypes]
     if warm_only.any():
-        handles.append(Patch(facecolor="tab:blue", edgecolor="white", hatch="//", label="warm-up only (no timed repeat)"))
-    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.9 / (0.6 * len(table) + 2.2)),
-              ncol=2)
-    ax.grid(True, axis="x", which="both", alpha=0.3)
+        handles.append(Patch(facecolor="grey", edgecolor="white", hatch="xx", label="warm-up only, no timed repeat"))
+    handles += ax_f.get_legend_handles_labels()[0]
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(f"Time of each way of training (n = {n}, m = {m}): one colour per way; "
+                 + " above, ".join(f"{d}" for d in dtypes) + (" below (pale)" if len(dtypes) > 1 else ""),
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.45 / height, 0.985, 1))  # the right spine and last tick label inside the canvas
     return fig
 
 
@@ -248,7 +337,7 @@ def fitted_line_figure(weights, X, y):
     labelled with how many of the runs give it; `ols` and `true` are drawn apart.
     """
     fig, ax = plt.subplots(figsize=(9, 6))
-    ax.scatter(X[:, 0], y[:, 0], s=14, alpha=0.5, color="tab:blue", label="data")
+    ax.scatter(X[:, 0], y[:, 0], s=14, alpha=0.5, color="tab:gray", label="data")  # grey: no way's colour
     grid = np.linspace(X[:, 0].min(), X[:, 0].max(), 50)
     parameters = [p for p in weights.parameter.unique() if p != "bias"]
     lines, references = [], {}
@@ -271,19 +360,21 @@ def fitted_line_figure(weights, X, y):
             groups.append((w, b, [impl], [(w, b)]))
     if "ols" in references:
         w, b = references["ols"]
-        ax.plot(grid, w * grid + b, color="black", linewidth=5, alpha=0.3,
+        ax.plot(grid, w * grid + b, color="black", linewidth=5, alpha=0.25,
                 label=f"least squares (closed form): y = {w:.4f} x + {b:.4f}")
     if "true" in references:
         w, b = references["true"]
-        ax.plot(grid, w * grid + b, color="tab:red", linewidth=1.5, linestyle="--",
+        ax.plot(grid, w * grid + b, color="dimgray", linewidth=1.4, linestyle="--",
                 label=f"the generator's line: y = {w:.4g} x + {b:.4g}")
     for k, (w, b, names, members) in enumerate(groups):
         who = (f"all {len(lines)} runs" if len(groups) == 1 else
-               f"{len(names)} of {len(lines)} runs ({', '.join(dict.fromkeys(names))})")
+               f"{len(names)} of {len(lines)} runs ({', '.join(dict.fromkeys(title(n) for n in names))})")
         spread = np.ptp(np.array(members), axis=0).max()  # the largest difference of W or b within the group
         if len(members) > 1:
             who += f" (W and b within {spread:.1g} of each other)" if spread else " (identical W and b)"
-        ax.plot(grid, w * grid + b, color=COLOURS[(k + 1) % len(COLOURS)], linewidth=1.5,
+        sole = _sole_titled(names)  # one way alone: its colour of every figure; several: a neutral one
+        ax.plot(grid, w * grid + b, color=colour(sole) if sole else ("black", "saddlebrown", "slategray")[k % 3],
+                linewidth=1.5,
                 linestyle=("-", "-.", ":")[k % 3], label=f"gradient descent, {who}: y = {w:.4f} x + {b:.4f}")
     ax.set_xlabel(parameters[0])
     ax.set_ylabel("target")
@@ -322,7 +413,7 @@ _DIRECTIONS = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, 
                (2, 1), (-2, 1), (2, -1), (-2, -1), (1, 2), (-1, 2), (1, -2), (-1, -2)]
 
 
-def place_labels(ax, xs, ys, texts, fontsize=8):
+def place_labels(ax, xs, ys, texts, fontsize=8, taken_boxes=(), avoid=()):
     """Write each point's text where its box overlaps no other label, no point and stays inside the axes.
 
     Tries spots around the point at growing distances (a grey leader line joins the far ones); the
@@ -332,8 +423,8 @@ def place_labels(ax, xs, ys, texts, fontsize=8):
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     dot = 5.0 * fig.dpi / 72  # about half a marker, in pixels
-    taken = []
-    for x, y in zip(xs, ys):
+    taken = list(taken_boxes)
+    for x, y in [*zip(xs, ys), *avoid]:  # its own points and others' (avoid: (x, y) in data) stay uncovered
         px, py = ax.transData.transform((x, y))
         taken.append(Bbox.from_extents(px - dot, py - dot, px + dot, py + dot))
     placed = []
@@ -368,6 +459,70 @@ def place_labels(ax, xs, ys, texts, fontsize=8):
     return placed
 
 
+def crowded_groups(points, within):
+    """Index lists of the points (display pixels, (k, 2)) that chain within `within` pixels of each other, three or more."""
+    points = np.asarray(points, dtype=float)
+    near = np.hypot(*(points[:, None, :] - points[None, :, :]).transpose(2, 0, 1)) <= within
+    seen, groups = set(), []
+    for start in range(len(points)):
+        if start in seen:
+            continue
+        group, todo = [], [start]
+        while todo:
+            k = todo.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            group.append(k)
+            todo += [j for j in np.flatnonzero(near[k]) if j not in seen]
+        if len(group) >= 3:
+            groups.append(sorted(group))
+    return groups
+
+
+def column_labels(ax, xs, ys, texts, fontsize=8, within_pt=20, gap_pt=20):
+    """Label each crowded group of points as a column left of the group, top to bottom in the points' order, with leaders.
+
+    A group (three or more points chained within `within_pt` points) gets its labels stacked, right-aligned,
+    `gap_pt` left of its leftmost point (else left-aligned right of its rightmost); a column that would leave
+    the axes, cover a point or another label is not drawn.
+    Returns (indices labelled, their boxes). The Figure must be laid out already.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    scale = fig.dpi / 72
+    pixels = ax.transData.transform(np.column_stack([xs, ys]))
+    labelled, boxes = [], []
+    for group in crowded_groups(pixels, within_pt * scale):
+        group = sorted(group, key=lambda k: -pixels[k, 1])  # top first
+        step = 1.5 * fontsize * scale
+        middle = pixels[group, 1].mean()
+        dot = 5.0 * scale
+        for side, edge in (("right", pixels[group, 0].min() - gap_pt * scale),
+                           ("left", pixels[group, 0].max() + gap_pt * scale)):
+            made = []
+            for row, k in enumerate(group):
+                spot = ax.transData.inverted().transform((edge, middle + (len(group) / 2 - row - 0.5) * step))
+                made.append(ax.text(*spot, texts[k], fontsize=fontsize, ha=side, va="center", gid="headline label"))
+            made_boxes = [t.get_window_extent(renderer) for t in made]
+            clear = all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1
+                        and not any(b.x0 - dot < px < b.x1 + dot and b.y0 - dot < py < b.y1 + dot for px, py in pixels)
+                        and not any(b.overlaps(o) for o in boxes) for b in made_boxes)
+            if clear:
+                break
+            for t in made:
+                t.remove()
+        else:
+            continue
+        for k, t in zip(group, made):
+            ax.annotate("", (xs[k], ys[k]), xytext=t.get_position(), textcoords="data",
+                        arrowprops=dict(arrowstyle="-", color="grey", lw=0.6, shrinkA=2, shrinkB=4))
+        labelled += group
+        boxes += made_boxes
+    return labelled, boxes
+
+
 def headline_figure(timings, equivalence):
     """The Figure of headline.png: per way of training, time to the first result against time per update, log-log."""
     points = headline_points(timings, equivalence)
@@ -378,14 +533,14 @@ def headline_figure(timings, equivalence):
         return fig
     x, y = points.per_iteration_us.to_numpy(float), points.first_call_s.to_numpy(float)
     frameworks = list(dict.fromkeys(points.framework))
-    for k, framework in enumerate(frameworks):
+    for k, framework in enumerate(frameworks):  # the marker says the framework, the colour the implementation
         mine = (points.framework == framework).to_numpy()
-        ax.scatter(x[mine], y[mine], s=45, marker=MARKERS[k % len(MARKERS)], color=COLOURS[k % len(COLOURS)],
-                   zorder=3, label=FRAMEWORK_WORDS.get(framework, framework))
+        ax.scatter(x[mine], y[mine], s=45, marker=MARKERS[k % len(MARKERS)], zorder=3,
+                   color=[colour(n) for n in points.implementation[mine]], label=FRAMEWORK_WORDS.get(framework, framework))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    # room around the points for their labels: a decade and a half on each side in x, a decade in y
-    ax.set_xlim(x.min() / 10 ** 1.2, x.max() * 10 ** 1.5)
+    # room around the points for their labels (and a column left of a crowded group): decades in x, less in y
+    ax.set_xlim(x.min() / 10 ** 2.1, x.max() * 10 ** 1.5)
     ax.set_ylim(y.min() / 10 ** 0.7, y.max() * 10 ** 0.7)
     ax.grid(True, which="major", alpha=0.3)
     dtypes = sorted(set(points.dtype))
@@ -397,10 +552,17 @@ def headline_figure(timings, equivalence):
                  "each point is one implementation; in brackets, the largest gap of its loss curve to numpy's "
                  "(eps: the dtype's machine epsilon)",
                  fontsize=10)
-    legend_outside(ax, fontsize=8, ncol=len(frameworks), title="framework", title_fontsize=8)
+    legend = legend_outside(ax, fontsize=8, ncol=len(frameworks), title="framework (marker; colour: the way, as in "
+                            "every figure)", title_fontsize=8)
+    for handle in legend.legend_handles:  # the marker alone says the framework: grey, not the first point's colour
+        handle.set_color("dimgray")
     fig.tight_layout()
     fig.set_layout_engine(None)
-    place_labels(ax, x, y, [f"{t} ({a})" if a else t for t, a in zip(points.title, points.agreement)])
+    texts = [f"{t} ({a})" if a else t for t, a in zip(points.title, points.agreement)]
+    column, boxes = column_labels(ax, x, y, texts)
+    rest = [k for k in range(len(x)) if k not in column]
+    place_labels(ax, x[rest], y[rest], [texts[k] for k in rest], taken_boxes=boxes,
+                 avoid=[(x[k], y[k]) for k in column])
     return fig
 
 
@@ -409,3 +571,114 @@ def headline(results_dir):
     results_dir = Path(results_dir)
     return save(headline_figure(pd.read_csv(results_dir / "timings.csv"), pd.read_csv(results_dir / "equivalence.csv")),
                 results_dir / "headline.png")
+
+
+def _edges(values):
+    """Cell edges around log-spaced centres (geometric midpoints; the ends half a step out)."""
+    logs = np.log10(np.asarray(values, dtype=float))
+    if len(logs) == 1:
+        return 10.0 ** np.array([logs[0] - 0.5, logs[0] + 0.5])
+    middle = (logs[1:] + logs[:-1]) / 2
+    return 10.0 ** np.concatenate([[logs[0] - (middle[0] - logs[0])], middle, [logs[-1] + (logs[-1] - middle[-1])]])
+
+
+def grid_of(table, column, n_values, updates):
+    """`column` of a fastest_way_map table as an (n, updates) array in the given orders."""
+    return table.pivot_table(index="n_samples", columns="updates", values=column, aggfunc="first").reindex(
+        index=n_values, columns=updates).to_numpy()
+
+
+def problem_map_figure(panels, mark=None):
+    """The Figure of problem_map.png: per panel (heading, fastest_way_map table), the fastest way in each (updates, n) cell.
+
+    Each cell takes the colour of its fastest way (the colour it has in every figure); sample counts beyond
+    the measured ones are hatched grey and unpriced; dotted lines mark the measured n, between which the
+    prices are interpolated. `mark` (n, updates), when given, is the single run's own problem, starred.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.8 * len(panels), 6.4), squeeze=False, sharey=True)
+    winners = []
+    for _, table in panels:
+        winners += [w for w in dict.fromkeys(table.fastest) if w]
+    winners = sorted(dict.fromkeys(winners), key=lambda w: list(registry.REGISTRY).index(w)
+                     if w in registry.REGISTRY else len(registry.REGISTRY))
+    for ax, (heading, table) in zip(axes[0], panels):
+        n_values, updates = np.sort(table.n_samples.unique()), np.sort(table.updates.unique())
+        grid = table.pivot_table(index="n_samples", columns="updates", values="fastest", aggfunc="first").reindex(
+            index=n_values, columns=updates)
+        codes = np.array([[winners.index(w) if isinstance(w, str) and w else -1 for w in row] for row in grid.values])
+        x_edges, y_edges = _edges(updates), _edges(n_values)
+        palette = matplotlib.colors.ListedColormap([colour(w) for w in winners] or ["white"])
+        shown = np.ma.masked_less(codes, 0)
+        ax.pcolormesh(x_edges, y_edges, shown, cmap=palette, vmin=-0.5, vmax=max(len(winners), 1) - 0.5,
+                      shading="flat", gid="fastest way")
+        ties = grid_of(table, "tie", n_values, updates)
+        tie_cells = [Rectangle((x_edges[j], y_edges[i]), x_edges[j + 1] - x_edges[j], y_edges[i + 1] - y_edges[i])
+                     for i, j in zip(*np.nonzero(ties == True))]  # noqa: E712 (object array of bools and NaN)
+        if tie_cells:  # dotted over the colour: the runner-up is within the noise, the order is not settled
+            ax.add_collection(PatchCollection(tie_cells, facecolor="none", edgecolor=(1, 1, 1, 0.8), hatch="...",
+                                              linewidth=0, gid="tie"))
+        beyond = table[table.status == pmap.BEYOND]
+        measured = sorted(table.n_low.dropna().unique())
+        for low_n, high_n in ((y_edges[0], measured[0]), (measured[-1], y_edges[-1])) if measured else ():
+            rows = beyond[(beyond.n_samples > low_n) & (beyond.n_samples < high_n)] if len(beyond) else beyond
+            if len(rows):
+                edges = _edges(n_values)
+                k0, k1 = np.searchsorted(n_values, rows.n_samples.min()), np.searchsorted(n_values, rows.n_samples.max())
+                ax.axhspan(edges[k0], edges[k1 + 1], facecolor="0.93", edgecolor="0.6", hatch="//", lw=0,
+                           gid="beyond")
+                ax.text(np.sqrt(x_edges[0] * x_edges[-1]), np.sqrt(edges[k0] * edges[k1 + 1]),
+                        "beyond the measured sizes: not priced", ha="center", va="center", fontsize=8,
+                        bbox=dict(facecolor="white", edgecolor="none", alpha=0.8))
+        for n in measured:
+            ax.axhline(n, color="black", lw=0.8, ls=":", gid="measured n")
+            ax.annotate(f"measured: n = {int(n):,}", (x_edges[-1], n), xytext=(-3, 2), textcoords="offset points",
+                        ha="right", va="bottom", fontsize=7,
+                        bbox=dict(facecolor="white", edgecolor="none", alpha=0.75, pad=1))
+        if mark is not None:
+            ax.plot([mark[1]], [mark[0]], "*", color="white", mec="black", ms=14, zorder=4, gid="the lesson",
+                    label=f"the single run: n = {int(mark[0]):,}, {int(mark[1]):,} updates")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(x_edges[0], x_edges[-1])
+        ax.set_ylim(y_edges[0], y_edges[-1])
+        ax.set_xlabel("updates in the run (log scale)")
+        ax.set_title(heading, fontsize=10)
+    axes[0, 0].set_ylabel("n, samples (log scale)")
+    first = panels[0][1]
+    dtype, m = first.dtype.iloc[0], int(first.n_features.iloc[0])
+    handles = [Patch(color=colour(w), label=title(w)) for w in winners]  # the ways first, then the marks
+    if any(t.tie.any() for _, t in panels):
+        handles += [Patch(facecolor="0.6", edgecolor="white", hatch="...",
+                          label="dotted: a tie with the runner-up (noise intervals overlap)")]
+    handles += [Patch(facecolor="0.93", edgecolor="0.6", hatch="//", label="beyond the measured sizes")]
+    if mark is not None:
+        handles += axes[0, 0].get_legend_handles_labels()[0]
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=min(len(handles), 4), frameon=False)
+    fig.suptitle(f"The fastest way to train that agrees with numpy, for n samples and a run of N updates ({dtype}, "
+                 f"m = {m})\ncold runs, first call included, priced from the measured times; between the measured n "
+                 "(dotted lines) interpolated on log-log axes; agreement as checked in the single run", fontsize=10)
+    rows_of_legend = math.ceil(len(handles) / 4)
+    fig.tight_layout(rect=(0, (0.25 + 0.22 * rows_of_legend) / 6.4, 1, 1))
+    return fig
+
+
+def problem_map(results_dir, scaling=None):
+    """problem_map.png from timings.csv, scaling.csv (or the `scaling` table) and equivalence.csv of `results_dir`;
+    None when a table is missing or fewer than two sample counts were measured."""
+    results_dir = Path(results_dir)
+    if scaling is None and (results_dir / "scaling.csv").exists():
+        scaling = pd.read_csv(results_dir / "scaling.csv")
+    if scaling is None or not all((results_dir / f).exists() for f in ("timings.csv", "equivalence.csv")):
+        return None
+    timings = pd.read_csv(results_dir / "timings.csv")
+    equivalence = pd.read_csv(results_dir / "equivalence.csv")
+    panels = [("the lesson's loop (reads X at every update)",
+               pmap.fastest_way_map(timings, scaling, equivalence, routes=("streaming",))),
+              ("any route, the Gram route included (one pass over X, then updates on G, c, s)",
+               pmap.fastest_way_map(timings, scaling, equivalence))]
+    if panels[1][1].n_low.nunique() < 2:
+        return None
+    runs = timings[timings.iterations > 0]
+    same_m = len(runs) and int(runs.n_features.iloc[0]) == int(panels[0][1].n_features.iloc[0])
+    mark = (float(runs.n_samples.iloc[0]), float(runs.iterations.max())) if same_m else None  # only on its own m
+    return save(problem_map_figure(panels, mark), results_dir / "problem_map.png")
