@@ -11,7 +11,9 @@ they agree when their intervals overlap; when they do not, a difference in the w
 which side is slower (more updates per call spread a fixed cost per call thinner; a gather per step,
 a first call's tracing or a median instead of a fastest call cost more) makes the pair "differs in
 work"; otherwise it "disagrees" (the two measured one thing differently: a slow minute, a busy
-machine). `python -m comparisons.output.consistency FOLDER` prints the pairs.
+machine). same_loop_pairs() judges, by the same rule, two rows of timings.csv that ran one loop under two
+names. The report's "One quantity, one number" shows check()'s rows; `python -m comparisons.output.consistency
+FOLDER` prints them.
 """
 import itertools
 import json
@@ -201,6 +203,30 @@ def pairs(tables, study=None):
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
+def same_loop_pairs(timings, runs, batch_size=None):
+    """Pairs of timings.csv rows that ran one loop under two names (same framework, `mode` in runs.csv, device, dtype).
+
+    Judged by compare(), the rule pairs() uses; `implementation` reads "a = b". JAX's and TensorFlow's
+    "eager" are different loops, so the framework is part of what makes a loop the same.
+    """
+    if timings is None or runs is None or "mode" not in runs:
+        return pd.DataFrame(columns=PAIR_COLUMNS)
+    found = pd.DataFrame(from_timings(timings, batch_size), columns=MEASUREMENT_COLUMNS)
+    modes = runs.dropna(subset=["mode"]).set_index(["implementation", "device", "dtype"])["mode"].to_dict()
+    framework = lambda name: registry.REGISTRY[name].framework if name in registry.REGISTRY else name
+    found["loop"] = [(framework(r.implementation), modes.get((r.implementation, r.device, r.dtype)))
+                     for r in found.itertuples()]
+    found = found[[loop[1] is not None for loop in found.loop]]
+    order = {name: i for i, name in enumerate(registry.REGISTRY)}
+    rows = []
+    for (_, device, dtype), group in found.groupby(["loop", "device", "dtype"], sort=True):
+        group = group.iloc[sorted(range(len(group)), key=lambda i: order.get(group.implementation.iloc[i], len(order)))]
+        for a, b in zip(group.itertuples(index=False), group.iloc[1:].itertuples(index=False)):
+            key = (f"{a.implementation} = {b.implementation}", device, dtype, a.n_samples, a.n_features, a.batch_size)
+            rows.append((*key, *(getattr(a, c) for c in SIDE), *(getattr(b, c) for c in SIDE), *compare(a, b)))
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
 def load(folder):
     """({file name: DataFrame} of the timed tables present in a results folder, its study.json or {})."""
     folder = Path(folder)
@@ -210,8 +236,13 @@ def load(folder):
 
 
 def check(folder):
-    """pairs() of a results folder."""
-    return pairs(*load(folder))
+    """pairs() of a results folder, then the rows of timings.csv that ran one loop under two names."""
+    tables, study = load(folder)
+    found = pairs(tables, study)
+    runs_file = Path(folder) / "runs.csv"
+    same = same_loop_pairs(tables.get("timings.csv"), pd.read_csv(runs_file) if runs_file.exists() else None,
+                           study.get("batch_size"))
+    return pd.concat([same, found], ignore_index=True) if len(same) else found
 
 
 def main(argv=None):
