@@ -325,9 +325,12 @@ def payoff_facts(timings, dtype, scaling=None):
     scaling_dtype = join(sorted(set(scaling.dtype))) if scaling is not None and len(scaling) else ""
     framework_wins = [p for name, points in wins.items() if REGISTRY[name].framework != REGISTRY[REFERENCE].framework
                       for p in points]
+    largest = int(scaling.n_samples.max()) if scaling_dtype else 0
     scaling_words = ("" if not scaling_dtype else
-                     render(Finding("payoff_scaling", dict(scaling_dtype=scaling_dtype, sizes=_sizes(framework_wins))))
-                     if framework_wins else render(Finding("payoff_scaling_none", dict(scaling_dtype=scaling_dtype))))
+                     render(Finding("payoff_scaling", dict(scaling_dtype=scaling_dtype, largest=largest,
+                                                           sizes=_sizes(framework_wins))))
+                     if framework_wins else
+                     render(Finding("payoff_scaling_none", dict(scaling_dtype=scaling_dtype, largest=largest))))
     fast = others[others.apply(lambda r: faster_beyond_noise(r, ref), axis=1)]
     facts = dict(dtype=dtype, n=int(ref.n_samples), iterations=int(ref.iterations), scaling=scaling_words)
     if fast.empty:
@@ -754,8 +757,9 @@ def use_when_rows(tables, scaling=None):
     return caption, pd.DataFrame(out)
 
 
-def fit_trap_lines(tables):
-    """The `fit(X, y, epochs=N)` trap on its own line, with the code that avoids it, or [] when the run has no such row."""
+def fit_trap_lines(tables, code=True):
+    """The `fit(X, y, epochs=N)` trap on its own line, with the code that avoids it (or, code=False, a pointer to
+    the README's Keras block), or [] when the run has no such row."""
     f = fit_trap_facts(tables["timings"], headline_dtype(tables["timings"]))
     if f is None:
         return []
@@ -763,26 +767,28 @@ def fit_trap_lines(tables):
     return ["", f"**The `fit` trap.** `model.fit(X, y, batch_size=n, epochs=N)` ({named(facts['trap'])}) makes one "
             f"full-batch update per epoch and re-enters Keras' Python loop every epoch: {duration(facts['trap_update'])} "
             f"per update in {facts['dtype']}, {ratio(facts['trap_ratio'])} numpy's speed. Give `fit` all N steps in one "
-            f"call instead ({duration(facts['fit_update'])} per update):", "",
+            f"call instead ({duration(facts['fit_update'])} per update)" + (":" if code else
+            ", as the Keras block above does.")] + ([] if not code else ["",
             "```python",
             "batch = tf.data.Dataset.from_tensors((X, y)).repeat()          # all n rows at every step",
             "model.compile(optimizer=keras.optimizers.SGD(lr), loss=\"mse\", steps_per_execution=N)",
             "model.fit(batch, epochs=1, steps_per_epoch=N, verbose=0)       # N full-batch updates, one call",
-            "```"]
+            "```"])
 
 
-def use_when_markdown(tables, image_prefix=""):
+def use_when_markdown(tables, image_prefix="", code=True):
     """The 'which to use when' table under its caption, the fit trap with its code, and the problem map if drawn.
 
     `tables` is load()'s dict; its folder gives the scaling experiment's table and the map's figure, when there.
-    `image_prefix` is the figure's path from the page that embeds it ('results/' for the README).
+    `image_prefix` is the figure's path from the page that embeds it ('results/' for the README); code=False
+    leaves out the fit trap's code (the README shows it in its Keras block).
     """
     results_dir = tables.get("folder")
     scaling = _scaling_table(results_dir, tables.get("experiments", {}))
     caption, frame = use_when_rows(tables, scaling)
     if frame is None:
         return "numpy did not run, so no way of training is compared with it."
-    lines = [caption, "", md_table(frame)] + fit_trap_lines(tables)
+    lines = [caption, "", md_table(frame)] + fit_trap_lines(tables, code)
     if results_dir is not None and (Path(results_dir) / "problem_map.png").exists():
         lines += ["", f"![the fastest way that gives numpy's numbers, by n and updates]({image_prefix}problem_map.png)", "",
                   "Read the map at your problem's size (across) and run length (up): the colour names the fastest "

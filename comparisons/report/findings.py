@@ -60,9 +60,8 @@ class _Words(string.Formatter):
 TEMPLATES = {
     "same_numbers": (
         "**Same numbers: yes.** In {dtype}, all {ways} ways of training reproduce numpy's loss curve to within "
-        "{worst:e} eps, a few rounding errors (eps = {eps:.1e}, the smallest relative step of a {dtype} "
-        "number){gram}. Autodiff matches the lesson's gradient formula to {grad:e} eps at every step."),
-    "same_numbers_gram": "; the {count} shortcut routes that first sum X^T X, to {worst:e} eps, inside their rounding bound",
+        "{worst:e} eps (eps = {eps:.1e}, the relative spacing of {dtype} numbers), a few rounding errors{gram}. Autodiff matches the lesson's gradient formula to {grad:e} eps at every step."),
+    "same_numbers_gram": "; the {count} shortcut routes that first sum X^T X agree to {worst:e} eps, inside their rounding bound",
     "same_numbers_no": (
         "**Same numbers: no, for {count} runs:** {runs:l} left the tolerance; in {dtype} the other ways reproduce "
         "numpy's loss curve to within {worst:e} eps (eps = {eps:.1e})."),
@@ -80,8 +79,10 @@ TEMPLATES = {
         "**A framework pays off only for long runs:** in {dtype} at n = {n:n} a compiled loop is {speedup:x} "
         "faster per update, so it overtakes numpy after {break_even:r} updates (this run made {iterations:n}). "
         "{scaling}"),
-    "payoff_scaling": "In the larger runs ({scaling_dtype}) one is faster per update at n x m = {sizes:l}.",
-    "payoff_scaling_none": "In the larger runs ({scaling_dtype}) none is faster per update than numpy beyond the noise.",
+    "payoff_scaling": ("In the scaling runs ({scaling_dtype}, n up to {largest:n}) a framework's loop beat numpy per "
+                       "update at n x m = {sizes:l}."),
+    "payoff_scaling_none": ("In the scaling runs ({scaling_dtype}, n up to {largest:n}) no framework's loop beat numpy "
+                            "per update beyond the noise."),
     "payoff_never": "**No framework pays off at n = {n:n} in {dtype}:** none is faster per update than numpy beyond the noise. {scaling}",
     "fit_trap": (
         "**Avoid `model.fit(X, y, epochs=N)` for many full-batch steps:** every epoch re-enters Keras' Python "

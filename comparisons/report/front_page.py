@@ -94,7 +94,7 @@ def render(key, tables):
     """The text of one generated part (without its markers)."""
 
     if key == "which to use":
-        return report.use_when_markdown(tables, image_prefix="results/") + "\n"
+        return report.use_when_markdown(tables, image_prefix="results/", code=False) + "\n"
     kind, _, name = key.partition(" ")
     if kind == "output" and name:
         return output_block(tables, name)
