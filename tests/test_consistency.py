@@ -172,6 +172,15 @@ def test_two_names_of_one_loop_are_judged_by_the_same_rule():
     assert consistency.same_loop_pairs(timings(rows), modes.drop(columns="mode")).empty
 
 
+def test_both_estimates_of_the_lessons_500_loop_are_found():
+    matmul = pd.DataFrame({"method": ["python_loop", "python_loop", "numpy"], "n": [32, 64, 500],
+                           "min_s": [0.02, 0.1, 0.01]})
+    claims = pd.DataFrame({"key": ["other", "loop_500"], "measured": ['{"x": 1}', '{"n": 48, "predicted_500_s": 85.0}']})
+    found = consistency.loop_estimates({"matmul.csv": matmul, "lesson_claims.csv": claims})
+    assert found == [("matmul", 64, pytest.approx(0.1 * (500 / 64) ** 3)), ("lesson_claims", 48, 85.0)]
+    assert consistency.loop_estimates({}) == []
+
+
 def test_the_closed_form_solve_is_no_per_update_time():
     solve = timings([("ols", "float64", 0, 5, 0.0002, 0.00015, 0.00025)])
     assert consistency.measurements({"timings.csv": solve}).empty

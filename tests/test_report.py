@@ -449,6 +449,18 @@ def test_one_quantity_one_number_lists_only_what_does_not_agree(folder, monkeypa
     assert section.count("\n| ") == 2  # header and the one pair that does not agree
 
 
+def test_two_estimates_of_the_500_loop_become_one_range():
+    matmul = pd.DataFrame({"method": ["python_loop"], "n": [50], "min_s": [0.05]})  # 0.05 * 10^3 = 50 s
+    claims = pd.DataFrame({"measured": ['{"n": 40, "predicted_500_s": 90.0}']})
+    note = report.loop_notes({"matmul.csv": matmul, "lesson_claims.csv": claims})[0]
+    assert "50 s from matmul's n = 50 and 90 s from lesson_claims's n = 40" in note
+    assert note.endswith("so read it as 50-90 s, under the lesson's 120 s either way.")
+    claims = pd.DataFrame({"measured": ['{"n": 40, "predicted_500_s": 150.0}']})
+    assert report.loop_notes({"matmul.csv": matmul, "lesson_claims.csv": claims})[0].endswith(
+        "on both sides of the lesson's 120 s.")
+    assert report.loop_notes({"matmul.csv": matmul}) == []
+
+
 def test_an_all_reduce_longer_than_its_step_is_explained(folder):
     table = pd.DataFrame([
         dict(kind="measured", what="allreduce", workers=2, numbers=33, bytes=264, seconds=3.85e-3, seconds_per_step=np.nan,

@@ -33,7 +33,8 @@ MEASUREMENT_COLUMNS = ["source", "implementation", "device", "dtype", "n_samples
 KEY = ["implementation", "device", "dtype", "n_samples", "n_features", "batch_size"]
 SIDE = ["source", "updates_per_call", "per_update_s", "low_s", "high_s", "interval"]
 PAIR_COLUMNS = KEY + [f"{c}_{s}" for s in "ab" for c in SIDE] + ["agree", "verdict", "differences"]
-TABLES = ("timings.csv", "scaling.csv", "variants.csv", "lr_sweep.csv", "distributed.csv")
+TABLES = ("timings.csv", "scaling.csv", "variants.csv", "lr_sweep.csv", "distributed.csv", "matmul.csv",
+          "lesson_claims.csv")
 STRATEGY_KIND = {"mirrored": "replicas", "multi_worker": "workers"}  # distributed.csv's strategy -> registry field
 
 
@@ -225,6 +226,35 @@ def same_loop_pairs(timings, runs, batch_size=None):
             key = (f"{a.implementation} = {b.implementation}", device, dtype, a.n_samples, a.n_features, a.batch_size)
             rows.append((*key, *(getattr(a, c) for c in SIDE), *(getattr(b, c) for c in SIDE), *compare(a, b)))
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+LOOP_N = 500  # the lesson's triple-loop matrices are 500 x 500
+LOOP_LIMIT_S = 120.0  # the lesson's claim: at most two minutes
+
+
+def loop_estimates(tables):
+    """Every estimate of the lesson's triple-loop product at n = 500: [(source, measured n, seconds)].
+
+    matmul.csv times the loop at small n (its largest n, fastest call), lesson_claims.csv at its own
+    n; each scales by n^3 to 500. Two estimates of one quantity: the report gives their range and why.
+    """
+    found = []
+    matmul = tables.get("matmul.csv")
+    if matmul is not None and "method" in matmul:
+        loop = matmul[matmul.method == "python_loop"]
+        if len(loop):
+            big = loop.loc[loop.n.idxmax()]
+            found.append(("matmul", int(big.n), float(big.min_s) * (LOOP_N / big.n) ** 3))
+    claims = tables.get("lesson_claims.csv")
+    if claims is not None and "measured" in claims:
+        for r in claims.itertuples():
+            try:
+                measured = json.loads(r.measured)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(measured, dict) and {"predicted_500_s", "n"} <= set(measured):
+                found.append(("lesson_claims", int(measured["n"]), float(measured["predicted_500_s"])))
+    return found
 
 
 def load(folder):
