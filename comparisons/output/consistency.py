@@ -166,16 +166,15 @@ def work_differences(a, b):
     found = []
     if a.updates_per_call != b.updates_per_call:
         fewer = "a" if a.updates_per_call < b.updates_per_call else "b"
-        found.append((f"{a.updates_per_call} vs {b.updates_per_call} updates per call: a fixed cost per call is "
-                      f"spread over different counts", fewer))
+        found.append((f"{a.updates_per_call} vs {b.updates_per_call} updates per call", fewer))
     if a.gathers_rows != b.gathers_rows:
-        found.append((f"{(a if a.gathers_rows else b).source} gathers the batch's rows every step",
+        found.append((f"{(a if a.gathers_rows else b).source} gathers rows every step",
                       "a" if a.gathers_rows else "b"))
     if a.first_call_included != b.first_call_included:
-        found.append((f"{(a if a.first_call_included else b).source}'s time is its first call (tracing included)",
+        found.append((f"{(a if a.first_call_included else b).source} times a first call",
                       "a" if a.first_call_included else "b"))
     if a.statistic != b.statistic:
-        found.append((f"{(a if a.statistic == 'min' else b).source} gives its fastest call, not a median",
+        found.append((f"{(a if a.statistic == 'min' else b).source} gives a fastest call",
                       "b" if a.statistic == "min" else "a"))
     return found
 
