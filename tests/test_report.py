@@ -356,6 +356,22 @@ def test_which_to_use_when_reads_ties_break_even_ranges_and_the_solve(folder):
     assert rows.loc["numpy, Gram route", "same numbers as numpy"] == "4 eps (Gram loss, inside its bound)"
 
 
+def test_the_problem_map_is_embedded_only_when_drawn(folder, monkeypatch):
+    assert "problem_map.png" not in build(folder, monkeypatch)
+    (folder / "problem_map.png").write_bytes(b"png")
+    text = build(folder, monkeypatch)
+    assert "![the fastest way that gives numpy's numbers, by n and updates](problem_map.png)" in text
+    assert "Read the map at your problem's size" in text
+    readme_part = front_page.render("which to use", report.load(folder))
+    assert "](results/problem_map.png)" in readme_part and "```python" not in readme_part  # the README has its block
+
+
+def test_the_headline_dtype_is_the_one_with_most_rows_float64_on_a_tie():
+    rows = lambda *dtypes: pd.DataFrame({"dtype": list(dtypes)})
+    assert report.headline_dtype(rows("float32", "float64")) == "float64"
+    assert report.headline_dtype(rows("float32", "float32", "float64")) == "float32"
+
+
 def test_what_each_way_is_for_comes_from_its_capabilities():
     purpose = {name: report.purpose(impl) for name, impl in REGISTRY.items()}
     assert purpose["numpy"].startswith("learning and checking")

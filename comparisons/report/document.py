@@ -30,7 +30,7 @@ from comparisons.core import registry
 from comparisons.output.prose import duration, in_eps, join, md_table, named, plural, ratio, run_label, span
 from comparisons.core.registry import REFERENCE, REGISTRY
 from comparisons.report.findings import Finding, render, rounded
-from comparisons.running.timing import break_even_updates, overlap, ratio_interval
+from comparisons.running.timing import CONFIDENCE, break_even_updates, overlap, ratio_interval
 from comparisons.core.tolerances import CONVERGED, EQUIVALENCE
 
 MAX_FINDINGS = 10
@@ -84,12 +84,6 @@ def ols_gaps(weights, runs):
     rows = wide[wide.index.isin(finished)]
     gap = (np.abs(rows - ols) / floor).max(axis=1)
     return gap.groupby(level="dtype").max().to_dict()
-
-
-def ols_to_true(weights):
-    """Largest |ols - true| over the parameters, or None without a generator."""
-    wide = weights.pivot_table(index="implementation", columns="parameter", values="value")
-    return float(np.abs(wide.loc["ols"] - wide.loc["true"]).max()) if "true" in wide.index else None
 
 
 def judged(equivalence):
@@ -168,20 +162,9 @@ def descent_rows(timings):
     return timings[timings.iterations > 0]
 
 
-def solve_rows(timings):
-    """The timed closed-form least-squares solve (iterations 0), if the table has one."""
-    return timings[timings.iterations == 0]
-
-
 def ties_with_reference(row, reference):
     """Whether a row's median interval overlaps its reference's: a tie, never ranked."""
     return overlap((row.median_low_s, row.median_high_s), (reference.median_low_s, reference.median_high_s))
-
-
-def way(row):
-    """A reader's name for a timed row (a Series or a namedtuple): its registry title, with the device and dtype."""
-    dtype = row["dtype"] if isinstance(row, pd.Series) else row.dtype  # Series.dtype is the Series' own type
-    return f"{named(registry.label(row.implementation))} ({row.device}, {dtype})"
 
 
 def headline_dtype(timings):
@@ -547,7 +530,7 @@ def glossary(timings):
     repeats = int(runs.repeats.max()) if len(runs) else 0
     interval = ("the range that holds the true median of a row's timed runs with a known probability, whatever "
                 "the shape of their spread: it runs between two of the sorted run times, and with "
-                f"{repeats} runs the narrowest such range that reaches 90% is "
+                f"{repeats} runs the narrowest such range that reaches {CONFIDENCE:.0%} is "
                 + (f"fastest to slowest, which covers {coverage.max():.0%} (1 - 2/2^{repeats})" if len(coverage)
                    and abs(coverage.max() - (1 - 2 / 2 ** repeats)) < 1e-9 else
                    f"the one in `timings.csv`'s `median_low_s`-`median_high_s`, covering "
@@ -572,6 +555,9 @@ def glossary(timings):
         ("worker processes, loopback", "workers are separate processes (one per machine in real use); here they run "
                                        "on one machine and talk over loopback, the network interface that never "
                                        "leaves it."),
+        ("GEMM, floor", "GEMM is a general matrix-matrix product, the BLAS routine behind numpy's `@` on two "
+                        "matrices; a floor (a roofline) is the least time the hardware allows for some work, such "
+                        "as the bytes of X over the measured memory bandwidth."),
     ]
     return "## Words used here\n\n" + "\n".join(f"- **{term}**: {text}" for term, text in terms)
 
