@@ -86,7 +86,7 @@ def test_output_part_reads_weights_loss_and_times_of_its_row(tmp_path):
     mine = weights[(weights.implementation == "gradient_tape:xla")].set_index("parameter").value
     body = front_page.render("output gradient_tape:xla", tables)
     assert printed(body) == f"W = {mine['x1']:.6g}  b = {mine['bias']:.6g}  loss = 0.25"
-    assert "first call 900 ms (tracing and compiling included), then 3 ms per run (median of 5" in body
+    assert "first call 900 ms (tracing and compiling included), then 3 us per update (median of 5 runs, interval 2.9-3.1 us)" in body
     assert "*GradientTape loop, XLA* row" in body
     edit_csv(folder, "runs", lambda t: t.assign(final_loss=np.where(t.implementation == "gradient_tape:xla", 0.5,
                                                                     t.final_loss)))
