@@ -305,7 +305,7 @@ def test_a_failed_a_missing_an_unknown_and_a_second_reading_experiment(folder, m
         "`variants` (ok, but variants.csv is missing)", "`matmul` (failed: RuntimeError: boom)",
         "`not_yet` (not an experiment this version knows)"]
     texts = [b.facts.get("text", "") for b in bullets]
-    assert any(t.startswith("Full-batch descent is stable only for learning rates below") for t in texts)
+    assert any(t.startswith("**Full-batch descent is stable only for learning rates below 0.4 here**;") for t in texts)
     assert "second reading." not in texts  # the Gram experiment's answer stays in its section
     done = report.experiment_tables(folder, json.loads((folder / "experiments.json").read_text()))[0]
     assert report.second_reading(done) == ("For a second reading, in their sections below: "
@@ -323,7 +323,7 @@ def test_no_more_than_ten_findings_and_experiment_sentences_within_the_word_limi
     bullets = report.findings(folder)
     assert len(bullets) == 10 and bullets[-1].kind == "not_measured"
     experiment = [b for b in bullets if b.kind == "experiment"][0]
-    assert experiment.facts["text"] == "one " * 30 + "end."  # the second sentence would pass 60 words
+    assert experiment.facts["text"] == "one " * 30 + "end."  # the second would pass 60 words; no clause to set apart
 
 
 def test_render_formats_each_unit():

@@ -370,7 +370,12 @@ def _experiment_finding(sentences, limit=60):
         if kept and len(" ".join(kept + [s]).split()) > limit:
             break
         kept.append(s)
-    return Finding("experiment", dict(text=" ".join(kept)))
+    text = " ".join(kept)
+    if not text.startswith("**"):  # the answer set apart as in the other bullets: up to the first ':' or ';'
+        cut = min((i for i in (text.find(": "), text.find("; "), text.find(". ")) if i > 0), default=-1)
+        if cut > 0:
+            text = f"**{text[:cut]}**{text[cut:]}"
+    return Finding("experiment", dict(text=text))
 
 
 def findings(results_dir, tables=None):
