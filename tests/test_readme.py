@@ -38,7 +38,7 @@ def printed(body):
 
 def test_the_readme_opens_top_down():
     order = ["![each way of training at a glance](results/headline.png)", "## The two commands", "make run",
-             "make test", "## The same regression, three ways", "## Which to use when", "## What the study shows"]
+             "make test", "## The same regression, four ways", "## Which to use when", "## What the study shows"]
     positions = [README.index(s) for s in order]
     assert positions == sorted(positions)
     assert "SPEC.md" not in README and "lesson-0.md" not in README  # not files of this repository
@@ -86,7 +86,7 @@ def test_output_part_reads_weights_loss_and_times_of_its_row(tmp_path):
     mine = weights[(weights.implementation == "gradient_tape:xla")].set_index("parameter").value
     body = front_page.render("output gradient_tape:xla", tables)
     assert printed(body) == f"W = {mine['x1']:.6g}  b = {mine['bias']:.6g}  loss = 0.25"
-    assert "first call 900 ms (tracing and compiling included), then 3 ms per run (median of 5" in body
+    assert "first call 900 ms (tracing and compiling included), then 3 us per update (median of 5 runs, interval 2.9-3.1 us)" in body
     assert "*GradientTape loop, XLA* row" in body
     edit_csv(folder, "runs", lambda t: t.assign(final_loss=np.where(t.implementation == "gradient_tape:xla", 0.5,
                                                                     t.final_loss)))
@@ -109,7 +109,7 @@ def test_rewrite_replaces_every_part_and_keeps_the_rest(tmp_path):
             + front_page.END.format(key="which to use") + "\nend\n")
     again = front_page.rewrite(text, tables)
     assert "stale" not in again and again.startswith("intro\n") and "\nmiddle\n" in again and again.endswith("\nend\n")
-    assert "| GradientTape loop, XLA | 900 ms |" in again
+    assert "| GradientTape loop, XLA |" in again and "| 900 ms | 3 us (" in again
     with pytest.raises(ValueError, match="unknown generated part"):
         front_page.rewrite(text.replace("which to use", "what else"), tables)
 

@@ -451,7 +451,7 @@ def report_section(table):
               f"at O(m^2) each ({gram_it * 1e6:.3g} us measured in numpy). Its payload is sent packed: the upper "
               f"triangle of the symmetric G, (m + 1)(m + 2) / 2 numbers, then c and s: {projection.gram_payload(M)} "
               f"numbers in {GRAM_DTYPE} ({projection.gram_payload(M) * 8} bytes; {projection.gram_payload(M, dense=True)} "
-              "if G were sent dense), once per run instead of once per step. Its one pass costs more per row than a "
+              "numbers if G were sent dense), once per run instead of once per step. Its one pass costs more per row than a "
               "gradient step ((m + 1)(m + 2) / 2 products against about 2 (m + 1)), which a run of "
               f"{ITERATIONS} iterations repays: " + _gram_wins(table) + "."]
     return "\n".join(lines)

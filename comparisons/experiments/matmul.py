@@ -266,20 +266,18 @@ def loop_speedup(table):
 
 
 def findings(table):
-    """Findings: which algorithm numpy's matmul is, from the probe and the exponent; the loop against numpy."""
+    """Findings: which algorithm numpy's matmul is, from the probe (the exponent shows no algorithm); the loop against numpy."""
     library, strassen = probes(table)
     kept = int(library.map(is_classical_probe).sum())
-    exponent = exponent_of(table)
-    time_part = f"; its float64 time grows as n^{exponent:.2f}" if math.isfinite(exponent) else ""
     if len(library) and kept == len(library):
         first = (f"numpy's matrix product is the classical algorithm, not Strassen's as the lesson says: all "
                  f"{len(library)} numpy and TensorFlow products kept a tiny-valued block of a probe matrix accurate to rounding"
                  + (", which one Strassen step would lose" if len(strassen)
                     and not strassen.map(is_classical_probe).any() else "")
-                 + time_part + ".")
+                 + ".")  # not the time exponent: it shows no algorithm (see report_section)
     else:
         first = (f"{len(library) - kept} of {len(library)} library products lost the scale probe's small block, "
-                 f"as a Strassen-type product would{time_part}.")
+                 f"as a Strassen-type product would.")
     out = [first]
     speedup = loop_speedup(table)
     if speedup:
@@ -318,8 +316,10 @@ def report_section(table):
     classical = lib_probe[lib_probe.map(is_classical_probe)]
     lines += ["", f"**Which algorithm?** numpy calls **{blas}**. Two pieces of evidence, both computed here:", "",
               f"- time scaling: numpy's float64 time grows as n^{exponent:.2f} over n >= {FIT_MIN_N} (best of "
-              f"repeats; classical GEMM gives 3, Strassen {STRASSEN_EXPONENT:.3f}; on a shared machine this fit "
-              "is noisy, cache effects push it either way);",
+              f"repeats). This does not tell the algorithm: classical GEMM does n^3 work, Strassen "
+              f"n^{STRASSEN_EXPONENT:.3f}, but at these sizes a larger product also uses the cores and caches better, "
+              "so the time grows more slowly than the work, and a shared machine adds noise; an exponent below "
+              f"{STRASSEN_EXPONENT:.3f} is no sign of Strassen, one near 3 no proof of the classical product;",
               f"- a scale probe that does not depend on timing: multiply block-diagonal matrices whose first block "
               "is ~1e100 (1e15 in float32) and whose second is ~1. The classical product only adds exact zeros "
               "to the small block; Strassen mixes the blocks in sums like (A11 + A22)(B11 + B22) and the small "

@@ -661,26 +661,34 @@ def report_section(table):
         lines += [f"This run measured up to n = {n_max:,} only; the targets below are judged there. The default run "
                   f"measures n = {TARGET_N:,} at m = 1 and m = 32.", ""]
     big = table[table.n_samples == n_max].sort_values(["n_features", "dtype", "ratio_to_floor"])
-    lines += [f"At n = {n_max:,} (time per iteration and its ratio to each floor; for a Gram route the iterations "
-              "after its pass, which never read X):", "",
-              "| m | dtype | implementation | iterations | per iteration (ms) | two-pass floor (ms) | ratio | "
-              "one-pass floor (ms) | ratio | 1000 iterations (s) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.n_features} | {r.dtype} | {r.implementation} | {r.iterations} | {r.per_iteration_s * 1e3:.3g} | "
-              f"{r.floor_per_iteration_s * 1e3:.3g} | {r.ratio_to_floor:.3g} | {r.one_pass_floor_s * 1e3:.3g} | "
-              f"{r.ratio_to_one_pass_floor:.3g} | {r.time_1000_s:.3g} |" for r in big.itertuples()]
+    floors = big.drop_duplicates(["n_features", "dtype"])
+    lines += [f"At n = {n_max:,}, time per iteration and its ratio to each floor (for a Gram route the iterations "
+              "after its pass, which never read X); the floors per iteration: "
+              + "; ".join(f"m = {r.n_features}, {r.dtype}: two-pass {r.floor_per_iteration_s * 1e3:.3g} ms, one-pass "
+                          f"{r.one_pass_floor_s * 1e3:.3g} ms" for r in floors.itertuples()) + ".", "",
+              "| m | dtype | implementation | per iteration (ms) | x two-pass floor | x one-pass floor | "
+              "1000 iterations (s) |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.n_features} | {r.dtype} | {r.implementation} | {r.per_iteration_s * 1e3:.3g} | "
+              f"{r.ratio_to_floor:.3g} | {r.ratio_to_one_pass_floor:.3g} | {r.time_1000_s:.3g} |"
+              for r in big.itertuples()]
     lines += _numpy_lines(table) + _blocked_lines(table) + _gram_pass_lines(table)
     streaming = table[table.route == "streaming"]
-    lines += ["", f"Where each streaming implementation leaves the overhead-bound regime (smallest n from which every "
-              f"point is within {BANDWIDTH_BOUND:g}x the two-pass floor; the per-iteration time at the smallest n is "
-              "the fixed overhead):", "",
-              "| implementation | m | dtype | overhead per iteration at n = " + f"{int(table.n_samples.min())} (us) | bandwidth-bound from n = |",
-              "|---|---|---|---|---|"]
+    reached, stayed = [], []
     for (name, device, m, dtype), rows in streaming.groupby(["implementation", "device", "n_features", "dtype"]):
         small = rows.loc[rows.n_samples.idxmin()]
         start = transition_n(rows)
-        lines.append(f"| {name} [{device}] | {m} | {dtype} | {small.per_iteration_s * 1e6:.1f} | "
-                     f"{f'{start:,}' if start else f'not within {n_max:,}'} |")
+        (reached if start else stayed).append(
+            f"| {name} [{device}] | {m} | {dtype} | {small.per_iteration_s * 1e6:.1f} | {start:,} |" if start else
+            f"`{name}` (m = {m})")
+    lines += ["", f"Where a streaming implementation leaves the overhead-bound regime (smallest n from which every "
+              f"point is within {BANDWIDTH_BOUND:g}x the two-pass floor; the per-iteration time at the smallest n is "
+              "the fixed overhead):", ""]
+    if reached:
+        lines += ["| implementation | m | dtype | overhead per iteration at n = "
+                  + f"{int(table.n_samples.min())} (us) | bandwidth-bound from n = |", "|---|---|---|---|---|", *reached, ""]
+    if stayed:
+        lines += [f"Overhead-bound up to n = {n_max:,}: " + ", ".join(stayed) + "."]
     lines += ["", "With m = 1 the floor counts only X (and y), but an iteration as numpy writes it also streams n-long "
               "vectors (X W, the residuals and their squares) that together move several times X's bytes; with m = 32, "
               "X dominates the traffic. At least 8 iterations per call keep the extra first/final loss passes over X "

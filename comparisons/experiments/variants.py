@@ -183,7 +183,8 @@ def _last_epoch(table):
 
 
 def _names(rows):
-    return join(f"{registry.label(name)} (`{name}`)" for name in rows)
+    """The rows' titles, as a reader sees them elsewhere (the registry's title, not its id)."""
+    return join(f"*{registry.label(name)}*" for name in rows)
 
 
 def findings(table):
@@ -195,7 +196,7 @@ def findings(table):
         apart = {name: w for name, w in worst.items() if not w <= AGREEMENT}
         if not apart:
             out.append(f"Given the same shuffled order of samples, {_names(worst)} take{'s' * (len(worst) == 1)} "
-                       f"exactly numpy's steps at batch sizes {join(sizes)}: per-step losses differ by at most "
+                       f"exactly numpy's steps (float64) at batch sizes {join(sizes)}: per-step losses differ by at most "
                        f"{max(worst.values()):.2g} relative.")
         else:
             out.append(f"**{_names(apart)} part{'s' * (len(apart) == 1)} ways with numpy on the same sample order**: "

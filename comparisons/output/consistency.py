@@ -11,7 +11,9 @@ they agree when their intervals overlap; when they do not, a difference in the w
 which side is slower (more updates per call spread a fixed cost per call thinner; a gather per step,
 a first call's tracing or a median instead of a fastest call cost more) makes the pair "differs in
 work"; otherwise it "disagrees" (the two measured one thing differently: a slow minute, a busy
-machine). `python -m comparisons.output.consistency FOLDER` prints the pairs.
+machine). same_loop_pairs() judges, by the same rule, two rows of timings.csv that ran one loop under two
+names. The report's "One quantity, one number" shows check()'s rows; `python -m comparisons.output.consistency
+FOLDER` prints them.
 """
 import itertools
 import json
@@ -31,7 +33,8 @@ MEASUREMENT_COLUMNS = ["source", "implementation", "device", "dtype", "n_samples
 KEY = ["implementation", "device", "dtype", "n_samples", "n_features", "batch_size"]
 SIDE = ["source", "updates_per_call", "per_update_s", "low_s", "high_s", "interval"]
 PAIR_COLUMNS = KEY + [f"{c}_{s}" for s in "ab" for c in SIDE] + ["agree", "verdict", "differences"]
-TABLES = ("timings.csv", "scaling.csv", "variants.csv", "lr_sweep.csv", "distributed.csv")
+TABLES = ("timings.csv", "scaling.csv", "variants.csv", "lr_sweep.csv", "distributed.csv", "matmul.csv",
+          "lesson_claims.csv")
 STRATEGY_KIND = {"mirrored": "replicas", "multi_worker": "workers"}  # distributed.csv's strategy -> registry field
 
 
@@ -163,16 +166,15 @@ def work_differences(a, b):
     found = []
     if a.updates_per_call != b.updates_per_call:
         fewer = "a" if a.updates_per_call < b.updates_per_call else "b"
-        found.append((f"{a.updates_per_call} vs {b.updates_per_call} updates per call: a fixed cost per call is "
-                      f"spread over different counts", fewer))
+        found.append((f"{a.updates_per_call} vs {b.updates_per_call} updates per call", fewer))
     if a.gathers_rows != b.gathers_rows:
-        found.append((f"{(a if a.gathers_rows else b).source} gathers the batch's rows every step",
+        found.append((f"{(a if a.gathers_rows else b).source} gathers rows every step",
                       "a" if a.gathers_rows else "b"))
     if a.first_call_included != b.first_call_included:
-        found.append((f"{(a if a.first_call_included else b).source}'s time is its first call (tracing included)",
+        found.append((f"{(a if a.first_call_included else b).source} times a first call",
                       "a" if a.first_call_included else "b"))
     if a.statistic != b.statistic:
-        found.append((f"{(a if a.statistic == 'min' else b).source} gives its fastest call, not a median",
+        found.append((f"{(a if a.statistic == 'min' else b).source} gives a fastest call",
                       "b" if a.statistic == "min" else "a"))
     return found
 
@@ -201,6 +203,59 @@ def pairs(tables, study=None):
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
+def same_loop_pairs(timings, runs, batch_size=None):
+    """Pairs of timings.csv rows that ran one loop under two names (same framework, `mode` in runs.csv, device, dtype).
+
+    Judged by compare(), the rule pairs() uses; `implementation` reads "a = b". JAX's and TensorFlow's
+    "eager" are different loops, so the framework is part of what makes a loop the same.
+    """
+    if timings is None or runs is None or "mode" not in runs:
+        return pd.DataFrame(columns=PAIR_COLUMNS)
+    found = pd.DataFrame(from_timings(timings, batch_size), columns=MEASUREMENT_COLUMNS)
+    modes = runs.dropna(subset=["mode"]).set_index(["implementation", "device", "dtype"])["mode"].to_dict()
+    framework = lambda name: registry.REGISTRY[name].framework if name in registry.REGISTRY else name
+    found["loop"] = [(framework(r.implementation), modes.get((r.implementation, r.device, r.dtype)))
+                     for r in found.itertuples()]
+    found = found[[loop[1] is not None for loop in found.loop]]
+    order = {name: i for i, name in enumerate(registry.REGISTRY)}
+    rows = []
+    for (_, device, dtype), group in found.groupby(["loop", "device", "dtype"], sort=True):
+        group = group.iloc[sorted(range(len(group)), key=lambda i: order.get(group.implementation.iloc[i], len(order)))]
+        for a, b in zip(group.itertuples(index=False), group.iloc[1:].itertuples(index=False)):
+            key = (f"{a.implementation} = {b.implementation}", device, dtype, a.n_samples, a.n_features, a.batch_size)
+            rows.append((*key, *(getattr(a, c) for c in SIDE), *(getattr(b, c) for c in SIDE), *compare(a, b)))
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+LOOP_N = 500  # the lesson's triple-loop matrices are 500 x 500
+LOOP_LIMIT_S = 120.0  # the lesson's claim: at most two minutes
+
+
+def loop_estimates(tables):
+    """Every estimate of the lesson's triple-loop product at n = 500: [(source, measured n, seconds)].
+
+    matmul.csv times the loop at small n (its largest n, fastest call), lesson_claims.csv at its own
+    n; each scales by n^3 to 500. Two estimates of one quantity: the report gives their range and why.
+    """
+    found = []
+    matmul = tables.get("matmul.csv")
+    if matmul is not None and "method" in matmul:
+        loop = matmul[matmul.method == "python_loop"]
+        if len(loop):
+            big = loop.loc[loop.n.idxmax()]
+            found.append(("matmul", int(big.n), float(big.min_s) * (LOOP_N / big.n) ** 3))
+    claims = tables.get("lesson_claims.csv")
+    if claims is not None and "measured" in claims:
+        for r in claims.itertuples():
+            try:
+                measured = json.loads(r.measured)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(measured, dict) and {"predicted_500_s", "n"} <= set(measured):
+                found.append(("lesson_claims", int(measured["n"]), float(measured["predicted_500_s"])))
+    return found
+
+
 def load(folder):
     """({file name: DataFrame} of the timed tables present in a results folder, its study.json or {})."""
     folder = Path(folder)
@@ -210,8 +265,13 @@ def load(folder):
 
 
 def check(folder):
-    """pairs() of a results folder."""
-    return pairs(*load(folder))
+    """pairs() of a results folder, then the rows of timings.csv that ran one loop under two names."""
+    tables, study = load(folder)
+    found = pairs(tables, study)
+    runs_file = Path(folder) / "runs.csv"
+    same = same_loop_pairs(tables.get("timings.csv"), pd.read_csv(runs_file) if runs_file.exists() else None,
+                           study.get("batch_size"))
+    return pd.concat([same, found], ignore_index=True) if len(same) else found
 
 
 def main(argv=None):

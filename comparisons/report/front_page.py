@@ -81,8 +81,9 @@ def output_block(tables, name):
     else:
         r = row.iloc[0]
         compiles = impl is not None and impl.framework != "numpy"
-        steady = (f"then {duration(r.median_s)} per run (median of {int(r.repeats)}, interval "
-                  f"{span(r.median_low_s, r.median_high_s)})" if r.repeats else "no timed repeat after it")
+        k = r.iterations  # per update, as the 'which to use when' table gives it: one number per quantity
+        steady = (f"then {duration(r.median_s / k)} per update (median of {int(r.repeats)} runs, interval "
+                  f"{span(r.median_low_s / k, r.median_high_s / k)})" if r.repeats else "no timed repeat after it")
         lines.append(f"{where}: first call {duration(r.first_call_s)}"
                      + (" (tracing and compiling included)" if compiles else "") + f", {steady}.")
     lines[-1] += (f" That is the study's {named(registry.label(name))} row"
@@ -94,7 +95,7 @@ def render(key, tables):
     """The text of one generated part (without its markers)."""
 
     if key == "which to use":
-        return report.use_when_markdown(tables) + "\n"
+        return report.use_when_markdown(tables, image_prefix="results/", code=False) + "\n"
     kind, _, name = key.partition(" ")
     if kind == "output" and name:
         return output_block(tables, name)
