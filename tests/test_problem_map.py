@@ -220,3 +220,22 @@ def test_the_single_runs_star_is_drawn_only_on_a_map_of_its_own_m(tmp_path):
     finally:
         figures.problem_map_figure = saved
     assert drawn == [(1, (100.0, 1000.0)), (32, None)]
+
+
+def test_a_first_call_within_the_noise_of_the_warm_calls_costs_no_start():
+    """numpy's first call 25 ms inside its timed calls' interval (up to 30 ms for 1000 updates): its start is 0, not
+    25 - 20 = 5 ms, so a one-update run costs it 20 us and it beats an eager loop of 1 ms per update that has no start
+    either (first call = median). Priced from the median's top instead, numpy would lose runs of up to 5 updates."""
+    def timing(name, first, median, high):
+        return dict(implementation=name, device="cpu", dtype="float64", n_samples=100, n_features=1, iterations=1000,
+                    repeats=5, first_call_s=first, median_s=median, median_low_s=median * 0.9, median_high_s=high,
+                    per_iteration_us=median * 1e3)
+    timings = pd.DataFrame([timing("numpy", 0.025, 0.020, 0.030), timing("gradient_tape:eager", 1.0, 1.0, 1.1),
+                            timing("jax", 0.5, 0.001, 0.0012)])
+    prices = pm.prices(timings, None, "float64", 1).set_index("implementation")
+    assert prices.start_s["numpy"] == 0.0 and prices.start_s["gradient_tape:eager"] == 0.0
+    assert prices.start_s["jax"] == pytest.approx(0.5 - 1000 * 1.2e-6)  # a compile well outside the noise
+    equivalence = pd.DataFrame({"implementation": ["gradient_tape:eager", "jax"], "device": "cpu", "dtype": "float64",
+                                "max_rel_loss_diff": [1e-15, 1e-15], "loss_bound": [np.nan, np.nan]})
+    table = pm.fastest_way_map(timings, None, equivalence, n_grid=[100], updates=[1, 3])
+    assert set(table.fastest) == {"numpy"}

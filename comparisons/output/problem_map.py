@@ -2,7 +2,8 @@
 
 The cost model is the tables' break-even model (comparisons.running.timing.break_even_updates): a cold
 run of k updates costs its start, start = first_call_s - iterations * per_update (tracing, compiling and,
-for a Gram route, its pass over X; never below 0), then k * per_update. Each way is priced where it was
+for a Gram route, its pass over X; never below 0, and 0 when the first call is within the timed calls' noise
+interval, as numpy's and an eager loop's are), then k * per_update. Each way is priced where it was
 measured: at the single run's n (timings.csv, which wins where both tables have a row) and at the
 scaling runs' n (scaling.csv). Between two measured n the price of k updates is interpolated on
 log-log axes, and only from ways measured at both; a cell beyond the smallest or largest measured n
@@ -65,7 +66,8 @@ def prices(timings, scaling, dtype, n_features):
     table = table[np.isfinite(table.first_call_s.astype(float)) & np.isfinite(table.per_update_s.astype(float))
                   & (table.per_update_s > 0)]
     table = table.drop_duplicates(["implementation", "device", "n_samples"], keep="first")  # timings.csv first
-    table["start_s"] = np.maximum(table.first_call_s - table.iterations * table.per_update_s, 0.0)
+    # a first call inside the noise of a warm call (its interval's top) had nothing to start: numpy, an eager loop
+    table["start_s"] = np.maximum(table.first_call_s - table.iterations * table.per_update_high_s, 0.0)
     return table.reset_index(drop=True)
 
 
