@@ -11,6 +11,20 @@ def predict(X, W, b):
     return X @ W + b
 
 
+def residuals_into(X, y, W, b, out):
+    """Residuals y - (X @ W + b), shape (n, 1), written into `out` (n, 1): no n-long temporaries.
+
+    The same numbers as y - predict(X, W, b). With one feature, numpy's matmul runs (n, 1) @ (1, 1)
+    in a slow generic loop, so the product is written as the multiply it is.
+    """
+    if X.shape[1] == 1:
+        np.multiply(X, W[0, 0], out=out)
+    else:
+        np.matmul(X, W, out=out)
+    out += b
+    return np.subtract(y, out, out=out)
+
+
 def mse(y, y_hat):
     """Mean squared error mean((y - y_hat)**2), with no 1/2 factor (Keras' "mse")."""
     return np.mean((y - y_hat) ** 2)
