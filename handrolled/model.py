@@ -14,8 +14,8 @@ def predict(X, W, b):
 def residuals_into(X, y, W, b, out):
     """Residuals y - (X @ W + b), shape (n, 1), written into `out` (n, 1): no n-long temporaries.
 
-    The same numbers as y - predict(X, W, b). With one feature, numpy's matmul runs (n, 1) @ (1, 1)
-    in a slow generic loop, so the product is written as the multiply it is.
+    The same numbers as y - predict(X, W, b). With one feature, numpy's matmul is slow on
+    (n, 1) @ (1, 1) (the scaling experiment times it), so the product is written as the multiply it is.
     """
     if X.shape[1] == 1:
         np.multiply(X, W[0, 0], out=out)
