@@ -22,7 +22,7 @@ ACCUMULATE = np.float64  # the dtype G, c and s are summed in, whatever the run'
 BLOCK_BYTES = 2 * 2**20
 # At most this many rows per block: numpy's BLAS runs a larger product of one block on both cores, whose
 # hand-over costs more than the product when the other core is busy (and the Gram pass is not alone).
-MAX_BLOCK_ROWS = 16384
+MAX_BLOCK_ROWS = 65536
 
 
 @dataclass(frozen=True)
