@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import gradient_step, gradients_from_residuals, residuals_into
+from .model import gradient_step, gradients_from_residuals, mse_of_residuals, residuals_into
 
 # A run has diverged when its loss is not finite or has grown past this factor times its start.
 DIVERGENCE_FACTOR = 1e6
@@ -47,8 +47,8 @@ def descend(X, y, W0, b0, lr, iterations, batches=None, keep_trajectory=False):
     Point `iterations` of the loss curve is always the full-data loss of the final parameters.
     A non-finite loss, or one past DIVERGENCE_FACTOR times the first, stops the run there.
 
-    A full-batch step reads X twice (X @ W, then X^T R) and writes its n-long vectors into two
-    buffers made once per run. Both products read X along its contiguous axis when X is stored
+    A full-batch step reads X twice (X @ W, then X^T R) and writes its residuals into one buffer
+    made once per run; the loss is R^T R / n, the mean of the squares without an array of them. Both products read X along its contiguous axis when X is stored
     column by column (np.asfortranarray(X), once, before training): with row-major X, X^T R is
     a matrix-vector product over m-long columns that BLAS runs at a fraction of memory speed.
     """
@@ -57,17 +57,17 @@ def descend(X, y, W0, b0, lr, iterations, batches=None, keep_trajectory=False):
     b = dtype.type(b0)
     losses = np.empty(iterations + 1, dtype=dtype)
     trajectory = np.empty((iterations + 1, W.shape[0] + 1), dtype=dtype) if keep_trajectory else None
-    residuals, squares = np.empty(y.shape, dtype), np.empty(y.shape, dtype)  # (n, 1): every full-batch step's
+    residuals = np.empty(y.shape, dtype)  # (n, 1): every full-batch step's residuals
     diverged_at = None
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below, not raised
         for i in range(iterations):
-            if batches is None:  # all the data, into the run's buffers
-                X_i, y_i, R, R2 = X, y, residuals, squares
-            else:  # a batch: a copy of its rows, and new vectors of its length
+            if batches is None:  # all the data, into the run's buffer
+                X_i, y_i, R = X, y, residuals
+            else:  # a batch: a copy of its rows, and a new vector of its length
                 X_i, y_i = X[batches[i]], y[batches[i]]
-                R, R2 = np.empty(y_i.shape, dtype), np.empty(y_i.shape, dtype)
+                R = np.empty(y_i.shape, dtype)
             residuals_into(X_i, y_i, W, b, out=R)  # (batch, 1): y - y_hat, reused by loss and gradients
-            losses[i] = np.mean(np.square(R, out=R2))  # the MSE before update i, as the lesson logs it
+            losses[i] = mse_of_residuals(R)  # the MSE before update i, as the lesson logs it
             if trajectory is not None:
                 trajectory[i] = np.append(W[:, 0], b)
             if _is_divergent(losses[i], losses[0]):
@@ -77,8 +77,7 @@ def descend(X, y, W0, b0, lr, iterations, batches=None, keep_trajectory=False):
             W, b = gradient_step(W, b, grad_W, grad_b, lr)
         else:
             i = iterations
-            residuals_into(X, y, W, b, out=residuals)  # the final parameters, on all the data
-            losses[i] = np.mean(np.square(residuals, out=squares))
+            losses[i] = mse_of_residuals(residuals_into(X, y, W, b, out=residuals))  # the final parameters, all data
             if trajectory is not None:
                 trajectory[i] = np.append(W[:, 0], b)
             if _is_divergent(losses[i], losses[0]):

@@ -30,6 +30,11 @@ def mse(y, y_hat):
     return np.mean((y - y_hat) ** 2)
 
 
+def mse_of_residuals(residuals):
+    """The same mean from residuals R (n, 1) as R^T R / n: one pass over R, no array of squares."""
+    return (residuals.T @ residuals)[0, 0] / residuals.dtype.type(residuals.shape[0])
+
+
 def gradients_from_residuals(X, residuals):
     """Analytic gradients from residuals R = y - y_hat: dL/dW = -2/n X^T R (m, 1), dL/db = -2/n sum(R)."""
     n = X.shape[0]

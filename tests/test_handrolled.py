@@ -53,7 +53,8 @@ def test_loss_curve_convention(lesson_data):
     """Point i is the loss before update i, point N the loss of the final parameters."""
     data, (W0, b0) = lesson_data
     result = handrolled.descend(data.X, data.y, W0, b0, lr=0.05, iterations=3, keep_trajectory=True)
-    assert result.loss_curve[0] == handrolled.mse(data.y, handrolled.predict(data.X, W0, b0))
+    # the step sums R^T R where mse sums the squares pairwise: the same mean to float64 rounding
+    assert result.loss_curve[0] == pytest.approx(handrolled.mse(data.y, handrolled.predict(data.X, W0, b0)), rel=1e-14)
     last = result.trajectory[-1]
     assert result.loss_curve[-1] == pytest.approx(
         handrolled.mse(data.y, handrolled.predict(data.X, last[:-1].reshape(-1, 1), last[-1])), rel=1e-15)
@@ -197,6 +198,16 @@ def test_residuals_into_the_buffer_are_y_minus_the_prediction(m, dtype):
                                        + float(b))
     np.testing.assert_allclose(R, expected, rtol=1e-5 if dtype == np.float32 else 1e-13,
                                atol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype, rel", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_loss_from_residuals_is_the_mean_of_their_squares(dtype, rel):
+    R = np.random.default_rng(3).normal(size=(2000, 1)).astype(dtype)
+    loss = handrolled.mse_of_residuals(R)
+    assert loss.dtype == dtype
+    # oracle: exactly rounded sum of the squares (math.fsum over float64 squares of the stored values)
+    import math
+    assert float(loss) == pytest.approx(math.fsum(float(r) ** 2 for r in R[:, 0]) / 2000, rel=rel)
 
 
 def test_column_major_x_gives_the_row_major_iterates():
