@@ -323,6 +323,6 @@ def test_a_missed_pass_names_its_cause_from_the_cached_probe():
     slow = table.assign(cached_pass_s=np.where(at, 0.1, np.nan))  # 100 ms in cache: 4.59x the floor, arithmetic-bound
     report = scaling.report_section(slow)
     assert "m = 32, float32: 100 ms, 4.59x the floor" in report
-    assert "on data in cache the pass still took 4.59x the floor" in report and "not memory, bounds it" in report
+    assert "on data in cache the pass still took 4.59x the floor" in report and "not memory, bound it" in report
     quick = table.assign(cached_pass_s=np.where(at, 0.03, np.nan))  # 30 ms in cache: 1.38x, memory is the rest
     assert "on data in cache it took 1.38x the floor, so the rest is the reading" in scaling.report_section(quick)

@@ -610,7 +610,8 @@ def _pass_reason(r):
                       "square-matrix rate)"
     if cached / r.gram_pass_floor_s > GRAM_PASS_TARGET:
         return text + (f"; on data in cache the pass still took {cached / r.gram_pass_floor_s:.2f}x the floor, so "
-                       "the rate of its products (a skinny shape, below BLAS's square-matrix rate), not memory, bounds it")
+                       "its arithmetic and per-block work (products of a skinny shape, below BLAS's square-matrix rate), "
+                       "not memory, bound it")
     return text + (f"; on data in cache it took {cached / r.gram_pass_floor_s:.2f}x the floor, so the rest is the "
                    "reading (and any cast) of X")
 
@@ -722,7 +723,7 @@ def report_section(table):
         lines.append(f"| {name} [{device}] | {m} | {dtype} | {small.per_iteration_s * 1e6:.1f} | "
                      f"{f'{start:,}' if start else f'not within {n_max:,}'} |")
     lines += ["", "With m = 1 the floor counts only X (and y), but an iteration as numpy writes it also streams n-long "
-              "vectors (X W, the residuals and their squares) that together move several times X's bytes; with m = 32, "
+              "vectors (X W and the residuals, written and read again) that together move several times X's bytes; with m = 32, "
               "X dominates the traffic. At least 8 iterations per call keep the extra first/final loss passes over X "
               "to a small share of the time. Rows that pay milliseconds of Python and dispatch per step ran only up to "
               "the sizes listed and stay overhead-bound."]
