@@ -14,6 +14,6 @@ from .model import gradient_step, gradients, gradients_from_residuals, mse, mse_
 __all__ = [
     "DIVERGENCE_FACTOR", "DescentResult", "GramStatistics", "batch_indices", "descend", "descend_gram",
     "divergence_point", "epochs_needed", "gradient_step", "gradients", "gradients_from_residuals", "gram_gradient",
-    "gram_loss", "loss_magnitude", "loss_rounding_bound", "mse", "mse_of_residuals", "ols", "predict", "residuals_into", "sample_order",
-    "sufficient_statistics",
+    "gram_loss", "loss_magnitude", "loss_rounding_bound", "mse", "mse_of_residuals", "ols", "predict",
+    "residuals_into", "sample_order", "sufficient_statistics",
 ]

@@ -48,9 +48,10 @@ def descend(X, y, W0, b0, lr, iterations, batches=None, keep_trajectory=False):
     A non-finite loss, or one past DIVERGENCE_FACTOR times the first, stops the run there.
 
     A full-batch step reads X twice (X @ W, then X^T R) and writes its residuals into one buffer
-    made once per run; the loss is R^T R / n, the mean of the squares without an array of them. Both products read X along its contiguous axis when X is stored
-    column by column (np.asfortranarray(X), once, before training): with row-major X, X^T R is
-    a matrix-vector product over m-long columns that BLAS runs at a fraction of memory speed.
+    made once per run; the loss is R^T R / n, the mean of the squares without an array of them.
+    Both products read X along its contiguous axis when X is stored column by column
+    (np.asfortranarray(X), once, before training): with row-major X, X^T R is a matrix-vector
+    product over m-long columns that BLAS runs well below memory speed.
     """
     dtype = X.dtype
     W = np.array(W0, dtype=dtype).reshape(-1, 1)  # (m, 1), a copy: the caller's array is untouched
