@@ -16,8 +16,10 @@ per-step cost dominates) and where it becomes bandwidth-bound (ratio near 1).
 
 A Gram route's two stages are timed apart in the same rounds (the pass, and the iterations on G, c,
 s, whose cost per iteration should not depend on n), beside its whole call, pass included, for
-GRAM_ITERATIONS. With one feature, numpy's products are timed alone too (KERNELS), beside a
-scaling-only formulation of the descent with broadcasts (FORMULATIONS).
+GRAM_ITERATIONS. Beside numpy's pass, the same pass over data kept in cache (cached_pass_probe)
+separates its arithmetic from its reading of X; a short run (SHORT_RUN iterations, pass included)
+is set against streaming. With one feature, numpy's products and one whole-vector operation are
+timed alone too (KERNELS), beside a scaling-only formulation of the descent with broadcasts (FORMULATIONS).
 """
 import functools
 import math
