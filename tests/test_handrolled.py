@@ -53,7 +53,7 @@ def test_loss_curve_convention(lesson_data):
     """Point i is the loss before update i, point N the loss of the final parameters."""
     data, (W0, b0) = lesson_data
     result = handrolled.descend(data.X, data.y, W0, b0, lr=0.05, iterations=3, keep_trajectory=True)
-    # the step sums R^T R where mse sums the squares pairwise: the same mean to float64 rounding
+    # the step sums R^T R in one loop where mse sums the squares pairwise: the same mean to float64 rounding
     assert result.loss_curve[0] == pytest.approx(handrolled.mse(data.y, handrolled.predict(data.X, W0, b0)), rel=1e-14)
     last = result.trajectory[-1]
     assert result.loss_curve[-1] == pytest.approx(
