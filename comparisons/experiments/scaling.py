@@ -403,6 +403,7 @@ def gram_crossover(table):
                      "largest_n": int(both.index[-1]), "gram_1000_s": largest.gram,
                      "streaming_1000_s": largest.streaming,
                      "gram_short_s": part[part.n_samples == both.index[-1]].time_short_s.iloc[0],
+                     "gram_pass_s": part[part.n_samples == both.index[-1]].one_pass_s.iloc[0],
                      "streaming_short_s": same[(same.implementation == base)
                                                & (same.n_samples == both.index[-1])].time_short_s.iloc[0]})
     table = pd.DataFrame(rows)
@@ -627,7 +628,9 @@ def _short_run_lines(table):
              f"same framework at n = {int(crossover.largest_n.max()):,} (target: {SHORT_RUN_TARGET:g}x faster):", ""]
     for r in crossover.itertuples():
         gain = r.streaming_short_s / r.gram_short_s
-        verdict = "met" if gain >= SHORT_RUN_TARGET else "missed"
+        verdict = "met" if gain >= SHORT_RUN_TARGET else (
+            f"missed: {SHORT_RUN_TARGET:g}x needs the whole run within {r.streaming_short_s / SHORT_RUN_TARGET:.3g} s, "
+            f"and the pass alone took {r.gram_pass_s:.3g} s")
         lines.append(f"- m = {r.n_features}, {r.dtype}: `{r.implementation}` {r.gram_short_s:.3g} s against "
                      f"`{r.streaming}` {r.streaming_short_s:.3g} s: {gain:.3g}x, {verdict}.")
     return lines
