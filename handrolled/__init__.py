@@ -9,11 +9,11 @@ from .closed_form import ols
 from .descent import DIVERGENCE_FACTOR, DescentResult, descend, divergence_point
 from .gram import (GramStatistics, descend_gram, gram_gradient, gram_loss, loss_magnitude, loss_rounding_bound,
                    sufficient_statistics)
-from .model import gradient_step, gradients, gradients_from_residuals, mse, predict
+from .model import gradient_step, gradients, gradients_from_residuals, mse, mse_of_residuals, predict, residuals_into
 
 __all__ = [
     "DIVERGENCE_FACTOR", "DescentResult", "GramStatistics", "batch_indices", "descend", "descend_gram",
     "divergence_point", "epochs_needed", "gradient_step", "gradients", "gradients_from_residuals", "gram_gradient",
-    "gram_loss", "loss_magnitude", "loss_rounding_bound", "mse", "ols", "predict", "sample_order",
-    "sufficient_statistics",
+    "gram_loss", "loss_magnitude", "loss_rounding_bound", "mse", "mse_of_residuals", "ols", "predict",
+    "residuals_into", "sample_order", "sufficient_statistics",
 ]

@@ -18,8 +18,11 @@ from .descent import DescentResult, _is_divergent
 
 ACCUMULATE = np.float64  # the dtype G, c and s are summed in, whatever the run's dtype (see below)
 # Rows per block of the pass: about this many bytes of float64 X, small enough for a block to stay in
-# a core's cache between its two products (X_b^T X_b, then X_b^T Z_b), so that X need come from memory once.
+# a core's cache between its products, so that X need come from memory once.
 BLOCK_BYTES = 2 * 2**20
+# At most this many rows per block: numpy's BLAS runs a larger product of one block on both cores, whose
+# hand-over costs more than the product when the other core is busy (and the Gram pass is not alone).
+MAX_BLOCK_ROWS = 65536
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,8 @@ class GramStatistics:
 
 
 def block_rows_for(m, block_bytes=BLOCK_BYTES):
-    """Rows per block of the pass for m features: block_bytes of float64 X, at least one row."""
-    return max(1, block_bytes // (m * np.dtype(ACCUMULATE).itemsize))
+    """Rows per block of the pass for m features: block_bytes of float64 X, at least one row, at most MAX_BLOCK_ROWS."""
+    return max(1, min(MAX_BLOCK_ROWS, block_bytes // (m * np.dtype(ACCUMULATE).itemsize)))
 
 
 def sufficient_statistics(X, y, block_rows=None):
@@ -47,15 +50,18 @@ def sufficient_statistics(X, y, block_rows=None):
     A float64 run has no wider type at BLAS speed, so it sums in its own dtype.
 
     Per block of rows, X_b (rows, m) and Z_b = [1, y_b] (rows, 2): X_b^T X_b (a symmetric rank-k
-    update: numpy calls syrk for a product with its own transpose) and X_b^T Z_b; n, sum y and y^T y
-    once over y. A float64 X_b is a view of X, never copied (one product of an augmented
-    [X_b, 1, y_b] would copy every block); a float32 one is cast into one reused float64 buffer.
-    With one feature numpy's matmul would send (1, k) @ (k, 1) and (1, k) @ (k, 2) to BLAS dot and
-    matrix-vector calls; the column is summed by numpy's own loops (einsum, sum) instead.
+    update: numpy calls BLAS syrk for a product with its own transpose) and X_b^T Z_b. A float64 X_b
+    is a view of X, never copied; a float32 one is cast into one reused float64 buffer. Appending 1
+    and y to X_b would give G and c from one product, but OpenBLAS runs a symmetric product of more
+    than 32 columns on both cores, block by block, and the hand-over costs more than it saves.
+    With one feature the block is kept feature by feature instead, Q_b = [x_b; y_b; 1] (3, rows),
+    and one product [x_b; y_b] Q_b^T gives every sum at once (numpy's matmul would send the
+    products of a single column to BLAS dot and matrix-vector calls, one per sum).
     """
     n, m = X.shape
     rows = min(n, block_rows or block_rows_for(m))
-    y64 = y.astype(ACCUMULATE, copy=False)  # (n, 1): a view when y is float64
+    if m == 1:
+        return _one_feature_statistics(X, y, rows)
     XX = np.zeros((m, m), ACCUMULATE)  # sum of x x^T
     XZ = np.zeros((m, 2), ACCUMULATE)  # [sum of x, sum of x y]
     Z = np.ones((rows, 2), ACCUMULATE)  # (rows, 2): [1, y_block], column 1 refilled per block
@@ -66,19 +72,35 @@ def sufficient_statistics(X, y, block_rows=None):
         if cast is not None:
             X_b = cast[:k]
             X_b[...] = X[start:start + k]
-        if m == 1:
-            XX += np.einsum("ij,ij->", X_b, X_b)
-            XZ += (X_b.sum(), np.einsum("ij,ij->", X_b, y64[start:start + k]))
-        else:
-            Z_b = Z[:k]
-            Z_b[:, 1:] = y64[start:start + k]
-            XX += X_b.T @ X_b
-            XZ += X_b.T @ Z_b
-    y_sum, yy = y64.sum(), np.einsum("ij,ij->", y64, y64)
+        Z_b = Z[:k]
+        Z_b[:, 1:] = y[start:start + k]
+        XX += X_b.T @ X_b
+        XZ += X_b.T @ Z_b
+    # y alone: numpy casts it to float64 in small buffers, never as a whole copy
+    y_sum, yy = y.sum(dtype=ACCUMULATE), np.einsum("ij,ij->", y, y, dtype=ACCUMULATE)
+    return _statistics(XX, XZ[:, 0], XZ[:, 1], y_sum, yy, n, X.dtype)
+
+
+def _one_feature_statistics(X, y, rows):
+    """The pass for one feature: per block, Q_b = [x_b; y_b; 1] (3, k) in float64 and P += [x_b; y_b] Q_b^T."""
+    n = X.shape[0]
+    Q = np.ones((3, rows), ACCUMULATE)  # rows 0 and 1 refilled per block, row 2 stays ones
+    P = np.zeros((2, 3), ACCUMULATE)  # [[x.x, x.y, x.1], [y.x, y.y, y.1]]
+    for start in range(0, n, rows):
+        k = min(rows, n - start)
+        Q_b = Q[:, :k]
+        Q_b[0] = X[start:start + k, 0]
+        Q_b[1] = y[start:start + k, 0]
+        P += Q_b[:2] @ Q_b.T
+    return _statistics(P[:1, :1], P[:1, 2], P[:1, 1], P[1, 2], P[1, 1], n, X.dtype)
+
+
+def _statistics(XX, x_sum, xy, y_sum, yy, n, dtype):
+    """GramStatistics from the float64 sums, divided by n and rounded to the run's dtype once."""
+    m = XX.shape[0]
     G = np.empty((m + 1, m + 1), ACCUMULATE)  # [[X^T X, X^T 1], [1^T X, n]]
-    G[:m, :m], G[:m, m], G[m, :m], G[m, m] = XX, XZ[:, 0], XZ[:, 0], n
-    c = np.append(XZ[:, 1], y_sum).reshape(-1, 1)  # (m + 1, 1): [X^T y; 1^T y]
-    dtype = X.dtype
+    G[:m, :m], G[:m, m], G[m, :m], G[m, m] = XX, x_sum, x_sum, n
+    c = np.append(xy, y_sum).reshape(-1, 1)  # (m + 1, 1): [X^T y; 1^T y]
     return GramStatistics((G / n).astype(dtype), (c / n).astype(dtype), dtype.type(yy / n), n)
 
 

@@ -11,16 +11,41 @@ def predict(X, W, b):
     return X @ W + b
 
 
+def residuals_into(X, y, W, b, out):
+    """Residuals y - (X @ W + b), shape (n, 1), written into `out` (n, 1): no n-long temporaries.
+
+    The same numbers as y - predict(X, W, b). With one feature, numpy's matmul is slow on
+    (n, 1) @ (1, 1) (the scaling experiment times it), so the product is written as the multiply it is.
+    """
+    if X.shape[1] == 1:
+        np.multiply(X, W[0, 0], out=out)
+    else:
+        np.matmul(X, W, out=out)
+    out += b
+    return np.subtract(y, out, out=out)
+
+
 def mse(y, y_hat):
     """Mean squared error mean((y - y_hat)**2), with no 1/2 factor (Keras' "mse")."""
     return np.mean((y - y_hat) ** 2)
 
 
+def mse_of_residuals(residuals):
+    """The same mean from residuals R (n, 1) as R^T R / n: one pass over R, no array of squares.
+
+    Summed by numpy's own loop (einsum): BLAS would split this one dot product over both cores,
+    which costs more than it saves when the other core is busy.
+    """
+    return np.einsum("ij,ij->", residuals, residuals) / residuals.dtype.type(residuals.shape[0])
+
+
 def gradients_from_residuals(X, residuals):
     """Analytic gradients from residuals R = y - y_hat: dL/dW = -2/n X^T R (m, 1), dL/db = -2/n sum(R)."""
-    n = X.shape[0]
+    n, m = X.shape
     scale = X.dtype.type(-2.0 / n)  # a dtype scalar, so float32 stays float32
-    return scale * (X.T @ residuals), scale * residuals.sum()
+    # with one feature X^T R is one dot product, summed by numpy's own loop as in mse_of_residuals
+    XtR = np.einsum("ij,ik->jk", X, residuals) if m == 1 else X.T @ residuals  # (m, 1)
+    return scale * XtR, scale * residuals.sum()
 
 
 def gradients(X, y, W, b):

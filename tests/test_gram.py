@@ -302,7 +302,8 @@ def test_float32_blocks_cast_into_the_reused_buffer_give_the_float64_reference(b
 
 
 def test_default_blocks_hold_the_block_bytes_of_float64_rows():
-    from handrolled.gram import BLOCK_BYTES, block_rows_for
+    from handrolled.gram import BLOCK_BYTES, MAX_BLOCK_ROWS, block_rows_for
 
-    assert block_rows_for(32) == BLOCK_BYTES // 256  # 32 float64 features: 256 bytes a row
+    assert block_rows_for(32) == min(MAX_BLOCK_ROWS, BLOCK_BYTES // 256)  # 32 float64 features: 256 bytes a row
     assert block_rows_for(1, block_bytes=80) == 10 and block_rows_for(100, block_bytes=8) == 1
+    assert block_rows_for(1, block_bytes=8 * (MAX_BLOCK_ROWS + 1)) == MAX_BLOCK_ROWS  # capped

@@ -53,7 +53,8 @@ def test_loss_curve_convention(lesson_data):
     """Point i is the loss before update i, point N the loss of the final parameters."""
     data, (W0, b0) = lesson_data
     result = handrolled.descend(data.X, data.y, W0, b0, lr=0.05, iterations=3, keep_trajectory=True)
-    assert result.loss_curve[0] == handrolled.mse(data.y, handrolled.predict(data.X, W0, b0))
+    # the step sums R^T R in one loop where mse sums the squares pairwise: the same mean to float64 rounding
+    assert result.loss_curve[0] == pytest.approx(handrolled.mse(data.y, handrolled.predict(data.X, W0, b0)), rel=1e-14)
     last = result.trajectory[-1]
     assert result.loss_curve[-1] == pytest.approx(
         handrolled.mse(data.y, handrolled.predict(data.X, last[:-1].reshape(-1, 1), last[-1])), rel=1e-15)
@@ -181,3 +182,44 @@ def test_synthetic_data_is_the_lessons():
     again = make_synthetic(100, 1, 0.5, seed=0)
     np.testing.assert_array_equal(data.X, again.X)
     assert not np.array_equal(data.X, make_synthetic(100, 1, 0.5, seed=1).X)
+
+
+@pytest.mark.parametrize("m", [1, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_residuals_into_the_buffer_are_y_minus_the_prediction(m, dtype):
+    rng = np.random.default_rng(m)
+    X, y = rng.normal(size=(300, m)).astype(dtype), rng.normal(size=(300, 1)).astype(dtype)
+    W, b = rng.normal(size=(m, 1)).astype(dtype), dtype(0.7)
+    out = np.full((300, 1), np.nan, dtype)
+    R = handrolled.residuals_into(X, y, W, b, out=out)
+    assert R is out and R.dtype == dtype
+    # oracle: the prediction as explicit float64 sums over the features, no matrix product
+    expected = y.astype(np.float64) - (np.einsum("ij,j->i", X.astype(np.float64), W[:, 0].astype(np.float64))[:, None]
+                                       + float(b))
+    np.testing.assert_allclose(R, expected, rtol=1e-5 if dtype == np.float32 else 1e-13,
+                               atol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype, rel", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_loss_from_residuals_is_the_mean_of_their_squares(dtype, rel):
+    R = np.random.default_rng(3).normal(size=(2000, 1)).astype(dtype)
+    loss = handrolled.mse_of_residuals(R)
+    assert loss.dtype == dtype
+    # oracle: exactly rounded sum of the squares (math.fsum over float64 squares of the stored values)
+    import math
+    assert float(loss) == pytest.approx(math.fsum(float(r) ** 2 for r in R[:, 0]) / 2000, rel=rel)
+
+
+def test_column_major_x_gives_the_row_major_iterates():
+    """The numpy trainer stores X column by column: same descent, to float64 rounding of the products' sums."""
+    from comparisons.running.implementations import make_trainer
+
+    data = make_synthetic(500, 6, 0.5, seed=8)
+    W0, b0 = initial_parameters(6, seed=8)
+    rows = handrolled.descend(data.X, data.y, W0, b0, 0.05, 200, keep_trajectory=True)
+    columns = handrolled.descend(np.asfortranarray(data.X), data.y, W0, b0, 0.05, 200, keep_trajectory=True)
+    np.testing.assert_allclose(columns.trajectory, rows.trajectory, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(columns.loss_curve, rows.loss_curve, rtol=1e-12)
+    trained = make_trainer("numpy", data.X, data.y, 0.05, 200)(W0, b0)
+    np.testing.assert_allclose(trained.weights, rows.weights, rtol=1e-12)
+    assert data.X.flags.c_contiguous  # the caller's array keeps its layout

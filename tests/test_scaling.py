@@ -220,6 +220,7 @@ def test_tiny_run_has_the_floor_and_ratio_columns(tmp_path, monkeypatch):
                                                                   (gram.x_bytes + gram.y_bytes) / (gram.bandwidth_gbs * 1e9)))
     np.testing.assert_allclose(gram.pass_ratio_to_floor, gram.one_pass_s / gram.gram_pass_floor_s)
     assert table[table.route == "streaming"].gram_pass_floor_s.isna().all() and table.cast_s.isna().all()
+    assert (gram.cached_pass_s > 0).all() and table[table.route == "streaming"].cached_pass_s.isna().all()
     # one floor per point: every row of a point shares its probes' rates
     assert (table.groupby(["n_samples", "n_features"]).bandwidth_gbs.nunique() == 1).all()
     m1 = table[table.n_features == 1]
@@ -227,6 +228,10 @@ def test_tiny_run_has_the_floor_and_ratio_columns(tmp_path, monkeypatch):
     assert table[table.n_features == 3][scaling.kernel_column("X @ W")].isna().all()
     text = scaling.report_section(table)
     assert "The products alone at n = 2,000, m = 1, float64" in text and "`numpy:broadcast`" in text
+    big = m1[m1.n_samples == 2000]
+    one = big[scaling.kernel_column("X * w into R")].iloc[0] / big.floor_per_iteration_s.iloc[0]
+    assert f"One such operation into a reused buffer (`X * w into R`) at n = 2,000, m = 1, float64" in text
+    assert f"{scaling.VECTOR_OPERATIONS} of them: {scaling.VECTOR_OPERATIONS * one:.2f}x the floor" in text
 
 
 @pytest.mark.slow
@@ -296,3 +301,28 @@ def test_a_float32_gram_point_times_the_cast_of_its_pass(tmp_path, monkeypatch):
     table = scaling.run(ctx)
     assert len(table) == 1 and table.cast_s.iloc[0] > 0  # timed; a float64 point has nothing to cast (NaN)
     assert "m = 2, float32: " in scaling.report_section(table.assign(n_samples=1_000_000))
+
+
+def test_short_run_counts_the_pass_once_and_is_judged_against_the_target():
+    # numpy at 10^6: 50 x 30 ms = 1.5 s; numpy:gram: 0.2 s pass + 50 x 9 us = 0.20045 s: 7.48x, missed (target 10x)
+    table = _table(PER, PASS)
+    gram = table[(table.implementation == "numpy:gram") & (table.n_samples == 1_000_000)].iloc[0]
+    assert gram.time_short_s == pytest.approx(0.2 + scaling.SHORT_RUN * 9e-6)
+    numpy_row = table[(table.implementation == "numpy") & (table.n_samples == 1_000_000)].iloc[0]
+    assert numpy_row.time_short_s == pytest.approx(scaling.SHORT_RUN * 3e-2)
+    report = scaling.report_section(table)
+    assert ("`numpy:gram` 0.2 s against `numpy` 1.5 s: 7.48x, missed: 10x needs the whole run within 0.15 s, and the "
+            "pass alone took 0.2 s.") in report
+    faster = _table(PER, dict(PASS, **{"numpy:gram": [1e-4, 2e-3, 0.1]}))  # 1.5 / 0.10045 = 14.9x: met
+    assert "`numpy:gram` 0.1 s against `numpy` 1.5 s: 14.9x, met." in scaling.report_section(faster)
+
+
+def test_a_missed_pass_names_its_cause_from_the_cached_probe():
+    table = _table(PER, PASS)  # numpy:gram's pass 200 ms against a 21.78 ms floor: missed
+    at = (table.implementation == "numpy:gram") & (table.n_samples == 1_000_000)
+    slow = table.assign(cached_pass_s=np.where(at, 0.1, np.nan))  # 100 ms in cache: 4.59x the floor, arithmetic-bound
+    report = scaling.report_section(slow)
+    assert "m = 32, float32: 100 ms, 4.59x the floor" in report
+    assert "on data in cache the pass still took 4.59x the floor" in report and "not memory, bound it" in report
+    quick = table.assign(cached_pass_s=np.where(at, 0.03, np.nan))  # 30 ms in cache: 1.38x, memory is the rest
+    assert "on data in cache it took 1.38x the floor, so the rest is the reading" in scaling.report_section(quick)

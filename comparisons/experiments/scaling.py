@@ -16,9 +16,12 @@ per-step cost dominates) and where it becomes bandwidth-bound (ratio near 1).
 
 A Gram route's two stages are timed apart in the same rounds (the pass, and the iterations on G, c,
 s, whose cost per iteration should not depend on n), beside its whole call, pass included, for
-GRAM_ITERATIONS. With one feature, numpy's products are timed alone too (KERNELS), beside a
-scaling-only formulation of the descent with broadcasts (FORMULATIONS).
+GRAM_ITERATIONS. Beside numpy's pass, the same pass over data kept in cache (cached_pass_probe)
+separates its arithmetic from its reading of X; a short run (SHORT_RUN iterations, pass included)
+is set against streaming. With one feature, numpy's products and one whole-vector operation are
+timed alone too (KERNELS), beside a scaling-only formulation of the descent with broadcasts (FORMULATIONS).
 """
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -45,6 +48,9 @@ GRAM_ITERATIONS = 1000  # the lesson's count: Gram routes run exactly this many,
 TARGET_N = 1_000_000  # the size issue 21's targets are judged at
 STREAMING_TARGET = 1.5  # a streaming row's target: within this factor of its floor
 GRAM_PASS_TARGET = 2.0  # the Gram pass's target: within this factor of its floor
+SHORT_RUN = 50  # iterations of the short run on which a Gram route's pass is judged against streaming
+SHORT_RUN_TARGET = 10.0  # numpy:gram's target for SHORT_RUN iterations, pass included: this many times faster
+CACHE_PROBE_BYTES = 4 * 2**20  # the cached-pass probe's float64 X and y: far below the L3 cache, above the L2
 PROBE_BYTES = 256 * 2**20  # the bandwidth probes' array: far larger than the L2 caches
 QUICK_PROBE_BYTES = 64 * 2**20
 GEMM_N = 1024  # the GEMM probe: (GEMM_N, GEMM_N) float64 squared, the rate square matrices reach
@@ -74,7 +80,10 @@ KERNELS = {
     "X * w": lambda X, W, R: lambda: X * W[0, 0],  # the same numbers as an elementwise multiply
     "X.T @ R": lambda X, W, R: lambda: X.T @ R,  # matmul: (1, n) @ (n, 1), a dot product
     "einsum X^T R": lambda X, W, R: lambda: np.einsum("ij,ik->jk", X, R),  # the same sum in numpy's own loop
+    # one whole-vector operation into a reused buffer, as each of the numpy step's vector operations runs
+    "X * w into R": lambda X, W, R: functools.partial(np.multiply, X, W[0, 0], out=np.empty_like(R)),
 }
+VECTOR_OPERATIONS = 6  # of handrolled.descend's full-batch step at m = 1: X w, + b, y -, R^T R, X^T R, sum
 
 
 def kernel_column(name):
@@ -169,6 +178,20 @@ def cast_probe(X):
     return cast
 
 
+def cached_pass_probe(n, m, seed=0):
+    """(callable, rows per call): the Gram pass on one float64 X (rows, m) and y kept in cache, called until about n
+    rows are summed. Its time is the pass's arithmetic and per-block work without reading X from memory."""
+    rows = min(n, max(block_rows_for(m), CACHE_PROBE_BYTES // (8 * (m + 1))))
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((rows, m)), rng.standard_normal((rows, 1))
+    calls = max(1, round(n / rows))
+
+    def cached():
+        for _ in range(calls):
+            sufficient_statistics(X, y)
+    return cached, calls * rows
+
+
 def floor_probes(n_bytes, gemm_n, seed=0):
     """The floor probes, timed in every round beside the rows: ({key: callable}, {key: bytes or flops per call}).
 
@@ -258,6 +281,8 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
                                  "dtype": dtype, "n_samples": n, "n_features": m, "iterations": iterations, "lr": lr}
     if X.dtype != ACCUMULATE and any(row["route"] == "gram" for row in rows.values()):
         calls[("cast",)] = cast_probe(X)
+    if any(row["route"] == "gram" and row["framework"] == "numpy" for row in rows.values()):
+        calls[("cached pass",)], cached_rows = cached_pass_probe(n, m, config.seed)
     if m == 1 and registry.REFERENCE in names:
         W, R = np.asarray(W0, dtype).reshape(1, 1), y - X * np.asarray(W0, dtype).reshape(1, 1)
         calls.update({("kernel", name): make(X, W, R) for name, make in KERNELS.items()})
@@ -265,6 +290,8 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
     rate = probe_rates(timings, work)
     kernels = {kernel_column(key[1]): t.median_s for key, t in timings.items() if key[0] == "kernel"}
     cast_s = timings[("cast",)].median_s if ("cast",) in timings else np.nan
+    # scaled from the rows the probe summed to n rows
+    cached_s = timings[("cached pass",)].median_s * n / cached_rows if ("cached pass",) in timings else np.nan
     out = []
     for (label, device), row in rows.items():
         result, timing = results[(label, device, "call")], timings[(label, device, "call")]
@@ -278,14 +305,15 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
             "gemm_gflops": rate["gemm"] / 1e9,
             "floor_per_iteration_s": floor_per_iteration(X.nbytes, rate["bandwidth"]),
             "one_pass_floor_s": one_pass_floor(X.nbytes, y.nbytes, rate["bandwidth"]),
-            "gram_pass_floor_s": np.nan, "cast_s": np.nan, "one_pass_s": np.nan, "status": result.status,
+            "gram_pass_floor_s": np.nan, "cast_s": np.nan, "cached_pass_s": np.nan, "one_pass_s": np.nan,
+            "status": result.status,
             "jit_compile": result.jit_compile, "mode": result.mode, **kernels,
         })
         if row["route"] == "gram":
             row.update(one_pass_s=timings[(label, device, "pass")].median_s,
                        per_iteration_s=timings[(label, device, "iterate")].median_s / row["iterations"],
                        gram_pass_floor_s=gram_pass_floor(n, m, X.nbytes, y.nbytes, rate["bandwidth"], rate["gemm"]),
-                       cast_s=cast_s)
+                       cast_s=cast_s, cached_pass_s=cached_s if framework == "numpy" else np.nan)
         out.append(row)
     return out
 
@@ -310,6 +338,8 @@ def with_ratios(table):
 
     time_1000_s: a streaming run's steady per-iteration time x 1000; a Gram route's whole call (pass
     included) scaled to 1000 iterations, which is the call itself as it runs GRAM_ITERATIONS.
+    time_short_s: SHORT_RUN iterations, a Gram route's pass included (its pass + SHORT_RUN x its
+    per-iteration time after the pass).
     """
     gram = (table.route == "gram").to_numpy()
     flops = gram_flops(table.n_samples.astype(float), table.n_features.astype(float))
@@ -320,13 +350,15 @@ def with_ratios(table):
         pass_ratio_to_floor=table.one_pass_s / table.gram_pass_floor_s,
         pass_gflops=flops / table.one_pass_s / 1e9,
         time_1000_s=np.where(gram, table.median_s / table.iterations, table.per_iteration_s) * 1000,
+        time_short_s=np.where(gram, table.one_pass_s, 0.0) + SHORT_RUN * table.per_iteration_s,
     )
 
 
 def complete(table):
     """The table with every column this version writes: an older scaling.csv (a committed run) gets `route` and
     `framework` from the registry and NaN for the floors it did not measure, then its ratios again."""
-    if {"route", "framework", "gemm_gflops", "gram_pass_floor_s", "median_low_s", "median_high_s"} <= set(table):
+    if {"route", "framework", "gemm_gflops", "gram_pass_floor_s", "median_low_s", "median_high_s", "cached_pass_s",
+            "time_short_s"} <= set(table):
         return table
     formulations = {f.name: ("streaming", f.framework) for f in FORMULATIONS}
     known = set(registry.names())
@@ -340,7 +372,7 @@ def complete(table):
     found = [capability(name) for name in table.implementation]
     table["route"] = table.get("route", pd.Series([r for r, _ in found], index=table.index))
     table["framework"] = table.get("framework", pd.Series([f for _, f in found], index=table.index))
-    for column in ("gemm_gflops", "gram_pass_floor_s", "median_low_s", "median_high_s"):
+    for column in ("gemm_gflops", "gram_pass_floor_s", "median_low_s", "median_high_s", "cached_pass_s"):
         if column not in table:
             table[column] = np.nan
     return with_ratios(table)
@@ -372,7 +404,11 @@ def gram_crossover(table):
         rows.append({"implementation": name, "streaming": base, "device": device, "n_features": m, "dtype": dtype,
                      "beats_streaming_from_n": from_n, "smallest_n": int(both.index[0]),
                      "largest_n": int(both.index[-1]), "gram_1000_s": largest.gram,
-                     "streaming_1000_s": largest.streaming})
+                     "streaming_1000_s": largest.streaming,
+                     "gram_short_s": part[part.n_samples == both.index[-1]].time_short_s.iloc[0],
+                     "gram_pass_s": part[part.n_samples == both.index[-1]].one_pass_s.iloc[0],
+                     "streaming_short_s": same[(same.implementation == base)
+                                               & (same.n_samples == both.index[-1])].time_short_s.iloc[0]})
     table = pd.DataFrame(rows)
     return table.astype({"beats_streaming_from_n": "Int64"}) if len(table) else table  # None: <NA>, not a float
 
@@ -488,11 +524,20 @@ def _numpy_lines(table):
     formulations = [f for f in FORMULATIONS if (table.implementation == f.name).any()]
     lines += [f"- `{f.name}` (measured at m = {', '.join(map(str, f.features))} only): {f.summary}." for f in formulations]
     if (forms[forms.n_features == 1].groupby("dtype").ratio_to_floor.min() > STREAMING_TARGET).any():
-        lines.append("- At m = 1 even the best form misses: numpy runs a step as whole-array operations, each a pass "
-                     "over an n-long vector (the product, the residual, its square, three reductions), about ten "
-                     "passes where the floor counts two reads of X, and at m = 1 each vector is as large as X.")
-    columns = {name: kernel_column(name) for name in KERNELS}
+        lines.append(f"- At m = 1 the best form misses: numpy runs a step as whole-array operations, each a pass over "
+                     f"an n-long vector as large as X ({VECTOR_OPERATIONS} in `numpy`'s step: the product, + b, y -, "
+                     "R^T R for the loss, X^T R, the sum), where the floor counts two reads of X.")
+    vector = kernel_column("X * w into R")
     point = table[(table.n_samples == n) & (table.n_features == 1)]
+    if vector in point:
+        for r in point.drop_duplicates("dtype").itertuples():
+            one = getattr(r, vector)
+            if math.isfinite(one):
+                lines.append(f"- One such operation into a reused buffer (`X * w into R`) at n = {n:,}, m = 1, "
+                             f"{r.dtype}, in the same rounds: {one * 1e3:.3g} ms, {one / r.floor_per_iteration_s:.2f} "
+                             f"of the two-pass floor; {VECTOR_OPERATIONS} of them: "
+                             f"{VECTOR_OPERATIONS * one / r.floor_per_iteration_s:.2f}x the floor.")
+    columns = {name: kernel_column(name) for name in KERNELS}
     if not point.empty and all(c in point for c in columns.values()):
         for dtype, rows in point.groupby("dtype"):
             k = {name: rows[c].iloc[0] * 1e3 for name, c in columns.items()}
@@ -578,15 +623,49 @@ def _gram_pass_lines(table):
                   "alone, block by block into one buffer, was timed in the same rounds: " + "; ".join(
                       f"m = {r.n_features}, {r.dtype}: {r.cast_s * 1e3:.3g} ms of `{r.implementation}`'s "
                       f"{r.one_pass_s * 1e3:.3g} ms" for r in cast.itertuples()) + "."]
-    wide = rows[rows.n_features == rows.n_features.max()]
-    missed = wide[wide.pass_ratio_to_floor > GRAM_PASS_TARGET]
+    cached = rows[rows.cached_pass_s.notna()] if "cached_pass_s" in rows else rows.iloc[:0]
+    if len(cached):
+        lines += ["", "The same pass over one float64 X and y small enough to stay in cache, called until n rows were "
+                  "summed (its arithmetic and per-block work without reading X from memory), timed in the same rounds: "
+                  + "; ".join(f"m = {r.n_features}, {r.dtype}: {r.cached_pass_s * 1e3:.3g} ms, "
+                              f"{r.cached_pass_s / r.gram_pass_floor_s:.2f}x the floor" for r in cached.itertuples()) + "."]
+    missed = rows[rows.pass_ratio_to_floor > GRAM_PASS_TARGET]
     if len(missed):
-        lines += ["", "Where it is missed: " + "; ".join(
-            f"`{r.implementation}` at m = {r.n_features}, {r.dtype} ran at {r.pass_gflops:.3g} GFLOP/s, "
+        lines += ["", "Where it is missed: " + "; ".join(_pass_reason(r) for r in missed.itertuples()) + "."]
+    return lines + _short_run_lines(table)
+
+
+def _pass_reason(r):
+    """Why one Gram pass row missed its target, from its rate and, when measured, its cached-pass probe."""
+    text = (f"`{r.implementation}` at m = {r.n_features}, {r.dtype} ran at {r.pass_gflops:.3g} GFLOP/s, "
             f"{r.pass_gflops / r.gemm_gflops:.2f} of the square GEMM's {r.gemm_gflops:.3g} GFLOP/s, one read of the "
-            f"data being {r.one_pass_floor_s / r.one_pass_s:.2f} of its time" for r in missed.itertuples())
-            + ". The pass is then bound by the rate of its products, (m + 1) x rows by rows x (m + 1): a skinny "
-            "shape that BLAS runs far below its square-matrix rate."]
+            f"data being {r.one_pass_floor_s / r.one_pass_s:.2f} of its time")
+    cached = getattr(r, "cached_pass_s", np.nan)
+    if pd.isna(cached):
+        return text + " (its products, (m + 1) x rows by rows x (m + 1), are a skinny shape BLAS runs below its " \
+                      "square-matrix rate)"
+    if cached / r.gram_pass_floor_s > GRAM_PASS_TARGET:
+        return text + (f"; on data in cache the pass still took {cached / r.gram_pass_floor_s:.2f}x the floor, so "
+                       "its arithmetic and per-block work (products of a skinny shape, below BLAS's square-matrix rate), "
+                       "not memory, bound it")
+    return text + (f"; on data in cache it took {cached / r.gram_pass_floor_s:.2f}x the floor, so the rest is the "
+                   "reading (and any cast) of X")
+
+
+def _short_run_lines(table):
+    """Each Gram route's SHORT_RUN iterations, pass included, against its framework's fastest streaming row."""
+    crossover = gram_crossover(table)
+    if crossover.empty or "gram_short_s" not in crossover:
+        return []
+    lines = ["", f"A short run, {SHORT_RUN} iterations with the pass included, against the fastest streaming row of the "
+             f"same framework at n = {int(crossover.largest_n.max()):,} (target: {SHORT_RUN_TARGET:g}x faster):", ""]
+    for r in crossover.itertuples():
+        gain = r.streaming_short_s / r.gram_short_s
+        verdict = "met" if gain >= SHORT_RUN_TARGET else (
+            f"missed: {SHORT_RUN_TARGET:g}x needs the whole run within {r.streaming_short_s / SHORT_RUN_TARGET:.3g} s, "
+            f"and the pass alone took {r.gram_pass_s:.3g} s")
+        lines.append(f"- m = {r.n_features}, {r.dtype}: `{r.implementation}` {r.gram_short_s:.3g} s against "
+                     f"`{r.streaming}` {r.streaming_short_s:.3g} s: {gain:.3g}x, {verdict}.")
     return lines
 
 
@@ -690,7 +769,7 @@ def report_section(table):
     if stayed:
         lines += [f"Overhead-bound up to n = {n_max:,}: " + ", ".join(stayed) + "."]
     lines += ["", "With m = 1 the floor counts only X (and y), but an iteration as numpy writes it also streams n-long "
-              "vectors (X W, the residuals and their squares) that together move several times X's bytes; with m = 32, "
+              "vectors (X W and the residuals, written and read again) that together move several times X's bytes; with m = 32, "
               "X dominates the traffic. At least 8 iterations per call keep the extra first/final loss passes over X "
               "to a small share of the time. Rows that pay milliseconds of Python and dispatch per step ran only up to "
               "the sizes listed and stay overhead-bound."]
