@@ -136,11 +136,12 @@ class StallWatch:
 
 
 def end_workers(processes, grace_s=GRACE_S):
-    """End every worker still running: SIGTERM to its process group, SIGKILL after grace_s; waits for each."""
+    """End every worker still running: SIGTERM (and SIGCONT) to its process group, SIGKILL after grace_s; waits for each."""
     for proc in processes:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGCONT)  # a stopped worker acts on its SIGTERM only once it runs again
     deadline = time.monotonic() + grace_s
     for proc in processes:
         try:
