@@ -99,7 +99,7 @@ def test_sighup_mid_run_is_an_interrupt_that_keeps_earlier_results(earlier_resul
     assert sorted(p.name for p in earlier_results.parent.iterdir()) == ["results"]
 
 
-def test_a_successor_removes_the_staging_of_a_driver_killed_with_sigkill(earlier_results, tmp_path, capsys):
+def test_a_successor_removes_the_staging_of_a_driver_killed_with_sigkill(earlier_results, tmp_path, capsys, report_skipped):
     before = snapshot(earlier_results)
     proc = _held_driver(earlier_results, None, *FAST)
     proc.kill()  # SIGKILL: no handler, no `finally`
