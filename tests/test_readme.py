@@ -84,9 +84,8 @@ def block_runs(tmp_path_factory):
 
     def run(k):
         if k not in done:
-            group = [j for j, (code, _) in enumerate(BLOCKS)
-                     if bool(FRAMEWORK_IMPORT.search(code)) == bool(FRAMEWORK_IMPORT.search(BLOCKS[k][0]))]
-            group = group if FRAMEWORK_IMPORT.search(BLOCKS[k][0]) else [k]
+            group = ([j for j, (code, _) in enumerate(BLOCKS) if FRAMEWORK_IMPORT.search(code)]
+                     if FRAMEWORK_IMPORT.search(BLOCKS[k][0]) else [k])
             paths = []
             for j in group:
                 paths.append(folder / f"block{j}.py")  # not numpy.py: the block imports numpy
