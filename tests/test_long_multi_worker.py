@@ -139,7 +139,7 @@ def _run_and_break(workers, tmp_path, timeout_s, breaking):
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["killed", "stopped"])
 def test_a_peer_killed_or_stopped_mid_run_fails_the_run_within_the_timeout(workers, tmp_path, how):
-    timeout_s = 10.0
+    timeout_s = 6.0  # the watchdog's window, as for a whole cluster that stalls
     sig = signal.SIGKILL if how == "killed" else signal.SIGSTOP
     message, waited = _run_and_break(workers, tmp_path, timeout_s, lambda pids: os.kill(pids[1], sig))
     assert "\n" not in message and message.startswith("worker 1 "), message
@@ -181,6 +181,7 @@ def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monke
 
     monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(cluster, "cpu_seconds", lambda pid: used[pid])
+    monkeypatch.setattr(cluster, "is_stopped", lambda pid: False)
     watch = cluster.StallWatch([Proc(11), Proc(12)], window_s=10.0)
     for _ in range(30):  # busy: worker 11 computes at a full core
         clock[0] += 0.5
@@ -192,3 +193,49 @@ def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monke
         used[11] += 0.001
         watch.sample()
         assert watch.stalled() == (1 if step >= 19 else None), step
+
+
+def test_the_stall_watch_names_a_stopped_worker_before_an_idle_one(monkeypatch):
+    """Both idle to the clock tick (a stopped worker, and one blocked in a collective on it): the stopped one is named."""
+    clock, stopped = [0.0], {11: False, 12: True}
+
+    class Proc:
+        def __init__(self, pid):
+            self.pid = pid
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cluster, "cpu_seconds", lambda pid: 0.0)
+    monkeypatch.setattr(cluster, "is_stopped", lambda pid: stopped[pid])
+    watch = cluster.StallWatch([Proc(11), Proc(12)], window_s=5.0)
+    for _ in range(11):
+        clock[0] += 0.5
+        watch.sample()
+    assert watch.stalled() == 1
+    stopped[12] = False
+    assert watch.stalled() == 0  # a tie on the CPU alone goes to the first
+
+
+def test_is_stopped_reads_the_process_state():
+    """This process runs; a child stopped by SIGSTOP is stopped until SIGCONT."""
+    import subprocess
+    import sys
+
+    assert not cluster.is_stopped(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(child.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while not cluster.is_stopped(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cluster.is_stopped(child.pid)
+        os.kill(child.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while cluster.is_stopped(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not cluster.is_stopped(child.pid)
+    finally:
+        child.kill()
+        child.wait()
