@@ -168,11 +168,9 @@ def test_a_workers_cxx_abort_reaches_the_message(tmp_path):
                                           "what(): Resource temporarily unavailable")
 
 
-def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monkeypatch):
-    """StallWatch on made-up CPU clocks: busy workers never stall; idle ones do after the window, naming the idlest."""
-    clock, used = [0.0], {11: 0.0, 12: 0.0}
-
-    class Proc:
+def _watch_on_made_up_clocks(monkeypatch, clock, cpu_seconds, is_stopped, window_s):
+    """A StallWatch over two running workers (pids 11 and 12) that reads clock[0], cpu_seconds(pid) and is_stopped(pid)."""
+    class Running:
         def __init__(self, pid):
             self.pid = pid
 
@@ -180,9 +178,16 @@ def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monke
             return None
 
     monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(cluster, "cpu_seconds", lambda pid: used[pid])
-    monkeypatch.setattr(cluster, "is_stopped", lambda pid: False)
-    watch = cluster.StallWatch([Proc(11), Proc(12)], window_s=10.0)
+    monkeypatch.setattr(cluster, "cpu_seconds", cpu_seconds)
+    monkeypatch.setattr(cluster, "is_stopped", is_stopped)
+    return cluster.StallWatch([Running(11), Running(12)], window_s=window_s)
+
+
+def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monkeypatch):
+    """StallWatch on made-up CPU clocks: busy workers never stall; idle ones do after the window, naming the idlest."""
+    clock, used = [0.0], {11: 0.0, 12: 0.0}
+
+    watch = _watch_on_made_up_clocks(monkeypatch, clock, lambda pid: used[pid], lambda pid: False, window_s=10.0)
     for _ in range(30):  # busy: worker 11 computes at a full core
         clock[0] += 0.5
         used[11] += 0.5
@@ -199,17 +204,7 @@ def test_the_stall_watch_names_a_stopped_worker_before_an_idle_one(monkeypatch):
     """Both idle to the clock tick (a stopped worker, and one blocked in a collective on it): the stopped one is named."""
     clock, stopped = [0.0], {11: False, 12: True}
 
-    class Proc:
-        def __init__(self, pid):
-            self.pid = pid
-
-        def poll(self):
-            return None
-
-    monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(cluster, "cpu_seconds", lambda pid: 0.0)
-    monkeypatch.setattr(cluster, "is_stopped", lambda pid: stopped[pid])
-    watch = cluster.StallWatch([Proc(11), Proc(12)], window_s=5.0)
+    watch = _watch_on_made_up_clocks(monkeypatch, clock, lambda pid: 0.0, lambda pid: stopped[pid], window_s=5.0)
     for _ in range(11):
         clock[0] += 0.5
         watch.sample()
