@@ -111,6 +111,23 @@ def earlier_results(tmp_path):
     return mark_as_results(folder)
 
 
+@pytest.fixture
+def report_skipped(monkeypatch):
+    """In-process driver runs write a one-line report.md instead of drawing the report and its figures from the tables.
+
+    For tests of where a run's results go and what it leaves behind, which read no report: drawing it is
+    most of a small run's time. The report itself is checked by test_end_to_end (a whole study's, rebuilt
+    from its tables), test_report and test_figures.
+    """
+    from comparisons.report import document
+
+    def one_line(folder):
+        (folder / "report.md").write_text("# the report (not drawn in this test)\n")
+        return folder / "report.md"
+
+    monkeypatch.setattr(document, "build", one_line)
+
+
 def snapshot(folder):
     """Every file under folder, path -> bytes: equal snapshots mean nothing was touched."""
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -106,6 +106,16 @@ def test_numpy_and_keras_paths_coincide_for_every_batch_size(tf_ready, lesson_da
         assert len(per_step) == 2 * math.ceil(100 / batch_size)
     assert variants.relative_difference([1.0, 2.0], [1.0, 2.0 * (1 + 1e-6)]) == pytest.approx(1e-6, rel=1e-3)
 
+def test_variants_time_as_many_calls_as_fit_the_budget(lesson_data):
+    """The single run's rule: up to `repeats` timed calls, none when not even the warm-up fits the budget."""
+    data, (W0, b0) = lesson_data
+    for budget_s, repeats in ((math.inf, 3), (0.0, 0)):
+        epoch_rows, _ = variants.run_variant(data.X, data.y, W0, b0, 0.05, 32, 2, seed=0, repeats=3, budget_s=budget_s)
+        table = pd.DataFrame(epoch_rows)
+        assert (table.repeats == repeats).all(), (budget_s, table.repeats.unique())
+    assert (table.median_s == table.first_call_s).all()  # no repeat: the warm-up is the measurement
+
+
 
 # --- matmul ---------------------------------------------------------------------------------------------
 

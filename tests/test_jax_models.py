@@ -3,7 +3,8 @@
 Every JAX trainer runs the lesson's data (n = 100, m = 1) and an m = 3, n = 101 case (rows not
 divisible by 2 devices) in both dtypes and is compared with handrolled.descend point by point
 within comparisons.core.tolerances.EQUIVALENCE. Trainers are built once per module (one compile per
-trainer shape); keras:jax, the CPU split and the runs without TensorFlow need their own processes.
+trainer shape); keras:jax and the CPU split need their own processes. That jax, jax:eager and keras:jax
+run where TensorFlow cannot be imported is tests/test_without_tensorflow.py's driver run.
 """
 import dataclasses
 import json
@@ -343,49 +344,6 @@ def test_keras_jax_child_failure_is_one_line():
     assert message.startswith("keras:jax child failed (exit code 1): ")
     assert "DeviceError: device 'gpu:7': JAX sees 0 GPU device(s)" in message
     assert "\n" not in message
-
-
-BLOCK_TENSORFLOW = """
-import sys
-class _NoTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ImportError(f"{name} is blocked: this process has no TensorFlow")
-        return None
-sys.meta_path.insert(0, _NoTensorFlow())
-"""
-
-
-@pytest.mark.slow
-def test_jax_and_keras_jax_run_where_tensorflow_cannot_be_imported(tmp_path):
-    """A process (and its keras:jax child) in which importing tensorflow fails: jax, jax:eager and keras:jax work."""
-    (tmp_path / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)  # every process with this PYTHONPATH blocks TF
-    script = """
-        import json, sys
-        import numpy as np
-        try:
-            import tensorflow
-            blocked = False
-        except ImportError:
-            blocked = True
-        import handrolled
-        from comparisons.inputs.data import initial_parameters, make_synthetic
-        from comparisons.running.keras_jax_child import make_keras_jax_trainer
-        from jax_models.loop import make_jax_trainer
-        data, (W0, b0) = make_synthetic(100, 1, 0.5, seed=0), initial_parameters(1, seed=0)
-        reference = handrolled.descend(data.X, data.y, W0, b0, 0.05, 100)
-        gaps = {}
-        for mode in ("jit", "python_loop"):
-            r = make_jax_trainer(data.X, data.y, 0.05, 100, mode=mode)(W0, b0)
-            gaps[mode] = float(np.max(np.abs(r.loss_curve / reference.loss_curve - 1)))
-        run = make_keras_jax_trainer(data.X, data.y, 0.05, 100).run(W0, b0)
-        gaps["keras"] = float(np.max(np.abs(run.results[0].loss_curve / reference.loss_curve - 1)))
-        print(json.dumps({"blocked": blocked, "gaps": gaps, "child_tf": run.tensorflow_imported,
-                          "tf_loaded": "tensorflow" in sys.modules}))
-    """
-    out, _ = run_python(script, {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])})
-    assert out["blocked"] and not out["tf_loaded"] and not out["child_tf"]
-    assert max(out["gaps"].values()) < EQUIVALENCE["float64"]
 
 
 @pytest.mark.slow

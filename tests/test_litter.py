@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -99,7 +100,7 @@ def test_sighup_mid_run_is_an_interrupt_that_keeps_earlier_results(earlier_resul
     assert sorted(p.name for p in earlier_results.parent.iterdir()) == ["results"]
 
 
-def test_a_successor_removes_the_staging_of_a_driver_killed_with_sigkill(earlier_results, tmp_path, capsys):
+def test_a_successor_removes_the_staging_of_a_driver_killed_with_sigkill(earlier_results, tmp_path, capsys, report_skipped):
     before = snapshot(earlier_results)
     proc = _held_driver(earlier_results, None, *FAST)
     proc.kill()  # SIGKILL: no handler, no `finally`
@@ -114,8 +115,11 @@ def test_a_successor_removes_the_staging_of_a_driver_killed_with_sigkill(earlier
 
 
 @pytest.mark.slow
-def test_a_successor_removes_the_scratch_of_a_multi_worker_driver_killed_with_sigkill(earlier_results, tmp_path):
-    """The killed driver's workers die with it; its copy of X (multi-worker-data-*) and session folder go next run."""
+def test_a_successor_removes_the_scratch_of_a_multi_worker_driver_killed_with_sigkill(earlier_results, tmp_path, capsys,
+                                                                                     monkeypatch, report_skipped):
+    """The killed driver's workers die with it; its copy of X (multi-worker-data-*) and session folder go next run.
+
+    The successor runs in this process, with the killed driver's temporary directory as its own."""
     temp = tmp_path / "temp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), "TF_CPP_MIN_LOG_LEVEL": "2"}  # its own temporary directory
@@ -138,7 +142,7 @@ def test_a_successor_removes_the_scratch_of_a_multi_worker_driver_killed_with_si
     assert any(n.startswith("multi-worker-data-") for n in left) and any(
         n.startswith(f"multi-worker-{driver.pid}.") for n in left), left
     assert _ours(earlier_results.parent)  # and its staging folder
-    successor = subprocess.run([sys.executable, "run_all.py", "--out", str(earlier_results), *FAST], cwd=REPO,
-                               env=env, capture_output=True, text=True, timeout=300)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # TMPDIR as the killed driver had it
+    successor = run_driver(capsys, "--out", earlier_results, *FAST)
     assert successor.returncode == 0, successor.stderr
     assert _ours(temp) == [] and sorted(p.name for p in earlier_results.parent.iterdir()) == ["results"]

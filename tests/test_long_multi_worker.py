@@ -1,9 +1,12 @@
-"""Multi-worker runs of any length: flat thread counts over tens of thousands of steps, and a stalled peer still fails the run.
+"""Multi-worker runs of any length: flat thread counts however many steps a run makes, and a stalled peer still fails the run.
 
 Real worker processes on loopback (comparisons.processes.cluster). The thread leak this guards against:
 TensorFlow starts one sleeping watchdog thread per collective that carries a timeout, so one
 all-reduce per step under CommunicationOptions(timeout_seconds=60) grew each worker by about a
-thread per step until it aborted ("Resource temporarily unavailable").
+thread per step until it aborted ("Resource temporarily unavailable", some thousands of steps in).
+Each such thread sleeps for the whole 60 s, so a run of LONG_STEPS steps that ends within a minute
+shows every leaked thread at once: the count right after it would be LONG_STEPS above the start.
+A count that stays flat over LONG_STEPS collectives is flat over any number of them.
 """
 import os
 import signal
@@ -18,7 +21,9 @@ from comparisons.processes import cluster
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.tolerances import EQUIVALENCE
 
-LONG_STEPS = 20_000  # a leak of one thread per step would add thousands; the loop takes seconds at n = 100
+LONG_STEPS = 2_000  # a leak of one thread per step would add 2,000, against the 32 allowed; the loop takes seconds
+LEAK_MARGIN = 32  # threads a worker may gain over a run (TensorFlow's pools growing), far below one per step
+BUSY_CPU_S = 2.0  # CPU seconds worker 0 spends on a fresh job before it is broken: past the set-up, in the descent
 
 
 def threads_of(pid):
@@ -39,15 +44,35 @@ def lesson_job(tmp_path, iterations, **changes):
     return {**job, **changes}, (data.X, data.y, W0, b0)
 
 
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory):
+    """One two-worker ClusterSession for the file, and the pids of its workers (each start adds two).
+
+    The long run and then the killed peer share one start; a test that breaks the workers leaves the
+    session to start fresh ones for the next job (ClusterSession.run), so any order of the tests works.
+    """
+    pids = []
+    with cluster.ClusterSession(2, on_start=pids.extend) as session:
+        yield session, pids
+
+
+def warmed(workers, tmp_path):
+    """The session of `workers` after a short job (TensorFlow's start-up and thread pools behind it); its two pids."""
+    session, pids = workers
+    warm_job, _ = lesson_job(tmp_path, 100)
+    session.run(warm_job, timeout_s=300)
+    return session, pids[-2:]
+
+
 class ThreadSampler:
-    """Samples the workers' thread counts every 0.2 s in a background thread while a job runs."""
+    """Samples the workers' thread counts every 0.05 s in a background thread while a job runs."""
 
     def __init__(self, pids):
         self.pids, self.samples, self._stop = pids, [], threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(0.05):
             self.samples.append([threads_of(pid) for pid in self.pids])
 
     def __enter__(self):
@@ -60,21 +85,19 @@ class ThreadSampler:
 
 
 @pytest.mark.slow
-def test_tens_of_thousands_of_steps_keep_thread_counts_flat_and_match_numpy(tmp_path):
-    pids = []
-    with cluster.ClusterSession(2, on_start=pids.extend) as session:
-        warm_job, _ = lesson_job(tmp_path, 100)
-        session.run(warm_job, timeout_s=300)  # TensorFlow's start-up and its thread pools, before the baseline
-        baseline = [threads_of(pid) for pid in pids]
-        job, (X, y, W0, b0) = lesson_job(tmp_path, LONG_STEPS)
-        with ThreadSampler(pids) as sampler:
-            result = session.run(job, timeout_s=600)
-        after = [threads_of(pid) for pid in pids]
+def test_a_long_run_keeps_thread_counts_flat_and_matches_numpy(workers, tmp_path):
+    session, pids = warmed(workers, tmp_path)
+    baseline = [threads_of(pid) for pid in pids]
+    job, (X, y, W0, b0) = lesson_job(tmp_path, LONG_STEPS)
+    with ThreadSampler(pids) as sampler:
+        result = session.run(job, timeout_s=600)
+    # a leaked thread sleeps out its 60 s timeout: right after the run, all of them would still be here
+    after = [threads_of(pid) for pid in pids]
     assert len(sampler.samples) > 3, "the long job ended before its thread counts could be watched"
     for k, start in enumerate(baseline):
         peak = max(sample[k] for sample in sampler.samples if sample[k] is not None)
-        # with one thread per step alive for the 60 s timeout the peak would be thousands above the start
-        assert peak <= start + 32 and after[k] <= start + 32, (k, start, peak, after[k])
+        # with one thread per step alive for the 60 s timeout the peak would be LONG_STEPS above the start
+        assert peak <= start + LEAK_MARGIN and after[k] <= start + LEAK_MARGIN, (k, start, peak, after[k])
     reference = handrolled.descend(X, y, W0, b0, 0.05, LONG_STEPS)
     assert result["diverged_at"] is None and len(result["loss_curve"]) == LONG_STEPS + 1
     np.testing.assert_allclose(result["loss_curve"], reference.loss_curve, rtol=EQUIVALENCE["float64"], atol=0)
@@ -82,16 +105,16 @@ def test_tens_of_thousands_of_steps_keep_thread_counts_flat_and_match_numpy(tmp_
                                rtol=EQUIVALENCE["float64"], atol=0)
 
 
-def _run_and_break(tmp_path, timeout_s, breaking):
-    """Start a long job, then breaking(pids) once its descent runs; (ClusterError text, seconds from the break to it)."""
-    pids, broken = [], {}
+def _run_and_break(workers, tmp_path, timeout_s, breaking):
+    """Start a long job on warm workers, then breaking(pids) once its descent runs; (ClusterError text, seconds from the break to it)."""
+    broken = {}
+    session, pids = warmed(workers, tmp_path)
+    set_up = cluster.cpu_seconds(pids[0])
 
     def break_when_running():
-        # the descent is running once the workers have used CPU for a while after TensorFlow's start-up
-        while len(pids) < 2:
+        # the descent is running once worker 0 has used some CPU on the new job (its set-up is a fraction of that)
+        while (cluster.cpu_seconds(pids[0]) or 0) < set_up + BUSY_CPU_S:
             time.sleep(0.05)
-        while (cluster.cpu_seconds(pids[0]) or 0) < 12.0:  # start-up is a few CPU seconds; then the loop
-            time.sleep(0.1)
         broken["at"] = time.monotonic()
         breaking(pids)
 
@@ -100,7 +123,7 @@ def _run_and_break(tmp_path, timeout_s, breaking):
     helper.start()
     try:
         with pytest.raises(cluster.ClusterError) as failure:
-            cluster.run_cluster(job, 2, timeout_s=900, on_start=pids.extend)
+            session.run(job, timeout_s=900)
         ended = time.monotonic()
     finally:
         for pid in pids:  # a stopped worker gets SIGKILL from the launcher; make sure of it
@@ -115,10 +138,10 @@ def _run_and_break(tmp_path, timeout_s, breaking):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["killed", "stopped"])
-def test_a_peer_killed_or_stopped_mid_run_fails_the_run_within_the_timeout(tmp_path, how):
-    timeout_s = 10.0
+def test_a_peer_killed_or_stopped_mid_run_fails_the_run_within_the_timeout(workers, tmp_path, how):
+    timeout_s = 6.0  # the watchdog's window, as for a whole cluster that stalls
     sig = signal.SIGKILL if how == "killed" else signal.SIGSTOP
-    message, waited = _run_and_break(tmp_path, timeout_s, lambda pids: os.kill(pids[1], sig))
+    message, waited = _run_and_break(workers, tmp_path, timeout_s, lambda pids: os.kill(pids[1], sig))
     assert "\n" not in message and message.startswith("worker 1 "), message
     assert ("SIGKILL" if how == "killed" else "hung") in message, message
     # the watchdog's window (or TensorFlow's heartbeats), the launcher's wait for the culprit and its polling;
@@ -127,10 +150,10 @@ def test_a_peer_killed_or_stopped_mid_run_fails_the_run_within_the_timeout(tmp_p
 
 
 @pytest.mark.slow
-def test_a_whole_cluster_that_stalls_is_ended_by_the_watchdog(tmp_path):
+def test_a_whole_cluster_that_stalls_is_ended_by_the_watchdog(workers, tmp_path):
     """Both workers stopped: no heartbeat or collective of TensorFlow's can notice; the launcher's watchdog does."""
     timeout_s = 6.0
-    message, waited = _run_and_break(tmp_path, timeout_s, lambda pids: [os.kill(p, signal.SIGSTOP) for p in pids])
+    message, waited = _run_and_break(workers, tmp_path, timeout_s, lambda pids: [os.kill(p, signal.SIGSTOP) for p in pids])
     assert "\n" not in message and "almost no CPU for 6 s" in message, message
     assert timeout_s <= waited < timeout_s + 30, waited
 
@@ -145,11 +168,9 @@ def test_a_workers_cxx_abort_reaches_the_message(tmp_path):
                                           "what(): Resource temporarily unavailable")
 
 
-def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monkeypatch):
-    """StallWatch on made-up CPU clocks: busy workers never stall; idle ones do after the window, naming the idlest."""
-    clock, used = [0.0], {11: 0.0, 12: 0.0}
-
-    class Proc:
+def _watch_on_made_up_clocks(monkeypatch, clock, cpu_seconds, is_stopped, window_s):
+    """A StallWatch over two running workers (pids 11 and 12) that reads clock[0], cpu_seconds(pid) and is_stopped(pid)."""
+    class Running:
         def __init__(self, pid):
             self.pid = pid
 
@@ -157,8 +178,16 @@ def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monke
             return None
 
     monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(cluster, "cpu_seconds", lambda pid: used[pid])
-    watch = cluster.StallWatch([Proc(11), Proc(12)], window_s=10.0)
+    monkeypatch.setattr(cluster, "cpu_seconds", cpu_seconds)
+    monkeypatch.setattr(cluster, "is_stopped", is_stopped)
+    return cluster.StallWatch([Running(11), Running(12)], window_s=window_s)
+
+
+def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monkeypatch):
+    """StallWatch on made-up CPU clocks: busy workers never stall; idle ones do after the window, naming the idlest."""
+    clock, used = [0.0], {11: 0.0, 12: 0.0}
+
+    watch = _watch_on_made_up_clocks(monkeypatch, clock, lambda pid: used[pid], lambda pid: False, window_s=10.0)
     for _ in range(30):  # busy: worker 11 computes at a full core
         clock[0] += 0.5
         used[11] += 0.5
@@ -169,3 +198,39 @@ def test_the_stall_watch_names_the_idlest_worker_only_after_a_whole_window(monke
         used[11] += 0.001
         watch.sample()
         assert watch.stalled() == (1 if step >= 19 else None), step
+
+
+def test_the_stall_watch_names_a_stopped_worker_before_an_idle_one(monkeypatch):
+    """Both idle to the clock tick (a stopped worker, and one blocked in a collective on it): the stopped one is named."""
+    clock, stopped = [0.0], {11: False, 12: True}
+
+    watch = _watch_on_made_up_clocks(monkeypatch, clock, lambda pid: 0.0, lambda pid: stopped[pid], window_s=5.0)
+    for _ in range(11):
+        clock[0] += 0.5
+        watch.sample()
+    assert watch.stalled() == 1
+    stopped[12] = False
+    assert watch.stalled() == 0  # a tie on the CPU alone goes to the first
+
+
+def test_is_stopped_reads_the_process_state():
+    """This process runs; a child stopped by SIGSTOP is stopped until SIGCONT."""
+    import subprocess
+    import sys
+
+    assert not cluster.is_stopped(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(child.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while not cluster.is_stopped(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cluster.is_stopped(child.pid)
+        os.kill(child.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while cluster.is_stopped(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not cluster.is_stopped(child.pid)
+    finally:
+        child.kill()
+        child.wait()

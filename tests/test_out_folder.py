@@ -11,6 +11,9 @@ from comparisons.output.out_folder import SIGNATURE, SIGNATURE_KEY, is_results_f
 
 from .conftest import REPO, imports_of_runs, mark_as_results, run_driver, snapshot
 
+# these tests are about where a run's results go, not what its report says
+pytestmark = pytest.mark.usefixtures("report_skipped")
+
 FAST = ("--only", "numpy", "--dtype", "float64", "--iterations", "10", "--repeats", "1", "--experiments", "none")
 
 

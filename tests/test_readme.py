@@ -1,5 +1,6 @@
 """The README's front page: every Python block runs as it stands and prints the numbers generated beneath it, and
 every generated part is what results/ gives (`make report` rewrites them; front_page.py renders them)."""
+import json
 import os
 import re
 import subprocess
@@ -54,20 +55,62 @@ def test_every_block_is_short_and_builds_the_lessons_data_itself():
         assert "make_synthetic(100, 1, 0.5, 0)" in code and "initial_parameters(1, 0)" in code
 
 
-@pytest.mark.parametrize("code,key", [
-    pytest.param(code, key, id=(key or f"block{k}").replace(" ", "-"),
+# Runs the block files named on its command line one after another, each as __main__ in a namespace of its own,
+# and prints, as its last line, per block: whether it finished, what it printed, and the traceback if it raised.
+_BLOCK_RUNNER = """
+import contextlib, io, json, runpy, sys, traceback
+report = []
+for path in sys.argv[1:]:
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(path, run_name="__main__")
+        report.append({"ok": True, "stdout": out.getvalue(), "error": ""})
+    except BaseException:
+        report.append({"ok": False, "stdout": out.getvalue(), "error": traceback.format_exc()})
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def block_runs(tmp_path_factory):
+    """run(k): what README block k printed, run as it stands from the repository root; each block is run once.
+
+    The framework blocks share one fresh interpreter (one TensorFlow, Keras and JAX start-up for all of
+    them), each in a namespace of its own, as `python block.py` runs it: a name a block does not define or
+    import itself fails it. A block without a framework runs alone, and only then.
+    """
+    folder, done = tmp_path_factory.mktemp("blocks"), {}
+
+    def run(k):
+        if k not in done:
+            group = ([j for j, (code, _) in enumerate(BLOCKS) if FRAMEWORK_IMPORT.search(code)]
+                     if FRAMEWORK_IMPORT.search(BLOCKS[k][0]) else [k])
+            paths = []
+            for j in group:
+                paths.append(folder / f"block{j}.py")  # not numpy.py: the block imports numpy
+                paths[-1].write_text(BLOCKS[j][0])
+            env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+            proc = subprocess.run([sys.executable, "-c", _BLOCK_RUNNER, *map(str, paths)], cwd=REPO, env=env,
+                                  capture_output=True, text=True, timeout=900)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            done.update(zip(group, json.loads(proc.stdout.strip().splitlines()[-1])))
+        return done[k]
+
+    return run
+
+
+@pytest.mark.parametrize("k,key", [
+    pytest.param(k, key, id=(key or f"block{k}").replace(" ", "-"),
                  marks=[pytest.mark.slow] if FRAMEWORK_IMPORT.search(code) else [])
     for k, (code, key) in enumerate(BLOCKS)])
-def test_each_block_prints_the_numbers_generated_beneath_it(code, key, tmp_path):
-    script = tmp_path / "block.py"  # not numpy.py: the block imports numpy
-    script.write_text(code)
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_each_block_prints_the_numbers_generated_beneath_it(block_runs, k, key):
+    done = block_runs(k)
+    assert done["ok"], done["error"][-2000:]
     if key is None:
         return
-    lines = [line for line in done.stdout.splitlines() if line.startswith("W = ")]
-    assert len(lines) == 1, done.stdout
+    lines = [line for line in done["stdout"].splitlines() if line.startswith("W = ")]
+    assert len(lines) == 1, done["stdout"]
     generated = printed(front_page.blocks_of(README)[key])
     assert front_page.close(lines[0], generated), (lines[0], generated)
 

@@ -1,4 +1,8 @@
-"""A study of numpy and JAX rows runs on a machine where TensorFlow cannot be imported (here: made unimportable)."""
+"""A study of numpy and JAX rows runs on a machine where TensorFlow cannot be imported (here: made unimportable).
+
+The driver's run covers the JAX trainers in its own process (jax: the jitted loop, jax:eager: the Python
+loop) and the keras:jax child it starts, each matching numpy in both dtypes.
+"""
 import json
 import os
 import subprocess
@@ -31,6 +35,8 @@ def test_numpy_and_jax_rows_never_import_tensorflow(tmp_path):
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.implementation) == {"numpy", "jax", "jax:eager", "keras:jax"} and set(runs.status) == {"ok"}
     eq = pd.read_csv(out / "equivalence.csv")
+    assert {(r.implementation, r.dtype) for r in eq.itertuples()} >= {
+        (name, dtype) for name in ("jax", "jax:eager", "keras:jax") for dtype in ("float32", "float64")}
     assert (eq.max_rel_loss_diff <= eq.dtype.map({"float32": 1e-4, "float64": 1e-10})).all(), eq
     env_json = json.loads((out / "environment.json").read_text())
     assert not env_json.get("tensorflow")

@@ -52,8 +52,11 @@ def implementations(only):
     return [registry.REFERENCE, *others]
 
 
-def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3, names=(registry.REFERENCE,)):
-    """Train `names` on one batch size; return (per-epoch rows, per-step rows)."""
+def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3, names=(registry.REFERENCE,), budget_s=math.inf):
+    """Train `names` on one batch size; return (per-epoch rows, per-step rows).
+
+    Each row gets up to `repeats` timed calls, fewer when they would pass `budget_s` at its pace (the single
+    run's rule: comparisons.running.timing.calls_owed)."""
     n = X.shape[0]
     per_epoch = math.ceil(n / batch_size)  # updates per pass over the data
     steps = epochs * per_epoch
@@ -70,9 +73,10 @@ def run_variant(X, y, W0, b0, lr, batch_size, epochs, seed, repeats=3, names=(re
     # built once (compiled frameworks compile on the first call), then timed in interleaved rounds like the single
     # run; a row that times itself (its own process) does so there, by the same rule
     trainers = {name: make_trainer(name, X, y, lr, steps, batches=batches) for name in names}
-    own = {name: t(W0, b0, repeats=repeats) for name, t in trainers.items() if t.spec.implementation.own_process}
+    own = {name: t(W0, b0, repeats=repeats, budget_s=budget_s)
+           for name, t in trainers.items() if t.spec.implementation.own_process}
     warm, timings = time_interleaved({name: (lambda t=t: t(W0, b0)) for name, t in trainers.items() if name not in own},
-                                     repeats, seed=seed)
+                                     repeats, budget_s, seed=seed)
     warm = {name: warm.get(name) or own[name] for name in names}
     timings.update({name: result.timing for name, result in own.items()})
     numpy_result = warm[registry.REFERENCE]
@@ -114,7 +118,8 @@ def run(ctx):
         if ctx.progress:
             ctx.progress(f"variants batch size {batch_size}")
         epoch_rows, step_rows = run_variant(X, y, W0, b0, config.lr, batch_size, epochs, config.seed,
-                                            repeats=2 if config.quick else 5, names=implementations(config.only))  # 5: [min, max] covers the median at >= 90 %
+                                            repeats=2 if config.quick else 5, names=implementations(config.only),  # 5: [min, max] covers the median at >= 90 %
+                                            budget_s=config.time_budget_s)
         rows += [{**row, "data_source": data.source, "n_samples": data.n} for row in epoch_rows]
         steps += step_rows
     pd.DataFrame(steps).to_csv(Path(ctx.out_dir) / f"{NAME}_steps.csv", index=False, float_format="%.17g")

@@ -94,13 +94,27 @@ def _last_message(path):
     return last_meaningful(text)
 
 
+def _stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (state first), or None where unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def cpu_seconds(pid):
     """CPU time (user + system, all threads) used so far by process `pid`, from /proc; None where unknown."""
+    fields = _stat_fields(pid)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
+    except (TypeError, IndexError, ValueError):
         return None
+
+
+def is_stopped(pid):
+    """Whether process `pid` is stopped by a signal (SIGSTOP, Ctrl-Z) or a debugger: state T or t in /proc."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in ("T", "t")
 
 
 class StallWatch:
@@ -108,7 +122,9 @@ class StallWatch:
 
     A live step uses a core; workers blocked in a collective whose peer is stopped, hung or
     deadlocked use only their heartbeats' crumbs. sample() is called often; stalled() gives the
-    index of the worker that used least CPU over the last window (the likeliest culprit), or None.
+    index of a stopped worker (is_stopped: it cannot be waiting on the others), else of the worker that
+    used least CPU over the last window (the likeliest culprit), or None. Over a short window a worker
+    blocked in a collective may use no clock tick either, so the CPU alone cannot tell it from a stopped peer.
     """
 
     def __init__(self, processes, window_s):
@@ -132,15 +148,16 @@ class StallWatch:
         used = [b - a for a, b in zip(first, last)]
         if sum(used) >= STALL_CPU_FRACTION * (now - then):
             return None
-        return min(range(len(used)), key=lambda k: (used[k], k))
+        return min(range(len(used)), key=lambda k: (not is_stopped(self.processes[k].pid), used[k], k))
 
 
 def end_workers(processes, grace_s=GRACE_S):
-    """End every worker still running: SIGTERM to its process group, SIGKILL after grace_s; waits for each."""
+    """End every worker still running: SIGTERM (and SIGCONT) to its process group, SIGKILL after grace_s; waits for each."""
     for proc in processes:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGCONT)  # a stopped worker acts on its SIGTERM only once it runs again
     deadline = time.monotonic() + grace_s
     for proc in processes:
         try:
