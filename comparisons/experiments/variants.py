@@ -251,8 +251,8 @@ def report_section(table):
     sizes = sorted(by_size)
     if len(sizes) >= 2:
         sgd, full = by_size[sizes[0]], by_size[sizes[-1]]
-        lines += ["", f"Smaller batches make more updates per epoch and get closer sooner (batch {sizes[0]} ends "
-                  f"{sgd.full_loss - sgd.ols_loss:.3g} above, full batch {full.full_loss - full.ols_loss:.3g}), though "
-                  "with a fixed lr a single-sample path jitters around the optimum; per second, batch size 1 pays "
-                  "each implementation's fixed cost per update n times per epoch."]
+        lines += ["", f"Batch {sizes[0]} makes more updates per epoch than batch {sizes[-1]} and ends "
+                  f"{'closer' if sgd.full_loss < full.full_loss else 'no closer'}, though "
+                  "with a fixed lr a single-sample path jitters around the optimum; per second, it pays each "
+                  "implementation's fixed cost per update n times per epoch."]
     return "\n".join(lines)

@@ -677,11 +677,11 @@ def purpose(impl):
     if impl.framework == REGISTRY[REFERENCE].framework:
         return "learning and checking, every line visible"
     if not impl.stops_at_divergence:  # Keras' fit: the loop is Keras', not yours
-        return ("the idiom to avoid for many small steps (see below)" if impl.python_loop else
+        return ("the idiom to avoid for many small steps (below)" if impl.python_loop else
                 "a ready-made loop (callbacks, metrics, saving) for standard layers")
     if impl.python_loop:
-        return "debugging: each update runs from Python, so you can print or stop anywhere"
-    return "autodiff for models you cannot differentiate by hand, compiled for many updates (and a GPU)"
+        return "debugging: every update runs from Python, where you can print or stop"
+    return "autodiff for models you cannot differentiate by hand, compiled for long runs and GPUs"
 
 
 def use_when(row, reference, agrees=True, wins=()):
@@ -768,10 +768,9 @@ def fit_trap_lines(tables, code=True):
     if f is None:
         return []
     facts = f.facts
-    return ["", f"**The `fit` trap.** `model.fit(X, y, batch_size=n, epochs=N)` ({named(facts['trap'])}) makes one "
-            f"full-batch update per epoch and re-enters Keras' Python loop every epoch: {duration(facts['trap_update'])} "
-            f"per update in {facts['dtype']}, {ratio(facts['trap_ratio'])} numpy's speed. Give `fit` all N steps in one "
-            f"call instead ({duration(facts['fit_update'])} per update)" + (":" if code else
+    return ["", f"**The `fit` trap.** `model.fit(X, y, batch_size=n, epochs=N)` ({named(facts['trap'])}) re-enters "
+            f"Keras' Python loop for every update ({duration(facts['trap_update'])} in {facts['dtype']}); all N steps "
+            f"in one call take {duration(facts['fit_update'])} each" + (":" if code else
             ", as the Keras block above does.")] + ([] if not code else ["",
             "```python",
             "batch = tf.data.Dataset.from_tensors((X, y)).repeat()          # all n rows at every step",
@@ -795,8 +794,8 @@ def use_when_markdown(tables, image_prefix="", code=True):
     lines = [caption, "", md_table(frame)] + purpose_lines(frame) + fit_trap_lines(tables, code)
     if results_dir is not None and (Path(results_dir) / "problem_map.png").exists():
         lines += ["", f"![the fastest way that gives numpy's numbers, by n and updates]({image_prefix}problem_map.png)", "",
-                  "Read the map at your problem's size (across) and run length (up): the colour names the fastest "
-                  "way of training that gives numpy's numbers there."]
+                  "Read the map at your problem's size (across) and run length (up): the colour is the fastest way "
+                  "that gives numpy's numbers."]
     return "\n".join(lines)
 
 
