@@ -365,6 +365,7 @@ def test_the_problem_map_is_embedded_only_when_drawn(folder, monkeypatch):
     assert "Read the map at your problem's size" in text
     readme_part = front_page.render("which to use", report.load(folder))
     assert "](results/problem_map.png)" in readme_part and "```python" not in readme_part  # the README has its block
+    assert "[terms](results/report.md#words-used-here)" in readme_part  # the glossary is in the report, not the README
 
 
 def test_the_headline_dtype_is_the_one_with_most_rows_float64_on_a_tie():
@@ -694,3 +695,17 @@ def test_lr_sweep_names_few_implementations_and_counts_many():
     many = pd.concat([sweep().assign(implementation=name) for name in ("numpy", "keras", "jax", "gradient_tape")])
     assert "4 implementations in float64 at 3 rates" in lr_sweep.agreement_sentence(many)
     assert "`numpy` and `keras` in float64 at 3 rates" in lr_sweep.agreement_sentence(sweep())
+
+
+def test_pairs_that_all_differ_in_work_show_only_why(folder, monkeypatch):
+    # the tape loop's two names made to differ in work: 1000 against 2000 updates per call, slower on the short side
+    edit_csv(folder, "timings", lambda t: t.assign(
+        iterations=np.where(t.implementation == "gradient_tape", 2000, t.iterations),
+        median_s=np.where(t.implementation == "gradient_tape", 0.0045 * 2 / 3, t.median_s),
+        median_low_s=np.where(t.implementation == "gradient_tape", 0.0044 * 2 / 3, t.median_low_s),
+        median_high_s=np.where(t.implementation == "gradient_tape", 0.0046 * 2 / 3, t.median_high_s)))
+    section = build(folder, monkeypatch).split("## One quantity, one number", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in section.splitlines() if line.startswith("| GradientTape loop"))
+    assert "; those that differ in work, and why:" in section
+    assert "2000 vs 1000 updates per call" in row or "1000 vs 2000 updates per call" in row
+    assert "differs in work" not in row

@@ -455,8 +455,7 @@ def _setup_section(study, env, config):
         "## Set-up",
         f"- data: {study['data_source']}",
         f"- model: y_hat = X W + b with {study['n_features']} feature(s) ({', '.join(study['feature_names'])}), "
-        f"target `{study['target']}`; loss mean((y - y_hat)^2); full batch unless a batch size is given "
-        f"(batch size: {study['batch_size'] or 'n, full batch'})",
+        f"target `{study['target']}`; loss mean((y - y_hat)^2); batch size {study['batch_size'] or 'n (full batch)'}",
         f"- learning rate {config['lr']}, {config['iterations']} iterations, dtypes {', '.join(config['dtypes'])}, "
         f"seed {config['seed']}; standardized features: {'yes (weights below are in raw units)' if study['standardized'] else 'no'}"
         + ("; target centred (the bias below is in raw units too)" if config.get("center_target") else ""),
@@ -708,7 +707,7 @@ def use_when(row, reference, agrees=True, wins=()):
     return prefix + f"after {after} updates" + scaling
 
 
-def use_when_rows(tables, scaling=None):
+def use_when_rows(tables, scaling=None, terms="#words-used-here"):
     """(caption, DataFrame) of the 'which to use when' table: the headline dtype, every way of training and the solve."""
     t = timed(tables["timings"])
     dtype = headline_dtype(t)
@@ -741,7 +740,7 @@ def use_when_rows(tables, scaling=None):
             "faster than numpy": use_when(r, reference, within == "yes", wins.get(r.implementation, ())),
         })
     caption = (f"In {dtype}, n = {int(reference.n_samples):,}, m = {int(reference.n_features)}, "
-               f"{int(reference.iterations):,} updates per run ([terms](#words-used-here)). Same numbers: the loss "
+               f"{int(reference.iterations):,} updates per run ([terms]({terms})). Same numbers: the loss "
                f"curve's largest gap to numpy's. Faster than numpy: the break-even at n = {int(reference.n_samples):,}"
                + (f"; after 'scaling', the sizes n x m of the scaling runs ({scaling_dtype}) where it was faster per "
                   "update" if scaling_dtype else "") + ".")
@@ -788,7 +787,8 @@ def use_when_markdown(tables, image_prefix="", code=True):
     """
     results_dir = tables.get("folder")
     scaling = _scaling_table(results_dir, tables.get("experiments", {}))
-    caption, frame = use_when_rows(tables, scaling)
+    caption, frame = use_when_rows(tables, scaling, f"{image_prefix}report.md#words-used-here" if image_prefix
+                                   else "#words-used-here")
     if frame is None:
         return "numpy did not run, so no way of training is compared with it."
     lines = [caption, "", md_table(frame)] + purpose_lines(frame) + fit_trap_lines(tables, code)
@@ -994,8 +994,10 @@ def _consistency_section(results_dir, tables, done):
             "#one-quantity-one-number)).", ""]
     if len(pairs):
         verdicts = pairs.verdict.value_counts()
+        shown_verdicts = set(pairs.verdict) - {"agree"}
         text.append(f"Of {plural(len(pairs), 'pair')}: " + ", ".join(f"{count} {verdict}" for verdict, count in verdicts.items())
-                    + ("; those that do not agree:" if (pairs.verdict != "agree").any() else "."))
+                    + ("." if not shown_verdicts else "; those that differ in work, and why:"
+                       if shown_verdicts == {"differs in work"} else "; those that do not agree:"))
         text.append("")
         pairs = pairs[pairs.verdict != "agree"]
     if len(pairs):
@@ -1006,7 +1008,8 @@ def _consistency_section(results_dir, tables, done):
                       zip(pairs.source_a, pairs.per_update_s_a, pairs.low_s_a, pairs.high_s_a)],
             "second": [f"{b}: {duration(v)} ({span(lo, hi)})" for b, v, lo, hi in
                        zip(pairs.source_b, pairs.per_update_s_b, pairs.low_s_b, pairs.high_s_b)],
-            "verdict": [v + (f": {d}" if d and v != "agree" else "") for v, d in zip(pairs.verdict, pairs.differences)]})
+            "verdict": [d if d and set(pairs.verdict) == {"differs in work"} else v + (f": {d}" if d else "")
+                        for v, d in zip(pairs.verdict, pairs.differences)]})
         text.append(md_table(shown))
     text += [f"\n{n}" for n in notes]
     return "\n".join(text)
