@@ -544,13 +544,14 @@ def glossary(timings):
                 f"{np.finfo(np.float32).eps:.1e} in float32, {np.finfo(np.float64).eps:.1e} in float64; a few eps "
                 "is a few rounding errors."),
         ("first call", "a way's first whole run, including tracing and compiling."),
-        ("per update", "the median of the later timed runs over their updates."),
+        ("per update", "the median of the timed runs after the first call, divided by their updates."),
         ("noise interval", interval + ". Rows whose intervals overlap **tie** and are never ranked."),
         ("break-even", "the run length from which a cold run (first call included) beats a cold numpy run."),
         ("compiled loop, XLA", "`tf.function(jit_compile=True)` and `jax.jit` hand the whole loop to XLA, a compiler "
                                "that fuses its small operations into a few kernels."),
-        ("Gram route", "the same updates in exact arithmetic from one pass over X: G = [X, 1]^T [X, 1] / n, "
-                       "c = [X, 1]^T y / n, s = y^T y / n; its loss s - 2 theta^T c + theta^T G theta cancels digits."),
+        ("Gram route", "another algorithm: one pass over X computes G = [X, 1]^T [X, 1] / n, c = [X, 1]^T y / n "
+                       "and s = y^T y / n, and every update uses only these, never X (the same updates in exact "
+                       "arithmetic); its loss s - 2 theta^T c + theta^T G theta cancels digits."),
         ("replicas, all-reduce", "a distributed run splits the rows over devices (replicas); at each step an "
                                  "all-reduce sums their gradients and returns the sum to all."),
         ("worker processes, loopback", "workers are separate processes (one per machine in real use); here they "
