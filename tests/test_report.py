@@ -354,7 +354,7 @@ def test_which_to_use_when_reads_ties_break_even_ranges_and_the_solve(folder):
     assert rows.loc["GradientTape loop, XLA", "first run"] == "900 ms"
     assert rows.loc["GradientTape loop, XLA", "per update"] == f"3 us ({span(2.9e-6, 3.1e-6)})"
     assert rows.loc["GradientTape loop, XLA", "same numbers as numpy"] == "4 eps"
-    assert rows.loc["numpy, Gram route", "same numbers as numpy"] == "4 eps (Gram loss, inside its bound)"
+    assert rows.loc["numpy, Gram route", "same numbers as numpy"] == "4 eps (inside its rounding bound)"
 
 
 def test_the_problem_map_is_embedded_only_when_drawn(folder, monkeypatch):
@@ -416,7 +416,7 @@ def test_a_row_without_timed_repeats_is_read_as_its_first_call(folder):
         median_low_s=np.where(t.implementation == "keras", t.median_s, t.median_low_s),
         median_high_s=np.where(t.implementation == "keras", t.median_s, t.median_high_s)))
     rows = report.use_when_rows(report.load(folder))[1].set_index("way of training")
-    assert rows.loc["Keras fit", "per update"] == "200 us (first call only: no repeat fitted the time budget)"
+    assert rows.loc["Keras fit", "per update"] == "200 us (first call only: too slow to repeat)"
 
 
 # --- the report's shape: contents, terms before use, titles, one number per quantity ---------------------------

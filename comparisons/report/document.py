@@ -734,9 +734,9 @@ def use_when_rows(tables, scaling=None, terms="#words-used-here"):
             "per update": "-" if solve else (
                 f"{duration(r.median_s / r.iterations)} ({span(*interval)})" if r.median_low_s < r.median_high_s
                 else f"{duration(r.median_s / r.iterations)} "
-                + ("(first call only: no repeat fitted the time budget)" if r.repeats == 0 else "(one timed call)")),
+                + ("(first call only: too slow to repeat)" if r.repeats == 0 else "(one timed call)")),
             "same numbers as numpy": ("reference" if r.implementation == REFERENCE else "-" if solve or pd.isna(gap)
-                                      else f"{eps_words(in_eps(gap, dtype))} eps" + (" (Gram loss, inside its bound)"
+                                      else f"{eps_words(in_eps(gap, dtype))} eps" + (" (inside its rounding bound)"
                                                                              if gram and within == "yes" else "")),
             "faster than numpy": use_when(r, reference, within == "yes", wins.get(r.implementation, ())),
         })
