@@ -730,6 +730,8 @@ def use_when_rows(tables, scaling=None, terms="#words-used-here"):
         out.append({
             "way of training": ("least squares, solved in closed form" if solve else registry.label(r.implementation))
                                + ("" if r.device == reference.device else f" ({r.device})"),
+            "what it is for": ("the answer alone, when you need no gradient descent" if solve
+                               else purpose(REGISTRY.get(r.implementation))),
             "first run": duration(r.first_call_s),
             "per update": "-" if solve else (
                 f"{duration(r.median_s / r.iterations)} ({span(*interval)})" if r.median_low_s < r.median_high_s
@@ -749,15 +751,11 @@ def use_when_rows(tables, scaling=None, terms="#words-used-here"):
 
 
 def purpose_lines(frame):
-    """'What each is for': one line per purpose naming its ways (the table's rows), each purpose said once."""
+    """'What each is for': one line per purpose of use_when_rows' frame, naming its ways, each purpose said once."""
     groups = {}
-    for name in frame["way of training"]:
-        base = name.split(" (")[0]
-        impl = next((i for i in REGISTRY.values() if i.label == base), None)
-        what = ("the answer alone, when you need no gradient descent" if base == "least squares, solved in closed form"
-                else purpose(impl))
+    for name, what in zip(frame["way of training"], frame["what it is for"]):
         if what:
-            groups.setdefault(what, []).append(f"*{base}*")
+            groups.setdefault(what, []).append(f"*{name.split(' (')[0]}*")
     return ["", "What each is for:", ""] + [f"- {what}: {join(dict.fromkeys(names))}." for what, names in groups.items()]
 
 
@@ -792,7 +790,8 @@ def use_when_markdown(tables, image_prefix="", code=True):
                                    else "#words-used-here")
     if frame is None:
         return "numpy did not run, so no way of training is compared with it."
-    lines = [caption, "", md_table(frame)] + purpose_lines(frame) + fit_trap_lines(tables, code)
+    lines = ([caption, "", md_table(frame.drop(columns="what it is for"))] + purpose_lines(frame)
+             + fit_trap_lines(tables, code))
     if results_dir is not None and (Path(results_dir) / "problem_map.png").exists():
         lines += ["", f"![the fastest way that gives numpy's numbers, by n and updates]({image_prefix}problem_map.png)", "",
                   "Read the map at your problem's size (across) and run length (up): the colour is the fastest way "
