@@ -81,6 +81,12 @@ def test_support_report_and_findings_read_the_table():
     ])
     text = support.report_section(table)
     assert "1 same, 0 differs, 1 fails" in text and "| **fails** |" in text and "1.23" in text
+    assert "| keras | arrays | 1 |" in text and "| numpy |" not in text  # a feed, not the numpy row's title
+    trailer = table.assign(detail=["weights within 1e-10", "InvalidArgumentError: AddN shapes [Op:AddN] name: "
+                                   "'while/body/_1/while/cond/then/_115/Placeholder_1'"])
+    assert "| InvalidArgumentError: AddN shapes |" in support.report_section(trailer)
+    assert support._short_detail("must feed a value for placeholder tensor 'while/body/_1/while/cond/Placeholder_1' "
+                                 "with dtype int32") == "must feed a value for placeholder tensor '...' with dtype int32"
     findings = support.findings(table)
     assert len(findings) <= 2
     assert "Of 2 ways" in findings[0] and "1.23 ms" in findings[1] and "InvalidArgumentError (1" in findings[1]

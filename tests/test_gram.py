@@ -252,6 +252,11 @@ def test_gram_findings_read_the_table(gram_table):
     doubled = gram_table.assign(rel_gap=2 * gram_table.rel_gap)
     assert f"{2 * worst:.2g}" in gram.findings(doubled)[0]
     assert "gram.png" in gram.report_section(gram_table)
+    # the rows that need the bound: a gap past the tolerance, counted from the table's own columns
+    s = gram.summary(gram_table)
+    needs = int((s.max_rel_gap > s.tolerance).sum())
+    assert (f"{needs} of {len(s)} rows pass only with the bound" in gram.report_section(gram_table)) == (needs > 0)
+    assert "pass only with the bound" not in gram.report_section(gram_table.assign(rel_gap=0.0))
 
 
 @pytest.mark.parametrize("name", ["numpy:gram", "gradient_tape:gram"])

@@ -360,10 +360,10 @@ def _model_table(table):
         rows.append({"network": network, "n": f"{int(n):,}", "per-step route: best K": _capped(best_k),
                      "ms/step at K = 1": _ms(one.seconds_per_step), "ms/step at best K": _ms(at_best["seconds_per_step"]),
                      "Gram route: best K": _capped(gram_k),
-                     f"{ITERATIONS} iterations, per-step route at its best K (s)": f"{at_best['seconds_per_run']:.3g}",
-                     "Gram route at its best K (s)": f"{gram_best['seconds_per_run']:.3g}"})
+                     f"Gram route, {ITERATIONS} iterations at its best K (s)": f"{gram_best['seconds_per_run']:.3g}"})
     lines = [md_table(pd.DataFrame(rows))]
-    lines += ["", f"(A best K of {max(WORKER_COUNTS)}+ means the model still gains at the end of the range.)"]
+    lines += ["", f"{ITERATIONS} iterations of the per-step route take {ITERATIONS} x its ms/step; a best K of "
+              f"{max(WORKER_COUNTS)}+ still gains at the end of the range."]
     return lines
 
 
@@ -415,11 +415,9 @@ def report_section(table):
     steps = table[(table.kind == "measured") & (table.what == "step")]
     lines = [f"## Distributed: replicas, workers and a model for 1 to {max(WORKER_COUNTS)} workers", "",
              f"![measured steps and the model]({NAME}.png)", "",
-             f"**Measured** (m = {M}, {DTYPE}; the study's GradientTape loop, one packed SUM all-reduce per step, "
-             "best of the timed calls divided by its N + 1 evaluations): MirroredStrategy over logical CPUs of one "
-             "process and MultiWorkerMirroredStrategy over worker processes on loopback, each holding n / K random "
-             "rows. Logical CPUs and loopback workers share the cores of one machine (`environment.json` says which): "
-             "these runs prove the mechanics and measure the synchronisation cost, not a speed-up.", ""]
+             f"**Measured** (m = {M}, {DTYPE}; the study's GradientTape loop, best call over its N + 1 evaluations), "
+             "each replica or worker holding n / K rows. They share the cores of one machine: the cost of "
+             "synchronising, not a speed-up.", ""]
     lines += _steps_table(steps)
     reduces = table[table.what == "allreduce"].sort_values("bytes")
     loop = _network(table, "loopback")
@@ -427,33 +425,27 @@ def report_section(table):
         small, large = reduces.iloc[0], reduces.iloc[-1]
         lines += ["", f"One SUM all-reduce between {int(small.workers)} loopback workers (measured, {DTYPE}): "
                   f"{int(small.numbers)} numbers ({int(small.bytes)} bytes) in {small.seconds * 1e6:.0f} us, "
-                  f"{int(large.numbers):,} numbers ({large.bytes / 2**20:.0f} MiB) in {large.seconds * 1e3:.3g} ms. "
-                  f"Read through the ring model, that is a latency of {loop.latency_s * 1e6:.0f} us per message round "
-                  f"and a bandwidth of {loop.bandwidth_bytes_s / 1e9:.2g} GB/s."]
+                  f"{int(large.numbers):,} numbers ({large.bytes / 2**20:.0f} MiB) in {large.seconds * 1e3:.3g} ms: "
+                  f"through the ring model, {loop.latency_s * 1e6:.0f} us per message round and "
+                  f"{loop.bandwidth_bytes_s / 1e9:.2g} GB/s."]
     else:
         lines += ["", "The all-reduce between workers could not be measured in this run; the model uses the stated "
                   "datacenter figures only."]
     dc = _network(table, "datacenter")
     compute = table[table.what == "compute"].iloc[0]
     gram_it = table[table.what == "gram_iteration"].seconds.iloc[0]
-    lines += ["", "**Model, not a measurement** (`kind = model`, comparisons/experiments/projection.py): on K workers a step "
-              "costs the one-replica overhead plus (n / K)(m + 1) values at the measured cost per value, plus a ring "
-              "all-reduce of the gradient, m + 1 numbers: 2 (K - 1) latencies plus 2 (K - 1) / K of its bytes over "
-              "the bandwidth. Measured inputs: overhead "
-              f"{compute.seconds * 1e3:.3g} ms per step, {compute.value_s * 1e9:.3g} ns per value (one-replica steps). "
-              f"Datacenter figures (stated): latency {dc.latency_s * 1e6:.2g} us, bandwidth "
-              f"{dc.bandwidth_bytes_s * 8 / 1e9:.0f} Gb/s, from the {dc.note}. "
-              "Beyond the best K below, adding a worker makes a step slower (the all-reduce's latency grows by "
-              "2 alpha per worker while the compute saved shrinks as 1 / K^2).", ""]
+    lines += ["", "**Model, not a measurement** (`kind = model`, comparisons/experiments/projection.py): a step on K "
+              f"workers costs the measured one-replica overhead ({compute.seconds * 1e3:.3g} ms), (n / K)(m + 1) values "
+              f"at {compute.value_s * 1e9:.3g} ns each, and a ring all-reduce of m + 1 numbers (2 (K - 1) latencies "
+              "plus 2 (K - 1) / K of its bytes over the bandwidth). Datacenter figures (stated): "
+              f"{dc.latency_s * 1e6:.2g} us, {dc.bandwidth_bytes_s * 8 / 1e9:.0f} Gb/s, from the {dc.note}. Past the "
+              "best K a worker adds more latency than it saves compute.", ""]
     lines += _model_table(table)
-    lines += ["", f"**The Gram route**: each worker makes one pass over its rows to build G = [X, 1]^T [X, 1], "
-              f"c = [X, 1]^T y and s = y^T y, one all-reduce sends them, and the {ITERATIONS} iterations run locally "
-              f"at O(m^2) each ({gram_it * 1e6:.3g} us measured in numpy). Its payload is sent packed: the upper "
-              f"triangle of the symmetric G, (m + 1)(m + 2) / 2 numbers, then c and s: {projection.gram_payload(M)} "
-              f"numbers in {GRAM_DTYPE} ({projection.gram_payload(M) * 8} bytes; {projection.gram_payload(M, dense=True)} "
-              "numbers if G were sent dense), once per run instead of once per step. Its one pass costs more per row than a "
-              "gradient step ((m + 1)(m + 2) / 2 products against about 2 (m + 1)), which a run of "
-              f"{ITERATIONS} iterations repays: " + _gram_wins(table) + "."]
+    lines += ["", f"**The Gram route**: each worker sums G, c and s over its rows, one all-reduce sends them once per "
+              f"run ({projection.gram_payload(M)} numbers in {GRAM_DTYPE}, G's upper triangle packed; "
+              f"{projection.gram_payload(M, dense=True)} with G dense), and the {ITERATIONS} iterations run locally "
+              f"at O(m^2) each ({gram_it * 1e6:.3g} us measured in numpy). Its pass costs (m + 1)(m + 2) / 2 products "
+              f"a row against about 2 (m + 1) for a step, which {ITERATIONS} iterations repay: " + _gram_wins(table) + "."]
     return "\n".join(lines)
 
 

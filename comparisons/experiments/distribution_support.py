@@ -9,6 +9,7 @@ fatal. Its final parameters and loss curve are compared with the numpy run on th
 """
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -174,10 +175,9 @@ def plot(table, out_dir):
 
 
 FEED_TEXT = {
-    "numpy": "numpy arrays whole (tape: the same X on every replica; Keras: fit(X, y, batch_size=n, epochs=N))",
-    "dataset": "a repeated tf.data batch of all rows (tape: experimental_distribute_dataset; Keras: fit(dataset))",
-    "distributed": "each replica its own shard (tape: experimental_distribute_values_from_function; Keras: "
-                   "fit on distribute_datasets_from_function)",
+    "numpy": "the arrays whole (Keras: fit(X, y, batch_size=n, epochs=N))",
+    "dataset": "a repeated tf.data batch of all rows",
+    "distributed": "each replica its own shard",
 }
 
 
@@ -185,28 +185,34 @@ def _cost(value):
     return "" if pd.isna(value) else f"{value * 1e3:.3g}"
 
 
+FEED_WORDS = {"numpy": "arrays", "dataset": "dataset", "distributed": "distributed"}  # 'numpy' would read as the numpy row
+
+
+def _short_detail(detail):
+    """An error line without its op trailer and long quoted node names: the reason, not the trace."""
+    text = re.sub(r"\s*\[Op:.*$", "", str(detail))
+    return re.sub(r"'[^']{25,}'", "'...'", text)
+
+
 def report_section(table):
-    """Markdown: what each feed means, then the matrix with outcome, gap or error, and cost per step."""
+    """Markdown: one sentence of method, what each feed means, then the matrix with outcome, gap or error, and cost."""
     counts = table.outcome.value_counts()
     lines = ["## Distributed support matrix", "",
-             f"Each way of running the model distributed that a TensorFlow user would try, over {REPLICAS} replicas "
-             f"(`mirrored`: MirroredStrategy over {REPLICAS} logical CPUs of one process; `multi_worker`: "
-             f"MultiWorkerMirroredStrategy over {REPLICAS} worker processes on loopback), "
-             f"{int(table.iterations.iloc[0])} updates from the study's start, compared with numpy on the same rows "
-             f"(n = {DIVISIBLE_N}: rows split evenly; n = {INDIVISIBLE_N}: the shards differ by a row). `same` means "
-             "within the study's equivalence tolerance "
-             f"({', '.join(f'{k} {v:g}' for k, v in EQUIVALENCE.items())}); each configuration ran in a child "
-             "process, so a crash or a hang is a `fails` row. The tape loop divides each replica's loss by the global "
-             "n and all-reduces loss and gradients with SUM in one packed vector. Cost per step: a second, warm run "
-             "over its updates (logical CPUs share the cores of one machine, so this is the cost of synchronising, not a speed-up).", "",
-             "Feeds: " + "; ".join(f"`{k}`: {v}" for k, v in FEED_TEXT.items()) + ".", "",
+             f"The ways a TensorFlow user would run the model over {REPLICAS} replicas (`mirrored`: MirroredStrategy "
+             f"over {REPLICAS} logical CPUs; `multi_worker`: MultiWorkerMirroredStrategy over {REPLICAS} loopback "
+             f"workers), {int(table.iterations.iloc[0])} updates each, against numpy on the same rows (n = "
+             f"{DIVISIBLE_N} splits evenly, n = {INDIVISIBLE_N} does not). `same`: within the equivalence tolerance; "
+             "`fails`: a crash or hang in its child process; ms/step: a warm run, on shared cores (the cost of "
+             "synchronising, not a speed-up). Feeds: " + "; ".join(f"`{FEED_WORDS.get(k, k)}`: {v}"
+                                                                    for k, v in FEED_TEXT.items()) + ".", "",
              f"Outcomes: {', '.join(f'{counts.get(k, 0)} {k}' for k in ('same', 'differs', 'fails'))}.", ""]
     order = table.sort_values(["strategy", "api", "feed", "steps_per_execution", "n_samples", "dtype"])
     rows = pd.DataFrame({
-        "strategy": order.strategy, "API": order.api, "feed": order.feed, "steps/execution": order.steps_per_execution,
+        "strategy": order.strategy, "API": order.api, "feed": order.feed.map(lambda f: FEED_WORDS.get(f, f)),
+        "steps/execution": order.steps_per_execution,
         "n": order.n_samples, "dtype": order.dtype, "outcome": "**" + order.outcome + "**",
         "max rel. diff": ["" if pd.isna(gap) else f"{gap:.2g}" for gap in order.max_rel_diff],
-        "detail": order.detail.astype(str), "ms/step": [_cost(cost) for cost in order.seconds_per_step]})
+        "detail": order.detail.map(_short_detail), "ms/step": [_cost(cost) for cost in order.seconds_per_step]})
     lines.append(md_table(rows))
     return "\n".join(lines)
 
@@ -221,7 +227,7 @@ def findings(table):
     failing = table[table.outcome == "fails"]
     if not same.empty:
         best = same.loc[same.seconds_per_step.idxmin()]
-        sentence = (f"The cheapest correct one was {best.strategy} {best.api} with the {best.feed} feed at "
+        sentence = (f"The cheapest correct one was {best.strategy} {best.api} with the {FEED_WORDS.get(best.feed, best.feed)} feed at "
                     f"{best.seconds_per_step * 1e3:.3g} ms per step")
         if not failing.empty:
             common = failing.detail.str.split(":").str[0].value_counts()

@@ -491,6 +491,6 @@ def report_section(table):
     shown = shown.assign(verdict="**" + shown.verdict + "**")
     return "\n".join([
         "## The lesson's claims, checked", "", f"![verdicts on the lesson's claims]({NAME}.png)", "",
-        f"{len(table)} testable claims of the lesson, in our words. Each verdict is computed from the evidence "
-        "in the same row (its numbers are in the `measured` column of the CSV): "
+        f"{len(table)} testable claims of the lesson, paraphrased, each verdict computed from its row's evidence "
+        "(numbers: the CSV's `measured` column): "
         + ", ".join(f"**{counts.get(v, 0)} {v}**" for v in VERDICTS) + ".", "", md_table(shown)])

@@ -200,7 +200,8 @@ def _coverage(table):
     cover = table.groupby("implementation", sort=False).agg(
         dtypes=("dtype", lambda d: join(sorted(set(d)))), rates=("lr", "nunique"))
     groups = cover.reset_index().groupby(["dtypes", "rates"], sort=False).implementation.apply(list)
-    return "; ".join(f"{join(f'`{n}`' for n in names)} in {dtypes} at {plural(rates, 'rate')}"
+    return "; ".join(f"{join(f'`{n}`' for n in names) if len(names) <= 3 else f'{len(names)} implementations'} "
+                     f"in {dtypes} at {plural(rates, 'rate')}"
                      for (dtypes, rates), names in groups.items())
 
 
@@ -278,13 +279,11 @@ def report_section(table):
         f"{t.lambda_min:.4g} to {t.lambda_max:.4g} (condition number {t.lambda_max / t.lambda_min if t.lambda_min > 0 else float('inf'):.3g}), so full-batch "
         f"descent is stable only for lr < 2 / lambda_max = **{t.threshold:.4g}**. The lesson's rates are "
         + join(f"{lr:g} = {lr / t.threshold:.3g}x" for lr in LESSON_RATES) + " the threshold.",
-        "", agreement_sentence(table),
-        "Runs shorter than the rest (the `iterations` column: slow implementations, and every implementation when "
-        "the data are large) were made only at the lesson's rates and rates outside 0.5x-2x of the threshold, "
-        f"where that is enough to tell the sides apart. Here: {_short_runs(table)}.",
+        "", agreement_sentence(table) + " Shorter runs (slow implementations, or large data) were made only at the "
+        f"lesson's rates and outside 0.5x-2x the threshold: {_short_runs(table)}.",
         "",
         f"Iterations to bring the distance to the least-squares parameters down to {t.tolerance:g} of its start "
-        "(predicted: log(tol) / log(max_i |1 - lr lambda_i|), an upper bound; measured: the numpy float64 run). "
-        + _prediction_sentence(table), "", md_table(shown),
+        "(predicted: log(tol) / log(max_i |1 - lr lambda_i|), an upper bound; measured: the numpy float64 run):",
+        "", md_table(shown),
     ]
     return "\n".join(lines)

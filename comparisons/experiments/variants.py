@@ -220,10 +220,9 @@ def report_section(table):
     others = [name for name in dict.fromkeys(table.implementation) if name != registry.REFERENCE]
     lines = ["## Batch, mini-batch and stochastic descent", "", f"![loss against epochs and time]({NAME}.png)", "",
              f"{_names([registry.REFERENCE, *others])} trained on the same float64 data "
-             f"({table.iloc[0].get('data_source', 'not recorded')}) with lr = {table.lr.iloc[0]:g}, for {epochs} epochs "
-             "(passes over the data) per batch size, each fed the same seeded sample order (one permutation per "
-             "epoch). Full-data loss per epoch comes from the numpy trajectory; each implementation's own per-step "
-             f"batch loss is in `{NAME}_steps.csv`.", ""]
+             f"with lr = {table.lr.iloc[0]:g}, {epochs} epochs (passes over the data) per batch size, in the same "
+             f"seeded sample order; excess loss is numpy's full-data loss above least squares (per-step batch losses: "
+             f"`{NAME}_steps.csv`).", ""]
     n = table.iloc[0].get("n_samples", math.nan)
     left_out = [b for b in (32, 1) if b < n and b not in set(table.batch_size)]
     if left_out:
@@ -233,9 +232,9 @@ def report_section(table):
         lines.append("Only numpy ran: there is no second implementation to compare its path with.")
     for name, w in worst.items():
         params = last[last.implementation == name].max_abs_param_diff_vs_numpy.max()
-        lines.append(f"- {registry.label(name)} (`{name}`): " + (
-            f"the same path as numpy at every batch size; largest relative difference of the per-step batch losses "
-            f"{w:.2g} (threshold {AGREEMENT:g}), largest parameter difference {params:.2g}." if w <= AGREEMENT else
+        lines.append(f"- {registry.label(name)}: " + (
+            f"numpy's path at every batch size (per-step losses within {w:.2g} relative, threshold {AGREEMENT:g}; "
+            f"parameters within {params:.2g})." if w <= AGREEMENT else
             f"**differs from numpy**: relative per-step loss difference up to {w:.2g} (threshold {AGREEMENT:g})."))
     rows = []
     for batch_size, group in table.groupby("batch_size", sort=False):
@@ -246,10 +245,10 @@ def report_section(table):
                "after the last": f"{end.full_loss - end.ols_loss:.3g}"}
         for name in [registry.REFERENCE, *others]:
             r = group[group.implementation == name]
-            row[f"{name} ms/epoch"] = f"{r.median_s.iloc[0] / epochs * 1e3:.3g}" if not r.empty else "-"
+            row[f"ms/epoch, {registry.label(name)}"] = f"{r.median_s.iloc[0] / epochs * 1e3:.3g}" if not r.empty else "-"
         for name in others:
             r = group[group.implementation == name]
-            row[f"{name} first call (s)"] = f"{r.first_call_s.iloc[0]:.2f}" if not r.empty else "-"
+            row[f"first call (s), {registry.label(name)}"] = f"{r.first_call_s.iloc[0]:.2f}" if not r.empty else "-"
         rows.append(row)
     lines += ["", md_table(pd.DataFrame(rows))]
     by_size = {b: r[(r.implementation == registry.REFERENCE) & (r.epoch == epochs)].iloc[0]
@@ -257,10 +256,8 @@ def report_section(table):
     sizes = sorted(by_size)
     if len(sizes) >= 2:
         sgd, full = by_size[sizes[0]], by_size[sizes[-1]]
-        lines += ["", f"Per epoch, smaller batches make more updates and get closer to the optimum sooner "
-                  f"(after {epochs} epochs: batch {sizes[0]} is {sgd.full_loss - sgd.ols_loss:.3g} above the OLS loss, "
-                  f"full batch {full.full_loss - full.ols_loss:.3g}); with a fixed lr the single-sample path keeps "
-                  "jittering around the optimum instead of settling. Per second the picture depends on the "
-                  "per-update overhead: every implementation pays a fixed cost per update, which batch size 1 pays "
-                  "n times per epoch."]
+        lines += ["", f"Batch {sizes[0]} makes more updates per epoch than batch {sizes[-1]} and ends "
+                  f"{'closer' if sgd.full_loss < full.full_loss else 'no closer'}, though "
+                  "with a fixed lr a single-sample path jitters around the optimum; per second, it pays each "
+                  "implementation's fixed cost per update n times per epoch."]
     return "\n".join(lines)

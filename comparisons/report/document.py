@@ -455,8 +455,7 @@ def _setup_section(study, env, config):
         "## Set-up",
         f"- data: {study['data_source']}",
         f"- model: y_hat = X W + b with {study['n_features']} feature(s) ({', '.join(study['feature_names'])}), "
-        f"target `{study['target']}`; loss mean((y - y_hat)^2); full batch unless a batch size is given "
-        f"(batch size: {study['batch_size'] or 'n, full batch'})",
+        f"target `{study['target']}`; loss mean((y - y_hat)^2); batch size {study['batch_size'] or 'n (full batch)'}",
         f"- learning rate {config['lr']}, {config['iterations']} iterations, dtypes {', '.join(config['dtypes'])}, "
         f"seed {config['seed']}; standardized features: {'yes (weights below are in raw units)' if study['standardized'] else 'no'}"
         + ("; target centred (the bias below is in raw units too)" if config.get("center_target") else ""),
@@ -508,8 +507,7 @@ def _numerics_note(env, names):
                     "loopback workers see no GPU); this process did not load it.")
         return "No TensorFlow run, so no TensorFlow numerics settings apply."
     return (f"TensorFlow ran with op determinism {'on' if numerics.get('op_determinism') else 'off'} and TF32 "
-            f"{'on' if numerics.get('tf32_enabled') else 'off'}, the settings the equivalence needs; on a GPU "
-            "determinism can pick slower kernels, on the CPU it changes little for this model.")
+            f"{'on' if numerics.get('tf32_enabled') else 'off'}, as the equivalence needs.")
 
 
 def eps_words(value):
@@ -534,36 +532,32 @@ def glossary(timings):
     runs = t[(t.iterations > 0) & (t.repeats > 1)]
     coverage = runs.interval_coverage.dropna() if "interval_coverage" in runs else pd.Series(dtype=float)
     repeats = int(runs.repeats.max()) if len(runs) else 0
-    interval = ("the range that holds the true median of a row's timed runs with a known probability, whatever "
-                "the shape of their spread: it runs between two of the sorted run times, and with "
-                f"{repeats} runs the narrowest such range that reaches {CONFIDENCE:.0%} is "
+    interval = ("the range between two of a row's sorted run times that holds their true median with a known "
+                "probability, whatever their spread; with "
+                f"{repeats} runs the narrowest range reaching {CONFIDENCE:.0%} is "
                 + (f"fastest to slowest, which covers {coverage.max():.0%} (1 - 2/2^{repeats})" if len(coverage)
                    and abs(coverage.max() - (1 - 2 / 2 ** repeats)) < 1e-9 else
-                   f"the one in `timings.csv`'s `median_low_s`-`median_high_s`, covering "
-                   f"{coverage.max():.0%}" if len(coverage) else "its `median_low_s` to `median_high_s`"))
+                   f"`timings.csv`'s `median_low_s`-`median_high_s`, covering "
+                   f"{coverage.max():.0%}" if len(coverage) else "`median_low_s` to `median_high_s`"))
     terms = [
-        ("eps", "the machine epsilon of a dtype, the smallest relative step between two of its numbers near 1: "
-                f"{np.finfo(np.float32).eps:.1e} in float32, {np.finfo(np.float64).eps:.1e} in float64. A few eps is "
-                "a few rounding errors."),
-        ("first call", "the first run of a way of training, a whole run of updates, including the time its framework "
-                       "spends tracing the Python code and compiling it."),
+        ("eps", "the relative spacing of a dtype's numbers near 1: "
+                f"{np.finfo(np.float32).eps:.1e} in float32, {np.finfo(np.float64).eps:.1e} in float64; a few eps "
+                "is a few rounding errors."),
+        ("first call", "a way's first whole run, including tracing and compiling."),
         ("per update", "the median of the timed runs after the first call, divided by their updates."),
-        ("noise interval", interval + ". Two rows whose intervals overlap are a **tie**, never ranked."),
-        ("break-even", "after how many updates a cold run of a way (first call included) beats a cold numpy run."),
+        ("noise interval", interval + ". Rows whose intervals overlap **tie** and are never ranked."),
+        ("break-even", "the run length from which a cold run (first call included) beats a cold numpy run."),
         ("compiled loop, XLA", "`tf.function(jit_compile=True)` and `jax.jit` hand the whole loop to XLA, a compiler "
-                               "that fuses its small operations into a few machine-code kernels."),
-        ("Gram route", "another algorithm with the same updates in exact arithmetic: one pass over X computes "
-                       "G = [X, 1]^T [X, 1] / n, c = [X, 1]^T y / n and s = y^T y / n, then every update uses only "
-                       "them, never X; its loss formula s - 2 theta^T c + theta^T G theta cancels digits."),
-        ("replicas, all-reduce", "a distributed run splits the rows over devices (replicas); at every step each "
-                                 "computes the gradient of its rows, and an all-reduce sends every part to every "
-                                 "replica and returns the sum to all."),
-        ("worker processes, loopback", "workers are separate processes (one per machine in real use); here they run "
-                                       "on one machine and talk over loopback, the network interface that never "
-                                       "leaves it."),
-        ("GEMM, floor", "GEMM is a general matrix-matrix product, the BLAS routine behind numpy's `@` on two "
-                        "matrices; a floor (a roofline) is the least time the hardware allows for some work, such "
-                        "as the bytes of X over the measured memory bandwidth."),
+                               "that fuses its small operations into a few kernels."),
+        ("Gram route", "another algorithm: one pass over X computes G = [X, 1]^T [X, 1] / n, c = [X, 1]^T y / n "
+                       "and s = y^T y / n, and every update uses only these, never X (the same updates in exact "
+                       "arithmetic); its loss s - 2 theta^T c + theta^T G theta cancels digits."),
+        ("replicas, all-reduce", "a distributed run splits the rows over devices (replicas); at each step an "
+                                 "all-reduce sums their gradients and returns the sum to all."),
+        ("worker processes, loopback", "workers are separate processes (one per machine in real use); here they "
+                                       "share one machine and talk over loopback, its internal network."),
+        ("GEMM, floor", "GEMM is a matrix-matrix product (BLAS); a floor (roofline) is the least time the hardware "
+                        "allows for some work, e.g. the bytes of X over the measured memory bandwidth."),
     ]
     return "## Words used here\n\n" + "\n".join(f"- **{term}**: {text}" for term, text in terms)
 
@@ -583,10 +577,22 @@ def _weights_section(weights, runs, batch_size=None, data=None):
     shown["run"] = [who.get(r.implementation, registry.label(r.implementation)
                             + (f" ({r.device})" if "+" in str(r.device) else "")) for r in wide.itertuples()]
     columns = [c for c in shown.columns if c != "run"]
-    grouped = shown.groupby(columns, sort=False).run.apply(lambda names: ", ".join(dict.fromkeys(names))).reset_index()
+    per_dtype = {d: list(dict.fromkeys(shown.run[(shown.dtype == d) & wide.implementation.isin(REGISTRY).to_numpy()]))
+                 for d in shown.dtype.unique()}
+
+    def runs_in(group):
+        """The runs of a row: 'every way but a and b' when the row holds most of its dtype's ways, else their names."""
+        names = list(dict.fromkeys(group.run))
+        dtype = shown.dtype[group.index[0]]
+        others = [n for n in per_dtype.get(dtype, []) if n not in names]
+        if len(names) > 3 and set(names) <= set(per_dtype.get(dtype, [])) and len(others) < len(names):
+            return (f"every way but {join(f'*{o}*' for o in others)} ({len(names)})" if others
+                    else f"all {len(names)} ways")
+        return ", ".join(names)
+    grouped = shown.groupby(columns, sort=False)[["run"]].apply(runs_in).rename("run").reset_index()
     grouped = grouped[["run", *columns]].rename(columns={"run": "runs"})
     text = ["## Learned weights, the truth and least squares",
-            "Final parameters in the units of the input columns; runs that agree to the 6 digits shown share a row.",
+            "Final parameters in the input's units; runs that agree to the 6 digits shown share a row.",
             "", md_table(grouped)]
     if _standard_errors_line(weights, data):
         text += ["", _standard_errors_line(weights, data)]
@@ -627,19 +633,16 @@ def _equivalence_section(equivalence, grads, runs):
         if r.gram:
             words += f" (bound {eps_words(in_eps(r.loss_bound, dtype))})"
         return words + ("" if r.within == "yes" else " **outside**")
-    text += ["The largest relative gap between each way's loss curve and numpy's, over every point, in eps of "
-             "the run's dtype, and whether it is inside the tolerance (" + tolerances + "). A Gram route is "
-             "also allowed the rounding bound derived for its run from its own G, c, s and final loss (shown). "
-             "`equivalence.csv` has the weights' gaps too.", "", md_table(_by_dtype(eq, "gap", gap))]
+    text += ["Each way's largest relative gap to numpy's loss curve, in eps of its dtype; tolerance " + tolerances
+             + ", plus, for a Gram route, its own rounding bound (shown; [docs/method.md](../docs/method.md"
+             "#equivalence-and-the-gradient-check)).", "", md_table(_by_dtype(eq, "gap", gap))]
     streaming = eq[~eq.gram].groupby("dtype").max_rel_loss_diff.max()
     if _rounding_only(streaming):
         text += ["", "A few eps over a whole loss curve is one summation order against another: the same arithmetic."]
     text += ["", "## Gradient check",
-             "Every row that checks its gradient computes, at every step, both autodiff's gradient and the lesson's "
-             "-2/n X^T R and -2/n sum(R) from the same residuals, and stops with an error if they differ by more "
-             "than the dtype's tolerance. The difference is divided by the size of the terms the gradient sums "
-             "(2/n max|r| max(max_j sum_i |x_ij|, n)), so it stays meaningful as the gradient goes to zero. "
-             "Central finite differences in float64 check autodiff at the first and last step."]
+             "At every step, autodiff's gradient against the lesson's -2/n X^T R and -2/n sum(R) from the same "
+             "residuals (a run stops with an error beyond the dtype's tolerance), relative to the size of the terms "
+             "summed; central finite differences (float64) at the first and last step."]
     if grads.empty:
         return "\n".join(text + ["", "_no run checked its gradient in this study_"])
     steps = grads[grads.method == "analytic_vs_autodiff"]
@@ -666,19 +669,19 @@ def purpose(impl):
     if impl is None:
         return ""
     if impl.route == "gram":
-        return "many updates on large n: X is read once, then updates cost O(m^2) (another algorithm)"
+        return "many updates on large n: X is read once, then each update costs O(m^2)"
     if impl.distributed == "workers":
-        return "data or models too big for one machine: the same code runs on several hosts"
+        return "data too big for one machine: the same code runs on several hosts"
     if impl.distributed:
-        return "several GPUs in one machine: each holds a share of the rows"
+        return "several GPUs in one machine, each with a share of the rows"
     if impl.framework == REGISTRY[REFERENCE].framework:
-        return "learning and checking: the lesson's loop, every line visible"
+        return "learning and checking, every line visible"
     if not impl.stops_at_divergence:  # Keras' fit: the loop is Keras', not yours
-        return ("the idiom to avoid for many small steps (see below)" if impl.python_loop else
+        return ("the idiom to avoid for many small steps (below)" if impl.python_loop else
                 "a ready-made loop (callbacks, metrics, saving) for standard layers")
     if impl.python_loop:
-        return "debugging: each update runs from Python, so you can print or stop anywhere"
-    return "autodiff for models you cannot differentiate by hand, compiled for many updates (and a GPU)"
+        return "debugging: every update runs from Python, where you can print or stop"
+    return "autodiff for models you cannot differentiate by hand, compiled for long runs and GPUs"
 
 
 def use_when(row, reference, agrees=True, wins=()):
@@ -691,22 +694,21 @@ def use_when(row, reference, agrees=True, wins=()):
     if row.implementation == REFERENCE:
         return "reference"
     prefix = "" if agrees else "**not equivalent to numpy in this run**; "
-    size = f"n = {int(row.n_samples):,}"
-    scaling = f"; per update at n x m = {join(_sizes(wins))} in the scaling runs" if wins else ""
+    scaling = f"; scaling: {join(_sizes(wins))}" if wins else ""
     if pd.isna(row.speedup_vs_numpy):
         return prefix + "not compared: it made a different number of updates" + scaling
     if ties_with_reference(row, reference):
-        return prefix + f"a tie per update at {size}" + scaling
+        return prefix + "tie" + scaling
     if row.median_s >= reference.median_s or row.iterations != reference.iterations:
-        return prefix + f"not at {size}" + scaling
+        return prefix + "no" + scaling
     low, high = break_even_interval(row, reference)
     if high == 0:
-        return prefix + f"from the first update at {size}" + scaling
+        return prefix + "from the first update" + scaling
     after = f"{rounded(low):,}-{rounded(high, up=True):,}" if math.isfinite(high) else f"{rounded(low):,} or more"
-    return prefix + f"after {after} updates at {size}" + scaling
+    return prefix + f"after {after} updates" + scaling
 
 
-def use_when_rows(tables, scaling=None):
+def use_when_rows(tables, scaling=None, terms="#words-used-here"):
     """(caption, DataFrame) of the 'which to use when' table: the headline dtype, every way of training and the solve."""
     t = timed(tables["timings"])
     dtype = headline_dtype(t)
@@ -734,19 +736,27 @@ def use_when_rows(tables, scaling=None):
             "per update": "-" if solve else (
                 f"{duration(r.median_s / r.iterations)} ({span(*interval)})" if r.median_low_s < r.median_high_s
                 else f"{duration(r.median_s / r.iterations)} "
-                + ("(first call only: no repeat fitted the time budget)" if r.repeats == 0 else "(one timed call)")),
+                + ("(first call only: too slow to repeat)" if r.repeats == 0 else "(one timed call)")),
             "same numbers as numpy": ("reference" if r.implementation == REFERENCE else "-" if solve or pd.isna(gap)
-                                      else f"{eps_words(in_eps(gap, dtype))} eps" + (" (Gram loss, inside its bound)"
+                                      else f"{eps_words(in_eps(gap, dtype))} eps" + (" (inside its rounding bound)"
                                                                              if gram and within == "yes" else "")),
             "faster than numpy": use_when(r, reference, within == "yes", wins.get(r.implementation, ())),
         })
     caption = (f"In {dtype}, n = {int(reference.n_samples):,}, m = {int(reference.n_features)}, "
-               f"{int(reference.iterations):,} updates per run. First run: the first call, compiling included. "
-               "Per update: the median with its noise interval. Same numbers: the largest gap of the loss curve to "
-               "numpy's, in eps. Faster than numpy: the break-even range at this size"
-               + (f", and the sizes n x m of the scaling runs ({scaling_dtype}) where it was faster per update"
-                  if scaling_dtype else "") + ". Terms: [Words used here](#words-used-here).")
+               f"{int(reference.iterations):,} updates per run ([terms]({terms})). Same numbers: the loss "
+               f"curve's largest gap to numpy's. Faster than numpy: the break-even at n = {int(reference.n_samples):,}"
+               + (f"; after 'scaling', the sizes n x m of the scaling runs ({scaling_dtype}) where it was faster per "
+                  "update" if scaling_dtype else "") + ".")
     return caption, pd.DataFrame(out)
+
+
+def purpose_lines(frame):
+    """'What each is for': one line per purpose of use_when_rows' frame, naming its ways, each purpose said once."""
+    groups = {}
+    for name, what in zip(frame["way of training"], frame["what it is for"]):
+        if what:
+            groups.setdefault(what, []).append(f"*{name.split(' (')[0]}*")
+    return ["", "What each is for:", ""] + [f"- {what}: {join(dict.fromkeys(names))}." for what, names in groups.items()]
 
 
 def fit_trap_lines(tables, code=True):
@@ -756,10 +766,9 @@ def fit_trap_lines(tables, code=True):
     if f is None:
         return []
     facts = f.facts
-    return ["", f"**The `fit` trap.** `model.fit(X, y, batch_size=n, epochs=N)` ({named(facts['trap'])}) makes one "
-            f"full-batch update per epoch and re-enters Keras' Python loop every epoch: {duration(facts['trap_update'])} "
-            f"per update in {facts['dtype']}, {ratio(facts['trap_ratio'])} numpy's speed. Give `fit` all N steps in one "
-            f"call instead ({duration(facts['fit_update'])} per update)" + (":" if code else
+    return ["", f"**The `fit` trap.** `model.fit(X, y, batch_size=n, epochs=N)` ({named(facts['trap'])}) re-enters "
+            f"Keras' Python loop for every update ({duration(facts['trap_update'])} in {facts['dtype']}); all N steps "
+            f"in one call take {duration(facts['fit_update'])} each" + (":" if code else
             ", as the Keras block above does.")] + ([] if not code else ["",
             "```python",
             "batch = tf.data.Dataset.from_tensors((X, y)).repeat()          # all n rows at every step",
@@ -777,14 +786,16 @@ def use_when_markdown(tables, image_prefix="", code=True):
     """
     results_dir = tables.get("folder")
     scaling = _scaling_table(results_dir, tables.get("experiments", {}))
-    caption, frame = use_when_rows(tables, scaling)
+    caption, frame = use_when_rows(tables, scaling, f"{image_prefix}report.md#words-used-here" if image_prefix
+                                   else "#words-used-here")
     if frame is None:
         return "numpy did not run, so no way of training is compared with it."
-    lines = [caption, "", md_table(frame)] + fit_trap_lines(tables, code)
+    lines = ([caption, "", md_table(frame.drop(columns="what it is for"))] + purpose_lines(frame)
+             + fit_trap_lines(tables, code))
     if results_dir is not None and (Path(results_dir) / "problem_map.png").exists():
         lines += ["", f"![the fastest way that gives numpy's numbers, by n and updates]({image_prefix}problem_map.png)", "",
-                  "Read the map at your problem's size (across) and run length (up): the colour names the fastest "
-                  "way of training that gives numpy's numbers there."]
+                  "Read the map at your problem's size (across) and run length (up): the colour is the fastest way "
+                  "that gives numpy's numbers."]
     return "\n".join(lines)
 
 
@@ -799,8 +810,12 @@ def _times(x):
     return f"{x:.2g}" if x < 100 else f"{float(f'{x:.2g}'):,.0f}"
 
 
-def timings_table(t):
-    """Markdown: one row per way and device, each dtype's first call, per update (interval) and speed against numpy."""
+def timings_table(t, shown_elsewhere=None):
+    """Markdown: one row per way and device, each dtype's first call, per update (interval) and speed against numpy.
+
+    shown_elsewhere: a dtype whose first call and per update the 'which to use when' table already gives;
+    only its speed against numpy is repeated here.
+    """
     dtypes = sorted(t["dtype"].unique())
     rows = []
     for (name, device, iterations), group in t.groupby(["implementation", "device", "iterations"], sort=False):
@@ -810,8 +825,10 @@ def timings_table(t):
         for d in dtypes:
             cell = group[group["dtype"] == d]
             r = cell.iloc[0] if len(cell) else None
-            row[f"first call, {d}"] = "-" if r is None else duration(r.first_call_s)
-            row[f"per update, {d}"] = ("-" if r is None or solve else
+            if d != shown_elsewhere:
+                row[f"first call, {d}"] = "-" if r is None else duration(r.first_call_s)
+            if d != shown_elsewhere:
+                row[f"per update, {d}"] = ("-" if r is None or solve else
                                        f"{duration(r.median_s / r.iterations)} "
                                        + ("(first call only)" if not r.repeats else "(one timed run)"
                                           if r.median_low_s == r.median_high_s else
@@ -819,25 +836,26 @@ def timings_table(t):
             row[f"x numpy, {d}"] = ("-" if r is None or pd.isna(r.speedup_vs_numpy) else
                                     f"{_times(r.speedup_vs_numpy)} ({_times(r.speedup_low)}-{_times(r.speedup_high)})")
         rows.append(row)
-    return ("Per update: the median over the timed runs with its noise interval; x numpy: numpy's median over this "
-            "one in the same dtype (above 1: faster), with its interval; for the closed-form solve, per whole answer. "
-            "`timings.csv` has the repeats and the raw seconds.\n\n" + md_table(pd.DataFrame(rows)))
+    rows = pd.DataFrame(rows)
+    return ("x numpy: numpy's median over this one's in the same dtype (above 1: faster), with its interval; for "
+            "the closed-form solve, per whole answer."
+            + (f" {shown_elsewhere}'s first calls and per-update times are in [Which to use when](#which-to-use-when)."
+               if shown_elsewhere else "") + " `timings.csv` has the repeats and raw seconds.\n\n" + md_table(rows))
 
 
 def _timings_section(timings, runs, env, config, tables=None, scaling=None, results_dir=None):
     """The timings per way (both dtypes side by side), their figure, what each costs and why."""
     t = timed(timings)
     text = ["## Timings",
-            "One first call per way of training, then timed runs of all the updates in interleaved rounds (every way "
-            "once per round, in a changing order, so a slow minute of the machine hits them all); each timer stops "
-            f"once the results are numpy arrays on the host. Timed runs stop after about {config.get('time_budget_s', '?')} "
-            "s, so slow ways get fewer of them (`repeats`; 0: the first call is all there is). "
-            + _numerics_note(env, set(timings.implementation)),
+            "One first call per way, then timed runs of all the updates in interleaved rounds for about "
+            f"{config.get('time_budget_s', '?')} s; " + _numerics_note(env, set(timings.implementation))
+            + " More: [docs/method.md](../docs/method.md#timings).",
             ""]
-    text += [timings_table(t)]
+    text += [timings_table(t, headline_dtype(t) if t["dtype"].nunique() > 1 else None)]
     text += ["", "![timings](timings.png)"]
     text += compiled_loops_lines(timings, runs)
-    text += ["", "**Why each costs what it costs** (per update in " + headline_dtype(t) + "):", ""]
+    text += ["", "**Why each costs what it costs** (what each row is: [docs/implementations.md]"
+                 "(../docs/implementations.md)):", ""]
     modes = runs.set_index(KEY)["mode"].to_dict() if "mode" in runs else {}
     dtype = headline_dtype(t)
     for r in descent_rows(t)[lambda x: x["dtype"] == dtype].itertuples():
@@ -845,12 +863,12 @@ def _timings_section(timings, runs, env, config, tables=None, scaling=None, resu
         if impl is None or r.implementation == REFERENCE:
             continue
         how = modes.get((r.implementation, r.device, r.dtype))
-        how = f", ran as {MODE_WORDS[how]}" if how in MODE_WORDS else ""
-        text.append(f"- {named(impl.label)}: {impl.summary}{how}" + (f"; {impl.note}" if impl.note else "") + ".")
+        if impl.note:
+            how = f" (ran as {MODE_WORDS[how]})" if how in MODE_WORDS else ""
+            text.append(f"- {named(impl.label)}{how}: {impl.note}.")
     if t.device.str.contains("+", regex=False).any():
-        text.append("- Every run over several replicas or workers waits for an all-reduce at each step; on one "
-                    "machine they share its cores, so their times are the cost of synchronising, not a speed-up. "
-                    "Worker times are taken inside worker 0 around the whole loop, without starting the processes.")
+        text.append("- Runs over several replicas or workers share one machine's cores and wait for an all-reduce "
+                    "at each step: their times are the cost of synchronising, not a speed-up.")
     # each framework's own GPUs (environment.json): a JAX row runs on what JAX sees, not on TensorFlow's
     seen = {title: env[f].get("gpus") or [] for f, (_, title) in DEVICE_MODULES.items() if isinstance(env.get(f), dict)}
     gpus = list(dict.fromkeys(g for found in seen.values() for g in found))
@@ -959,7 +977,7 @@ def loop_notes(found):
                f", over the lesson's {duration(limit)} either way" if low > limit else
                f", on both sides of the lesson's {duration(limit)}")
     return [f"The lesson's triple loop at n = {consistency.LOOP_N} is estimated twice, by n^3 from a small n: {each}. "
-            "A Python loop's time per multiply-add is not constant in n (it falls as the loop's overhead is shared), "
+            "A Python loop's cost per multiply-add changes with n, "
             f"so read it as {span(low, high)}{verdict}."]
 
 
@@ -970,16 +988,16 @@ def _consistency_section(results_dir, tables, done):
     if pairs.empty and not notes:
         return ""
     text = ["## One quantity, one number",
-            "Where two tables time the same thing (one way, device, dtype, n, m and batch), both numbers are shown "
-            "per update with their intervals. They **agree** when the intervals overlap; when they do not, a "
-            "difference in the work that makes the slower side slower (fewer updates per call to spread a fixed "
-            "cost over, rows gathered every step, a first call, a fastest call against a median) means it "
-            "**differs in work**; otherwise they **disagree**. `python -m comparisons.output.consistency` prints "
-            "the same pairs.", ""]
+            "Where two tables time the same thing (one way, device, dtype, n, m and batch), both per-update numbers "
+            "are paired: they **agree** when their intervals overlap, **differ in work** when a difference in the "
+            "work explains the slower one, else **disagree** ([docs/method.md](../docs/method.md"
+            "#one-quantity-one-number)).", ""]
     if len(pairs):
         verdicts = pairs.verdict.value_counts()
+        shown_verdicts = set(pairs.verdict) - {"agree"}
         text.append(f"Of {plural(len(pairs), 'pair')}: " + ", ".join(f"{count} {verdict}" for verdict, count in verdicts.items())
-                    + ("; those that do not agree:" if (pairs.verdict != "agree").any() else "."))
+                    + ("." if not shown_verdicts else "; those that differ in work, and why:"
+                       if shown_verdicts == {"differs in work"} else "; those that do not agree:"))
         text.append("")
         pairs = pairs[pairs.verdict != "agree"]
     if len(pairs):
@@ -990,7 +1008,8 @@ def _consistency_section(results_dir, tables, done):
                       zip(pairs.source_a, pairs.per_update_s_a, pairs.low_s_a, pairs.high_s_a)],
             "second": [f"{b}: {duration(v)} ({span(lo, hi)})" for b, v, lo, hi in
                        zip(pairs.source_b, pairs.per_update_s_b, pairs.low_s_b, pairs.high_s_b)],
-            "verdict": [v + (f": {d}" if d and v != "agree" else "") for v, d in zip(pairs.verdict, pairs.differences)]})
+            "verdict": [d if d and set(pairs.verdict) == {"differs in work"} else v + (f": {d}" if d else "")
+                        for v, d in zip(pairs.verdict, pairs.differences)]})
         text.append(md_table(shown))
     text += [f"\n{n}" for n in notes]
     return "\n".join(text)
