@@ -39,6 +39,7 @@ from comparisons.running import stability
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.running.implementations import gram_stages, make_trainer
 from comparisons.core.results import from_run
+from comparisons.output.prose import join
 from comparisons.running.timing import time_interleaved
 
 NAME = "scaling"
@@ -67,11 +68,13 @@ class Formulation:
     framework: str  # the library it uses, as in the registry
     features: tuple  # the feature counts it is measured at (what it is meant for)
     descend: object  # descend(X, y, W0, b0, lr, iterations) -> a DescentResult
+    title: str = ""  # a reader's words for it (it has no registry row to take a title from)
 
 
 FORMULATIONS = (
     Formulation("numpy:broadcast", "the same descent with X W as an elementwise multiply and X^T R as an einsum "
-                "reduction, buffers reused (handrolled/broadcast.py)", "numpy", (1,), descend_broadcast),
+                "reduction, buffers reused (handrolled/broadcast.py)", "numpy", (1,), descend_broadcast,
+                title="numpy, by hand, broadcast form"),
 )
 
 # numpy's products at m = 1, timed alone beside the rows: name -> (X (n, 1), W (1, 1), R (n, 1)) -> callable
@@ -500,6 +503,21 @@ def _met(ratio, target):
     return f"{ratio:.2f}x, {'met' if ratio <= target else 'missed'}"
 
 
+def title(name):
+    """A reader's words for a row of scaling.csv: its registry title, or a scaling-only formulation's title."""
+    return next((f.title for f in FORMULATIONS if f.name == name and f.title), None) or registry.label(name)
+
+
+def _who(name, device, devices):
+    """*title*, with its device only when the run used more than one."""
+    return f"*{title(name)}*" + (f" ({device})" if len(devices) > 1 else "")
+
+
+def _x(ratio):
+    """A ratio in words: 18x, 1.8x, 0.0091x (two figures, what a ratio of two medians carries)."""
+    return f"{float(f'{ratio:.2g}'):g}x"
+
+
 def numpy_forms(table):
     """Per (m, dtype) at the target n: each numpy streaming row's ratio to the two-pass floor, best first."""
     table = complete(table)
@@ -508,50 +526,216 @@ def numpy_forms(table):
     return rows.sort_values(["n_features", "dtype", "ratio_to_floor"])
 
 
-def _numpy_lines(table):
-    """The numpy formulations against the two-pass floor, and the m = 1 kernels that explain the gap."""
-    n = _target_n(table)
-    forms = numpy_forms(table)
-    if forms.empty:
-        return []
-    lines = ["", f"**numpy's formulations** at n = {n:,} against the two-pass floor (target: the best within "
-             f"{STREAMING_TARGET:g}x):", ""]
-    for (m, dtype), rows in forms.groupby(["n_features", "dtype"]):
-        best = rows.iloc[0]
-        lines.append(f"- m = {m}, {dtype}: " + "; ".join(
-            f"`{r.implementation}` {r.per_iteration_s * 1e3:.3g} ms per iteration ({r.ratio_to_floor:.2f}x)"
-            for r in rows.itertuples()) + f". Best: `{best.implementation}`, {_met(best.ratio_to_floor, STREAMING_TARGET)}.")
-    formulations = [f for f in FORMULATIONS if (table.implementation == f.name).any()]
-    lines += [f"- `{f.name}` (measured at m = {', '.join(map(str, f.features))} only): {f.summary}." for f in formulations]
-    if (forms[forms.n_features == 1].groupby("dtype").ratio_to_floor.min() > STREAMING_TARGET).any():
-        lines.append(f"- At m = 1 the best form misses: numpy runs a step as whole-array operations, each a pass over "
-                     f"an n-long vector as large as X ({VECTOR_OPERATIONS} in `numpy`'s step: the product, + b, y -, "
-                     "R^T R for the loss, X^T R, the sum), where the floor counts two reads of X.")
-    vector = kernel_column("X * w into R")
-    point = table[(table.n_samples == n) & (table.n_features == 1)]
-    if vector in point:
-        for r in point.drop_duplicates("dtype").itertuples():
-            one = getattr(r, vector)
-            if math.isfinite(one):
-                lines.append(f"- One such operation into a reused buffer (`X * w into R`) at n = {n:,}, m = 1, "
-                             f"{r.dtype}, in the same rounds: {one * 1e3:.3g} ms, {one / r.floor_per_iteration_s:.2f} "
-                             f"of the two-pass floor; {VECTOR_OPERATIONS} of them: "
-                             f"{VECTOR_OPERATIONS * one / r.floor_per_iteration_s:.2f}x the floor.")
-    columns = {name: kernel_column(name) for name in KERNELS}
-    if not point.empty and all(c in point for c in columns.values()):
-        for dtype, rows in point.groupby("dtype"):
-            k = {name: rows[c].iloc[0] * 1e3 for name, c in columns.items()}
-            if not all(math.isfinite(v) for v in k.values()):
-                continue
-            lines.append(
-                f"- The products alone at n = {n:,}, m = 1, {dtype}, in the same rounds: `X @ W` {k['X @ W']:.3g} ms "
-                f"against `X * w` {k['X * w']:.3g} ms ({k['X @ W'] / k['X * w']:.3g}x), `X.T @ R` {k['X.T @ R']:.3g} ms "
-                f"against `einsum X^T R` {k['einsum X^T R']:.3g} ms ({k['X.T @ R'] / k['einsum X^T R']:.3g}x). "
-                "numpy's matmul sends a product whose right operand has one column to its BLAS matrix-vector routine "
-                "(gemv): with one feature that is n dot products of length one, where an elementwise multiply streams "
-                "X once; `X.T @ R` goes to the same routine as one dot product of length n, the einsum to numpy's "
-                "own loop.")
+def _wins_from(faster, slower):
+    """The smallest n from which `faster` (a Series over n) is below `slower` at every larger n both measured, or None."""
+    both = faster.to_frame("a").join(slower.rename("b"), how="inner").sort_index()
+    wins = (both.a < both.b).to_numpy()
+    return next((int(both.index[k]) for k in range(len(wins)) if wins[k:].all()), None)
+
+
+def gram_against_reference(table):
+    """Per Gram route, device, m and dtype: from which measured n its 1000 iterations (pass included) beat the
+    reference's streaming loop at every larger n, and both times at the largest n."""
+    table = complete(table)
+    out = []
+    for (name, device, m, dtype), part in table[table.route == "gram"].groupby(
+            ["implementation", "device", "n_features", "dtype"]):
+        ref = table[(table.implementation == registry.REFERENCE) & (table.n_features == m) & (table.dtype == dtype)]
+        if ref.empty:
+            continue
+        gram, base = part.set_index("n_samples").time_1000_s, ref.set_index("n_samples").time_1000_s
+        common = sorted(set(gram.index) & set(base.index))
+        if not common:
+            continue
+        out.append({"implementation": name, "device": device, "n_features": m, "dtype": dtype,
+                    "from_n": _wins_from(gram, base), "smallest_n": common[0], "largest_n": common[-1],
+                    "gram_1000_s": gram[common[-1]], "reference_1000_s": base[common[-1]]})
+    return pd.DataFrame(out)
+
+
+def loops_beating_reference(table):
+    """{(implementation, device): [(n, m, dtype), ...]}: where another framework's streaming loop beat the reference's
+    per iteration beyond the noise (its interval's slow end below the reference's fast end)."""
+    table = complete(table)
+    table = table[table.status == "ok"] if "status" in table else table
+    low, high = ("median_low_s", "median_high_s") if table.median_low_s.notna().any() else ("min_s", "max_s")
+    framework = registry.get(registry.REFERENCE).framework
+    wins = {}
+    for (n, m, dtype), point in table[table.route == "streaming"].groupby(["n_samples", "n_features", "dtype"]):
+        ref = point[point.implementation == registry.REFERENCE]
+        if ref.empty:
+            continue
+        fastest = (ref[low] / ref.iterations).min()
+        for r in point[point.framework != framework].itertuples():
+            if getattr(r, high) / r.iterations < fastest:
+                wins.setdefault((r.implementation, r.device), []).append((int(n), int(m), dtype))
+    return wins
+
+
+def _points(points, dtypes):
+    """'100x1 and 10,000x32' (n x m), each with its dtype when the run had more than one."""
+    return join(f"{n:,}x{m}" + (f" ({dtype})" if len(dtypes) > 1 else "") for n, m, dtype in sorted(points))
+
+
+def _answer_lines(table, devices, dtypes):
+    """The section's answer: when the Gram route or another framework's loop beats streaming numpy, and where
+    streaming rows reach their floor."""
+    ref = f"*{title(registry.REFERENCE)}*"
+    lines = []
+    against = gram_against_reference(table)
+    if len(against):
+        said = {}  # words on where it wins -> the routes they hold for, so equal routes share one clause
+        for (name, device), rows in against.groupby(["implementation", "device"], sort=False):
+            by_n = {}
+            for r in rows.itertuples():
+                by_n.setdefault(None if pd.isna(r.from_n) else int(r.from_n), []).append(
+                    f"{r.n_features}" + (f" ({r.dtype})" if len(dtypes) > 1 else ""))
+            words = "; ".join((f"from n = {n:,}" + (" (the smallest measured)" if n == rows.smallest_n.min() else "")
+                               if n is not None else f"at no n up to {rows.largest_n.max():,}")
+                              + f" at m = {join(ms)}" for n, ms in by_n.items())
+            said.setdefault(words, []).append(_who(name, device, devices))
+        m = against.n_features.max()
+        case = against[against.n_features == m]
+        dtype = "float64" if (case.dtype == "float64").any() else case.dtype.iloc[0]
+        case = case[case.dtype == dtype]
+        case = case[case.largest_n == case.largest_n.max()]
+        lines.append(
+            f"- **The Gram route** ran 1000 iterations, its one pass over X included, faster than {ref}: "
+            + "; ".join(f"{join(who)} {words}" for words, who in said.items())
+            + f". At n = {case.largest_n.max():,}, m = {m}" + (f", {dtype}" if len(dtypes) > 1 else "") + ": "
+            + join(f"{r.gram_1000_s:.3g} s ({_who(r.implementation, r.device, devices)})" for r in case.itertuples())
+            + f" against {case.reference_1000_s.iloc[0]:.3g} s. Its pass does the arithmetic of about (m + 1) / 2 "
+            "streaming iterations, so it wins any longer run; the price is digits of its loss (see *The Gram route's "
+            "price in precision*).")
+    wins = loops_beating_reference(table)
+    others = table[(table.route == "streaming") & (table.framework != registry.get(registry.REFERENCE).framework)]
+    if len(others):
+        where = {}  # the sizes -> the loops that won at exactly those
+        for (name, device), p in wins.items():
+            where.setdefault(_points(p, dtypes), []).append(_who(name, device, devices))
+        lines.append(f"- **A framework's streaming loop** beat {ref} per iteration beyond the noise only at n x m = "
+                     + "; ".join(f"{sizes} ({join(who)})" for sizes, who in where.items()) + "."
+                     if wins else
+                     f"- **No framework's streaming loop** beat {ref} per iteration beyond the noise at any size "
+                     f"measured (up to n = {int(table.n_samples.max()):,}).")
+    streaming = table[table.route == "streaming"]
+    reached = {}
+    total = 0
+    for (name, device, m, dtype), rows in streaming.groupby(["implementation", "device", "n_features", "dtype"]):
+        total += 1
+        start = transition_n(rows)
+        if start:
+            reached.setdefault(start, []).append(f"{_who(name, device, devices)} (m = {m}"
+                                                 + (f", {dtype}" if len(dtypes) > 1 else "") + ")")
+    if total:
+        within = f"within {BANDWIDTH_BOUND:g}x of the two-pass floor"
+        lines.append(("- **Memory-bound** (" + within + " at every larger n): "
+                      + "; ".join(f"from n = {n:,}, {join(who)}" for n, who in sorted(reached.items()))
+                      + f". The other {total - sum(map(len, reached.values()))} streaming rows, counted per m, stayed above, "
+                      "paying a fixed cost per step, up to the largest n they ran at."
+                      if reached else
+                      f"- **No streaming row** came {within} at every larger n: fixed costs per step dominate up to "
+                      "the largest n each ran at."))
     return lines
+
+
+def _times_table(table, devices, dtypes):
+    """At the largest n: each row's time per iteration and its ratio to the two-pass floor, one column per (m, dtype)."""
+    n = int(table.n_samples.max())
+    big = table[table.n_samples == n]
+    keys = sorted(big.groupby(["n_features", "dtype"]).groups)
+    head = [f"m = {m}" + (f", {dtype}" if len(dtypes) > 1 else "") for m, dtype in keys]
+    floors = big.drop_duplicates(["n_features", "dtype"]).set_index(["n_features", "dtype"]).floor_per_iteration_s
+    rows = [["floor: X read twice"] + [f"{floors[k] * 1e3:.3g}" for k in keys]]
+    per = big.assign(shown=np.where(big.route == "gram", big.time_1000_s / 1000, big.per_iteration_s))
+    order = per[per.n_features == keys[-1][0]].groupby(["implementation", "device"]).shown.min()
+    named = sorted(per.groupby(["implementation", "device"]).groups,
+                   key=lambda k: (order.get(k, np.inf), k))
+    for name, device in named:
+        mine = per[(per.implementation == name) & (per.device == device)].set_index(["n_features", "dtype"])
+        rows.append([title(name) + (f" ({device})" if len(devices) > 1 else "")]
+                    + [f"{mine.shown[k] * 1e3:.3g} ({_x(mine.shown[k] / floors[k])})" if k in mine.index else "-"
+                       for k in keys])
+    return (["| way of training | " + " | ".join(head) + " |", "|---" * (len(keys) + 1) + "|"]
+            + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _streaming_reason(point, best):
+    """Why numpy's fastest streaming form missed its floor target at one point, from the kernels timed beside it."""
+    def kernel(name):
+        column = kernel_column(name)
+        return point[column].iloc[0] if column in point and len(point) else np.nan
+
+    one, matmul, vector = kernel("X * w into R"), kernel("X @ W"), kernel("X * w")
+    if best.n_features != 1:  # the step's vector operations outweigh X only when X has one column
+        return f"no probe at m = {best.n_features} separates the cause"
+    text = f"its step makes {VECTOR_OPERATIONS} passes over n-long vectors, the floor counts 2"
+    if math.isfinite(one):
+        text += f"; one, timed alone, took {one / best.floor_per_iteration_s:.2f}x the floor"
+    if best.implementation == registry.REFERENCE and math.isfinite(matmul) and math.isfinite(vector):
+        text += f"; its `X @ W` (BLAS's matrix-vector routine) took {_x(matmul / vector)} the time of `X * w`"
+    return text
+
+
+def _pass_reason(r):
+    """Why a Gram pass missed its target, from its rate and, when measured, its cached-pass probe and cast."""
+    text = (f"{r.pass_gflops:.3g} GFLOP/s, {r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate; "
+            f"reading X and y once is {r.one_pass_floor_s / r.one_pass_s:.2f} of its time")
+    cast = getattr(r, "cast_s", np.nan)
+    if not pd.isna(cast):
+        text += f", the cast to float64 {cast / r.one_pass_s:.2f}"
+    cached = getattr(r, "cached_pass_s", np.nan)
+    if pd.isna(cached):
+        return text + ": its products are skinny, (m + 1) x rows by rows x (m + 1)"
+    ratio = cached / r.gram_pass_floor_s
+    if ratio > GRAM_PASS_TARGET:
+        return text + f"; on data in cache it still took {ratio:.2f}x the floor: its arithmetic, not memory, bounds it"
+    return text + f"; on data in cache {ratio:.2f}x the floor: the rest is reading X"
+
+
+def _at(m, dtype, dtypes):
+    """'m = 32', with the dtype when the run had more than one."""
+    return f"m = {m}" + (f", {dtype}" if len(dtypes) > 1 else "")
+
+
+def _target_lines(table, devices, dtypes):
+    """Issue 29's targets in one table: numpy's streaming step, the Gram pass and the short run, met or missed, with
+    the measured reason where missed."""
+    n = _target_n(table)
+    ref = registry.REFERENCE
+    framework = registry.get(ref).framework
+    at = table[table.n_samples == n]
+    rows = []
+    for (m, dtype), forms in numpy_forms(table).groupby(["n_features", "dtype"]):
+        best = forms.iloc[0]
+        missed = best.ratio_to_floor > STREAMING_TARGET
+        rows.append([f"fastest numpy streaming form within {STREAMING_TARGET:g}x of its floor, {_at(m, dtype, dtypes)}",
+                     f"{best.ratio_to_floor:.2f}x ({_who(best.implementation, best.device, devices)})",
+                     "missed" if missed else "met",
+                     _streaming_reason(at[(at.n_features == m) & (at.dtype == dtype)], best) if missed else ""])
+    gram = at[(at.route == "gram") & (at.framework == framework)].sort_values(["implementation", "n_features", "dtype"])
+    for r in gram[gram.gram_pass_floor_s.notna()].itertuples():
+        missed = r.pass_ratio_to_floor > GRAM_PASS_TARGET
+        rows.append([f"{_who(r.implementation, r.device, devices)}'s pass within {GRAM_PASS_TARGET:g}x of its floor, "
+                     + _at(r.n_features, r.dtype, dtypes), f"{r.pass_ratio_to_floor:.3g}x", "missed" if missed else "met",
+                     _pass_reason(r) if missed else ""])
+    for r in gram.itertuples():
+        base = at[(at.implementation == ref) & (at.n_features == r.n_features) & (at.dtype == r.dtype)]
+        if base.empty:
+            continue
+        gain = base.time_short_s.iloc[0] / r.time_short_s
+        rows.append([f"{_who(r.implementation, r.device, devices)} {SHORT_RUN_TARGET:g}x faster than "
+                     f"*{title(ref)}* over {SHORT_RUN} iterations, pass included, " + _at(r.n_features, r.dtype, dtypes),
+                     f"{gain:.3g}x", "met" if gain >= SHORT_RUN_TARGET else "missed",
+                     "" if gain >= SHORT_RUN_TARGET else
+                     f"{SHORT_RUN_TARGET:g}x needs {base.time_short_s.iloc[0] / SHORT_RUN_TARGET:.3g} s; the pass alone "
+                     f"took {r.one_pass_s:.3g} s"])
+    if not rows:
+        return []
+    lines = ["", f"**Targets** (issue 29) at n = {n:,}. A Gram pass's floor is the slower of its arithmetic, "
+             "2 n (m + 1)^2 flops at the rate of a square float64 matrix product (the square-GEMM rate), and one read "
+             "of X and y:", "", "| target | measured | | why, where missed |", "|---|---|---|---|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def blocked_against_graph(table):
@@ -574,206 +758,58 @@ def blocked_against_graph(table):
     return pd.DataFrame(out)
 
 
-def _blocked_lines(table):
-    """The blocked loop against its one-pass floor and the plain graph, from the table's `mode` column."""
+def _blocked_lines(table, devices, dtypes):
+    """One sentence per blocked loop: its ratio to the one-pass floor and to the same loop unblocked."""
     pairs = blocked_against_graph(table)
     if pairs.empty:
         return []
     from comparisons.running.timing import overlap
 
-    n = _target_n(table)
-    lines = ["", f"**The blocked GradientTape loop** (a row whose `mode` is `blocked`: each step goes through X in "
-             f"blocks, every block's share of the loss under its own tape) at n = {n:,}, against the one-pass floor "
-             f"(target: within {STREAMING_TARGET:g}x) and the same loop unblocked (`mode` `graph`):", ""]
-    for r in pairs.itertuples():
-        tie = overlap(r.blocked_interval, r.graph_interval)
-        lines.append(
-            f"- m = {r.n_features}, {r.dtype}: `{r.blocked}` {r.blocked_per_iteration_s * 1e3:.3g} ms per iteration "
-            f"({_met(r.blocked_ratio_to_one_pass_floor, STREAMING_TARGET)}), `{r.graph}` "
-            f"{r.graph_per_iteration_s * 1e3:.3g} ms ({r.graph_ratio_to_one_pass_floor:.2f}x): blocked / graph = "
-            f"{r.blocked_per_iteration_s / r.graph_per_iteration_s:.2f}"
-            + (" (a tie: their median intervals overlap)" if tie else "") + ".")
-    wide = pairs[pairs.n_features == pairs.n_features.max()]
-    if (wide.blocked_ratio_to_one_pass_floor > STREAMING_TARGET).any():
-        lines += ["", "So on this run blocking did not make a step's three reads of X cost one trip to memory: the "
-                  f"blocked step stayed above {STREAMING_TARGET:g}x the one-pass floor at m = {wide.n_features.max()}, "
-                  "at the blocked / graph ratio above."]
-    return lines
-
-
-def _gram_pass_lines(table):
-    """The Gram pass against its floor: the time, the floor's two parts, the rate against the GEMM rate."""
-    n = _target_n(table)
-    rows = table[(table.route == "gram") & (table.n_samples == n)].sort_values(["n_features", "dtype", "implementation"])
-    rows = rows[rows.gram_pass_floor_s.notna()]  # an older table measured no GEMM rate
-    if rows.empty:
-        return []
-    lines = ["", f"**The Gram pass** at n = {n:,} against its floor, max(2 n (m + 1)^2 / the GEMM rate of square "
-             "float64 matrices, (X + y).nbytes / the bandwidth), both measured in the same rounds "
-             f"(target: within {GRAM_PASS_TARGET:g}x):", "",
-             "| implementation | m | dtype | pass (ms) | floor (ms) | ratio | pass GFLOP/s | square GEMM GFLOP/s | "
-             "one read of X, y (ms) |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows.itertuples():
-        lines.append(f"| {r.implementation} [{r.device}] | {r.n_features} | {r.dtype} | {r.one_pass_s * 1e3:.3g} | "
-                     f"{r.gram_pass_floor_s * 1e3:.3g} | {_met(r.pass_ratio_to_floor, GRAM_PASS_TARGET)} | "
-                     f"{r.pass_gflops:.3g} | {r.gemm_gflops:.3g} | {r.one_pass_floor_s * 1e3:.3g} |")
-    cast = rows[rows.cast_s.notna() & (rows.framework == "numpy")] if "cast_s" in rows else rows.iloc[:0]
-    if len(cast):  # the probe does what handrolled's pass does to a narrower X
-        lines += ["", "numpy's pass over a narrower dtype casts every block to float64 for its float64 sums; the cast "
-                  "alone, block by block into one buffer, was timed in the same rounds: " + "; ".join(
-                      f"m = {r.n_features}, {r.dtype}: {r.cast_s * 1e3:.3g} ms of `{r.implementation}`'s "
-                      f"{r.one_pass_s * 1e3:.3g} ms" for r in cast.itertuples()) + "."]
-    cached = rows[rows.cached_pass_s.notna()] if "cached_pass_s" in rows else rows.iloc[:0]
-    if len(cached):
-        lines += ["", "The same pass over one float64 X and y small enough to stay in cache, called until n rows were "
-                  "summed (its arithmetic and per-block work without reading X from memory), timed in the same rounds: "
-                  + "; ".join(f"m = {r.n_features}, {r.dtype}: {r.cached_pass_s * 1e3:.3g} ms, "
-                              f"{r.cached_pass_s / r.gram_pass_floor_s:.2f}x the floor" for r in cached.itertuples()) + "."]
-    missed = rows[rows.pass_ratio_to_floor > GRAM_PASS_TARGET]
-    if len(missed):
-        lines += ["", "Where it is missed: " + "; ".join(_pass_reason(r) for r in missed.itertuples()) + "."]
-    return lines + _short_run_lines(table)
-
-
-def _pass_reason(r):
-    """Why one Gram pass row missed its target, from its rate and, when measured, its cached-pass probe."""
-    text = (f"`{r.implementation}` at m = {r.n_features}, {r.dtype} ran at {r.pass_gflops:.3g} GFLOP/s, "
-            f"{r.pass_gflops / r.gemm_gflops:.2f} of the square GEMM's {r.gemm_gflops:.3g} GFLOP/s, one read of the "
-            f"data being {r.one_pass_floor_s / r.one_pass_s:.2f} of its time")
-    cached = getattr(r, "cached_pass_s", np.nan)
-    if pd.isna(cached):
-        return text + " (its products, (m + 1) x rows by rows x (m + 1), are a skinny shape BLAS runs below its " \
-                      "square-matrix rate)"
-    if cached / r.gram_pass_floor_s > GRAM_PASS_TARGET:
-        return text + (f"; on data in cache the pass still took {cached / r.gram_pass_floor_s:.2f}x the floor, so "
-                       "its arithmetic and per-block work (products of a skinny shape, below BLAS's square-matrix rate), "
-                       "not memory, bound it")
-    return text + (f"; on data in cache it took {cached / r.gram_pass_floor_s:.2f}x the floor, so the rest is the "
-                   "reading (and any cast) of X")
-
-
-def _short_run_lines(table):
-    """Each Gram route's SHORT_RUN iterations, pass included, against its framework's fastest streaming row."""
-    crossover = gram_crossover(table)
-    if crossover.empty or "gram_short_s" not in crossover:
-        return []
-    lines = ["", f"A short run, {SHORT_RUN} iterations with the pass included, against the fastest streaming row of the "
-             f"same framework at n = {int(crossover.largest_n.max()):,} (target: {SHORT_RUN_TARGET:g}x faster):", ""]
-    for r in crossover.itertuples():
-        gain = r.streaming_short_s / r.gram_short_s
-        verdict = "met" if gain >= SHORT_RUN_TARGET else (
-            f"missed: {SHORT_RUN_TARGET:g}x needs the whole run within {r.streaming_short_s / SHORT_RUN_TARGET:.3g} s, "
-            f"and the pass alone took {r.gram_pass_s:.3g} s")
-        lines.append(f"- m = {r.n_features}, {r.dtype}: `{r.implementation}` {r.gram_short_s:.3g} s against "
-                     f"`{r.streaming}` {r.streaming_short_s:.3g} s: {gain:.3g}x, {verdict}.")
-    return lines
-
-
-def _gram_paragraph(table):
-    """Markdown on the Gram routes: flat iterations, the pass, the 1000-iteration race and where it turns, from the table."""
-    gram = table[table.route == "gram"]
-    if gram.empty:
-        return []
-    lines = ["", "### The Gram route: one pass, then iterations that never read X", "",
-             "The Gram routes sum G = [X,1]^T [X,1] / n, c = [X,1]^T y / n and s = y^T y / n "
-             "in one pass over the rows, in float64 whatever the run's dtype (each entry is a sum of n products; "
-             "summed in float64 and rounded once it is the closest value the run's dtype holds, at the price of "
-             "float64 arithmetic in the pass), then run their iterations on G, c and s alone. Their timed calls "
-             "include the pass. The pass and the iterations were also timed apart, in the same rounds:", "",
-             "| implementation | m | dtype | per iteration after the pass (us), over n | one pass at the largest n (ms) "
-             "| its ratio to the one-pass floor |", "|---|---|---|---|---|---|"]
-    for (name, device, m, dtype), rows in gram.groupby(["implementation", "device", "n_features", "dtype"]):
-        rows = rows.sort_values("n_samples")
-        last = rows.iloc[-1]
-        lines.append(f"| {name} [{device}] | {m} | {dtype} | " + ", ".join(
-            f"{r.per_iteration_s * 1e6:.3g} (n = {r.n_samples:,})" for r in rows.itertuples())
-            + f" | {last.one_pass_s * 1e3:.3g} | {last.pass_ratio_to_one_pass_floor:.3g} |")
-    crossover = gram_crossover(table)
-    if len(crossover):
-        lines += ["", "1000 iterations, pass included, against the fastest streaming row of the same framework at the "
-                  "largest n (streaming: its steady per-iteration time x 1000), and the measured n from which the Gram "
-                  "route is faster at every larger size measured:", "",
-                  "| Gram route | streaming | m | dtype | Gram, 1000 iterations (s) | streaming, 1000 iterations (s) | "
-                  "streaming / Gram | Gram faster from n = |", "|---|---|---|---|---|---|---|---|"]
-        for r in crossover.itertuples():
-            where = ("not within the sizes measured" if pd.isna(r.beats_streaming_from_n) else
-                     f"{r.beats_streaming_from_n:,}" + (" (the smallest measured)"
-                                                         if r.beats_streaming_from_n == r.smallest_n else ""))
-            lines.append(f"| {r.implementation} [{r.device}] | {r.streaming} | {r.n_features} | {r.dtype} | "
-                         f"{r.gram_1000_s:.3g} | {r.streaming_1000_s:.3g} | {r.streaming_1000_s / r.gram_1000_s:.3g} | "
-                         f"{where} |")
-    lines += ["", "The pass costs n (m + 1)^2 multiply-adds for G against 2 n m per streaming iteration, about "
-              "(m + 1) / 2 streaming iterations' arithmetic. The Gram route wins whenever the iterations outnumber "
-              "that and n is large enough for its fixed cost per call not to matter. Its price is precision in the "
-              "loss, not in the weights: see the `gram` experiment."]
-    return lines
+    return ["", " ".join(
+        f"{_who(r.blocked, r.device, devices)} goes through X in blocks at each step; at {_at(r.n_features, r.dtype, dtypes)} "
+        f"it took {r.blocked_ratio_to_one_pass_floor:.3g}x its one-pass floor (X and y read once; target "
+        f"{STREAMING_TARGET:g}x: {'met' if r.blocked_ratio_to_one_pass_floor <= STREAMING_TARGET else 'missed'}), "
+        + ("a tie with" if overlap(r.blocked_interval, r.graph_interval) else
+           f"{r.blocked_per_iteration_s / r.graph_per_iteration_s:.2f}x the time of")
+        + f" the unblocked {_who(r.graph, r.device, devices)}." for r in pairs.itertuples())]
 
 
 def report_section(table):
-    """Markdown: the floors measured per point, the ratios at the largest n, the targets, the regimes, the Gram route."""
+    """Markdown: the answer (when reading X once, or a framework's loop, beats numpy), each row's time against its
+    floor at the largest n, issue 29's targets met or missed with their measured reasons, and pointers."""
     table = complete(table)
-    n_max = int(table.n_samples.max())
-    n_target = _target_n(table)
+    devices, dtypes = sorted(set(table.device)), sorted(set(table.dtype))
+    n_max, n_target = int(table.n_samples.max()), _target_n(table)
     points = table.drop_duplicates(["n_samples", "n_features", "dtype"])
+    interleaved = points.gemm_gflops.notna().any()
     lines = ["## Scaling against the memory roofline", "", f"![per-iteration time against n]({NAME}.png)", "",
-             "A roofline is the least time the hardware allows for a piece of work; here, the time to read the "
-             "data from memory at the bandwidth measured in this run, which no step that reads X can beat. " +
-             ("The floors were measured in the same interleaved rounds as the rows they judge, at every (n, m, dtype) "
-              "point: each round timed every row once and the probes once, " if points.gemm_gflops.notna().any() else
-              "The floors of this (older) run were measured once, before the rows: ") +
-             "a contiguous sum and a BLAS matrix-vector "
-             "product over a large array (the better of the two is the bandwidth) and a square float64 matrix "
-             f"product (the GEMM rate). Bandwidth over the {len(points)} points: "
-             f"{points.bandwidth_gbs.min():.1f} to {points.bandwidth_gbs.max():.1f} GB/s (sum "
-             f"{points.bandwidth_sum_gbs.median():.1f}, matrix-vector product {points.bandwidth_gemv_gbs.median():.1f} "
-             "GB/s, medians over the points)"
-             + (f"; GEMM rate {points.gemm_gflops.min():.3g} to {points.gemm_gflops.max():.3g} GFLOP/s. "
-                if points.gemm_gflops.notna().any() else ". ") +
-             "The data come from the lesson's generator at each size (never from a `--data` file, whose size is fixed). "
-             "A full-batch iteration as written reads X twice (X W, then X^T r): the two-pass floor, "
-             "2 x X.nbytes / bandwidth. Fused, one pass would do (each row gives its residual and its share of "
-             "X^T r at once): the one-pass floor, (X + y).nbytes / bandwidth. "
-             f"Iteration counts were chosen per point so each timed call lasts a fraction of a second "
-             f"(the Gram routes always run {GRAM_ITERATIONS}). The machine may be shared with other work: "
-             "compare rows measured side by side, not single numbers across runs.", ""]
+             f"Every row ran on the {join(d.upper() if d == 'cpu' else d for d in devices)}, in {join(dtypes)}, at "
+             f"n = {int(table.n_samples.min()):,} to {n_max:,} samples and m = {join(sorted(set(table.n_features)))} "
+             "features. Each row's **floor** is the least time to read X twice, as one iteration does (X W, then "
+             "X^T r), at the memory bandwidth measured "
+             + ("in the same rounds: " if interleaved else "once before the rows (an older run): ")
+             + f"{points.bandwidth_gbs.min():.1f} to {points.bandwidth_gbs.max():.1f} GB/s here. A row within "
+             f"{BANDWIDTH_BOUND:g}x of it is memory-bound; far above, it pays a fixed cost per step.", ""]
+    lines += _answer_lines(table, devices, dtypes)
     if n_target != TARGET_N:
-        lines += [f"This run measured up to n = {n_max:,} only; the targets below are judged there. The default run "
-                  f"measures n = {TARGET_N:,} at m = 1 and m = 32.", ""]
-    big = table[table.n_samples == n_max].sort_values(["n_features", "dtype", "ratio_to_floor"])
-    floors = big.drop_duplicates(["n_features", "dtype"])
-    lines += [f"At n = {n_max:,}, time per iteration and its ratio to each floor (for a Gram route the iterations "
-              "after its pass, which never read X); the floors per iteration: "
-              + "; ".join(f"m = {r.n_features}, {r.dtype}: two-pass {r.floor_per_iteration_s * 1e3:.3g} ms, one-pass "
-                          f"{r.one_pass_floor_s * 1e3:.3g} ms" for r in floors.itertuples()) + ".", "",
-              "| m | dtype | implementation | per iteration (ms) | x two-pass floor | x one-pass floor | "
-              "1000 iterations (s) |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.n_features} | {r.dtype} | {r.implementation} | {r.per_iteration_s * 1e3:.3g} | "
-              f"{r.ratio_to_floor:.3g} | {r.ratio_to_one_pass_floor:.3g} | {r.time_1000_s:.3g} |"
-              for r in big.itertuples()]
-    lines += _numpy_lines(table) + _blocked_lines(table) + _gram_pass_lines(table)
-    streaming = table[table.route == "streaming"]
-    reached, stayed = [], []
-    for (name, device, m, dtype), rows in streaming.groupby(["implementation", "device", "n_features", "dtype"]):
-        small = rows.loc[rows.n_samples.idxmin()]
-        start = transition_n(rows)
-        (reached if start else stayed).append(
-            f"| {name} [{device}] | {m} | {dtype} | {small.per_iteration_s * 1e6:.1f} | {start:,} |" if start else
-            f"`{name}` (m = {m})")
-    lines += ["", f"Where a streaming implementation leaves the overhead-bound regime (smallest n from which every "
-              f"point is within {BANDWIDTH_BOUND:g}x the two-pass floor; the per-iteration time at the smallest n is "
-              "the fixed overhead):", ""]
-    if reached:
-        lines += ["| implementation | m | dtype | overhead per iteration at n = "
-                  + f"{int(table.n_samples.min())} (us) | bandwidth-bound from n = |", "|---|---|---|---|---|", *reached, ""]
-    if stayed:
-        lines += [f"Overhead-bound up to n = {n_max:,}: " + ", ".join(stayed) + "."]
-    lines += ["", "With m = 1 the floor counts only X (and y), but an iteration as numpy writes it also streams n-long "
-              "vectors (X W and the residuals, written and read again) that together move several times X's bytes; with m = 32, "
-              "X dominates the traffic. At least 8 iterations per call keep the extra first/final loss passes over X "
-              "to a small share of the time. Rows that pay milliseconds of Python and dispatch per step ran only up to "
-              "the sizes listed and stay overhead-bound."]
-    lines += _gram_paragraph(table)
+        lines += ["", f"This run measured up to n = {n_max:,} only; the targets below are judged there (the default "
+                  f"run measures n = {TARGET_N:,})."]
+    gram = table[table.route == "gram"]
+    lines += ["", f"At n = {n_max:,}, time per iteration in ms and its ratio to the floor"
+              + (f"; a Gram route's is its whole call, pass included, over its {GRAM_ITERATIONS} iterations"
+                 if len(gram) else "") + ":", ""] + _times_table(table, devices, dtypes)
+    notes = []
+    if len(gram):
+        notes.append(f"After its pass, a Gram route's iterations took {gram.per_iteration_s.min() * 1e6:.3g} to "
+                     f"{gram.per_iteration_s.max() * 1e6:.3g} us each at every n, as they never read X.")
+    notes += [f"*{f.title}* is timed here only: {f.summary}." for f in FORMULATIONS
+              if f.title and (table.implementation == f.name).any()]
+    if notes:
+        lines += ["", " ".join(notes)]
+    lines += _target_lines(table, devices, dtypes) + _blocked_lines(table, devices, dtypes)
+    lines += ["", "How the floors, probes and iteration counts are chosen: [docs/method.md](../docs/method.md#scaling). "
+              f"Every point with both floors, the probes and each Gram stage: `{NAME}.csv`. The machine may be shared: "
+              "compare rows measured side by side, not numbers across runs."]
     return "\n".join(lines)
 
 
