@@ -628,11 +628,12 @@ def _answer_lines(table, devices, dtypes):
             reached.setdefault(start, []).append(f"{_who(name, device, devices)} (m = {m}"
                                                  + (f", {dtype}" if len(dtypes) > 1 else "") + ")")
     if total:
-        within = f"within {BANDWIDTH_BOUND:g}x of the two-pass floor"
+        within = f"within {BANDWIDTH_BOUND:g}x of the floor"
         lines.append(("- **Memory-bound** (" + within + " at every larger n): "
                       + "; ".join(f"from n = {n:,}, {join(who)}" for n, who in sorted(reached.items()))
-                      + f". The other {total - sum(map(len, reached.values()))} streaming rows, counted per m, stayed above, "
-                      "paying a fixed cost per step, up to the largest n they ran at."
+                      + (f". The other {total - sum(map(len, reached.values()))} streaming rows, counted per m, stayed "
+                         "above, paying a fixed cost per step, up to the largest n they ran at."
+                         if total > sum(map(len, reached.values())) else ".")
                       if reached else
                       f"- **No streaming row** came {within} at every larger n: fixed costs per step dominate up to "
                       "the largest n each ran at."))
@@ -678,19 +679,20 @@ def _streaming_reason(point, best):
 
 
 def _pass_reason(r):
-    """Why a Gram pass missed its target, from its rate and, when measured, its cached-pass probe and cast."""
-    text = (f"{r.pass_gflops:.3g} GFLOP/s, {r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate; "
-            f"reading X and y once is {r.one_pass_floor_s / r.one_pass_s:.2f} of its time")
+    """Why a Gram pass missed its target: the share of one read of the data (and of the cast, when timed) in its time,
+    then its cached-pass probe when measured, else its rate against the square-GEMM rate."""
+    text = f"one read of X and y is {r.one_pass_floor_s / r.one_pass_s:.2f} of its time"
     cast = getattr(r, "cast_s", np.nan)
     if not pd.isna(cast):
         text += f", the cast to float64 {cast / r.one_pass_s:.2f}"
+    rate = f"{r.pass_gflops:.3g} GFLOP/s, {r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate"
     cached = getattr(r, "cached_pass_s", np.nan)
     if pd.isna(cached):
-        return text + ": its products are skinny, (m + 1) x rows by rows x (m + 1)"
+        return text + f"; the rest is arithmetic on tall, thin matrix products, at {rate}"
     ratio = cached / r.gram_pass_floor_s
     if ratio > GRAM_PASS_TARGET:
-        return text + f"; on data in cache it still took {ratio:.2f}x the floor: its arithmetic, not memory, bounds it"
-    return text + f"; on data in cache {ratio:.2f}x the floor: the rest is reading X"
+        return text + f"; on data in cache it still took {ratio:.2f}x the floor: its arithmetic, at {rate}, bounds it"
+    return text + f"; on data in cache it took {ratio:.2f}x the floor: the rest is reading X"
 
 
 def _at(m, dtype, dtypes):
@@ -709,23 +711,23 @@ def _target_lines(table, devices, dtypes):
     for (m, dtype), forms in numpy_forms(table).groupby(["n_features", "dtype"]):
         best = forms.iloc[0]
         missed = best.ratio_to_floor > STREAMING_TARGET
-        rows.append([f"fastest numpy streaming form within {STREAMING_TARGET:g}x of its floor, {_at(m, dtype, dtypes)}",
+        rows.append([f"numpy's fastest streaming form, {_at(m, dtype, dtypes)}: within {STREAMING_TARGET:g}x of the floor",
                      f"{best.ratio_to_floor:.2f}x ({_who(best.implementation, best.device, devices)})",
                      "missed" if missed else "met",
                      _streaming_reason(at[(at.n_features == m) & (at.dtype == dtype)], best) if missed else ""])
     gram = at[(at.route == "gram") & (at.framework == framework)].sort_values(["implementation", "n_features", "dtype"])
     for r in gram[gram.gram_pass_floor_s.notna()].itertuples():
         missed = r.pass_ratio_to_floor > GRAM_PASS_TARGET
-        rows.append([f"{_who(r.implementation, r.device, devices)}'s pass within {GRAM_PASS_TARGET:g}x of its floor, "
-                     + _at(r.n_features, r.dtype, dtypes), f"{r.pass_ratio_to_floor:.3g}x", "missed" if missed else "met",
+        rows.append([f"{_who(r.implementation, r.device, devices)}'s pass, {_at(r.n_features, r.dtype, dtypes)}: within "
+                     f"{GRAM_PASS_TARGET:g}x of its floor", f"{r.pass_ratio_to_floor:.3g}x", "missed" if missed else "met",
                      _pass_reason(r) if missed else ""])
     for r in gram.itertuples():
         base = at[(at.implementation == ref) & (at.n_features == r.n_features) & (at.dtype == r.dtype)]
         if base.empty:
             continue
         gain = base.time_short_s.iloc[0] / r.time_short_s
-        rows.append([f"{_who(r.implementation, r.device, devices)} {SHORT_RUN_TARGET:g}x faster than "
-                     f"*{title(ref)}* over {SHORT_RUN} iterations, pass included, " + _at(r.n_features, r.dtype, dtypes),
+        rows.append([f"{_who(r.implementation, r.device, devices)}, {SHORT_RUN} iterations with its pass, "
+                     f"{_at(r.n_features, r.dtype, dtypes)}: {SHORT_RUN_TARGET:g}x faster than *{title(ref)}*",
                      f"{gain:.3g}x", "met" if gain >= SHORT_RUN_TARGET else "missed",
                      "" if gain >= SHORT_RUN_TARGET else
                      f"{SHORT_RUN_TARGET:g}x needs {base.time_short_s.iloc[0] / SHORT_RUN_TARGET:.3g} s; the pass alone "
@@ -808,8 +810,7 @@ def report_section(table):
         lines += ["", " ".join(notes)]
     lines += _target_lines(table, devices, dtypes) + _blocked_lines(table, devices, dtypes)
     lines += ["", "How the floors, probes and iteration counts are chosen: [docs/method.md](../docs/method.md#scaling). "
-              f"Every point with both floors, the probes and each Gram stage: `{NAME}.csv`. The machine may be shared: "
-              "compare rows measured side by side, not numbers across runs."]
+              f"Every point with both floors, the probes and each Gram stage: `{NAME}.csv`."]
     return "\n".join(lines)
 
 

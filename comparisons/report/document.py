@@ -552,12 +552,15 @@ def glossary(timings):
         ("Gram route", "another algorithm: one pass over X computes G = [X, 1]^T [X, 1] / n, c = [X, 1]^T y / n "
                        "and s = y^T y / n, and every update uses only these, never X (the same updates in exact "
                        "arithmetic); its loss s - 2 theta^T c + theta^T G theta cancels digits."),
+        ("streaming", "the lesson's algorithm, which every other way runs: each update reads all of X; the Gram route "
+                      "is the alternative."),
         ("replicas, all-reduce", "a distributed run splits the rows over devices (replicas); at each step an "
                                  "all-reduce sums their gradients and returns the sum to all."),
         ("worker processes, loopback", "workers are separate processes (one per machine in real use); here they "
                                        "share one machine and talk over loopback, its internal network."),
         ("GEMM, floor", "GEMM is a matrix-matrix product (BLAS); a floor (roofline) is the least time the hardware "
                         "allows for some work, e.g. the bytes of X over the measured memory bandwidth."),
+        ("flop, GFLOP/s", "a flop is one floating-point multiply or add; GFLOP/s counts billions of them per second."),
     ]
     return "## Words used here\n\n" + "\n".join(f"- **{term}**: {text}" for term, text in terms)
 
