@@ -555,10 +555,12 @@ def gram_against_reference(table):
 
 def loops_beating_reference(table):
     """{(implementation, device): [(n, m, dtype), ...]}: where another framework's streaming loop beat the reference's
-    per iteration beyond the noise (its interval's slow end below the reference's fast end)."""
+    per iteration beyond the noise (its interval's slow end below the reference's fast end); None without intervals."""
     table = complete(table)
     table = table[table.status == "ok"] if "status" in table else table
     low, high = ("median_low_s", "median_high_s") if table.median_low_s.notna().any() else ("min_s", "max_s")
+    if not {low, high} <= set(table):
+        return None  # no spread measured: no noise to judge beyond
     framework = registry.get(registry.REFERENCE).framework
     wins = {}
     for (n, m, dtype), point in table[table.route == "streaming"].groupby(["n_samples", "n_features", "dtype"]):
@@ -609,7 +611,7 @@ def _answer_lines(table, devices, dtypes):
             "price in precision*).")
     wins = loops_beating_reference(table)
     others = table[(table.route == "streaming") & (table.framework != registry.get(registry.REFERENCE).framework)]
-    if len(others):
+    if len(others) and wins is not None:
         where = {}  # the sizes -> the loops that won at exactly those
         for (name, device), p in wins.items():
             where.setdefault(_points(p, dtypes), []).append(_who(name, device, devices))
@@ -693,6 +695,12 @@ def _pass_reason(r):
     if ratio > GRAM_PASS_TARGET:
         return text + f"; on data in cache it still took {ratio:.2f}x the floor: its arithmetic, at {rate}, bounds it"
     return text + f"; on data in cache it took {ratio:.2f}x the floor: the rest is reading X"
+
+
+def _span(values, fmt):
+    """'12.0 to 17.7', or one number when every value prints alike."""
+    low, high = format(values.min(), fmt), format(values.max(), fmt)
+    return low if low == high else f"{low} to {high}"
 
 
 def _at(m, dtype, dtypes):
@@ -790,7 +798,7 @@ def report_section(table):
              "features. Each row's **floor** is the least time to read X twice, as one iteration does (X W, then "
              "X^T r), at the memory bandwidth measured "
              + ("in the same rounds: " if interleaved else "once before the rows (an older run): ")
-             + f"{points.bandwidth_gbs.min():.1f} to {points.bandwidth_gbs.max():.1f} GB/s here. A row within "
+             + _span(points.bandwidth_gbs, ".1f") + " GB/s here. A row within "
              f"{BANDWIDTH_BOUND:g}x of it is memory-bound; far above, it pays a fixed cost per step.", ""]
     lines += _answer_lines(table, devices, dtypes)
     if n_target != TARGET_N:
@@ -802,8 +810,8 @@ def report_section(table):
                  if len(gram) else "") + ":", ""] + _times_table(table, devices, dtypes)
     notes = []
     if len(gram):
-        notes.append(f"After its pass, a Gram route's iterations took {gram.per_iteration_s.min() * 1e6:.3g} to "
-                     f"{gram.per_iteration_s.max() * 1e6:.3g} us each at every n, as they never read X.")
+        notes.append(f"After its pass, a Gram route's iterations took {_span(gram.per_iteration_s * 1e6, '.3g')} us "
+                     "each at every n, as they never read X.")
     notes += [f"*{f.title}* is timed here only: {f.summary}." for f in FORMULATIONS
               if f.title and (table.implementation == f.name).any()]
     if notes:
