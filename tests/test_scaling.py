@@ -115,7 +115,7 @@ def test_targets_are_judged_at_a_million_rows_and_say_met_or_missed():
     assert "| 2.34x (*numpy, by hand*) | missed | no probe at m = 32 separates the cause |" in slow
     small = _table(PER, PASS, sizes=(100, 1000, 10_000))
     assert "measured up to n = 10,000 only" in scaling.report_section(small)
-    assert "Targets** (issue 29) at n = 10,000" in scaling.report_section(small)
+    assert "Targets** at n = 10,000" in scaling.report_section(small)
 
 
 def test_the_blocked_loop_is_judged_from_the_mode_column_not_names():

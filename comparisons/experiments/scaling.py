@@ -742,7 +742,7 @@ def _target_lines(table, devices, dtypes):
                      f"took {r.one_pass_s:.3g} s"])
     if not rows:
         return []
-    lines = ["", f"**Targets** (issue 29) at n = {n:,}. A Gram pass's floor is the slower of its arithmetic, "
+    lines = ["", f"**Targets** at n = {n:,}. A Gram pass's floor is the slower of its arithmetic, "
              "2 n (m + 1)^2 flops at the rate of a square float64 matrix product (the square-GEMM rate), and one read "
              "of X and y:", "", "| target | measured | | why, where missed |", "|---|---|---|---|"]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
