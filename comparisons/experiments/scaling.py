@@ -39,7 +39,7 @@ from comparisons.running import stability
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.running.implementations import gram_stages, make_trainer
 from comparisons.core.results import from_run
-from comparisons.output.prose import join
+from comparisons.output.prose import join, plural
 from comparisons.running.timing import time_interleaved
 
 NAME = "scaling"
@@ -604,7 +604,7 @@ def _answer_lines(table, devices, dtypes):
         lines.append(
             f"- **The Gram route** ran 1000 iterations, its one pass over X included, faster than {ref}: "
             + "; ".join(f"{join(who)} {words}" for words, who in said.items())
-            + f". At n = {case.largest_n.max():,}, m = {m}" + (f", {dtype}" if len(dtypes) > 1 else "") + ": "
+            + f". At n = {case.largest_n.max():,}, m = {m}, {dtype}: "
             + join(f"{r.gram_1000_s:.3g} s ({_who(r.implementation, r.device, devices)})" for r in case.itertuples())
             + f" against {case.reference_1000_s.iloc[0]:.3g} s. Its pass does the arithmetic of about (m + 1) / 2 "
             "streaming iterations, so it wins any longer run; the price is digits of its loss (see *The Gram route's "
@@ -615,11 +615,12 @@ def _answer_lines(table, devices, dtypes):
         where = {}  # the sizes -> the loops that won at exactly those
         for (name, device), p in wins.items():
             where.setdefault(_points(p, dtypes), []).append(_who(name, device, devices))
-        lines.append(f"- **A framework's streaming loop** beat {ref} per iteration beyond the noise only at n x m = "
+        lines.append(f"- **A framework's streaming loop** beat {ref} per iteration beyond the noise"
+                     + (f", in {dtypes[0]}," if len(dtypes) == 1 else "") + " only at n x m = "
                      + "; ".join(f"{sizes} ({join(who)})" for sizes, who in where.items()) + "."
                      if wins else
                      f"- **No framework's streaming loop** beat {ref} per iteration beyond the noise at any size "
-                     f"measured (up to n = {int(table.n_samples.max()):,}).")
+                     f"measured (up to n = {int(table.n_samples.max()):,}, in {join(dtypes)}).")
     streaming = table[table.route == "streaming"]
     reached = {}
     total = 0
@@ -633,12 +634,11 @@ def _answer_lines(table, devices, dtypes):
         within = f"within {BANDWIDTH_BOUND:g}x of the floor"
         lines.append(("- **Memory-bound** (" + within + " at every larger n): "
                       + "; ".join(f"from n = {n:,}, {join(who)}" for n, who in sorted(reached.items()))
-                      + (f". The other {total - sum(map(len, reached.values()))} streaming rows, counted per m, stayed "
-                         "above, paying a fixed cost per step, up to the largest n they ran at."
+                      + (f". The other {plural(total - sum(map(len, reached.values())), 'pair')} of way and m: above "
+                         f"{BANDWIDTH_BOUND:g}x at the largest n each ran at."
                          if total > sum(map(len, reached.values())) else ".")
                       if reached else
-                      f"- **No streaming row** came {within} at every larger n: fixed costs per step dominate up to "
-                      "the largest n each ran at."))
+                      f"- **No streaming way** was {within} at the largest n it ran at."))
     return lines
 
 
@@ -686,7 +686,7 @@ def _pass_reason(r):
     text = f"one read of X and y is {r.one_pass_floor_s / r.one_pass_s:.2f} of its time"
     cast = getattr(r, "cast_s", np.nan)
     if not pd.isna(cast):
-        text += f", the cast to float64 {cast / r.one_pass_s:.2f}"
+        text += f", converting X to float64 for the sums {cast / r.one_pass_s:.2f}"
     rate = f"{r.pass_gflops:.3g} GFLOP/s, {r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate"
     cached = getattr(r, "cached_pass_s", np.nan)
     if pd.isna(cached):
@@ -793,13 +793,13 @@ def report_section(table):
     points = table.drop_duplicates(["n_samples", "n_features", "dtype"])
     interleaved = points.gemm_gflops.notna().any()
     lines = ["## Scaling against the memory roofline", "", f"![per-iteration time against n]({NAME}.png)", "",
-             f"Every row ran on the {join(d.upper() if d == 'cpu' else d for d in devices)}, in {join(dtypes)}, at "
-             f"n = {int(table.n_samples.min()):,} to {n_max:,} samples and m = {join(sorted(set(table.n_features)))} "
-             "features. Each row's **floor** is the least time to read X twice, as one iteration does (X W, then "
+             f"Every way here ran on the {join(d.upper() if d == 'cpu' else d for d in devices)}, in {join(dtypes)}, "
+             f"at n = {int(table.n_samples.min()):,} to {n_max:,} samples and m = {join(sorted(set(table.n_features)))} "
+             "features. The **floor** of each size is the least time to read X twice, as one iteration does (X W, then "
              "X^T r), at the memory bandwidth measured "
              + ("in the same rounds: " if interleaved else "once before the rows (an older run): ")
-             + _span(points.bandwidth_gbs, ".1f") + " GB/s here. A row within "
-             f"{BANDWIDTH_BOUND:g}x of it is memory-bound; far above, it pays a fixed cost per step.", ""]
+             + _span(points.bandwidth_gbs, ".1f") + f" GB/s here. A way within {BANDWIDTH_BOUND:g}x of it is "
+             "memory-bound: reading X is most of its time.", ""]
     lines += _answer_lines(table, devices, dtypes)
     if n_target != TARGET_N:
         lines += ["", f"This run measured up to n = {n_max:,} only; the targets below are judged there (the default "
@@ -811,7 +811,7 @@ def report_section(table):
     notes = []
     if len(gram):
         notes.append(f"After its pass, a Gram route's iterations took {_span(gram.per_iteration_s * 1e6, '.3g')} us "
-                     "each at every n, as they never read X.")
+                     "each at every n: they never read X, hence its time below the floor.")
     notes += [f"*{f.title}* is timed here only: {f.summary}." for f in FORMULATIONS
               if f.title and (table.implementation == f.name).any()]
     if notes:
