@@ -39,7 +39,7 @@ from comparisons.running import stability
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.running.implementations import gram_stages, make_trainer
 from comparisons.core.results import from_run
-from comparisons.output.prose import join, plural
+from comparisons.output.prose import join
 from comparisons.running.timing import time_interleaved
 
 NAME = "scaling"
@@ -618,9 +618,8 @@ def _answer_lines(table, devices, dtypes):
         lines.append(
             f"- **The Gram route** ran 1000 iterations, its one pass over X included, faster than {ref}: "
             + "; ".join(f"{join(who)} {words}" for words, who in said.items())
-            + f". At n = {case.largest_n.max():,}, m = {m}, {dtype}: "
-            + join(f"{r.gram_1000_s:.3g} s ({_who(r.implementation, r.device, devices)})" for r in case.itertuples())
-            + f" against {case.reference_1000_s.iloc[0]:.3g} s." + _pass_in_iterations(table, dtype)
+            + f"; at n = {case.largest_n.max():,}, m = {m}, {dtype}, "
+            + _span(case.reference_1000_s / case.gram_1000_s, ".3g") + "x faster." + _pass_in_iterations(table, dtype)
             + " The price is digits of its loss (see *The Gram route's price in precision*).")
     wins = loops_beating_reference(table)
     others = table[(table.route == "streaming") & (table.framework != registry.get(registry.REFERENCE).framework)]
@@ -645,11 +644,8 @@ def _answer_lines(table, devices, dtypes):
                                                  + (f", {dtype}" if len(dtypes) > 1 else "") + ")")
     if total:
         within = f"within {BANDWIDTH_BOUND:g}x of the floor"
-        lines.append(("- **Memory-bound** (" + within + " at every larger n): "
-                      + "; ".join(f"from n = {n:,}, {join(who)}" for n, who in sorted(reached.items()))
-                      + (f". The other {plural(total - sum(map(len, reached.values())), 'pair')} of way and m: above "
-                         f"{BANDWIDTH_BOUND:g}x at the largest n each ran at."
-                         if total > sum(map(len, reached.values())) else ".")
+        lines.append(("- **Memory-bound** (" + within + " at every larger n) only: "
+                      + "; ".join(f"from n = {n:,}, {join(who)}" for n, who in sorted(reached.items())) + "."
                       if reached else
                       f"- **No streaming way** was {within} at the largest n it ran at."))
     return lines
@@ -696,14 +692,14 @@ def _streaming_reason(point, best):
 def _pass_reason(r):
     """Why a Gram pass missed its target: the share of one read of the data (and of the cast, when timed) in its time,
     then its cached-pass probe when measured, else its rate against the square-GEMM rate."""
-    text = f"one read of X and y is {r.one_pass_floor_s / r.one_pass_s:.2f} of its time"
+    text = f"reading X and y once: {r.one_pass_floor_s / r.one_pass_s:.2f} of its time"
     cast = getattr(r, "cast_s", np.nan)
     if not pd.isna(cast):
-        text += f", converting X to float64 for the sums {cast / r.one_pass_s:.2f}"
-    rate = f"{r.pass_gflops:.3g} GFLOP/s, {r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate"
+        text += f"; converting X to float64: {cast / r.one_pass_s:.2f}"
+    rate = f"{r.pass_gflops:.3g} GFLOP/s ({r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate)"
     cached = getattr(r, "cached_pass_s", np.nan)
     if pd.isna(cached):
-        return text + f"; the rest is arithmetic on tall, thin matrix products, at {rate}"
+        return text + f"; the rest is arithmetic, at {rate}"
     ratio = cached / r.gram_pass_floor_s
     if ratio > GRAM_PASS_TARGET:
         return text + f"; on data in cache it still took {ratio:.2f}x the floor: its arithmetic, at {rate}, bounds it"
@@ -742,7 +738,7 @@ def _target_lines(table, devices, dtypes):
         rows.append([f"{_who(r.implementation, r.device, devices)}'s pass, {_at(r.n_features, r.dtype, dtypes)}: within "
                      f"{GRAM_PASS_TARGET:g}x of its floor", f"{r.pass_ratio_to_floor:.3g}x", "missed" if missed else "met",
                      _pass_reason(r) if missed else ""])
-    for r in gram.itertuples():
+    for r in gram[gram.n_features == gram.n_features.max()].itertuples():  # the target's case: the widest X
         base = at[(at.implementation == ref) & (at.n_features == r.n_features) & (at.dtype == r.dtype)]
         if base.empty:
             continue
@@ -789,12 +785,12 @@ def _blocked_lines(table, devices, dtypes):
     from comparisons.running.timing import overlap
 
     return ["", " ".join(
-        f"{_who(r.blocked, r.device, devices)} goes through X in blocks at each step; at {_at(r.n_features, r.dtype, dtypes)} "
-        f"it took {r.blocked_ratio_to_one_pass_floor:.3g}x its one-pass floor (X and y read once; target "
+        f"{_who(r.blocked, r.device, devices)} reads X in blocks at each step; at {_at(r.n_features, r.dtype, dtypes)} "
+        f"it took {r.blocked_ratio_to_one_pass_floor:.3g}x its one-pass floor, X and y read once (target "
         f"{STREAMING_TARGET:g}x: {'met' if r.blocked_ratio_to_one_pass_floor <= STREAMING_TARGET else 'missed'}), "
         + ("a tie with" if overlap(r.blocked_interval, r.graph_interval) else
            f"{r.blocked_per_iteration_s / r.graph_per_iteration_s:.2f}x the time of")
-        + f" the unblocked {_who(r.graph, r.device, devices)}." for r in pairs.itertuples())]
+        + f" {_who(r.graph, r.device, devices)}." for r in pairs.itertuples())]
 
 
 def report_section(table):
