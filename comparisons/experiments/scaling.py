@@ -499,10 +499,6 @@ def _target_n(table):
     return TARGET_N if (table.n_samples == TARGET_N).any() else int(table.n_samples.max())
 
 
-def _met(ratio, target):
-    return f"{ratio:.2f}x, {'met' if ratio <= target else 'missed'}"
-
-
 def title(name):
     """A reader's words for a row of scaling.csv: its registry title, or a scaling-only formulation's title."""
     return next((f.title for f in FORMULATIONS if f.name == name and f.title), None) or registry.label(name)
@@ -841,7 +837,7 @@ def findings(table):
     case = crossover[crossover.n_features == m]
     case = case[case.dtype == ("float32" if (case.dtype == "float32").any() else case.dtype.iloc[0])]
     gains = case.streaming_1000_s / case.gram_1000_s
-    parts = [f"*{registry.label(r.streaming)}* {r.streaming_1000_s:.3g} s against *{registry.label(r.implementation)}* "
+    parts = [f"*{title(r.streaming)}* {r.streaming_1000_s:.3g} s against *{title(r.implementation)}* "
              f"{r.gram_1000_s:.3g} s" for r in case.itertuples()]
     first = case.iloc[0]
     faster = (f"{gains.min():.3g}x to {gains.max():.3g}x faster" if len(case) > 1 else f"{gains.iloc[0]:.3g}x faster")
@@ -849,8 +845,8 @@ def findings(table):
               f"iterations {faster} than streaming"
               if (gains > 1).all() else
               f"At n = {first.largest_n:,}, m = {m}, the Gram route's 1000 iterations are not always faster than streaming")
-    where = [f"*{registry.label(r.implementation)}* from n = {r.beats_streaming_from_n:,}" if not pd.isna(r.beats_streaming_from_n)
-             else f"*{registry.label(r.implementation)}* not within n = {r.largest_n:,}" for r in case.itertuples()]
+    where = [f"*{title(r.implementation)}* from n = {r.beats_streaming_from_n:,}" if not pd.isna(r.beats_streaming_from_n)
+             else f"*{title(r.implementation)}* not within n = {r.largest_n:,}" for r in case.itertuples()]
     return [answer + f" ({first['dtype']}, its one pass included): " + "; ".join(parts) + ".",
             "The Gram route reads X once for its sufficient statistics (G = [X, 1]^T [X, 1], c = [X, 1]^T y and "
             "s = y^T y, all the loss and its gradient need), then takes each step in O(m^2); streaming reads all of X "
