@@ -316,7 +316,7 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
             row.update(one_pass_s=timings[(label, device, "pass")].median_s,
                        per_iteration_s=timings[(label, device, "iterate")].median_s / row["iterations"],
                        gram_pass_floor_s=gram_pass_floor(n, m, X.nbytes, y.nbytes, rate["bandwidth"], rate["gemm"]),
-                       cast_s=cast_s, cached_pass_s=cached_s if framework == "numpy" else np.nan)
+                       cast_s=cast_s, cached_pass_s=cached_s if row["framework"] == "numpy" else np.nan)
         out.append(row)
     return out
 
