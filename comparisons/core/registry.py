@@ -84,11 +84,11 @@ REGISTRY = {impl.name: impl for impl in (
     Implementation("numpy", "hand-rolled batch gradient descent (handrolled/)", "numpy", f"{_NUMPY}:descent",
                    title="numpy, by hand", minibatch=True, step_cost_s=1e-5,
                    details="Lesson 0's algorithm, vectorised: one matrix product for the predictions, one for the "
-                           "gradient. The reference every other run is compared with. With one feature (the "
-                           "lesson's shape) the matrix product `X @ W` goes to BLAS as a matrix-vector call whose n "
-                           "dot products have length one; the scaling experiment times it beside an elementwise `X "
-                           "* w` and runs a scaling-only formulation with broadcasts, `numpy:broadcast` "
-                           "(handrolled/broadcast.py), to show what the lesson's form costs there."),
+                           "gradient, its residuals written into one buffer per run (handrolled/model.py). The "
+                           "reference every other run is compared with. With one feature (the lesson's shape) numpy's "
+                           "matmul on (n, 1) @ (1, 1) is slow, so the step writes `X @ W` as the elementwise `X * w` "
+                           "it is; the scaling experiment times both kernels and a scaling-only formulation with "
+                           "broadcasts (*numpy, by hand, broadcast form*, handrolled/broadcast.py)."),
     Implementation("keras", "Dense(1) + SGD + mse, fit on a repeated tf.data batch with steps_per_execution",
                    "tensorflow", f"{_TF}:keras_dataset", title="Keras fit", minibatch=True, stops_at_divergence=False,
                    step_cost_s=3e-4, note="all steps run in one `steps_per_execution` call on a repeated `tf.data` "
