@@ -230,9 +230,12 @@ def agreement_facts(equivalence, grads, runs, dtype):
         return Finding("same_numbers_no", dict(count=len(bad), runs=bad, dtype=dtype, worst=worst, eps=eps))
     gram = mine[mine.gram]
     per_step = grads[(grads.method == "analytic_vs_autodiff") & (grads["dtype"] == dtype)].max_rel_diff
+    routes = gram.implementation.nunique()
     gram_words = "" if gram.empty else render(Finding("same_numbers_gram", dict(
-        count=gram.implementation.nunique(), worst=float(in_eps(gram.max_rel_loss_diff.max(), dtype)))))
-    return Finding("same_numbers", dict(dtype=dtype, ways=mine.implementation.nunique() + 1, worst=worst, eps=eps,
+        count=routes, routes="route" if routes == 1 else "routes",
+        worst=float(in_eps(gram.max_rel_loss_diff.max(), dtype)))))
+    # the ways within `worst`: the streaming ones and numpy itself (the Gram routes are counted apart)
+    return Finding("same_numbers", dict(dtype=dtype, ways=streaming.implementation.nunique() + 1, worst=worst, eps=eps,
                                         gram=gram_words, grad=float(in_eps(per_step.max(), dtype)) if len(per_step) else 0.0))
 
 

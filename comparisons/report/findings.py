@@ -59,9 +59,10 @@ class _Words(string.Formatter):
 
 TEMPLATES = {
     "same_numbers": (
-        "**Same numbers: yes.** In {dtype}, all {ways} ways of training reproduce numpy's loss curve to within "
-        "{worst:e} eps (eps = {eps:.1e}, the relative spacing of {dtype} numbers), a few rounding errors{gram}. Autodiff matches the lesson's gradient formula to {grad:e} eps at every step."),
-    "same_numbers_gram": "; the {count} shortcut routes that first sum X^T X agree to {worst:e} eps, inside their rounding bound",
+        "**Same numbers: yes.** In {dtype}, the {ways} ways that run the lesson's loop match numpy's loss curve to "
+        "{worst:e} eps (eps = {eps:.1e}, the spacing of {dtype} numbers near 1): a few rounding errors{gram}. "
+        "Autodiff equals the lesson's gradient formula to {grad:e} eps at every step."),
+    "same_numbers_gram": "; the {count} shortcut {routes} (X^T X summed first) to {worst:e} eps, inside the rounding bound",
     "same_numbers_no": (
         "**Same numbers: no, for {count} runs:** {runs:l} left the tolerance; in {dtype} the other ways reproduce "
         "numpy's loss curve to within {worst:e} eps (eps = {eps:.1e})."),
