@@ -1,4 +1,4 @@
-"""keras:jax in its own process: `python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz`, and the parent's side.
+"""keras:jax in its own process: `python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz [...]`, and the parent's side.
 
 Keras chooses its backend at its first import, so the study's Keras model (jax_models/keras_fit.py)
 runs on JAX in a child process that sets KERAS_BACKEND=jax and JAX's x64 before importing Keras.
@@ -10,7 +10,9 @@ device arrays through a keras.utils.PyDataset, never tf.data).
 
 The parent (make_keras_jax_trainer) writes the job, runs the child and reads the result; a child
 that fails or hangs raises KerasJaxError with one line and the child's last stderr line
-(comparisons.processes.isolated's rules, with JAX's start-up notices).
+(comparisons.processes.isolated's rules, with JAX's start-up notices). One child can serve several
+jobs in turn (further JOB RESULT pairs; run_jobs), each building and compiling its own model: the
+child's start-up and imports are paid once.
 """
 import math
 import os
@@ -84,19 +86,22 @@ def run_job(job):
     return out
 
 
+USAGE = "usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz [JOB.npz RESULT.npz ...]"
+
+
 def main(argv=None):
-    """Child entry point: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz."""
+    """Child entry point: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz [JOB.npz RESULT.npz ...]."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("error: usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz", file=sys.stderr)
+    if not argv or len(argv) % 2:
+        print(f"error: {USAGE}", file=sys.stderr)
         return 2
-    job_path, result_path = argv
-    with np.load(job_path, allow_pickle=False) as data:
-        job = {key: data[key] for key in data.files}
-    out = run_job(job)
-    partial = Path(result_path).with_name(Path(result_path).name + ".partial.npz")
-    np.savez(partial, **out)
-    os.replace(partial, result_path)  # all or nothing: the parent never reads half a file
+    for job_path, result_path in zip(argv[::2], argv[1::2]):  # in turn: one start-up for every job
+        with np.load(job_path, allow_pickle=False) as data:
+            job = {key: data[key] for key in data.files}
+        out = run_job(job)
+        partial = Path(result_path).with_name(Path(result_path).name + ".partial.npz")
+        np.savez(partial, **out)
+        os.replace(partial, result_path)  # all or nothing: the parent never reads half a file
     return 0
 
 
@@ -121,11 +126,17 @@ def write_job(path, X, y, W0, b0, rates, iterations, batches=None, device="cpu",
 
 def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None):
     """Run the child on a job file; raises KerasJaxError (one line) if it fails, hangs or writes nothing."""
+    run_child_on([(job_path, result_path)], timeout_s, python, env)
+
+
+def run_child_on(pairs, timeout_s=TIMEOUT_S, python=None, env=None):
+    """Run one child on several (job file, result file) pairs in turn; KerasJaxError (one line) if it fails, hangs or misses a result."""
     from jax_models.runtime import KNOWN_NOISE
 
     from comparisons.processes.isolated import _kill_group, exit_reason, last_meaningful
 
-    command = [python or sys.executable, "-m", "comparisons.running.keras_jax_child", str(job_path), str(result_path)]
+    command = [python or sys.executable, "-m", "comparisons.running.keras_jax_child",
+               *(str(path) for pair in pairs for path in pair)]
     child_env = dict(os.environ if env is None else env, KERAS_BACKEND="jax")
     child_env["PYTHONPATH"] = os.pathsep.join([str(REPOSITORY)] + [p for p in [child_env.get("PYTHONPATH")] if p])
     with tempfile.TemporaryFile(mode="w+") as err:
@@ -142,7 +153,7 @@ def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None)
         # its last exception line, else its last line that is not start-up noise or JAX's note on filtered frames
         last = last_meaningful(err.read(), noise=KNOWN_NOISE, prefer_exceptions=True,
                                skip=("For simplicity, JAX", "-----"))
-    if reason is None and not Path(result_path).exists():
+    if reason is None and not all(Path(result_path).exists() for _, result_path in pairs):
         reason = "no result file"
     if reason is not None:
         raise KerasJaxError(f"keras:jax child failed ({reason})" + (f": {last}" if last else ""))
@@ -165,6 +176,20 @@ def read_result(path, dtype, iterations):
                     repeat_s=tuple(float(s) for s in out["repeat_s"]),
                     tensorflow_imported=bool(out["tensorflow_imported"]), float64_kept=bool(out["float64_kept"]),
                     learning_rate_dtype=str(out["learning_rate_dtype"]))
+
+
+def run_jobs(jobs, timeout_s=TIMEOUT_S):
+    """One child for several jobs: each a dict of write_job's arguments (X, y, W0, b0, rates, iterations, ...); a ChildRun each.
+
+    Bad arguments raise ValueError before the child starts; a failure of any job raises KerasJaxError.
+    """
+    with tempfile.TemporaryDirectory(prefix="keras-jax-") as tmp:
+        pairs = [(Path(tmp) / f"job{k}.npz", Path(tmp) / f"result{k}.npz") for k in range(len(jobs))]
+        for (job_path, _), job in zip(pairs, jobs):
+            write_job(job_path, **job)
+        run_child_on(pairs, timeout_s)
+        return [read_result(result_path, str(np.asarray(job["X"]).dtype), job["iterations"])
+                for (_, result_path), job in zip(pairs, jobs)]
 
 
 def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", keep_float64=True,
