@@ -355,6 +355,32 @@ def test_keras_jax_child_failure_is_one_line():
 
 
 @pytest.mark.slow
+def test_a_shared_child_serves_jobs_in_turn_and_a_failed_job_ends_only_its_child(monkeypatch):
+    """Inside shared_child(): a job that fails is the same one line and ends its child; the next jobs (both dtypes)
+    run in one fresh child, match numpy, and the block's end ends that child."""
+    from comparisons.running import keras_jax_child
+    from comparisons.running.keras_jax_child import KerasJaxError, make_keras_jax_trainer
+
+    monkeypatch.setattr(keras_jax_child, "_shared", None)  # this block's own child, whatever this process opened
+    data, (W0, b0), _ = case_data("lesson")
+    pids = []
+    with keras_jax_child.shared_child():
+        session = keras_jax_child._shared
+        with pytest.raises(KerasJaxError) as error:
+            make_keras_jax_trainer(data.X, data.y, LR, 5, device="gpu:7")(W0, b0)
+        message = str(error.value)
+        assert message.startswith("keras:jax child failed (exit code 1): ") and "\n" not in message
+        assert "DeviceError: device 'gpu:7': JAX sees 0 GPU device(s)" in message
+        assert session._proc is None  # the failed child is gone; the next job starts another
+        for dtype in DTYPES:
+            X, y = data.X.astype(dtype), data.y.astype(dtype)
+            assert_matches_numpy(make_keras_jax_trainer(X, y, LR, 5)(W0, b0), X, y, W0, b0, LR, 5)
+            pids.append(session._proc.pid)
+        child = session._proc
+    assert pids[0] == pids[1] and child.poll() is not None  # one child served both, and the block ended it
+
+
+@pytest.mark.slow
 def test_jax_starts_quietly():
     out, stderr = run_python("""
         import json
