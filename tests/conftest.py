@@ -1,6 +1,5 @@
 """Shared test set-up: quiet TensorFlow, the lesson's data, the repository root, and ways to run the driver."""
 import json
-import math
 import os
 import signal
 import subprocess
@@ -134,50 +133,15 @@ def snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-FILE_SECONDS_KEY = "comparisons/file_seconds"  # pytest's cache: each test file's seconds in the last run that ran it
-
-
 def pytest_collection_modifyitems(config, items):
-    """Slowest files first, each file's tests in their own order.
+    """Slow tests first, each file's in its own order, then the rest.
 
     `make test` hands whole files to two xdist workers in the order their first test appears here
-    (--dist loadfile --no-loadscope-reorder), each worker taking the next file when it is almost done:
-    the longest files start first and the quick ones fill in, so both workers finish near the same time.
-    A file's cost is its seconds in the last run that ran it (pytest's cache, written below); a file
-    not timed yet counts as slow when it has a `slow` test, so a fresh clone starts with those.
-    A file stays on one worker, so its module fixtures (the shared --quick study) run once.
+    (--dist loadfile --no-loadscope-reorder): the files with long subprocess runs start first and
+    the quick files fill in, so both workers finish near the same time. A file stays on one worker,
+    so its module fixtures (the shared --quick study) run once.
     """
-    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
-    seconds = cache.get(FILE_SECONDS_KEY, {}) if cache is not None else {}
-
-    def cost(item):
-        path = item.nodeid.split("::", 1)[0]
-        if path in seconds:
-            return -float(seconds[path])
-        return -math.inf if item.get_closest_marker("slow") is not None else 0.0
-
-    costs = {}
-    for item in items:  # a file's cost is that of its first test, so no file is split by the sort
-        costs.setdefault(item.nodeid.split("::", 1)[0], cost(item))
-    items.sort(key=lambda item: costs[item.nodeid.split("::", 1)[0]])  # stable: a file's tests keep their order
-
-
-_file_seconds = {}
-
-
-def pytest_runtest_logreport(report):
-    """Add each phase's duration to its file's total (in the xdist controller, the workers' reports arrive here)."""
-    path = report.nodeid.split("::", 1)[0]
-    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
-
-
-def pytest_sessionfinish(session):
-    """Keep the files' seconds for the next run's order (only a run that times several files; workers leave it to the controller)."""
-    if getattr(session.config, "cache", None) is None or hasattr(session.config, "workerinput") or len(_file_seconds) < 2:
-        return
-    seconds = dict(session.config.cache.get(FILE_SECONDS_KEY, {}))
-    seconds.update({path: round(total, 1) for path, total in _file_seconds.items()})
-    session.config.cache.set(FILE_SECONDS_KEY, seconds)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: False (slow) first
 
 
 @pytest.fixture(scope="session")
