@@ -28,7 +28,7 @@ BUSY_CPU_S = 1.0  # CPU seconds worker 0 spends on a fresh job before it is brok
 # stalled (cluster.StallWatch), and a stopped worker is told from one waiting on it by its /proc state
 # (cluster.is_stopped), so a short window names the right one; a running worker on a busy machine still gets
 # far more than 2 % of a core over it
-STALL_WINDOW_S = 3.0
+STALL_WINDOW_S = 2.0
 
 
 def threads_of(pid):
