@@ -18,7 +18,7 @@ from comparisons import experiments as experiment_registry
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.errors import UsageError
 from comparisons.running.devices import set_up as set_up_devices
-from comparisons.running import stability
+from comparisons.running import keras_jax_child, stability
 from comparisons.core import strict_json
 from comparisons.running.study import plan, preflight_message, run_single
 
@@ -125,9 +125,9 @@ def run(config, out, staging):
 
     progress = Progress(len(triples) + len(config.experiments))
     try:
-        # every multi-worker run of the study and its experiments on one set of workers per worker count:
-        # their TensorFlow start-ups are paid once, and the block ends them however it is left
-        with cluster.shared_sessions():
+        # every multi-worker run of the study and its experiments on one set of workers per worker count, and
+        # every keras:jax run in one child: their start-ups are paid once, and the blocks end them however left
+        with cluster.shared_sessions(), keras_jax_child.shared_child():
             output = run_single(config, dataset, trained, to_raw, initial, triples, analysis, preflight=line,
                                 progress=progress.start, skipped=the_plan.skipped)
             experiment_status = run_experiments(config, machine.devices, staging, progress, data=trained, initial=initial)

@@ -159,11 +159,21 @@ LESSON_ITERATIONS = 60
 
 
 @pytest.fixture(scope="session")
-def lesson_trainer(lesson_data, tf_ready):
+def keras_jax_shared():
+    """One keras:jax child for the session's lesson runs (keras_jax_child.shared_child, as a study has one)."""
+    from comparisons.running.keras_jax_child import shared_child
+
+    with shared_child():
+        yield
+
+
+@pytest.fixture(scope="session")
+def lesson_trainer(lesson_data, tf_ready, keras_jax_shared):
     """lesson_trainer(name, dtype, iterations): `name`'s trainer on the lesson's data (lr 0.05), built once per session.
 
     A trainer takes its rate at call time, so the tests of other rates (divergence, one trainer for
-    several rates) and of a failing check call the same traced (and compiled) trainer.
+    several rates) and of a failing check call the same traced (and compiled) trainer; keras:jax's runs
+    share one child (keras_jax_shared).
     """
     from functools import cache
 

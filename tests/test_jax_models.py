@@ -247,24 +247,32 @@ def run_python(script, env_extra=None, timeout=600):
 
 @pytest.fixture(scope="module")
 def keras_runs():
-    """keras:jax children, two at a time: per dtype, full batch (the lesson's rate and a divergent one) and a
-    mini-batch order; and float64 with Keras' promotion as shipped (50 updates)."""
+    """keras:jax jobs in two children, one per dtype, side by side: full batch (the lesson's rate and a divergent
+    one) and a mini-batch order; the float64 child first runs Keras' promotion as shipped (50 updates).
+
+    One child serves several jobs in turn (keras_jax_child.run_jobs), each building and compiling its own model
+    and setting Keras' promotion for itself: the float64 jobs after the one as shipped must still match numpy
+    to float64's tolerance (test_keras_jax_matches_numpy), and that one must still round (its own test).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    from comparisons.running.keras_jax_child import make_keras_jax_trainer
+    from comparisons.running.keras_jax_child import run_jobs
 
     data, (W0, b0), iterations = case_data("lesson")
     order = handrolled.sample_order(data.n, handrolled.epochs_needed(data.n, 32, 40), seed=5)
     batches = handrolled.batch_indices(order, 32, 40)
-    jobs = {"as_shipped": lambda: make_keras_jax_trainer(data.X, data.y, LR, 50, keep_float64=False).run(W0, b0)}
+    children = {dtype: {} for dtype in DTYPES}
+    children["float64"]["as_shipped"] = dict(X=data.X, y=data.y, W0=W0, b0=b0, rates=(LR,), iterations=50,
+                                             keep_float64=False)
     for dtype in DTYPES:
         X, y = data.X.astype(dtype), data.y.astype(dtype)
-        jobs[dtype, "full"] = (lambda X=X, y=y: make_keras_jax_trainer(X, y, LR, iterations).run(
-            W0, b0, rates=(LR, DIVERGENT_LR), repeats=2))
-        jobs[dtype, "batches"] = lambda X=X, y=y: make_keras_jax_trainer(X, y, LR, 40, batches=batches).run(W0, b0)
+        children[dtype] |= {
+            (dtype, "full"): dict(X=X, y=y, W0=W0, b0=b0, rates=(LR, DIVERGENT_LR), iterations=iterations, repeats=2),
+            (dtype, "batches"): dict(X=X, y=y, W0=W0, b0=b0, rates=(LR,), iterations=40, batches=batches)}
     with ThreadPoolExecutor(max_workers=2) as pool:  # each child is its own process: threads only wait
-        futures = {key: pool.submit(job) for key, job in jobs.items()}
-        return {key: future.result() for key, future in futures.items()}, batches
+        futures = {dtype: pool.submit(run_jobs, list(jobs.values())) for dtype, jobs in children.items()}
+        runs = {key: run for dtype, jobs in children.items() for key, run in zip(jobs, futures[dtype].result())}
+    return runs, batches
 
 
 @pytest.mark.slow
@@ -344,6 +352,33 @@ def test_keras_jax_child_failure_is_one_line():
     assert message.startswith("keras:jax child failed (exit code 1): ")
     assert "DeviceError: device 'gpu:7': JAX sees 0 GPU device(s)" in message
     assert "\n" not in message
+
+
+@pytest.mark.slow
+def test_a_shared_child_serves_jobs_in_turn_and_a_failed_job_ends_only_its_child(monkeypatch, tmp_path):
+    """Inside shared_child(): a job that fails is one line with the child's last words and ends its child; the next
+    jobs (both dtypes) run in one fresh child, match numpy, and the block's end ends that child. (The failing job
+    is a missing job file, which the child meets before importing JAX; a failure inside Keras is the test above.)"""
+    from comparisons.running import keras_jax_child
+    from comparisons.running.keras_jax_child import KerasJaxError, make_keras_jax_trainer
+
+    monkeypatch.setattr(keras_jax_child, "_shared", None)  # this block's own child, whatever this process opened
+    data, (W0, b0), _ = case_data("lesson")
+    pids = []
+    with keras_jax_child.shared_child():
+        session = keras_jax_child._shared
+        with pytest.raises(KerasJaxError) as error:
+            session.run(tmp_path / "missing.npz", tmp_path / "result.npz")
+        message = str(error.value)
+        assert message.startswith("keras:jax child failed (exit code 1): FileNotFoundError: ") and "\n" not in message
+        assert "missing.npz" in message
+        assert session._proc is None  # the failed child is gone; the next job starts another
+        for dtype in DTYPES:
+            X, y = data.X.astype(dtype), data.y.astype(dtype)
+            assert_matches_numpy(make_keras_jax_trainer(X, y, LR, 5)(W0, b0), X, y, W0, b0, LR, 5)
+            pids.append(session._proc.pid)
+        child = session._proc
+    assert pids[0] == pids[1] and child.poll() is not None  # one child served both, and the block ended it
 
 
 @pytest.mark.slow
@@ -432,11 +467,13 @@ def test_start_up_filter_drops_known_notices_only():
     assert not any(KNOWN_NOISE.search(line) for line in errors)
 
 
-def test_keras_jax_child_usage_error():
-    done = subprocess.run([sys.executable, "-m", "comparisons.running.keras_jax_child"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+@pytest.mark.parametrize("args", [[], ["job.npz"], ["job.npz", "result.npz", "job2.npz"]])  # none, or a job without its result
+def test_keras_jax_child_usage_error(args):
+    done = subprocess.run([sys.executable, "-m", "comparisons.running.keras_jax_child", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz"]
+    assert done.stderr.strip().splitlines() == [
+        "error: usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz [JOB.npz RESULT.npz ...]"]
 
 
 def test_keras_jax_child_plans_repeats_from_its_steady_pace(monkeypatch):

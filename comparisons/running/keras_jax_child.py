@@ -1,4 +1,4 @@
-"""keras:jax in its own process: `python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz`, and the parent's side.
+"""keras:jax in its own process: `python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz [...]`, and the parent's side.
 
 Keras chooses its backend at its first import, so the study's Keras model (jax_models/keras_fit.py)
 runs on JAX in a child process that sets KERAS_BACKEND=jax and JAX's x64 before importing Keras.
@@ -10,13 +10,20 @@ device arrays through a keras.utils.PyDataset, never tf.data).
 
 The parent (make_keras_jax_trainer) writes the job, runs the child and reads the result; a child
 that fails or hangs raises KerasJaxError with one line and the child's last stderr line
-(comparisons.processes.isolated's rules, with JAX's start-up notices).
+(comparisons.processes.isolated's rules, with JAX's start-up notices). One child can serve several
+jobs in turn, each building and compiling its own model, so its start-up and imports are paid once:
+further JOB RESULT pairs on its command line (run_jobs), or, inside a shared_child() block (the
+driver opens one around the study), one child that reads `JOB<tab>RESULT` lines on its stdin
+(`--serve`) for every keras:jax run until the block ends; a job that fails ends that child and
+the next one starts a fresh child.
 """
+import contextlib
 import math
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,20 +91,31 @@ def run_job(job):
     return out
 
 
+USAGE = "usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz [JOB.npz RESULT.npz ...]"
+
+
 def main(argv=None):
-    """Child entry point: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz."""
+    """Child entry point: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz [JOB.npz RESULT.npz ...]."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("error: usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz", file=sys.stderr)
+    if argv == ["--serve"]:  # KerasJaxSession's child: `JOB<tab>RESULT` lines on stdin until it closes
+        for line in sys.stdin:
+            _serve_one(*line.rstrip("\n").split("\t"))
+        return 0
+    if not argv or len(argv) % 2:
+        print(f"error: {USAGE}", file=sys.stderr)
         return 2
-    job_path, result_path = argv
+    for job_path, result_path in zip(argv[::2], argv[1::2]):  # in turn: one start-up for every job
+        _serve_one(job_path, result_path)
+    return 0
+
+
+def _serve_one(job_path, result_path):
     with np.load(job_path, allow_pickle=False) as data:
         job = {key: data[key] for key in data.files}
     out = run_job(job)
     partial = Path(result_path).with_name(Path(result_path).name + ".partial.npz")
     np.savez(partial, **out)
     os.replace(partial, result_path)  # all or nothing: the parent never reads half a file
-    return 0
 
 
 # ---- the parent ----------------------------------------------------------------------------------
@@ -121,16 +139,15 @@ def write_job(path, X, y, W0, b0, rates, iterations, batches=None, device="cpu",
 
 def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None):
     """Run the child on a job file; raises KerasJaxError (one line) if it fails, hangs or writes nothing."""
-    from jax_models.runtime import KNOWN_NOISE
+    run_child_on([(job_path, result_path)], timeout_s, python, env)
 
-    from comparisons.processes.isolated import _kill_group, exit_reason, last_meaningful
 
-    command = [python or sys.executable, "-m", "comparisons.running.keras_jax_child", str(job_path), str(result_path)]
-    child_env = dict(os.environ if env is None else env, KERAS_BACKEND="jax")
-    child_env["PYTHONPATH"] = os.pathsep.join([str(REPOSITORY)] + [p for p in [child_env.get("PYTHONPATH")] if p])
+def run_child_on(pairs, timeout_s=TIMEOUT_S, python=None, env=None):
+    """Run one child on several (job file, result file) pairs in turn; KerasJaxError (one line) if it fails, hangs or misses a result."""
+    from comparisons.processes.isolated import _kill_group, exit_reason
+
     with tempfile.TemporaryFile(mode="w+") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, text=True, cwd=REPOSITORY,
-                                env=child_env, start_new_session=True)
+        proc = _start_child([str(path) for pair in pairs for path in pair], err, python, env)
         try:
             proc.wait(timeout=timeout_s)
             reason = None if proc.returncode == 0 else exit_reason(proc.returncode)
@@ -138,14 +155,114 @@ def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None)
             reason = f"timeout after {timeout_s:g} s"
         finally:  # whatever ended the wait (a timeout, Ctrl-C), the child and its own children go too
             _kill_group(proc)
-        err.seek(0)
-        # its last exception line, else its last line that is not start-up noise or JAX's note on filtered frames
-        last = last_meaningful(err.read(), noise=KNOWN_NOISE, prefer_exceptions=True,
-                               skip=("For simplicity, JAX", "-----"))
-    if reason is None and not Path(result_path).exists():
+        last = _last_words(err, 0)
+    if reason is None and not all(Path(result_path).exists() for _, result_path in pairs):
         reason = "no result file"
     if reason is not None:
         raise KerasJaxError(f"keras:jax child failed ({reason})" + (f": {last}" if last else ""))
+
+
+def _start_child(args, err, python=None, env=None, stdin=subprocess.DEVNULL):
+    """Popen of the child with `args`, its stderr into the file `err`, in its own session, on Keras' JAX backend."""
+    command = [python or sys.executable, "-m", "comparisons.running.keras_jax_child", *args]
+    child_env = dict(os.environ if env is None else env, KERAS_BACKEND="jax")
+    child_env["PYTHONPATH"] = os.pathsep.join([str(REPOSITORY)] + [p for p in [child_env.get("PYTHONPATH")] if p])
+    return subprocess.Popen(command, stdin=stdin, stdout=subprocess.DEVNULL, stderr=err, text=True, cwd=REPOSITORY,
+                            env=child_env, start_new_session=True)
+
+
+def _last_words(err, offset):
+    """The child's last exception line in `err` from `offset` on, else its last line that is not start-up noise or JAX's note on filtered frames."""
+    from jax_models.runtime import KNOWN_NOISE
+
+    from comparisons.processes.isolated import last_meaningful
+
+    err.flush()
+    err.seek(offset)
+    return last_meaningful(err.read(), noise=KNOWN_NOISE, prefer_exceptions=True, skip=("For simplicity, JAX", "-----"))
+
+
+class KerasJaxSession:
+    """One keras:jax child (`--serve`) that runs jobs one after another: its start-up and imports are paid once.
+
+    run() has run_child's contract: KerasJaxError (one line, the child's last words about this job) when the
+    child fails, hangs past timeout_s (its start-up included when it starts for this job) or writes no result;
+    the child is then ended, and the next run() starts a fresh one. close() ends it.
+    """
+
+    POLL_S = 0.02  # how often the parent looks for the result file
+
+    def __init__(self):
+        self._proc, self._err = None, None
+
+    def run(self, job_path, result_path, timeout_s=TIMEOUT_S):
+        """Have the child run one job file into result_path; raises KerasJaxError as run_child does."""
+        from comparisons.processes.isolated import exit_reason
+
+        deadline = time.monotonic() + timeout_s
+        try:
+            if self._proc is None:
+                self._err = tempfile.TemporaryFile(mode="w+")
+                self._proc = _start_child(["--serve"], self._err, stdin=subprocess.PIPE)
+            offset = self._err.seek(0, os.SEEK_END)  # this job's words start here (a fresh child's: at 0)
+            reason = None
+            try:
+                self._proc.stdin.write(f"{job_path}\t{result_path}\n")
+                self._proc.stdin.flush()
+            except BrokenPipeError:  # the child is gone: its exit code below says how
+                pass
+            while not Path(result_path).exists():
+                code = self._proc.poll()
+                if code is not None:
+                    reason = exit_reason(code) if code != 0 else "no result file"
+                    break
+                if time.monotonic() > deadline:
+                    reason = f"timeout after {timeout_s:g} s"
+                    break
+                time.sleep(self.POLL_S)
+        except BaseException:  # Ctrl-C, SIGTERM as KeyboardInterrupt: the child and its own children go now
+            self.close(wait_s=0)
+            raise
+        if reason is not None:
+            if self._proc.poll() is None:
+                from comparisons.processes.isolated import _kill_group
+
+                _kill_group(self._proc)
+            last = _last_words(self._err, offset)
+            self.close(wait_s=0)
+            raise KerasJaxError(f"keras:jax child failed ({reason})" + (f": {last}" if last else ""))
+
+    def close(self, wait_s=5.0):
+        """End the child (an idle one leaves at the end of its stdin; killed if it has not within wait_s) and drop its stderr."""
+        from comparisons.processes.isolated import _kill_group
+
+        proc, err, self._proc, self._err = self._proc, self._err, None, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=wait_s)
+            _kill_group(proc)
+        if err is not None:
+            err.close()
+
+
+_shared = None  # the KerasJaxSession of an open shared_child() block
+
+
+@contextlib.contextmanager
+def shared_child():
+    """Within this block every keras:jax trainer runs its jobs in one KerasJaxSession; the block ends the child."""
+    global _shared
+    if _shared is not None:  # already open further out: that block owns the child
+        yield
+        return
+    _shared = KerasJaxSession()
+    try:
+        yield
+    finally:
+        session, _shared = _shared, None
+        session.close()
 
 
 def read_result(path, dtype, iterations):
@@ -167,9 +284,24 @@ def read_result(path, dtype, iterations):
                     learning_rate_dtype=str(out["learning_rate_dtype"]))
 
 
+def run_jobs(jobs, timeout_s=TIMEOUT_S):
+    """One child for several jobs: each a dict of write_job's arguments (X, y, W0, b0, rates, iterations, ...); a ChildRun each.
+
+    Bad arguments raise ValueError before the child starts; a failure of any job raises KerasJaxError.
+    """
+    with tempfile.TemporaryDirectory(prefix="keras-jax-") as tmp:
+        pairs = [(Path(tmp) / f"job{k}.npz", Path(tmp) / f"result{k}.npz") for k in range(len(jobs))]
+        for (job_path, _), job in zip(pairs, jobs):
+            write_job(job_path, **job)
+        run_child_on(pairs, timeout_s)
+        return [read_result(result_path, str(np.asarray(job["X"]).dtype), job["iterations"])
+                for (_, result_path), job in zip(pairs, jobs)]
+
+
 def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", keep_float64=True,
                            timeout_s=TIMEOUT_S, scratch=None):
-    """Build keras:jax: a callable (W0, b0, rate=lr) -> JaxResult, each call one child process.
+    """Build keras:jax: a callable (W0, b0, rate=lr) -> JaxResult, each call one child process (inside a
+    shared_child() block, the next job of the block's child).
 
     Keras runs all N updates (fit cannot stop between steps): diverged_at is None and the curve has
     N + 1 points; truncating at divergence is the caller's, as for the study's `keras`.
@@ -184,7 +316,10 @@ def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", kee
         with scratch() as tmp:
             job, result = Path(tmp) / "job.npz", Path(tmp) / "result.npz"
             write_job(job, X, y, W0, b0, rates, iterations, batches, device, repeats, budget_s, keep_float64)
-            run_child(job, result, timeout_s)
+            if _shared is not None:
+                _shared.run(job, result, timeout_s)
+            else:
+                run_child(job, result, timeout_s)
             return read_result(result, dtype, iterations)
 
     def train(W0, b0, rate=lr):
