@@ -430,16 +430,30 @@ def test_matmul_figure_has_every_method_and_its_times():
     from comparisons.experiments import matmul
 
     table = pd.read_csv(RESULTS / "matmul.csv")
-    times, rates = matmul.figure(table).axes
+    fig = matmul.figure(table)
+    times, rates = fig.axes
     lines = {label: line for label, line in _labelled_lines(times).items() if line.get_gid() != "slope guide"}
-    groups = table.groupby(["method", "device", "dtype"])
-    assert set(lines) == {f"{m} [{d}, {t}]" for m, d, t in groups.groups}
-    for (method, device, dtype), rows in groups:
+    groups = table.groupby(["method", "dtype"])
+    assert table.device.nunique() == 1  # the committed run: one device, said in the title, not on every line
+    assert set(lines) == {f"{matmul.method_title(m)}, {t}" for m, t in groups.groups}
+    for (method, dtype), rows in groups:
         rows = rows.sort_values("n")
-        np.testing.assert_allclose(lines[f"{method} [{device}, {dtype}]"].get_ydata(), rows.min_s)
+        line = lines[f"{matmul.method_title(method)}, {dtype}"]
+        np.testing.assert_allclose(line.get_ydata(), rows.min_s)
+        assert line.get_linestyle() == ("--" if dtype == "float32" else "-")
         assert _inside(times, rows.n, rows.min_s) and _inside(rates, rows.n, rows.gflops)
-    assert [t.get_text() for t in rates.get_legend().get_texts()] == sorted(lines, key=list(lines).index)
+    # one colour per method across dtypes and panels, and no method id left in the key
+    for method in table.method.unique():
+        mine = [line for line in times.get_lines() + rates.get_lines()
+                if line.get_label().startswith(matmul.method_title(method) + ",")]
+        assert len({line.get_color() for line in mine}) == 1, method
+    key = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert key[:table.method.nunique()] == [matmul.method_title(m) for m in
+                                            sorted(table.method.unique(), key=list(matmul.METHOD_TITLES).index)]
+    assert not set(key) & {"python_loop", "tf_eager", "tf_function", "strassen_1level"}
+    assert times.get_legend() is None and rates.get_legend() is None  # one key for both panels
     assert times.get_yscale() == rates.get_yscale() == "log"
+    plt.close(fig)
 
 
 def test_lesson_claims_figure_has_a_bar_per_claim_in_its_verdicts_colour():
@@ -477,10 +491,15 @@ def test_matmul_time_panel_has_n2_and_n3_guides_and_a_legend_clear_of_the_data()
     guides = [line for line in times.get_lines() if line.get_gid() == "slope guide"]
     slopes = sorted(np.polyfit(np.log(line.get_xdata()), np.log(line.get_ydata()), 1)[0] for line in guides)
     np.testing.assert_allclose(slopes, [2, 3], atol=1e-9)
-    legend = _legend(times)
-    assert legend == ["numpy [cpu, float64]", "tf_function [cpu, float64]",
+    fig.canvas.draw()
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["numpy.matmul", "TensorFlow tf.matmul in a tf.function", "float64",
                       "slope guide: time ~ n^2 (reading the matrices)", "slope guide: time ~ n^3 (classical product)"]
-    assert _distinct_styles(times) and legend_clear_of_axes(times)
+    styles = [(to_hex(h.get_color()), h.get_marker(), h.get_linestyle()) for h in fig.legends[0].legend_handles]
+    assert len(set(styles)) == len(styles)  # no two entries of the key look alike
+    renderer = fig.canvas.get_renderer()
+    box = fig.legends[0].get_window_extent(renderer)
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)  # the key hides no data
     for line in guides:  # over the sizes the exponent is fitted on, and inside the axes
         assert min(line.get_xdata()) >= matmul.FIT_MIN_N and _inside(times, line.get_xdata(), line.get_ydata())
     plt.close(fig)

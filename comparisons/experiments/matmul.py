@@ -214,29 +214,51 @@ def slope_guides(ax, table):
     return lines
 
 
+# what each method of matmul.csv is, in words (figures and prose); a method not listed shows its own name
+METHOD_TITLES = {"numpy": "numpy.matmul", "python_loop": "the lesson's triple Python loop",
+                 "strassen_1level": "one Strassen step, then numpy", "tf_eager": "TensorFlow tf.matmul, eager",
+                 "tf_function": "TensorFlow tf.matmul in a tf.function"}
+DTYPE_STYLES = {"float64": "-", "float32": "--"}
+
+
+def method_title(method):
+    """A method of matmul.csv in words ('python_loop' -> "the lesson's triple Python loop")."""
+    return METHOD_TITLES.get(method, method)
+
+
 def figure(table):
-    """Time and GFLOP/s against n for each method and dtype, log-log, with n^2 and n^3 guides (the Figure, unsaved)."""
-    from comparisons.output.figures import COLOURS, MARKERS, legend_outside, plt  # matplotlib with the Agg backend, loaded only to draw
+    """Time and GFLOP/s against n, one colour per method and one line style per dtype, n^2 and n^3 guides (unsaved)."""
+    from matplotlib.lines import Line2D
+
+    from comparisons.output.figures import COLOURS, MARKERS, plt  # matplotlib with the Agg backend, loaded only to draw
 
     fig, (ax_t, ax_g) = plt.subplots(1, 2, figsize=(13, 6.4))
-    for k, ((method, device, dtype), rows) in enumerate(table.groupby(["method", "device", "dtype"])):
+    methods = sorted(table.method.unique(), key=lambda m: (list(METHOD_TITLES).index(m) if m in METHOD_TITLES
+                                                             else len(METHOD_TITLES), m))
+    look = {m: dict(color=COLOURS[k % len(COLOURS)], marker=MARKERS[k % len(MARKERS)]) for k, m in enumerate(methods)}
+    one_device = table.device.nunique() == 1
+    for (method, device, dtype), rows in table.groupby(["method", "device", "dtype"]):
         rows = rows.sort_values("n")
-        label = f"{method} [{device}, {dtype}]"
-        style = dict(linestyle="--" if dtype == "float32" else "-", marker=MARKERS[k % len(MARKERS)],
-                     color=COLOURS[k % len(COLOURS)], ms=5)
+        label = f"{method_title(method)}, {dtype}" + ("" if one_device else f" [{device}]")
+        style = dict(linestyle=DTYPE_STYLES.get(dtype, ":"), ms=5, **look[method])
         ax_t.loglog(rows.n, rows.min_s, label=label, **style)
         ax_g.semilogx(rows.n, rows.gflops, label=label, **style)
-    slope_guides(ax_t, table)
+    guides = slope_guides(ax_t, table)
+    where = f"on {table.device.iloc[0]}" if one_device and len(table) else "per device"
     ax_t.set(xlabel="matrix size n (n x n times n x n)", ylabel="time per product (s, best of repeats)",
-             title="matmul time against n (dashed: float32, solid: float64)\n"
-                   f"dotted guides: slopes 2 and 3 over the sizes the exponent is fitted on (n >= {FIT_MIN_N})")
-    ax_g.set(xlabel="matrix size n", ylabel="GFLOP/s (2 n^3 flops / time)", title="matmul throughput")
+             title=f"Time per product ({where})\ndotted guides: slopes 2 and 3 over n >= {FIT_MIN_N}")
+    ax_g.set(xlabel="matrix size n", ylabel="GFLOP/s (2 n^3 flops / time)", title="Throughput: higher is better")
     ax_g.set_yscale("log")
     for ax in (ax_t, ax_g):
         ax.grid(True, which="both", alpha=0.3)
         ax.title.set_fontsize(10)
-    legend_outside(ax_t, fontsize=7)  # below: inside it would hide the Python loop's points
-    ax_g.legend(fontsize=7, loc="lower right")
+    # one key below both panels: a colour per method, then the dtypes' line styles, then the guides
+    handles = [Line2D([], [], linestyle="-", ms=5, label=method_title(m), **look[m]) for m in methods]
+    handles += [Line2D([], [], color="grey", linestyle=DTYPE_STYLES[d], label=d)
+                for d in DTYPE_STYLES if d in set(table.dtype)]
+    handles += [Line2D([], [], color=g.get_color(), linestyle=g.get_linestyle(), label=g.get_label()) for g in guides]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     return fig
 
 
@@ -281,7 +303,7 @@ def findings(table):
     out = [first]
     speedup = loop_speedup(table)
     if speedup:
-        out.append(f"At n = {speedup[0]} numpy.matmul is {speedup[1]:,.0f}x faster than the lesson's triple Python loop.")
+        out.append(f"At n = {speedup[0]} numpy.matmul is {speedup[1]:,.0f}x faster than the lesson's triple Python loop (float64).")
     return out
 
 
@@ -300,7 +322,7 @@ def report_section(table):
                      + (f"; numpy.matmul is {speedup[1]:,.0f}x faster at n = {speedup[0]}." if speedup else "."))
     best = lib.loc[lib.groupby(["method", "device", "dtype"]).gflops.idxmax()]
     best = best[["method", "device", "dtype", "gflops", "n"]].rename(columns={"gflops": "best GFLOP/s", "n": "at n"})
-    best["method"] = best.method.replace({"numpy": "numpy.matmul"})  # the library call, not the study's numpy row
+    best["method"] = best.method.map(method_title)  # words, not the table's ids (numpy: the library call, not the study's row)
     lines += ["", "Timed in interleaved rounds; GFLOP/s is 2 n^3 over the fastest call.", "", md_table(best, "{:.1f}")]
     disagree = table[~table.agrees.astype(bool)]
     lines += ["", ("Every product agrees with a float64 reference of the same inputs "
