@@ -223,7 +223,7 @@ def test_gram_figure_draws_both_curves_and_every_gap_with_its_bound(gram_table):
         f"{registry.label('numpy')}, float64"]
     # both float32 losses repeat exactly at the end: the mark says from where (the same iteration the right
     # panel's title gives for this case), and why
-    frozen = [line for line in left.get_lines()[3:] if "half an ulp" in line.get_label()]
+    frozen = [line for line in left.get_lines()[3:] if "rounds away" in line.get_label()]
     case = gram_table[(gram_table.noise == gram.SHOWN[0]) & (gram_table.dtype == gram.SHOWN[1])]
     last_changes = [np.flatnonzero(c[1:] != c[:-1])[-1] + 1 for c in (case.gram_loss.to_numpy(),
                                                                          case.streaming_loss.to_numpy())]

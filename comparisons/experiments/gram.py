@@ -106,7 +106,7 @@ def figure(table):
     if frozen is not None:
         left.axvline(frozen, color="tab:red", lw=0.8, ls="--",
                      label=f"from {frozen} on both {dtype} losses repeat exactly: the parameters no longer\n"
-                           "change, as each update (lr x gradient) is at most half an ulp of W and b")
+                           f"change, as each update (lr x gradient) is at most half the gap between\n{dtype} numbers next to W and b, so it rounds away")
     left.set(xlabel="iteration", ylabel="loss (MSE)",
              title=f"noise {noise}, {dtype}, near the fit (s / loss ~ {case.s.iloc[-1] / case.streaming_loss.iloc[-1]:.0e})"
                    f"\nfrom iteration {start}, where the loss first falls below 3x its final value\n"
@@ -130,7 +130,7 @@ def figure(table):
     note = ("" if not still else
             f"\n{' and '.join(sorted({d for _, d in still}))} gaps flat from iteration {min(still.values())}"
             + (f"-{max(still.values())}" if max(still.values()) > min(still.values()) else "")
-            + ":\nboth losses repeat exactly, the parameters are frozen (update <= half an ulp)")
+            + ":\nboth losses repeat exactly, the parameters are frozen (each update rounds away)")
     right.set(xlabel="iteration", ylabel="relative gap to the streaming loss",
               title="Gram-form loss: measured gap (solid), rounding bound (dashed)" + note)
     right.title.set_fontsize(10)
