@@ -22,7 +22,7 @@ from comparisons.processes import cluster
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.tolerances import EQUIVALENCE
 
-LONG_STEPS = 2_000  # a leak of one thread per step would add 2,000, against the 32 allowed; the loop takes seconds
+LONG_STEPS = 500  # a leak of one thread per step would add 500, against the 32 allowed, in a run far shorter than the 60 s a leaked thread lives
 LEAK_MARGIN = 32  # threads a worker may gain over a run (TensorFlow's pools growing), far below one per step
 BUSY_CPU_S = 1.0  # CPU seconds worker 0 spends on a fresh job before it is broken: a few times a job's set-up on warm workers, so in the descent
 # the watchdog's window in the tests that break a run: the workers together under 2 % of a core for this long are
