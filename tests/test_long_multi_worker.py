@@ -8,6 +8,7 @@ Each such thread sleeps for the whole 60 s, so a run of LONG_STEPS steps that en
 shows every leaked thread at once: the count right after it would be LONG_STEPS above the start.
 A count that stays flat over LONG_STEPS collectives is flat over any number of them.
 """
+import concurrent.futures
 import os
 import signal
 import threading
@@ -21,7 +22,7 @@ from comparisons.processes import cluster
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.tolerances import EQUIVALENCE
 
-LONG_STEPS = 2_000  # a leak of one thread per step would add 2,000, against the 32 allowed; the loop takes seconds
+LONG_STEPS = 500  # a leak of one thread per step would add 500, against the 32 allowed, in a run far shorter than the 60 s a leaked thread lives
 LEAK_MARGIN = 32  # threads a worker may gain over a run (TensorFlow's pools growing), far below one per step
 BUSY_CPU_S = 1.0  # CPU seconds worker 0 spends on a fresh job before it is broken: a few times a job's set-up on warm workers, so in the descent
 # the watchdog's window in the tests that break a run: the workers together under 2 % of a core for this long are
@@ -49,23 +50,70 @@ def lesson_job(tmp_path, iterations, **changes):
     return {**job, **changes}, (data.X, data.y, W0, b0)
 
 
-@pytest.fixture(scope="module")
-def workers(tmp_path_factory):
-    """One two-worker ClusterSession for the file, and the pids of its workers (each start adds two).
+class WarmSessions:
+    """Two-worker ClusterSessions, each warmed by a short job (TensorFlow's start-up and thread pools behind it).
 
-    The long run and then the killed peer share one start; a test that breaks the workers leaves the
-    session to start fresh ones for the next job (ClusterSession.run), so any order of the tests works.
+    A test that breaks its session's workers asks for the next one at once (prepare): its workers start and
+    warm up in a background thread while the launcher's watchdog waits out the broken run, instead of after
+    it. Only as many sessions are prepared as the tests still to come here need.
     """
-    pids = []
-    with cluster.ClusterSession(2, on_start=pids.extend) as session:
-        yield session, pids
+
+    def __init__(self, tmp_path_factory, users):
+        self._tmp, self._left = tmp_path_factory, users
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.sessions, self._current, self._next = [], None, None
+
+    def _warm(self):
+        pids = []
+        session = cluster.ClusterSession(2, on_start=pids.extend)
+        self.sessions.append(session)
+        warm_job, _ = lesson_job(self._tmp.mktemp("warm"), 100)
+        session.run(warm_job, timeout_s=300)
+        return session, pids
+
+    def take(self):
+        """A warm session for one test and its two worker pids (the one before it if it is still whole)."""
+        self._left -= 1
+        if self._current is None:
+            self._current = (self._next or self._pool.submit(self._warm)).result()
+            self._next = None
+        return self._current
+
+    def broken(self):
+        """The current session's workers are being broken: start the next test's (if one comes) in the background."""
+        self._current = None
+        if self._left > 0 and self._next is None:
+            self._next = self._pool.submit(self._warm)
+
+    def close(self):
+        self._pool.shutdown(wait=True)
+        for session in self.sessions:
+            session.close()
 
 
-def warmed(workers, tmp_path):
-    """The session of `workers` after a short job (TensorFlow's start-up and thread pools behind it); its two pids."""
-    session, pids = workers
-    warm_job, _ = lesson_job(tmp_path, 100)
-    session.run(warm_job, timeout_s=300)
+@pytest.fixture(scope="module")
+def workers(request, tmp_path_factory):
+    """Warm two-worker sessions for the tests of this file that use them (see WarmSessions).
+
+    The long run and then the killed peer share one start; a test that breaks the workers has the next
+    session started while it waits, so any order (or subset) of the tests works. The launcher's wait
+    for a culprit's own exit is 1 s instead of 3: a killed worker is named by its signal at once and
+    a stopped one never exits, so the wait changes no verdict here.
+    """
+    users = sum(1 for item in request.session.items
+                if item.module is request.module and "workers" in getattr(item, "fixturenames", ()))
+    warm = WarmSessions(tmp_path_factory, users)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cluster, "BLAME_WAIT_S", 1.0)
+        try:
+            yield warm
+        finally:
+            warm.close()
+
+
+def warmed(workers):
+    """A warm session of `workers` (see WarmSessions) and its two pids."""
+    session, pids = workers.take()
     return session, pids[-2:]
 
 
@@ -91,7 +139,7 @@ class ThreadSampler:
 
 @pytest.mark.slow
 def test_a_long_run_keeps_thread_counts_flat_and_matches_numpy(workers, tmp_path):
-    session, pids = warmed(workers, tmp_path)
+    session, pids = warmed(workers)
     baseline = [threads_of(pid) for pid in pids]
     job, (X, y, W0, b0) = lesson_job(tmp_path, LONG_STEPS)
     with ThreadSampler(pids) as sampler:
@@ -113,7 +161,7 @@ def test_a_long_run_keeps_thread_counts_flat_and_matches_numpy(workers, tmp_path
 def _run_and_break(workers, tmp_path, timeout_s, breaking):
     """Start a long job on warm workers, then breaking(pids) once its descent runs; (ClusterError text, seconds from the break to it)."""
     broken = {}
-    session, pids = warmed(workers, tmp_path)
+    session, pids = warmed(workers)
     set_up = cluster.cpu_seconds(pids[0])
 
     def break_when_running():
@@ -122,6 +170,7 @@ def _run_and_break(workers, tmp_path, timeout_s, breaking):
             time.sleep(0.05)
         broken["at"] = time.monotonic()
         breaking(pids)
+        workers.broken()  # the next test's workers start while the watchdog waits this run out
 
     job, _ = lesson_job(tmp_path, 2_000_000, collective_timeout_s=timeout_s)
     helper = threading.Thread(target=break_when_running, daemon=True)
@@ -131,6 +180,7 @@ def _run_and_break(workers, tmp_path, timeout_s, breaking):
             session.run(job, timeout_s=900)
         ended = time.monotonic()
     finally:
+        workers.broken()  # also when the run failed before it was broken: its session is not reused
         for pid in pids:  # a stopped worker gets SIGKILL from the launcher; make sure of it
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -18,14 +18,18 @@ BLOCKED = "tensorflow is not installed here (test stand-in)"
 
 @pytest.mark.slow
 def test_numpy_and_jax_rows_never_import_tensorflow(tmp_path):
+    """A study of every row that needs no TensorFlow, report included, with TensorFlow made unimportable.
+
+    20 updates and 1 timed repeat, as test_end_to_end's study: what is imported does not depend on how many.
+    """
     fake = tmp_path / "blocked" / "tensorflow"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(f"raise ImportError({BLOCKED!r})\n")  # for the driver and every child it starts
     out = tmp_path / "out"
     script = (
         "import sys, run_all\n"
-        f"code = run_all.main(['--only', 'numpy,jax,jax:eager,keras:jax', '--quick', '--experiments', 'none', "
-        f"'--out', {str(out)!r}])\n"
+        f"code = run_all.main(['--only', 'numpy,jax,jax:eager,keras:jax', '--quick', '--iterations', '20', "
+        f"'--repeats', '1', '--experiments', 'none', '--out', {str(out)!r}])\n"
         "print('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_ABSENT')\n"
         "sys.exit(code)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "blocked"), str(REPO)])}
