@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from comparisons.core import registry
-from comparisons.core.tolerances import EQUIVALENCE
+from comparisons.core.tolerances import judged
 
 MEASURED, INTERPOLATED, BEYOND = "measured", "interpolated", "beyond the measured sizes"
 COLUMNS = ["n_samples", "updates", "status", "fastest", "device", "seconds", "runner_up", "runner_up_seconds", "tie",
@@ -23,10 +23,8 @@ COLUMNS = ["n_samples", "updates", "status", "fastest", "device", "seconds", "ru
 
 def agreeing(equivalence, dtype):
     """The implementations whose loss curve agrees with numpy's in `dtype` (numpy included), as a set of names."""
-    eq = equivalence[equivalence.dtype == dtype]
-    bound = eq.loss_bound.fillna(0.0) if "loss_bound" in eq else 0.0
-    ok = eq.max_rel_loss_diff <= EQUIVALENCE.get(dtype, 0.0) + bound  # NaN (a diverged run) is never <=
-    return set(eq.implementation[ok]) | {registry.REFERENCE}
+    eq = judged(equivalence[equivalence.dtype == dtype])  # the report's one rule: tolerance, plus a Gram route's bound
+    return set(eq.implementation[eq.within == "yes"]) | {registry.REFERENCE}
 
 
 def _spread(table):
