@@ -129,6 +129,9 @@ def test_values_are_sane(quick_results):
     assert final == pytest.approx(np.mean((data.y - A @ expected) ** 2), rel=TOLERANCE["float64"]) and ols_loss < final
     eq = pd.read_csv(out / "equivalence.csv")
     assert (eq.max_rel_loss_diff <= eq.dtype.map(TOLERANCE)).all(), eq
+    # SPEC's `allowed`: the dtype's tolerance, plus the rounding bound for a Gram route
+    np.testing.assert_allclose(eq.allowed, eq.dtype.map(TOLERANCE) + eq.loss_bound.fillna(0.0), rtol=0, atol=0)
+    assert eq.loss_bound.notna().any()  # the Gram routes ran: the bound is really added somewhere
     # the weights too: |w| here is below 10 (the loss curve's own check is relative), so 10 x tolerance absolute
     assert (eq.max_abs_weight_diff <= 10 * eq.dtype.map(TOLERANCE)).all(), eq
     distributed = {name for name, impl in REGISTRY.items() if impl.distributed}

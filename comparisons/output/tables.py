@@ -5,6 +5,7 @@ import pandas as pd
 
 from comparisons.core import strict_json
 from comparisons.core.registry import REFERENCE
+from comparisons.core.tolerances import judged
 from comparisons.running.study import SOLVE, final_parameters_raw
 from comparisons.running.timing import break_even_updates, ratio_interval
 
@@ -21,8 +22,10 @@ TABLE_COLUMNS = {
                     "break_even_updates"],
     # loss_bound (Gram routes only): the relative rounding bound of the Gram-form loss at the last point, which the
     # measured max_rel_loss_diff may reach on top of the dtype's tolerance (see handrolled/gram.py)
+    # allowed: the largest max_rel_loss_diff that counts as agreement, the dtype's tolerance plus loss_bound
+    # (core.tolerances.judged, the one rule the report and the problem map also read)
     "equivalence.csv": ["implementation", "device", "dtype", "reference", "max_rel_loss_diff", "max_abs_weight_diff",
-                        "loss_bound"],
+                        "loss_bound", "allowed"],
     "runs.csv": ["implementation", "device", "dtype", "status", "iterations_run", "final_loss", "jit_compile", "mode"],
 }
 
@@ -119,7 +122,8 @@ def equivalence_table(output):
         rows.append((run.implementation, run.device, run.dtype, REFERENCE, float(np.max(_relative_gaps(a, b))),
                      float(np.max(_absolute_gaps(theta, theta_ref))),
                      np.nan if run.loss_bound is None else run.loss_bound))
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS["equivalence.csv"])
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS["equivalence.csv"][:-1])
+    return table.assign(allowed=judged(table).allowed)
 
 
 def runs_table(output):
