@@ -8,7 +8,8 @@ import importlib
 from dataclasses import dataclass
 
 REFERENCE = "numpy"  # every run is compared with this one, in the same dtype
-FRAMEWORKS = ("numpy", "tensorflow", "jax")
+# the frameworks, in the order readers meet them: {framework: (its name in a figure, its words in a sentence)}
+FRAMEWORKS = {"numpy": ("numpy", "numpy by hand"), "tensorflow": ("TensorFlow", "TensorFlow and Keras"), "jax": ("JAX", "JAX")}
 # a row whose fixed cost per update is at least this is all framework machinery (Python loops, callbacks):
 # the dtype does not change it, so with --dtype both it runs once, in the last dtype
 MACHINERY_STEP_COST_S = 1e-2
@@ -253,6 +254,16 @@ def get(name):
         return REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown implementation {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+def framework_name(framework):
+    """A framework's short name for figures ('tensorflow' -> 'TensorFlow'); the key itself for an unknown one."""
+    return FRAMEWORKS.get(framework, (framework,))[0]
+
+
+def framework_words(framework):
+    """A framework's words in a sentence ('tensorflow' -> 'TensorFlow and Keras'); the key itself for an unknown one."""
+    return FRAMEWORKS.get(framework, (framework, framework))[1]
 
 
 def label(name):

@@ -18,7 +18,6 @@ from comparisons.output import problem_map as pmap  # noqa: E402
 MARKERS = "os^vD<>xP*"
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
            "tab:olive", "tab:cyan", "tab:gray")
-FRAMEWORK_WORDS = {"numpy": "numpy", "tensorflow": "TensorFlow", "jax": "JAX"}  # keyed by the registry's field
 DISTRIBUTED_WORDS = {"replicas": "mirrored replicas", "workers": "worker processes"}
 # one colour per implementation in every figure: the registry's rows take these in table order (tab10 without
 # its grey, then darker and lighter hues); grey and black stay free for references, floors and guides
@@ -83,7 +82,7 @@ def family_words(key, names=()):
     if _sole_titled(names):
         return title(_sole_titled(names))
     framework, route, distributed = key
-    words = [FRAMEWORK_WORDS.get(framework, framework)]
+    words = [registry.framework_name(framework)]
     if route == "gram":
         words.append("Gram route")
     if distributed:
@@ -536,7 +535,7 @@ def headline_figure(timings, equivalence):
     for k, framework in enumerate(frameworks):  # the marker says the framework, the colour the implementation
         mine = (points.framework == framework).to_numpy()
         ax.scatter(x[mine], y[mine], s=45, marker=MARKERS[k % len(MARKERS)], zorder=3,
-                   color=[colour(n) for n in points.implementation[mine]], label=FRAMEWORK_WORDS.get(framework, framework))
+                   color=[colour(n) for n in points.implementation[mine]], label=registry.framework_name(framework))
     ax.set_xscale("log")
     ax.set_yscale("log")
     # room around the points for their labels (and a column left of a crowded group): decades in x, less in y

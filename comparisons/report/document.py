@@ -1029,9 +1029,6 @@ def _experiments_section(results_dir, status):
     return "\n\n".join(parts)
 
 
-FRAMEWORK_WORDS = {"numpy": "numpy by hand", "tensorflow": "TensorFlow and Keras", "jax": "JAX"}
-
-
 def _frameworks(runs):
     """The frameworks of the runs in a results folder, in the registry's order (unknown rows: their name's framework)."""
     seen = {REGISTRY[n].framework for n in runs.implementation if n in REGISTRY}
@@ -1082,7 +1079,7 @@ def build(results_dir):
             + ("full-batch gradient descent" if not study.get("batch_size") else
                f"mini-batch descent (batches of {study['batch_size']}, one shared sample order)")
             + " on the same data from the same starting point, in "
-            + join(FRAMEWORK_WORDS.get(f, f) for f in _frameworks(runs)) + ". "
+            + join(registry.framework_words(f) for f in _frameworks(runs)) + ". "
             "Every number here is read from the tables beside this file (`python -m comparisons.report <folder>` "
             "rebuilds it), machine facts only from `environment.json`.",
             contents(body)]
