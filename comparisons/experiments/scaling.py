@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from handrolled.broadcast import descend_broadcast
-from handrolled.gram import block_rows_for, sufficient_statistics
+from handrolled.gram import block_rows_for, in_row_ranges, sufficient_statistics
 
 from comparisons.core import registry
 
@@ -168,16 +168,32 @@ def stable_lr(X, y):
     return stability.Stability(float(eigenvalues[0]), float(eigenvalues[-1])).max_stable_lr
 
 
-def cast_probe(X):
-    """A callable doing only the Gram pass's cast: X block by block into one reused float64 buffer, as the pass does."""
+def cast_probe(X, y):
+    """A callable doing only the Gram pass's cast, as the pass does it: with one feature, x and y block by block into
+    one reused float64 buffer; with several, X block by block into a float64 buffer per range of rows, the ranges
+    split over threads as the pass splits them (handrolled.gram.in_row_ranges)."""
     n, m = X.shape
     rows = min(n, block_rows_for(m))
-    buffer = np.empty((rows, m), ACCUMULATE)
+    if m == 1:
+        buffer = np.empty((2, rows), ACCUMULATE)
+
+        def cast():
+            for start in range(0, n, rows):
+                k = min(rows, n - start)
+                buffer[0, :k], buffer[1, :k] = X[start:start + k, 0], y[start:start + k, 0]
+        return cast
+    buffers = {}  # a float64 buffer per range, made once
+
+    def cast_range(a, b):
+        if a not in buffers:
+            buffers[a] = np.empty((rows, m), ACCUMULATE)
+        buffer = buffers[a]
+        for start in range(a, b, rows):
+            k = min(rows, b - start)
+            buffer[:k] = X[start:start + k]
 
     def cast():
-        for start in range(0, n, rows):
-            k = min(rows, n - start)
-            buffer[:k] = X[start:start + k]
+        in_row_ranges(cast_range, n, rows)
     return cast
 
 
@@ -283,7 +299,7 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
         rows[(label, device)] = {"implementation": label, "device": device, "framework": framework, "route": route,
                                  "dtype": dtype, "n_samples": n, "n_features": m, "iterations": iterations, "lr": lr}
     if X.dtype != ACCUMULATE and any(row["route"] == "gram" for row in rows.values()):
-        calls[("cast",)] = cast_probe(X)
+        calls[("cast",)] = cast_probe(X, y)
     if any(row["route"] == "gram" and row["framework"] == "numpy" for row in rows.values()):
         calls[("cached pass",)], cached_rows = cached_pass_probe(n, m, config.seed)
     if m == 1 and registry.REFERENCE in names:
@@ -691,7 +707,10 @@ def _pass_reason(r):
     text = f"reading X and y once: {r.one_pass_floor_s / r.one_pass_s:.2f} of its time"
     cast = getattr(r, "cast_s", np.nan)
     if not pd.isna(cast):
-        text += f"; converting X to float64: {cast / r.one_pass_s:.2f}"
+        text += f"; converting {'x and y' if r.n_features == 1 else 'X'} to float64: {cast / r.one_pass_s:.2f}"
+        if cast / r.gram_pass_floor_s > GRAM_PASS_TARGET:  # the conversion alone passes the target: no pass can meet it
+            return text + (f"; that conversion alone, timed in the same rounds, took {cast / r.gram_pass_floor_s:.2f}x "
+                           "the floor: a pass that sums in float64 cannot come within the target on this machine")
     rate = f"{r.pass_gflops:.3g} GFLOP/s ({r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate)"
     cached = getattr(r, "cached_pass_s", np.nan)
     if pd.isna(cached):
