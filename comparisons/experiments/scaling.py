@@ -87,6 +87,8 @@ KERNELS = {
     "X * w into R": lambda X, W, R: functools.partial(np.multiply, X, W[0, 0], out=np.empty_like(R)),
 }
 VECTOR_OPERATIONS = 6  # of handrolled.descend's full-batch step at m = 1: X w, + b, y -, R^T R, X^T R, sum
+# the fewest whole-vector operations any numpy step at m = 1 makes: one to form R from x and y, one to reduce R against x
+MIN_VECTOR_OPERATIONS = 2
 
 
 def kernel_column(name):
@@ -695,7 +697,12 @@ def _streaming_reason(point, best):
         return f"no probe at m = {best.n_features} separates the cause"
     text = f"its step makes {VECTOR_OPERATIONS} passes over n-long vectors, the floor counts 2"
     if math.isfinite(one):
-        text += f"; one, timed alone, took {one / best.floor_per_iteration_s:.2f}x the floor"
+        one_ratio = one / best.floor_per_iteration_s
+        text += f"; one, timed alone, took {one_ratio:.2f}x the floor"
+        if MIN_VECTOR_OPERATIONS * one_ratio > STREAMING_TARGET:
+            text += (f". numpy runs one whole-vector operation at a time, and a step needs at least "
+                     f"{MIN_VECTOR_OPERATIONS} (one forms the residuals from x and y, one reduces them against x), so "
+                     f"{MIN_VECTOR_OPERATIONS * one_ratio:.2f}x at best: without fused loops the target cannot be met")
     if best.implementation == registry.REFERENCE and math.isfinite(matmul) and math.isfinite(vector):
         text += f"; its `X @ W` (BLAS's matrix-vector routine) took {_x(matmul / vector)} the time of `X * w`"
     return text
