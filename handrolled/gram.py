@@ -78,14 +78,14 @@ def sufficient_statistics(X, y, block_rows=None, threads=None):
 
     Per block of rows, X_b (rows, m) and Z_b = [1, y_b] (rows, 2): X_b^T X_b (a symmetric rank-k
     update: numpy calls BLAS syrk for a product with its own transpose) and X_b^T Z_b. A float64 X_b
-    is a view of X, never copied; a float32 one is cast into one reused float64 buffer. Appending 1
-    and y to X_b would give G and c from one product, but OpenBLAS runs a symmetric product of more
-    than 32 columns on both cores, block by block, and the hand-over costs more than it saves.
-    With one feature the block is kept feature by feature instead, Q_b = [x_b; y_b; 1] (3, rows),
-    and one product [x_b; y_b] Q_b^T gives every sum at once (numpy's matmul would send the
-    products of a single column to BLAS dot and matrix-vector calls, one per sum).
+    is a view of X, never copied; a float32 one is cast into one reused float64 buffer. (Appending 1
+    and y to X_b would give G and c from one product, but every block would then be copied, and the
+    one product is no faster than the two.) With one feature the block is kept feature by feature
+    instead, Q_b = [x_b; y_b; 1] (3, rows), and one product [x_b; y_b] Q_b^T gives every sum at once
+    (numpy's matmul would send the products of a single column to BLAS dot and matrix-vector calls,
+    one per sum).
 
-    With several features the rows are split into `threads` ranges (default: one per core), each summed
+    The rows are split into `threads` ranges (default: one per core, see in_row_ranges), each summed
     block by block in its own thread with BLAS held to one thread: every core then works on blocks
     in its own cache, where BLAS would split each small block over the cores. The ranges' float64 sums
     are added at the end, in range order, so the result does not depend on which thread finishes first.
@@ -93,7 +93,8 @@ def sufficient_statistics(X, y, block_rows=None, threads=None):
     n, m = X.shape
     rows = min(n, block_rows or block_rows_for(m))
     if m == 1:
-        return _one_feature_statistics(X, y, rows)
+        P = sum(in_row_ranges(lambda a, b: _one_feature_sums(X[a:b], y[a:b], rows), n, rows, threads))
+        return _statistics(P[:1, :1], P[:1, 2], P[:1, 1], P[1, 2], P[1, 1], n, X.dtype)
     sums = in_row_ranges(lambda a, b: _block_sums(X[a:b], y[a:b], rows), n, rows, threads)
     XX, XZ = sum(s[0] for s in sums), sum(s[1] for s in sums)
     # y alone: numpy casts it to float64 in small buffers, never as a whole copy
@@ -121,18 +122,19 @@ def _block_sums(X, y, rows):
     return XX, XZ
 
 
-def _one_feature_statistics(X, y, rows):
-    """The pass for one feature: per block, Q_b = [x_b; y_b; 1] (3, k) in float64 and P += [x_b; y_b] Q_b^T."""
+def _one_feature_sums(X, y, rows):
+    """P = [[x.x, x.y, x.1], [y.x, y.y, y.1]] (2, 3) of one range of rows: per block, Q_b = [x_b; y_b; 1] (3, k) in
+    float64 and P += [x_b; y_b] Q_b^T."""
     n = X.shape[0]
     Q = np.ones((3, rows), ACCUMULATE)  # rows 0 and 1 refilled per block, row 2 stays ones
-    P = np.zeros((2, 3), ACCUMULATE)  # [[x.x, x.y, x.1], [y.x, y.y, y.1]]
+    P = np.zeros((2, 3), ACCUMULATE)
     for start in range(0, n, rows):
         k = min(rows, n - start)
         Q_b = Q[:, :k]
         Q_b[0] = X[start:start + k, 0]
         Q_b[1] = y[start:start + k, 0]
         P += Q_b[:2] @ Q_b.T
-    return _statistics(P[:1, :1], P[:1, 2], P[:1, 1], P[1, 2], P[1, 1], n, X.dtype)
+    return P
 
 
 def _statistics(XX, x_sum, xy, y_sum, yy, n, dtype):

@@ -358,6 +358,12 @@ def test_a_float32_gram_point_times_the_cast_of_its_pass(tmp_path, monkeypatch):
     assert len(table) == 1 and table.cast_s.iloc[0] > 0  # timed; a float64 point has nothing to cast (NaN)
     slow = table.assign(n_samples=1_000_000, one_pass_s=100 * table.gram_pass_floor_s, cached_pass_s=np.nan)
     assert f"; converting X to float64: {table.cast_s.iloc[0] / slow.one_pass_s.iloc[0]:.2f};" in scaling.report_section(slow)
+    # a cast that alone passes the target is the reason no float64 pass can meet it; one within it is not
+    for cast_ratio, said in ((2.5, True), (1.5, False)):
+        doctored = slow.assign(cast_s=cast_ratio * slow.gram_pass_floor_s)
+        text = scaling.report_section(doctored)
+        assert (f"that conversion alone, on every core and timed in the same rounds, took {cast_ratio:.2f}x the floor: "
+                "a pass that sums in float64 cannot come within the target on this machine" in text) is said
 
 
 def test_short_run_counts_the_pass_once_and_is_judged_against_the_target():

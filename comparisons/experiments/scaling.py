@@ -171,28 +171,23 @@ def stable_lr(X, y):
 
 
 def cast_probe(X, y):
-    """A callable doing only the Gram pass's cast, as the pass does it: with one feature, x and y block by block into
-    one reused float64 buffer; with several, X block by block into a float64 buffer per range of rows, the ranges
-    split over threads as the pass splits them (handrolled.gram.in_row_ranges)."""
+    """A callable doing only the Gram pass's cast, as the pass does it: its rows split into ranges over threads
+    (handrolled.gram.in_row_ranges), each range cast block by block into a float64 buffer of its own (with one
+    feature, x and y; with several, X)."""
     n, m = X.shape
     rows = min(n, block_rows_for(m))
-    if m == 1:
-        buffer = np.empty((2, rows), ACCUMULATE)
-
-        def cast():
-            for start in range(0, n, rows):
-                k = min(rows, n - start)
-                buffer[0, :k], buffer[1, :k] = X[start:start + k, 0], y[start:start + k, 0]
-        return cast
-    buffers = {}  # a float64 buffer per range, made once
+    buffers = {}  # range start -> its float64 buffer, made once
 
     def cast_range(a, b):
         if a not in buffers:
-            buffers[a] = np.empty((rows, m), ACCUMULATE)
+            buffers[a] = np.empty((2, rows) if m == 1 else (rows, m), ACCUMULATE)
         buffer = buffers[a]
         for start in range(a, b, rows):
             k = min(rows, b - start)
-            buffer[:k] = X[start:start + k]
+            if m == 1:
+                buffer[0, :k], buffer[1, :k] = X[start:start + k, 0], y[start:start + k, 0]
+            else:
+                buffer[:k] = X[start:start + k]
 
     def cast():
         in_row_ranges(cast_range, n, rows)
@@ -716,8 +711,9 @@ def _pass_reason(r):
     if not pd.isna(cast):
         text += f"; converting {'x and y' if r.n_features == 1 else 'X'} to float64: {cast / r.one_pass_s:.2f}"
         if cast / r.gram_pass_floor_s > GRAM_PASS_TARGET:  # the conversion alone passes the target: no pass can meet it
-            return text + (f"; that conversion alone, timed in the same rounds, took {cast / r.gram_pass_floor_s:.2f}x "
-                           "the floor: a pass that sums in float64 cannot come within the target on this machine")
+            return text + (f"; that conversion alone, on every core and timed in the same rounds, took "
+                           f"{cast / r.gram_pass_floor_s:.2f}x the floor: a pass that sums in float64 cannot come "
+                           "within the target on this machine")
     rate = f"{r.pass_gflops:.3g} GFLOP/s ({r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate)"
     cached = getattr(r, "cached_pass_s", np.nan)
     if pd.isna(cached):
