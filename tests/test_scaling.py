@@ -389,3 +389,17 @@ def test_a_missed_pass_names_its_cause_from_the_cached_probe():
             "rate), bounds it |") in report
     quick = table.assign(cached_pass_s=np.where(at, 0.03, np.nan))  # 30 ms in cache: 1.38x, memory is the rest
     assert "on data in cache it took 1.38x the floor: the rest is reading X |" in scaling.report_section(quick)
+
+
+def test_iterations_follow_the_rows_own_earlier_points():
+    """Two earlier points give a line a + b n (the oracle: a hand-made line); one point gives no prediction."""
+    line = lambda n: 2e-5 + 3e-9 * n  # noqa: E731  seconds per iteration
+    history = [(100, line(100)), (10_000, line(10_000))]
+    assert scaling.predicted_step_s(history, 1_000_000) == pytest.approx(line(1_000_000), rel=1e-12)
+    assert scaling.predicted_step_s(history[:1], 1_000_000) is None
+    # a row that got faster with n (noise at small n) is never predicted below its last time
+    assert scaling.predicted_step_s([(100, 5e-3), (10_000, 1e-3)], 1_000_000) == 1e-3
+    # the call then lasts about the target: 0.04 s / 3.02 ms = 13 iterations; clamped to [8, 2000]
+    assert scaling.choose_iterations("numpy", 8e6, 3e10, 0.04, predicted_s=line(1_000_000)) == round(0.04 / line(1_000_000))
+    assert scaling.choose_iterations("numpy", 8e6, 3e10, 0.04, predicted_s=1.0) == 8
+    assert scaling.choose_iterations("numpy", 8e6, 3e10, 0.04, predicted_s=1e-9) == 2000

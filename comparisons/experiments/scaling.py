@@ -154,10 +154,24 @@ def is_gram(name):
     return name in registry.names() and registry.get(name).route == "gram"
 
 
-def choose_iterations(name, x_bytes, bandwidth, target_s, low=8, high=2000):
-    """Iterations so one call takes about target_s: target / (overhead + floor), clamped to [low, high]."""
-    estimate = registry.step_cost_s(name) + floor_per_iteration(x_bytes, bandwidth) * 1.5
+def choose_iterations(name, x_bytes, bandwidth, target_s, low=8, high=2000, predicted_s=None):
+    """Iterations so one call takes about target_s: target / seconds per iteration, clamped to [low, high].
+
+    The seconds per iteration are `predicted_s` when the row's own earlier points gave one (predicted_step_s), else
+    the registry's overhead per step plus 1.5 floors (a row far from its floor at large n would run far too long).
+    """
+    estimate = predicted_s or registry.step_cost_s(name) + floor_per_iteration(x_bytes, bandwidth) * 1.5
     return int(min(high, max(low, round(target_s / estimate))))
+
+
+def predicted_step_s(history, n):
+    """A row's seconds per iteration at n from its own earlier, smaller points [(n, seconds), ...]: the line through
+    the last two, never below the last one's time; None with fewer than two points."""
+    if len(history) < 2:
+        return None
+    (n1, t1), (n2, t2) = history[-2:]
+    slope = max(0.0, (t2 - t1) / (n2 - n1))
+    return t2 + slope * (n - n2)
 
 
 def stable_lr(X, y):
@@ -267,8 +281,11 @@ def _entries(names, devices_for, m, n, full):
     return out
 
 
-def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess):
-    """Every row of one (n, m, dtype) point, timed in interleaved rounds with the floor probes and kernels."""
+def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess, history):
+    """Every row of one (n, m, dtype) point, timed in interleaved rounds with the floor probes and kernels.
+
+    history maps (label, device, m, dtype) to the row's earlier [(n, seconds per iteration)], for its iteration
+    counts (predicted_step_s)."""
     config = ctx.config
     data = make_synthetic(n, m, config.noise, config.seed)
     W0, b0 = initial_parameters(m, config.seed)
@@ -277,7 +294,8 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
     calls, rows = dict(probes), {}
     for label, device, kind, what in _entries(names, ctx.devices_for, m, n, config.full):
         gram = kind == "registry" and what.route == "gram"
-        iterations = GRAM_ITERATIONS if gram else choose_iterations(label, X.nbytes, bandwidth_guess, target_s)
+        iterations = GRAM_ITERATIONS if gram else choose_iterations(
+            label, X.nbytes, bandwidth_guess, target_s, predicted_s=predicted_step_s(history.get((label, device, m, dtype), []), n))
         if ctx.progress:
             ctx.progress(f"scaling {label} n={n} m={m} {dtype} x{iterations}")
         if kind == "registry":
@@ -341,11 +359,15 @@ def run(ctx):
     probes, work = floor_probes(QUICK_PROBE_BYTES if config.quick else PROBE_BYTES,
                                 QUICK_GEMM_N if config.quick else GEMM_N, config.seed)
     bandwidth_guess = planning_bandwidth(probes, work)
-    rows = []
+    rows, history = [], {}
     for m in features:
         for n in sizes:
             for dtype in dtypes:
-                rows += _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess)
+                point = _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess, history)
+                for row in point:
+                    history.setdefault((row["implementation"], row["device"], m, dtype), []).append(
+                        (n, row["per_iteration_s"]))
+                rows += point
     return with_ratios(pd.DataFrame(rows))
 
 
