@@ -10,16 +10,20 @@ the rows gives G, c and s, and each later iteration costs O(m^2) whatever n is. 
 arithmetic the iterates are those of `descend`; in floating point the Gram-form loss subtracts
 numbers of size s to leave the (much smaller) loss, see `loss_rounding_bound`.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .descent import DescentResult, _is_divergent
 
 ACCUMULATE = np.float64  # the dtype G, c and s are summed in, whatever the run's dtype (see below)
 # Rows per block of the pass: about this many bytes of float64 X, small enough for a block to stay in
-# a core's cache between its products, so that X need come from memory once.
-BLOCK_BYTES = 2 * 2**20
+# one core's cache between its products, so that X need come from memory once.
+BLOCK_BYTES = 2**20
 # At most this many rows per block: numpy's BLAS runs a larger product of one block on both cores, whose
 # hand-over costs more than the product when the other core is busy (and the Gram pass is not alone).
 MAX_BLOCK_ROWS = 65536
@@ -40,7 +44,30 @@ def block_rows_for(m, block_bytes=BLOCK_BYTES):
     return max(1, min(MAX_BLOCK_ROWS, block_bytes // (m * np.dtype(ACCUMULATE).itemsize)))
 
 
-def sufficient_statistics(X, y, block_rows=None):
+def cores():
+    """How many CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@cache
+def _workers():
+    """One thread per core for the pass's row ranges, and the handle that sets BLAS's own thread count."""
+    return ThreadPoolExecutor(cores(), thread_name_prefix="gram-pass"), ThreadpoolController()
+
+
+def in_row_ranges(work, n, rows, threads=None):
+    """[work(a, b) for each range of rows [a, b)]: n rows split into `threads` ranges (default: one per core, at
+    most one per `rows` rows), each run in its own thread with BLAS held to one thread; one range runs here."""
+    parts = max(1, min(threads or cores(), n // rows))
+    cuts = [n * k // parts for k in range(parts + 1)]
+    if parts == 1:
+        return [work(0, n)]
+    pool, blas = _workers()
+    with blas.limit(limits=1, user_api="blas"):  # one BLAS thread per range: each core sums its own blocks
+        return list(pool.map(work, cuts[:-1], cuts[1:]))
+
+
+def sufficient_statistics(X, y, block_rows=None, threads=None):
     """G, c and s of [X, 1] and y in one pass over the rows, summed in float64, rounded to X's dtype once.
 
     Why float64: each entry of G and c is a sum of n products. Summed in float32, its rounding
@@ -51,17 +78,33 @@ def sufficient_statistics(X, y, block_rows=None):
 
     Per block of rows, X_b (rows, m) and Z_b = [1, y_b] (rows, 2): X_b^T X_b (a symmetric rank-k
     update: numpy calls BLAS syrk for a product with its own transpose) and X_b^T Z_b. A float64 X_b
-    is a view of X, never copied; a float32 one is cast into one reused float64 buffer. Appending 1
-    and y to X_b would give G and c from one product, but OpenBLAS runs a symmetric product of more
-    than 32 columns on both cores, block by block, and the hand-over costs more than it saves.
-    With one feature the block is kept feature by feature instead, Q_b = [x_b; y_b; 1] (3, rows),
-    and one product [x_b; y_b] Q_b^T gives every sum at once (numpy's matmul would send the
-    products of a single column to BLAS dot and matrix-vector calls, one per sum).
+    is a view of X, never copied; a float32 one is cast into one reused float64 buffer. (Appending 1
+    and y to X_b would give G and c from one product, but every block would then be copied, and the
+    one product is no faster than the two.) With one feature the block is kept feature by feature
+    instead, Q_b = [x_b; y_b; 1] (3, rows), and one product [x_b; y_b] Q_b^T gives every sum at once
+    (numpy's matmul would send the products of a single column to BLAS dot and matrix-vector calls,
+    one per sum).
+
+    The rows are split into `threads` ranges (default: one per core, see in_row_ranges), each summed
+    block by block in its own thread with BLAS held to one thread: every core then works on blocks
+    in its own cache, where BLAS would split each small block over the cores. The ranges' float64 sums
+    are added at the end, in range order, so the result does not depend on which thread finishes first.
     """
     n, m = X.shape
     rows = min(n, block_rows or block_rows_for(m))
     if m == 1:
-        return _one_feature_statistics(X, y, rows)
+        P = sum(in_row_ranges(lambda a, b: _one_feature_sums(X[a:b], y[a:b], rows), n, rows, threads))
+        return _statistics(P[:1, :1], P[:1, 2], P[:1, 1], P[1, 2], P[1, 1], n, X.dtype)
+    sums = in_row_ranges(lambda a, b: _block_sums(X[a:b], y[a:b], rows), n, rows, threads)
+    XX, XZ = sum(s[0] for s in sums), sum(s[1] for s in sums)
+    # y alone: numpy casts it to float64 in small buffers, never as a whole copy
+    y_sum, yy = y.sum(dtype=ACCUMULATE), np.einsum("ij,ij->", y, y, dtype=ACCUMULATE)
+    return _statistics(XX, XZ[:, 0], XZ[:, 1], y_sum, yy, n, X.dtype)
+
+
+def _block_sums(X, y, rows):
+    """(X^T X (m, m), X^T [1, y] (m, 2)) of one range of rows, block by block, summed in float64."""
+    n, m = X.shape
     XX = np.zeros((m, m), ACCUMULATE)  # sum of x x^T
     XZ = np.zeros((m, 2), ACCUMULATE)  # [sum of x, sum of x y]
     Z = np.ones((rows, 2), ACCUMULATE)  # (rows, 2): [1, y_block], column 1 refilled per block
@@ -76,23 +119,22 @@ def sufficient_statistics(X, y, block_rows=None):
         Z_b[:, 1:] = y[start:start + k]
         XX += X_b.T @ X_b
         XZ += X_b.T @ Z_b
-    # y alone: numpy casts it to float64 in small buffers, never as a whole copy
-    y_sum, yy = y.sum(dtype=ACCUMULATE), np.einsum("ij,ij->", y, y, dtype=ACCUMULATE)
-    return _statistics(XX, XZ[:, 0], XZ[:, 1], y_sum, yy, n, X.dtype)
+    return XX, XZ
 
 
-def _one_feature_statistics(X, y, rows):
-    """The pass for one feature: per block, Q_b = [x_b; y_b; 1] (3, k) in float64 and P += [x_b; y_b] Q_b^T."""
+def _one_feature_sums(X, y, rows):
+    """P = [[x.x, x.y, x.1], [y.x, y.y, y.1]] (2, 3) of one range of rows: per block, Q_b = [x_b; y_b; 1] (3, k) in
+    float64 and P += [x_b; y_b] Q_b^T."""
     n = X.shape[0]
     Q = np.ones((3, rows), ACCUMULATE)  # rows 0 and 1 refilled per block, row 2 stays ones
-    P = np.zeros((2, 3), ACCUMULATE)  # [[x.x, x.y, x.1], [y.x, y.y, y.1]]
+    P = np.zeros((2, 3), ACCUMULATE)
     for start in range(0, n, rows):
         k = min(rows, n - start)
         Q_b = Q[:, :k]
         Q_b[0] = X[start:start + k, 0]
         Q_b[1] = y[start:start + k, 0]
         P += Q_b[:2] @ Q_b.T
-    return _statistics(P[:1, :1], P[:1, 2], P[:1, 1], P[1, 2], P[1, 1], n, X.dtype)
+    return P
 
 
 def _statistics(XX, x_sum, xy, y_sum, yy, n, dtype):

@@ -292,11 +292,13 @@ def test_gram_stages_are_the_trainers_own_pass_and_iterations(lesson_data):
 
 @pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("block_rows", [1, 7, 512, None])  # one row, leftovers, several blocks, the default
-def test_float32_blocks_cast_into_the_reused_buffer_give_the_float64_reference(block_rows, m):
-    """The pass casts each float32 block into one float64 buffer: every block, the last one short, counts once."""
+@pytest.mark.parametrize("threads", [1, 2, 3])  # one range, or rows split over threads (3: ranges of unequal length)
+def test_float32_blocks_cast_into_the_reused_buffer_give_the_float64_reference(block_rows, m, threads):
+    """The pass casts each float32 block into one float64 buffer: every block of every thread's range, the last one
+    short, counts once."""
     data = make_synthetic(1000, m, 0.5, seed=9)
     X32, y32 = data.X.astype(np.float32), data.y.astype(np.float32)
-    stats = handrolled.sufficient_statistics(X32, y32, block_rows=block_rows)
+    stats = handrolled.sufficient_statistics(X32, y32, block_rows=block_rows, threads=threads)
     A, y64 = _design(X32.astype(np.float64)), y32.astype(np.float64)[:, 0]
     # oracle: exactly rounded sums (math.fsum; products of float32 values are exact in float64), rounded to float32
     exact = lambda u, v: math.fsum(u * v) / 1000
@@ -312,3 +314,19 @@ def test_default_blocks_hold_the_block_bytes_of_float64_rows():
     assert block_rows_for(32) == min(MAX_BLOCK_ROWS, BLOCK_BYTES // 256)  # 32 float64 features: 256 bytes a row
     assert block_rows_for(1, block_bytes=80) == 10 and block_rows_for(100, block_bytes=8) == 1
     assert block_rows_for(1, block_bytes=8 * (MAX_BLOCK_ROWS + 1)) == MAX_BLOCK_ROWS  # capped
+
+
+def test_the_threaded_pass_gives_blas_its_threads_back():
+    """BLAS runs one thread per range during the pass, and as many threads as before it afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    data = make_synthetic(4000, 3, 0.5, seed=5)
+    threaded = handrolled.sufficient_statistics(data.X, data.y, block_rows=100, threads=2)
+    assert blas_threads() == before
+    one = handrolled.sufficient_statistics(data.X, data.y, block_rows=100, threads=1)
+    # float64 sums in another order: equal to float64 rounding (about n eps of the sums' size)
+    np.testing.assert_allclose(threaded.G, one.G, rtol=4000 * np.finfo(np.float64).eps)

@@ -282,6 +282,11 @@ def test_tiny_run_has_the_floor_and_ratio_columns(tmp_path, monkeypatch):
     assert (f"| numpy's fastest streaming form, m = 1: within 1.5x of the floor | 10.00x") in text
     assert (f"its step makes {scaling.VECTOR_OPERATIONS} passes over n-long vectors, the floor counts 2; one, timed "
             f"alone, took {one:.2f}x the floor") in text
+    # the lower bound is said only when two such operations pass the target: doctor the kernel both ways
+    for kernel_ratio, said in ((0.9, True), (0.7, False)):
+        doctored = slow.assign(**{scaling.kernel_column("X * w into R"): kernel_ratio * slow.floor_per_iteration_s})
+        text = scaling.report_section(doctored)
+        assert (f"{2 * kernel_ratio:.2f}x at best: without fused loops the target cannot be met" in text) is said
 
 
 @pytest.mark.slow
@@ -353,6 +358,12 @@ def test_a_float32_gram_point_times_the_cast_of_its_pass(tmp_path, monkeypatch):
     assert len(table) == 1 and table.cast_s.iloc[0] > 0  # timed; a float64 point has nothing to cast (NaN)
     slow = table.assign(n_samples=1_000_000, one_pass_s=100 * table.gram_pass_floor_s, cached_pass_s=np.nan)
     assert f"; converting X to float64: {table.cast_s.iloc[0] / slow.one_pass_s.iloc[0]:.2f};" in scaling.report_section(slow)
+    # a cast that alone passes the target is the reason no float64 pass can meet it; one within it is not
+    for cast_ratio, said in ((2.5, True), (1.5, False)):
+        doctored = slow.assign(cast_s=cast_ratio * slow.gram_pass_floor_s)
+        text = scaling.report_section(doctored)
+        assert (f"that conversion alone, on every core and timed in the same rounds, took {cast_ratio:.2f}x the floor: "
+                "a pass that sums in float64 cannot come within the target on this machine" in text) is said
 
 
 def test_short_run_counts_the_pass_once_and_is_judged_against_the_target():
@@ -378,3 +389,17 @@ def test_a_missed_pass_names_its_cause_from_the_cached_probe():
             "rate), bounds it |") in report
     quick = table.assign(cached_pass_s=np.where(at, 0.03, np.nan))  # 30 ms in cache: 1.38x, memory is the rest
     assert "on data in cache it took 1.38x the floor: the rest is reading X |" in scaling.report_section(quick)
+
+
+def test_iterations_follow_the_rows_own_earlier_points():
+    """Two earlier points give a line a + b n (the oracle: a hand-made line); one point gives no prediction."""
+    line = lambda n: 2e-5 + 3e-9 * n  # noqa: E731  seconds per iteration
+    history = [(100, line(100)), (10_000, line(10_000))]
+    assert scaling.predicted_step_s(history, 1_000_000) == pytest.approx(line(1_000_000), rel=1e-12)
+    assert scaling.predicted_step_s(history[:1], 1_000_000) is None
+    # a row that got faster with n (noise at small n) is never predicted below its last time
+    assert scaling.predicted_step_s([(100, 5e-3), (10_000, 1e-3)], 1_000_000) == 1e-3
+    # the call then lasts about the target: 0.04 s / 3.02 ms = 13 iterations; clamped to [8, 2000]
+    assert scaling.choose_iterations("numpy", 8e6, 3e10, 0.04, predicted_s=line(1_000_000)) == round(0.04 / line(1_000_000))
+    assert scaling.choose_iterations("numpy", 8e6, 3e10, 0.04, predicted_s=1.0) == 8
+    assert scaling.choose_iterations("numpy", 8e6, 3e10, 0.04, predicted_s=1e-9) == 2000

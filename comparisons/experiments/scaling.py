@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from handrolled.broadcast import descend_broadcast
-from handrolled.gram import block_rows_for, sufficient_statistics
+from handrolled.gram import block_rows_for, in_row_ranges, sufficient_statistics
 
 from comparisons.core import registry
 
@@ -87,6 +87,8 @@ KERNELS = {
     "X * w into R": lambda X, W, R: functools.partial(np.multiply, X, W[0, 0], out=np.empty_like(R)),
 }
 VECTOR_OPERATIONS = 6  # of handrolled.descend's full-batch step at m = 1: X w, + b, y -, R^T R, X^T R, sum
+# the fewest whole-vector operations any numpy step at m = 1 makes: one to form R from x and y, one to reduce R against x
+MIN_VECTOR_OPERATIONS = 2
 
 
 def kernel_column(name):
@@ -152,10 +154,24 @@ def is_gram(name):
     return name in registry.names() and registry.get(name).route == "gram"
 
 
-def choose_iterations(name, x_bytes, bandwidth, target_s, low=8, high=2000):
-    """Iterations so one call takes about target_s: target / (overhead + floor), clamped to [low, high]."""
-    estimate = registry.step_cost_s(name) + floor_per_iteration(x_bytes, bandwidth) * 1.5
+def choose_iterations(name, x_bytes, bandwidth, target_s, low=8, high=2000, predicted_s=None):
+    """Iterations so one call takes about target_s: target / seconds per iteration, clamped to [low, high].
+
+    The seconds per iteration are `predicted_s` when the row's own earlier points gave one (predicted_step_s), else
+    the registry's overhead per step plus 1.5 floors (a row far from its floor at large n would run far too long).
+    """
+    estimate = predicted_s or registry.step_cost_s(name) + floor_per_iteration(x_bytes, bandwidth) * 1.5
     return int(min(high, max(low, round(target_s / estimate))))
+
+
+def predicted_step_s(history, n):
+    """A row's seconds per iteration at n from its own earlier, smaller points [(n, seconds), ...]: the line through
+    the last two, never below the last one's time; None with fewer than two points."""
+    if len(history) < 2:
+        return None
+    (n1, t1), (n2, t2) = history[-2:]
+    slope = max(0.0, (t2 - t1) / (n2 - n1))
+    return t2 + slope * (n - n2)
 
 
 def stable_lr(X, y):
@@ -168,16 +184,27 @@ def stable_lr(X, y):
     return stability.Stability(float(eigenvalues[0]), float(eigenvalues[-1])).max_stable_lr
 
 
-def cast_probe(X):
-    """A callable doing only the Gram pass's cast: X block by block into one reused float64 buffer, as the pass does."""
+def cast_probe(X, y):
+    """A callable doing only the Gram pass's cast, as the pass does it: its rows split into ranges over threads
+    (handrolled.gram.in_row_ranges), each range cast block by block into a float64 buffer of its own (with one
+    feature, x and y; with several, X)."""
     n, m = X.shape
     rows = min(n, block_rows_for(m))
-    buffer = np.empty((rows, m), ACCUMULATE)
+    buffers = {}  # range start -> its float64 buffer, made once
+
+    def cast_range(a, b):
+        if a not in buffers:
+            buffers[a] = np.empty((2, rows) if m == 1 else (rows, m), ACCUMULATE)
+        buffer = buffers[a]
+        for start in range(a, b, rows):
+            k = min(rows, b - start)
+            if m == 1:
+                buffer[0, :k], buffer[1, :k] = X[start:start + k, 0], y[start:start + k, 0]
+            else:
+                buffer[:k] = X[start:start + k]
 
     def cast():
-        for start in range(0, n, rows):
-            k = min(rows, n - start)
-            buffer[:k] = X[start:start + k]
+        in_row_ranges(cast_range, n, rows)
     return cast
 
 
@@ -254,8 +281,11 @@ def _entries(names, devices_for, m, n, full):
     return out
 
 
-def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess):
-    """Every row of one (n, m, dtype) point, timed in interleaved rounds with the floor probes and kernels."""
+def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess, history):
+    """Every row of one (n, m, dtype) point, timed in interleaved rounds with the floor probes and kernels.
+
+    history maps (label, device, m, dtype) to the row's earlier [(n, seconds per iteration)], for its iteration
+    counts (predicted_step_s)."""
     config = ctx.config
     data = make_synthetic(n, m, config.noise, config.seed)
     W0, b0 = initial_parameters(m, config.seed)
@@ -264,7 +294,8 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
     calls, rows = dict(probes), {}
     for label, device, kind, what in _entries(names, ctx.devices_for, m, n, config.full):
         gram = kind == "registry" and what.route == "gram"
-        iterations = GRAM_ITERATIONS if gram else choose_iterations(label, X.nbytes, bandwidth_guess, target_s)
+        iterations = GRAM_ITERATIONS if gram else choose_iterations(
+            label, X.nbytes, bandwidth_guess, target_s, predicted_s=predicted_step_s(history.get((label, device, m, dtype), []), n))
         if ctx.progress:
             ctx.progress(f"scaling {label} n={n} m={m} {dtype} x{iterations}")
         if kind == "registry":
@@ -283,7 +314,7 @@ def _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_g
         rows[(label, device)] = {"implementation": label, "device": device, "framework": framework, "route": route,
                                  "dtype": dtype, "n_samples": n, "n_features": m, "iterations": iterations, "lr": lr}
     if X.dtype != ACCUMULATE and any(row["route"] == "gram" for row in rows.values()):
-        calls[("cast",)] = cast_probe(X)
+        calls[("cast",)] = cast_probe(X, y)
     if any(row["route"] == "gram" and row["framework"] == "numpy" for row in rows.values()):
         calls[("cached pass",)], cached_rows = cached_pass_probe(n, m, config.seed)
     if m == 1 and registry.REFERENCE in names:
@@ -328,11 +359,15 @@ def run(ctx):
     probes, work = floor_probes(QUICK_PROBE_BYTES if config.quick else PROBE_BYTES,
                                 QUICK_GEMM_N if config.quick else GEMM_N, config.seed)
     bandwidth_guess = planning_bandwidth(probes, work)
-    rows = []
+    rows, history = [], {}
     for m in features:
         for n in sizes:
             for dtype in dtypes:
-                rows += _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess)
+                point = _point(ctx, names, n, m, dtype, target_s, repeats, probes, work, bandwidth_guess, history)
+                for row in point:
+                    history.setdefault((row["implementation"], row["device"], m, dtype), []).append(
+                        (n, row["per_iteration_s"]))
+                rows += point
     return with_ratios(pd.DataFrame(rows))
 
 
@@ -679,7 +714,12 @@ def _streaming_reason(point, best):
         return f"no probe at m = {best.n_features} separates the cause"
     text = f"its step makes {VECTOR_OPERATIONS} passes over n-long vectors, the floor counts 2"
     if math.isfinite(one):
-        text += f"; one, timed alone, took {one / best.floor_per_iteration_s:.2f}x the floor"
+        one_ratio = one / best.floor_per_iteration_s
+        text += f"; one, timed alone, took {one_ratio:.2f}x the floor"
+        if MIN_VECTOR_OPERATIONS * one_ratio > STREAMING_TARGET:
+            text += (f". numpy runs one whole-vector operation at a time, and a step needs at least "
+                     f"{MIN_VECTOR_OPERATIONS} (one forms the residuals from x and y, one reduces them against x), so "
+                     f"{MIN_VECTOR_OPERATIONS * one_ratio:.2f}x at best: without fused loops the target cannot be met")
     if best.implementation == registry.REFERENCE and math.isfinite(matmul) and math.isfinite(vector):
         text += f"; its `X @ W` (BLAS's matrix-vector routine) took {_x(matmul / vector)} the time of `X * w`"
     return text
@@ -691,7 +731,11 @@ def _pass_reason(r):
     text = f"reading X and y once: {r.one_pass_floor_s / r.one_pass_s:.2f} of its time"
     cast = getattr(r, "cast_s", np.nan)
     if not pd.isna(cast):
-        text += f"; converting X to float64: {cast / r.one_pass_s:.2f}"
+        text += f"; converting {'x and y' if r.n_features == 1 else 'X'} to float64: {cast / r.one_pass_s:.2f}"
+        if cast / r.gram_pass_floor_s > GRAM_PASS_TARGET:  # the conversion alone passes the target: no pass can meet it
+            return text + (f"; that conversion alone, on every core and timed in the same rounds, took "
+                           f"{cast / r.gram_pass_floor_s:.2f}x the floor: a pass that sums in float64 cannot come "
+                           "within the target on this machine")
     rate = f"{r.pass_gflops:.3g} GFLOP/s ({r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate)"
     cached = getattr(r, "cached_pass_s", np.nan)
     if pd.isna(cached):
