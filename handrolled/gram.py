@@ -10,13 +10,9 @@ the rows gives G, c and s, and each later iteration costs O(m^2) whatever n is. 
 arithmetic the iterates are those of `descend`; in floating point the Gram-form loss subtracts
 numbers of size s to leave the (much smaller) loss, see `loss_rounding_bound`.
 """
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from .descent import DescentResult, _is_divergent
 
@@ -44,30 +40,14 @@ def block_rows_for(m, block_bytes=BLOCK_BYTES):
     return max(1, min(MAX_BLOCK_ROWS, block_bytes // (m * np.dtype(ACCUMULATE).itemsize)))
 
 
-def cores():
-    """How many CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-@cache
-def _workers():
-    """One thread per core for the pass's row ranges, and the handle that sets BLAS's own thread count."""
-    return ThreadPoolExecutor(cores(), thread_name_prefix="gram-pass"), ThreadpoolController()
-
-
-def in_row_ranges(work, n, rows, threads=None):
-    """[work(a, b) for each range of rows [a, b)]: n rows split into `threads` ranges (default: one per core, at
-    most one per `rows` rows), each run in its own thread with BLAS held to one thread; one range runs here."""
-    parts = max(1, min(threads or cores(), n // rows))
+def row_ranges(n, rows, parts):
+    """[(start, stop), ...]: n rows split into `parts` ranges of nearly equal length, at most one per `rows` rows."""
+    parts = max(1, min(parts, n // rows))
     cuts = [n * k // parts for k in range(parts + 1)]
-    if parts == 1:
-        return [work(0, n)]
-    pool, blas = _workers()
-    with blas.limit(limits=1, user_api="blas"):  # one BLAS thread per range: each core sums its own blocks
-        return list(pool.map(work, cuts[:-1], cuts[1:]))
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
-def sufficient_statistics(X, y, block_rows=None, threads=None):
+def sufficient_statistics(X, y, block_rows=None, parts=1, map_ranges=map):
     """G, c and s of [X, 1] and y in one pass over the rows, summed in float64, rounded to X's dtype once.
 
     Why float64: each entry of G and c is a sum of n products. Summed in float32, its rounding
@@ -85,17 +65,20 @@ def sufficient_statistics(X, y, block_rows=None, threads=None):
     (numpy's matmul would send the products of a single column to BLAS dot and matrix-vector calls,
     one per sum).
 
-    The rows are split into `threads` ranges (default: one per core, see in_row_ranges), each summed
-    block by block in its own thread with BLAS held to one thread: every core then works on blocks
-    in its own cache, where BLAS would split each small block over the cores. The ranges' float64 sums
-    are added at the end, in range order, so the result does not depend on which thread finishes first.
+    The rows can be split into `parts` ranges (row_ranges), each summed block by block by one call of
+    work(start, stop) through `map_ranges` (Python's map by default: one after the other). The study passes a
+    map that runs the ranges in threads, one per core, with BLAS held to one thread each
+    (comparisons/running/cores.py): every core then sums blocks in its own cache, where BLAS would split
+    each small block over the cores. The ranges' float64 sums are added in range order, so the result
+    does not depend on which range finishes first.
     """
     n, m = X.shape
     rows = min(n, block_rows or block_rows_for(m))
+    starts, stops = zip(*row_ranges(n, rows, parts))
     if m == 1:
-        P = sum(in_row_ranges(lambda a, b: _one_feature_sums(X[a:b], y[a:b], rows), n, rows, threads))
+        P = sum(map_ranges(lambda a, b: _one_feature_sums(X[a:b], y[a:b], rows), starts, stops))
         return _statistics(P[:1, :1], P[:1, 2], P[:1, 1], P[1, 2], P[1, 1], n, X.dtype)
-    sums = in_row_ranges(lambda a, b: _block_sums(X[a:b], y[a:b], rows), n, rows, threads)
+    sums = list(map_ranges(lambda a, b: _block_sums(X[a:b], y[a:b], rows), starts, stops))
     XX, XZ = sum(s[0] for s in sums), sum(s[1] for s in sums)
     # y alone: numpy casts it to float64 in small buffers, never as a whole copy
     y_sum, yy = y.sum(dtype=ACCUMULATE), np.einsum("ij,ij->", y, y, dtype=ACCUMULATE)

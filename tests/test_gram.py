@@ -292,13 +292,15 @@ def test_gram_stages_are_the_trainers_own_pass_and_iterations(lesson_data):
 
 @pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("block_rows", [1, 7, 512, None])  # one row, leftovers, several blocks, the default
-@pytest.mark.parametrize("threads", [1, 2, 3])  # one range, or rows split over threads (3: ranges of unequal length)
-def test_float32_blocks_cast_into_the_reused_buffer_give_the_float64_reference(block_rows, m, threads):
-    """The pass casts each float32 block into one float64 buffer: every block of every thread's range, the last one
-    short, counts once."""
+@pytest.mark.parametrize("parts", [1, 2, 3])  # one range, or rows split into ranges (3: of unequal length), in threads
+def test_float32_blocks_cast_into_the_reused_buffer_give_the_float64_reference(block_rows, m, parts):
+    """The pass casts each float32 block into one float64 buffer: every block of every range, the last one short,
+    counts once, whether the ranges run one after the other or in threads."""
+    from comparisons.running.cores import threaded_map
+
     data = make_synthetic(1000, m, 0.5, seed=9)
     X32, y32 = data.X.astype(np.float32), data.y.astype(np.float32)
-    stats = handrolled.sufficient_statistics(X32, y32, block_rows=block_rows, threads=threads)
+    stats = handrolled.sufficient_statistics(X32, y32, block_rows=block_rows, parts=parts, map_ranges=threaded_map)
     A, y64 = _design(X32.astype(np.float64)), y32.astype(np.float64)[:, 0]
     # oracle: exactly rounded sums (math.fsum; products of float32 values are exact in float64), rounded to float32
     exact = lambda u, v: math.fsum(u * v) / 1000
@@ -320,13 +322,26 @@ def test_the_threaded_pass_gives_blas_its_threads_back():
     """BLAS runs one thread per range during the pass, and as many threads as before it afterwards."""
     from threadpoolctl import threadpool_info
 
+    from comparisons.running import cores
+
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     before = blas_threads()
     data = make_synthetic(4000, 3, 0.5, seed=5)
-    threaded = handrolled.sufficient_statistics(data.X, data.y, block_rows=100, threads=2)
+    threaded = handrolled.sufficient_statistics(data.X, data.y, block_rows=100, parts=2, map_ranges=cores.threaded_map)
     assert blas_threads() == before
-    one = handrolled.sufficient_statistics(data.X, data.y, block_rows=100, threads=1)
+    one = handrolled.sufficient_statistics(data.X, data.y, block_rows=100)
     # float64 sums in another order: equal to float64 rounding (about n eps of the sums' size)
     np.testing.assert_allclose(threaded.G, one.G, rtol=4000 * np.finfo(np.float64).eps)
+    assert cores.sufficient_statistics(data.X, data.y).n == 4000  # the study's pass: one range per core
+
+
+def test_row_ranges_cover_every_row_once():
+    from handrolled.gram import row_ranges
+
+    for n, rows, parts in ((1000, 100, 3), (1000, 100, 1), (1000, 400, 5), (7, 100, 2), (10, 1, 10)):
+        ranges = row_ranges(n, rows, parts)
+        assert ranges[0][0] == 0 and ranges[-1][1] == n and all(a < b for a, b in ranges)
+        assert all(ranges[k][1] == ranges[k + 1][0] for k in range(len(ranges) - 1))
+        assert len(ranges) == max(1, min(parts, n // rows))  # at most one range per block of rows

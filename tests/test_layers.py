@@ -97,3 +97,15 @@ def test_one_step_loss_recorder():
     keras_recorder = ast.parse((REPO / "tf_models" / "keras_recorder.py").read_text())
     imported = {a.name for n in ast.walk(keras_recorder) if isinstance(n, ast.Import) for a in n.names}
     assert imported == {"keras"}  # no TensorFlow: the keras:jax child imports it
+
+
+def test_handrolled_imports_numpy_only():
+    """SPEC: handrolled/ imports numpy only (and Python's own library), so a learner can read it alone."""
+    import sys
+
+    allowed = {"numpy", "handrolled"} | set(sys.stdlib_module_names)
+    for path in sorted((REPO / "handrolled").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
+        assert imported <= allowed, (path.name, imported - allowed)

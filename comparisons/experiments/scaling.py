@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from handrolled.broadcast import descend_broadcast
-from handrolled.gram import block_rows_for, in_row_ranges, sufficient_statistics
+from handrolled.gram import block_rows_for, row_ranges
 
 from comparisons.core import registry
 
 from comparisons.running import stability
 from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.running.cores import cores, sufficient_statistics, threaded_map
 from comparisons.running.implementations import gram_stages, make_trainer
 from comparisons.core.results import from_run
 from comparisons.output.prose import join
@@ -185,8 +186,8 @@ def stable_lr(X, y):
 
 
 def cast_probe(X, y):
-    """A callable doing only the Gram pass's cast, as the pass does it: its rows split into ranges over threads
-    (handrolled.gram.in_row_ranges), each range cast block by block into a float64 buffer of its own (with one
+    """A callable doing only the Gram pass's cast, as the pass does it: its rows split into one range per core, run in
+    threads (comparisons.running.cores), each range cast block by block into a float64 buffer of its own (with one
     feature, x and y; with several, X)."""
     n, m = X.shape
     rows = min(n, block_rows_for(m))
@@ -203,8 +204,10 @@ def cast_probe(X, y):
             else:
                 buffer[:k] = X[start:start + k]
 
+    starts, stops = zip(*row_ranges(n, rows, cores()))
+
     def cast():
-        in_row_ranges(cast_range, n, rows)
+        threaded_map(cast_range, starts, stops)
     return cast
 
 

@@ -5,6 +5,7 @@ import handrolled
 
 from comparisons.core.results import RunResult, from_run
 from comparisons.running.adapters import Trainer
+from comparisons.running.cores import sufficient_statistics
 
 
 def descent(spec):
@@ -23,15 +24,15 @@ def descent(spec):
 
 
 def gram(spec):
-    """One float64-summed pass for G, c, s inside every call, then the iterations on them."""
+    """One float64-summed pass for G, c, s inside every call (its rows split over the cores), then the iterations on them."""
     X, y = spec.X, spec.y
 
     def train(W0, b0, rate=spec.lr):
-        stats = handrolled.sufficient_statistics(X, y)  # the one pass, inside every (timed) call
+        stats = sufficient_statistics(X, y)  # the one pass, inside every (timed) call
         r = handrolled.descend_gram(stats, W0, b0, float(rate), spec.iterations)
         return from_run(spec.name, spec.dtype, r, device="cpu",
                         loss_bound=gram_loss_bound(stats, r.weights, r.bias, r.loss_curve))
-    stages = (lambda: handrolled.sufficient_statistics(X, y),
+    stages = (lambda: sufficient_statistics(X, y),
               lambda stats, W0, b0: handrolled.descend_gram(stats, W0, b0, spec.lr, spec.iterations).loss_curve)
     return Trainer(spec, train, stages=stages)
 
