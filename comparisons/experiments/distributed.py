@@ -57,7 +57,8 @@ def plan(config):
 def measure_gram(rows, m=M, iterations=200, seed=0):
     """(seconds per Gram entry of the one pass, seconds per O(m^2) iteration), numpy float64, best of 2 after a warm-up.
 
-    Timed on the study's own route: handrolled.sufficient_statistics (the pass, block by block) and
+    Timed on the study's own route: handrolled.sufficient_statistics (the pass, block by block, its rows in one
+    range: the model gives each device its own share, not the study's split over this machine's cores) and
     handrolled.descend_gram (the iterations, loss recorded each step).
     """
     rng = np.random.default_rng(seed)
