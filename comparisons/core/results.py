@@ -1,43 +1,20 @@
 """The one result type every trainer returns, the loop result it is made from, and the rules applied to every run.
 
-Each framework package returns its own plain loop result (handrolled.DescentResult, tf_models.result.TFResult,
-jax_models.result.JaxResult): none may import this package or another framework's, so they share no class,
-but each has the fields of LoopResult below, which from_run reads into the one RunResult.
+Every framework package's loop returns the one frozen loop result, handrolled.result.DescentResult (tf_models
+and jax_models import that module alone from handrolled, and never this package); from_run reads it into the
+one RunResult, which adds what the study measures around a run (its name, dtype, timing, checks).
 """
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from handrolled import divergence_point  # the study's one divergence rule (non-finite, or past DIVERGENCE_FACTOR x start)
+from handrolled import DescentResult, divergence_point  # the loop result; the study's one divergence rule
 
 from comparisons.core.tolerances import GRADIENT
 
 
 class GradientMismatchError(RuntimeError):
     """Autodiff and the analytic gradients (or central differences) disagree beyond the dtype's tolerance."""
-
-
-@runtime_checkable
-class LoopResult(Protocol):
-    """What a framework package's training loop returns (its own frozen dataclass, or a mapping with these keys).
-
-    Besides the three fields below it may carry any of OPTIONAL_FIELDS; a missing one takes the default there.
-    """
-
-    weights: np.ndarray  # (m, 1), the parameters after the last update made
-    bias: object  # scalar
-    loss_curve: np.ndarray  # (k + 1,): point i is the loss before update i, the last the final parameters'
-
-
-OPTIONAL_FIELDS = {
-    "diverged_at": None,  # the update whose loss showed divergence, when the loop stops itself there
-    "device": "cpu",  # the label of the device it ran on
-    "grad_abs_diff": None,  # (k,): per-step max |autodiff - analytic| (loops that check the gradient every step)
-    "grad_rel_diff": None,  # (k,): the same relative to the size of the summed terms
-    "jit_compile": None,  # whether XLA compiled it (compiled frameworks)
-    "mode": None,  # how the loop ran, when the implementation has several ways
-}
 
 
 @dataclass(frozen=True)
@@ -96,23 +73,22 @@ def truncate_at_divergence(losses):
 
 
 def from_run(name, dtype, run, device=None, **extra):
-    """A RunResult from a framework's LoopResult (an object or a mapping with its fields), checked.
+    """A RunResult from a framework loop's DescentResult, checked.
 
-    A run that does not stop itself (no diverged_at) is cut at the study's divergence point; a
-    per-step gradient check beyond the dtype's tolerance raises.
+    `device` names where it ran when the loop does not say (numpy's loops leave it None: "cpu"). A run
+    that does not stop itself (no diverged_at) is cut at the study's divergence point; a per-step
+    gradient check beyond the dtype's tolerance raises.
     """
-    if isinstance(run, dict):
-        get = lambda key: run[key] if key in run else OPTIONAL_FIELDS[key]
-    else:
-        get = lambda key: getattr(run, key) if hasattr(run, key) else OPTIONAL_FIELDS[key]
+    if not isinstance(run, DescentResult):
+        raise TypeError(f"{name}: a loop returns handrolled.result.DescentResult, not {type(run).__name__}")
     np_dtype = np.dtype(dtype)
-    as_array = lambda key: None if get(key) is None else np.asarray(get(key), np_dtype)
-    curve, diverged_at = as_array("loss_curve"), get("diverged_at")
+    as_array = lambda values: None if values is None else np.asarray(values, np_dtype)
+    curve, diverged_at = as_array(run.loss_curve), run.diverged_at
     if diverged_at is None:
         curve, diverged_at = truncate_at_divergence(curve)
-    result = RunResult(name, device or get("device"), dtype, as_array("weights").reshape(-1, 1),
-                       float(get("bias")), curve, diverged_at, grad_abs_diff=as_array("grad_abs_diff"),
-                       grad_rel_diff=as_array("grad_rel_diff"), jit_compile=get("jit_compile"), mode=get("mode"),
+    result = RunResult(name, device or run.device or "cpu", dtype, as_array(run.weights).reshape(-1, 1),
+                       float(run.bias), curve, diverged_at, grad_abs_diff=as_array(run.grad_abs_diff),
+                       grad_rel_diff=as_array(run.grad_rel_diff), jit_compile=run.jit_compile, mode=run.mode,
                        **extra)
     check_gradient_tolerance(result)
     return result
