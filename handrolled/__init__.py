@@ -1,9 +1,9 @@
 """Linear regression by gradient descent, by hand in numpy (the study's `numpy` implementation).
 
-Read in this order: model.py (prediction, loss, gradients, one step), result.py (what a run returns:
-the study's one result type, which the TensorFlow and JAX loops return too), descent.py (the training
-loop), batches.py (mini-batch order), closed_form.py (the least-squares reference), gram.py (the
-same descent on sufficient statistics: one pass over the data, then O(m^2) per iteration).
+Read in this order: model.py (prediction, loss, gradients, one step), result.py (DescentResult,
+what a run returns), descent.py (the training loop), batches.py (mini-batch order), closed_form.py
+(the least-squares reference), gram.py (the same descent on sufficient statistics: one pass over the
+data, then O(m^2) per iteration).
 """
 from .batches import batch_indices, epochs_needed, sample_order
 from .closed_form import ols

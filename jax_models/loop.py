@@ -16,7 +16,7 @@ The sharded loop (sharded.py) is the "jit" loop with its rows spread over severa
 """
 import numpy as np
 
-from handrolled.result import DescentResult  # the study's one result type (numpy only)
+from loop_result import LoopResult  # the one type every TensorFlow and JAX loop returns (numpy only)
 
 from .runtime import device_of, import_jax, placed_label
 
@@ -121,7 +121,7 @@ def _place(X, y, device):
 
 
 def truncated_fields(W, b, losses, abs_diffs, rel_diffs, steps, diverged, iterations, dtype):
-    """DescentResult's fields weights .. grad_rel_diff from a loop's host arrays, cut at the point it stopped.
+    """LoopResult's fields weights .. grad_rel_diff from a loop's host arrays, cut at the point it stopped.
 
     losses has iterations + 1 slots, the diffs `iterations` (at least 1); `steps` is the number of
     updates made. A run that diverged at update k keeps k + 1 losses and k + 1 diffs (the
@@ -137,7 +137,7 @@ def truncated_fields(W, b, losses, abs_diffs, rel_diffs, steps, diverged, iterat
 
 
 def make_jax_trainer(X, y, lr, iterations, mode="jit", device="cpu", divergence_factor=1e6):
-    """Build a trainer: a callable (W0, b0, lr=lr) -> DescentResult. Its first call traces and compiles.
+    """Build a trainer: a callable (W0, b0, lr=lr) -> LoopResult. Its first call traces and compiles.
 
     X (n, m) and y (n, 1), in the run's dtype, are copied to `device` ('cpu', 'gpu:0', ...) once;
     every call restarts from (W0, b0). lr is an input of the compiled code: a new rate does not retrace.
@@ -169,7 +169,7 @@ def make_jax_trainer(X, y, lr, iterations, mode="jit", device="cpu", divergence_
         W0_d = jax.device_put(np.asarray(W0, dtype).reshape(-1, 1), target)
         b0_d = jax.device_put(dtype.type(b0), target)
         outputs = run(W0_d, b0_d, jax.device_put(dtype.type(lr), target))
-        return DescentResult(**truncated_fields(*outputs, iterations, dtype), device=placed_label(W0_d),
-                             jit_compile=(mode != "op_by_op"), mode=mode)
+        return LoopResult(**truncated_fields(*outputs, iterations, dtype), device=placed_label(W0_d),
+                          jit_compile=(mode != "op_by_op"), mode=mode)
 
     return train

@@ -59,26 +59,40 @@ def test_the_checker_catches_an_upward_import(tmp_path):
 
 
 FRAMEWORK_PACKAGES = ("handrolled", "tf_models", "jax_models")
-# The one module a framework package may import from another: handrolled's loop result, the study's one result
-# type (a frozen dataclass, numpy only). The SPEC's "no implementation package imports another framework's
-# package" keeps each readable alone; this one exception lets every loop return the same type (issue 28) without
-# a fourth package, and brings in no computation: every other import of handrolled stays forbidden.
-ONE_RESULT_MODULE = "handrolled.result"
+# The module tf_models and jax_models share: LoopResult, the frozen type their loops return. It lives beside the
+# packages (SPEC: no implementation package imports comparisons or another framework's package), so both can
+# return one type; handrolled keeps its own DescentResult and imports numpy only.
+LOOP_RESULT_MODULE = "loop_result"
+RESULT_CLASSES = ["comparisons.core.results.RunResult", "handrolled.result.DescentResult", "loop_result.LoopResult"]
 
 
-def result_classes(package):
-    """The classes in a framework package declaring weights, bias and loss_curve: its loop result types (ast only)."""
-    for path in sorted((REPO / package).glob("*.py")):
+def python_files(target):
+    """The .py files of a package (recursively) or the one file of a top-level module."""
+    return sorted((REPO / target).rglob("*.py")) if (REPO / target).is_dir() else [REPO / f"{target}.py"]
+
+
+def study_modules():
+    """The study's own top-level packages and modules, as pyproject.toml installs them."""
+    import tomllib
+
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return set(setup["packages"]) | set(setup["py-modules"])
+
+
+def result_classes(target):
+    """The classes in a package or module declaring weights, bias and loss_curve: its result types (ast only)."""
+    for path in python_files(target):
         for node in ast.walk(ast.parse(path.read_text())):
             declared = {getattr(item.target, "id", None) for item in (node.body if isinstance(node, ast.ClassDef) else ())
                         if isinstance(item, ast.AnnAssign)}
             if isinstance(node, ast.ClassDef) and {"weights", "bias", "loss_curve"} <= declared:
-                yield f"{package}.{path.stem}.{node.name}"
+                module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+                yield f"{module}.{node.name}"
 
 
-def absolute_imports(package):
-    """(file name, module) for every absolute import in a framework package, at the top or inside a function."""
-    for path in sorted((REPO / package).glob("*.py")):
+def absolute_imports(target):
+    """(file name, module) for every absolute import in a package or module, at the top or inside a function."""
+    for path in python_files(target):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 yield from ((path.name, alias.name) for alias in node.names)
@@ -86,31 +100,44 @@ def absolute_imports(package):
                 yield path.name, node.module
 
 
-def test_one_loop_result_type_for_every_framework_package():
-    """handrolled.result.DescentResult is the only loop result class; its fields past the first three default to None."""
+def test_three_result_classes_in_the_repository():
+    """numpy's DescentResult, TF/JAX's LoopResult and comparisons' RunResult: no other class of the study is one."""
     import dataclasses
 
-    from handrolled.result import DescentResult
+    from loop_result import LoopResult
 
-    found = [name for package in FRAMEWORK_PACKAGES for name in result_classes(package)]
-    assert found == ["handrolled.result.DescentResult"], found
-    fields = dataclasses.fields(DescentResult)
+    assert LOOP_RESULT_MODULE in study_modules()  # installed beside run_all, so an installed study imports it too
+    found = sorted(name for target in study_modules() for name in result_classes(target))
+    assert found == RESULT_CLASSES, found
+    fields = dataclasses.fields(LoopResult)
     assert [f.name for f in fields[:3]] == ["weights", "bias", "loss_curve"]
     assert all(f.default is None for f in fields[3:]), [f.name for f in fields[3:] if f.default is not None]
-    assert DescentResult.__dataclass_params__.frozen
+    assert LoopResult.__dataclass_params__.frozen
 
 
-def test_framework_packages_import_no_comparisons_and_of_each_other_only_the_result_type():
-    """No framework package imports comparisons; from another framework's package only ONE_RESULT_MODULE."""
-    for package in FRAMEWORK_PACKAGES:
-        others = set(FRAMEWORK_PACKAGES) - {package}
+def test_handrolled_and_loop_result_import_numpy_only():
+    """SPEC: handrolled/ imports numpy only (and the standard library); so does the shared loop_result module."""
+    import sys
+
+    allowed = {"numpy"} | set(sys.stdlib_module_names)
+    for target in ("handrolled", LOOP_RESULT_MODULE):
+        imports = list(absolute_imports(target))
+        assert ("result.py" if target == "handrolled" else "loop_result.py", "numpy") in imports  # the checker sees them
+        for name, module in imports:
+            assert module.split(".")[0] in allowed, f"{target}: {name} imports {module}"
+
+
+def test_tf_and_jax_import_of_the_study_only_loop_result():
+    """tf_models and jax_models import no comparisons, no other framework's package, of the study only loop_result."""
+    study = study_modules()
+    assert {"comparisons", "handrolled", "tf_models", "jax_models", "run_all", LOOP_RESULT_MODULE} <= study
+    for package in ("tf_models", "jax_models"):
         for name, module in absolute_imports(package):
             top = module.split(".")[0]
-            assert top != "comparisons", f"{package}/{name} imports {module}"
-            assert top not in others or module == ONE_RESULT_MODULE, f"{package}/{name} imports {module}"
-    # not vacuous: the checker sees the imports of the result type
-    assert {("gradient_tape.py", ONE_RESULT_MODULE), ("loop.py", ONE_RESULT_MODULE)} <= (
-        set(absolute_imports("tf_models")) | set(absolute_imports("jax_models")))
+            assert top not in study or top in (package, LOOP_RESULT_MODULE), f"{package}/{name} imports {module}"
+    # not vacuous: the checker sees the imports of the result type in both packages
+    assert ("gradient_tape.py", LOOP_RESULT_MODULE) in set(absolute_imports("tf_models"))
+    assert ("loop.py", LOOP_RESULT_MODULE) in set(absolute_imports("jax_models"))
 
 
 def test_one_step_loss_recorder():

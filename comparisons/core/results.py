@@ -1,14 +1,16 @@
-"""The one result type every trainer returns, the loop result it is made from, and the rules applied to every run.
+"""The one result type every trainer returns, the loop results it is made from, and the rules applied to every run.
 
-Every framework package's loop returns the one frozen loop result, handrolled.result.DescentResult (tf_models
-and jax_models import that module alone from handrolled, and never this package); from_run reads it into the
-one RunResult, which adds what the study measures around a run (its name, dtype, timing, checks).
+A loop returns one of two frozen loop results: numpy's handrolled.DescentResult, or loop_result.LoopResult,
+the top-level module tf_models and jax_models share (neither may import this package or a framework's
+package). from_run reads either into the one RunResult, which adds what the study measures around a run
+(its name, dtype, timing, checks).
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from handrolled import DescentResult, divergence_point  # the loop result; the study's one divergence rule
+from handrolled import DescentResult, divergence_point  # numpy's loop result; the study's one divergence rule
+from loop_result import LoopResult  # the TensorFlow and JAX loops' result
 
 from comparisons.core.tolerances import GRADIENT
 
@@ -72,24 +74,29 @@ def truncate_at_divergence(losses):
     return (losses, None) if point is None else (losses[:point + 1], point)
 
 
-def from_run(name, dtype, run, device=None, **extra):
-    """A RunResult from a framework loop's DescentResult, checked.
+LOOP_RESULTS = (DescentResult, LoopResult)  # the loop result types from_run reads
 
-    `device` names where it ran when the loop does not say (numpy's loops leave it None: "cpu"). A run
+
+def from_run(name, dtype, run, device=None, **extra):
+    """A RunResult from a loop's DescentResult (numpy) or LoopResult (TensorFlow, JAX), checked.
+
+    `device` names where it ran when the loop does not say (a DescentResult has no device: "cpu"). A run
     that does not stop itself (no diverged_at) is cut at the study's divergence point; a per-step
     gradient check beyond the dtype's tolerance raises.
     """
-    if not isinstance(run, DescentResult):
-        raise TypeError(f"{name}: a loop returns handrolled.result.DescentResult, not {type(run).__name__}")
+    if not isinstance(run, LOOP_RESULTS):
+        raise TypeError(f"{name}: a loop returns handrolled.DescentResult or loop_result.LoopResult, "
+                        f"not {type(run).__name__}")
+    optional = lambda key: getattr(run, key, None)  # LoopResult's fields past diverged_at; a DescentResult has none
     np_dtype = np.dtype(dtype)
     as_array = lambda values: None if values is None else np.asarray(values, np_dtype)
     curve, diverged_at = as_array(run.loss_curve), run.diverged_at
     if diverged_at is None:
         curve, diverged_at = truncate_at_divergence(curve)
-    result = RunResult(name, device or run.device or "cpu", dtype, as_array(run.weights).reshape(-1, 1),
-                       float(run.bias), curve, diverged_at, grad_abs_diff=as_array(run.grad_abs_diff),
-                       grad_rel_diff=as_array(run.grad_rel_diff), jit_compile=run.jit_compile, mode=run.mode,
-                       **extra)
+    result = RunResult(name, device or optional("device") or "cpu", dtype, as_array(run.weights).reshape(-1, 1),
+                       float(run.bias), curve, diverged_at, grad_abs_diff=as_array(optional("grad_abs_diff")),
+                       grad_rel_diff=as_array(optional("grad_rel_diff")), jit_compile=optional("jit_compile"),
+                       mode=optional("mode"), **extra)
     check_gradient_tolerance(result)
     return result
 

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 import handrolled
+from loop_result import LoopResult
 
 from comparisons.core.results import GradientMismatchError, from_run
 from comparisons.running.adapters import Trainer
@@ -23,7 +24,7 @@ def _autodiff_gradient(spec):
 
 
 def _keras(spec, make):
-    """A Keras trainer from make() -> keras_train(W0, b0, lr) -> DescentResult: all N updates each call."""
+    """A Keras trainer from make() -> keras_train(W0, b0, lr) -> LoopResult: all N updates each call."""
     keras_train = make()
 
     def train(W0, b0, rate=spec.lr):
@@ -103,7 +104,7 @@ def mirrored_tape(spec):
 def _chief_result(out, dtype):
     """The loop result from the chief's JSON (tf_models.multi_worker writes its arrays as lists)."""
     as_array = lambda key: np.asarray(out[key], dtype)
-    return handrolled.DescentResult(
+    return LoopResult(
         weights=as_array("weights").reshape(-1, 1), bias=np.dtype(dtype).type(out["bias"]),
         loss_curve=as_array("loss_curve"), diverged_at=out["diverged_at"], device=out["device"], jit_compile=False,
         grad_abs_diff=as_array("grad_abs_diff"), grad_rel_diff=as_array("grad_rel_diff"), mode="multi_worker")
