@@ -149,3 +149,14 @@ def test_one_step_loss_recorder():
     keras_recorder = ast.parse((REPO / "tf_models" / "keras_recorder.py").read_text())
     imported = {a.name for n in ast.walk(keras_recorder) if isinstance(n, ast.Import) for a in n.names}
     assert imported == {"keras"}  # no TensorFlow: the keras:jax child imports it
+
+
+def test_child_processes_start_at_the_repository_root():
+    """Workers and children run from the repository root, so they import loop_result (a top-level module) as the
+    parent does, even where the installed package predates it."""
+    from comparisons.processes import cluster, isolated
+    from comparisons.running import keras_jax_child
+
+    root = REPO.resolve()
+    assert (root / f"{LOOP_RESULT_MODULE}.py").is_file()
+    assert cluster.REPO_ROOT == isolated.REPOSITORY == keras_jax_child.REPOSITORY == root
