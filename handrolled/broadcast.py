@@ -9,7 +9,8 @@ with m (a column of a row-major X is a strided read), so this form is meant for 
 """
 import numpy as np
 
-from .descent import DescentResult, _is_divergent
+from .descent import _is_divergent
+from .result import DescentResult
 
 
 def _residuals_into(X, y, W, b, out):

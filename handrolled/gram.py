@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .descent import DescentResult, _is_divergent
+from .descent import _is_divergent
+from .result import DescentResult
 
 ACCUMULATE = np.float64  # the dtype G, c and s are summed in, whatever the run's dtype (see below)
 # Rows per block of the pass: about this many bytes of float64 X, small enough for a block to stay in

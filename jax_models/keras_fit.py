@@ -19,7 +19,8 @@ the backend:
 import keras
 import numpy as np
 
-from .result import JaxResult
+from loop_result import LoopResult  # the one type every TensorFlow and JAX loop returns (numpy only)
+
 from .runtime import device_of, import_jax, placed_label
 
 if keras.backend.backend() != "jax":
@@ -70,7 +71,7 @@ def build_model(features, dtype):
 
 
 def make_keras_fit_trainer(X, y, lr, iterations, recorder, batches=None, device="cpu"):
-    """Build a trainer: a callable (W0, b0, lr=lr) -> JaxResult (no gradient check). Its first call compiles.
+    """Build a trainer: a callable (W0, b0, lr=lr) -> LoopResult (no gradient check). Its first call compiles.
 
     `recorder(steps)` makes the Keras metric that keeps the loss of every step (a keras.metrics.Metric
     with a `losses` variable of at least `steps` entries, entry i the loss before update i): the
@@ -116,9 +117,9 @@ def make_keras_fit_trainer(X, y, lr, iterations, recorder, batches=None, device=
         finally:
             keras.config.set_floatx(previous)
         kernel, bias = dense.get_weights()  # numpy: the result is on the host
-        return JaxResult(weights=np.asarray(kernel, dtype), bias=np.dtype(dtype).type(bias[0]),
-                         loss_curve=np.append(np.asarray(losses, dtype), np.asarray(final_loss, dtype)),
-                         device=placed_label(dense.kernel.value), jit_compile=JIT_COMPILE, mode="keras")
+        return LoopResult(weights=np.asarray(kernel, dtype), bias=np.dtype(dtype).type(bias[0]),
+                          loss_curve=np.append(np.asarray(losses, dtype), np.asarray(final_loss, dtype)),
+                          device=placed_label(dense.kernel.value), jit_compile=JIT_COMPILE, mode="keras")
 
     train.model = model  # for inspection: its optimizer's learning-rate variable and dtype
     return train

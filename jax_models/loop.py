@@ -16,7 +16,8 @@ The sharded loop (sharded.py) is the "jit" loop with its rows spread over severa
 """
 import numpy as np
 
-from .result import JaxResult, truncated_fields
+from loop_result import LoopResult  # the one type every TensorFlow and JAX loop returns (numpy only)
+
 from .runtime import device_of, import_jax, placed_label
 
 jax = import_jax()
@@ -119,8 +120,24 @@ def _place(X, y, device):
     return jax.device_put(X, target), jax.device_put(y, target), jax.device_put(col_abs_max, target), target
 
 
+def truncated_fields(W, b, losses, abs_diffs, rel_diffs, steps, diverged, iterations, dtype):
+    """LoopResult's fields weights .. grad_rel_diff from a loop's host arrays, cut at the point it stopped.
+
+    losses has iterations + 1 slots, the diffs `iterations` (at least 1); `steps` is the number of
+    updates made. A run that diverged at update k keeps k + 1 losses and k + 1 diffs (the
+    divergent step was checked too); a finished run N + 1 losses and N diffs.
+    """
+    np_dtype = np.dtype(dtype)
+    steps, diverged = int(steps), bool(diverged)
+    end = steps + 1
+    cut = min(end, iterations)
+    return dict(weights=np.asarray(W, np_dtype).reshape(-1, 1), bias=np_dtype.type(np.asarray(b).reshape(())),
+                loss_curve=np.asarray(losses, np_dtype)[:end], diverged_at=steps if diverged else None,
+                grad_abs_diff=np.asarray(abs_diffs, np_dtype)[:cut], grad_rel_diff=np.asarray(rel_diffs, np_dtype)[:cut])
+
+
 def make_jax_trainer(X, y, lr, iterations, mode="jit", device="cpu", divergence_factor=1e6):
-    """Build a trainer: a callable (W0, b0, lr=lr) -> JaxResult. Its first call traces and compiles.
+    """Build a trainer: a callable (W0, b0, lr=lr) -> LoopResult. Its first call traces and compiles.
 
     X (n, m) and y (n, 1), in the run's dtype, are copied to `device` ('cpu', 'gpu:0', ...) once;
     every call restarts from (W0, b0). lr is an input of the compiled code: a new rate does not retrace.
@@ -152,7 +169,7 @@ def make_jax_trainer(X, y, lr, iterations, mode="jit", device="cpu", divergence_
         W0_d = jax.device_put(np.asarray(W0, dtype).reshape(-1, 1), target)
         b0_d = jax.device_put(dtype.type(b0), target)
         outputs = run(W0_d, b0_d, jax.device_put(dtype.type(lr), target))
-        return JaxResult(**truncated_fields(*outputs, iterations, dtype), device=placed_label(W0_d),
-                         jit_compile=(mode != "op_by_op"), mode=mode)
+        return LoopResult(**truncated_fields(*outputs, iterations, dtype), device=placed_label(W0_d),
+                          jit_compile=(mode != "op_by_op"), mode=mode)
 
     return train

@@ -10,8 +10,9 @@ On a CPU, R devices come from splitting the host platform (runtime.request_cpu_d
 """
 import numpy as np
 
-from .loop import descent_loop
-from .result import JaxResult, truncated_fields
+from loop_result import LoopResult  # the one type every TensorFlow and JAX loop returns (numpy only)
+
+from .loop import descent_loop, truncated_fields
 from .runtime import gpu_devices, import_jax, placed_label
 
 jax = import_jax()
@@ -39,7 +40,7 @@ def padded_rows(X, y, replicas):
 
 
 def make_sharded_trainer(X, y, lr, iterations, replicas=2, platform="cpu", divergence_factor=1e6):
-    """Build a trainer: (W0, b0, lr=lr) -> JaxResult with the rows over `replicas` devices. First call compiles."""
+    """Build a trainer: (W0, b0, lr=lr) -> LoopResult with the rows over `replicas` devices. First call compiles."""
     devices = replica_devices(replicas, platform)
     n = X.shape[0]
     dtype = X.dtype
@@ -57,7 +58,7 @@ def make_sharded_trainer(X, y, lr, iterations, replicas=2, platform="cpu", diver
         W0_d = jax.device_put(np.asarray(W0, dtype).reshape(-1, 1), replicated)
         b0_d, lr_d = jax.device_put(dtype.type(b0), replicated), jax.device_put(dtype.type(lr), replicated)
         outputs = jax.device_get(loop(X_d, y_d, w_d, col_abs_max, W0_d, b0_d, lr_d))  # on the host before return
-        return JaxResult(**truncated_fields(*outputs, iterations, dtype), device=label, jit_compile=True,
-                         mode="sharded")
+        return LoopResult(**truncated_fields(*outputs, iterations, dtype), device=label, jit_compile=True,
+                          mode="sharded")
 
     return train

@@ -13,8 +13,8 @@ from comparisons.core.tolerances import EQUIVALENCE
 def assert_matches_numpy(result, X, y, W0, b0, lr, iterations, batches=None):
     """Every loss point, the divergence point, the weights and the bias within the dtype's tolerance of numpy's run.
 
-    `result` is a framework's loop result, a RunResult, or a mapping of the same fields (a child process's JSON);
-    X (n, m) and y (n, 1) are in the run's dtype. Returns numpy's DescentResult.
+    `result` is a loop result (DescentResult, LoopResult), a RunResult, or a mapping of the same fields
+    (a child process's JSON); X (n, m) and y (n, 1) are in the run's dtype. Returns numpy's DescentResult.
     """
     dtype = str(X.dtype)
     field = (lambda key: result[key]) if isinstance(result, dict) else (lambda key: getattr(result, key))

@@ -7,23 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from handrolled import DescentResult
+from loop_result import LoopResult
+
 from comparisons.core import registry
-from comparisons.core.results import LoopResult, from_run
+from comparisons.core.results import from_run
 from comparisons.running.adapters import Trainer
 from comparisons.core.tolerances import EQUIVALENCE
 
 from .conftest import REPO
 
 NAME = "python_loop:test_only"
-
-
-@dataclasses.dataclass(frozen=True)
-class PythonLoopResult:
-    """Step 1: the implementation's own plain result, with LoopResult's three required fields."""
-
-    weights: np.ndarray  # (m, 1)
-    bias: float
-    loss_curve: np.ndarray  # (N + 1,)
 
 
 def python_loop_descent(X, y, W0, b0, lr, iterations):
@@ -39,7 +33,7 @@ def python_loop_descent(X, y, W0, b0, lr, iterations):
         grad_W = np.array([[-2 / n * sum(X[i, j] * residuals[i] for i in range(n))] for j in range(m)], X.dtype)
         grad_b = -2 / n * sum(residuals)
         W, b = W - lr * grad_W, X.dtype.type(b - lr * grad_b)
-    return PythonLoopResult(W, float(b), np.asarray(losses, X.dtype))
+    return LoopResult(W, b, np.asarray(losses, X.dtype))  # step 1: a framework loop's result type, its three fields
 
 
 def build_python_loop(spec):
@@ -62,8 +56,6 @@ def test_a_registered_row_is_in_every_table_figure_and_the_report(registered, tm
     import run_all
     from comparisons.output import figures
     from comparisons.report import implementations_page
-
-    assert isinstance(python_loop_descent(np.ones((2, 1)), np.ones((2, 1)), np.zeros((1, 1)), 0.0, 0.1, 1), LoopResult)
 
     out = tmp_path / "out"
     code = run_all.main(["--only", f"numpy,{NAME}", "--iterations", "20", "--repeats", "2", "--experiments", "none",
@@ -115,3 +107,20 @@ def test_the_steps_name_every_capability_the_registry_declares():
     fields = {f.name for f in dataclasses.fields(registry.Implementation)}
     derived = {name for name in CAPABILITIES if name not in fields}
     assert derived and all(isinstance(getattr(registry.Implementation, name), property) for name in derived)
+
+
+def test_the_thin_wrapper_takes_the_two_loop_result_types_only():
+    """from_run reads numpy's DescentResult and TF/JAX's LoopResult; another type with their fields is refused by name."""
+    Other = dataclasses.make_dataclass("Other", ["weights", "bias", "loss_curve"])
+    with pytest.raises(TypeError, match=r"handrolled.DescentResult or loop_result.LoopResult, not Other$"):
+        from_run(NAME, "float64", Other(np.zeros((1, 1)), 0.0, np.ones(2)))
+    numpy_run = from_run(NAME, "float64", DescentResult(np.zeros((1, 1)), np.float64(0.5), np.array([4.0, 1.0]), None,
+                                                         None))
+    assert (numpy_run.device, numpy_run.bias, numpy_run.diverged_at, numpy_run.jit_compile, numpy_run.mode,
+            numpy_run.grad_rel_diff) == ("cpu", 0.5, None, None, None, None)
+    loop = LoopResult(np.zeros((1, 1)), np.float64(0.5), np.array([4.0, 1.0, 0.5]), device="gpu:0", jit_compile=True,
+                      grad_abs_diff=np.array([1e-17, 2e-17]), grad_rel_diff=np.array([1e-16, 3e-16]), mode="xla")
+    run = from_run(NAME, "float64", loop)
+    assert (run.device, run.jit_compile, run.mode, run.diverged_at) == ("gpu:0", True, "xla", None)
+    np.testing.assert_array_equal(run.grad_rel_diff, [1e-16, 3e-16])
+    assert from_run(NAME, "float64", loop, device="cpu").device == "cpu"  # the caller's label wins

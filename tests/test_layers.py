@@ -59,33 +59,85 @@ def test_the_checker_catches_an_upward_import(tmp_path):
 
 
 FRAMEWORK_PACKAGES = ("handrolled", "tf_models", "jax_models")
+# The module tf_models and jax_models share: LoopResult, the frozen type their loops return. It lives beside the
+# packages (SPEC: no implementation package imports comparisons or another framework's package), so both can
+# return one type; handrolled keeps its own DescentResult and imports numpy only.
+LOOP_RESULT_MODULE = "loop_result"
+RESULT_CLASSES = ["comparisons.core.results.RunResult", "handrolled.result.DescentResult", "loop_result.LoopResult"]
 
 
-def result_classes(package):
-    """The classes in a framework package declaring weights, bias and loss_curve: its loop result types (ast only)."""
-    for path in sorted((REPO / package).glob("*.py")):
+def python_files(target):
+    """The .py files of a package (recursively) or the one file of a top-level module."""
+    return sorted((REPO / target).rglob("*.py")) if (REPO / target).is_dir() else [REPO / f"{target}.py"]
+
+
+def study_modules():
+    """The study's own top-level packages and modules, as pyproject.toml installs them."""
+    import tomllib
+
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return set(setup["packages"]) | set(setup["py-modules"])
+
+
+def result_classes(target):
+    """The classes in a package or module declaring weights, bias and loss_curve: its result types (ast only)."""
+    for path in python_files(target):
         for node in ast.walk(ast.parse(path.read_text())):
             declared = {getattr(item.target, "id", None) for item in (node.body if isinstance(node, ast.ClassDef) else ())
                         if isinstance(item, ast.AnnAssign)}
             if isinstance(node, ast.ClassDef) and {"weights", "bias", "loss_curve"} <= declared:
-                yield f"{package}.{path.stem}.{node.name}"
+                module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+                yield f"{module}.{node.name}"
 
 
-def test_each_framework_package_returns_one_loop_result_with_the_fields_the_study_reads():
-    """One plain result class per framework package (none may import another's), each a comparisons LoopResult."""
+def absolute_imports(target):
+    """(file name, module) for every absolute import in a package or module, at the top or inside a function."""
+    for path in python_files(target):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                yield from ((path.name, alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                yield path.name, node.module
+
+
+def test_three_result_classes_in_the_repository():
+    """numpy's DescentResult, TF/JAX's LoopResult and comparisons' RunResult: no other class of the study is one."""
     import dataclasses
-    import importlib
 
-    from comparisons.core.results import OPTIONAL_FIELDS, LoopResult
+    from loop_result import LoopResult
 
-    found = [name for package in FRAMEWORK_PACKAGES for name in result_classes(package)]
-    assert len(found) == len(FRAMEWORK_PACKAGES) and {n.split(".")[0] for n in found} == set(FRAMEWORK_PACKAGES), found
-    required = set(LoopResult.__annotations__)
-    own = {"trajectory", "statistics"}  # the numpy loop's iterates, the Gram tape's statistics
-    for name in found:
-        module, _, cls = name.rpartition(".")
-        fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
-        assert required <= fields and fields - required - own <= set(OPTIONAL_FIELDS), (name, fields)
+    assert LOOP_RESULT_MODULE in study_modules()  # installed beside run_all, so an installed study imports it too
+    found = sorted(name for target in study_modules() for name in result_classes(target))
+    assert found == RESULT_CLASSES, found
+    fields = dataclasses.fields(LoopResult)
+    assert [f.name for f in fields[:3]] == ["weights", "bias", "loss_curve"]
+    assert all(f.default is None for f in fields[3:]), [f.name for f in fields[3:] if f.default is not None]
+    assert LoopResult.__dataclass_params__.frozen
+
+
+def test_handrolled_and_loop_result_import_numpy_only():
+    """SPEC: handrolled/ imports numpy only (and the standard library); so does the shared loop_result module."""
+    import sys
+
+    allowed = {"numpy"} | set(sys.stdlib_module_names)
+    for target in ("handrolled", LOOP_RESULT_MODULE):
+        imports = list(absolute_imports(target))
+        assert ("result.py" if target == "handrolled" else "loop_result.py", "numpy") in imports  # the checker sees them
+        for name, module in imports:
+            assert module.split(".")[0] in allowed, f"{target}: {name} imports {module}"
+
+
+def test_tf_and_jax_import_of_the_study_only_loop_result():
+    """tf_models and jax_models import no comparisons, no other framework's package, of the study only loop_result."""
+    study = study_modules()
+    assert {"comparisons", "handrolled", "tf_models", "jax_models", "run_all", LOOP_RESULT_MODULE} <= study
+    for package in ("tf_models", "jax_models"):
+        for name, module in absolute_imports(package):
+            top = module.split(".")[0]
+            assert top not in study or top in (package, LOOP_RESULT_MODULE), f"{package}/{name} imports {module}"
+    # not vacuous: the checker sees the imports of the result type in both packages
+    assert ("gradient_tape.py", LOOP_RESULT_MODULE) in set(absolute_imports("tf_models"))
+    assert ("loop.py", LOOP_RESULT_MODULE) in set(absolute_imports("jax_models"))
 
 
 def test_one_step_loss_recorder():
@@ -99,13 +151,12 @@ def test_one_step_loss_recorder():
     assert imported == {"keras"}  # no TensorFlow: the keras:jax child imports it
 
 
-def test_handrolled_imports_numpy_only():
-    """SPEC: handrolled/ imports numpy only (and Python's own library), so a learner can read it alone."""
-    import sys
+def test_child_processes_start_at_the_repository_root():
+    """Workers and children run from the repository root, so they import loop_result (a top-level module) as the
+    parent does, even where the installed package predates it."""
+    from comparisons.processes import cluster, isolated
+    from comparisons.running import keras_jax_child
 
-    allowed = {"numpy", "handrolled"} | set(sys.stdlib_module_names)
-    for path in sorted((REPO / "handrolled").glob("*.py")):
-        tree = ast.parse(path.read_text())
-        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
-        assert imported <= allowed, (path.name, imported - allowed)
+    root = REPO.resolve()
+    assert (root / f"{LOOP_RESULT_MODULE}.py").is_file()
+    assert cluster.REPO_ROOT == isolated.REPOSITORY == keras_jax_child.REPOSITORY == root

@@ -298,8 +298,9 @@ def test_multi_worker_launcher_plans_jobs_by_calls_owed(monkeypatch, warm_up_s, 
 
     def run_job(job, workers, timeout_s):
         asked.append(job["repeats"])
-        return {"weights": [[1.0]], "bias": 0.0, "loss_curve": [2.0, 1.0], "device": "w",
-                "first_call_s": warm_up_s, "repeat_s": [steady_s[0]] * job["repeats"]}
+        return {"weights": [[1.0]], "bias": 0.0, "loss_curve": [2.0, 1.0], "diverged_at": None, "grad_abs_diff": [0.0],
+                "grad_rel_diff": [0.0], "device": "w", "first_call_s": warm_up_s,
+                "repeat_s": [steady_s[0]] * job["repeats"]}  # the chief's JSON (tf_models.multi_worker)
 
     monkeypatch.setattr(cluster, "run_job", run_job)
     monkeypatch.setattr(cluster, "train_job", lambda *args, repeats, **kw: {"repeats": repeats})

@@ -20,10 +20,11 @@ speed-up.
 import numpy as np
 import tensorflow as tf
 
+from loop_result import LoopResult  # the one type every TensorFlow and JAX loop returns (numpy only)
+
 from .devices import detected_gpus, replicas_label, tf_device_name
 from .shards import shards
 from .gradient_tape import descent_loop, loop_result_fields
-from .result import TFResult
 
 PACK_HEADER = 2  # packed vector: [loss, scale, autodiff dW (m), autodiff db, diff dW (m), diff db]
 
@@ -104,7 +105,7 @@ def replica_packed_step(X, y, W, b, n, column_abs_max):
     """One replica's share of a step, packed into one vector (2m + 4,) for a single SUM all-reduce.
 
     X (k, m), y (k, 1) are this replica's rows; n is the GLOBAL row count. The shares of all
-    replicas add up to: the loss, a bound on the size of the summed terms (see tf_models.result.TFResult),
+    replicas add up to: the loss, a bound on the size of the summed terms (see loop_result.LoopResult),
     the autodiff gradient and the autodiff-minus-analytic difference (each (m + 1,)).
     """
     with tf.GradientTape() as tape:
@@ -192,12 +193,12 @@ def distribute_shards(strategy, rows_of, dtype):
 
 
 def result_from_loop(outputs, iterations, dtype, device, mode):
-    """A TFResult from the loop's tensors (.numpy(): the result is on the host)."""
-    return TFResult(**loop_result_fields(outputs, iterations, dtype), device=device, jit_compile=False, mode=mode)
+    """A LoopResult from the loop's tensors (.numpy(): the result is on the host)."""
+    return LoopResult(**loop_result_fields(outputs, iterations, dtype), device=device, jit_compile=False, mode=mode)
 
 
 def make_mirrored_tape_trainer(X, y, lr, iterations, replicas=2, device_spec="auto", divergence_factor=1e6):
-    """A callable (W0, b0, lr=None) -> TFResult: the GradientTape loop under MirroredStrategy.
+    """A callable (W0, b0, lr=None) -> LoopResult: the GradientTape loop under MirroredStrategy.
 
     X (n, m), y (n, 1) in the run's dtype; each of the `replicas` devices (replica_devices) holds
     its shard of rows once; every call restarts from (W0, b0). The first call traces.
@@ -284,7 +285,7 @@ def keras_replica_scale_correction(replicas):
 
 def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="auto", feed="dataset",
                                 steps_per_execution=1, balance=True):
-    """A callable (W0, b0, lr=None) -> TFResult: Keras Dense(1) + SGD + "mse" fit under MirroredStrategy.
+    """A callable (W0, b0, lr=None) -> LoopResult: Keras Dense(1) + SGD + "mse" fit under MirroredStrategy.
 
     The study's `keras:mirrored` is the defaults: feed="dataset" (fit(epochs=1, steps_per_epoch=N)
     over tf.data's batch of all rows, repeated; the strategy splits each batch across the
@@ -344,7 +345,8 @@ def make_mirrored_keras_trainer(X, y, lr, iterations, replicas=2, device_spec="a
         kernel, bias = dense.get_weights()
         residuals = y - (X @ kernel + bias[0])  # (n, 1) in the run's dtype, on the host like numpy's last point
         final_loss = np.mean(np.square(residuals), dtype=X.dtype)
-        return TFResult(weights=kernel, bias=kernel.dtype.type(bias[0]),
-                        loss_curve=np.append(losses, final_loss).astype(dtype), device=label, jit_compile=False, mode=feed)
+        return LoopResult(weights=kernel, bias=kernel.dtype.type(bias[0]),
+                          loss_curve=np.append(losses, final_loss).astype(dtype), device=label, jit_compile=False,
+                          mode=feed)
 
     return train

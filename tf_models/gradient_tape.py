@@ -22,8 +22,9 @@ gives the ratios. XLA_MAX_BYTES and BLOCK_BYTES are measured choices for one mac
 import numpy as np
 import tensorflow as tf
 
+from loop_result import LoopResult  # the one type every TensorFlow and JAX loop returns (numpy only)
+
 from .devices import label_of, tf_device_name
-from .result import TFResult
 
 MODES = ("auto", "xla", "graph", "blocked", "eager")
 XLA_MAX_BYTES = 8 * 2**20  # "auto" compiles with XLA up to this size of X, in bytes (see above)
@@ -144,7 +145,7 @@ def place_on_device(X, y, device, block_rows=None, blocked=True):
 
 
 def loop_result_fields(outputs, iterations, dtype):
-    """TFResult's fields weights .. grad_rel_diff, as numpy in `dtype`, from descent_loop's tensors."""
+    """LoopResult's fields weights .. grad_rel_diff, as numpy in `dtype`, from descent_loop's tensors."""
     W_out, b_out, losses, abs_d, rel_d, steps, diverged = outputs
     steps, diverged = int(steps.numpy()), bool(diverged.numpy())  # .numpy(): the result is on the host
     end = steps + 1  # a run that diverged at update k has k + 1 losses; a finished run has N + 1
@@ -155,7 +156,7 @@ def loop_result_fields(outputs, iterations, dtype):
 
 
 def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergence_factor=1e6, block_rows=None):
-    """Build a trainer: a callable (W0, b0) -> TFResult. Its first call traces and compiles.
+    """Build a trainer: a callable (W0, b0) -> LoopResult. Its first call traces and compiles.
 
     X (n, m) and y (n, 1) are copied to `device` once; every call restarts from (W0, b0).
     block_rows sets the rows per block of the "blocked" mode (default: BLOCK_BYTES of X).
@@ -213,8 +214,8 @@ def make_tape_trainer(X, y, lr, iterations, mode="auto", device="cpu", divergenc
             outputs = run(
                 tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
                 tf.constant(lr, dtype))
-        return TFResult(**loop_result_fields(outputs, iterations, X.dtype),
-                        device=label_of(W.device), jit_compile=(mode == "xla"), mode=mode)
+        return LoopResult(**loop_result_fields(outputs, iterations, X.dtype),
+                          device=label_of(W.device), jit_compile=(mode == "xla"), mode=mode)
 
     return train
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from loop_result import LoopResult  # the one type every TensorFlow and JAX loop returns (numpy only)
+
 from .devices import label_of, tf_device_name
 from .gradient_tape import descent_loop, loop_result_fields, place_on_device
-from .result import TFResult
 
 
 def _block_sums(X, y):
@@ -44,10 +45,10 @@ def _gram_loss_and_gradients(G, c, s, W, b):
 
 @dataclass(frozen=True)
 class GramTapeTrainer:
-    """The two stages of gradient_tape:gram, callable together as trainer(W0, b0[, lr]) -> TFResult (with its statistics)."""
+    """The two stages of gradient_tape:gram, callable together as trainer(W0, b0[, lr]) -> LoopResult (with its statistics)."""
 
     one_pass: object  # () -> (G, c, s) as tensors on the device: the pass over X
-    iterate: object  # (G, c, s, W0, b0[, lr]) -> TFResult: the iterations, X untouched
+    iterate: object  # (G, c, s, W0, b0[, lr]) -> LoopResult: the iterations, X untouched
 
     def __call__(self, W0, b0, lr=None):
         """One run from (W0, b0): the pass over X, then the iterations."""
@@ -89,7 +90,7 @@ def make_gram_tape_trainer(X, y, lr, iterations, device="cpu", divergence_factor
                 tf.convert_to_tensor(G, dtype), tf.convert_to_tensor(c, dtype), tf.convert_to_tensor(s, dtype),
                 tf.constant(np.asarray(W0, X.dtype).reshape(-1, 1)), tf.constant(X.dtype.type(b0)),
                 tf.constant(lr if rate is None else rate, dtype))
-        return TFResult(
+        return LoopResult(
             **loop_result_fields(outputs, iterations, X.dtype), device=label_of(W.device), jit_compile=True,
             mode="gram", statistics=(np.asarray(G), np.asarray(c), X.dtype.type(np.asarray(s)), n))
 

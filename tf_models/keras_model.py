@@ -12,9 +12,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from loop_result import LoopResult  # the one type every TensorFlow and JAX loop returns (numpy only)
+
 from .devices import label_of, tf_device_name
 from .keras_recorder import StepLossRecorder
-from .result import TFResult
 
 FEEDS = ("dataset", "numpy_input")
 JIT_COMPILE = False  # passed explicitly: Keras' "auto" would switch XLA on only when a GPU is visible
@@ -48,7 +49,7 @@ def _batched_dataset(X, y, batches):
 
 
 def make_keras_trainer(X, y, lr, iterations, feed="dataset", device="cpu", batches=None):
-    """Build a trainer: a callable (W0, b0) -> TFResult (Keras' loss before each update, then the final parameters'). Its first call traces and compiles.
+    """Build a trainer: a callable (W0, b0) -> LoopResult (Keras' loss before each update, then the final parameters'). Its first call traces and compiles.
 
     batches=None trains full batch; otherwise a list of `iterations` index arrays gives the
     rows of each update, so Keras follows the same sample order as the hand-rolled run.
@@ -88,7 +89,7 @@ def make_keras_trainer(X, y, lr, iterations, feed="dataset", device="cpu", batch
                 losses = np.asarray(history.history["loss"], dtype)
             final_loss = final_loss_fn(y, model(X, training=False))
         kernel, bias = dense.get_weights()
-        return TFResult(
+        return LoopResult(
             weights=kernel, bias=kernel.dtype.type(bias[0]),
             loss_curve=np.append(losses, np.asarray(final_loss, dtype)),  # .numpy() happened: on the host
             device=label_of(dense.kernel.value.device), jit_compile=JIT_COMPILE,

@@ -1,43 +1,22 @@
-"""The one result type every trainer returns, the loop result it is made from, and the rules applied to every run.
+"""The one result type every trainer returns, the loop results it is made from, and the rules applied to every run.
 
-Each framework package returns its own plain loop result (handrolled.DescentResult, tf_models.result.TFResult,
-jax_models.result.JaxResult): none may import this package or another framework's, so they share no class,
-but each has the fields of LoopResult below, which from_run reads into the one RunResult.
+A loop returns one of two frozen loop results: numpy's handrolled.DescentResult, or loop_result.LoopResult,
+the top-level module tf_models and jax_models share (neither may import this package or a framework's
+package). from_run reads either into the one RunResult, which adds what the study measures around a run
+(its name, dtype, timing, checks).
 """
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from handrolled import divergence_point  # the study's one divergence rule (non-finite, or past DIVERGENCE_FACTOR x start)
+from handrolled import DescentResult, divergence_point  # numpy's loop result; the study's one divergence rule
+from loop_result import LoopResult  # the TensorFlow and JAX loops' result
 
 from comparisons.core.tolerances import GRADIENT
 
 
 class GradientMismatchError(RuntimeError):
     """Autodiff and the analytic gradients (or central differences) disagree beyond the dtype's tolerance."""
-
-
-@runtime_checkable
-class LoopResult(Protocol):
-    """What a framework package's training loop returns (its own frozen dataclass, or a mapping with these keys).
-
-    Besides the three fields below it may carry any of OPTIONAL_FIELDS; a missing one takes the default there.
-    """
-
-    weights: np.ndarray  # (m, 1), the parameters after the last update made
-    bias: object  # scalar
-    loss_curve: np.ndarray  # (k + 1,): point i is the loss before update i, the last the final parameters'
-
-
-OPTIONAL_FIELDS = {
-    "diverged_at": None,  # the update whose loss showed divergence, when the loop stops itself there
-    "device": "cpu",  # the label of the device it ran on
-    "grad_abs_diff": None,  # (k,): per-step max |autodiff - analytic| (loops that check the gradient every step)
-    "grad_rel_diff": None,  # (k,): the same relative to the size of the summed terms
-    "jit_compile": None,  # whether XLA compiled it (compiled frameworks)
-    "mode": None,  # how the loop ran, when the implementation has several ways
-}
 
 
 @dataclass(frozen=True)
@@ -95,25 +74,29 @@ def truncate_at_divergence(losses):
     return (losses, None) if point is None else (losses[:point + 1], point)
 
 
-def from_run(name, dtype, run, device=None, **extra):
-    """A RunResult from a framework's LoopResult (an object or a mapping with its fields), checked.
+LOOP_RESULTS = (DescentResult, LoopResult)  # the loop result types from_run reads
 
-    A run that does not stop itself (no diverged_at) is cut at the study's divergence point; a
-    per-step gradient check beyond the dtype's tolerance raises.
+
+def from_run(name, dtype, run, device=None, **extra):
+    """A RunResult from a loop's DescentResult (numpy) or LoopResult (TensorFlow, JAX), checked.
+
+    `device` names where it ran when the loop does not say (a DescentResult has no device: "cpu"). A run
+    that does not stop itself (no diverged_at) is cut at the study's divergence point; a per-step
+    gradient check beyond the dtype's tolerance raises.
     """
-    if isinstance(run, dict):
-        get = lambda key: run[key] if key in run else OPTIONAL_FIELDS[key]
-    else:
-        get = lambda key: getattr(run, key) if hasattr(run, key) else OPTIONAL_FIELDS[key]
+    if not isinstance(run, LOOP_RESULTS):
+        raise TypeError(f"{name}: a loop returns handrolled.DescentResult or loop_result.LoopResult, "
+                        f"not {type(run).__name__}")
+    optional = lambda key: getattr(run, key, None)  # LoopResult's fields past diverged_at; a DescentResult has none
     np_dtype = np.dtype(dtype)
-    as_array = lambda key: None if get(key) is None else np.asarray(get(key), np_dtype)
-    curve, diverged_at = as_array("loss_curve"), get("diverged_at")
+    as_array = lambda values: None if values is None else np.asarray(values, np_dtype)
+    curve, diverged_at = as_array(run.loss_curve), run.diverged_at
     if diverged_at is None:
         curve, diverged_at = truncate_at_divergence(curve)
-    result = RunResult(name, device or get("device"), dtype, as_array("weights").reshape(-1, 1),
-                       float(get("bias")), curve, diverged_at, grad_abs_diff=as_array("grad_abs_diff"),
-                       grad_rel_diff=as_array("grad_rel_diff"), jit_compile=get("jit_compile"), mode=get("mode"),
-                       **extra)
+    result = RunResult(name, device or optional("device") or "cpu", dtype, as_array(run.weights).reshape(-1, 1),
+                       float(run.bias), curve, diverged_at, grad_abs_diff=as_array(optional("grad_abs_diff")),
+                       grad_rel_diff=as_array(optional("grad_rel_diff")), jit_compile=optional("jit_compile"),
+                       mode=optional("mode"), **extra)
     check_gradient_tolerance(result)
     return result
 

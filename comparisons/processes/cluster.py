@@ -43,7 +43,7 @@ from comparisons.processes.isolated import exit_reason, last_meaningful
 from comparisons.processes.scratch import make_owned_dir
 
 WORKER_MODULE = "tf_models.multi_worker"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # workers run here, so `-m tf_models.multi_worker` and loop_result resolve
 GRACE_S = 5.0  # SIGTERM, then this long before SIGKILL (well inside the 20 s promise)
 BLAME_WAIT_S = 3.0  # after a first failure, how long to wait for the real culprit's own exit
 PORT_IN_USE = ("address already in use", "could not start grpc server", "failed to add port", "bind")

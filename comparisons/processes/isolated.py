@@ -77,7 +77,7 @@ def _kill_group(proc):
     proc.wait()
 
 
-REPOSITORY = Path(__file__).resolve().parents[1]  # children run here, so `python -m tf_models...` resolves
+REPOSITORY = Path(__file__).resolve().parents[2]  # children run here, so `python -m tf_models...` resolves
 
 
 def run_resumable(keys, attempt):

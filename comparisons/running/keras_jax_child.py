@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from loop_result import LoopResult
+
 from comparisons.running.timing import time_calls
 
-REPOSITORY = Path(__file__).resolve().parents[1]  # the child runs here, so `-m comparisons.running.keras_jax_child` resolves
+REPOSITORY = Path(__file__).resolve().parents[2]  # the child runs here, so `-m comparisons.running.keras_jax_child` resolves
 TIMEOUT_S = 600.0  # hard limit on one child, start-up included (the lesson's run takes seconds)
 
 
@@ -43,7 +45,7 @@ class KerasJaxError(RuntimeError):
 class ChildRun:
     """What one keras:jax child returned."""
 
-    results: tuple  # a JaxResult per learning rate, in the order asked
+    results: tuple  # a loop_result.LoopResult per learning rate, in the order asked
     first_call_s: float  # the warm-up call of the first rate (tracing and compiling included)
     repeat_s: tuple  # the timed calls of the first rate after the warm-up
     tensorflow_imported: bool  # whether 'tensorflow' was in the child's sys.modules at the end
@@ -267,16 +269,13 @@ def shared_child():
 
 def read_result(path, dtype, iterations):
     """A ChildRun from a result file."""
-    from jax_models.result import JaxResult
-
     with np.load(path, allow_pickle=False) as data:
         out = {key: data[key] for key in data.files}
     np_dtype = np.dtype(dtype)
     results = tuple(
-        JaxResult(weights=np.asarray(out[f"weights_{k}"], np_dtype).reshape(-1, 1),
-                  bias=np_dtype.type(out[f"bias_{k}"]), loss_curve=np.asarray(out[f"loss_curve_{k}"], np_dtype),
-                  device=str(out["device"]),
-                  jit_compile=bool(out["jit_compile"]), mode="keras")
+        LoopResult(weights=np.asarray(out[f"weights_{k}"], np_dtype).reshape(-1, 1),
+                   bias=np_dtype.type(out[f"bias_{k}"]), loss_curve=np.asarray(out[f"loss_curve_{k}"], np_dtype),
+                   device=str(out["device"]), jit_compile=bool(out["jit_compile"]), mode="keras")
         for k in range(int(out["count"])))
     return ChildRun(results=results, first_call_s=float(out["first_call_s"]),
                     repeat_s=tuple(float(s) for s in out["repeat_s"]),
@@ -300,7 +299,7 @@ def run_jobs(jobs, timeout_s=TIMEOUT_S):
 
 def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", keep_float64=True,
                            timeout_s=TIMEOUT_S, scratch=None):
-    """Build keras:jax: a callable (W0, b0, rate=lr) -> JaxResult, each call one child process (inside a
+    """Build keras:jax: a callable (W0, b0, rate=lr) -> LoopResult, each call one child process (inside a
     shared_child() block, the next job of the block's child).
 
     Keras runs all N updates (fit cannot stop between steps): diverged_at is None and the curve has

@@ -17,7 +17,7 @@ def _autodiff_gradient(spec):
 
 
 def _checked(spec, jax_train):
-    """A trainer from a jax_models trainer (returning a JaxResult) (lr is an input of the compiled code: a new rate does not retrace)."""
+    """A trainer from a jax_models trainer (returning a LoopResult) (lr is an input of the compiled code: a new rate does not retrace)."""
     def train(W0, b0, rate=spec.lr):
         return from_run(spec.name, spec.dtype, jax_train(W0, b0, lr=float(rate)))
     return Trainer(spec, train, autodiff_gradient=_autodiff_gradient(spec))

@@ -3,7 +3,10 @@ import dataclasses
 import functools
 import math
 
+import numpy as np
+
 import handrolled
+from loop_result import LoopResult
 
 from comparisons.core.results import GradientMismatchError, from_run
 from comparisons.running.adapters import Trainer
@@ -21,7 +24,7 @@ def _autodiff_gradient(spec):
 
 
 def _keras(spec, make):
-    """A Keras trainer from make() -> keras_train(W0, b0, lr) -> TFResult: all N updates each call."""
+    """A Keras trainer from make() -> keras_train(W0, b0, lr) -> LoopResult: all N updates each call."""
     keras_train = make()
 
     def train(W0, b0, rate=spec.lr):
@@ -98,6 +101,15 @@ def mirrored_tape(spec):
                                                   divergence_factor=handrolled.DIVERGENCE_FACTOR))
 
 
+def _chief_result(out, dtype):
+    """The loop result from the chief's JSON (tf_models.multi_worker writes its arrays as lists)."""
+    as_array = lambda key: np.asarray(out[key], dtype)
+    return LoopResult(
+        weights=as_array("weights").reshape(-1, 1), bias=np.dtype(dtype).type(out["bias"]),
+        loss_curve=as_array("loss_curve"), diverged_at=out["diverged_at"], device=out["device"], jit_compile=False,
+        grad_abs_diff=as_array("grad_abs_diff"), grad_rel_diff=as_array("grad_rel_diff"), mode="multi_worker")
+
+
 def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     """The tape loop on spec.workers loopback processes: (W0, b0, rate, repeats=0, budget_s=inf) -> RunResult with .timing.
 
@@ -130,8 +142,8 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
                 if not made:
                     break
                 repeat_s += made
-        out.update(jit_compile=False, mode="multi_worker")
-        return from_run(spec.name, dtype, out, timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(repeat_s)))
+        return from_run(spec.name, dtype, _chief_result(out, dtype),
+                        timing=Timing(first_call_s=out["first_call_s"], repeat_s=tuple(repeat_s)))
 
     return Trainer(spec, train, autodiff_gradient=_autodiff_gradient(spec))
 
