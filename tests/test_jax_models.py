@@ -248,32 +248,26 @@ def run_python(script, env_extra=None, timeout=600):
 
 @pytest.fixture(scope="module")
 def keras_runs():
-    """keras:jax jobs in two children, one per dtype, side by side: full batch (the lesson's rate and a divergent
-    one) and a mini-batch order; the float64 child first runs Keras' promotion as shipped (50 updates).
+    """keras:jax jobs in one child (one Keras and JAX start-up): per dtype, full batch (the lesson's rate and a
+    divergent one) and a mini-batch order; first of all, Keras' promotion as shipped (50 updates in float64).
 
     One child serves several jobs in turn (keras_jax_child.run_jobs), each building and compiling its own model
     and setting Keras' promotion for itself: the float64 jobs after the one as shipped must still match numpy
-    to float64's tolerance (test_keras_jax_matches_numpy), and that one must still round (its own test).
+    to float64's tolerance (test_keras_jax_matches_numpy), the float32 jobs after the float64 ones float32's,
+    and the one as shipped must still round (its own test).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from comparisons.running.keras_jax_child import run_jobs
 
     data, (W0, b0), iterations = case_data("lesson")
     order = handrolled.sample_order(data.n, handrolled.epochs_needed(data.n, 32, 40), seed=5)
     batches = handrolled.batch_indices(order, 32, 40)
-    children = {dtype: {} for dtype in DTYPES}
-    children["float64"]["as_shipped"] = dict(X=data.X, y=data.y, W0=W0, b0=b0, rates=(LR,), iterations=50,
-                                             keep_float64=False)
-    for dtype in DTYPES:
+    jobs = {"as_shipped": dict(X=data.X, y=data.y, W0=W0, b0=b0, rates=(LR,), iterations=50, keep_float64=False)}
+    for dtype in DTYPES:  # float64 first: float32's jobs then follow a float64 one that kept float64
         X, y = data.X.astype(dtype), data.y.astype(dtype)
-        children[dtype] |= {
+        jobs |= {
             (dtype, "full"): dict(X=X, y=y, W0=W0, b0=b0, rates=(LR, DIVERGENT_LR), iterations=iterations, repeats=2),
             (dtype, "batches"): dict(X=X, y=y, W0=W0, b0=b0, rates=(LR,), iterations=40, batches=batches)}
-    with ThreadPoolExecutor(max_workers=2) as pool:  # each child is its own process: threads only wait
-        futures = {dtype: pool.submit(run_jobs, list(jobs.values())) for dtype, jobs in children.items()}
-        runs = {key: run for dtype, jobs in children.items() for key, run in zip(jobs, futures[dtype].result())}
-    return runs, batches
+    return dict(zip(jobs, run_jobs(list(jobs.values())))), batches
 
 
 @pytest.mark.slow
