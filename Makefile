@@ -26,7 +26,7 @@ ifneq ($(PYTHON_GIVEN),)
   endif
 endif
 
-.PHONY: run test quick report clean-venv
+.PHONY: run test test-long quick report clean-venv
 
 run: $(STAMP)
 	$(PY) run_all.py $(ARGS)
@@ -34,8 +34,13 @@ run: $(STAMP)
 # two pytest workers (pytest-xdist): the suite spends most of its time in TensorFlow start-ups and
 # subprocesses, one core each. Whole files go to a worker (module fixtures run once), slow files first
 # (tests/conftest.py orders them); `make test ARGS="-n 0"` runs everything in this one process.
+# `make test` is every test but the long tier (marker "long": multi-worker runs broken on purpose or run
+# long, each starting its own cluster); `make test-long` runs that tier, and CI (.ci/run) runs both.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not long" $(ARGS)
+
+test-long: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m long $(ARGS)
 
 quick: $(STAMP)
 	$(PY) run_all.py --quick $(ARGS)

@@ -115,6 +115,7 @@ def test_a_successor_removes_the_staging_of_a_driver_killed_with_sigkill(earlier
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_successor_removes_the_scratch_of_a_multi_worker_driver_killed_with_sigkill(earlier_results, tmp_path, capsys,
                                                                                      monkeypatch, report_skipped):
     """The killed driver's workers die with it; its copy of X (multi-worker-data-*) and session folder go next run.

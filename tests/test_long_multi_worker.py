@@ -138,6 +138,7 @@ class ThreadSampler:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_long_run_keeps_thread_counts_flat_and_matches_numpy(workers, tmp_path):
     session, pids = warmed(workers)
     baseline = [threads_of(pid) for pid in pids]
@@ -192,6 +193,7 @@ def _run_and_break(workers, tmp_path, timeout_s, breaking):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("how", ["killed", "stopped"])
 def test_a_peer_killed_or_stopped_mid_run_fails_the_run_within_the_timeout(workers, tmp_path, how):
     timeout_s = STALL_WINDOW_S  # the watchdog's window, as for a whole cluster that stalls
@@ -205,6 +207,7 @@ def test_a_peer_killed_or_stopped_mid_run_fails_the_run_within_the_timeout(worke
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_whole_cluster_that_stalls_is_ended_by_the_watchdog(workers, tmp_path):
     """Both workers stopped: no heartbeat or collective of TensorFlow's can notice; the launcher's watchdog does."""
     timeout_s = STALL_WINDOW_S

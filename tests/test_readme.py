@@ -165,3 +165,12 @@ def test_close_compares_to_the_digits_printed():
     assert not front_page.close(line, "W = 2.87782, 1  b = 4.14147  loss = 0.258997")
     with pytest.raises(ValueError):
         front_page.parse_printed("W: 2.8")
+
+
+def test_ci_runs_both_tiers_and_every_test_is_in_one():
+    """make test deselects exactly what make test-long selects, and CI runs both: no test is left out of CI."""
+    makefile = (REPO / "Makefile").read_text()
+    recipes = {target: makefile.split(f"\n{target}: ")[1].split("\n")[1] for target in ("test", "test-long")}
+    assert '-m "not long"' in recipes["test"] and "-m long" in recipes["test-long"]
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert "make test" in ci and "make test-long" in ci
