@@ -167,8 +167,8 @@ def lesson_job(tmp_path, dtype="float64", n=101, iterations=ITERATIONS, **change
 def served(tmp_path_factory):
     """Every real multi-worker job of these tests, in one shared two-worker session (as the driver runs them).
 
-    The session's first start meets a port someone else listens on (worker 0 cannot bind it) and
-    retries on fresh ports; it then serves a float64 lesson run on 101 rows (uneven shards), the
+    The session is started ahead and waited for (start_shared, as the driver does); its first start meets
+    a port someone else listens on (worker 0 cannot bind it) and the wait retries on fresh ports; it then serves a float64 lesson run on 101 rows (uneven shards), the
     study's adapter in float32 with its own timing, and the benchmark tasks, before a job whose
     worker 1 hangs ends it (worker 0's collective times out). A second session's worker 1 dies as it
     starts (killed before it could import TensorFlow: a death costs the launcher no start-up to see).
@@ -192,6 +192,7 @@ def served(tmp_path_factory):
         patch.setattr(cluster, "BLAME_WAIT_S", 1.0)
         with cluster.shared_sessions(ports=[taken.getsockname()[1], cluster.free_ports(1)[0]],
                                      on_start=started.append):
+            found["ready"] = cluster.start_shared(2)()  # started ahead and waited for, as the driver does
             (tmp / "lesson").mkdir()
             job, problem = lesson_job(tmp / "lesson")
             found["float64"] = (cluster.run_job(job, 2, timeout_s=240), problem)
@@ -226,7 +227,8 @@ BENCHMARK_JOB = {"task": "benchmark", "sizes": [100], "m": 4, "dtype": "float32"
 @pytest.mark.slow
 def test_two_workers_match_numpy_after_a_taken_port(served):
     result, problem = served["float64"]
-    assert served["starts_before_adapter"] == 2  # the first start failed on the taken port, the second ran
+    assert served["ready"] is True  # the wait saw the second start's workers ready...
+    assert served["starts_before_adapter"] == 2  # ...the first start failed on the taken port, the second ran the job
     assert_matches_numpy(result, *problem, 0.05, ITERATIONS)
     assert result["device"] == "worker0/cpu:0+worker1/cpu:0" and result["n"] == 101
     assert max(result["grad_rel_diff"]) < EQUIVALENCE["float64"]

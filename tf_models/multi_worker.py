@@ -172,6 +172,7 @@ def serve_task(ctx):
     import tensorflow as tf
 
     inbox = Path(ctx.job["inbox"])
+    (inbox / f"ready-{ctx.index}").write_text("")  # started: TensorFlow, the strategy and its cluster are up
     for number in itertools.count():
         path = inbox / f"{number:04d}.json"
         while not path.exists():

@@ -136,5 +136,13 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     return Trainer(spec, train, autodiff_gradient=_autodiff_gradient(spec))
 
 
+def start_workers(workers=2, **_):
+    """multi_worker_tape's starter: the shared session of `workers` workers started now (inside the driver's
+    cluster.shared_sessions() block); returns its wait() for their start-up (comparisons.processes.cluster.start_shared)."""
+    from comparisons.processes.cluster import start_shared
+
+    return start_shared(workers)
+
+
 __all__ = ["GradientMismatchError", "gram_tape", "keras_dataset", "keras_numpy_input", "mirrored_keras",
-           "mirrored_tape", "multi_worker_tape", "tape_auto", "tape_eager", "tape_graph", "tape_xla"]
+           "mirrored_tape", "multi_worker_tape", "start_workers", "tape_auto", "tape_eager", "tape_graph", "tape_xla"]
