@@ -152,7 +152,7 @@ def run(config, out, staging):
                                    jit={r.implementation: r.jit_compile for r in output.runs if r.jit_compile is not None})
     environment["wall_clock_s"] = round(time.perf_counter() - clock, 2)
     written = tables.write_all(output, config, environment, staging)
-    report.build(staging)
+    report.build(staging, helper=True)  # nothing is timed any more: a second process shares the figures
     publish(staging, out)
     front_page.sync_readme(out)  # the README's findings block, when `out` is the repository's results/
     implementations_page.sync(out)  # docs/implementations.md from the registry, likewise
