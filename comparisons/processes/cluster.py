@@ -433,8 +433,13 @@ def _blame(processes, logs, ports):
     raise ClusterError(f"worker {culprit} failed ({how}); last message: {messages[culprit] or '(none)'}")
 
 
-def train_job(X, y, W0, b0, lr, iterations, data_dir, repeats=0, collective_timeout_s=60.0, divergence_factor=1e6):
-    """The job dict of the study's gradient_tape:multi_worker (a warm-up, then `repeats` timed calls); X and y are saved as .npy in data_dir."""
+def train_job(X, y, W0, b0, lr, iterations, data_dir, repeats=0, collective_timeout_s=60.0, divergence_factor=1e6,
+              warm=False):
+    """The job dict of the study's gradient_tape:multi_worker (a warm-up, then `repeats` timed calls); X and y are saved as .npy in data_dir.
+
+    warm=True: the previous train job of the session ran these same data (same data_dir, X, y, iterations and
+    divergence rule): the workers reuse its warmed-up loop and make the timed calls only (tf_models.multi_worker).
+    """
     data_dir = Path(data_dir)
     np.save(data_dir / "X.npy", X)
     np.save(data_dir / "y.npy", y)
@@ -442,4 +447,4 @@ def train_job(X, y, W0, b0, lr, iterations, data_dir, repeats=0, collective_time
             "dtype": str(X.dtype), "shard": "contiguous", "lr": float(lr), "iterations": int(iterations),
             "W0": np.asarray(W0, np.float64).reshape(-1, 1).tolist(), "b0": float(b0),
             "repeats": int(repeats), "divergence_factor": float(divergence_factor),
-            "collective_timeout_s": float(collective_timeout_s)}
+            "collective_timeout_s": float(collective_timeout_s), "warm": bool(warm)}
