@@ -17,10 +17,10 @@ from comparisons.output import environment as env_info
 from comparisons import experiments as experiment_registry
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.errors import UsageError
-from comparisons.running.devices import set_up as set_up_devices
+from comparisons.running.devices import prepare_environment, set_up as set_up_devices
 from comparisons.running import keras_jax_child, stability
 from comparisons.core import strict_json
-from comparisons.running.study import plan, preflight_message, run_single
+from comparisons.running.study import plan, preflight_message, run_single, start_processes
 
 
 LONG_ANALYSIS_SIDE = 2000  # the stability analysis says what it computes above this matrix side
@@ -111,28 +111,36 @@ def run(config, out, staging):
     if not the_plan.rows:
         raise UsageError("nothing to run: " + "; ".join(f"{n} {why}" for n, why in the_plan.skipped)
                          + "; choose other implementations with --only or drop --batch-size")
-    machine = set_up_devices(config, the_plan)  # imports only the frameworks the plan runs here
-    triples = the_plan.triples(machine.devices)
-    initial = initial_parameters(trained.m, config.seed)
-    side = min(trained.n, trained.m + 1)
-    if side > LONG_ANALYSIS_SIDE:  # a dense symmetric eigenproblem of this side: seconds to minutes, said up front
-        print(f"note: stability analysis: the eigenvalues of a {side} x {side} matrix (2/n [X,1]^T [X,1]); "
-              "this takes a while", file=sys.stderr, flush=True)
-    analysis = stability.analyse(trained.X)
-    line = preflight_message(analysis, config.lr, widely)
-    if line:
-        print(line, file=sys.stderr)
+    # every multi-worker run of the study and its experiments on one set of workers per worker count, and every
+    # keras:jax run in one child: their start-ups are paid once, and the blocks end them however left (a usage
+    # error of the device set-up too). They start now, before this process imports its frameworks, so their
+    # start-ups overlap those imports; every one is waited for before the first timed call
+    with cluster.shared_sessions(), keras_jax_child.shared_child():
+        prepare_environment(config, the_plan)  # the started processes inherit what the device set-up sets
+        waits = start_processes(config, the_plan)
+        machine = set_up_devices(config, the_plan)  # imports only the frameworks the plan runs here
+        triples = the_plan.triples(machine.devices)
+        initial = initial_parameters(trained.m, config.seed)
+        side = min(trained.n, trained.m + 1)
+        if side > LONG_ANALYSIS_SIDE:  # a dense symmetric eigenproblem of this side: seconds to minutes, said up front
+            print(f"note: stability analysis: the eigenvalues of a {side} x {side} matrix (2/n [X,1]^T [X,1]); "
+                  "this takes a while", file=sys.stderr, flush=True)
+        analysis = stability.analyse(trained.X)
+        line = preflight_message(analysis, config.lr, widely)
+        if line:
+            print(line, file=sys.stderr)
 
-    progress = Progress(len(triples) + len(config.experiments))
-    try:
-        # every multi-worker run of the study and its experiments on one set of workers per worker count, and
-        # every keras:jax run in one child: their start-ups are paid once, and the blocks end them however left
-        with cluster.shared_sessions(), keras_jax_child.shared_child():
+        progress = Progress(len(triples) + len(config.experiments))
+        try:
+            if waits:
+                progress.note("waiting for the processes started ahead")
+            for wait in waits:  # idle before anything is timed: nothing shares the CPU with a timed call
+                wait()
             output = run_single(config, dataset, trained, to_raw, initial, triples, analysis, preflight=line,
                                 progress=progress.start, skipped=the_plan.skipped)
             experiment_status = run_experiments(config, machine.devices, staging, progress, data=trained, initial=initial)
-    finally:
-        progress.close()
+        finally:
+            progress.close()
     (staging / "experiments.json").write_text(strict_json.dumps(experiment_status, indent=2))
 
     from comparisons.report import document as report, front_page, implementations_page
@@ -144,7 +152,7 @@ def run(config, out, staging):
                                    jit={r.implementation: r.jit_compile for r in output.runs if r.jit_compile is not None})
     environment["wall_clock_s"] = round(time.perf_counter() - clock, 2)
     written = tables.write_all(output, config, environment, staging)
-    report.build(staging)
+    report.build(staging, helper=True)  # nothing is timed any more: a second process shares the figures
     publish(staging, out)
     front_page.sync_readme(out)  # the README's findings block, when `out` is the repository's results/
     implementations_page.sync(out)  # docs/implementations.md from the registry, likewise

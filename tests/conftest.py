@@ -121,7 +121,7 @@ def report_skipped(monkeypatch):
     """
     from comparisons.report import document
 
-    def one_line(folder):
+    def one_line(folder, **_):
         (folder / "report.md").write_text("# the report (not drawn in this test)\n")
         return folder / "report.md"
 

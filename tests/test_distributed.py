@@ -167,8 +167,9 @@ def lesson_job(tmp_path, dtype="float64", n=101, iterations=ITERATIONS, **change
 def served(tmp_path_factory):
     """Every real multi-worker job of these tests, in one shared two-worker session (as the driver runs them).
 
-    The session's first start meets a port someone else listens on (worker 0 cannot bind it) and
-    retries on fresh ports; it then serves a float64 lesson run on 101 rows (uneven shards), the
+    The session is started ahead and waited for (start_shared, as the driver does); its first start meets
+    a port someone else listens on (worker 0 cannot bind it) and the wait retries on fresh ports; it then serves
+    a float64 lesson run on 101 rows (uneven shards) and the same job again marked warm (its loop reused), the
     study's adapter in float32 with its own timing, and the benchmark tasks, before a job whose
     worker 1 hangs ends it (worker 0's collective times out). A second session's worker 1 dies as it
     starts (killed before it could import TensorFlow: a death costs the launcher no start-up to see).
@@ -192,9 +193,11 @@ def served(tmp_path_factory):
         patch.setattr(cluster, "BLAME_WAIT_S", 1.0)
         with cluster.shared_sessions(ports=[taken.getsockname()[1], cluster.free_ports(1)[0]],
                                      on_start=started.append):
+            found["ready"] = cluster.start_shared(2)()  # started ahead and waited for, as the driver does
             (tmp / "lesson").mkdir()
             job, problem = lesson_job(tmp / "lesson")
             found["float64"] = (cluster.run_job(job, 2, timeout_s=240), problem)
+            found["warm"] = cluster.run_job({**job, "warm": True, "repeats": 1}, 2, timeout_s=240)
             found["starts_before_adapter"] = len(started)
 
             data = make_synthetic(100, 1, 0.5, seed=0)
@@ -226,10 +229,20 @@ BENCHMARK_JOB = {"task": "benchmark", "sizes": [100], "m": 4, "dtype": "float32"
 @pytest.mark.slow
 def test_two_workers_match_numpy_after_a_taken_port(served):
     result, problem = served["float64"]
-    assert served["starts_before_adapter"] == 2  # the first start failed on the taken port, the second ran
+    assert served["ready"] is True  # the wait saw the second start's workers ready...
+    assert served["starts_before_adapter"] == 2  # ...the first start failed on the taken port, the second ran the job
     assert_matches_numpy(result, *problem, 0.05, ITERATIONS)
     assert result["device"] == "worker0/cpu:0+worker1/cpu:0" and result["n"] == 101
     assert max(result["grad_rel_diff"]) < EQUIVALENCE["float64"]
+
+
+@pytest.mark.slow
+def test_a_warm_job_reuses_the_loop_of_the_job_before_and_makes_only_its_timed_calls(served):
+    """The same data again, marked warm: no warm-up call (first_call_s None), one timed call, the same numbers."""
+    warm, (first, _) = served["warm"], served["float64"]
+    assert warm["warm"] is True and first["warm"] is False
+    assert warm["first_call_s"] is None and len(warm["repeat_s"]) == 1 and warm["repeat_s"][0] > 0
+    assert warm["weights"] == first["weights"] and warm["loss_curve"] == first["loss_curve"]
 
 
 @pytest.mark.slow

@@ -353,7 +353,7 @@ def test_keras_jax_child_failure_is_one_line():
 def test_a_shared_child_serves_jobs_in_turn_and_a_failed_job_ends_only_its_child(monkeypatch, tmp_path):
     """Inside shared_child(): a job that fails is one line with the child's last words and ends its child; the next
     jobs (both dtypes) run in one fresh child, match numpy, and the block's end ends that child. (The failing job
-    is a missing job file, which the child meets before importing JAX; a failure inside Keras is the test above.)"""
+    is a missing job file, met once the child has imported JAX and Keras; a failure inside Keras is the test above.)"""
     from comparisons.running import keras_jax_child
     from comparisons.running.keras_jax_child import KerasJaxError, make_keras_jax_trainer
 
@@ -368,12 +368,14 @@ def test_a_shared_child_serves_jobs_in_turn_and_a_failed_job_ends_only_its_child
         assert message.startswith("keras:jax child failed (exit code 1): FileNotFoundError: ") and "\n" not in message
         assert "missing.npz" in message
         assert session._proc is None  # the failed child is gone; the next job starts another
+        assert keras_jax_child.start_shared()() is True  # started ahead, as the driver does: imports done, idle
+        ahead = session._proc.pid
         for dtype in DTYPES:
             X, y = data.X.astype(dtype), data.y.astype(dtype)
             assert_matches_numpy(make_keras_jax_trainer(X, y, LR, 5)(W0, b0), X, y, W0, b0, LR, 5)
             pids.append(session._proc.pid)
         child = session._proc
-    assert pids[0] == pids[1] and child.poll() is not None  # one child served both, and the block ended it
+    assert pids == [ahead, ahead] and child.poll() is not None  # the child started ahead served both; the block ended it
 
 
 @pytest.mark.slow

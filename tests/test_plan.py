@@ -113,3 +113,39 @@ def test_a_builder_must_give_the_parts_its_row_s_capabilities_need(monkeypatch):
                                    route="gram")
     monkeypatch.setitem(registry.REGISTRY, impl.name, impl)
     assert gram_stages(make_trainer(impl.name, X, y, 0.1, 1)) == ("pass", "iterate")
+
+
+def test_own_process_rows_start_ahead_of_the_set_up_and_are_waited_for_before_the_runs(monkeypatch, tmp_path):
+    """The driver starts an own-process row's processes (its starter, given --workers) before it imports frameworks,
+    and waits for them before the first run; a row without a starter, or not in its own process, starts nothing."""
+    import pytest
+
+    from comparisons import pipeline
+    from comparisons.core import registry
+
+    events = []
+
+    def starter(**settings):
+        events.append(("start", settings))
+        return lambda: events.append("wait")
+
+    class Stop(Exception):
+        pass
+
+    def run_single(*args, **kwargs):
+        events.append("run")
+        raise Stop
+
+    rows = [registry.Implementation("numpy:ahead", "test only", "numpy", "unused:builder", own_process=True,
+                                    starter=starter),
+            registry.Implementation("numpy:plain", "test only", "numpy", "unused:builder", own_process=True),
+            registry.Implementation("numpy:here", "test only", "numpy", "unused:builder", starter=starter)]
+    for impl in rows:
+        monkeypatch.setitem(registry.REGISTRY, impl.name, impl)
+    set_up = pipeline.set_up_devices
+    monkeypatch.setattr(pipeline, "set_up_devices", lambda *a: events.append("set_up") or set_up(*a))
+    monkeypatch.setattr(pipeline, "run_single", run_single)
+    config = StudyConfig(only=tuple(impl.name for impl in rows), experiments=(), workers=3)
+    with pytest.raises(Stop):
+        pipeline.run(config, tmp_path / "out", tmp_path / "staging")
+    assert events == [("start", {"workers": 3}), "set_up", "wait", "run"]

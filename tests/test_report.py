@@ -706,3 +706,38 @@ def test_pairs_that_all_differ_in_work_show_only_why(folder, monkeypatch):
     assert "; those that differ in work, and why:" in section
     assert "2000 vs 1000 updates per call" in row or "1000 vs 2000 updates per call" in row
     assert "differs in work" not in row
+
+
+# --- the figures drawn by two processes -----------------------------------------------------------------
+
+def test_a_process_draws_only_the_jobs_it_claims_and_marks_each_done(monkeypatch, tmp_path):
+    """Claims split the jobs: one claimed elsewhere is not drawn here; each drawn here is marked done."""
+    from comparisons.report import drawing
+
+    drawn = []
+    monkeypatch.setattr(drawing, "draw", lambda folder, job: drawn.append(job))
+    (tmp_path / "b").touch()  # another process claimed b
+    drawing.draw_claimed(tmp_path / "results", ["a", "b", "c"], tmp_path)
+    assert drawn == ["a", "c"]
+    assert sorted(p.name for p in tmp_path.glob("*.done")) == ["a.done", "c.done"]
+
+
+def test_what_a_failing_helper_leaves_undone_is_drawn_here_once(monkeypatch, tmp_path):
+    """A helper that claims a job and fails without drawing it: this process draws every job, each once, and
+    leaves no claims behind; without a helper it draws them in order."""
+    from comparisons.report import drawing
+
+    fake = tmp_path / "python"  # stands for `python -m comparisons.report.drawing FOLDER CLAIMS JOB...`
+    fake.write_text('#!/bin/sh\ntouch "$4/$5"\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setattr(drawing.sys, "executable", str(fake))
+    drawn = []
+    monkeypatch.setattr(drawing, "draw", lambda folder, job: drawn.append(job))
+    results = tmp_path / "results"
+    results.mkdir()
+    drawing.draw_all(results, ["a", "b", "c"], helper=True)
+    assert sorted(drawn) == ["a", "b", "c"]
+    assert list(results.iterdir()) == []
+    drawn.clear()
+    drawing.draw_all(results, ["c", "a"])
+    assert drawn == ["c", "a"]

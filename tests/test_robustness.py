@@ -146,7 +146,7 @@ def test_failure_after_staging_keeps_previous_results(previous_results, monkeypa
     before = snapshot(previous_results)
     seen = []
 
-    def broken_build(folder):
+    def broken_build(folder, **_):
         seen.append(sorted(p.name for p in folder.iterdir()))  # the staging folder, full of tables by now
         raise RuntimeError("the disk filled up while drawing")
 

@@ -35,6 +35,10 @@ class Implementation:
     step_cost_s: float = 1e-4  # rough fixed cost of one update at small n, for planning iteration counts and dtypes
     note: str = ""  # why it costs what it costs, for the report's reading of the timings (no measured numbers)
     details: str = ""  # what it does and what it shows about its framework, for docs/implementations.md (generated)
+    # an own_process row's "module:function" (or callable) taking the run's settings (workers=W): starts the
+    # processes its trainer will run in and returns wait(), which blocks until they have started and idle; the
+    # driver calls it before its own imports, so their start-ups overlap them. None: they start on first use
+    starter: object = None
 
     @property
     def base(self):
@@ -68,6 +72,15 @@ class Implementation:
     def imports_here(self):
         """Whether the driver's own process imports the framework to run it."""
         return self.framework != "numpy" and not self.own_process
+
+    def start_processes(self, **settings):
+        """Start this row's processes ahead (its starter) and return their wait(); None when it has no starter."""
+        if self.starter is None:
+            return None
+        if callable(self.starter):
+            return self.starter(**settings)
+        module, _, function = self.starter.partition(":")
+        return getattr(importlib.import_module(module), function)(**settings)
 
     def build(self, spec):
         """The trainer for `spec` (a TrainerSpec): imports the builder only now, so frameworks load on demand."""
@@ -185,7 +198,7 @@ REGISTRY = {impl.name: impl for impl in (
     Implementation("gradient_tape:multi_worker", "the tape loop under MultiWorkerMirroredStrategy over --workers "
                    "processes on loopback (TF_CONFIG), one packed all-reduce per step", "tensorflow",
                    f"{_TF}:multi_worker_tape", title="GradientTape, worker processes", checks_gradient=True,
-                   distributed="workers", own_process=True, step_cost_s=4e-3,
+                   distributed="workers", own_process=True, step_cost_s=4e-3, starter=f"{_TF}:start_workers",
                    details="The tape loop under `tf.distribute.MultiWorkerMirroredStrategy` over `--workers W` "
                            "processes (default 2) that the driver starts on free loopback ports with `TF_CONFIG`; "
                            "each worker reads only its rows, one packed all-reduce per step (three separate ones "
@@ -216,6 +229,7 @@ REGISTRY = {impl.name: impl for impl in (
     Implementation("keras:jax", "the keras row's Dense(1) + SGD + mse fit on the JAX backend (KERAS_BACKEND=jax), in its "
                    "own process", "jax", f"{_JAX}:keras_on_jax", title="Keras fit on JAX", minibatch=True,
                    stops_at_divergence=False, own_process=True, step_cost_s=3e-4,
+                   starter=f"{_JAX}:start_keras_jax_child",
                    note="its times are taken inside its own process, around fit, as `keras`'s are in this one",
                    details="The `keras` row's model and fit (`Dense(1)`, `SGD(lr)`, `\"mse\"`, "
                            "`steps_per_execution=N`, the same `StepLossRecorder`) on Keras' JAX backend. Keras "

@@ -5,7 +5,10 @@ in its own session, so a Ctrl-C at the terminal reaches only the driver) and han
 after another, each answered by the chief's result file: the workers' TensorFlow start-up is paid
 once per session, not once per job. run_cluster(job, workers) is a session for one job;
 run_job(job, workers) uses the session kept by an open shared_sessions() block (the driver opens
-one around the study and its experiments), else a session of its own. Whatever happens — success,
+one around the study and its experiments), else a session of its own; start_shared(workers) starts
+that session's workers ahead (the driver does so before its own imports) and returns its wait_ready,
+which returns once each serving worker has written ready-K into the inbox (its TensorFlow and
+strategy up, idle), so nothing is timed while they start. Whatever happens — success,
 a worker that fails or hangs, the hard timeout, Ctrl-C or SIGTERM in the driver (run_all.py
 turns SIGTERM into KeyboardInterrupt) — a session ends every worker when it closes or a job
 fails: SIGTERM to its process group, SIGKILL after a grace period. Each worker also watches the
@@ -48,6 +51,9 @@ GRACE_S = 5.0  # SIGTERM, then this long before SIGKILL (well inside the 20 s pr
 BLAME_WAIT_S = 3.0  # after a first failure, how long to wait for the real culprit's own exit
 PORT_IN_USE = ("address already in use", "could not start grpc server", "failed to add port", "bind")
 STALL_CPU_FRACTION = 0.02  # workers using less than this share of one core together, for a whole window, are stalled
+READY_FILE = "ready-{index}"  # a serving worker writes this into its inbox once started (TensorFlow and strategy up)
+START_TIMEOUT_S = 300.0  # how long wait_ready waits for workers started ahead before it gives up on them
+START_STALL_S = 60.0  # ... or how long they may use almost no CPU together while starting (StallWatch)
 
 
 class ClusterError(RuntimeError):
@@ -211,6 +217,47 @@ class ClusterSession:
                 self.close()
                 raise
 
+    def start(self):
+        """Start the workers now when none runs, so their start-up overlaps the caller's own work; run() then uses them."""
+        if not self._processes:
+            self._start()
+
+    def wait_ready(self, timeout_s=START_TIMEOUT_S):
+        """Block until every worker has started (each wrote its READY_FILE) and idles on the inbox; True if they did.
+
+        A worker that cannot bind its port makes it start fresh ones on free ports, as run() does. Workers
+        that fail to start otherwise (an exit, no readiness within timeout_s) are ended and False is
+        returned: the next run() starts fresh ones and reports a failure as it always does. Nothing
+        started: True at once.
+        """
+        for attempt in range(self._attempts):
+            if not self._processes:
+                return True
+            try:
+                self._wait_started(timeout_s)
+                return True
+            except _PortTaken:
+                self.close()
+                self._pick = free_ports
+                if attempt < self._attempts - 1:
+                    self._start()
+            except ClusterError:
+                self.close()
+                return False
+        return False
+
+    def _wait_started(self, timeout_s):
+        ready = [self._scratch / READY_FILE.format(index=k) for k in range(self.workers)]
+        deadline = time.monotonic() + timeout_s
+        watch = StallWatch(self._processes, START_STALL_S)
+        while not all(path.exists() for path in ready):
+            if any(p.poll() is not None for p in self._processes):
+                _blame(self._processes, self._logs, self._ports)  # raises _PortTaken or ClusterError
+            watch.sample()
+            if watch.stalled() is not None or time.monotonic() > deadline:
+                raise ClusterError("the workers did not start")
+            time.sleep(0.02)
+
     def close(self):
         """End every worker of this session and remove its scratch folder (nothing to do when none runs)."""
         try:
@@ -295,6 +342,21 @@ def shared_sessions(**session_options):
             session.close()
 
 
+def start_shared(workers=2):
+    """Start the shared session of `workers` workers now (inside shared_sessions()); its wait_ready, for their start-up.
+
+    run_job then finds it started. Outside a shared_sessions() block nothing is started (a session of
+    run_job's own would end with its job) and the wait returns at once.
+    """
+    if _shared is None:
+        return lambda: True
+    options, sessions = _shared
+    if workers not in sessions:
+        sessions[workers] = ClusterSession(workers, **options)
+    sessions[workers].start()
+    return sessions[workers].wait_ready
+
+
 def run_job(job, workers=2, timeout_s=300.0):
     """The chief's result of `job`: in the shared session of `workers` workers when shared_sessions() is open, else on a cluster of its own."""
     if _shared is None:
@@ -371,8 +433,13 @@ def _blame(processes, logs, ports):
     raise ClusterError(f"worker {culprit} failed ({how}); last message: {messages[culprit] or '(none)'}")
 
 
-def train_job(X, y, W0, b0, lr, iterations, data_dir, repeats=0, collective_timeout_s=60.0, divergence_factor=1e6):
-    """The job dict of the study's gradient_tape:multi_worker (a warm-up, then `repeats` timed calls); X and y are saved as .npy in data_dir."""
+def train_job(X, y, W0, b0, lr, iterations, data_dir, repeats=0, collective_timeout_s=60.0, divergence_factor=1e6,
+              warm=False):
+    """The job dict of the study's gradient_tape:multi_worker (a warm-up, then `repeats` timed calls); X and y are saved as .npy in data_dir.
+
+    warm=True: the previous train job of the session ran these same data (same data_dir, X, y, iterations and
+    divergence rule): the workers reuse its warmed-up loop and make the timed calls only (tf_models.multi_worker).
+    """
     data_dir = Path(data_dir)
     np.save(data_dir / "X.npy", X)
     np.save(data_dir / "y.npy", y)
@@ -380,4 +447,4 @@ def train_job(X, y, W0, b0, lr, iterations, data_dir, repeats=0, collective_time
             "dtype": str(X.dtype), "shard": "contiguous", "lr": float(lr), "iterations": int(iterations),
             "W0": np.asarray(W0, np.float64).reshape(-1, 1).tolist(), "b0": float(b0),
             "repeats": int(repeats), "divergence_factor": float(divergence_factor),
-            "collective_timeout_s": float(collective_timeout_s)}
+            "collective_timeout_s": float(collective_timeout_s), "warm": bool(warm)}

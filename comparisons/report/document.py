@@ -29,6 +29,7 @@ from comparisons.core.config import EXPERIMENTS
 from comparisons.core import registry
 from comparisons.output.prose import duration, in_eps, join, md_table, named, plural, ratio, run_label, span
 from comparisons.core.registry import REFERENCE, REGISTRY
+from comparisons.report import drawing
 from comparisons.report.findings import Finding, render, rounded
 from comparisons.running.devices import DEVICE_MODULES
 from comparisons.running.timing import CONFIDENCE, break_even_updates, overlap, ratio_interval
@@ -1019,11 +1020,10 @@ def titled(markdown):
 
 
 def _experiments_section(results_dir, status):
-    """Each experiment's figure and section, or why it is missing."""
+    """Each experiment's section (its figure drawn by build), or why it is missing."""
     done, missing = experiment_tables(results_dir, status)
     parts = []
     for name, (module, table) in done.items():
-        module.plot(table, results_dir)
         parts.append(module.report_section(table) + f"\n\n_({status[name].get('seconds')} s)_")
     parts += [f"## Experiment `{name}`\n\n**Not measured:** {why}" for name, why in missing.items()]
     return "\n\n".join(parts)
@@ -1035,28 +1035,28 @@ def _frameworks(runs):
     return [f for f in registry.FRAMEWORKS if f in seen] + sorted(seen - set(registry.FRAMEWORKS))
 
 
-def build(results_dir):
-    """Draw the figures and write report.md in `results_dir` from its tables; returns its path."""
+def build(results_dir, helper=False):
+    """Draw the figures and write report.md in `results_dir` from its tables; returns its path.
+
+    helper=True shares the figures with a second process (comparisons.report.drawing): the same files, sooner.
+    """
     d = Path(results_dir)
     t = load(d)
     study, env, config, runs = t["study"], t["environment"], t["config"], t["runs"]
-    figures.loss_curves(d)
-    figures.timings(d)
-    figures.headline(d)
-    fit = ""
-    if (d / "data.csv").exists() and study["n_features"] == 1:
-        data = pd.read_csv(d / "data.csv")
-        figures.fitted_line(d, data.iloc[:, :1].to_numpy(), data.iloc[:, -1:].to_numpy())
-        fit = "\n\n![the learned lines over the data](fit.png)"
+    fitted = (d / "data.csv").exists() and study["n_features"] == 1
+    done, _ = experiment_tables(d, t["experiments"])
+    # the experiments' figures first (the larger ones), the single run's last: two processes finish together
+    drawing.draw_all(d.resolve(), [*done, "loss_curves", "timings", "headline"] + ["fit"] * fitted, helper=helper)
+    fit = "\n\n![the learned lines over the data](fit.png)" if fitted else ""
     diverged = runs[runs.status != "ok"]
     status_text = ("Every run finished its iterations." if diverged.empty else
                    "Some runs diverged and were stopped: " + "; ".join(
                        f"{run_label(r.implementation, r.device, r.dtype)} {r.status}" for r in diverged.itertuples()) + ".")
-    done, _ = experiment_tables(d, t["experiments"])
     scaling = done["scaling"][1] if "scaling" in done else None
+    second = second_reading(done)
     body = [
         "## Findings\n\n" + findings_markdown(findings(d, t))
-        + ("\n\n" + second_reading(done) if second_reading(done) else "")
+        + ("\n\n" + second if second else "")
         + ("\n\n![each way of training at a glance](headline.png)" if (d / "headline.png").exists() else ""),
         glossary(t["timings"]),
         "## Which to use when\n\n" + use_when_markdown(t),

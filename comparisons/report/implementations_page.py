@@ -12,7 +12,7 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "implementations.md"
 MARK = ("<!-- generated from comparisons/core/registry.py by `make report` (comparisons/report/implementations_page.py); "
         "do not edit by hand -->")
 # the row's words, rendered in the first table
-DESCRIPTIVE = ("name", "summary", "framework", "builder", "title", "note", "details")
+DESCRIPTIVE = ("name", "summary", "framework", "builder", "starter", "title", "note", "details")
 # column header and how a value reads, for every capability field (and the ones derived from them)
 CAPABILITIES = {
     "minibatch": ("follows --batch-size", lambda v: "yes" if v else ""),

@@ -4,6 +4,7 @@ set_up(config, plan) is the driver's device set-up: it imports only the framewor
 process, resolves their devices, splits the CPU for mirrored rows and fixes TensorFlow's numerics.
 """
 import importlib
+import os
 from dataclasses import dataclass
 
 from comparisons.core.errors import UsageError
@@ -71,6 +72,34 @@ def frameworks_here(config, plan):
     return needed
 
 
+def _needed(config, plan):
+    """The frameworks set_up imports here: frameworks_here, or TensorFlow alone to check a GPU asked for by name."""
+    needed = frameworks_here(config, plan)
+    if config.device.startswith("gpu") and not needed:
+        needed = {"tensorflow"}
+    return needed
+
+
+def _splits_jax_cpu(plan):
+    """Whether a JAX row of the plan is sharded over replicas (the host CPU is then split for it)."""
+    return any(impl.framework == "jax" and impl.distributed == "replicas" for impl in plan.implementations)
+
+
+def prepare_environment(config, plan):
+    """Set now the environment variables set_up will set, importing no framework; idempotent.
+
+    Processes started before set_up (the own-process rows' starters, which overlap the driver's imports)
+    so inherit the environment they would inherit after it: TensorFlow's log level, JAX's CPU split.
+    """
+    needed = _needed(config, plan)
+    if "tensorflow" in needed:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as tf_models.quiet_import.import_tensorflow sets it
+    if "jax" in needed and _splits_jax_cpu(plan):
+        from jax_models.runtime import request_cpu_devices  # standard library only until JAX is imported
+
+        request_cpu_devices(config.replicas)
+
+
 def resolve_devices(config, plan):
     """Device labels per framework ({"numpy": ["cpu"], "tensorflow": [...], "jax": [...]}); UsageError if unavailable.
 
@@ -81,9 +110,7 @@ def resolve_devices(config, plan):
     framework that runs (TensorFlow when only numpy does): its absence is a usage error saying what
     each framework saw. JAX's device list is read here also for keras:jax, whose Keras runs in a child.
     """
-    needed = frameworks_here(config, plan)
-    if config.device.startswith("gpu") and not needed:
-        needed = {"tensorflow"}
+    needed = _needed(config, plan)
     devices, errors = {"numpy": ["cpu"]}, []
     if "tensorflow" in needed:
         devices["tensorflow"], error = _tensorflow_devices(config)
@@ -122,7 +149,7 @@ def _tensorflow_devices(config):
 def _jax_devices(config, plan):
     """(JAX's device labels for --device, or None, and an error text or None); the CPU split first for sharded rows."""
     jax_rows = [impl for impl in plan.implementations if impl.framework == "jax"]
-    sharded = any(impl.distributed == "replicas" for impl in jax_rows)
+    sharded = _splits_jax_cpu(plan)
     try:
         from jax_models.runtime import import_jax
 

@@ -14,12 +14,15 @@ that fails or hangs raises KerasJaxError with one line and the child's last stde
 jobs in turn, each building and compiling its own model, so its start-up and imports are paid once:
 further JOB RESULT pairs on its command line (run_jobs), or, inside a shared_child() block (the
 driver opens one around the study), one child that reads `JOB<tab>RESULT` lines on its stdin
-(`--serve`) for every keras:jax run until the block ends; a job that fails ends that child and
-the next one starts a fresh child.
+(`--serve READY`) for every keras:jax run until the block ends; a job that fails ends that child and
+the next one starts a fresh child. A serving child imports JAX and Keras at once and then writes
+the file READY, so the driver can start it before its own imports (start_shared) and wait until it
+idles (KerasJaxSession.wait_ready) before anything is timed.
 """
 import contextlib
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,12 +64,8 @@ def _batches_of(job):
     return np.split(job["batch_flat"], np.cumsum(job["batch_lengths"])[:-1])
 
 
-def run_job(job):
-    """Run a job (a dict of arrays, as written by write_job) in this process; returns the result dict.
-
-    This process must be fresh or already on Keras' JAX backend: KERAS_BACKEND is set here
-    before Keras is imported.
-    """
+def import_keras_on_jax():
+    """(jax_models.keras_fit, StepLossRecorder): Keras on the JAX backend, JAX with x64 and "highest" precision first."""
     os.environ["KERAS_BACKEND"] = "jax"
     from jax_models.runtime import import_jax
 
@@ -74,6 +73,16 @@ def run_job(job):
     from jax_models import keras_fit
     from tf_models.keras_recorder import StepLossRecorder  # Keras only: the TensorFlow fit's own recorder
 
+    return keras_fit, StepLossRecorder
+
+
+def run_job(job):
+    """Run a job (a dict of arrays, as written by write_job) in this process; returns the result dict.
+
+    This process must be fresh or already on Keras' JAX backend: KERAS_BACKEND is set here
+    before Keras is imported.
+    """
+    keras_fit, StepLossRecorder = import_keras_on_jax()
     X, y = job["X"], job["y"]
     float64_kept = bool(job["keep_float64"]) and X.dtype == np.float64
     keras_fit.keep_float64(float64_kept)
@@ -99,7 +108,10 @@ USAGE = "usage: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz
 def main(argv=None):
     """Child entry point: python -m comparisons.running.keras_jax_child JOB.npz RESULT.npz [JOB.npz RESULT.npz ...]."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--serve"]:  # KerasJaxSession's child: `JOB<tab>RESULT` lines on stdin until it closes
+    if argv[:1] == ["--serve"] and len(argv) <= 2:  # KerasJaxSession's child: `JOB<tab>RESULT` lines on stdin
+        import_keras_on_jax()  # its start-up, before the first job comes: imports are never timed
+        if len(argv) == 2:  # --serve READY: say the imports are done (the parent waits on it before timed work)
+            Path(argv[1]).write_text("")
         for line in sys.stdin:
             _serve_one(*line.rstrip("\n").split("\t"))
         return 0
@@ -195,7 +207,32 @@ class KerasJaxSession:
     POLL_S = 0.02  # how often the parent looks for the result file
 
     def __init__(self):
-        self._proc, self._err = None, None
+        self._proc, self._err, self._ready = None, None, None
+
+    def start(self):
+        """Start the child now when none runs, so its start-up (JAX and Keras imports) overlaps the caller's own work."""
+        if self._proc is None:
+            from comparisons.processes.scratch import make_owned_dir
+
+            self._err = tempfile.TemporaryFile(mode="w+")
+            self._ready = make_owned_dir("keras-jax-")  # for READY; owner-tagged: a later run removes it if this one is killed
+            self._proc = _start_child(["--serve", str(self._ready / "ready")], self._err, stdin=subprocess.PIPE)
+
+    def wait_ready(self, timeout_s=TIMEOUT_S):
+        """Block until the child has imported JAX and Keras and idles on its stdin; True if it did (or none was started).
+
+        A child that exits or is not ready within timeout_s is ended and False returned: the next run()
+        starts a fresh one and reports a failure as it always does.
+        """
+        if self._proc is None:
+            return True
+        deadline = time.monotonic() + timeout_s
+        while not (self._ready / "ready").exists():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.close(wait_s=0)
+                return False
+            time.sleep(self.POLL_S)
+        return True
 
     def run(self, job_path, result_path, timeout_s=TIMEOUT_S):
         """Have the child run one job file into result_path; raises KerasJaxError as run_child does."""
@@ -203,9 +240,7 @@ class KerasJaxSession:
 
         deadline = time.monotonic() + timeout_s
         try:
-            if self._proc is None:
-                self._err = tempfile.TemporaryFile(mode="w+")
-                self._proc = _start_child(["--serve"], self._err, stdin=subprocess.PIPE)
+            self.start()
             offset = self._err.seek(0, os.SEEK_END)  # this job's words start here (a fresh child's: at 0)
             reason = None
             try:
@@ -238,7 +273,9 @@ class KerasJaxSession:
         """End the child (an idle one leaves at the end of its stdin; killed if it has not within wait_s) and drop its stderr."""
         from comparisons.processes.isolated import _kill_group
 
-        proc, err, self._proc, self._err = self._proc, self._err, None, None
+        proc, err, ready, self._proc, self._err, self._ready = self._proc, self._err, self._ready, None, None, None
+        if ready is not None and not (ready / "ready").exists():
+            wait_s = 0  # still importing: it would read its stdin's end only once done, so no use waiting
         if proc is not None:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
@@ -247,6 +284,8 @@ class KerasJaxSession:
             _kill_group(proc)
         if err is not None:
             err.close()
+        if ready is not None:
+            shutil.rmtree(ready, ignore_errors=True)
 
 
 _shared = None  # the KerasJaxSession of an open shared_child() block
@@ -265,6 +304,14 @@ def shared_child():
     finally:
         session, _shared = _shared, None
         session.close()
+
+
+def start_shared():
+    """Start the shared_child() block's child now; its wait_ready, for its start-up (outside a block: nothing, at once)."""
+    if _shared is None:
+        return lambda: True
+    _shared.start()
+    return _shared.wait_ready
 
 
 def read_result(path, dtype, iterations):

@@ -76,6 +76,16 @@ def plan(config):
     return Plan(tuple(rows), tuple(skipped), device=config.device)
 
 
+def start_processes(config, plan):
+    """Start ahead the processes the plan's own-process rows run in (each row's starter); a wait() for each.
+
+    The caller opens the blocks that keep them (comparisons.processes.cluster.shared_sessions,
+    keras_jax_child.shared_child) and calls every wait() before anything is timed.
+    """
+    waits = [impl.start_processes(workers=config.workers) for impl in plan.implementations if impl.own_process]
+    return [wait for wait in waits if wait is not None]
+
+
 def preflight_message(analysis, lr, scales_differ):
     """One line when lr is above 2 / lambda_max (full batch diverges there), else None."""
     if lr <= analysis.max_stable_lr:

@@ -63,4 +63,12 @@ def keras_on_jax(spec):
     return Trainer(spec, train)
 
 
-__all__ = ["eager_loop", "jit_loop", "keras_on_jax", "sharded_loop"]
+def start_keras_jax_child(**_):
+    """keras_on_jax's starter: the shared keras:jax child started now (inside the driver's shared_child() block), its
+    imports under way; returns its wait() for them (comparisons.running.keras_jax_child.start_shared)."""
+    from comparisons.running.keras_jax_child import start_shared
+
+    return start_shared()
+
+
+__all__ = ["eager_loop", "jit_loop", "keras_on_jax", "sharded_loop", "start_keras_jax_child"]

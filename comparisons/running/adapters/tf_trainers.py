@@ -116,8 +116,9 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     Each call runs on the workers (comparisons.processes.cluster: the study's shared session, or one opened
     for the call), whose chief times its calls itself and returns raw seconds. A first job makes
     the warm-up call (its result is the run's); then, while the study's one rule (timing.calls_owed:
-    the budget at the warm-up's pace, then at the slowest timed call's) owes calls, a job makes its
-    own warm-up (each job traces its loop anew) and exactly that many timed calls. So
+    the budget at the warm-up's pace, then at the slowest timed call's) owes calls, a warm job makes
+    exactly that many timed calls on the loop the workers traced and warmed up in the first job (were
+    they restarted in between, such a job makes its own warm-up first). So
     RunResult.timing means what every other timing row means, though its calls are not interleaved
     with the driver's rounds (they run in other processes, a job at a time).
     """
@@ -127,9 +128,10 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
 
     X, y, dtype = spec.X, spec.y, spec.dtype
 
-    def job_result(W0, b0, rate, calls, tmp):
+    def job_result(W0, b0, rate, calls, tmp, warm=False):
         job = train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=calls,
-                        collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR)
+                        collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR,
+                        warm=warm)
         return run_job(job, spec.workers, timeout_s=timeout_s)
 
     def train(W0, b0, rate=spec.lr, repeats=0, budget_s=math.inf):
@@ -138,7 +140,7 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
             out = job_result(W0, b0, rate, 0, tmp)  # the warm-up
             repeat_s = []
             while owed := calls_owed(repeats, budget_s, out["first_call_s"], repeat_s):
-                made = job_result(W0, b0, rate, owed, tmp)["repeat_s"]  # exactly `owed` calls
+                made = job_result(W0, b0, rate, owed, tmp, warm=True)["repeat_s"]  # exactly `owed` calls
                 if not made:
                     break
                 repeat_s += made
@@ -148,5 +150,13 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     return Trainer(spec, train, autodiff_gradient=_autodiff_gradient(spec))
 
 
+def start_workers(workers=2, **_):
+    """multi_worker_tape's starter: the shared session of `workers` workers started now (inside the driver's
+    cluster.shared_sessions() block); returns its wait() for their start-up (comparisons.processes.cluster.start_shared)."""
+    from comparisons.processes.cluster import start_shared
+
+    return start_shared(workers)
+
+
 __all__ = ["GradientMismatchError", "gram_tape", "keras_dataset", "keras_numpy_input", "mirrored_keras",
-           "mirrored_tape", "multi_worker_tape", "tape_auto", "tape_eager", "tape_graph", "tape_xla"]
+           "mirrored_tape", "multi_worker_tape", "start_workers", "tape_auto", "tape_eager", "tape_graph", "tape_xla"]
