@@ -335,6 +335,7 @@ def test_the_threaded_pass_gives_blas_its_threads_back():
     # float64 sums in another order: equal to float64 rounding (about n eps of the sums' size)
     np.testing.assert_allclose(threaded.G, one.G, rtol=4000 * np.finfo(np.float64).eps)
     assert cores.sufficient_statistics(data.X, data.y).n == 4000  # the study's pass: one range per core
+    assert cores.parts_for(3) == cores.cores() and cores.parts_for(1) == 1  # one feature: one range
 
 
 def test_row_ranges_cover_every_row_once():

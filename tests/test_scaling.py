@@ -362,8 +362,8 @@ def test_a_float32_gram_point_times_the_cast_of_its_pass(tmp_path, monkeypatch):
     for cast_ratio, said in ((2.5, True), (1.5, False)):
         doctored = slow.assign(cast_s=cast_ratio * slow.gram_pass_floor_s)
         text = scaling.report_section(doctored)
-        assert (f"that conversion alone, on every core and timed in the same rounds, took {cast_ratio:.2f}x the floor: "
-                "a pass that sums in float64 cannot come within the target on this machine" in text) is said
+        assert (f"that conversion alone, done as the pass does it and timed in the same rounds, took {cast_ratio:.2f}x "
+                "the floor: a pass that sums in float64 this way cannot come within the target on this machine" in text) is said
 
 
 def test_short_run_counts_the_pass_once_and_is_judged_against_the_target():

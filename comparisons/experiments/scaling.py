@@ -37,7 +37,7 @@ from comparisons.core import registry
 
 from comparisons.running import stability
 from comparisons.inputs.data import initial_parameters, make_synthetic
-from comparisons.running.cores import cores, sufficient_statistics, threaded_map
+from comparisons.running.cores import parts_for, sufficient_statistics, threaded_map
 from comparisons.running.implementations import gram_stages, make_trainer
 from comparisons.core.results import from_run
 from comparisons.output.prose import join
@@ -186,9 +186,9 @@ def stable_lr(X, y):
 
 
 def cast_probe(X, y):
-    """A callable doing only the Gram pass's cast, as the pass does it: its rows split into one range per core, run in
-    threads (comparisons.running.cores), each range cast block by block into a float64 buffer of its own (with one
-    feature, x and y; with several, X)."""
+    """A callable doing only the Gram pass's cast, as the pass does it: its rows split into the pass's ranges, run in
+    threads (comparisons.running.cores.parts_for), each range cast block by block into a float64 buffer of its own
+    (with one feature, x and y; with several, X)."""
     n, m = X.shape
     rows = min(n, block_rows_for(m))
     buffers = {}  # range start -> its float64 buffer, made once
@@ -204,7 +204,7 @@ def cast_probe(X, y):
             else:
                 buffer[:k] = X[start:start + k]
 
-    starts, stops = zip(*row_ranges(n, rows, cores()))
+    starts, stops = zip(*row_ranges(n, rows, parts_for(m)))
 
     def cast():
         threaded_map(cast_range, starts, stops)
@@ -736,9 +736,9 @@ def _pass_reason(r):
     if not pd.isna(cast):
         text += f"; converting {'x and y' if r.n_features == 1 else 'X'} to float64: {cast / r.one_pass_s:.2f}"
         if cast / r.gram_pass_floor_s > GRAM_PASS_TARGET:  # the conversion alone passes the target: no pass can meet it
-            return text + (f"; that conversion alone, on every core and timed in the same rounds, took "
-                           f"{cast / r.gram_pass_floor_s:.2f}x the floor: a pass that sums in float64 cannot come "
-                           "within the target on this machine")
+            return text + (f"; that conversion alone, done as the pass does it and timed in the same rounds, took "
+                           f"{cast / r.gram_pass_floor_s:.2f}x the floor: a pass that sums in float64 this way cannot "
+                           "come within the target on this machine")
     rate = f"{r.pass_gflops:.3g} GFLOP/s ({r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate)"
     cached = getattr(r, "cached_pass_s", np.nan)
     if pd.isna(cached):

@@ -35,6 +35,12 @@ def threaded_map(work, starts, stops):
         return list(pool.map(work, starts, stops))
 
 
+def parts_for(m):
+    """How many ranges the pass of m features splits its rows into: one per core, or one with a single feature,
+    whose per-block products are too small to pay for the hand-over (measured slower in threads)."""
+    return 1 if m == 1 else cores()
+
+
 def sufficient_statistics(X, y, block_rows=None):
-    """handrolled.sufficient_statistics with its rows split into one range per core, run by threaded_map."""
-    return handrolled.sufficient_statistics(X, y, block_rows, parts=cores(), map_ranges=threaded_map)
+    """handrolled.sufficient_statistics with its rows split into parts_for(m) ranges, run by threaded_map."""
+    return handrolled.sufficient_statistics(X, y, block_rows, parts=parts_for(X.shape[1]), map_ranges=threaded_map)
