@@ -358,12 +358,17 @@ def test_a_float32_gram_point_times_the_cast_of_its_pass(tmp_path, monkeypatch):
     assert len(table) == 1 and table.cast_s.iloc[0] > 0  # timed; a float64 point has nothing to cast (NaN)
     slow = table.assign(n_samples=1_000_000, one_pass_s=100 * table.gram_pass_floor_s, cached_pass_s=np.nan)
     assert f"; converting X to float64: {table.cast_s.iloc[0] / slow.one_pass_s.iloc[0]:.2f};" in scaling.report_section(slow)
-    # a cast that alone passes the target is the reason no float64 pass can meet it; one within it is not
-    for cast_ratio, said in ((2.5, True), (1.5, False)):
-        doctored = slow.assign(cast_s=cast_ratio * slow.gram_pass_floor_s)
+    # a cast that with the flops at the square-GEMM rate passes the target is the reason no such pass can meet it
+    # the GEMM rate doctored so that the pass's 2 n (m + 1)^2 flops take 0.3 floors: the cast decides either way
+    r, arithmetic = slow.iloc[0], 0.3
+    rate = slow.assign(gemm_gflops=2 * r.n_samples * (r.n_features + 1) ** 2 / (arithmetic * r.gram_pass_floor_s) / 1e9)
+    for cast_ratio in (2.5, 1.95 - arithmetic, 2.05 - arithmetic, 0.1):
+        doctored = rate.assign(cast_s=cast_ratio * slow.gram_pass_floor_s)
         text = scaling.report_section(doctored)
-        assert (f"that conversion alone, done as the pass does it and timed in the same rounds, took {cast_ratio:.2f}x "
-                "the floor: a pass that sums in float64 this way cannot come within the target on this machine" in text) is said
+        said = (f"that conversion alone, done as the pass does it and timed in the same rounds, took {cast_ratio:.2f}x "
+                f"the floor, and its arithmetic at the square-GEMM rate would add {arithmetic:.2f}x: a pass that converts, "
+                "then sums in float64, cannot come within the target on this machine")
+        assert (said in text) == bool(cast_ratio + arithmetic > scaling.GRAM_PASS_TARGET), cast_ratio
 
 
 def test_short_run_counts_the_pass_once_and_is_judged_against_the_target():

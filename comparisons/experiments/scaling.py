@@ -735,10 +735,13 @@ def _pass_reason(r):
     cast = getattr(r, "cast_s", np.nan)
     if not pd.isna(cast):
         text += f"; converting {'x and y' if r.n_features == 1 else 'X'} to float64: {cast / r.one_pass_s:.2f}"
-        if cast / r.gram_pass_floor_s > GRAM_PASS_TARGET:  # the conversion alone passes the target: no pass can meet it
+        # a lower bound of this pass: its conversion as timed, then its flops at the square-GEMM rate, one after the other
+        arithmetic = gram_flops(r.n_samples, r.n_features) / (r.gemm_gflops * 1e9)
+        if (cast + arithmetic) / r.gram_pass_floor_s > GRAM_PASS_TARGET:
             return text + (f"; that conversion alone, done as the pass does it and timed in the same rounds, took "
-                           f"{cast / r.gram_pass_floor_s:.2f}x the floor: a pass that sums in float64 this way cannot "
-                           "come within the target on this machine")
+                           f"{cast / r.gram_pass_floor_s:.2f}x the floor, and its arithmetic at the square-GEMM rate "
+                           f"would add {arithmetic / r.gram_pass_floor_s:.2f}x: a pass that converts, then sums in "
+                           "float64, cannot come within the target on this machine")
     rate = f"{r.pass_gflops:.3g} GFLOP/s ({r.pass_gflops / r.gemm_gflops:.2f} of the square-GEMM rate)"
     cached = getattr(r, "cached_pass_s", np.nan)
     if pd.isna(cached):
