@@ -9,8 +9,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
-from threadpoolctl import ThreadpoolController
-
 import handrolled
 
 
@@ -21,7 +19,9 @@ def cores():
 
 @cache
 def _workers():
-    """One thread per core, and the handle that sets BLAS's own thread count (both made once)."""
+    """One thread per core, and the handle that sets BLAS's own thread count (both made once, when first needed)."""
+    from threadpoolctl import ThreadpoolController  # loaded only by a pass that runs in threads
+
     return ThreadPoolExecutor(cores(), thread_name_prefix="row-ranges"), ThreadpoolController()
 
 
