@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from comparisons.output.out_folder import SIGNATURE, SIGNATURE_KEY
+from comparisons.running.cores import cores
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                     "TF_NUM_INTEROP_THREADS", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
@@ -91,7 +92,7 @@ def collect(config, started_at, tf_report=None, numerics=None, jit=None, jax_rep
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_cores_logical": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_cores_usable": cores(),
         "blas": {**blas_info(), "runtime": openblas_runtime()},
         "thread_settings": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "tensorflow": tf_report,
