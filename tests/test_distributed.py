@@ -434,14 +434,14 @@ def test_a_worker_whose_port_is_taken_says_so_before_importing_tensorflow(tmp_pa
     assert line.startswith("error: worker 0: OSError: cannot bind port") and any(s in line.lower() for s in PORT_IN_USE)
 
 
-def test_a_worker_imports_tensorflow_with_matplotlib_and_pandas_hidden_and_restores_them(tmp_path):
-    """Against a stand-in `tensorflow` that tries to import both (as Keras does) and records what it got."""
+def test_a_worker_imports_tensorflow_with_matplotlib_pandas_and_jax_hidden_and_restores_them(tmp_path):
+    """Against a stand-in `tensorflow` that tries to import them (as Keras and TensorFlow Lite do) and records what it got."""
     fake = tmp_path / "tensorflow"
     fake.mkdir()
     (fake / "__init__.py").write_text(textwrap.dedent("""
         import importlib, os
         seen = {}
-        for name in ("matplotlib", "pandas", "json"):
+        for name in ("matplotlib", "pandas", "jax", "json"):
             try:
                 importlib.import_module(name)
                 seen[name] = "imported"
@@ -464,9 +464,9 @@ def test_a_worker_imports_tensorflow_with_matplotlib_and_pandas_hidden_and_resto
         import json, sys
         from tf_models.quiet_import import import_tensorflow_for_worker
         tf = import_tensorflow_for_worker()
-        import pandas  # importable again once TensorFlow is loaded
+        import pandas, jax  # importable again once TensorFlow is loaded
         print(json.dumps(dict(seen=tf.seen, level=tf.get_logger().level, log_level=tf.log_level,
-                              pandas_after=pandas.__name__)))
+                              pandas_after=pandas.__name__, jax_after=jax.__name__)))
         """)
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO)])
@@ -474,5 +474,6 @@ def test_a_worker_imports_tensorflow_with_matplotlib_and_pandas_hidden_and_resto
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)
-    assert found["seen"] == {"matplotlib": "hidden", "pandas": "hidden", "json": "imported"}
-    assert found["level"] == "ERROR" and found["log_level"] == "2" and found["pandas_after"] == "pandas"
+    assert found["seen"] == {"matplotlib": "hidden", "pandas": "hidden", "jax": "hidden", "json": "imported"}
+    assert found["level"] == "ERROR" and found["log_level"] == "2"
+    assert (found["pandas_after"], found["jax_after"]) == ("pandas", "jax")

@@ -391,6 +391,19 @@ def test_jax_starts_quietly():
     assert stderr == ""
 
 
+def test_the_keras_jax_child_loads_keras_without_matplotlib_or_pandas_and_can_import_them_after():
+    """Keras imports both for integrations a fit on arrays never uses; the child's start-up skips them."""
+    out, _ = run_python("""
+        import json, sys
+        from comparisons.running.keras_jax_child import import_keras_on_jax
+        keras_fit, _ = import_keras_on_jax()
+        loaded = {name: name in sys.modules for name in ("keras", "matplotlib", "pandas")}
+        import pandas  # importable again afterwards
+        print(json.dumps({**loaded, "pandas_after": pandas.__name__}))
+    """)
+    assert out == {"keras": True, "matplotlib": False, "pandas": False, "pandas_after": "pandas"}
+
+
 @pytest.mark.slow
 def test_sharded_over_a_split_cpu_matches_numpy():
     """jax:sharded over 2 CPU devices (the host platform split before JAX starts), rows divisible or not."""

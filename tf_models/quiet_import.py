@@ -6,11 +6,12 @@ so TF_CPP_MIN_LOG_LEVEL alone does not silence them. Here stderr is captured whi
 loads and looks for devices; known start-up notices are dropped and any other line is passed
 on, so a real error still shows.
 
-A worker (a multi-worker process, a distribution-probe child) also hides matplotlib and pandas
-while TensorFlow loads: `import tensorflow` imports Keras eagerly, and Keras imports both for
-integrations a worker never uses (an image gallery, DataFrames given to fit), so its start-up is
-that much shorter.
+A worker (a multi-worker process, a distribution-probe child) also hides matplotlib, pandas and JAX
+while TensorFlow loads: `import tensorflow` imports Keras eagerly, and Keras imports the first two for
+integrations a worker never uses (an image gallery, DataFrames given to fit); TensorFlow Lite imports
+JAX, when installed, for a converter no run uses. Its start-up is that much shorter.
 """
+import contextlib
 import os
 import re
 import sys
@@ -23,7 +24,22 @@ KNOWN_NOISE = re.compile(
     r"rebuild TensorFlow with the appropriate compiler flags|Attempting to register factory|"
     r"cuda_executor|successful NUMA node read|^\s*$"
 )
-NOT_NEEDED_BY_WORKERS = ("matplotlib", "pandas")
+NOT_NEEDED_BY_WORKERS = ("matplotlib", "pandas", "jax")
+
+
+@contextlib.contextmanager
+def hidden_modules(names):
+    """Within the block, `import name` of each of `names` not yet imported raises ImportError (libraries read it as
+    "not installed"); afterwards they are importable again."""
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
 
 
 def import_tensorflow(hide=()):
@@ -31,24 +47,19 @@ def import_tensorflow(hide=()):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's own C++ INFO and WARNING lines
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    hidden = [name for name in hide if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # `import name` now raises ImportError, which Keras treats as "not installed"
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
+            with hidden_modules(hide):
+                import tensorflow as tf
 
-            tf.config.list_physical_devices()  # device discovery prints its notices now, not later
+                tf.config.list_physical_devices()  # device discovery prints its notices now, not later
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-            for name in hidden:  # importable again for whatever this process does later
-                if sys.modules.get(name, ...) is None:
-                    del sys.modules[name]
             captured.seek(0)
             for line in captured.read().decode(errors="replace").splitlines():
                 if not KNOWN_NOISE.search(line):
@@ -58,5 +69,5 @@ def import_tensorflow(hide=()):
 
 
 def import_tensorflow_for_worker():
-    """The quiet import for a worker process: matplotlib and pandas hidden while TensorFlow loads."""
+    """The quiet import for a worker process: matplotlib, pandas and JAX hidden while TensorFlow loads."""
     return import_tensorflow(hide=NOT_NEEDED_BY_WORKERS)

@@ -68,10 +68,14 @@ def import_keras_on_jax():
     """(jax_models.keras_fit, StepLossRecorder): Keras on the JAX backend, JAX with x64 and "highest" precision first."""
     os.environ["KERAS_BACKEND"] = "jax"
     from jax_models.runtime import import_jax
+    from tf_models.quiet_import import hidden_modules  # imports nothing of TensorFlow
 
     import_jax()  # x64 and matmul precision before Keras creates anything
-    from jax_models import keras_fit
-    from tf_models.keras_recorder import StepLossRecorder  # Keras only: the TensorFlow fit's own recorder
+    # Keras imports matplotlib and pandas, when installed, for integrations a fit on arrays never uses: a child
+    # that has not loaded them starts without them
+    with hidden_modules(("matplotlib", "pandas")):
+        from jax_models import keras_fit
+        from tf_models.keras_recorder import StepLossRecorder  # Keras only: the TensorFlow fit's own recorder
 
     return keras_fit, StepLossRecorder
 
