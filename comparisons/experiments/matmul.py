@@ -16,6 +16,7 @@ from comparisons.running.timing import time_interleaved
 
 NAME = "matmul"
 STRASSEN_EXPONENT = math.log2(7)  # 2.807: seven half-size products instead of eight
+TIME_BUDGET_S = 0.5  # timed calls of one method stop at about this: a product of 0.1-0.25 s (n = 2048) gets 2 to 5
 FIT_MIN_N = 256  # below this, per-call overhead and unfilled caches bend the time curve
 
 
@@ -187,7 +188,7 @@ def run(ctx):
             # every method of this (n, dtype) in the same interleaved rounds: a slow minute hits them alike
             calls = {(method, device): build() for method, device, build in candidates}
             progress = (lambda key: ctx.progress(f"matmul {key[0]} n={n} {dtype}")) if ctx.progress else None
-            results, timings = time_interleaved(calls, repeats, budget_s=1.0, seed=config.seed, on_warm_up=progress)
+            results, timings = time_interleaved(calls, repeats, budget_s=TIME_BUDGET_S, seed=config.seed, on_warm_up=progress)
             for method, device in calls:
                 probe = math.nan if method == "python_loop" else scale_probe(_plain_product(method, device), n, dtype)
                 rows.append(_row(method, device, dtype, n, timings[(method, device)], results[(method, device)],
