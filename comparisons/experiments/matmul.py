@@ -188,7 +188,8 @@ def run(ctx):
             # every method of this (n, dtype) in the same interleaved rounds: a slow minute hits them alike
             calls = {(method, device): build() for method, device, build in candidates}
             progress = (lambda key: ctx.progress(f"matmul {key[0]} n={n} {dtype}")) if ctx.progress else None
-            results, timings = time_interleaved(calls, repeats, budget_s=TIME_BUDGET_S, seed=config.seed, on_warm_up=progress)
+            results, timings = time_interleaved(calls, repeats, budget_s=TIME_BUDGET_S, seed=config.seed,
+                                                on_warm_up=progress)
             for method, device in calls:
                 probe = math.nan if method == "python_loop" else scale_probe(_plain_product(method, device), n, dtype)
                 rows.append(_row(method, device, dtype, n, timings[(method, device)], results[(method, device)],
