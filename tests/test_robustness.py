@@ -1,4 +1,5 @@
 """Runs never lose results: interrupts, divergence, failures late in a run (same-seed determinism: test_end_to_end.py)."""
+import os
 import signal
 import subprocess
 import sys
@@ -62,10 +63,12 @@ def _interrupt_mid_run(previous_results, sig, *args, in_fit=False):
     """
     before = snapshot(previous_results)
     script = _ANNOUNCED_RUN.format(repo=str(REPO), line=TRAINING, hold=not in_fit, in_fit=in_fit)
+    # PYTHONFAULTHANDLER: should the driver die of a native fault instead (SIGSEGV, SIGABRT), the failure below shows
+    # where it was in Python
     proc = subprocess.Popen([sys.executable, "-c", script,
                              "--out", str(previous_results), *args],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=sigint_as_in_a_terminal)
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"), preexec_fn=sigint_as_in_a_terminal)
     guard = threading.Timer(600, proc.kill)  # against a hang only: nothing here depends on how long a step takes
     guard.start()
     try:
