@@ -153,18 +153,22 @@ def test_warm_up_then_repeats_and_first_result_returned(clock):
     assert (t.median_s, t.min_s, t.max_s) == (0.3125, 0.125, 0.625)
 
 
-@pytest.mark.parametrize("pace_s, expected", [(0.25, 4), (0.375, 2), (0.5, 2), (1.0, 1), (1.125, 0), (0.0625, 7)])
-def test_budget_limits_the_number_of_repeats(clock, pace_s, expected):
-    """As many repeats as fit in the budget at the pace (floor of budget / pace), at most `repeats`."""
-    assert planned_repeats(7, 1.0, pace_s) == expected
+@pytest.mark.parametrize("pace_s, planned, timed", [(0.25, 4, 4), (0.375, 2, 2), (0.5, 2, 2), (1.0, 1, 1), (1.125, 0, 1),
+                                                    (3.0, 0, 1), (3.125, 0, 0), (0.0625, 7, 7)])
+def test_budget_limits_the_number_of_repeats(clock, pace_s, planned, timed):
+    """As many repeats as fit in the budget at the pace (floor of budget / pace), at most `repeats`; one all the same
+    after a warm-up within three budgets (WARM_UP_BUDGETS), none after a longer one."""
+    assert timing.WARM_UP_BUDGETS == 3
+    assert planned_repeats(7, 1.0, pace_s) == planned
     fn, calls = counting(clock, [pace_s])  # every call as slow as the warm-up
     _, t = time_calls(fn, repeats=7, budget_s=1.0)
-    assert t.repeats == expected and len(calls) == expected + 1
+    assert t.repeats == timed and len(calls) == timed + 1
 
 
 @pytest.mark.parametrize("durations, expected", [
     ([0.75, 0.125], 5),  # a warm-up that is mostly tracing: planned 1, then 8 at the steady pace, at most 5
-    ([1.125, 0.125], 0),  # a warm-up past the budget: never timed, whatever its steady pace would be
+    ([1.125, 0.125], 5),  # a warm-up past the budget (tracing): one timed call all the same, then the steady pace
+    ([3.5, 0.125], 0),  # a warm-up past three budgets: never timed, whatever its steady pace would be
     ([0.25, 0.5], 2),  # steady calls slower than the warm-up: planned 4, then 2 at the slowest timed call's pace
     ([0.25, 0.125, 0.5], 2),  # one slow timed call re-plans the rest at its pace: 1.0 // 0.5
 ])
@@ -194,7 +198,7 @@ def test_interleaved_rounds_with_a_budget(clock):
     """Warm-ups first in the given order; then rounds: round 0 as given, each later round a permutation of the keys
     still owed a call; each key timed exactly its planned number of times; a slow key fewer, one over budget none."""
     log = []
-    durations = {"fast": [0.125], "other": [0.0625], "slow": [0.375], "compiled": [0.75, 0.0625], "over": [1.5, 0.125]}
+    durations = {"fast": [0.125], "other": [0.0625], "slow": [0.375], "compiled": [0.75, 0.0625], "over": [3.5, 0.125]}
     fns = {key: counting(clock, d, log, key) for key, d in durations.items()}
     results, timings = time_interleaved({k: fn for k, (fn, _) in fns.items()}, repeats=5, budget_s=1.0, seed=1)
     # floor(1.0 / pace), at most 5; "compiled" is planned from its steady calls once it has one
@@ -214,7 +218,7 @@ def test_interleaved_rounds_with_a_budget(clock):
     assert timings["slow"].repeat_s == (0.375, 0.375) and timings["slow"].first_call_s == 0.375
     assert timings["compiled"].repeat_s == (0.0625,) * 5 and timings["compiled"].first_call_s == 0.75
     over = timings["over"]
-    assert over.repeat_s == () and over.median_s == over.first_call_s == 1.5 and over.interval == (1.5, 1.5, 0.0)
+    assert over.repeat_s == () and over.median_s == over.first_call_s == 3.5 and over.interval == (3.5, 3.5, 0.0)
 
 
 def test_warm_up_callback_names_each_key_before_its_warm_up(clock):
@@ -281,7 +285,8 @@ def test_break_even_by_hand_and_by_brute_force(case):
 @pytest.mark.parametrize("warm_up_s, steady_s, expected_jobs, expected_repeats", [
     (0.75, [0.125], [0, 1, 4], 5),  # tracing-heavy warm-up: 1 call planned, then the rest at the steady pace
     (0.25, [0.25], [0, 4], 4),  # steady as the warm-up: 4 calls fit in 1.0 s, one job
-    (1.5, [0.125], [0], 0),  # warm-up past the budget: the first job is the measurement
+    (1.5, [0.125], [0, 1, 4], 5),  # warm-up past the budget, within three: one call all the same, then the steady pace
+    (3.5, [0.125], [0], 0),  # warm-up past three budgets: the first job is the measurement
     (0.25, [0.5], [0, 4], 4),  # calls slower than planned: no further job (the batch was already owed)
 ])
 def test_multi_worker_launcher_plans_jobs_by_calls_owed(monkeypatch, warm_up_s, steady_s, expected_jobs,

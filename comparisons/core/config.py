@@ -188,9 +188,9 @@ class StudyConfig:
     full: bool = setting(False, "the large versions of the experiments (n up to 10^7; minutes)")
     quick: bool = setting(False, "a small, fast run (fewer iterations and repeats, quick experiments)")
     debug: bool = setting(False, "show tracebacks")
-    # timed repeats of one run stop at about this many seconds (0 repeats: the warm-up is the time); not an option.
-    # Above the slowest warm-up that should still get a timed call (a Keras fit under MirroredStrategy), and low
-    # enough that the calls of seconds (eager loops, distributed fits) get one or two repeats, not five
+    # timed repeats of one run stop at about this many seconds; not an option. Low enough that the calls of seconds
+    # (eager loops, distributed fits) get one or two repeats, not five; a warm-up past three budgets is the only
+    # measurement (running.timing.WARM_UP_BUDGETS)
     time_budget_s: float = field(default=4.0, metadata={"quick": 2.0})
     command_line: tuple = field(default_factory=tuple)  # argv, recorded for environment.json
 

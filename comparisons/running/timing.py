@@ -18,6 +18,9 @@ import time
 from dataclasses import dataclass
 
 CONFIDENCE = 0.90  # nominal coverage of a median's interval; the interval actually used covers at least this when it can
+# a warm-up within this many budgets still earns one timed call: a warm-up is tracing and compiling besides the work,
+# so it is the measurement only for a call too long to make twice (Keras' fit of one epoch per update, 1000 epochs)
+WARM_UP_BUDGETS = 3
 
 
 def median_interval(times, confidence=CONFIDENCE):
@@ -157,10 +160,14 @@ def calls_owed(repeats, budget_s, first_call_s, repeat_s):
     """How many more timed calls a callable is owed now: planned_repeats at its pace, less those made.
 
     Its pace is its warm-up's until it has a timed call, then its slowest timed call's (the
-    warm-up of a compiled route is mostly tracing, and would starve it of repeats).
+    warm-up of a compiled route is mostly tracing, and would starve it of repeats). At least one
+    timed call is owed unless the warm-up took more than WARM_UP_BUDGETS budgets.
     """
     pace = max(repeat_s) if repeat_s else first_call_s
-    return max(0, planned_repeats(repeats, budget_s, pace) - len(repeat_s))
+    planned = planned_repeats(repeats, budget_s, pace)
+    if budget_s is not None and first_call_s <= WARM_UP_BUDGETS * budget_s:
+        planned = max(planned, min(repeats, 1))
+    return max(0, planned - len(repeat_s))
 
 
 def round_orders(keys, rounds, seed=0):
@@ -182,9 +189,9 @@ def time_interleaved(calls, repeats, budget_s=math.inf, seed=0, on_warm_up=None)
     kept), then round after round every key still owed a call is timed once, in an order that changes
     between rounds (round_orders). A slow callable gets fewer calls: as many as fit in `budget_s`
     (planned_repeats) at its pace, which is its warm-up's until it has a timed call and then its
-    slowest timed call's (calls_owed). So a key whose warm-up alone passes the budget is never
-    timed again (its warm-up is the measurement), while a compiled route, whose warm-up is mostly tracing, is planned
-    from its steady calls and gets its repeats. on_warm_up(key), if given, is called before each
+    slowest timed call's (calls_owed), and at least one unless its warm-up alone took more than
+    WARM_UP_BUDGETS budgets (then its warm-up is the measurement). So a compiled route, whose warm-up is
+    mostly tracing, is planned from its steady calls and gets its repeats. on_warm_up(key), if given, is called before each
     warm-up (progress). Returns ({key: warm-up result}, {key: Timing}).
     """
     results, first = {}, {}
