@@ -37,7 +37,7 @@ def test_quick_changes_only_what_it_says_and_an_explicit_value_wins():
     quick = parse("--quick")
     assert (quick.iterations, quick.repeats) == (100, 2) and quick.time_budget_s < StudyConfig().time_budget_s
     assert parse("--quick", "--iterations", "7").iterations == 7
-    assert quick.with_changes(iterations=1000, repeats=5, time_budget_s=4.0, quick=False, command_line=()) == StudyConfig()
+    assert quick.with_changes(iterations=1000, repeats=5, time_budget_s=3.0, quick=False, command_line=()) == StudyConfig()
 
 
 def test_each_text_default_reads_back_as_the_field_default():

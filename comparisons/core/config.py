@@ -189,9 +189,9 @@ class StudyConfig:
     quick: bool = setting(False, "a small, fast run (fewer iterations and repeats, quick experiments)")
     debug: bool = setting(False, "show tracebacks")
     # timed repeats of one run stop at about this many seconds; not an option. Low enough that the calls of seconds
-    # (eager loops, distributed fits) get one or two repeats, not five; a warm-up past three budgets is the only
+    # (eager loops, distributed fits) get one repeat, not five; a warm-up past three budgets is the only
     # measurement (running.timing.WARM_UP_BUDGETS)
-    time_budget_s: float = field(default=4.0, metadata={"quick": 2.0})
+    time_budget_s: float = field(default=3.0, metadata={"quick": 2.0})
     command_line: tuple = field(default_factory=tuple)  # argv, recorded for environment.json
 
     def with_changes(self, **changes):
