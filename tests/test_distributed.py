@@ -367,6 +367,28 @@ def test_the_launcher_names_the_worker_that_caused_a_failure(tmp_path, monkeypat
     assert not [p.pid for p in processes if alive(p.pid)]
 
 
+def test_a_collective_timeout_that_comes_as_the_watchdog_fires_still_names_the_hung_peer(tmp_path, monkeypatch):
+    """Both workers idle, the watchdog's window is the collective's timeout: worker 0 reports its timeout 0.5 s after
+    the window closes (a busy machine), and it is worker 1, asleep, that is named, not the first of two equally idle."""
+    from comparisons.processes import cluster
+
+    monkeypatch.setattr(cluster, "BLAME_WAIT_S", 3.0)
+    stall_s = 1.0
+    processes, logs = _fake_workers(tmp_path, [
+        f"import sys, time; time.sleep({stall_s + 0.5}); "
+        "print('error: worker 0: DeadlineExceeded: Collective ops is aborted by: timed out', file=sys.stderr); "
+        "sys.exit(1)",
+        "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(cluster.ClusterError) as failure:
+            cluster._wait(processes, logs, timeout_s=30, ports=[1, 2], done=lambda: False, stall_s=stall_s)
+    finally:
+        cluster.end_workers(processes, grace_s=2)
+    message = str(failure.value)
+    assert message.startswith("worker 1 failed") and "hung" in message, message
+    assert not [p.pid for p in processes if alive(p.pid)]
+
+
 def test_the_launcher_retries_when_a_worker_cannot_bind_its_port(tmp_path, monkeypatch):
     from comparisons.processes import cluster
 

@@ -19,8 +19,9 @@ A worker that fails makes the run raise ClusterError with one line naming it and
 stderr message (a C++ abort's `what():` line included); one that hangs is named when the others'
 set-up collectives time out (job["collective_timeout_s"]), when TensorFlow's heartbeats find it
 stopped, or by the watchdog: while a job is pending, workers that together use almost no CPU for
-collective_timeout_s seconds are waiting on each other for good, and the one that used least is
-named (the descent's collectives carry no timeout of their own: see tf_models/multi_worker.py),
+collective_timeout_s seconds are waiting on each other for good, and after a short wait for a worker
+whose collective timed out just then (BLAME_WAIT_S) the one that used least is named (the descent's
+collectives carry no timeout of their own: see tf_models/multi_worker.py),
 else at the hard timeout. A worker that cannot bind its port
 (another process took it between the pick and the bind) makes the launcher retry with new ports.
 
@@ -383,6 +384,11 @@ def _wait(processes, logs, timeout_s, ports, done, stall_s=None):
         watch.sample()
         k = watch.stalled()
         if k is not None:
+            # a collective that times out as the window closes (its timeout is the window) may be telling its worker
+            # now, a busy machine delaying it: a worker that then fails names the cause as any failure does
+            _wait_for_news(processes, logs)
+            if any(code not in (None, 0) for code in (p.poll() for p in processes)):
+                _blame(processes, logs, ports)
             # all wait on each other: the one whose last words are not a collective's timeout is the cause
             k = min(range(len(processes)), key=lambda j: (_is_victim(_last_message(logs[j])), j != k, j))
             raise ClusterError(f"worker {k} failed (hung? the workers used almost no CPU for {stall_s:g} s while "
@@ -399,6 +405,15 @@ def _wait(processes, logs, timeout_s, ports, done, stall_s=None):
 
 
 VICTIM_WORDS = ("collective", "aborted", "deadline", "unavailable", "timed out", "timeout")
+
+
+def _wait_for_news(processes, logs):
+    """Wait up to BLAME_WAIT_S for a worker to exit or to say that its collective timed out."""
+    end = time.monotonic() + BLAME_WAIT_S
+    while time.monotonic() < end:
+        if any(p.poll() is not None for p in processes) or any(_is_victim(_last_message(log)) for log in logs):
+            return
+        time.sleep(0.05)
 
 
 def _is_victim(message):
