@@ -39,12 +39,19 @@ def call_seconds(fn, calls):
     start = time.perf_counter()
     result = fn()
     first = time.perf_counter() - start
-    times = []
+    _, times = repeat_seconds(fn, calls)
+    return result, first, times
+
+
+def repeat_seconds(fn, calls):
+    """(result of the last call, or None with no call; seconds of each of `calls` calls): call_seconds without its
+    first call, for a callable that is warm already."""
+    result, times = None, []
     for _ in range(calls):
         start = time.perf_counter()
-        fn()
+        result = fn()
         times.append(time.perf_counter() - start)
-    return result, first, times
+    return result, times
 
 
 def _time(fn, repeats):

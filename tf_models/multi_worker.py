@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .distributed_bench import STUDY_TASKS, call_seconds
+from .distributed_bench import STUDY_TASKS, call_seconds, repeat_seconds
 from .quiet_import import import_tensorflow_for_worker
 from .shards import load_shard
 
@@ -108,11 +108,7 @@ def timed_job_calls(ctx, call, warm_up=True):
     """
     repeats = int(ctx.job.get("repeats", 0))
     if not warm_up:
-        result, times = None, []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            result = call()
-            times.append(time.perf_counter() - start)
+        result, times = repeat_seconds(call, repeats)
         return result, {"first_call_s": None, "repeat_s": times}
     result, first, times = call_seconds(call, repeats)
     return result, {"first_call_s": first, "repeat_s": times}
