@@ -407,13 +407,17 @@ def _wait(processes, logs, timeout_s, ports, done, stall_s=None):
 VICTIM_WORDS = ("collective", "aborted", "deadline", "unavailable", "timed out", "timeout")
 
 
+def _wait_up_to_blame_wait(condition):
+    """Poll condition() until it holds or BLAME_WAIT_S have passed."""
+    end = time.monotonic() + BLAME_WAIT_S
+    while time.monotonic() < end and not condition():
+        time.sleep(0.05)
+
+
 def _wait_for_news(processes, logs):
     """Wait up to BLAME_WAIT_S for a worker to exit or to say that its collective timed out."""
-    end = time.monotonic() + BLAME_WAIT_S
-    while time.monotonic() < end:
-        if any(p.poll() is not None for p in processes) or any(_is_victim(_last_message(log)) for log in logs):
-            return
-        time.sleep(0.05)
+    _wait_up_to_blame_wait(lambda: any(p.poll() is not None for p in processes)
+                           or any(_is_victim(_last_message(log)) for log in logs))
 
 
 def _is_victim(message):
@@ -423,9 +427,7 @@ def _is_victim(message):
 
 def _blame(processes, logs, ports):
     """A worker failed: wait briefly for the others, then raise naming the one that caused it."""
-    end = time.monotonic() + BLAME_WAIT_S
-    while time.monotonic() < end and any(p.poll() is None for p in processes):
-        time.sleep(0.05)
+    _wait_up_to_blame_wait(lambda: all(p.poll() is not None for p in processes))
     messages = {k: _last_message(logs[k]) for k in range(len(processes))}
     for k, message in messages.items():
         if processes[k].poll() not in (None, 0) and any(s in message.lower() for s in PORT_IN_USE):
