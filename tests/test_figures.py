@@ -623,6 +623,12 @@ def test_scaling_figure_keeps_each_ways_colour_in_every_panel_with_one_short_leg
     floors = [[line for line in ax.get_lines() if line.get_gid() in ("floor", "one-pass floor")] for ax in panels]
     assert [len(f) for f in floors] == [1, 2]
     assert sum("coincide" in t for t in texts) == 1 and sum("one-pass floor" in t for t in texts) == 1
+    # every entry of the key in a style of its own: the coinciding floors' line is not the two-pass floor's
+    styles = [(to_hex(h.get_color()), h.get_linestyle(), h.get_marker()) for h in fig.legends[0].legend_handles]
+    assert len(set(styles)) == len(styles)
+    coinciding = fig.legends[0].legend_handles[next(i for i, t in enumerate(texts) if "coincide" in t)]
+    assert (to_hex(floors[0][0].get_color()), floors[0][0].get_linestyle()) == (to_hex(coinciding.get_color()),
+                                                                                coinciding.get_linestyle())
     np.testing.assert_allclose(floors[0][0].get_ydata(), table[(table.n_features == 1)].drop_duplicates(
         "n_samples").floor_per_iteration_s)
     renderer = fig.canvas.get_renderer()

@@ -455,6 +455,11 @@ def gram_crossover(table):
     return table.astype({"beats_streaming_from_n": "Int64"}) if len(table) else table  # None: <NA>, not a float
 
 
+# the one line drawn where the floors coincide: black as the two-pass floor, dash-dot as the one-pass floor, and
+# so in a style of its own in the legend
+COINCIDING_FLOORS = dict(color="black", ls="-.", lw=2)
+
+
 def figure(table):
     """The Figure: per-iteration time against n (log-log), the bandwidth floors, one panel per (m, dtype).
 
@@ -462,7 +467,7 @@ def figure(table):
     legend for all panels. A Gram route gets two lines of its colour: its iterations after the pass (solid
     squares) and its whole call, pass included, over its GRAM_ITERATIONS iterations (dotted), the
     per-iteration price to set beside a streaming line for 1000 iterations. Where the two floors coincide
-    (m = 1: X and y have the same bytes) one line is drawn and its label says so.
+    (m = 1: X and y have the same bytes) one line is drawn, in a style of its own, and its label says so.
     """
     from matplotlib.lines import Line2D
 
@@ -496,7 +501,7 @@ def figure(table):
                           label=words(name) + where)
         floor = part.drop_duplicates("n_samples").sort_values("n_samples")
         if np.allclose(floor.floor_per_iteration_s, floor.one_pass_floor_s, rtol=1e-9):
-            ax.loglog(floor.n_samples, floor.floor_per_iteration_s, "k--", lw=2, gid="floor", label="_")
+            ax.loglog(floor.n_samples, floor.floor_per_iteration_s, **COINCIDING_FLOORS, gid="floor", label="_")
             floors_words.add("one")
         else:
             ax.loglog(floor.n_samples, floor.floor_per_iteration_s, "k--", lw=2, gid="floor", label="_")
@@ -515,10 +520,11 @@ def figure(table):
         handles += [Line2D([], [], color="black", ls="--", lw=2, label="two-pass floor: 2 X.nbytes / bandwidth"),
                     Line2D([], [], color="grey", ls="-.", lw=2, label="one-pass floor: (X + y).nbytes / bandwidth")]
     if "one" in floors_words:
-        handles += [Line2D([], [], color="black", ls="--", lw=2,
-                           label="floor where both coincide (m = 1: 2 X.nbytes = (X + y).nbytes) / bandwidth")]
+        handles += [Line2D([], [], **COINCIDING_FLOORS,
+                           label="both floors, where they coincide (m = 1: 2 X.nbytes = (X + y).nbytes) / bandwidth")]
     ncol = 3 if cols > 1 else 2
-    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7.5, frameon=False)
+    # handles long enough to show each floor's dash pattern
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7.5, frameon=False, handlelength=4.5)
     fig.suptitle("Time per update against the memory-bandwidth floor\n(CPU; the bandwidth measured at each point; "
                  "one colour per way, as in every figure)", fontsize=10)
     fig.tight_layout(rect=(0, (0.3 + 0.16 * math.ceil(len(handles) / ncol)) / (5.6 * rows_n + 1.6), 1, 1))
