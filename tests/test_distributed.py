@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -499,3 +500,33 @@ def test_a_worker_imports_tensorflow_with_matplotlib_pandas_and_jax_hidden_and_r
     assert found["seen"] == {"matplotlib": "hidden", "pandas": "hidden", "jax": "hidden", "json": "imported"}
     assert found["level"] == "ERROR" and found["log_level"] == "2"
     assert (found["pandas_after"], found["jax_after"]) == ("pandas", "jax")
+
+
+def test_what_a_worker_leaves_in_its_temporary_directory_goes_with_the_sessions_scratch_folder(tmp_path, monkeypatch):
+    """Stand-in workers report their temporary directory: inside the session's scratch folder, removed by close()."""
+    import tempfile
+
+    from comparisons.processes import cluster
+
+    (tmp_path / "standin_worker.py").write_text(textwrap.dedent("""
+        import json, pathlib, sys, tempfile, time
+        inbox = pathlib.Path(json.loads(pathlib.Path(sys.argv[2]).read_text())["inbox"])
+        seen = inbox / f"tmp-{time.monotonic_ns()}.json"
+        seen.with_suffix(".part").write_text(json.dumps(tempfile.gettempdir()))
+        seen.with_suffix(".part").rename(seen)
+        time.sleep(60)
+    """))
+    monkeypatch.setattr(cluster, "WORKER_MODULE", "standin_worker")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    session = cluster.ClusterSession(workers=2)
+    try:
+        session._start()
+        scratch = session._scratch
+        deadline = time.monotonic() + 60
+        while len(list(scratch.glob("tmp-*.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen = [Path(json.loads(p.read_text())) for p in scratch.glob("tmp-*.json")]
+    finally:
+        session.close()
+    assert len(seen) == 2 and all(s == scratch / "tmp" for s in seen), (seen, scratch)
+    assert Path(tempfile.gettempdir()) in scratch.parents and not scratch.exists()

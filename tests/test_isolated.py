@@ -6,10 +6,14 @@ import textwrap
 from comparisons.processes.isolated import Failure, run_child, run_resumable
 
 CHILD = textwrap.dedent("""
-    import json, os, sys, time
+    import json, os, sys, tempfile, time
     job = json.load(open(sys.argv[1]))
     for key in job["keys"]:
         print(json.dumps({"start": key}), flush=True)
+        if key == job.get("litter"):  # as TensorFlow's autograph does: a file it removes only at a normal exit
+            with tempfile.NamedTemporaryFile(prefix="left-by-a-crash-", delete=False) as left:
+                print(json.dumps({"outcome": {"left": left.name}}), flush=True)
+            os.abort()
         if key == job.get("crash"):
             print("fatal: simulated crash", file=sys.stderr, flush=True)
             os.abort()
@@ -89,3 +93,15 @@ def test_the_failure_line_skips_warnings_and_their_source_echo():
     text = ("fatal: the real cause\n/x/epoch_iterator.py:74: UserWarning: `shuffle=True` was passed\n"
             "  self.data_adapter = data_adapters.get_data_adapter(\n")
     assert last_meaningful(text) == "fatal: the real cause"
+
+
+def test_what_a_crashed_child_leaves_in_its_temporary_directory_goes_with_its_scratch_folder(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    results = _run(tmp_path, ["a"], litter="a")
+    left = Path(results["a"]["left"])
+    assert left.name.startswith("left-by-a-crash-")
+    assert left.parent.parent.name.startswith("isolated-")  # the child's TMPDIR: its scratch folder's tmp/
+    assert Path(tempfile.gettempdir()) in left.parents  # the scratch folder is in this process's temporary directory
+    assert not left.parent.parent.exists()  # removed with the scratch folder

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from comparisons.processes.isolated import exit_reason, last_meaningful
-from comparisons.processes.scratch import make_owned_dir
+from comparisons.processes.scratch import make_owned_dir, with_private_tmp
 
 WORKER_MODULE = "tf_models.multi_worker"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # workers run here, so `-m tf_models.multi_worker` and loop_result resolve
@@ -275,7 +275,7 @@ class ClusterSession:
         self._ports, self._jobs = self._pick(self.workers), 0
         serve_path = tmp / "serve.json"
         serve_path.write_text(json.dumps({"task": "serve", "inbox": str(tmp)}))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",  # loopback workers: one CPU each
+        env = dict(with_private_tmp(tmp), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",  # loopback workers: one CPU each
                    MULTI_WORKER_PARENT_PID=str(os.getpid()),  # the worker dies with this process (see the worker)
                    PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
         for index in range(self.workers):

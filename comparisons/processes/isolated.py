@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tf_models.quiet_import import KNOWN_NOISE
 
-from comparisons.processes.scratch import owned_dir
+from comparisons.processes.scratch import owned_dir, with_private_tmp
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def _child_attempt(command, write_job, timeout_s, startup_s, env, cwd, scratch):
         write_job(job, remaining)
         with open(Path(scratch) / "stderr.txt", "w+") as err:
             proc = subprocess.Popen(command(job), stdout=subprocess.PIPE, stderr=err, text=True,
-                                    start_new_session=True, env=env, cwd=cwd)
+                                    start_new_session=True, env=with_private_tmp(scratch, env), cwd=cwd)
             try:  # whatever ends this wait (a timeout, Ctrl-C, SIGTERM as KeyboardInterrupt), the child goes too
                 records, timed_out = _follow(proc, timeout_s, startup_s)
             finally:

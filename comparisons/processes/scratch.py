@@ -60,6 +60,18 @@ def owned_dir(prefix, parent=None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def with_private_tmp(folder, env=None):
+    """`env` (default: this process's environment) with TMPDIR in `folder`, made now.
+
+    For a child whose scratch folder is `folder`: what it leaves in its temporary directory goes with
+    that folder. TensorFlow's autograph writes a source file there per converted function and removes
+    it only at a normal exit, so a child ended with a signal or os._exit left hundreds a day in /tmp.
+    """
+    private = Path(folder) / "tmp"
+    private.mkdir(exist_ok=True)
+    return dict(os.environ if env is None else env, TMPDIR=str(private))
+
+
 def owner_alive(tag):
     """Whether the process a folder's tag names may still run (True when unsure: such folders are kept)."""
     found = _TAG.fullmatch(tag)
