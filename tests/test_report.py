@@ -239,7 +239,24 @@ def test_no_payoff_when_every_way_ties_or_loses(tmp_path):
     rows = [timing_row("numpy", "float64", 0.020, 0.020, 0.015, 0.025),
             timing_row("gradient_tape:xla", "float64", 0.9, 0.019, 0.016, 0.024)]
     folder = write_folder(tmp_path / "results", rows)
-    assert facts(folder, "payoff")[0] == "payoff_never" and facts(folder, "cost")[0] == "cost_none_faster"
+    assert facts(folder, "payoff")[0] == "payoff_never" and facts(folder, "cost")[0] == "cost_ties"  # one way, tied
+
+
+@pytest.mark.parametrize("xla_median, keras_median, kind", [
+    (0.003, 0.200, "cost"), (0.003, 0.020, "cost_none_slower"), (0.020, 0.200, "cost_none_faster"),
+    (0.020, 0.020, "cost_ties")])
+def test_cost_says_only_what_there_is_when_no_way_is_faster_or_none_slower(tmp_path, xla_median, keras_median, kind):
+    """numpy's 20 ms (15-25 ms) against a compiled loop and Keras: each of them faster, tied or slower beyond the noise."""
+    rows = [timing_row("numpy", "float64", 0.020, 0.020, 0.015, 0.025),
+            timing_row("gradient_tape:xla", "float64", 0.9, xla_median, 0.8 * xla_median, 1.2 * xla_median),
+            timing_row("keras", "float64", 0.5, keras_median, 0.8 * keras_median, 1.2 * keras_median)]
+    folder = write_folder(tmp_path / "results", rows)
+    found, f = facts(folder, "cost")
+    assert found == kind
+    assert f["slower_count"] == (keras_median > 0.025 / 0.8)  # Keras is slower when its interval clears numpy's
+    assert ("faster" in f) == (xla_median < 0.015 / 1.2)  # the loop is faster when its interval is below numpy's
+    text = render(Finding(found, f))
+    assert "nan" not in text and " none " not in text and "0 ways" not in text and words(text) <= MAX_WORDS
 
 
 def test_payoff_names_the_scaling_sizes_where_a_framework_won(folder):

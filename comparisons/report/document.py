@@ -250,15 +250,13 @@ def cost_facts(timings, dtype):
     if len(slow):
         worst = slow.loc[slow.median_s.idxmax()]
         facts.update(slowest=named(registry.label(worst.implementation)), slowest_update=worst.median_s / worst.iterations)
-    else:
-        facts.update(slowest="none", slowest_update=np.nan)
     if fast.empty:
-        return Finding("cost_none_faster", facts)
+        return Finding("cost_none_faster" if len(slow) else "cost_ties", facts)
     per = fast.median_s / fast.iterations
     facts.update(faster_count=len(fast), faster=[named(registry.label(n)) for n in fast.implementation],
                  faster_update=(float(per.min()), float(per.max())) if per.min() < per.max() else float(per.min()),
                  faster_first=(float(fast.first_call_s.min()), float(fast.first_call_s.max())))
-    return Finding("cost", facts)
+    return Finding("cost" if len(slow) else "cost_none_slower", facts)
 
 
 def scaling_wins(scaling):

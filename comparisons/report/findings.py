@@ -72,10 +72,17 @@ TEMPLATES = {
         "loops ({faster:l}) take {faster_update:t}, but their first call, spent compiling, takes {faster_first:t} "
         "against numpy's {numpy_first:t}; {slower_count} ways are slower per update, up to {slowest} at "
         "{slowest_update:t}."),
+    "cost_none_slower": (
+        "**Cost, in {dtype} at n = {n:n}: numpy takes {numpy_update:t} per update.** {faster_count} compiled "
+        "loops ({faster:l}) take {faster_update:t}, but their first call, spent compiling, takes {faster_first:t} "
+        "against numpy's {numpy_first:t}; no way is slower per update beyond the noise."),
     "cost_none_faster": (
         "**Cost, in {dtype} at n = {n:n}: numpy takes {numpy_update:t} per update and {numpy_first:t} for its "
         "first run;** no other way is faster per update beyond the noise; {slower_count} are slower, up to "
         "{slowest} at {slowest_update:t}."),
+    "cost_ties": (
+        "**Cost, in {dtype} at n = {n:n}: numpy takes {numpy_update:t} per update and {numpy_first:t} for its "
+        "first run;** every other way ties with it per update, within the noise."),
     "payoff": (
         "**A framework pays off only for long runs:** in {dtype} at n = {n:n} a compiled loop is {speedup:x} "
         "faster per update, so it overtakes numpy after {break_even:r} updates (this run made {iterations:n}). "
