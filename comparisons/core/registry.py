@@ -4,7 +4,6 @@ The study acts on these fields, never on an implementation's name: the command l
 the experiments, the tables, the figures and the report read their lists and their behaviour from
 this table. Adding an implementation is one row here and one builder (docs/adding-an-implementation.md).
 """
-import importlib
 from dataclasses import dataclass
 
 REFERENCE = "numpy"  # every run is compared with this one, in the same dtype
@@ -72,22 +71,6 @@ class Implementation:
     def imports_here(self):
         """Whether the driver's own process imports the framework to run it."""
         return self.framework != "numpy" and not self.own_process
-
-    def start_processes(self, **settings):
-        """Start this row's processes ahead (its starter) and return their wait(); None when it has no starter."""
-        if self.starter is None:
-            return None
-        if callable(self.starter):
-            return self.starter(**settings)
-        module, _, function = self.starter.partition(":")
-        return getattr(importlib.import_module(module), function)(**settings)
-
-    def build(self, spec):
-        """The trainer for `spec` (a TrainerSpec): imports the builder only now, so frameworks load on demand."""
-        if callable(self.builder):
-            return self.builder(spec)
-        module, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module), function)(spec)
 
 
 _NUMPY = "comparisons.running.adapters.numpy_trainers"

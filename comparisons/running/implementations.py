@@ -5,6 +5,7 @@ can do; here the capabilities are checked and the study's rules applied the same
 A framework is imported only when one of its rows is built.
 """
 import dataclasses
+import importlib
 
 import numpy as np
 
@@ -12,6 +13,24 @@ from comparisons.running import finite_difference
 from comparisons.running.adapters import Trainer, TrainerSpec
 from comparisons.core.registry import get
 from comparisons.core.results import GradientCheck, GradientMismatchError, RunResult  # noqa: F401 (re-exported)
+
+
+def resolve(target):
+    """A registry row's builder or starter: the callable itself, or 'module:function' imported only now."""
+    if callable(target):
+        return target
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def build(spec):
+    """The trainer of `spec`'s registry row (its builder), unchecked: make_trainer checks it."""
+    return resolve(spec.implementation.builder)(spec)
+
+
+def start_processes(impl, **settings):
+    """Start `impl`'s processes ahead (its starter) and return their wait(); None when it has no starter."""
+    return None if impl.starter is None else resolve(impl.starter)(**settings)
 
 
 def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replicas=2, workers=2):
@@ -29,7 +48,7 @@ def make_trainer(name, X, y, lr, iterations, device="cpu", batches=None, replica
         raise ValueError(f"{name} trains full batch only")
     spec = TrainerSpec(impl, X, y, float(lr), iterations, device=device, batches=batches, replicas=replicas,
                        workers=workers)  # float(lr): Keras' SGD rejects an integer learning rate
-    trainer = impl.build(spec)
+    trainer = build(spec)
     if not isinstance(trainer, Trainer):
         raise TypeError(f"{name}'s builder returned {type(trainer).__name__}, not a Trainer (comparisons.running.adapters)")
     if impl.checks_gradient and trainer.autodiff_gradient is None:
@@ -55,7 +74,7 @@ def stop_at_divergence(result, trainer, W0, b0):
         weights, bias = np.asarray(W0, spec.X.dtype).reshape(-1, 1), float(b0)
     else:
         short = spec.with_changes(iterations=k, batches=None if spec.batches is None else spec.batches[:k])
-        r = spec.implementation.build(short)(W0, b0)
+        r = build(short)(W0, b0)
         weights, bias = r.weights, float(r.bias)
     return dataclasses.replace(result, weights=weights, bias=bias)
 

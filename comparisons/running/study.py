@@ -10,6 +10,7 @@ import numpy as np
 import handrolled
 
 from comparisons.inputs.data import order_seed
+from comparisons.running import implementations
 from comparisons.running.implementations import make_trainer, with_checks
 from comparisons.core.registry import get as implementation
 from comparisons.running.timing import time_interleaved
@@ -82,7 +83,8 @@ def start_processes(config, plan):
     The caller opens the blocks that keep them (comparisons.processes.cluster.shared_sessions,
     keras_jax_child.shared_child) and calls every wait() before anything is timed.
     """
-    waits = [impl.start_processes(workers=config.workers) for impl in plan.implementations if impl.own_process]
+    waits = [implementations.start_processes(impl, workers=config.workers) for impl in plan.implementations
+             if impl.own_process]
     return [wait for wait in waits if wait is not None]
 
 
