@@ -16,6 +16,9 @@ from comparisons.output.out_folder import publish
 from comparisons.output import environment as env_info
 from comparisons import experiments as experiment_registry
 from comparisons.inputs.data import initial_parameters, make_synthetic
+from comparisons.inputs.standardize import scales_differ_widely, standardize
+from comparisons.core.numeric_range import check_carries
+from comparisons.report import implementations_page
 from comparisons.core.errors import UsageError
 from comparisons.running.devices import prepare_environment, set_up as set_up_devices
 from comparisons.running import keras_jax_child, stability
@@ -36,9 +39,6 @@ def load_data(config):
         dataset = make_synthetic(config.n_samples, config.features, config.noise, config.seed)
     if config.batch_size is not None and config.batch_size > dataset.n:
         raise UsageError(f"--batch-size {config.batch_size} is larger than the {dataset.n} samples; use 1..{dataset.n}")
-    from comparisons.core.numeric_range import check_carries
-    from comparisons.inputs.standardize import scales_differ_widely, standardize
-
     check_carries(dataset, config.dtypes, standardize=config.standardize)  # X^T X and the loss stay finite
     widely = not config.standardize and scales_differ_widely(dataset.X)  # the hint is moot once standardised
     if config.standardize:
@@ -143,7 +143,7 @@ def run(config, out, staging):
             progress.close()
     (staging / "experiments.json").write_text(strict_json.dumps(experiment_status, indent=2))
 
-    from comparisons.report import document as report, front_page, implementations_page
+    from comparisons.report import document as report, front_page  # pandas and matplotlib, only now
 
     from comparisons.output import tables
 

@@ -50,6 +50,139 @@ def test_imports_point_down(path):
         assert LAYERS.index(layer) <= LAYERS.index(own), f"{own} imports {module} (layer {layer} is above it)"
 
 
+def python_files(target):
+    """The .py files of a package (recursively) or the one file of a top-level module."""
+    return sorted((REPO / target).rglob("*.py")) if (REPO / target).is_dir() else [REPO / f"{target}.py"]
+
+
+# what a late import (inside a function) may be for: deferring one of these, directly or through a study module
+HEAVY = {"tensorflow", "keras", "jax", "jaxlib", "tensorboard", "numpy", "pandas", "matplotlib", "scipy", "tqdm"}
+# the study's modules that load a framework when called rather than when imported: what a late import of one defers
+LOADERS = {"tf_models.quiet_import": "tensorflow", "jax_models.runtime": "jax"}
+
+
+def module_name(path):
+    """comparisons/running/timing.py -> 'comparisons.running.timing'; a package's __init__.py -> the package."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def study_file(module):
+    """The file of a study module ('comparisons.report' -> comparisons/report/__init__.py), or None if not one."""
+    base = REPO.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imports_of(path):
+    """(module, late) for every absolute import of a file: `from a.b import c` gives a.b.c when that is a module,
+    else a.b; late when the import sits inside a function."""
+    tree = ast.parse(path.read_text())
+    late_nodes = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  for n in ast.walk(f)}
+    for node in ast.walk(tree):
+        late = id(node) in late_nodes
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, late) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative (the framework packages use them): from the file's own package up
+                package = module_name(path).split(".")
+                package = package if path.name == "__init__.py" else package[:-1]
+                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                yield (sub if study_file(sub) else base), late
+
+
+def import_graph(paths, late=True):
+    """{module: set of study modules it imports} over `paths` (with late imports or without)."""
+    graph = {}
+    for path in paths:
+        targets = graph.setdefault(module_name(path), set())
+        for module, is_late in imports_of(path):
+            if (late or not is_late) and study_file(module):
+                targets.add(module)
+    return graph
+
+
+def cycle(graph):
+    """One import loop of `graph` as a list of modules (first == last), or None."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def loads_at_import(module, seen=None):
+    """The top-level names of the modules `module` loads when imported (its module-level imports, and theirs through
+    the study's modules)."""
+    seen = set() if seen is None else seen
+    path = study_file(module)
+    if path is None or module in seen:
+        return {module.split(".")[0]}
+    seen.add(module)
+    found = {module.split(".")[0]}
+    parent = module.rpartition(".")[0]
+    if parent:  # importing a submodule runs its packages' __init__ first
+        found |= loads_at_import(parent, seen)
+    for target, late in imports_of(path):
+        if not late:
+            found |= loads_at_import(target, seen)
+    return found
+
+
+def test_no_import_loop_even_through_late_imports():
+    """No module of the study reaches itself through imports, those inside functions included."""
+    paths = [p for target in ("comparisons", "run_all") for p in python_files(target)]
+    loop = cycle(import_graph(paths))
+    assert loop is None, " -> ".join(loop)
+
+
+def test_the_loop_finder_finds_a_loop_hidden_in_a_function(tmp_path):
+    """Not vacuous: report <-> front_page through a late import, as once in this repository, is found."""
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b"}, "b": set()}) is None
+    document, front = tmp_path / "document.py", tmp_path / "front_page.py"
+    document.write_text("from comparisons.report import front_page\n")
+    front.write_text("def sync():\n    from comparisons.report import document\n")
+    imports = {module for path in (document, front) for module, _ in imports_of(path)}
+    assert imports == {"comparisons.report.front_page", "comparisons.report.document"}
+    assert [late for _, late in imports_of(front)] == [True]
+
+
+@pytest.mark.parametrize("path", [p for target in ("comparisons", "run_all") for p in python_files(target)],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_late_imports_only_defer_a_heavy_framework(path):
+    """An import inside a function is there to load a heavy framework only when needed: what it imports loads one
+    (HEAVY) that the module itself does not load already."""
+    own = loads_at_import(module_name(path))
+    for module, late in imports_of(path):
+        if late:
+            deferred = (loads_at_import(module) | {LOADERS.get(module)}) & HEAVY - own
+            assert deferred, f"{module_name(path)} imports {module} inside a function, but it defers no heavy framework"
+
+
 def test_the_checker_catches_an_upward_import(tmp_path):
     """The rule is not vacuous: an import from a higher layer is seen."""
     bad = tmp_path / "bad.py"
@@ -64,11 +197,6 @@ FRAMEWORK_PACKAGES = ("handrolled", "tf_models", "jax_models")
 # return one type; handrolled keeps its own DescentResult and imports numpy only.
 LOOP_RESULT_MODULE = "loop_result"
 RESULT_CLASSES = ["comparisons.core.results.RunResult", "handrolled.result.DescentResult", "loop_result.LoopResult"]
-
-
-def python_files(target):
-    """The .py files of a package (recursively) or the one file of a top-level module."""
-    return sorted((REPO / target).rglob("*.py")) if (REPO / target).is_dir() else [REPO / f"{target}.py"]
 
 
 def study_modules():
@@ -127,11 +255,11 @@ def test_handrolled_and_loop_result_import_numpy_only():
             assert module.split(".")[0] in allowed, f"{target}: {name} imports {module}"
 
 
-def test_tf_and_jax_import_of_the_study_only_loop_result():
-    """tf_models and jax_models import no comparisons, no other framework's package, of the study only loop_result."""
+def test_framework_packages_import_of_the_study_only_loop_result():
+    """No framework package imports comparisons or another framework's package; of the study, only loop_result."""
     study = study_modules()
-    assert {"comparisons", "handrolled", "tf_models", "jax_models", "run_all", LOOP_RESULT_MODULE} <= study
-    for package in ("tf_models", "jax_models"):
+    assert {"comparisons", "run_all", LOOP_RESULT_MODULE, *FRAMEWORK_PACKAGES} <= study  # each one installed
+    for package in FRAMEWORK_PACKAGES:
         for name, module in absolute_imports(package):
             top = module.split(".")[0]
             assert top not in study or top in (package, LOOP_RESULT_MODULE), f"{package}/{name} imports {module}"

@@ -22,8 +22,11 @@ import numpy as np
 import pandas as pd
 
 import handrolled
+from tf_models.distributed_bench import mirrored_key
 
 from comparisons.experiments import projection
+from comparisons.core import registry
+from comparisons.processes.cluster import ClusterError, run_job
 from comparisons.processes.isolated import Failure, python_module, run_child
 from comparisons.output.prose import md_table
 from comparisons.running.timing import time_calls
@@ -81,8 +84,6 @@ def mirrored_groups(replica_counts):
 
 def _mirrored(plan_):
     """{(replicas, n): outcome dict or Failure}, one child process per group of mirrored_groups."""
-    from tf_models.distributed_bench import mirrored_key
-
     found = {}
     for split, counts in mirrored_groups(plan_["replicas"]).items():
         keys = [mirrored_key(r, n) for r in counts for n in plan_["sizes"]]
@@ -97,8 +98,6 @@ def _mirrored(plan_):
 
 def _cluster(plan_, workers):
     """The chief's result of the benchmark task on `workers` loopback workers, or a one-line error string."""
-    from comparisons.processes.cluster import ClusterError, run_job
-
     job = {"task": "benchmark" if workers > 1 else "time_steps", "sizes": list(plan_["sizes"]), "m": M,
            "dtype": DTYPE, "target_s": plan_["target_s"], "repeats": plan_["repeats"], "collective_timeout_s": 60,
            "allreduce": [{"numbers": M + 1, "rounds": 200}, {"numbers": plan_["large"], "rounds": 3}]}
@@ -256,7 +255,6 @@ def figure(table):
     """
     from matplotlib.lines import Line2D
 
-    from comparisons.core import registry
     from comparisons.output.figures import colour, legend_outside, plt
 
     fig, (ax_m, ax_s, ax_r) = plt.subplots(1, 3, figsize=(17, 6.4))

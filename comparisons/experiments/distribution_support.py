@@ -21,6 +21,7 @@ from tf_models.distribution_probe import APIS, FEEDS, ProbeConfig
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.processes.isolated import Failure, python_module, run_child, run_resumable
 from comparisons.processes.scratch import owned_dir
+from comparisons.processes.cluster import ClusterError, run_cluster
 from comparisons.output.prose import md_table
 from comparisons.core.tolerances import EQUIVALENCE
 
@@ -103,7 +104,6 @@ def _job(data, W0, b0, lr, configs):
 
 def _cluster_attempt(job_of, timeout_s, scratch, startup_s=60.0):
     """attempt(remaining) for run_resumable: one loopback cluster runs the support_probe task over them."""
-    from comparisons.processes.cluster import ClusterError, run_cluster
 
     def attempt(remaining):
         progress = Path(scratch) / f"progress-{len(list(Path(scratch).iterdir()))}.jsonl"  # a new file per attempt

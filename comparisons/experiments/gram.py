@@ -17,6 +17,7 @@ import handrolled
 
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.tolerances import EQUIVALENCE
+from comparisons.core import registry
 
 NAME = "gram"
 NOISES = (0.5, 0.05, 0.01)  # the lesson's noise, then fits whose loss is 1e-4 and 2e-6 of s
@@ -83,7 +84,6 @@ def frozen_from(losses, least=10):
 
 def figure(table):
     """The Figure: the shown case's loss curves (left) and every case's gap against its bound (right)."""
-    from comparisons.core import registry
     from comparisons.output.figures import colour, plt, title
 
     numpy_gram = next((n for n, i in registry.REGISTRY.items() if i.framework == "numpy" and i.route == "gram"), "")

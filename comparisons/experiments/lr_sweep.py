@@ -9,6 +9,7 @@ rate = max |1 - lr * lambda| over the Hessian's eigenvalues, so the predicted nu
 to shrink the parameter distance by `TOLERANCE` is log(TOLERANCE) / log(rate). The measured number is
 the first iteration of the numpy float64 run with ||theta_k - theta_ols|| <= TOLERANCE * ||theta_0 - theta_ols||.
 """
+import json
 import math
 import time
 from pathlib import Path
@@ -180,7 +181,6 @@ def figure(table, lr=None):
 
 def plot(table, out_dir):
     """lr_sweep.png, marking the run's rate from out_dir's config.json (the lesson's when there is none)."""
-    import json
 
     from comparisons.output.figures import save
 

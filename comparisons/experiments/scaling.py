@@ -41,7 +41,7 @@ from comparisons.running.cores import parts_for, sufficient_statistics, threaded
 from comparisons.running.implementations import gram_stages, make_trainer
 from comparisons.core.results import from_run
 from comparisons.output.prose import join
-from comparisons.running.timing import time_interleaved
+from comparisons.running.timing import overlap, time_interleaved
 
 NAME = "scaling"
 PASSES = 2  # reads of X per iteration without fusion: X W and X^T r
@@ -835,7 +835,6 @@ def _blocked_lines(table, devices, dtypes):
     pairs = blocked_against_graph(table)
     if pairs.empty:
         return []
-    from comparisons.running.timing import overlap
 
     return ["", " ".join(
         f"{_who(r.blocked, r.device, devices)} reads X in blocks at each step; at {_at(r.n_features, r.dtype, dtypes)} "

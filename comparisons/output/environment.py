@@ -1,4 +1,5 @@
 """What the study ran on: versions, hardware, BLAS, threads, TensorFlow devices, git commit."""
+import ctypes
 import datetime
 import importlib.metadata
 import os
@@ -45,7 +46,6 @@ def blas_info():
 
 def openblas_runtime():
     """Threads and core type of the OpenBLAS numpy loaded, asked of the library itself (None if not OpenBLAS)."""
-    import ctypes
 
     try:
         paths = {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()

@@ -1,5 +1,8 @@
 """Write the results contract's tables (CSV), TensorBoard runs and JSON from a StudyOutput."""
 
+import socket
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -140,9 +143,6 @@ def write_tensorboard(output, out_dir):
     that a numpy-only run never loads TensorFlow; the loss is stored as a float64 scalar tensor
     under the scalars plugin, which is what `tensorboard --logdir` reads.
     """
-    import socket
-    import time
-
     from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
     from tensorboard.plugins.scalar import metadata
     from tensorboard.summary.writer.record_writer import RecordWriter  # the TFRecord framing, without TensorFlow

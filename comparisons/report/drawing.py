@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from comparisons import experiments
+
 STUDY_FIGURES = ("loss_curves", "timings", "headline", "fit")  # the single run's figures; any other job is an experiment
 CLAIMS = ".figure-claims"  # the folder of claims, inside the results folder while the figures are drawn
 
@@ -31,8 +33,6 @@ def draw(results_dir, job):
     elif job in STUDY_FIGURES:
         getattr(figures, job)(d)
     else:
-        from comparisons import experiments
-
         experiments.load(job).plot(pd.read_csv(d / f"{job}.csv"), d)
 
 

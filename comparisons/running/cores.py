@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import handrolled
+from threadpoolctl import ThreadpoolController
 
 
 def cores():
@@ -20,8 +21,6 @@ def cores():
 @cache
 def _workers():
     """One thread per core, and the handle that sets BLAS's own thread count (both made once, when first needed)."""
-    from threadpoolctl import ThreadpoolController  # loaded only by a pass that runs in threads
-
     return ThreadPoolExecutor(cores(), thread_name_prefix="row-ranges"), ThreadpoolController()
 
 

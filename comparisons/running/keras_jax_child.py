@@ -34,6 +34,8 @@ import numpy as np
 
 from loop_result import LoopResult
 
+from comparisons.processes.isolated import _kill_group, exit_reason, last_meaningful
+from comparisons.processes.scratch import make_owned_dir
 from comparisons.running.timing import time_calls
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # the child runs here, so `-m comparisons.running.keras_jax_child` resolves
@@ -162,7 +164,6 @@ def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None)
 
 def run_child_on(pairs, timeout_s=TIMEOUT_S, python=None, env=None):
     """Run one child on several (job file, result file) pairs in turn; KerasJaxError (one line) if it fails, hangs or misses a result."""
-    from comparisons.processes.isolated import _kill_group, exit_reason
 
     with tempfile.TemporaryFile(mode="w+") as err:
         proc = _start_child([str(path) for pair in pairs for path in pair], err, python, env)
@@ -193,7 +194,6 @@ def _last_words(err, offset):
     """The child's last exception line in `err` from `offset` on, else its last line that is not start-up noise or JAX's note on filtered frames."""
     from jax_models.runtime import KNOWN_NOISE
 
-    from comparisons.processes.isolated import last_meaningful
 
     err.flush()
     err.seek(offset)
@@ -216,7 +216,6 @@ class KerasJaxSession:
     def start(self):
         """Start the child now when none runs, so its start-up (JAX and Keras imports) overlaps the caller's own work."""
         if self._proc is None:
-            from comparisons.processes.scratch import make_owned_dir
 
             self._err = tempfile.TemporaryFile(mode="w+")
             self._ready = make_owned_dir("keras-jax-")  # for READY; owner-tagged: a later run removes it if this one is killed
@@ -240,7 +239,6 @@ class KerasJaxSession:
 
     def run(self, job_path, result_path, timeout_s=TIMEOUT_S):
         """Have the child run one job file into result_path; raises KerasJaxError as run_child does."""
-        from comparisons.processes.isolated import exit_reason
 
         deadline = time.monotonic() + timeout_s
         try:
@@ -266,7 +264,6 @@ class KerasJaxSession:
             raise
         if reason is not None:
             if self._proc.poll() is None:
-                from comparisons.processes.isolated import _kill_group
 
                 _kill_group(self._proc)
             last = _last_words(self._err, offset)
@@ -275,7 +272,6 @@ class KerasJaxSession:
 
     def close(self, wait_s=5.0):
         """End the child (an idle one leaves at the end of its stdin; killed if it has not within wait_s) and drop its stderr."""
-        from comparisons.processes.isolated import _kill_group
 
         proc, err, ready, self._proc, self._err, self._ready = self._proc, self._err, self._ready, None, None, None
         if ready is not None and not (ready / "ready").exists():

@@ -7,6 +7,8 @@ import handrolled
 from comparisons.core.results import from_run
 from comparisons.running.adapters import Trainer
 from comparisons.running.timing import Timing
+from comparisons.running.keras_jax_child import make_keras_jax_trainer, start_shared
+from comparisons.processes.scratch import owned_dir
 
 
 def _autodiff_gradient(spec):
@@ -49,8 +51,6 @@ def sharded_loop(spec):
 
 def keras_on_jax(spec):
     """The study's Keras model and fit on the JAX backend, in a child process that times itself."""
-    from comparisons.running.keras_jax_child import make_keras_jax_trainer
-    from comparisons.processes.scratch import owned_dir
 
     # owner-tagged scratch: a later run removes it if this one is killed
     keras_train = make_keras_jax_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, batches=spec.batches,
@@ -66,7 +66,6 @@ def keras_on_jax(spec):
 def start_keras_jax_child(**_):
     """keras_on_jax's starter: the shared keras:jax child started now (inside the driver's shared_child() block), its
     imports under way; returns its wait() for them (comparisons.running.keras_jax_child.start_shared)."""
-    from comparisons.running.keras_jax_child import start_shared
 
     return start_shared()
 

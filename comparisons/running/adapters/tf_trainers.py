@@ -11,6 +11,9 @@ from loop_result import LoopResult
 from comparisons.core.results import GradientMismatchError, from_run
 from comparisons.running.adapters import Trainer
 from comparisons.running.adapters.numpy_trainers import gram_loss_bound
+from comparisons.processes import cluster
+from comparisons.processes.scratch import owned_dir
+from comparisons.running.timing import Timing, calls_owed
 
 MULTI_WORKER_TIMEOUT_S = float("inf")  # no limit on a run's length: the launcher's watchdog ends a stalled one (cluster.StallWatch)
 COLLECTIVE_TIMEOUT_S = 60.0  # a peer that does not join a job, or a cluster that stalls, fails the run after this long
@@ -122,21 +125,18 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     RunResult.timing means what every other timing row means, though its calls are not interleaved
     with the driver's rounds (they run in other processes, a job at a time).
     """
-    from comparisons.processes.cluster import run_job, shared_sessions, train_job
-    from comparisons.processes.scratch import owned_dir
-    from comparisons.running.timing import Timing, calls_owed
 
     X, y, dtype = spec.X, spec.y, spec.dtype
 
     def job_result(W0, b0, rate, calls, tmp, warm=False):
-        job = train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=calls,
+        job = cluster.train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=calls,
                         collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR,
                         warm=warm)
-        return run_job(job, spec.workers, timeout_s=timeout_s)
+        return cluster.run_job(job, spec.workers, timeout_s=timeout_s)
 
     def train(W0, b0, rate=spec.lr, repeats=0, budget_s=math.inf):
         # owner-tagged: a later run removes it if this one is killed
-        with owned_dir("multi-worker-data-") as tmp, shared_sessions():
+        with owned_dir("multi-worker-data-") as tmp, cluster.shared_sessions():
             out = job_result(W0, b0, rate, 0, tmp)  # the warm-up
             repeat_s = []
             while owed := calls_owed(repeats, budget_s, out["first_call_s"], repeat_s):
@@ -153,9 +153,8 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
 def start_workers(workers=2, **_):
     """multi_worker_tape's starter: the shared session of `workers` workers started now (inside the driver's
     cluster.shared_sessions() block); returns its wait() for their start-up (comparisons.processes.cluster.start_shared)."""
-    from comparisons.processes.cluster import start_shared
 
-    return start_shared(workers)
+    return cluster.start_shared(workers)
 
 
 __all__ = ["GradientMismatchError", "gram_tape", "keras_dataset", "keras_numpy_input", "mirrored_keras",
