@@ -16,6 +16,8 @@ the backend:
   are float64. keep_float64=True switches that one demotion off (a module-level table in
   keras.src.backend.common.dtypes, no public switch exists); False keeps Keras as shipped.
 """
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 
@@ -70,8 +72,20 @@ def build_model(features, dtype):
     return keras.Sequential([keras.Input(shape=(features,), dtype=dtype), keras.layers.Dense(1, dtype=dtype)])
 
 
+@dataclass(frozen=True)
+class KerasFit:
+    """A compiled Keras model and its fit: called (W0, b0, lr=...) -> LoopResult; `model` to inspect (its optimizer)."""
+
+    fit: object  # (W0, b0, lr) -> LoopResult
+    model: object  # the keras.Model the fit trains
+
+    def __call__(self, W0, b0, *args, **kwargs):
+        """One fit from (W0, b0): its LoopResult."""
+        return self.fit(W0, b0, *args, **kwargs)
+
+
 def make_keras_fit_trainer(X, y, lr, iterations, recorder, batches=None, device="cpu"):
-    """Build a trainer: a callable (W0, b0, lr=lr) -> LoopResult (no gradient check). Its first call compiles.
+    """Build a trainer: a KerasFit, called (W0, b0, lr=lr) -> LoopResult (no gradient check). Its first call compiles.
 
     `recorder(steps)` makes the Keras metric that keeps the loss of every step (a keras.metrics.Metric
     with a `losses` variable of at least `steps` entries, entry i the loss before update i): the
@@ -121,6 +135,5 @@ def make_keras_fit_trainer(X, y, lr, iterations, recorder, batches=None, device=
                           loss_curve=np.append(np.asarray(losses, dtype), np.asarray(final_loss, dtype)),
                           device=placed_label(dense.kernel.value), jit_compile=JIT_COMPILE, mode="keras")
 
-    train.model = model  # for inspection: its optimizer's learning-rate variable and dtype
-    return train
+    return KerasFit(train, model)
 

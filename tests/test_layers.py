@@ -288,3 +288,22 @@ def test_child_processes_start_at_the_repository_root():
     root = REPO.resolve()
     assert (root / f"{LOOP_RESULT_MODULE}.py").is_file()
     assert cluster.REPO_ROOT == isolated.REPOSITORY == keras_jax_child.REPOSITORY == root
+
+
+def function_attributes(path):
+    """`f.attr = ...` where f is a function defined in the same file: extras hung on a function instead of declared."""
+    tree = ast.parse(path.read_text())
+    functions = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return [f"{path.name}:{node.lineno} {target.value.id}.{target.attr}" for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) for target in node.targets
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in functions]
+
+
+def test_no_extras_hung_on_functions(tmp_path):
+    """Trainers and builders declare what they carry (a dataclass, as Trainer, KerasFit, KerasJaxTrainer)."""
+    found = [hit for target in ("comparisons", "run_all", *FRAMEWORK_PACKAGES) for path in python_files(target)
+             for hit in function_attributes(path)]
+    assert found == []
+    bad = tmp_path / "bad.py"  # not vacuous: what this repository once did
+    bad.write_text("def make():\n    def train():\n        pass\n    train.run = train\n    return train\n")
+    assert function_attributes(bad) == ["bad.py:4 train.run"]

@@ -102,7 +102,7 @@ def run_job(job):
     out = {"first_call_s": timing.first_call_s, "repeat_s": np.asarray(timing.repeat_s, np.float64),
            "count": len(results), "tensorflow_imported": "tensorflow" in sys.modules, "float64_kept": float64_kept,
            "device": results[0].device, "jit_compile": results[0].jit_compile,
-           "learning_rate_dtype": str(train.model.optimizer.learning_rate.dtype)}
+           "learning_rate_dtype": str(train.model.optimizer.learning_rate.dtype)}  # train: a keras_fit.KerasFit
     for k, r in enumerate(results):
         out[f"weights_{k}"], out[f"bias_{k}"], out[f"loss_curve_{k}"] = r.weights, r.bias, r.loss_curve
     return out
@@ -344,9 +344,21 @@ def run_jobs(jobs, timeout_s=TIMEOUT_S):
                 for (_, result_path), job in zip(pairs, jobs)]
 
 
+@dataclass(frozen=True)
+class KerasJaxTrainer:
+    """keras:jax in the parent: called (W0, b0[, rate]), one fit's LoopResult; run(), several rates and the timing."""
+
+    run: object  # (W0, b0, rates=(lr,), repeats=0, budget_s=None) -> ChildRun: one job of the child
+    lr: float  # the rate a call uses when given none
+
+    def __call__(self, W0, b0, rate=None):
+        """One fit from (W0, b0) at `rate` (default: lr): its LoopResult."""
+        return self.run(W0, b0, rates=(float(self.lr if rate is None else rate),)).results[0]
+
+
 def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", keep_float64=True,
                            timeout_s=TIMEOUT_S, scratch=None):
-    """Build keras:jax: a callable (W0, b0, rate=lr) -> LoopResult, each call one child process (inside a
+    """Build keras:jax: a KerasJaxTrainer, (W0, b0, rate=lr) -> LoopResult, each call one child process (inside a
     shared_child() block, the next job of the block's child).
 
     Keras runs all N updates (fit cannot stop between steps): diverged_at is None and the curve has
@@ -368,11 +380,7 @@ def make_keras_jax_trainer(X, y, lr, iterations, batches=None, device="cpu", kee
                 run_child(job, result, timeout_s)
             return read_result(result, dtype, iterations)
 
-    def train(W0, b0, rate=lr):
-        return run(W0, b0, rates=(float(rate),)).results[0]
-
-    train.run = run
-    return train
+    return KerasJaxTrainer(run, float(lr))
 
 
 if __name__ == "__main__":
