@@ -531,6 +531,22 @@ def test_machine_facts_come_from_environment_json_only(folder, monkeypatch):
         assert stale not in text, stale
 
 
+def test_a_gpu_only_jax_sees_is_the_machines_gpu_too(folder, monkeypatch):
+    """README and Set-up read every framework's devices: TensorFlow's CPU-only list does not make it 'no GPU'."""
+    env = dict(json.loads((folder / "environment.json").read_text()),
+               tensorflow={"gpus": [], "physical_devices": ["CPU:0"]},
+               jax={"devices": ["cpu:0 (cpu)", "gpu:0 (cuda)"], "gpus": ["gpu:0 (cuda)"]})
+    (folder / "environment.json").write_text(json.dumps(env))
+    readme, text = front_page.readme_block(folder), build(folder, monkeypatch)
+    assert "GPU gpu:0 (cuda)" in readme and "no GPU" not in readme
+    assert "- devices JAX saw: cpu:0 (cpu), gpu:0 (cuda); GPUs: gpu:0 (cuda)" in text
+    assert "JAX saw a GPU (gpu:0 (cuda)), but no run in these tables used it" in text
+    del env["jax"]  # a run that never loaded JAX: said so, and TensorFlow saw no GPU
+    (folder / "environment.json").write_text(json.dumps(env))
+    assert "no GPU" in front_page.readme_block(folder)
+    assert "- devices JAX saw: none (JAX not loaded by the study process)" in build(folder, monkeypatch)
+
+
 def test_generated_text_types_no_machine_fact():
     """The sources that write the report's and README's text state no core count or CPU model of their own."""
     sources = [REPO / "comparisons" / f for f in ("report/document.py", "output/prose.py", "report/front_page.py")]

@@ -434,10 +434,28 @@ def _xla_words(per_implementation):
     return "; ".join(parts)
 
 
+def gpus_seen(env):
+    """{framework title: the GPUs it saw} for each framework the run loaded (environment.json): a JAX row runs on
+    what JAX sees, not on TensorFlow's."""
+    return {title: env[f].get("gpus") or [] for f, (_, title) in DEVICE_MODULES.items() if isinstance(env.get(f), dict)}
+
+
+def _devices_lines(env):
+    """A line per framework: the devices and GPUs it saw (environment.json), or that the study process never loaded it."""
+    lines = []
+    for framework, (_, title) in DEVICE_MODULES.items():
+        seen = env.get(framework)
+        if isinstance(seen, dict):
+            devices = seen.get("physical_devices", seen.get("devices", []))  # TensorFlow's key, JAX's key
+            lines.append(f"- devices {title} saw: {', '.join(devices) or 'none'}; GPUs: {', '.join(seen.get('gpus', [])) or 'none'}")
+        else:
+            lines.append(f"- devices {title} saw: none ({title} not loaded by the study process)")
+    return lines
+
+
 def _setup_section(study, env, config):
     """Data, model, parameters, machine and versions: how the run was made."""
     versions = env.get("versions", {})
-    tf = env.get("tensorflow") or {}
     lines = [
         "## Set-up",
         f"- data: {study['data_source']}",
@@ -450,8 +468,7 @@ def _setup_section(study, env, config):
         f"b0 = {study['initial_bias']:.6f}",
         f"- Hessian 2/n [X,1]^T [X,1] of the trained features: lambda_min = {study['lambda_min']:.4g}, "
         f"lambda_max = {study['lambda_max']:.4g}, so the largest stable step is 2/lambda_max = {study['max_stable_lr']:.4g}",
-        f"- devices TensorFlow saw: {', '.join(tf.get('physical_devices', [])) or 'none (TensorFlow not loaded by the study process)'}; "
-        f"GPUs: {', '.join(tf.get('gpus', [])) or 'none'}",
+        *_devices_lines(env),
         f"- machine: {env.get('cpu_model')}, {env.get('cpu_cores_usable')} usable cores, {env.get('platform')}; "
         f"BLAS: {env.get('blas', {}).get('name')} {env.get('blas', {}).get('version', '')}",
         f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
@@ -859,8 +876,7 @@ def _timings_section(timings, runs, env, config, tables=None, scaling=None, resu
     if t.device.str.contains("+", regex=False).any():
         text.append("- Runs over several replicas or workers share one machine's cores and wait for an all-reduce "
                     "at each step: their times are the cost of synchronising, not a speed-up.")
-    # each framework's own GPUs (environment.json): a JAX row runs on what JAX sees, not on TensorFlow's
-    seen = {title: env[f].get("gpus") or [] for f, (_, title) in DEVICE_MODULES.items() if isinstance(env.get(f), dict)}
+    seen = gpus_seen(env)
     gpus = list(dict.fromkeys(g for found in seen.values() for g in found))
     cells = int((t.n_samples * t.n_features).max())
     small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
