@@ -87,9 +87,12 @@ def test_support_report_and_findings_read_the_table():
     assert "| InvalidArgumentError: AddN shapes |" in support.report_section(trailer)
     assert support._short_detail("must feed a value for placeholder tensor 'while/body/_1/while/cond/Placeholder_1' "
                                  "with dtype int32") == "must feed a value for placeholder tensor '...' with dtype int32"
-    findings = support.findings(table)
-    assert len(findings) <= 2
-    assert "Of 2 ways" in findings[0] and "1.23 ms" in findings[1] and "InvalidArgumentError (1" in findings[1]
+    answer, cheapest = support.findings(table)
+    assert answer.kind == "distribution_support" and answer.facts["ways"] == 2
+    assert answer.facts["same"] + answer.facts["differs"] + answer.facts["fails"] == 2
+    assert cheapest.kind == "distribution_support_cheapest_and_failure"
+    assert cheapest.facts["step_ms"] == pytest.approx(1.23, rel=1e-3)
+    assert cheapest.facts["failure"] == "InvalidArgumentError" and cheapest.facts["failures"] == 1
 
 
 # ------------------------------------------------------------------------------ distributed
@@ -165,8 +168,10 @@ def test_report_and_findings_label_the_model_and_read_the_table():
     assert "two cores" not in text and "2 cores" not in text  # machine facts come from environment.json only
     assert "docs.nvidia.com" in text and "595 numbers" in text
     assert "| 100 | 0.2 | 1 | 5 |" in text  # ms per step, mirrored 1 and 2 replicas, 2 workers, from the table
-    findings = dist.findings(table)
-    assert len(findings) == 2 and "4000 us" in findings[0] and "model (not measured)" in findings[1]
+    waiting, model = dist.findings(table)
+    assert waiting.kind == "distributed_waiting" and waiting.facts["allreduce_us"] == pytest.approx(4000)
+    assert model.kind == "distributed_ring_model" and model.facts["n"] == 1_000_000
+    assert model.facts["step_workers"] <= model.facts["max_workers"] == max(dist.WORKER_COUNTS)
 
 
 def test_figure_artists():

@@ -283,8 +283,10 @@ def test_claims_findings_and_section_follow_the_table():
         (lesson_claims.BY_KEY["dot_example"], {"dot": 31.0, "lesson_dot": 32.0}),
         (lesson_claims.BY_KEY["numpy_10x"], SPEED_EVIDENCE["numpy_10x"])]]
     table = pd.DataFrame(rows)
-    assert lesson_claims.findings(table) == [
-        "Of the lesson's 3 testable claims, 2 hold, 1 is wrong and 0 imprecise. Wrong: the dot product example."]
+    (found,) = lesson_claims.findings(table)
+    assert found.kind == "lesson_claims_wrong" and found.facts == dict(
+        claims=3, holds=2, wrong_count=1, imprecise=0, wrong=[lesson_claims.BY_KEY["dot_example"].short])
+    assert lesson_claims.findings(table.iloc[[0, 2]])[0].facts["wrong"] == []  # both hold: none named
     section = lesson_claims.report_section(table)
     assert "**2 holds**, **1 wrong**, **0 imprecise**" in section
     assert "| np.dot((1,2,3), (4,5,6)) = 31 |" in section and "48 vs 3.0 us" in section

@@ -245,12 +245,12 @@ def test_gram_figure_draws_both_curves_and_every_gap_with_its_bound(gram_table):
 def test_gram_findings_read_the_table(gram_table):
     from comparisons.experiments import gram
 
-    text = gram.findings(gram_table)
-    assert 1 <= len(text) <= 2
+    first, second = gram.findings(gram_table)
     worst = gram.summary(gram_table).set_index(["noise", "dtype"]).loc[(0.01, "float32"), "max_rel_gap"]
-    assert f"{worst:.2g}" in text[0]
+    assert first.kind == "gram" and first.facts["gap"] == worst and first.facts["dtype"] == "float32"
+    assert first.facts["noise"] == 0.01 and second.kind == "gram_bound"
     doubled = gram_table.assign(rel_gap=2 * gram_table.rel_gap)
-    assert f"{2 * worst:.2g}" in gram.findings(doubled)[0]
+    assert gram.findings(doubled)[0].facts["gap"] == pytest.approx(2 * worst)
     assert "gram.png" in gram.report_section(gram_table)
     # the rows that need the bound: a gap past the tolerance, counted from the table's own columns
     s = gram.summary(gram_table)

@@ -12,8 +12,9 @@ import pytest
 
 from types import SimpleNamespace
 
-from comparisons.report import document as report, findings, front_page
-from comparisons.report.findings import MAX_WORDS, Finding, render, words
+from comparisons.report import document as report, front_page
+from comparisons.output import findings
+from comparisons.output.findings import MAX_WORDS, Finding, render, words
 from comparisons.inputs.data import make_synthetic
 from comparisons.experiments import lr_sweep, variants
 from comparisons.output.prose import md_table, span
@@ -312,7 +313,8 @@ def test_a_failed_a_missing_an_unknown_and_a_second_reading_experiment(folder, m
     pd.DataFrame({"a": [1]}).to_csv(folder / "gram.csv", index=False)
     monkeypatch.setattr(report.experiment_registry, "load",
                         lambda name: lr_sweep if name == "lr_sweep" else SimpleNamespace(
-                            findings=lambda t: ["second reading."], report_section=lambda t: "## The Gram route"))
+                            findings=lambda t: [Finding("gram", {}, "second reading.")],
+                            report_section=lambda t: "## The Gram route"))
     edit_json(folder, "experiments", lambda s: {"lr_sweep": {"status": "ok"}, "variants": {"status": "ok"},
                                                 "gram": {"status": "ok"},
                                                 "matmul": {"status": "failed: RuntimeError: boom\nmore"},
@@ -321,16 +323,17 @@ def test_a_failed_a_missing_an_unknown_and_a_second_reading_experiment(folder, m
     assert bullets[-1].kind == "not_measured" and bullets[-1].facts["what"] == [
         "`variants` (ok, but variants.csv is missing)", "`matmul` (failed: RuntimeError: boom)",
         "`not_yet` (not an experiment this version knows)"]
-    texts = [b.facts.get("text", "") for b in bullets]
-    assert any(t.startswith("**Full-batch descent is stable only for learning rates below 0.4 here**;") for t in texts)
-    assert "second reading." not in texts  # the Gram experiment's answer stays in its section
+    kinds = [b.kind for b in bullets]
+    assert "lr_sweep" in kinds  # the sweep's answer, with its explanation when both fit in MAX_WORDS
+    assert "gram" not in kinds  # the Gram experiment's answer stays in its section
     done = report.experiment_tables(folder, json.loads((folder / "experiments.json").read_text()))[0]
     assert report.second_reading(done) == ("For a second reading, in their sections below: "
                                            "[The Gram route](#the-gram-route).")
 
 
 def test_no_more_than_ten_findings_and_experiment_sentences_within_the_word_limit(folder, monkeypatch):
-    monkeypatch.setattr(lr_sweep, "findings", lambda table: ["one " * 30 + "end.", "two " * 40 + "end."], raising=False)
+    monkeypatch.setattr(lr_sweep, "findings", lambda table: [Finding("one", {"k": 30}, "one " * 30 + "{k}."),
+                                                             Finding("two", {"k": 40}, "two " * 40 + "{k}.")])
     names = {f"lr_sweep_{k}": {"status": "ok"} for k in range(12)}
     monkeypatch.setattr(report, "EXPERIMENTS", ("lr_sweep", *names))
     for name in names:
@@ -339,12 +342,20 @@ def test_no_more_than_ten_findings_and_experiment_sentences_within_the_word_limi
     edit_json(folder, "experiments", lambda s: {**names, "gone": {"status": "failed: x"}})
     bullets = report.findings(folder)
     assert len(bullets) == 10 and bullets[-1].kind == "not_measured"
-    experiment = [b for b in bullets if b.kind == "experiment"][0]
-    assert experiment.facts["text"] == "one " * 30 + "end."  # the second would pass 60 words; no clause to set apart
+    experiment = [b for b in bullets if b.kind == "one"][0]
+    assert render(experiment) == "one " * 30 + "30."  # the second would pass 60 words: the first alone
+
+
+def test_an_experiments_two_findings_make_one_bullet_when_they_fit():
+    first, second = Finding("a", {"x": 1}, "**A is {x:n}.**"), Finding("b", {"y": 2}, "B is {y:n}.")
+    both = report._experiment_finding([first, second])
+    assert render(both) == "**A is 1.** B is 2." and both.facts == {"x": 1, "y": 2} and both.kind == "a"
+    with pytest.raises(ValueError, match="one fact two values"):
+        report._experiment_finding([first, Finding("b", {"x": 3}, "x is {x:n}.")])
 
 
 def test_render_formats_each_unit():
-    assert render(Finding("experiment", {"text": "x"})) == "x"
+    assert render(Finding("anything", {"x": 2}, "x is {x:n}")) == "x is 2"  # a finding's own template
     f = Finding("payoff", dict(dtype="float64", n=100, iterations=1000, speedup=(2.84, 9.97),
                                break_even=(20_123.0, 68_601.0), scaling=""))
     assert "2.8-10x faster" in render(f) and "after 20,000-69,000 updates" in render(f) and "1,000" in render(f)
@@ -581,14 +592,17 @@ def sweep():
 
 def test_lr_sweep_findings_open_with_the_threshold_and_explain_it():
     first, second = lr_sweep.findings(sweep())
-    assert first == ("Full-batch descent is stable only for learning rates below 0.4 here; all 6 runs of the sweep "
-                     "(2 implementations, 0.5x to 2x the threshold) landed on the side it predicts.")
-    assert second == ("The threshold is 2/lambda_max, lambda_max = 5 being the largest eigenvalue of the loss's curvature "
-                      "(its Hessian 2/n [X, 1]^T [X, 1]); at the 2 stable rates the numpy float64 run needed 0.95 to "
-                      "0.98 of the predicted iterations to close the distance to least squares to 1e-06 of its start.")
+    assert first.kind == "lr_sweep" and first.facts == dict(threshold=0.4, runs=6, implementations=2, low=0.5, high=2.0,
+                                                            disagree=0)
+    # the stable rates 0.5x and 0.99x: measured 95 of 100 and 4900 of 5000 predicted iterations
+    assert second.kind == "lr_sweep_why" and second.facts == pytest.approx(dict(
+        lambda_max=5.0, stable_rates=2, share_low=0.95, share_high=0.98, tolerance=1e-6))
+    assert render(first).startswith("**") and words(render(first)) <= MAX_WORDS and words(render(second)) <= MAX_WORDS
     assert lr_sweep.agreement_sentence(sweep()) == (
         "Every one of the 6 runs landed on the side theory predicts (0.5x to 2x the threshold, nearest it 0.99x): "
         "`numpy` and `keras` in float64 at 3 rates.")
+    never = sweep().assign(measured_iterations=-1)  # no run reached the tolerance: the bound alone
+    assert lr_sweep.findings(never)[1].kind == "lr_sweep_why_alone"
 
 
 def test_lr_sweep_sentence_names_a_disagreeing_run():
@@ -597,7 +611,8 @@ def test_lr_sweep_sentence_names_a_disagreeing_run():
     t = t.assign(agrees_with_theory=~hit, observed_side=np.where(hit, "stable", t.observed_side))
     assert lr_sweep.agreement_sentence(t).startswith(
         "**1 run of 6 disagree with theory**: `keras` [float64] at lr 0.8 (2x) was stable.")
-    assert lr_sweep.findings(t)[0].endswith("**1 of 6 runs of the sweep did not** land on the predicted side.")
+    first = lr_sweep.findings(t)[0]
+    assert first.kind == "lr_sweep_disagree" and first.facts["disagree"] == 1 and first.facts["runs"] == 6
 
 
 def epochs_table(keras_gap=1e-15):
@@ -615,15 +630,16 @@ def epochs_table(keras_gap=1e-15):
 
 
 def test_variants_findings_follow_their_table():
-    assert variants.findings(epochs_table()) == [
-        "Given the same shuffled order of samples, *Keras fit* takes exactly numpy's steps (float64) at batch sizes 1 "
-        "and 100: per-step losses differ by at most 1e-15 relative.",
-        "After 2 passes over the data, batches of 1 end 0.01 above the least-squares loss and full batches 20."]
+    same, excess = variants.findings(epochs_table())
+    assert same.kind == "variants_same_path" and same.facts == dict(ways=["*Keras fit*"], sizes=[1, 100], worst=1e-15)
+    # after 2 epochs numpy ends at 0.26 (batches of 1) and 20 (full batches) against the least-squares 0.25
+    assert excess.kind == "variants_excess" and excess.facts == pytest.approx(dict(epochs=2, small=1, small_excess=0.01,
+                                                                                   full_excess=19.75))
     numpy_only = epochs_table()[lambda t: t.implementation == "numpy"]
     assert "Only numpy ran" in variants.report_section(numpy_only)
-    assert not any("Keras" in s for s in variants.findings(numpy_only))
-    assert variants.findings(epochs_table(keras_gap=1e-3))[0].startswith(
-        "***Keras fit* parts ways with numpy on the same sample order**")
+    assert [f.kind for f in variants.findings(numpy_only)] == ["variants_excess"]
+    apart = variants.findings(epochs_table(keras_gap=1e-3))[0]
+    assert apart.kind == "variants_apart" and apart.facts == dict(apart=["*Keras fit*"], worst=1e-3)
 
 
 def test_md_table_escapes_bars_and_formats_floats():

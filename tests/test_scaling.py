@@ -146,7 +146,8 @@ def test_crossover_is_the_smallest_n_from_which_gram_always_wins():
     never = dict(PASS, **{"numpy:gram": [1.0, 1.0, 100.0]})
     assert pd.isna(scaling.gram_crossover(_table(PER, never)).set_index("implementation").loc[
         "numpy:gram", "beats_streaming_from_n"])
-    assert "not within" in scaling.findings(_table(PER, never))[1]
+    where = scaling.findings(_table(PER, never))[1].facts["where"]
+    assert sorted(where) == ["*GradientTape, Gram route* from n = 10,000", "*numpy, Gram route* not within n = 1,000,000"]
     # a faster streaming row of the same framework at the largest n becomes the one to beat
     faster = dict(PER, **{"numpy:fast": [2e-5, 1e-4, 1e-3]})
     FRAMEWORK["numpy:fast"] = "numpy"
@@ -160,12 +161,14 @@ def test_crossover_is_the_smallest_n_from_which_gram_always_wins():
 
 def test_findings_and_report_read_the_table():
     table = _table(PER, PASS)
-    text = scaling.findings(table)
-    assert len(text) == 2
-    assert "n = 10,000" in text[1] and "n = 100" in text[1]  # gradient_tape:gram, numpy:gram
-    assert "30 s" in text[0] and "40 s" in text[0]
+    answer, where = scaling.findings(table)
+    assert sorted(where.facts["where"]) == ["*GradientTape, Gram route* from n = 10,000", "*numpy, Gram route* from n = 100"]
+    assert answer.kind == "scaling_gram_pays" and answer.facts["n"] == 1_000_000 and answer.facts["m"] == 32
+    # 1000 iterations: numpy streaming 30 s against its Gram route's pass and iterations; gradient_tape 40 s against its
+    assert sorted(t.split(" against ")[0] for t in answer.facts["times"]) == ["*GradientTape loop* 40 s",
+                                                                              "*numpy, by hand* 30 s"]
     slower = _table(dict(PER, numpy=[2e-5, 1e-4, 6e-2]), PASS)
-    assert "60 s" in scaling.findings(slower)[0]
+    assert any(t.startswith("*numpy, by hand* 60 s") for t in scaling.findings(slower)[0].facts["times"])
     report = scaling.report_section(table)
     # against numpy's 1000 x [2e-5, 1e-4, 3e-2] = [0.02, 0.1, 30] s: gradient_tape:gram [0.053, 0.053, 0.303] s wins
     # from 10,000; numpy:gram [0.0081, 0.010, 0.209] s from 100

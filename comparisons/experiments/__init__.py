@@ -3,7 +3,8 @@
     run(ctx: ExperimentContext) -> pandas.DataFrame   # compute; the driver writes <NAME>.csv
     plot(table: pandas.DataFrame, out_dir: Path) -> list[Path]   # figures from the table alone
     report_section(table: pandas.DataFrame) -> str   # markdown for report.md, from the table alone
-    findings(table: pandas.DataFrame) -> list[str]   # optional: at most two sentences for the Findings
+    findings(table: pandas.DataFrame) -> list[Finding]   # optional: at most two records (output/findings.py),
+                                                         # the first the answer, each with its template
 
 so figures and the report can be redrawn from the CSV without computing again. plot() saves the
 Figure that a `figure(table)` function builds, so tests can inspect its artists.

@@ -30,6 +30,7 @@ from comparisons.processes.cluster import ClusterError, run_job
 from comparisons.processes.isolated import Failure, python_module, run_child
 from comparisons.output.prose import md_table
 from comparisons.running.timing import time_calls
+from comparisons.output.findings import Finding
 
 NAME = "distributed"
 M = 32  # features
@@ -448,31 +449,45 @@ def report_section(table):
     return "\n".join(lines)
 
 
+FINDINGS = {
+    "distributed_waiting": ("**Worker processes on one machine measure the cost of waiting for each other, not a "
+                            "speed-up:** one all-reduce (every worker sends its gradient and gets back the sum) of "
+                            "{numbers:n} numbers between {workers:n} workers took {allreduce_us:.0f} us over loopback."),
+    "distributed_model": ("In the model (not measured) with datacenter figures at n = {n:n}, a step is fastest on "
+                          "{step_workers:n} of up to {max_workers:n} workers, {iterations:n} iterations taking {step_run:.3g} s, while the Gram route's single all-reduce does them in "
+                          "{gram_run:.3g} s on {gram_workers:n} workers."),
+    "distributed_ring_model": ("Read through the ring model (K workers pass pieces of the vector around a ring, 2 (K - 1) "
+                               "messages each), that is a bandwidth of {bandwidth_gbs:.2g} GB/s; in the model (not "
+                               "measured) with datacenter figures at n = {n:n}, a step is fastest on {step_workers:n} of up "
+                               "to {max_workers:n} workers, {iterations:n} iterations taking {step_run:.3g} s, while the Gram route's single all-reduce does them in {gram_run:.3g} s "
+                               "on {gram_workers:n} workers."),
+}
+
+
 def findings(table):
-    """Two sentences: the answer (workers on one machine only add waiting), then the ring model and the projection."""
-    sentences = []
+    """Two Findings: the answer (workers on one machine only add waiting), then the ring model and the projection."""
+    out = []
     loop = _network(table, "loopback")
     reduces = table[table.what == "allreduce"].sort_values("bytes")
     if loop is not None and not reduces.empty:
         small = reduces.iloc[0]
-        sentences.append(f"Worker processes on one machine measure the cost of waiting for each other, not a speed-up: one all-reduce (every worker sends its gradient and "
-                         f"gets back the sum) of {int(small.numbers)} numbers between {int(small.workers)} workers "
-                         f"took {small.seconds * 1e6:.0f} us over loopback.")
+        out.append(Finding("distributed_waiting", dict(numbers=int(small.numbers), workers=int(small.workers),
+                                                       allreduce_us=float(small.seconds * 1e6)),
+                           FINDINGS["distributed_waiting"]))
     model = table[(table.kind == "model") & (table.what == "projection") & (table.network == "datacenter")]
     if not model.empty:
         sizes = sorted(model.n_samples.unique())
         n = int(1_000_000 if 1_000_000 in sizes else sizes[-1])
         step_k = int(model[(model.route == "per_step") & (model.n_samples == n)].best_workers.iloc[0])
         gram_k = int(model[(model.route == "gram") & (model.n_samples == n)].best_workers.iloc[0])
-        step_run = projection_at(table, "datacenter", "per_step", n, step_k)["seconds_per_run"]
-        gram_run = projection_at(table, "datacenter", "gram", n, gram_k)["seconds_per_run"]
-        limit = (f"a step stops getting faster beyond {step_k} workers" if step_k < max(WORKER_COUNTS)
-                 else f"a step still gets faster at {step_k} workers")
-        ring = (f"Read through the ring model (K workers pass pieces of the vector around a ring, 2 (K - 1) messages "
-                f"each), that is a bandwidth of {loop.bandwidth_bytes_s / 1e9:.2g} GB/s; " if loop is not None
-                and not reduces.empty else "")
-        sentences.append(f"{ring}in the model (not measured) with datacenter figures at n = {n:,}, {limit} "
-                         f"({ITERATIONS} iterations in {step_run:.3g} s), while the Gram route's single all-reduce "
-                         f"does them in {gram_run:.3g} s on {gram_k} workers.")
-        sentences[-1] = sentences[-1][0].upper() + sentences[-1][1:]
-    return sentences
+        facts = dict(n=n, iterations=ITERATIONS, step_workers=step_k, max_workers=max(WORKER_COUNTS), gram_workers=gram_k,
+                     step_run=float(projection_at(table, "datacenter", "per_step", n, step_k)["seconds_per_run"]),
+                     gram_run=float(projection_at(table, "datacenter", "gram", n, gram_k)["seconds_per_run"]))
+        kind = "distributed_model"
+        if out:  # the measured all-reduce, read through the ring model
+            facts.update(bandwidth_gbs=float(loop.bandwidth_bytes_s / 1e9))
+            kind = "distributed_ring_model"
+        out.append(Finding(kind, facts, FINDINGS[kind]))
+    return out
+
+

@@ -24,6 +24,7 @@ from comparisons.processes.scratch import owned_dir
 from comparisons.processes.cluster import ClusterError, run_cluster
 from comparisons.output.prose import md_table
 from comparisons.core.tolerances import EQUIVALENCE
+from comparisons.output.findings import Finding
 
 NAME = "distribution_support"
 REPLICAS = 2  # the matrix splits rows over two replicas (two logical CPUs, or two worker processes)
@@ -217,20 +218,37 @@ def report_section(table):
     return "\n".join(lines)
 
 
+FINDINGS = {
+    "distribution_support": ("**Of {ways:n} ways to run the model on several devices or processes with TensorFlow's "
+                             "distribution strategies, {same:n} gave numpy's numbers**, {differs:n} gave different ones "
+                             "and {fails:n} failed."),
+    "distribution_support_cheapest": ("The cheapest correct one was {strategy} {api} with the {feed} feed at "
+                                      "{step_ms:.3g} ms per step."),
+    "distribution_support_cheapest_and_failure": ("The cheapest correct one was {strategy} {api} with the {feed} feed "
+                                                  "at {step_ms:.3g} ms per step; the commonest failure was {failure} "
+                                                  "({failures:n} configurations)."),
+}
+
+
 def findings(table):
-    """Two sentences: how many ways to run distributed gave numpy's numbers (the answer), then the cheapest and the failures."""
+    """Two Findings: how many ways to run distributed gave numpy's numbers (the answer), then the cheapest and the
+    commonest failure."""
     counts = table.outcome.value_counts()
-    sentences = [f"Of {len(table)} ways to run the model on several devices or processes with TensorFlow's "
-                 f"distribution strategies, {counts.get('same', 0)} gave numpy's numbers, "
-                 f"{counts.get('differs', 0)} gave different ones and {counts.get('fails', 0)} failed."]
+    out = [Finding("distribution_support", dict(ways=len(table), same=int(counts.get("same", 0)),
+                                                differs=int(counts.get("differs", 0)), fails=int(counts.get("fails", 0))),
+                   FINDINGS["distribution_support"])]
     same = table[(table.outcome == "same") & table.seconds_per_step.notna()]
     failing = table[table.outcome == "fails"]
     if not same.empty:
         best = same.loc[same.seconds_per_step.idxmin()]
-        sentence = (f"The cheapest correct one was {best.strategy} {best.api} with the {FEED_WORDS.get(best.feed, best.feed)} feed at "
-                    f"{best.seconds_per_step * 1e3:.3g} ms per step")
+        facts = dict(strategy=best.strategy, api=best.api, feed=FEED_WORDS.get(best.feed, best.feed),
+                     step_ms=float(best.seconds_per_step * 1e3))
+        kind = "distribution_support_cheapest"
         if not failing.empty:
             common = failing.detail.str.split(":").str[0].value_counts()
-            sentence += f"; the commonest failure was {common.index[0]} ({int(common.iloc[0])} configurations)"
-        sentences.append(sentence + ".")
-    return sentences
+            facts.update(failure=common.index[0], failures=int(common.iloc[0]))
+            kind = "distribution_support_cheapest_and_failure"
+        out.append(Finding(kind, facts, FINDINGS[kind]))
+    return out
+
+

@@ -18,6 +18,7 @@ import handrolled
 from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.core.tolerances import EQUIVALENCE
 from comparisons.core import registry
+from comparisons.output.findings import Finding
 
 NAME = "gram"
 NOISES = (0.5, 0.05, 0.01)  # the lesson's noise, then fits whose loss is 1e-4 and 2e-6 of s
@@ -151,18 +152,29 @@ def plot(table, out_dir):
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 
 
+FINDINGS = {
+    "gram": ("**The Gram route's loss formula loses digits when the fit is close:** in {dtype} with noise {noise:g} its "
+             "loss departs from the streaming loss by up to {gap:.2g} relative, while the weights still agree to "
+             "{weight_diff:.2g}."),
+    "gram_bound": ("The formula s - 2 theta^T c + theta^T G theta subtracts terms about s / loss = {s_over_loss:.3g} "
+                   "times the loss, and the gap stays inside its derived rounding bound {bound:.2g}; at the lesson's "
+                   "noise {lesson_noise:g} the {lesson_dtype} gap is {lesson_gap:.2g} against a tolerance of "
+                   "{tolerance:g}: {verdict}."),
+}
+
+
 def findings(table):
-    """Two sentences, every number read from the table: the Gram loss's cancellation (the answer), then its bound and the lesson's case."""
+    """Two Findings, every number read from the table: the Gram loss's cancellation (the answer), then its bound and
+    the lesson's case."""
     s = summary(table)
     shown = s[(s.noise == SHOWN[0]) & (s.dtype == SHOWN[1])].iloc[0]
     lesson = s[(s.noise == NOISES[0]) & (s.dtype == "float32")].iloc[0]
-    return [f"The Gram route's loss formula loses digits when the fit is close: in {shown['dtype']} with noise "
-            f"{shown.noise:g} its loss departs from the streaming loss by up to {shown.max_rel_gap:.2g} relative, "
-            f"while the weights still agree to {shown.max_abs_weight_diff:.2g}.",
-            f"The formula s - 2 theta^T c + theta^T G theta subtracts terms about s / loss = {shown.s_over_loss:.3g} "
-            f"times the loss, and the gap stays inside its derived rounding bound {shown.max_bound:.2g}; at the "
-            f"lesson's noise {lesson.noise:g} the {lesson['dtype']} gap is {lesson.max_rel_gap:.2g} against a "
-            f"tolerance of {lesson.tolerance:g}: {lesson.verdict}."]
+    return [Finding("gram", dict(dtype=shown["dtype"], noise=float(shown.noise), gap=float(shown.max_rel_gap),
+                                 weight_diff=float(shown.max_abs_weight_diff)), FINDINGS["gram"]),
+            Finding("gram_bound", dict(s_over_loss=float(shown.s_over_loss), bound=float(shown.max_bound),
+                                       lesson_noise=float(lesson.noise), lesson_dtype=lesson["dtype"],
+                                       lesson_gap=float(lesson.max_rel_gap), tolerance=float(lesson.tolerance),
+                                       verdict=lesson.verdict), FINDINGS["gram_bound"])]
 
 
 def report_section(table):

@@ -26,6 +26,7 @@ from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.output.prose import md_table
 from comparisons.running.timing import time_calls
 from comparisons.experiments import lr_sweep, matmul
+from comparisons.output.findings import Finding
 
 NAME = "lesson_claims"
 VERDICTS = ("holds", "wrong", "imprecise")
@@ -473,15 +474,21 @@ def plot(table, out_dir):
     return [save(figure(table), Path(out_dir) / f"{NAME}.png")]
 
 
+FINDINGS = {
+    "lesson_claims": ("**Of the lesson's {claims:n} testable claims, {holds:n} hold, {wrong_count:n} wrong and "
+                      "{imprecise:n} imprecise.**"),
+    "lesson_claims_wrong": ("**Of the lesson's {claims:n} testable claims, {holds:n} hold, {wrong_count:n} wrong and "
+                            "{imprecise:n} imprecise.** Wrong: {wrong:l}."),
+}
+
+
 def findings(table):
-    """Findings: the verdict counts, naming the claims found wrong."""
+    """The verdict counts, naming the claims found wrong: one Finding."""
     counts = table.verdict.value_counts()
-    wrong = [key for key, v in zip(table.key, table.verdict) if v == "wrong"]
-    text = (f"Of the lesson's {len(table)} testable claims, {counts.get('holds', 0)} hold, {len(wrong)} "
-            f"{'is' if len(wrong) == 1 else 'are'} wrong and {counts.get('imprecise', 0)} imprecise")
-    if wrong:
-        text += ". Wrong: " + "; ".join(BY_KEY[k].short if k in BY_KEY else f"`{k}`" for k in wrong)
-    return [text + "."]
+    wrong = [BY_KEY[k].short if k in BY_KEY else f"`{k}`" for k, v in zip(table.key, table.verdict) if v == "wrong"]
+    kind = "lesson_claims_wrong" if wrong else "lesson_claims"
+    return [Finding(kind, dict(claims=len(table), holds=int(counts.get("holds", 0)), wrong_count=len(wrong),
+                               imprecise=int(counts.get("imprecise", 0)), wrong=wrong), FINDINGS[kind])]
 
 
 def report_section(table):

@@ -25,6 +25,7 @@ from comparisons.running import stability
 from comparisons.running.implementations import make_trainer
 from comparisons.output.prose import join, md_table, plural
 from comparisons.experiments import study_data
+from comparisons.output.findings import Finding
 
 NAME = "lr_sweep"
 LESSON_RATES = (0.05, 0.25, 10.0)  # the lesson's rate, its 1-D example's step, and its diverging step
@@ -225,31 +226,39 @@ def agreement_sentence(table):
         for r in disagree.itertuples()) + f". Runs made ({span}): {_coverage(table)}.")
 
 
-def _prediction_sentence(table):
-    """How far the measured iterations to tolerance are from the predicted upper bound, or '' if none."""
-    good = _iteration_rows(table)
-    if good.empty:
-        return ""
-    share = good.measured_iterations / good.predicted_iterations
-    return (f"At the {plural(len(good), 'stable rate')} the numpy float64 run needed {share.min():.2f} to "
-            f"{share.max():.2f} of the predicted iterations to close the distance to least squares to "
-            f"{good.tolerance.iloc[0]:g} of its start.")
+FINDINGS = {
+    "lr_sweep": ("**Full-batch descent is stable only for learning rates below {threshold:.3g} here:** all {runs:n} runs "
+                 "of the sweep ({implementations:n} implementations, {low:.3g}x to {high:.3g}x the threshold) landed on "
+                 "the side it predicts."),
+    "lr_sweep_disagree": ("**Full-batch descent is stable only for learning rates below {threshold:.3g} here, but "
+                          "{disagree:n} of {runs:n} runs of the sweep did not** land on the predicted side."),
+    "lr_sweep_why": ("The threshold is 2/lambda_max, lambda_max = {lambda_max:.4g} being the largest eigenvalue of the "
+                     "loss's curvature (its Hessian 2/n [X, 1]^T [X, 1]); at the stable rates ({stable_rates:n}) the "
+                     "numpy float64 run needed {share_low:.2f} to {share_high:.2f} of the predicted iterations to close "
+                     "the distance to least squares to {tolerance:g} of its start."),
+    "lr_sweep_why_alone": ("The threshold is 2/lambda_max, lambda_max = {lambda_max:.4g} being the largest eigenvalue "
+                           "of the loss's curvature (its Hessian 2/n [X, 1]^T [X, 1])."),
+}
 
 
 def findings(table):
-    """Two sentences: below which rate descent is stable and whether the runs obeyed it (the answer); the bound and the predicted iterations."""
+    """Two Findings: below which rate descent is stable and whether the runs obeyed it (the answer); the bound and how
+    close the measured iterations came to the predicted ones."""
     t = table.iloc[0]
     disagree = len(_disagreeing(table))
-    first = (f"Full-batch descent is stable only for learning rates below {t.threshold:.3g} here; "
-             + (f"all {len(table)} runs of the sweep ({table.implementation.nunique()} implementations, "
-                f"{table.lr_over_threshold.min():.3g}x to {table.lr_over_threshold.max():.3g}x the threshold) "
-                "landed on the side it predicts."
-                if disagree == 0 else f"**{disagree} of {len(table)} runs of the sweep did not** land on the predicted side."))
-    second = (f"The threshold is 2/lambda_max, lambda_max = {t.lambda_max:.4g} being the largest eigenvalue of the "
-              "loss's curvature (its Hessian 2/n [X, 1]^T [X, 1])")
-    prediction = _prediction_sentence(table)
-    second += ("; " + prediction[0].lower() + prediction[1:]) if prediction else "."
-    return [first, second]
+    side = dict(threshold=float(t.threshold), runs=len(table), implementations=table.implementation.nunique(),
+                low=float(table.lr_over_threshold.min()), high=float(table.lr_over_threshold.max()), disagree=disagree)
+    kind = "lr_sweep" if disagree == 0 else "lr_sweep_disagree"
+    good = _iteration_rows(table)
+    why = dict(lambda_max=float(t.lambda_max))
+    if good.empty:
+        second = Finding("lr_sweep_why_alone", why, FINDINGS["lr_sweep_why_alone"])
+    else:
+        share = good.measured_iterations / good.predicted_iterations
+        why.update(stable_rates=len(good), share_low=float(share.min()), share_high=float(share.max()),
+                   tolerance=float(good.tolerance.iloc[0]))
+        second = Finding("lr_sweep_why", why, FINDINGS["lr_sweep_why"])
+    return [Finding(kind, side, FINDINGS[kind]), second]
 
 
 def _short_runs(table):

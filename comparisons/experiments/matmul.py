@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from comparisons.output.prose import md_table
+from comparisons.output.findings import Finding
 from comparisons.core.tolerances import MATMUL as MATMUL_AGREEMENT
 from comparisons.running.timing import time_interleaved
 
@@ -289,23 +290,31 @@ def loop_speedup(table):
     return int(n), float(loop.set_index("n").min_s[n] / lib[n])
 
 
+FINDINGS = {
+    "matmul_classical": ("**numpy's matrix product is the classical algorithm, not Strassen's as the lesson says:** all "
+                         "{products:n} numpy and TensorFlow products kept a tiny-valued block of a probe matrix accurate "
+                         "to rounding{strassen_lost}."),
+    "matmul_strassen_like": ("**{lost:n} of {products:n} library products lost the scale probe's small block**, as a "
+                             "Strassen-type product would."),
+    "matmul_loop": "At n = {n:n} numpy.matmul is {speedup:,.0f}x faster than the lesson's triple Python loop (float64).",
+}
+STRASSEN_LOST = ", which one Strassen step would lose"  # said when the study's own Strassen step lost the block
+
+
 def findings(table):
-    """Findings: which algorithm numpy's matmul is, from the probe (the exponent shows no algorithm); the loop against numpy."""
+    """Findings: which algorithm numpy's matmul is, from the probe (the time exponent shows none); the loop against numpy."""
     library, strassen = probes(table)
     kept = int(library.map(is_classical_probe).sum())
     if len(library) and kept == len(library):
-        first = (f"numpy's matrix product is the classical algorithm, not Strassen's as the lesson says: all "
-                 f"{len(library)} numpy and TensorFlow products kept a tiny-valued block of a probe matrix accurate to rounding"
-                 + (", which one Strassen step would lose" if len(strassen)
-                    and not strassen.map(is_classical_probe).any() else "")
-                 + ".")  # not the time exponent: it shows no algorithm (see report_section)
+        lost_by_strassen = bool(len(strassen)) and not strassen.map(is_classical_probe).any()
+        out = [Finding("matmul_classical", dict(products=len(library), strassen_lost=STRASSEN_LOST if lost_by_strassen
+                                                else ""), FINDINGS["matmul_classical"])]
     else:
-        first = (f"{len(library) - kept} of {len(library)} library products lost the scale probe's small block, "
-                 f"as a Strassen-type product would.")
-    out = [first]
+        out = [Finding("matmul_strassen_like", dict(products=len(library), lost=len(library) - kept),
+                       FINDINGS["matmul_strassen_like"])]
     speedup = loop_speedup(table)
     if speedup:
-        out.append(f"At n = {speedup[0]} numpy.matmul is {speedup[1]:,.0f}x faster than the lesson's triple Python loop (float64).")
+        out.append(Finding("matmul_loop", dict(n=int(speedup[0]), speedup=float(speedup[1])), FINDINGS["matmul_loop"]))
     return out
 
 

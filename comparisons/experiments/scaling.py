@@ -42,6 +42,7 @@ from comparisons.running.implementations import gram_stages, make_trainer
 from comparisons.core.results import from_run
 from comparisons.output.prose import join
 from comparisons.running.timing import overlap, time_interleaved
+from comparisons.output.findings import Finding
 
 NAME = "scaling"
 PASSES = 2  # reads of X per iteration without fusion: X W and X^T r
@@ -883,8 +884,21 @@ def report_section(table):
     return "\n".join(lines)
 
 
+FINDINGS = {
+    "scaling_gram_pays": ("**On large data, reading it once pays:** at n = {n:n}, m = {m:n}, the Gram route runs 1000 "
+                          "iterations {gains:x} faster than streaming ({dtype}, its one pass included): {times:l}."),
+    "scaling_gram_not_always": ("**At n = {n:n}, m = {m:n}, the Gram route's 1000 iterations are not always faster than "
+                                "streaming** ({dtype}, its one pass included): {times:l}."),
+    "scaling_where": ("The Gram route reads X once for its sufficient statistics (G = [X, 1]^T [X, 1], c = [X, 1]^T y "
+                      "and s = y^T y, all the loss and its gradient need), then takes each step in O(m^2); streaming "
+                      "reads all of X at every step. Measured, the Gram route beats streaming for 1000 iterations "
+                      "{where:l} (sizes measured from n = {smallest:n})."),
+}
+
+
 def findings(table):
-    """Two sentences: whether reading the data once (the Gram route) pays at the largest n, with the times; where it turns."""
+    """Two Findings: whether reading the data once (the Gram route) pays at the largest n, with the times; where it
+    turns."""
     crossover = gram_crossover(table)
     if crossover.empty:
         return []
@@ -893,18 +907,14 @@ def findings(table):
     case = crossover[crossover.n_features == m]
     case = case[case.dtype == ("float32" if (case.dtype == "float32").any() else case.dtype.iloc[0])]
     gains = case.streaming_1000_s / case.gram_1000_s
-    parts = [f"*{title(r.streaming)}* {r.streaming_1000_s:.3g} s against *{title(r.implementation)}* "
-             f"{r.gram_1000_s:.3g} s" for r in case.itertuples()]
     first = case.iloc[0]
-    faster = (f"{gains.min():.3g}x to {gains.max():.3g}x faster" if len(case) > 1 else f"{gains.iloc[0]:.3g}x faster")
-    answer = (f"On large data, reading it once pays: at n = {first.largest_n:,}, m = {m}, the Gram route runs 1000 "
-              f"iterations {faster} than streaming"
-              if (gains > 1).all() else
-              f"At n = {first.largest_n:,}, m = {m}, the Gram route's 1000 iterations are not always faster than streaming")
+    times = [f"*{title(r.streaming)}* {r.streaming_1000_s:.3g} s against *{title(r.implementation)}* "
+             f"{r.gram_1000_s:.3g} s" for r in case.itertuples()]
+    kind = "scaling_gram_pays" if (gains > 1).all() else "scaling_gram_not_always"
     where = [f"*{title(r.implementation)}* from n = {r.beats_streaming_from_n:,}" if not pd.isna(r.beats_streaming_from_n)
              else f"*{title(r.implementation)}* not within n = {r.largest_n:,}" for r in case.itertuples()]
-    return [answer + f" ({first['dtype']}, its one pass included): " + "; ".join(parts) + ".",
-            "The Gram route reads X once for its sufficient statistics (G = [X, 1]^T [X, 1], c = [X, 1]^T y and "
-            "s = y^T y, all the loss and its gradient need), then takes each step in O(m^2); streaming reads all of X "
-            "at every step. Measured, the Gram route beats streaming for 1000 iterations " + ", ".join(where)
-            + f" (sizes measured from n = {first.smallest_n:,})."]
+    return [Finding(kind, dict(n=int(first.largest_n), m=int(m), dtype=first["dtype"],
+                               gains=(float(gains.min()), float(gains.max())), times=times), FINDINGS[kind]),
+            Finding("scaling_where", dict(where=where, smallest=int(first.smallest_n)), FINDINGS["scaling_where"])]
+
+

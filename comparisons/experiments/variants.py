@@ -21,6 +21,7 @@ from comparisons.output.prose import join, md_table
 from comparisons.core.tolerances import EQUIVALENCE
 from comparisons.running.timing import time_interleaved
 from comparisons.experiments import study_data
+from comparisons.output.findings import Finding
 
 NAME = "variants"
 DTYPE = "float64"  # the equivalence check needs float64
@@ -187,9 +188,24 @@ def _last_epoch(table):
     return epochs, last[last.implementation == registry.REFERENCE].set_index("batch_size").sort_index(), worst
 
 
+def _titles(rows):
+    """The rows' titles in italics, as a reader sees them elsewhere (the registry's title, not its id)."""
+    return [f"*{registry.label(name)}*" for name in rows]
+
+
 def _names(rows):
-    """The rows' titles, as a reader sees them elsewhere (the registry's title, not its id)."""
-    return join(f"*{registry.label(name)}*" for name in rows)
+    """The rows' titles joined in a phrase."""
+    return join(_titles(rows))
+
+
+FINDINGS = {
+    "variants_same_path": ("**Given the same shuffled order of samples, numpy's steps are taken exactly by {ways:l}** "
+                           "(float64) at batch sizes {sizes:l}: per-step losses differ by at most {worst:.2g} relative."),
+    "variants_apart": ("**On the same sample order, numpy's path is left by {apart:l}**: per-step losses differ by up "
+                       "to {worst:.2g} relative."),
+    "variants_excess": ("After {epochs:n} passes over the data, batches of {small:n} end {small_excess:.2g} above the "
+                        "least-squares loss and full batches {full_excess:.2g}."),
+}
 
 
 def findings(table):
@@ -200,16 +216,17 @@ def findings(table):
     if worst:
         apart = {name: w for name, w in worst.items() if not w <= AGREEMENT}
         if not apart:
-            out.append(f"Given the same shuffled order of samples, {_names(worst)} take{'s' * (len(worst) == 1)} "
-                       f"exactly numpy's steps (float64) at batch sizes {join(sizes)}: per-step losses differ by at most "
-                       f"{max(worst.values()):.2g} relative.")
+            out.append(Finding("variants_same_path", dict(ways=_titles(worst), sizes=[int(b) for b in sizes],
+                                                          worst=float(max(worst.values()))), FINDINGS["variants_same_path"]))
         else:
-            out.append(f"**{_names(apart)} part{'s' * (len(apart) == 1)} ways with numpy on the same sample order**: "
-                       f"per-step losses differ by up to {max(apart.values()):.2g} relative.")
+            out.append(Finding("variants_apart", dict(apart=_titles(apart), worst=float(max(apart.values()))),
+                               FINDINGS["variants_apart"]))
     if len(sizes) >= 2:
         small, full = numpy_last.iloc[0], numpy_last.iloc[-1]
-        out.append(f"After {epochs} passes over the data, batches of {sizes[0]} end {small.full_loss - small.ols_loss:.2g} "
-                   f"above the least-squares loss and full batches {full.full_loss - full.ols_loss:.2g}.")
+        out.append(Finding("variants_excess", dict(epochs=epochs, small=int(sizes[0]),
+                                                   small_excess=float(small.full_loss - small.ols_loss),
+                                                   full_excess=float(full.full_loss - full.ols_loss)),
+                           FINDINGS["variants_excess"]))
     return out
 
 

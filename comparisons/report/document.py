@@ -2,12 +2,12 @@
 
     python -m comparisons.report results/
 
-The report opens with Findings: at most ten bullets, built as records of facts (findings.py) and
-rendered by one template table; the first three answer a student's three questions (same numbers?
+The report opens with Findings: at most ten bullets, built as records of facts (output/findings.py), each
+rendered by its template; the first three answer a student's three questions (same numbers?
 what does each cost? when does a framework pay off?) in one dtype, the one of the "which to use when"
 table (float64 when both ran). Every number is read from the tables, machine facts only from
-environment.json. Each experiment may add the first sentences of its `findings(table)`; the ones
-marked for a second reading stay in their sections. Timings are read through their noise intervals
+environment.json. Each experiment may add a bullet of its `findings(table)` (records too, one or two); the
+ones marked for a second reading stay in their sections. Timings are read through their noise intervals
 (two rows are a tie when the intervals of their medians overlap, and a tie is never ranked); a
 break-even is given as the range its intervals allow, rounded to two figures. Per-implementation
 words come from the registry row (title, summary, capabilities, note), never from testing a name.
@@ -30,7 +30,7 @@ from comparisons.core import registry
 from comparisons.output.prose import duration, in_eps, join, md_table, named, plural, ratio, run_label, span
 from comparisons.core.registry import REFERENCE, REGISTRY
 from comparisons.report import drawing
-from comparisons.report.findings import Finding, render, rounded
+from comparisons.output.findings import MAX_WORDS, TEMPLATES, Finding, render, rounded, words
 from comparisons.running.devices import DEVICE_MODULES
 from comparisons.running.timing import CONFIDENCE, break_even_updates, overlap, ratio_interval
 from comparisons.core.tolerances import CONVERGED, EQUIVALENCE, judged
@@ -195,7 +195,7 @@ def break_even_interval(row, reference):
     return soonest, latest
 
 
-# --- the findings: records of facts (findings.py renders them) -------------------------------------------
+# --- the findings: records of facts (comparisons/output/findings.py renders them) -------------------------------------------
 
 def agreement_facts(equivalence, grads, runs, dtype):
     """Finding: whether every way of training gives numpy's numbers in `dtype`, in eps; the Gram routes apart."""
@@ -351,19 +351,17 @@ def least_squares_facts(weights, runs, iterations, batch_size, data, dtype):
     return Finding("least_squares", facts)
 
 
-def _experiment_finding(sentences, limit=60):
-    """The opening sentences of an experiment's findings that fit in `limit` words (at least the first)."""
-    kept = []
-    for s in sentences:
-        if kept and len(" ".join(kept + [s]).split()) > limit:
-            break
-        kept.append(s)
-    text = " ".join(kept)
-    if not text.startswith("**"):  # the answer set apart as in the other bullets: up to the first ':' or ';'
-        cut = min((i for i in (text.find(": "), text.find("; "), text.find(". ")) if i > 0), default=-1)
-        if cut > 0:
-            text = f"**{text[:cut]}**{text[cut:]}"
-    return Finding("experiment", dict(text=text))
+def _experiment_finding(found, limit=MAX_WORDS):
+    """An experiment's bullet: its first finding, and its second too when both fit in `limit` words."""
+    first = found[0]
+    if len(found) > 1 and words(render(first)) + words(render(found[1])) <= limit:
+        second = found[1]
+        shared = set(first.facts) & set(second.facts)
+        if any(first.facts[k] != second.facts[k] for k in shared):
+            raise ValueError(f"{first.kind} and {second.kind} give one fact two values: {sorted(shared)}")
+        return Finding(first.kind, {**first.facts, **second.facts},
+                       f"{first.template or TEMPLATES[first.kind]} {second.template or TEMPLATES[second.kind]}")
+    return first
 
 
 def findings(results_dir, tables=None):
@@ -386,9 +384,9 @@ def findings(results_dir, tables=None):
     for name, (module, table) in ranked:
         if name in SECOND_READING:
             continue
-        sentences = getattr(module, "findings", lambda table: [])(table)
-        if sentences and room > 0:
-            bullets.append(_experiment_finding(sentences))
+        found = module.findings(table) if hasattr(module, "findings") else []
+        if found and room > 0:
+            bullets.append(_experiment_finding(found))
             room -= 1
     return bullets + tail
 

@@ -1,7 +1,9 @@
-"""The Findings as records of facts, rendered by one template table.
+"""The Findings as records of facts, each rendered by its one template.
 
-A finding is a `Finding(kind, facts)`: `facts` holds every number and name the bullet shows, read from
-the tables by document.py; `TEMPLATES[kind]` is the one sentence pattern that shows them. Tests check
+A finding is a `Finding(kind, facts, template)`: `facts` holds every number and name the bullet shows,
+read from the tables (by comparisons/report/document.py for the single run, by each experiment's
+`findings(table)` for its own); `template` is the one sentence pattern that shows them (for the single
+run's findings, `TEMPLATES[kind]`). Tests check
 the facts (against numbers computed by hand from doctored tables) and the rendered length, not the
 wording. Field formats beyond Python's: `:t` a duration or a (low, high) span of them, `:n` a count
 with thousands separators, `:r` a count rounded to two significant figures, `:x` a speed ratio, `:l`
@@ -22,6 +24,7 @@ class Finding:
 
     kind: str
     facts: dict = field(default_factory=dict)
+    template: str | None = None  # its sentence pattern; None: TEMPLATES[kind] (the single run's findings)
 
 
 def rounded(count, up=False):
@@ -110,14 +113,13 @@ TEMPLATES = {
         "**Mini-batch descent with a fixed step wanders around the least-squares answer** (batches of {batch}): "
         "after {iterations:n} {word} the runs are {gap:.2g} from it in {dtype}."),
     "least_squares_none": "**No run finished its iterations**, so none is compared with least squares.",
-    "experiment": "{text}",
     "not_measured": "**Not measured in this run:** {what:l}.",
 }
 
 
 def render(finding):
     """The bullet's markdown: its template filled with its facts."""
-    return _Words().format(TEMPLATES[finding.kind], **finding.facts)
+    return _Words().format(finding.template or TEMPLATES[finding.kind], **finding.facts)
 
 
 def words(text):
