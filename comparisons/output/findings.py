@@ -7,7 +7,7 @@ run's findings, `TEMPLATES[kind]`). Tests check
 the facts (against numbers computed by hand from doctored tables) and the rendered length, not the
 wording. Field formats beyond Python's: `:t` a duration or a (low, high) span of them, `:n` a count
 with thousands separators, `:r` a count rounded to two significant figures, `:x` a speed ratio, `:l`
-a list joined with commas and "and", `:e` a number of eps.
+a list joined with commas and "and" (`:l.2g` each item so formatted), `:e` a number of eps.
 """
 import math
 import string
@@ -53,8 +53,8 @@ class _Words(string.Formatter):
                 low, high = value
                 return f"{low:.2g}x" if f"{low:.2g}" == f"{high:.2g}" else f"{low:.2g}-{high:.2g}x"
             return ratio(value)
-        if spec == "l":
-            return join(value)
+        if spec.startswith("l"):  # a list, each item formatted by the rest of the spec (`:l.2g`)
+            return join(format(v, spec[1:]) for v in value)
         if spec == "e":
             return f"{value:.2g}" if value < 100 else f"{value:,.0f}"
         return super().format_field(value, spec)
@@ -63,9 +63,13 @@ class _Words(string.Formatter):
 TEMPLATES = {
     "same_numbers": (
         "**Same numbers: yes.** In {dtype}, the {ways} ways that run the lesson's loop match numpy's loss curve to "
-        "{worst:e} eps (eps = {eps:.1e}, the spacing of {dtype} numbers near 1): a few rounding errors{gram}. "
+        "{worst:e} eps (eps = {eps:.1e}, the spacing of {dtype} numbers near 1): a few rounding errors. "
         "Autodiff equals the lesson's gradient formula to {grad:e} eps at every step."),
-    "same_numbers_gram": "; the {count} shortcut {routes} (X^T X summed first) to {worst:e} eps, inside the rounding bound",
+    "same_numbers_with_gram": (
+        "**Same numbers: yes.** In {dtype}, the {ways} ways that run the lesson's loop match numpy's loss curve to "
+        "{worst:e} eps (eps = {eps:.1e}, the spacing of {dtype} numbers near 1): a few rounding errors; the shortcut "
+        "routes (X^T X first: {gram_routes:n}) to {gram_worst:e} eps, inside the rounding bound. "
+        "Autodiff equals the lesson's gradient formula to {grad:e} eps at every step."),
     "same_numbers_no": (
         "**Same numbers: no, for {count} runs:** {runs:l} left the tolerance; in {dtype} the other ways reproduce "
         "numpy's loss curve to within {worst:e} eps (eps = {eps:.1e})."),
@@ -88,21 +92,20 @@ TEMPLATES = {
         "first run;** every other way ties with it per update, within the noise."),
     "payoff": (
         "**A framework pays off only for long runs:** in {dtype} at n = {n:n} a compiled loop is {speedup:x} "
-        "faster per update, so it overtakes numpy after {break_even:r} updates (this run made {iterations:n}). "
-        "{scaling}"),
+        "faster per update, so it overtakes numpy after {break_even:r} updates (this run made {iterations:n})."),
     "payoff_scaling": ("In the scaling runs ({scaling_dtype}, n up to {largest:n}) a framework's loop beat numpy per "
                        "update at n x m = {sizes:l}."),
     "payoff_scaling_none": ("In the scaling runs ({scaling_dtype}, n up to {largest:n}) no framework's loop beat numpy "
                             "per update beyond the noise."),
-    "payoff_never": "**No framework pays off at n = {n:n} in {dtype}:** none is faster per update than numpy beyond the noise. {scaling}",
+    "payoff_never": "**No framework pays off at n = {n:n} in {dtype}:** none is faster per update than numpy beyond the noise.",
     "fit_trap": (
         "**Avoid `model.fit(X, y, epochs=N)` for many full-batch steps:** every epoch re-enters Keras' Python "
         "loop, so in {dtype} an update costs {trap_update:t}, {trap_ratio:x} numpy's speed; feeding a repeated "
         "`tf.data` batch with `steps_per_execution` makes it {fit_update:t}."),
     "least_squares": (
         "**Descent reaches the least-squares answer:** after {iterations:n} {word} every run is within {gap:.2g} of "
-        "it in {dtype} (relative to each parameter), and that answer is {errors} standard errors from the "
-        "generator's parameters: the noise in y, not the descent, sets that gap."),
+        "it in {dtype} (relative to each parameter), and that answer is {errors:l.2g} standard errors "
+        "({parameters:l}) from the generator's parameters: the noise in y, not the descent, sets that gap."),
     "least_squares_no_errors": (
         "**Descent reaches the least-squares answer:** after {iterations:n} {word} every run is within {gap:.2g} of "
         "it in {dtype} (relative to each parameter)."),
@@ -115,6 +118,15 @@ TEMPLATES = {
     "least_squares_none": "**No run finished its iterations**, so none is compared with least squares.",
     "not_measured": "**Not measured in this run:** {what:l}.",
 }
+
+
+def joined(first, second):
+    """One bullet of two findings: their facts together, the second's sentence after the first's."""
+    shared = set(first.facts) & set(second.facts)
+    if any(first.facts[k] != second.facts[k] for k in shared):
+        raise ValueError(f"{first.kind} and {second.kind} give one fact two values: {sorted(shared)}")
+    return Finding(first.kind, {**first.facts, **second.facts},
+                   f"{first.template or TEMPLATES[first.kind]} {second.template or TEMPLATES[second.kind]}")
 
 
 def render(finding):

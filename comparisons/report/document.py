@@ -30,7 +30,7 @@ from comparisons.core import registry
 from comparisons.output.prose import duration, in_eps, join, md_table, named, plural, ratio, run_label, span
 from comparisons.core.registry import REFERENCE, REGISTRY
 from comparisons.report import drawing
-from comparisons.output.findings import MAX_WORDS, TEMPLATES, Finding, render, rounded, words
+from comparisons.output.findings import MAX_WORDS, Finding, joined, render, rounded, words
 from comparisons.running.devices import DEVICE_MODULES
 from comparisons.running.timing import CONFIDENCE, break_even_updates, overlap, ratio_interval
 from comparisons.core.tolerances import CONVERGED, EQUIVALENCE, judged
@@ -216,13 +216,13 @@ def agreement_facts(equivalence, grads, runs, dtype):
         return Finding("same_numbers_no", dict(count=len(bad), runs=bad, dtype=dtype, worst=worst, eps=eps))
     gram = mine[mine.gram]
     per_step = grads[(grads.method == "analytic_vs_autodiff") & (grads["dtype"] == dtype)].max_rel_diff
-    routes = gram.implementation.nunique()
-    gram_words = "" if gram.empty else render(Finding("same_numbers_gram", dict(
-        count=routes, routes="route" if routes == 1 else "routes",
-        worst=float(in_eps(gram.max_rel_loss_diff.max(), dtype)))))
     # the ways within `worst`: the streaming ones and numpy itself (the Gram routes are counted apart)
-    return Finding("same_numbers", dict(dtype=dtype, ways=streaming.implementation.nunique() + 1, worst=worst, eps=eps,
-                                        gram=gram_words, grad=float(in_eps(per_step.max(), dtype)) if len(per_step) else 0.0))
+    facts = dict(dtype=dtype, ways=streaming.implementation.nunique() + 1, worst=worst, eps=eps,
+                 grad=float(in_eps(per_step.max(), dtype)) if len(per_step) else 0.0)
+    if gram.empty:
+        return Finding("same_numbers", facts)
+    return Finding("same_numbers_with_gram", dict(facts, gram_routes=gram.implementation.nunique(),
+                                                  gram_worst=float(in_eps(gram.max_rel_loss_diff.max(), dtype))))
 
 
 def _speed_rows(timings, dtype):
@@ -297,20 +297,21 @@ def payoff_facts(timings, dtype, scaling=None):
     framework_wins = [p for name, points in wins.items() if REGISTRY[name].framework != REGISTRY[REFERENCE].framework
                       for p in points]
     largest = int(scaling.n_samples.max()) if scaling_dtype else 0
-    scaling_words = ("" if not scaling_dtype else
-                     render(Finding("payoff_scaling", dict(scaling_dtype=scaling_dtype, largest=largest,
-                                                           sizes=_sizes(framework_wins))))
-                     if framework_wins else
-                     render(Finding("payoff_scaling_none", dict(scaling_dtype=scaling_dtype, largest=largest))))
+    scaling_finding = (None if not scaling_dtype else
+                       Finding("payoff_scaling", dict(scaling_dtype=scaling_dtype, largest=largest,
+                                                      sizes=_sizes(framework_wins)))
+                       if framework_wins else
+                       Finding("payoff_scaling_none", dict(scaling_dtype=scaling_dtype, largest=largest)))
     fast = others[others.apply(lambda r: faster_beyond_noise(r, ref), axis=1)]
-    facts = dict(dtype=dtype, n=int(ref.n_samples), iterations=int(ref.iterations), scaling=scaling_words)
+    facts = dict(dtype=dtype, n=int(ref.n_samples), iterations=int(ref.iterations))
+    with_scaling = (lambda f: f) if scaling_finding is None else (lambda f: joined(f, scaling_finding))
     if fast.empty:
-        return Finding("payoff_never", facts)
+        return with_scaling(Finding("payoff_never", facts))
     ends = [break_even_interval(r, ref) for _, r in fast.iterrows()]
     facts.update(speedup=(float(fast.speedup_low.min()), float(fast.speedup_high.max())),
                  break_even=(min(e[0] for e in ends), max(e[1] for e in ends)),
                  ways=[named(registry.label(n)) for n in fast.implementation])
-    return Finding("payoff", facts)
+    return with_scaling(Finding("payoff", facts))
 
 
 def fit_trap_facts(timings, dtype):
@@ -346,22 +347,15 @@ def least_squares_facts(weights, runs, iterations, batch_size, data, dtype):
     errors = truth_in_errors(weights, data)
     if errors is None or max(errors[0].values()) > 3:
         return Finding("least_squares_no_errors", facts)
-    in_se = errors[0]
-    facts["errors"] = join(f"{v:.2g}" for v in in_se.values()) + (f" ({join(in_se)})" if len(in_se) > 1 else "")
+    facts.update(errors=[float(v) for v in errors[0].values()], parameters=list(errors[0]))
     return Finding("least_squares", facts)
 
 
 def _experiment_finding(found, limit=MAX_WORDS):
     """An experiment's bullet: its first finding, and its second too when both fit in `limit` words."""
-    first = found[0]
-    if len(found) > 1 and words(render(first)) + words(render(found[1])) <= limit:
-        second = found[1]
-        shared = set(first.facts) & set(second.facts)
-        if any(first.facts[k] != second.facts[k] for k in shared):
-            raise ValueError(f"{first.kind} and {second.kind} give one fact two values: {sorted(shared)}")
-        return Finding(first.kind, {**first.facts, **second.facts},
-                       f"{first.template or TEMPLATES[first.kind]} {second.template or TEMPLATES[second.kind]}")
-    return first
+    if len(found) > 1 and words(render(found[0])) + words(render(found[1])) <= limit:
+        return joined(found[0], found[1])
+    return found[0]
 
 
 def findings(results_dir, tables=None):
