@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from comparisons.core import registry
-from comparisons.running.timing import median_interval
+from comparisons.running.timing import median_interval, overlap
 
 MEASUREMENT_COLUMNS = ["source", "implementation", "device", "dtype", "n_samples", "n_features", "batch_size",
                        "updates_per_call", "per_update_s", "low_s", "high_s", "interval", "statistic",
@@ -181,7 +181,7 @@ def work_differences(a, b):
 
 def compare(a, b):
     """(agree, verdict, differences) of two measurements: see the module's docstring."""
-    agree = a.low_s <= b.high_s and b.low_s <= a.high_s
+    agree = overlap((a.low_s, a.high_s), (b.low_s, b.high_s))  # the report's tie rule
     differences = work_differences(a, b)
     text = "; ".join(what for what, _ in differences)
     if agree:
