@@ -11,6 +11,7 @@ from comparisons.core import registry
 from comparisons.inputs.data import order_seed
 from comparisons.running.implementations import finite_difference_checks, make_trainer, stop_at_divergence
 from comparisons.core.results import GradientMismatchError
+from comparisons.core.tolerances import EQUIVALENCE
 
 from .conftest import LESSON_ITERATIONS
 from .equivalence import assert_matches_numpy
@@ -145,7 +146,7 @@ def test_one_trainer_serves_several_learning_rates(lesson_data, lesson_trainer, 
         reference = make_trainer(registry.REFERENCE, data.X, data.y, lr, ITERATIONS)(W0, b0)
         result = trainer(W0, b0, lr)
         assert result.diverged_at == reference.diverged_at
-        np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=1e-10, atol=0)
+        np.testing.assert_allclose(result.loss_curve, reference.loss_curve, rtol=EQUIVALENCE["float64"], atol=0)
 
 
 def test_whole_lesson_run_agrees_to_1e_10(tf_ready, lesson_data):

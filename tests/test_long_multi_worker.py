@@ -14,13 +14,12 @@ import signal
 import threading
 import time
 
-import numpy as np
 import pytest
 
-import handrolled
 from comparisons.processes import cluster
 from comparisons.inputs.data import initial_parameters, make_synthetic
-from comparisons.core.tolerances import EQUIVALENCE
+
+from .equivalence import assert_matches_numpy
 
 LONG_STEPS = 500  # a leak of one thread per step would add 500, against the 32 allowed, in a run far shorter than the 60 s a leaked thread lives
 LEAK_MARGIN = 32  # threads a worker may gain over a run (TensorFlow's pools growing), far below one per step
@@ -152,11 +151,8 @@ def test_a_long_run_keeps_thread_counts_flat_and_matches_numpy(workers, tmp_path
         peak = max(sample[k] for sample in sampler.samples if sample[k] is not None)
         # with one thread per step alive for the 60 s timeout the peak would be LONG_STEPS above the start
         assert peak <= start + LEAK_MARGIN and after[k] <= start + LEAK_MARGIN, (k, start, peak, after[k])
-    reference = handrolled.descend(X, y, W0, b0, 0.05, LONG_STEPS)
     assert result["diverged_at"] is None and len(result["loss_curve"]) == LONG_STEPS + 1
-    np.testing.assert_allclose(result["loss_curve"], reference.loss_curve, rtol=EQUIVALENCE["float64"], atol=0)
-    np.testing.assert_allclose(np.asarray(result["weights"]).reshape(-1, 1), reference.weights,
-                               rtol=EQUIVALENCE["float64"], atol=0)
+    assert_matches_numpy(result, X, y, W0, b0, 0.05, LONG_STEPS)
 
 
 def _run_and_break(workers, tmp_path, timeout_s, breaking):
