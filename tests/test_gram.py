@@ -173,7 +173,6 @@ def test_small_noise_float32_needs_the_bound_and_stays_within_it(tf_ready, name)
     """Near a fit with loss ~2e-6 of s, the float32 Gram loss misses the streaming one by more than the
     usual 1e-4; the derived bound, added to the usual tolerance, covers it. The weights still agree."""
     from comparisons.running.implementations import make_trainer
-    from comparisons.core.tolerances import EQUIVALENCE
 
     data = make_synthetic(100, 1, 0.01, seed=0)
     W0, b0 = initial_parameters(1, seed=0)
