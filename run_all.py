@@ -17,7 +17,7 @@ from comparisons.output import out_folder
 from comparisons.core import registry
 from comparisons.processes import scratch
 from comparisons.core.config import StudyConfig, default_value, flag_of, options
-from comparisons.core.errors import UsageError
+from comparisons.core.errors import UsageError, nothing_to_run
 from comparisons.core.limits import check_fits
 
 
@@ -83,8 +83,8 @@ def _check_batch_size(batch_size, n_samples, only):
     if n_samples is not None and batch_size > n_samples:
         raise UsageError(f"--batch-size {batch_size} is larger than the {n_samples} samples; use 1..{n_samples}")
     if not any(registry.get(name).minibatch for name in only):
-        raise UsageError(f"nothing to run: {', '.join(only)} train{'s' * (len(only) == 1)} full batch only and "
-                         "cannot follow --batch-size; choose other implementations with --only or drop --batch-size")
+        raise nothing_to_run(f"{', '.join(only)} train{'s' * (len(only) == 1)} full batch only and cannot follow "
+                             "--batch-size")
 
 
 def check_out_dir(out):

@@ -19,7 +19,7 @@ from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.inputs.standardize import scales_differ_widely, standardize
 from comparisons.core.numeric_range import check_carries
 from comparisons.report import implementations_page
-from comparisons.core.errors import UsageError
+from comparisons.core.errors import UsageError, nothing_to_run
 from comparisons.running.devices import prepare_environment, set_up as set_up_devices
 from comparisons.running import keras_jax_child, stability
 from comparisons.core import strict_json
@@ -109,8 +109,7 @@ def run(config, out, staging):
     dataset, trained, to_raw, widely = load_data(config)
     the_plan = plan(config)  # once: the device set-up and the runs read the same plan
     if not the_plan.rows:
-        raise UsageError("nothing to run: " + "; ".join(f"{n} {why}" for n, why in the_plan.skipped)
-                         + "; choose other implementations with --only or drop --batch-size")
+        raise nothing_to_run("; ".join(f"{n} {why}" for n, why in the_plan.skipped))
     # every multi-worker run of the study and its experiments on one set of workers per worker count, and every
     # keras:jax run in one child: their start-ups are paid once, and the blocks end them however left (a usage
     # error of the device set-up too). They start now, before this process imports its frameworks, so their
