@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from comparisons.report import front_page, document as report
+from comparisons.report import front_page, reading
 
 from .conftest import REPO
 from .test_report import edit_csv, write_folder
@@ -116,7 +115,7 @@ def test_each_block_prints_the_numbers_generated_beneath_it(block_runs, k, key):
 
 
 def test_the_committed_generated_parts_are_what_results_give():
-    tables = report.load(REPO / "results")
+    tables = reading.load(REPO / "results")
     assert front_page.blocks_of(README) == front_page.blocks_of(front_page.rewrite(README, tables))
 
 
@@ -124,7 +123,7 @@ def test_the_committed_generated_parts_are_what_results_give():
 
 def test_output_part_reads_weights_loss_and_times_of_its_row(tmp_path):
     folder = write_folder(tmp_path / "results")
-    tables = report.load(folder)
+    tables = reading.load(folder)
     weights = tables["weights"]
     mine = weights[(weights.implementation == "gradient_tape:xla")].set_index("parameter").value
     body = front_page.render("output gradient_tape:xla", tables)
@@ -133,20 +132,20 @@ def test_output_part_reads_weights_loss_and_times_of_its_row(tmp_path):
     assert "*GradientTape loop, XLA* row" in body
     edit_csv(folder, "runs", lambda t: t.assign(final_loss=np.where(t.implementation == "gradient_tape:xla", 0.5,
                                                                     t.final_loss)))
-    assert printed(front_page.render("output gradient_tape:xla", report.load(folder))).endswith("loss = 0.5")
+    assert printed(front_page.render("output gradient_tape:xla", reading.load(folder))).endswith("loss = 0.5")
     numpy_body = front_page.render("output numpy", tables)
     assert "first call 20 ms, then" in numpy_body  # numpy compiles nothing: no "tracing" claimed
 
 
 def test_output_part_for_a_row_not_in_the_run_says_so(tmp_path):
-    tables = report.load(write_folder(tmp_path / "results"))
+    tables = reading.load(write_folder(tmp_path / "results"))
     body = front_page.render("output jax", tables)
     assert "The committed run has no `jax` row yet; the line above is numpy's (cpu, float64)" in body
     assert printed(body) == printed(front_page.render("output numpy", tables))
 
 
 def test_rewrite_replaces_every_part_and_keeps_the_rest(tmp_path):
-    tables = report.load(write_folder(tmp_path / "results"))
+    tables = reading.load(write_folder(tmp_path / "results"))
     text = ("intro\n" + front_page.START.format(key="output numpy") + "\nstale\n" + front_page.END.format(key="output numpy")
             + "\nmiddle\n" + front_page.START.format(key="which to use") + "\nstale\n"
             + front_page.END.format(key="which to use") + "\nend\n")

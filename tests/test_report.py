@@ -12,7 +12,10 @@ import pytest
 
 from types import SimpleNamespace
 
-from comparisons.report import document as report, front_page
+from comparisons import experiments as experiment_registry
+from comparisons.output import figures
+from comparisons.report import document as report, front_page, reading
+from comparisons.report import facts as findings_facts
 from comparisons.output import findings
 from comparisons.output.findings import MAX_WORDS, Finding, render, words
 from comparisons.inputs.data import make_synthetic
@@ -136,8 +139,8 @@ def edit_json(folder, name, change):
 def build(folder, monkeypatch):
     """report.build without drawing the figures (their artists are tested in test_figures)."""
     for name in ("loss_curves", "timings", "fitted_line"):
-        monkeypatch.setattr(report.figures, name, lambda *a, **k: None)
-    monkeypatch.setattr(report.figures, "headline", lambda *a, **k: None, raising=False)
+        monkeypatch.setattr(figures, name, lambda *a, **k: None)
+    monkeypatch.setattr(figures, "headline", lambda *a, **k: None, raising=False)
     return report.build(folder).read_text()
 
 
@@ -167,13 +170,13 @@ def test_sync_readme_rewrites_only_the_blocks(folder):
 
 def facts(folder, kind_prefix):
     """The facts of the one finding of `folder` whose kind starts with kind_prefix."""
-    found = [f for f in report.findings(folder) if f.kind.startswith(kind_prefix)]
-    assert len(found) == 1, [f.kind for f in report.findings(folder)]
+    found = [f for f in findings_facts.findings(folder) if f.kind.startswith(kind_prefix)]
+    assert len(found) == 1, [f.kind for f in findings_facts.findings(folder)]
     return found[0].kind, found[0].facts
 
 
 def test_the_first_three_findings_answer_the_three_questions_in_the_headline_dtype(folder):
-    bullets = report.findings(folder)
+    bullets = findings_facts.findings(folder)
     assert [b.kind for b in bullets[:3]] == ["same_numbers_with_gram", "cost", "payoff"]  # numpy:gram ran
     rendered = [render(b) for b in bullets]
     assert all(words(r) <= MAX_WORDS for r in rendered[:3]), [words(r) for r in rendered]
@@ -234,7 +237,7 @@ def test_payoff_is_a_range_of_break_evens_from_the_intervals(folder):
     tape = (1.0 - 0.00305) / (21e-6 - 2.95e-6), (1.0 - 0.00305) / (19e-6 - 3.2e-6)
     assert f["break_even"] == pytest.approx((min(xla[0], tape[0]), max(xla[1], tape[1])))
     assert f["speedup"] == pytest.approx((0.019 / 0.0032, 0.021 / 0.0029))
-    assert "49,000-64,000 updates" in render(report.findings(folder)[2])  # two figures: what five runs carry
+    assert "49,000-64,000 updates" in render(findings_facts.findings(folder)[2])  # two figures: what five runs carry
     assert findings.rounded(49_558) == 49_000 and findings.rounded(63_098, up=True) == 64_000
 
 
@@ -269,7 +272,7 @@ def test_payoff_names_the_scaling_sizes_where_a_framework_won(folder):
     scaling = pd.DataFrame([point("numpy", 100, 2e-3, 1.9e-3, 2.1e-3), point("jax", 100, 1e-3, 0.9e-3, 1.1e-3),
                             point("numpy", 10_000, 2e-3, 1.9e-3, 2.1e-3), point("jax", 10_000, 2e-3, 1.5e-3, 2.5e-3),
                             point("numpy:gram", 10_000, 1e-4, 0.9e-4, 1.1e-4)])  # another algorithm: not counted
-    assert report.scaling_wins(scaling) == {"jax": [(100, 1)]}
+    assert findings_facts.scaling_wins(scaling) == {"jax": [(100, 1)]}
     scaling.to_csv(folder / "scaling.csv", index=False)
     edit_json(folder, "experiments", lambda s: {"scaling": {"status": "ok", "seconds": 1}})
     kind, f = facts(folder, "payoff")
@@ -314,7 +317,7 @@ def test_a_mini_batch_run_that_did_not_settle(folder):
 def test_a_failed_a_missing_an_unknown_and_a_second_reading_experiment(folder, monkeypatch):
     sweep().to_csv(folder / "lr_sweep.csv", index=False)
     pd.DataFrame({"a": [1]}).to_csv(folder / "gram.csv", index=False)
-    monkeypatch.setattr(report.experiment_registry, "load",
+    monkeypatch.setattr(experiment_registry, "load",
                         lambda name: lr_sweep if name == "lr_sweep" else SimpleNamespace(
                             findings=lambda t: [Finding("gram", {}, "second reading.")],
                             report_section=lambda t: "## The Gram route"))
@@ -322,15 +325,15 @@ def test_a_failed_a_missing_an_unknown_and_a_second_reading_experiment(folder, m
                                                 "gram": {"status": "ok"},
                                                 "matmul": {"status": "failed: RuntimeError: boom\nmore"},
                                                 "not_yet": {"status": "ok", "seconds": 1.0}})
-    bullets = report.findings(folder)
+    bullets = findings_facts.findings(folder)
     assert bullets[-1].kind == "not_measured" and bullets[-1].facts["what"] == [
         "`variants` (ok, but variants.csv is missing)", "`matmul` (failed: RuntimeError: boom)",
         "`not_yet` (not an experiment this version knows)"]
     kinds = [b.kind for b in bullets]
     assert "lr_sweep" in kinds  # the sweep's answer, with its explanation when both fit in MAX_WORDS
     assert "gram" not in kinds  # the Gram experiment's answer stays in its section
-    done = report.experiment_tables(folder, json.loads((folder / "experiments.json").read_text()))[0]
-    assert report.second_reading(done) == ("For a second reading, in their sections below: "
+    done = reading.experiment_tables(folder, json.loads((folder / "experiments.json").read_text()))[0]
+    assert findings_facts.second_reading(done) == ("For a second reading, in their sections below: "
                                            "[The Gram route](#the-gram-route).")
 
 
@@ -338,12 +341,13 @@ def test_no_more_than_ten_findings_and_experiment_sentences_within_the_word_limi
     monkeypatch.setattr(lr_sweep, "findings", lambda table: [Finding("one", {"k": 30}, "one " * 30 + "{k}."),
                                                              Finding("two", {"k": 40}, "two " * 40 + "{k}.")])
     names = {f"lr_sweep_{k}": {"status": "ok"} for k in range(12)}
-    monkeypatch.setattr(report, "EXPERIMENTS", ("lr_sweep", *names))
+    for module in (findings_facts, reading):  # the findings' order, and the experiments this version knows
+        monkeypatch.setattr(module, "EXPERIMENTS", ("lr_sweep", *names))
     for name in names:
         pd.DataFrame({"a": [1]}).to_csv(folder / f"{name}.csv", index=False)
-    monkeypatch.setattr(report.experiment_registry, "load", lambda name: lr_sweep)
+    monkeypatch.setattr(experiment_registry, "load", lambda name: lr_sweep)
     edit_json(folder, "experiments", lambda s: {**names, "gone": {"status": "failed: x"}})
-    bullets = report.findings(folder)
+    bullets = findings_facts.findings(folder)
     assert len(bullets) == 10 and bullets[-1].kind == "not_measured"
     experiment = [b for b in bullets if b.kind == "one"][0]
     assert render(experiment) == "one " * 30 + "30."  # the second would pass 60 words: the first alone
@@ -351,10 +355,10 @@ def test_no_more_than_ten_findings_and_experiment_sentences_within_the_word_limi
 
 def test_an_experiments_two_findings_make_one_bullet_when_they_fit():
     first, second = Finding("a", {"x": 1}, "**A is {x:n}.**"), Finding("b", {"y": 2}, "B is {y:n}.")
-    both = report._experiment_finding([first, second])
+    both = findings_facts._experiment_finding([first, second])
     assert render(both) == "**A is 1.** B is 2." and both.facts == {"x": 1, "y": 2} and both.kind == "a"
     with pytest.raises(ValueError, match="one fact two values"):
-        report._experiment_finding([first, Finding("b", {"x": 3}, "x is {x:n}.")])
+        findings_facts._experiment_finding([first, Finding("b", {"x": 3}, "x is {x:n}.")])
 
 
 def test_render_formats_each_unit():
@@ -368,7 +372,7 @@ def test_render_formats_each_unit():
 # --- which to use when ---------------------------------------------------------------------------------------
 
 def test_which_to_use_when_reads_ties_break_even_ranges_and_the_solve(folder):
-    t = report.load(folder)
+    t = reading.load(folder)
     caption, table = report.use_when_rows(t)
     assert caption.startswith("In float64, n = 100, m = 1, 1,000 updates per run")
     assert "break-even at n = 100" in caption
@@ -394,15 +398,15 @@ def test_the_problem_map_is_embedded_only_when_drawn(folder, monkeypatch):
     text = build(folder, monkeypatch)
     assert "![the fastest way that gives numpy's numbers, by n and updates](problem_map.png)" in text
     assert "Read the map at your problem's size" in text
-    readme_part = front_page.render("which to use", report.load(folder))
+    readme_part = front_page.render("which to use", reading.load(folder))
     assert "](results/problem_map.png)" in readme_part and "```python" not in readme_part  # the README has its block
     assert "[terms](results/report.md#words-used-here)" in readme_part  # the glossary is in the report, not the README
 
 
 def test_the_headline_dtype_is_the_one_with_most_rows_float64_on_a_tie():
     rows = lambda *dtypes: pd.DataFrame({"dtype": list(dtypes)})
-    assert report.headline_dtype(rows("float32", "float64")) == "float64"
-    assert report.headline_dtype(rows("float32", "float32", "float64")) == "float32"
+    assert reading.headline_dtype(rows("float32", "float64")) == "float64"
+    assert reading.headline_dtype(rows("float32", "float32", "float64")) == "float32"
 
 
 def test_what_each_way_is_for_comes_from_its_capabilities():
@@ -423,21 +427,21 @@ def test_which_to_use_when_at_once_not_compared_not_equivalent_and_scaling(folde
     edit_csv(folder, "timings", doctor)
     edit_csv(folder, "equivalence", lambda t: t.assign(max_rel_loss_diff=np.where(
         t.implementation == "gradient_tape", 1e-3, t.max_rel_loss_diff)))
-    rows = report.use_when_rows(report.load(folder))[1].set_index("way of training")["faster than numpy"]
+    rows = report.use_when_rows(reading.load(folder))[1].set_index("way of training")["faster than numpy"]
     assert rows["GradientTape loop, XLA"] == "from the first update"
     assert rows["Keras fit"] == "not compared: it made a different number of updates"
     assert rows["GradientTape loop"].startswith("**not equivalent to numpy in this run**; ")
     scaling = pd.DataFrame([dict(implementation=n, device="cpu", dtype="float32", n_samples=10_000, n_features=32,
                                  iterations=10, repeats=3, median_s=m, min_s=m, max_s=m, status="ok")
                             for n, m in (("numpy", 1.0), ("keras", 0.5))])
-    rows = report.use_when_rows(report.load(folder), scaling)[1].set_index("way of training")["faster than numpy"]
+    rows = report.use_when_rows(reading.load(folder), scaling)[1].set_index("way of training")["faster than numpy"]
     assert rows["Keras fit"] == "not compared: it made a different number of updates; scaling: 10,000x32"
 
 
 def test_old_timings_without_interval_columns_read_min_to_max(folder):
     old = ["median_low_s", "median_high_s", "interval_coverage", "speedup_low", "speedup_high", "break_even_updates"]
     edit_csv(folder, "timings", lambda t: t.drop(columns=old))
-    rows = report.use_when_rows(report.load(folder))[1].set_index("way of training")
+    rows = report.use_when_rows(reading.load(folder))[1].set_index("way of training")
     assert rows.loc["GradientTape loop, XLA", "per update"] == f"3 us ({span(2.9e-6, 3.1e-6)})"  # min to max
 
 
@@ -446,7 +450,7 @@ def test_a_row_without_timed_repeats_is_read_as_its_first_call(folder):
         repeats=np.where(t.implementation == "keras", 0, t.repeats),
         median_low_s=np.where(t.implementation == "keras", t.median_s, t.median_low_s),
         median_high_s=np.where(t.implementation == "keras", t.median_s, t.median_high_s)))
-    rows = report.use_when_rows(report.load(folder))[1].set_index("way of training")
+    rows = report.use_when_rows(reading.load(folder))[1].set_index("way of training")
     assert rows.loc["Keras fit", "per update"] == "200 us (first call only: too slow to repeat)"
 
 
@@ -563,7 +567,8 @@ def test_a_gpu_only_jax_sees_is_the_machines_gpu_too(folder, monkeypatch):
 
 def test_generated_text_types_no_machine_fact():
     """The sources that write the report's and README's text state no core count or CPU model of their own."""
-    sources = [REPO / "comparisons" / f for f in ("report/document.py", "output/prose.py", "report/front_page.py")]
+    sources = [REPO / "comparisons" / f for f in ("report/document.py", "report/facts.py", "report/reading.py",
+                                                  "output/findings.py", "output/prose.py", "report/front_page.py")]
     sources += sorted((REPO / "comparisons" / "experiments").glob("*.py"))
     for path in sources:
         text = path.read_text().lower()
@@ -573,9 +578,10 @@ def test_generated_text_types_no_machine_fact():
 
 def test_report_compares_no_implementation_name():
     """Per-implementation words come from the registry (summary, title, note), never from name tests."""
-    tree = ast.parse((REPO / "comparisons" / "report" / "document.py").read_text())
-    named = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in REGISTRY]
-    assert named == []
+    for module in ("document", "facts", "reading", "front_page"):
+        tree = ast.parse((REPO / "comparisons" / "report" / f"{module}.py").read_text())
+        named = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in REGISTRY]
+        assert named == [], module
 
 
 # --- the experiments' sentences and the helpers ---------------------------------------------------------------
@@ -696,8 +702,8 @@ def test_the_two_xla_front_ends_are_set_side_by_side_and_ties_called():
 # --- issue 27 item 8: each fact once -------------------------------------------------------------------------
 
 def test_each_purpose_is_said_once_and_names_its_ways(folder):
-    caption, table = report.use_when_rows(report.load(folder))
-    shown = report.use_when_markdown(report.load(folder))
+    caption, table = report.use_when_rows(reading.load(folder))
+    shown = report.use_when_markdown(reading.load(folder))
     assert "| way of training | first run |" in shown  # the purpose is said once below the table, not on every row
     lines = [line for line in report.purpose_lines(table) if line.startswith("- ")]
     compiled = report.purpose(REGISTRY["gradient_tape"])
@@ -710,7 +716,7 @@ def test_each_purpose_is_said_once_and_names_its_ways(folder):
 
 
 def test_the_timings_table_leaves_the_headline_dtypes_times_to_which_to_use_when(folder, monkeypatch):
-    t = report.timed(report.load(folder)["timings"])
+    t = reading.timed(reading.load(folder)["timings"])
     text = report.timings_table(t, "float64")
     header = next(line for line in text.splitlines() if line.startswith("| way of training"))
     assert "first call, float64" not in header and "per update, float64" not in header

@@ -1,7 +1,7 @@
 """The Findings as records of facts, each rendered by its one template.
 
 A finding is a `Finding(kind, facts, template)`: `facts` holds every number and name the bullet shows,
-read from the tables (by comparisons/report/document.py for the single run, by each experiment's
+read from the tables (by comparisons/report/facts.py for the single run, by each experiment's
 `findings(table)` for its own); `template` is the one sentence pattern that shows them (for the single
 run's findings, `TEMPLATES[kind]`). Tests check
 the facts (against numbers computed by hand from doctored tables) and the rendered length, not the

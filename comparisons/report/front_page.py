@@ -19,7 +19,7 @@ import numpy as np
 from comparisons.core import registry
 from comparisons.output.prose import duration, join, named, span
 from comparisons.core.registry import REFERENCE
-from comparisons.report import document as report
+from comparisons.report import document as report, facts, reading
 
 START = "<!-- generated: {key} (by `make report` from results/; do not edit by hand) -->"
 END = "<!-- end generated: {key} -->"
@@ -72,7 +72,7 @@ def output_block(tables, name):
         lines.append(f"The committed run has no `{name}` row yet; the line above is numpy's ({device}, {dtype}), which "
                      "every way of training reproduces to the digits printed.")
         return "\n".join(lines) + "\n"
-    t = report.timed(tables["timings"])
+    t = reading.timed(tables["timings"])
     row = t[(t.implementation == name) & (t.device == device) & (t["dtype"] == dtype)]
     impl = registry.REGISTRY.get(name)
     where = f"In the committed run ({device}, {dtype}, {config['iterations']:,} updates, lr {config['lr']:g})"
@@ -80,7 +80,7 @@ def output_block(tables, name):
         lines.append(f"{where}: not timed.")
     else:
         r = row.iloc[0]
-        compiles = impl is not None and impl.framework != "numpy"
+        compiles = impl is not None and impl.framework != registry.get(REFERENCE).framework  # numpy traces nothing
         k = r.iterations  # per update, as the 'which to use when' table gives it: one number per quantity
         steady = (f"then {duration(r.median_s / k)} per update (median of {int(r.repeats)} runs, interval "
                   f"{span(r.median_low_s / k, r.median_high_s / k)})" if r.repeats else "no timed repeat after it")
@@ -108,7 +108,7 @@ def blocks_of(readme_text):
 
 
 def rewrite(readme_text, tables):
-    """The README's text with every generated part rendered again from `tables` (report.load of a folder)."""
+    """The README's text with every generated part rendered again from `tables` (reading.load of a folder)."""
     def again(match):
         key = match["key"]
         return START.format(key=key) + "\n" + render(key, tables) + END.format(key=key)
@@ -126,14 +126,14 @@ def close(printed, generated, digits=6):
 
 def readme_block(results_dir):
     """The README's generated summary of a results folder: where it ran, then the findings."""
-    t = report.load(results_dir)
+    t = reading.load(results_dir)
     env = t["environment"]
     gpus = list(dict.fromkeys(g for found in report.gpus_seen(env).values() for g in found))  # any framework's
     where = (f"{env.get('cpu_model')}, {env.get('cpu_cores_usable')} usable cores, "
              + (f"GPU {join(gpus)}" if gpus else "no GPU"))
     return "\n".join([report.FINDINGS_START, "",
                       f"From the committed default run in `results/` ({where}; `results/report.md` has the details):",
-                      "", report.findings_markdown(report.findings(results_dir, t)), "", report.FINDINGS_END])
+                      "", facts.findings_markdown(facts.findings(results_dir, t)), "", report.FINDINGS_END])
 
 
 def sync_readme(results_dir):
@@ -149,7 +149,7 @@ def sync_readme(results_dir):
         text = before + readme_block(d) + rest.split(report.FINDINGS_END, 1)[1]
     elif not blocks_of(text):
         return None
-    readme.write_text(rewrite(text, report.load(d)))
+    readme.write_text(rewrite(text, reading.load(d)))
     return readme
 
 
