@@ -250,5 +250,3 @@ def findings(table):
             kind = "distribution_support_cheapest_and_failure"
         out.append(Finding(kind, facts, FINDINGS[kind]))
     return out
-
-

@@ -182,7 +182,6 @@ def figure(table, lr=None):
 
 def plot(table, out_dir):
     """lr_sweep.png, marking the run's rate from out_dir's config.json (the lesson's when there is none)."""
-
     from comparisons.output.figures import save
 
     config = Path(out_dir) / "config.json"

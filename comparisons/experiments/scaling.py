@@ -916,5 +916,3 @@ def findings(table):
     return [Finding(kind, dict(n=int(first.largest_n), m=int(m), dtype=first["dtype"],
                                gains=(float(gains.min()), float(gains.max())), times=times), FINDINGS[kind]),
             Finding("scaling_where", dict(where=where, smallest=int(first.smallest_n)), FINDINGS["scaling_where"])]
-
-

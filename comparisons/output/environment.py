@@ -46,7 +46,6 @@ def blas_info():
 
 def openblas_runtime():
     """Threads and core type of the OpenBLAS numpy loaded, asked of the library itself (None if not OpenBLAS)."""
-
     try:
         paths = {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
                  if "openblas" in line.lower() and line.split()[-1].startswith("/")}

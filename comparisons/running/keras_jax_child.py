@@ -164,7 +164,6 @@ def run_child(job_path, result_path, timeout_s=TIMEOUT_S, python=None, env=None)
 
 def run_child_on(pairs, timeout_s=TIMEOUT_S, python=None, env=None):
     """Run one child on several (job file, result file) pairs in turn; KerasJaxError (one line) if it fails, hangs or misses a result."""
-
     with tempfile.TemporaryFile(mode="w+") as err:
         proc = _start_child([str(path) for pair in pairs for path in pair], err, python, env)
         try:
@@ -194,7 +193,6 @@ def _last_words(err, offset):
     """The child's last exception line in `err` from `offset` on, else its last line that is not start-up noise or JAX's note on filtered frames."""
     from jax_models.runtime import KNOWN_NOISE
 
-
     err.flush()
     err.seek(offset)
     return last_meaningful(err.read(), noise=KNOWN_NOISE, prefer_exceptions=True, skip=("For simplicity, JAX", "-----"))
@@ -216,7 +214,6 @@ class KerasJaxSession:
     def start(self):
         """Start the child now when none runs, so its start-up (JAX and Keras imports) overlaps the caller's own work."""
         if self._proc is None:
-
             self._err = tempfile.TemporaryFile(mode="w+")
             self._ready = make_owned_dir("keras-jax-")  # for READY; owner-tagged: a later run removes it if this one is killed
             self._proc = _start_child(["--serve", str(self._ready / "ready")], self._err, stdin=subprocess.PIPE)
@@ -239,7 +236,6 @@ class KerasJaxSession:
 
     def run(self, job_path, result_path, timeout_s=TIMEOUT_S):
         """Have the child run one job file into result_path; raises KerasJaxError as run_child does."""
-
         deadline = time.monotonic() + timeout_s
         try:
             self.start()
@@ -264,7 +260,6 @@ class KerasJaxSession:
             raise
         if reason is not None:
             if self._proc.poll() is None:
-
                 _kill_group(self._proc)
             last = _last_words(self._err, offset)
             self.close(wait_s=0)
@@ -272,7 +267,6 @@ class KerasJaxSession:
 
     def close(self, wait_s=5.0):
         """End the child (an idle one leaves at the end of its stdin; killed if it has not within wait_s) and drop its stderr."""
-
         proc, err, ready, self._proc, self._err, self._ready = self._proc, self._err, self._ready, None, None, None
         if ready is not None and not (ready / "ready").exists():
             wait_s = 0  # still importing: it would read its stdin's end only once done, so no use waiting

@@ -51,7 +51,6 @@ def sharded_loop(spec):
 
 def keras_on_jax(spec):
     """The study's Keras model and fit on the JAX backend, in a child process that times itself."""
-
     # owner-tagged scratch: a later run removes it if this one is killed
     keras_train = make_keras_jax_trainer(spec.X, spec.y, float(spec.lr), spec.iterations, batches=spec.batches,
                                          device=spec.device, scratch=lambda: owned_dir("keras-jax-"))
@@ -66,7 +65,6 @@ def keras_on_jax(spec):
 def start_keras_jax_child(**_):
     """keras_on_jax's starter: the shared keras:jax child started now (inside the driver's shared_child() block), its
     imports under way; returns its wait() for them (comparisons.running.keras_jax_child.start_shared)."""
-
     return start_shared()
 
 

@@ -125,13 +125,12 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
     RunResult.timing means what every other timing row means, though its calls are not interleaved
     with the driver's rounds (they run in other processes, a job at a time).
     """
-
     X, y, dtype = spec.X, spec.y, spec.dtype
 
     def job_result(W0, b0, rate, calls, tmp, warm=False):
         job = cluster.train_job(X, y, W0, b0, float(rate), spec.iterations, tmp, repeats=calls,
-                        collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR,
-                        warm=warm)
+                                collective_timeout_s=COLLECTIVE_TIMEOUT_S, divergence_factor=handrolled.DIVERGENCE_FACTOR,
+                                warm=warm)
         return cluster.run_job(job, spec.workers, timeout_s=timeout_s)
 
     def train(W0, b0, rate=spec.lr, repeats=0, budget_s=math.inf):
@@ -153,7 +152,6 @@ def multi_worker_tape(spec, timeout_s=MULTI_WORKER_TIMEOUT_S):
 def start_workers(workers=2, **_):
     """multi_worker_tape's starter: the shared session of `workers` workers started now (inside the driver's
     cluster.shared_sessions() block); returns its wait() for their start-up (comparisons.processes.cluster.start_shared)."""
-
     return cluster.start_shared(workers)
 
 
