@@ -70,6 +70,11 @@ def gpus_seen(env):
     return {title: env[f].get("gpus") or [] for f, (_, title) in DEVICE_MODULES.items() if isinstance(env.get(f), dict)}
 
 
+def machine_gpus(env):
+    """Every GPU some framework saw, once each (frameworks name the same GPU alike or not: each name is shown)."""
+    return list(dict.fromkeys(g for found in gpus_seen(env).values() for g in found))
+
+
 def _devices_lines(env):
     """A line per framework: the devices and GPUs it saw (environment.json), or that the study process never loaded it."""
     lines = []
@@ -501,8 +506,7 @@ def _timings_section(timings, runs, env, config, tables=None, scaling=None, resu
     if t.device.str.contains("+", regex=False).any():
         text.append("- Runs over several replicas or workers share one machine's cores and wait for an all-reduce "
                     "at each step: their times are the cost of synchronising, not a speed-up.")
-    seen = gpus_seen(env)
-    gpus = list(dict.fromkeys(g for found in seen.values() for g in found))
+    seen, gpus = gpus_seen(env), machine_gpus(env)
     cells = int((t.n_samples * t.n_features).max())
     small = cells < 100_000  # n * m: below this a step is microseconds of work, less than a kernel launch
     on_gpu = t.device.str.contains("gpu", case=False).any()

@@ -128,7 +128,7 @@ def readme_block(results_dir):
     """The README's generated summary of a results folder: where it ran, then the findings."""
     t = reading.load(results_dir)
     env = t["environment"]
-    gpus = list(dict.fromkeys(g for found in report.gpus_seen(env).values() for g in found))  # any framework's
+    gpus = report.machine_gpus(env)
     where = (f"{env.get('cpu_model')}, {env.get('cpu_cores_usable')} usable cores, "
              + (f"GPU {join(gpus)}" if gpus else "no GPU"))
     return "\n".join([report.FINDINGS_START, "",
