@@ -30,7 +30,7 @@ from comparisons.processes.cluster import ClusterError, run_job
 from comparisons.processes.isolated import Failure, python_module, run_child
 from comparisons.output.prose import md_table
 from comparisons.running.timing import time_calls
-from comparisons.output.findings import Finding
+from comparisons.output.findings import Finding, joined
 
 NAME = "distributed"
 M = 32  # features
@@ -453,14 +453,12 @@ FINDINGS = {
     "distributed_waiting": ("**Worker processes on one machine measure the cost of waiting for each other, not a "
                             "speed-up:** one all-reduce (every worker sends its gradient and gets back the sum) of "
                             "{numbers:n} numbers between {workers:n} workers took {allreduce_us:.0f} us over loopback."),
+    "distributed_ring": ("Read through the ring model (K workers pass pieces of the vector around a ring, 2 (K - 1) "
+                         "messages each), that is a bandwidth of {bandwidth_gbs:.2g} GB/s."),
     "distributed_model": ("In the model (not measured) with datacenter figures at n = {n:n}, a step is fastest on "
-                          "{step_workers:n} of up to {max_workers:n} workers, {iterations:n} iterations taking {step_run:.3g} s, while the Gram route's single all-reduce does them in "
-                          "{gram_run:.3g} s on {gram_workers:n} workers."),
-    "distributed_ring_model": ("Read through the ring model (K workers pass pieces of the vector around a ring, 2 (K - 1) "
-                               "messages each), that is a bandwidth of {bandwidth_gbs:.2g} GB/s; in the model (not "
-                               "measured) with datacenter figures at n = {n:n}, a step is fastest on {step_workers:n} of up "
-                               "to {max_workers:n} workers, {iterations:n} iterations taking {step_run:.3g} s, while the Gram route's single all-reduce does them in {gram_run:.3g} s "
-                               "on {gram_workers:n} workers."),
+                          "{step_workers:n} of up to {max_workers:n} workers, {iterations:n} iterations taking "
+                          "{step_run:.3g} s, while the Gram route's single all-reduce does them in {gram_run:.3g} s on "
+                          "{gram_workers:n} workers."),
 }
 
 
@@ -480,14 +478,13 @@ def findings(table):
         n = int(1_000_000 if 1_000_000 in sizes else sizes[-1])
         step_k = int(model[(model.route == "per_step") & (model.n_samples == n)].best_workers.iloc[0])
         gram_k = int(model[(model.route == "gram") & (model.n_samples == n)].best_workers.iloc[0])
-        facts = dict(n=n, iterations=ITERATIONS, step_workers=step_k, max_workers=max(WORKER_COUNTS), gram_workers=gram_k,
+        facts = dict(n=n, iterations=ITERATIONS, step_workers=step_k, max_workers=max(WORKER_COUNTS),
+                     gram_workers=gram_k,
                      step_run=float(projection_at(table, "datacenter", "per_step", n, step_k)["seconds_per_run"]),
                      gram_run=float(projection_at(table, "datacenter", "gram", n, gram_k)["seconds_per_run"]))
-        kind = "distributed_model"
-        if out:  # the measured all-reduce, read through the ring model
-            facts.update(bandwidth_gbs=float(loop.bandwidth_bytes_s / 1e9))
-            kind = "distributed_ring_model"
-        out.append(Finding(kind, facts, FINDINGS[kind]))
+        projected = Finding("distributed_model", facts, FINDINGS["distributed_model"])
+        if out:  # the measured all-reduce, read through the ring model, before the projection
+            projected = joined(Finding("distributed_ring_model", dict(bandwidth_gbs=float(loop.bandwidth_bytes_s / 1e9)),
+                                       FINDINGS["distributed_ring"]), projected)
+        out.append(projected)
     return out
-
-

@@ -26,7 +26,7 @@ from comparisons.inputs.data import initial_parameters, make_synthetic
 from comparisons.output.prose import md_table
 from comparisons.running.timing import time_calls
 from comparisons.experiments import lr_sweep, matmul
-from comparisons.output.findings import Finding
+from comparisons.output.findings import Finding, joined
 
 NAME = "lesson_claims"
 VERDICTS = ("holds", "wrong", "imprecise")
@@ -477,8 +477,7 @@ def plot(table, out_dir):
 FINDINGS = {
     "lesson_claims": ("**Of the lesson's {claims:n} testable claims, {holds:n} hold, {wrong_count:n} wrong and "
                       "{imprecise:n} imprecise.**"),
-    "lesson_claims_wrong": ("**Of the lesson's {claims:n} testable claims, {holds:n} hold, {wrong_count:n} wrong and "
-                            "{imprecise:n} imprecise.** Wrong: {wrong:l}."),
+    "lesson_claims_wrong": "Wrong: {wrong:l}.",
 }
 
 
@@ -486,9 +485,12 @@ def findings(table):
     """The verdict counts, naming the claims found wrong: one Finding."""
     counts = table.verdict.value_counts()
     wrong = [BY_KEY[k].short if k in BY_KEY else f"`{k}`" for k, v in zip(table.key, table.verdict) if v == "wrong"]
-    kind = "lesson_claims_wrong" if wrong else "lesson_claims"
-    return [Finding(kind, dict(claims=len(table), holds=int(counts.get("holds", 0)), wrong_count=len(wrong),
-                               imprecise=int(counts.get("imprecise", 0)), wrong=wrong), FINDINGS[kind])]
+    found = Finding("lesson_claims_wrong" if wrong else "lesson_claims",
+                    dict(claims=len(table), holds=int(counts.get("holds", 0)), wrong_count=len(wrong),
+                         imprecise=int(counts.get("imprecise", 0)), wrong=wrong), FINDINGS["lesson_claims"])
+    if wrong:  # then named
+        found = joined(found, Finding("lesson_claims_wrong", dict(wrong=wrong), FINDINGS["lesson_claims_wrong"]))
+    return [found]
 
 
 def report_section(table):

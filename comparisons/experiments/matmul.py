@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from comparisons.output.prose import md_table
-from comparisons.output.findings import Finding
+from comparisons.output.findings import Finding, joined
 from comparisons.core.tolerances import MATMUL as MATMUL_AGREEMENT
 from comparisons.running.timing import time_interleaved
 
@@ -293,12 +293,12 @@ def loop_speedup(table):
 FINDINGS = {
     "matmul_classical": ("**numpy's matrix product is the classical algorithm, not Strassen's as the lesson says:** all "
                          "{products:n} numpy and TensorFlow products kept a tiny-valued block of a probe matrix accurate "
-                         "to rounding{strassen_lost}."),
+                         "to rounding."),
+    "matmul_strassen_lost": "The study's own Strassen step lost it.",
     "matmul_strassen_like": ("**{lost:n} of {products:n} library products lost the scale probe's small block**, as a "
                              "Strassen-type product would."),
     "matmul_loop": "At n = {n:n} numpy.matmul is {speedup:,.0f}x faster than the lesson's triple Python loop (float64).",
 }
-STRASSEN_LOST = ", which one Strassen step would lose"  # said when the study's own Strassen step lost the block
 
 
 def findings(table):
@@ -306,9 +306,10 @@ def findings(table):
     library, strassen = probes(table)
     kept = int(library.map(is_classical_probe).sum())
     if len(library) and kept == len(library):
-        lost_by_strassen = bool(len(strassen)) and not strassen.map(is_classical_probe).any()
-        out = [Finding("matmul_classical", dict(products=len(library), strassen_lost=STRASSEN_LOST if lost_by_strassen
-                                                else ""), FINDINGS["matmul_classical"])]
+        first = Finding("matmul_classical", dict(products=len(library)), FINDINGS["matmul_classical"])
+        if len(strassen) and not strassen.map(is_classical_probe).any():  # the probe tells the two apart
+            first = joined(first, Finding("matmul_strassen_lost", {}, FINDINGS["matmul_strassen_lost"]))
+        out = [first]
     else:
         out = [Finding("matmul_strassen_like", dict(products=len(library), lost=len(library) - kept),
                        FINDINGS["matmul_strassen_like"])]

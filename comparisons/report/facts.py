@@ -14,7 +14,7 @@ from comparisons.core import registry
 from comparisons.core.config import EXPERIMENTS
 from comparisons.core.registry import REFERENCE, REGISTRY
 from comparisons.core.tolerances import CONVERGED, judged
-from comparisons.output.findings import MAX_WORDS, Finding, joined, render, words
+from comparisons.output.findings import MAX_WORDS, TEMPLATES, Finding, joined, render, words
 from comparisons.output.prose import in_eps, join, named
 from comparisons.report.reading import (break_even_interval, descent_rows, experiment_tables, faster_beyond_noise,
                                         headline_dtype, lesson_loop, load, ols_gaps, ties_with_reference, timed,
@@ -56,8 +56,9 @@ def agreement_facts(equivalence, grads, runs, dtype):
                  grad=float(in_eps(per_step.max(), dtype)) if len(per_step) else 0.0)
     if gram.empty:
         return Finding("same_numbers", facts)
-    return Finding("same_numbers_with_gram", dict(facts, gram_routes=gram.implementation.nunique(),
-                                                  gram_worst=float(in_eps(gram.max_rel_loss_diff.max(), dtype))))
+    return joined(Finding("same_numbers_with_gram", facts, TEMPLATES["same_numbers"]),
+                  Finding("same_numbers_gram", dict(gram_routes=gram.implementation.nunique(),
+                                                    gram_worst=float(in_eps(gram.max_rel_loss_diff.max(), dtype)))))
 
 
 def _speed_rows(timings, dtype):
@@ -82,16 +83,24 @@ def cost_facts(timings, dtype):
     slow = others[others.apply(lambda r: r.median_s > ref.median_s and not ties_with_reference(r, ref), axis=1)]
     facts = dict(dtype=dtype, n=int(ref.n_samples), numpy_update=ref.median_s / ref.iterations,
                  numpy_first=ref.first_call_s, slower_count=len(slow))
-    if len(slow):
-        worst = slow.loc[slow.median_s.idxmax()]
-        facts.update(slowest=named(registry.label(worst.implementation)), slowest_update=worst.median_s / worst.iterations)
     if fast.empty:
-        return Finding("cost_none_faster" if len(slow) else "cost_ties", facts)
-    per = fast.median_s / fast.iterations
-    facts.update(faster_count=len(fast), faster=[named(registry.label(n)) for n in fast.implementation],
-                 faster_update=(float(per.min()), float(per.max())) if per.min() < per.max() else float(per.min()),
-                 faster_first=(float(fast.first_call_s.min()), float(fast.first_call_s.max())))
-    return Finding("cost" if len(slow) else "cost_none_slower", facts)
+        faster = Finding("cost_none_faster")
+    else:
+        per = fast.median_s / fast.iterations
+        faster = Finding("cost_faster", dict(
+            faster_count=len(fast), faster=[named(registry.label(n)) for n in fast.implementation],
+            faster_update=(float(per.min()), float(per.max())) if per.min() < per.max() else float(per.min()),
+            faster_first=(float(fast.first_call_s.min()), float(fast.first_call_s.max()))))
+    if slow.empty:
+        slower = Finding("cost_none_slower")
+    else:
+        worst = slow.loc[slow.median_s.idxmax()]
+        slower = Finding("cost_slower", dict(slowest=named(registry.label(worst.implementation)),
+                                             slowest_update=worst.median_s / worst.iterations))
+    # the kind names the case: a way faster and one slower ("cost"), none faster, none slower, or all tied
+    kind = {(True, True): "cost", (False, True): "cost_none_faster", (True, False): "cost_none_slower",
+            (False, False): "cost_ties"}[(not fast.empty, not slow.empty)]
+    return joined(joined(Finding(kind, facts, TEMPLATES["cost"]), faster), slower)
 
 
 def scaling_wins(scaling):
